@@ -1,0 +1,68 @@
+"""skycut: astronomical cutouts as a declarative, reproducible workflow.
+
+The public names mirror astrocut's so that its examples run with ``import skycut as astrocut``.
+Heavy modules (astropy, asdf, gwcs, ...) are imported lazily, on first use of a name, so that a
+process making one cutout starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("skycut")
+log.addHandler(logging.NullHandler())
+
+# public name -> module that defines it
+_LAZY = {
+    # image cutouts
+    "FITSCutout": "fits_cutout",
+    "fits_cut": "fits_cutout",
+    "img_cut": "fits_cutout",
+    "ASDFCutout": "asdf_cutout",
+    "asdf_cut": "asdf_cutout",
+    "get_center_pixel": "asdf_cutout",
+    "normalize_img": "render",
+    # TESS cubes and cube cutouts
+    "CubeFactory": "cube_factory",
+    "TessCubeCutout": "cube_cutout",
+    "cube_cut": "cube_cutout",
+    "CutoutFactory": "cube_cutout",
+    "TessFootprintCutout": "footprint",
+    "cube_cut_from_footprint": "footprint",
+    "get_tess_sectors": "footprint",
+    "ra_dec_crossmatch": "footprint",
+    # post-processing
+    "center_on_path": "moving_target",
+    "path_to_footprints": "moving_target",
+    "CutoutsCombiner": "combine",
+    "build_default_combine_function": "combine",
+    # errors and warnings
+    "SkycutError": "exceptions",
+    "InvalidInputError": "exceptions",
+    "InvalidQueryError": "exceptions",
+    "NoWcsKeywordsFoundError": "exceptions",
+    "ManifestError": "exceptions",
+    "InputWarning": "exceptions",
+    "DataWarning": "exceptions",
+    "TypeWarning": "exceptions",
+    "ModuleWarning": "exceptions",
+}
+
+__all__ = sorted([*_LAZY, "__version__", "log"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skycut' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"skycut.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

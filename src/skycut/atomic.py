@@ -1,0 +1,64 @@
+"""Crash-safe output: write to a temporary name beside the target, then rename.
+
+A process killed at any point leaves either the previous file or nothing at the final name, never a
+half-written file. Temporary names start with ``.`` and end in ``.part`` so globs of the outputs do
+not pick them up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def temporary_path(final: str | os.PathLike) -> Path:
+    """Return a fresh, unused temporary path in the directory of ``final`` (the directory is created)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_output(final: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
+    """Context manager yielding a temporary path; on success it is renamed to ``final``.
+
+    On any exception the temporary file is removed and ``final`` is left untouched.
+
+    Parameters
+    ----------
+    final : path-like
+        The name the finished file must have.
+    fsync : bool
+        Flush the file to disk before the rename (for large products such as cubes).
+    """
+    final = Path(final)
+    tmp = temporary_path(final)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_hdulist(hdulist, final: str | os.PathLike, *, checksum: bool = True) -> Path:
+    """Write an astropy ``HDUList`` atomically to ``final`` and return the final path."""
+    with atomic_output(final) as tmp:
+        hdulist.writeto(tmp, overwrite=True, checksum=checksum)
+    return Path(final)
+
+
+def write_bytes(data: bytes, final: str | os.PathLike) -> Path:
+    """Write ``data`` atomically to ``final``."""
+    with atomic_output(final) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(final)
