@@ -1,0 +1,356 @@
+"""Loopback servers for testing remote (s3:// and https://) inputs offline.
+
+Two servers, both bound to 127.0.0.1 on a random free port, both counting what they send so tests can
+assert how much a cutout transferred:
+
+* :class:`S3Server` — moto's S3 server (``moto.server.ThreadedMotoServer``) with one bucket;
+  :meth:`S3Server.upload` puts local files in it and :attr:`S3Server.fsspec_kwargs` gives the s3fs options
+  (``endpoint_url``, ``key``, ``secret``) that reach it.
+* :class:`RangeHTTPServer` — a threaded HTTP server serving one directory with ``rangehttpserver``'s
+  ``RangeRequestHandler`` (honours ``Range: bytes=a-b``); :meth:`RangeHTTPServer.url` builds URLs.
+
+Both have a :class:`TransferLog` at ``.log`` with ``requests`` (list of :class:`Request`), ``bytes_sent``
+(response body bytes), ``reset()``, and ``body_requests(method="GET")``.
+
+Usage as pytest fixtures: import the fixture functions into a test module (or a conftest)::
+
+    from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
+
+    def test_something(s3_server, tmp_path):
+        uri = s3_server.upload(tmp_path / "image.fits")       # -> "s3://skycut-test/image.fits"
+        ... open uri with fsspec_kwargs=s3_server.fsspec_kwargs ...
+        assert s3_server.log.bytes_sent < 2_000_000
+
+``s3_server`` is session-scoped (starting moto takes about a second); call ``s3_server.log.reset()`` before
+measuring. ``http_server`` is function-scoped and serves the test's ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+__all__ = [
+    "Request",
+    "TransferLog",
+    "S3Server",
+    "RangeHTTPServer",
+    "s3_server",
+    "http_server",
+    "http_server_factory",
+]
+
+BUCKET = "skycut-test"
+
+
+@dataclass
+class Request:
+    """One request seen by a server: method, path, ``Range`` header (or None), response body bytes, status."""
+
+    method: str
+    path: str
+    range: str | None
+    nbytes: int = 0
+    status: int = 0
+
+
+@dataclass
+class TransferLog:
+    """Thread-safe record of the requests a server answered and the body bytes it sent."""
+
+    requests: list[Request] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    @property
+    def bytes_sent(self) -> int:
+        """Total response body bytes sent since the last reset."""
+        with self._lock:
+            return sum(r.nbytes for r in self.requests)
+
+    @property
+    def n_requests(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def body_requests(self, method: str = "GET") -> list[Request]:
+        """Requests with the given method (e.g. only the ``GET``s that carry file bytes)."""
+        with self._lock:
+            return [r for r in self.requests if r.method == method]
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------- S3 (moto)
+
+
+class _CountingApp:
+    """WSGI middleware counting requests and response body bytes."""
+
+    def __init__(self, app, log: TransferLog):
+        self.app = app
+        self.log = log
+
+    def __call__(self, environ, start_response):
+        req = Request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                      environ.get("HTTP_RANGE"))
+
+        def _start(status, headers, exc_info=None):
+            try:
+                req.status = int(str(status).split()[0])
+            except ValueError:
+                pass
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, _start)
+        try:
+            for chunk in result:
+                req.nbytes += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+            self.log.add(req)
+
+
+class S3Server:
+    """moto's S3 server on loopback with one bucket, counting transferred bytes.
+
+    Attributes
+    ----------
+    endpoint_url : str
+        ``http://127.0.0.1:<port>``.
+    bucket : str
+    log : TransferLog
+    fsspec_kwargs : dict
+        ``{"endpoint_url", "key", "secret"}`` for ``s3fs`` / ``skycut`` ``fsspec_kwargs``.
+    """
+
+    key = "testing"
+    secret = "testing"
+
+    def __init__(self, bucket: str = BUCKET):
+        self.bucket = bucket
+        self.log = TransferLog()
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self.endpoint_url = ""
+
+    def start(self) -> S3Server:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        for name, value in (("AWS_ACCESS_KEY_ID", self.key), ("AWS_SECRET_ACCESS_KEY", self.secret),
+                            ("AWS_DEFAULT_REGION", "us-east-1")):
+            os.environ.setdefault(name, value)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.log)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        host, port = self._server.server_address[:2]
+        self.endpoint_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-s3", daemon=True)
+        self._thread.start()
+        self._client().create_bucket(Bucket=self.bucket)
+        self.log.reset()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
+                            aws_secret_access_key=self.secret, region_name="us-east-1")
+
+    @property
+    def fsspec_kwargs(self) -> dict:
+        return {"endpoint_url": self.endpoint_url, "key": self.key, "secret": self.secret}
+
+    def upload(self, path: str | os.PathLike, key: str | None = None) -> str:
+        """Upload a local file (streamed, so sparse 200 MB files are fine) and return its ``s3://`` URI."""
+        path = Path(path)
+        key = key or path.name
+        with open(path, "rb") as fh:
+            self._client().upload_fileobj(fh, self.bucket, key)
+        # the middleware logs a request when its response is closed, which may be just after the client returns
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not any(
+                r.method in ("PUT", "POST") and r.path.endswith(key) for r in self.log.requests):
+            time.sleep(0.01)
+        self.log.reset()
+        return f"s3://{self.bucket}/{key}"
+
+    def delete(self, key: str) -> None:
+        self._client().delete_object(Bucket=self.bucket, Key=key)
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------- HTTP (Range)
+
+
+class _CountingWriter:
+    def __init__(self, raw, counter: Request):
+        self.raw = raw
+        self.counter = counter
+
+    def write(self, data) -> int:
+        n = self.raw.write(data)
+        self.counter.nbytes += len(data)
+        return n
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _handler_class(log: TransferLog):
+    from RangeHTTPServer import RangeRequestHandler
+
+    class CountingRangeHandler(RangeRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
+            pass
+
+        def send_head(self):
+            self._skycut_req = Request(self.command, self.path, self.headers.get("Range"))
+            f = super().send_head()
+            if self.command == "HEAD" or f is None:
+                log.add(self._skycut_req)
+            return f
+
+        def send_response(self, code, message=None):
+            if hasattr(self, "_skycut_req"):
+                self._skycut_req.status = int(code)
+            super().send_response(code, message)
+
+        def copyfile(self, source, outputfile):
+            req = self._skycut_req
+            try:
+                super().copyfile(source, _CountingWriter(outputfile, req))
+            finally:
+                log.add(req)
+
+    return CountingRangeHandler
+
+
+class RangeHTTPServer:
+    """A threaded HTTP server honouring ``Range`` requests, serving ``directory`` on loopback."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.log = TransferLog()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    def start(self) -> RangeHTTPServer:
+        handler = functools.partial(_handler_class(self.log), directory=str(self.directory))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.base_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="range-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def url(self, name: str | os.PathLike) -> str:
+        """URL of a file given by its name relative to the served directory (or an absolute path in it)."""
+        p = Path(name)
+        if p.is_absolute():
+            p = p.relative_to(self.directory)
+        return f"{self.base_url}/{p.as_posix()}"
+
+    def add(self, path: str | os.PathLike) -> str:
+        """Copy a file into the served directory (if it is not there already) and return its URL."""
+        path = Path(path)
+        if path.parent.resolve() != self.directory.resolve():
+            shutil.copy(path, self.directory / path.name)
+        return self.url(path.name)
+
+    def __enter__(self) -> RangeHTTPServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A running :class:`S3Server` (moto) shared by the session; its log is reset on upload."""
+    pytest.importorskip("moto")
+    server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A running :class:`RangeHTTPServer` serving this test's ``tmp_path``."""
+    pytest.importorskip("RangeHTTPServer")
+    with RangeHTTPServer(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def http_server_factory():
+    """Start :class:`RangeHTTPServer` instances on any directory; all are stopped after the test."""
+    started: list[RangeHTTPServer] = []
+
+    def make(directory: str | os.PathLike) -> RangeHTTPServer:
+        server = RangeHTTPServer(directory).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
