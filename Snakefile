@@ -1,0 +1,22 @@
+# skycut workflow: snakemake --configfile config.example.yaml --cores 2
+# The manifest (config) is validated by skycut's pydantic models before any job runs.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+include: "rules/common.smk"
+
+
+rule all:
+    input:
+        PLAN.all_outputs(),
+    default_target: True
+
+
+include: "rules/simulate.smk"
+include: "rules/image_cutouts.smk"
+include: "rules/combine.smk"
+include: "rules/render.smk"
+include: "rules/cubes.smk"
+include: "rules/cube_cutouts.smk"

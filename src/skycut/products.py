@@ -1,0 +1,277 @@
+"""Batch operations behind the workflow's jobs: each takes plain paths and records, writes its products
+through :mod:`skycut.atomic`, and writes a JSON index of what it made.
+
+The Snakemake scripts in ``workflow/`` only unpack ``snakemake.input/params/output`` and call one function
+here, so every job can be run and tested without Snakemake.
+
+An index is ``{"products": {target: [files...]}, "skipped": {target: reason}}``. A target that misses
+every image of an input set is *skipped* with the reason (a survey's target list routinely includes
+targets outside some images); bad input (unreadable file, bad option) raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_output, write_hdulist
+from .exceptions import InvalidQueryError
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
+    """Send skycut's log records (and warnings) to ``log_file`` (or stderr)."""
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)
+
+
+def write_index(path: str | Path, products: dict[str, list[str]], skipped: dict[str, str] | None = None,
+                **extra: Any) -> dict[str, Any]:
+    """Write a job's JSON index atomically and return it."""
+    index = {"products": products, "skipped": skipped or {}, **extra}
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return index
+
+
+def read_index(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def _fill(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _coordinate(spec: Any):
+    """A manifest coordinate spec (string, [ra, dec], {ra, dec, frame}) as a SkyCoord."""
+    from astropy.coordinates import SkyCoord
+
+    from .geometry import parse_coordinates
+
+    if isinstance(spec, dict):
+        unit = "deg" if isinstance(spec["ra"], (int, float)) else ("hourangle", "deg")
+        return SkyCoord(spec["ra"], spec["dec"], unit=unit, frame=spec.get("frame", "icrs")).icrs
+    return parse_coordinates(spec)[0]
+
+
+# ------------------------------------------------------------------------------------------------ demo
+def make_demo(spec: dict[str, Any], out_dir: str) -> dict[str, list[str]]:
+    """Make the simulated demo data a manifest's ``demo`` section asks for."""
+    from .simulate import simulate_demo
+
+    made = simulate_demo(spec, out_dir)
+    return {k: [str(p) for p in v] for k, v in made.items()}
+
+
+# ------------------------------------------------------------------------------------------------ images
+def cut_images(files: list[str], targets: list[dict[str, Any]], out_dir: str, index_path: str, *,
+               file_format: str = "fits", extensions: Any = None, fill_value: float | None = None,
+               lite: bool = False, output_format: str | None = None,
+               fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cut every target from an input set; one output file per target (several for ASDF sets).
+
+    FITS: ``{out_dir}/{target}.fits`` holds one CUTOUT HDU per (file, extension) that contains the target.
+    ASDF: ``{out_dir}/{target}.asdf`` (``{target}_{k}.asdf`` when the set has several files).
+    """
+    products: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    out = Path(out_dir)
+    for target in targets:
+        name, coord = target["name"], _coordinate(target["coordinates"])
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if file_format == "asdf":
+                    products[name] = _cut_asdf(files, coord, target["size"], out, name, fill_value, lite,
+                                               output_format or "asdf", fsspec_kwargs)
+                else:
+                    products[name] = _cut_fits(files, coord, target["size"], out, name, extensions,
+                                               fill_value, fsspec_kwargs)
+            for w in caught:
+                log.warning("%s: %s", name, w.message)
+        except InvalidQueryError as exc:
+            log.warning("target %s skipped: %s", name, exc)
+            skipped[name] = str(exc)
+    log.info("cut %d targets (%d skipped) from %d file(s)", len(products), len(skipped), len(files))
+    return write_index(index_path, products, skipped)
+
+
+def _cut_fits(files, coord, size, out: Path, name, extensions, fill_value, fsspec_kwargs) -> list[str]:
+    from .fits_cutout import FITSCutout
+
+    cutout = FITSCutout(files, coord, size, fill_value=_fill(fill_value), extension=extensions,
+                        single_outfile=True, fsspec_kwargs=fsspec_kwargs)
+    path = out / f"{name}.fits"
+    write_hdulist(cutout.fits_cutouts[0], path)
+    return [str(path)]
+
+
+def _cut_asdf(files, coord, size, out: Path, name, fill_value, lite, output_format, fsspec_kwargs) -> list[str]:
+    from .asdf_cutout import ASDFCutout
+
+    cutout = ASDFCutout(files, coord, size, fill_value=_fill(fill_value), lite=lite, fsspec_kwargs=fsspec_kwargs)
+    written = []
+    results = cutout.asdf_cutouts if output_format == "asdf" else cutout.fits_cutouts
+    rows = list(results)
+    for k, row in enumerate(rows):
+        path = out / (f"{name}.{output_format}" if len(rows) == 1 else f"{name}_{k}.{output_format}")
+        obj = row["cutout"]
+        if output_format == "asdf":
+            with atomic_output(path) as tmp:
+                obj.write_to(tmp)
+        else:
+            write_hdulist(obj, path)
+        written.append(str(path))
+    return written
+
+
+# ------------------------------------------------------------------------------------------------ arrays
+def cutout_arrays(path: str) -> list[tuple[Any, dict[str, Any]]]:
+    """The image arrays of a cutout file with rendering metadata: FITS CUTOUT HDUs or an ASDF's data."""
+    import numpy as np
+
+    from . import __version__
+
+    meta_base = {"input_file": Path(path).name, "origin": "skycut", "version": __version__}
+    arrays = []
+    if path.endswith(".asdf"):
+        import asdf
+
+        with asdf.open(path, memmap=False) as af:
+            data = np.asarray(af["roman"]["data"])
+            arrays.append((getattr(data, "value", data), dict(meta_base)))
+        return arrays
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    with fits.open(path) as hdul:
+        primary = hdul[0].header
+        for hdu in hdul:
+            if hdu.data is None or hdu.data.ndim != 2:
+                continue
+            meta = dict(meta_base)
+            meta.update(cutout_size_x_pix=hdu.data.shape[1], cutout_size_y_pix=hdu.data.shape[0],
+                        center_ra_deg=primary.get("RA_OBJ"), center_dec_deg=primary.get("DEC_OBJ"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wcs = WCS(hdu.header)
+            if wcs.has_celestial:
+                meta["pixel_scale_arcsec_per_pix"] = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600)
+            arrays.append((np.array(hdu.data, dtype=float), meta))
+    return arrays
+
+
+# ------------------------------------------------------------------------------------------------ render
+def render_images(inputs: dict[str, list[str]], out_dir: str, index_path: str, *, targets: list[str] | None = None,
+                  stretch: str = "asinh", minmax_percent=None, minmax_value=None, invert: bool = False,
+                  colorize: bool = False, image_format: str = "png") -> dict[str, Any]:
+    """Render cutouts listed in the index files of ``inputs`` (product name -> index paths).
+
+    Greyscale: ``{out_dir}/{product}/{target}.{fmt}`` (``_{k}`` added when a file holds several cutouts).
+    Colour: ``{out_dir}/{target}.{fmt}`` from the first cutout of each of the three products (R, G, B).
+    """
+    from .render import save_image, to_pil_images
+
+    files_by_product = {name: _merge_indexes(paths) for name, paths in inputs.items()}
+    wanted = set(targets) if targets else None
+    options = dict(stretch=stretch, minmax_percent=minmax_percent, minmax_value=minmax_value, invert=invert)
+    products: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    out = Path(out_dir)
+    if colorize:
+        names = list(files_by_product)
+        common = set.intersection(*(set(files_by_product[n]) for n in names))
+        for target in sorted(common if wanted is None else common & wanted):
+            channels = [cutout_arrays(files_by_product[n][target][0])[0] for n in names]
+            arrays = [a for a, _ in channels]
+            if len({a.shape for a in arrays}) != 1:
+                skipped[target] = f"channel shapes differ: {[a.shape for a in arrays]}"
+                continue
+            meta = dict(channels[0][1], input_file=",".join(m["input_file"] for _, m in channels))
+            img = to_pil_images(arrays, [meta] * 3, colorize=True, **options)[0]
+            products[target] = [str(save_image(img, out / f"{target}.{image_format}", image_format))]
+    else:
+        for product, by_target in files_by_product.items():
+            for target, files in sorted(by_target.items()):
+                if wanted is not None and target not in wanted:
+                    continue
+                pairs = [p for f in files for p in cutout_arrays(f)]
+                images = to_pil_images([a for a, _ in pairs], [m for _, m in pairs], colorize=False, **options)
+                for k, img in enumerate(images):
+                    stem = target if len(images) == 1 else f"{target}_{k}"
+                    path = save_image(img, out / product / f"{stem}.{image_format}", image_format)
+                    products.setdefault(target, []).append(str(path))
+    return write_index(index_path, products, skipped)
+
+
+def _merge_indexes(paths: list[str]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for path in paths:
+        merged.update(read_index(path)["products"])
+    return merged
+
+
+# ------------------------------------------------------------------------------------------------ combine
+def combine_cutouts(inputs: dict[str, list[str]], out_dir: str, index_path: str, *,
+                    targets: list[str] | None = None, combiner: str = "mean",
+                    null_value: float | None = None) -> dict[str, Any]:
+    """Combine each target's FITS cutouts from several input sets into ``{out_dir}/{target}.fits``."""
+    from .combine import CutoutsCombiner, resolve_combiner
+
+    by_product = [_merge_indexes(paths) for paths in inputs.values()]
+    common = set.intersection(*(set(p) for p in by_product)) if by_product else set()
+    if targets:
+        common &= set(targets)
+    products: dict[str, list[str]] = {}
+    builder = resolve_combiner(combiner)
+    for target in sorted(common):
+        files = [p[target][0] for p in by_product]
+        comb = CutoutsCombiner(files)
+        comb.build_img_combiner(builder, builder_args=[comb.input_hdulists[0], _fill(null_value)])
+        path = Path(out_dir) / f"{target}.fits"
+        comb.combine(str(path))
+        products[target] = [str(path)]
+    skipped = {t: "not cut from every input" for p in by_product for t in p if t not in common}
+    return write_index(index_path, products, skipped)
+
+
+# ------------------------------------------------------------------------------------------------ cubes
+def build_cube(files: list[str], cube_file: str, *, sector: int, max_memory: float) -> str:
+    """Build a TESS cube from FFIs (:class:`~skycut.cube_factory.CubeFactory`)."""
+    from .cube_factory import CubeFactory
+
+    return str(CubeFactory().make_cube(files, cube_file=cube_file, sector=sector, max_memory=max_memory,
+                                       verbose=True))
+
+
+def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path: str, *,
+             fill_value: float | None = None, threads: int | str = 1,
+             fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cut a batch of targets from one cube (opened once) into ``{out_dir}/{target}.fits`` TPFs."""
+    from .cube_cutout import TessCubeCutout
+
+    products: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for target in targets:
+        name = target["name"]
+        try:
+            cut = TessCubeCutout(cube, _coordinate(target["coordinates"]), target["size"],
+                                 fill_value=_fill(fill_value), threads=threads, fsspec_kwargs=fsspec_kwargs)
+        except InvalidQueryError as exc:
+            log.warning("target %s skipped: %s", name, exc)
+            skipped[name] = str(exc)
+            continue
+        path = Path(out_dir) / f"{name}.fits"
+        write_hdulist(cut.tpf_cutouts[0], path)
+        products[name] = [str(path)]
+    return write_index(index_path, products, skipped, cube=cube)
