@@ -450,6 +450,9 @@ def problems_from(error: ValidationError) -> list[tuple[str, str, Any]]:
     for err in error.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
         msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == SAFE_NAME_PATTERN:
+            msg = ("must be a safe name: letters, digits, '_', '.', '+', '-' (at most 100, no '/', "
+                   "not starting with '.'), so it cannot escape output_dir")
         problems.append((format_loc(loc), msg, err.get("input")))
     # a union field that failed every member yields one error per member; keep the first per path+value
     unique, seen = [], set()
@@ -462,7 +465,7 @@ def problems_from(error: ValidationError) -> list[tuple[str, str, Any]]:
 
 
 def _is_union_tag(part: str) -> bool:
-    return part in {"str", "int", "float", "list[float]", "list[int]", "list[str]", "dict[str,any]",
+    return part in {"[key]", "str", "int", "float", "list[float]", "list[int]", "list[str]", "dict[str,any]",
                     "list[union[int,str]]", "literal['auto']", "literal['all']"} or part.startswith(
         ("list[", "dict[", "literal[", "function-after["))
 
