@@ -1,0 +1,403 @@
+"""Target pixel files (TPFs) of cube cutouts, serialised directly to FITS bytes.
+
+Layout (TESScut's / astrocut's, ``astrocut-formats.md`` §b) plus what astrocut 1.4 loses:
+
+* ``PRIMARY``: the cube's primary header without per-FFI keywords, plus ``CREATOR``, ``PROCVER``, ``FFI_TYPE``,
+  ``RA_OBJ``/``DEC_OBJ``, the time keywords and placeholder target keywords.
+* ``PIXELS`` binary table, one row per FFI: ``TIME, TIMECORR, CADENCENO, RAW_CNTS, FLUX, FLUX_ERR, FLUX_BKG,
+  FLUX_BKG_ERR, QUALITY, POS_CORR1, POS_CORR2, FFI_FILE``. Image columns have per-row numpy shape ``(ny, nx)``
+  (``TDIM = (nx, ny)``) and carry the SPOC per-column WCS keywords: the fitted linear sky WCS (``1CTYP5`` ...) and
+  the physical WCS whose ``1CRV5P``/``2CRV5P`` give the cutout's lower-left corner on the CCD (1-based column and
+  row, what lightkurve reports as ``tpf.column``/``tpf.row``). ``WCS_MSEP``/``WCS_SIG`` are the real residuals of
+  the linear fit against the full SIP WCS. ``FFI_FILE`` holds whole file names.
+* ``APERTURE`` int32 image ``(ny, nx)``: 1 where the pixel is on the CCD, 0 for padding; linear WCS header.
+
+Headers are assembled from 80-character card strings and checksums computed here, so writing hundreds of TPFs
+from one cube costs about a millisecond each; :func:`tpf_hdulist` parses the same bytes into an astropy HDUList.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_output
+
+BLOCK = 2880
+
+# keywords of the cube's primary header that describe a single FFI, not the TPF (astrocut removes the same)
+REMOVED_PRIMARY = ("SC_*", "RMS*", "A_*", "AP_*", "B_*", "BP*", "GAIN*", "TESS_*", "CD*", "CT*", "CRPIX*", "CRVAL*",
+                   "MJD*", "COMMENT", "FILTER", "TIME", "EXPTIME", "ACS_MODE", "DEC_TARG", "FLXWIN", "RA_TARG",
+                   "CCDNUM", "CAMNUM", "WCSGDF", "UNITS", "CADENCE", "SCIPIXS", "INT_TIME", "PIX_CAT", "REQUANT",
+                   "DIFF_HUF", "PRIM_HUF", "QUAL_BIT", "SPM", "STARTTJD", "ENDTJD", "CRM", "TJD_ZERO", "CRM_N",
+                   "ORBIT_ID", "MIDTJD", "SIMPLE", "BITPIX", "NAXIS*", "EXTEND", "CHECKSUM", "DATASUM", "END")
+
+# per-FFI keywords copied from the WCS row of the cube table into the PIXELS header (SPOC TPF set)
+IMAGE_KEYWORDS = ("BACKAPP", "CDPP0_5", "CDPP1_0", "CDPP2_0", "CROWDSAP", "DEADAPP", "DEADC", "EXPOSURE", "FLFRCSAP",
+                  "FRAMETIM", "FXDOFF", "GAINA", "GAINB", "GAINC", "GAIND", "INT_TIME", "LIVETIME", "MEANBLCA",
+                  "MEANBLCB", "MEANBLCC", "MEANBLCD", "NREADOUT", "NUM_FRM", "READNOIA", "READNOIB", "READNOIC",
+                  "READNOID", "READTIME", "TIERRELA", "TIMEDEL", "TIMEPIXR", "TMOFST11", "VIGNAPP")
+
+IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
+
+
+# ------------------------------------------------------------------------------------------ cards
+
+
+def _format_float(value: float) -> str:
+    text = repr(float(value)).upper()
+    if "E" in text:
+        mant, exp = text.split("E")
+        if "." not in mant:
+            mant += ".0"
+        text = f"{mant}E{int(exp):+03d}"
+    elif "." not in text:
+        text += ".0"
+    digits = 15
+    while len(text) > 20 and digits > 1:
+        text = f"{value:.{digits}E}"
+        digits -= 1
+    return text
+
+
+def format_card(key: str, value: Any = None, comment: str = "") -> str:
+    """One 80-character FITS card. ``value=None`` writes an undefined value; non-finite floats too.
+
+    Strings longer than a card allows are delegated to astropy (``CONTINUE`` convention).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        field = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, (int, np.integer)):
+        field = f"{int(value):>20d}"
+    elif isinstance(value, (float, np.floating)):
+        field = f"{_format_float(float(value)):>20}" if np.isfinite(value) else " " * 20
+    elif value is None:
+        field = " " * 20
+    else:
+        text = str(value).replace("'", "''")
+        field = f"'{text:<8}'"
+        field = f"{field:<20}"
+        if len(field) > 70:
+            from astropy.io import fits
+
+            return fits.Card(key, str(value), comment).image
+    card = f"{key:<8}= {field}"
+    if comment:
+        card += f" / {comment}"
+    return f"{card[:80]:<80}"
+
+
+def header_block(cards: list[str]) -> bytes:
+    """Cards + ``END``, padded with blanks to whole 2880-byte blocks."""
+    text = "".join(cards) + f"{'END':<80}"
+    text += " " * (-len(text) % BLOCK)
+    return text.encode("ascii", errors="replace")
+
+
+def _key(card: str) -> str:
+    return card[:8].strip()
+
+
+def filter_cards(cards: list[str], patterns: tuple[str, ...] = REMOVED_PRIMARY) -> list[str]:
+    """Drop cards whose keyword matches one of the shell-style ``patterns``."""
+    return [c for c in cards if not any(fnmatch.fnmatchcase(_key(c), p) for p in patterns)]
+
+
+def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
+    """Replace the first card with ``key`` in place, or append it."""
+    new = format_card(key, value, comment)
+    for i, card in enumerate(cards):
+        if _key(card) == key:
+            cards[i] = new
+            return
+    cards.append(new)
+
+
+# ------------------------------------------------------------------------------------------ checksums
+
+
+def ones_complement_sum(buf: bytes | np.ndarray, start: int = 0) -> int:
+    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``."""
+    words = np.frombuffer(buf, dtype=">u4")
+    total = int(words.sum(dtype=np.uint64)) + start
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+_EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
+
+
+def encode_checksum(value: int) -> str:
+    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
+    raw = value.to_bytes(4, "big")
+    chars = [0] * 16
+    for i, byte in enumerate(raw):
+        quotient, remainder = byte // 4 + 0x30, byte % 4
+        group = [quotient + remainder, quotient, quotient, quotient]
+        changed = True
+        while changed:
+            changed = False
+            for j in (0, 2):
+                if group[j] in _EXCLUDED or group[j + 1] in _EXCLUDED:
+                    group[j] += 1
+                    group[j + 1] -= 1
+                    changed = True
+        for j in range(4):
+            chars[4 * j + i] = group[j]
+    return bytes(chars[15:] + chars[:15]).decode("ascii")
+
+
+def hdu_bytes(cards: list[str], data: bytes) -> bytes:
+    """Header + data of one HDU with ``CHECKSUM``/``DATASUM`` filled in; ``data`` is padded with zeros."""
+    data = data + b"\0" * (-len(data) % BLOCK)
+    datasum = ones_complement_sum(data)
+    cards = [c for c in cards if _key(c) not in ("CHECKSUM", "DATASUM")]
+    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum"))
+    cards.append(format_card("DATASUM", str(datasum), "data unit checksum"))
+    header = header_block(cards)
+    total = ones_complement_sum(header, datasum)
+    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum")
+    return header_block(cards) + data
+
+
+# ------------------------------------------------------------------------------------------ the TPF
+
+
+@dataclass
+class CubeMeta:
+    """What every TPF of one cube shares (built once per cube by the cutout code).
+
+    ``primary_cards`` are the cube's primary cards already filtered; time-like arrays have one entry per FFI.
+    """
+
+    primary_cards: list[str]
+    time: np.ndarray
+    timecorr: np.ndarray
+    cadenceno: np.ndarray
+    quality: np.ndarray
+    ffi_files: np.ndarray
+    image_cards: list[str]  # IMAGE_KEYWORDS values + WCS_FFI, from the cube's WCS row
+    tstart: float | None
+    tstop: float | None
+
+
+@dataclass
+class TpfCutout:
+    """One cutout to serialise: sky target, limits and pixels, and the fitted linear WCS.
+
+    ``block`` has numpy shape ``(ny, nx, ntime, 2)`` (cube order, ``[..., 0]`` flux, ``[..., 1]`` uncertainty),
+    already padded; ``lims`` are ``[[xmin, xmax], [ymin, ymax]]`` 0-based on the CCD; ``crpix`` is 1-based in the
+    cutout; ``cd`` is the 2x2 linear matrix in degrees per pixel.
+    """
+
+    ra: float
+    dec: float
+    lims: np.ndarray
+    block: np.ndarray
+    aperture: np.ndarray
+    crval: tuple[float, float]
+    crpix: tuple[float, float]
+    cd: np.ndarray
+    wcs_msep: float
+    wcs_sig: float
+    corner: tuple[int, int] | None = None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
+
+
+def primary_cards(meta: CubeMeta, cut: TpfCutout, creator: str, version: str) -> list[str]:
+    cards = [format_card("SIMPLE", True, "conforms to FITS standard"),
+             format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 0, "number of array dimensions"),
+             format_card("EXTEND", True)]
+    cards += meta.primary_cards
+    if not any(_key(c) == "ORIGIN" for c in cards):
+        set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
+    for key, value, comment in (
+            ("CREATOR", creator, "pipeline job and program used to produce this file"),
+            ("PROCVER", version, "SW version"), ("FFI_TYPE", "SPOC", "the FFI type used to make the cutouts"),
+            ("RA_OBJ", float(cut.ra), "[deg] right ascension"), ("DEC_OBJ", float(cut.dec), "[deg] declination"),
+            ("TIMEREF", "SOLARSYSTEM", "barycentric correction applied to times"),
+            ("TASSIGN", "SPACECRAFT", "where time is assigned"), ("TIMESYS", "TDB", "time system is TDB"),
+            ("BJDREFI", 2457000, "integer part of BTJD reference date"),
+            ("BJDREFF", 0.0, "fraction of the day in BTJD reference date"), ("TIMEUNIT", "d", "time unit for TIME"),
+            ("TELAPSE", (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None,
+             "[d] TSTOP - TSTART"),
+            ("OBJECT", "", "string version of target id"), ("TCID", 0, "unique tess target identifier"),
+            ("PXTABLE", 0, "pixel table id"), ("PMRA", 0.0, "[mas/yr] RA proper motion"),
+            ("PMDEC", 0.0, "[mas/yr] Dec proper motion"), ("PMTOTAL", 0.0, "[mas/yr] total proper motion"),
+            ("TESSMAG", 0.0, "[mag] TESS magnitude"), ("TEFF", 0.0, "[K] Effective temperature"),
+            ("LOGG", 0.0, "[cm/s2] log10 surface gravity"), ("MH", 0.0, "[log10([M/H])] metallicity"),
+            ("RADIUS", 0.0, "[solar radii] stellar radius"), ("TICVER", 0, "TICVER"),
+            ("TICID", None, "unique tess target identifier")):
+        set_card(cards, key, value, comment)
+    return cards
+
+
+def _sky_wcs_cards(n: int, cut: TpfCutout, with_physical: bool) -> list[str]:
+    cards = []
+    if with_physical:
+        (xmin, _), (ymin, _) = cut.lims
+        col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
+        cards += [format_card(f"WCSN{n}P", "PHYSICAL", "table column WCS name"),
+                  format_card(f"WCAX{n}P", 2, "table column physical WCS dimensions"),
+                  format_card(f"1CTY{n}P", "RAWX", "table column physical WCS axis 1 type, CCD col"),
+                  format_card(f"2CTY{n}P", "RAWY", "table column physical WCS axis 2 type, CCD row"),
+                  format_card(f"1CUN{n}P", "PIXEL", "table column physical WCS axis 1 unit"),
+                  format_card(f"2CUN{n}P", "PIXEL", "table column physical WCS axis 2 unit"),
+                  format_card(f"1CRV{n}P", int(col), "table column physical WCS ax 1 ref value"),
+                  format_card(f"2CRV{n}P", int(row), "table column physical WCS ax 2 ref value"),
+                  format_card(f"1CDL{n}P", 1.0, "table column physical WCS a1 step"),
+                  format_card(f"2CDL{n}P", 1.0, "table column physical WCS a2 step"),
+                  format_card(f"1CRP{n}P", 1, "table column physical WCS a1 reference"),
+                  format_card(f"2CRP{n}P", 1, "table column physical WCS a2 reference")]
+    cd = cut.cd
+    cards += [format_card(f"WCAX{n}", 2, "number of WCS axes"),
+              format_card(f"1CTYP{n}", "RA---TAN", "right ascension coordinate type"),
+              format_card(f"2CTYP{n}", "DEC--TAN", "declination coordinate type"),
+              format_card(f"1CRPX{n}", float(cut.crpix[0]), "[pixel] reference pixel along image axis 1"),
+              format_card(f"2CRPX{n}", float(cut.crpix[1]), "[pixel] reference pixel along image axis 2"),
+              format_card(f"1CRVL{n}", float(cut.crval[0]), "[deg] right ascension at reference pixel"),
+              format_card(f"2CRVL{n}", float(cut.crval[1]), "[deg] declination at reference pixel"),
+              format_card(f"1CUNI{n}", "deg", "physical unit in column dimension"),
+              format_card(f"2CUNI{n}", "deg", "physical unit in row dimension"),
+              format_card(f"1CDLT{n}", 1.0, "[deg] pixel scale in RA dimension"),
+              format_card(f"2CDLT{n}", 1.0, "[deg] pixel scale in DEC dimension"),
+              format_card(f"11PC{n}", float(cd[0, 0]), "linear transformation matrix element"),
+              format_card(f"12PC{n}", float(cd[0, 1]), "linear transformation matrix element"),
+              format_card(f"21PC{n}", float(cd[1, 0]), "linear transformation matrix element"),
+              format_card(f"22PC{n}", float(cd[1, 1]), "linear transformation matrix element")]
+    return cards
+
+
+def _columns(nx: int, ny: int, name_width: int) -> list[tuple[str, str, str, str, Any]]:
+    """(name, TFORM, TUNIT, TDISP, numpy dtype) of the 12 PIXELS columns."""
+    n = nx * ny
+    img = (ny, nx)
+    return [("TIME", "D", "BJD - 2457000, days", "D14.7", ">f8"),
+            ("TIMECORR", "E", "d", "E14.7", ">f4"),
+            ("CADENCENO", "J", "", "I10", ">i4"),
+            ("RAW_CNTS", f"{n}J", "count", "I8", (">i4", img)),
+            ("FLUX", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+            ("FLUX_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+            ("FLUX_BKG", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+            ("FLUX_BKG_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+            ("QUALITY", "J", "", "B16.16", ">i4"),
+            ("POS_CORR1", "E", "pixel", "E14.7", ">f4"),
+            ("POS_CORR2", "E", "pixel", "E14.7", ">f4"),
+            ("FFI_FILE", f"{name_width}A", "", "", f"S{name_width}")]
+
+
+def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> bytes:
+    ny, nx = cut.aperture.shape
+    nt = cut.block.shape[2]
+    names = np.asarray(meta.ffi_files).astype(str)
+    width = max(1, max((len(s.encode("ascii", "replace")) for s in names), default=1))
+    cols = _columns(nx, ny, width)
+    rec = np.zeros(nt, dtype=[(c[0], c[4]) for c in cols])
+    rec["TIME"] = meta.time
+    rec["TIMECORR"] = meta.timecorr
+    rec["CADENCENO"] = meta.cadenceno
+    rec["RAW_CNTS"] = -1
+    block = cut.block
+    if block.dtype.byteorder == "=" or block.dtype.itemsize != 4:
+        block = block.astype(">f4")
+    rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
+    rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
+    rec["QUALITY"] = meta.quality
+    rec["FFI_FILE"] = np.char.encode(names, "ascii", errors="replace")
+    data = rec.tobytes()
+
+    cards = [format_card("XTENSION", "BINTABLE", "binary table extension"),
+             format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 2, "number of array dimensions"),
+             format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
+             format_card("NAXIS2", nt, "length of dimension 2"), format_card("PCOUNT", 0, "number of group params"),
+             format_card("GCOUNT", 1, "number of groups"), format_card("TFIELDS", len(cols), "number of table fields")]
+    for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
+        cards.append(format_card(f"TTYPE{i}", name, "column title"))
+        cards.append(format_card(f"TFORM{i}", tform, "column format"))
+        if tunit:
+            cards.append(format_card(f"TUNIT{i}", tunit, "column units"))
+        if tdisp:
+            cards.append(format_card(f"TDISP{i}", tdisp, "column display format"))
+        if name in IMAGE_COLUMNS:
+            cards.append(format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array"))
+            if name == "RAW_CNTS":
+                cards.append(format_card(f"TNULL{i}", -1, "null value"))
+            cards += _sky_wcs_cards(i, cut, with_physical=True)
+    cards += [format_card("EXTNAME", "PIXELS", "name of extension"),
+              format_card("INHERIT", True, "inherit the primary header")]
+    cards += meta.image_cards
+    cards += [format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
+              format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS")]
+    cards += _inherited(primary, cards)
+    return hdu_bytes(cards, data)
+
+
+def _inherited(primary: list[str], existing: list[str]) -> list[str]:
+    """Primary cards copied into an extension (as astrocut does), skipping structural and existing keywords."""
+    have = {_key(c) for c in existing}
+    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "EXTNAME", "HISTORY", "COMMENT", ""}
+    return [c for c in primary if _key(c) not in skip and _key(c) not in have]
+
+
+def aperture_hdu(cut: TpfCutout, primary: list[str]) -> bytes:
+    ny, nx = cut.aperture.shape
+    cd = cut.cd
+    npix_missing = int((cut.aperture == 0).sum())
+    cards = [format_card("XTENSION", "IMAGE", "Image extension"), format_card("BITPIX", 32, "array data type"),
+             format_card("NAXIS", 2, "number of array dimensions"), format_card("NAXIS1", nx),
+             format_card("NAXIS2", ny), format_card("PCOUNT", 0, "number of parameters"),
+             format_card("GCOUNT", 1, "number of groups"), format_card("EXTNAME", "APERTURE", "extension name"),
+             format_card("WCSAXES", 2, "Number of coordinate axes"),
+             format_card("CRPIX1", float(cut.crpix[0]), "Pixel coordinate of reference point"),
+             format_card("CRPIX2", float(cut.crpix[1]), "Pixel coordinate of reference point"),
+             format_card("PC1_1", float(cd[0, 0]), "Coordinate transformation matrix element"),
+             format_card("PC1_2", float(cd[0, 1]), "Coordinate transformation matrix element"),
+             format_card("PC2_1", float(cd[1, 0]), "Coordinate transformation matrix element"),
+             format_card("PC2_2", float(cd[1, 1]), "Coordinate transformation matrix element"),
+             format_card("CDELT1", 1.0, "[deg] Coordinate increment at reference point"),
+             format_card("CDELT2", 1.0, "[deg] Coordinate increment at reference point"),
+             format_card("CUNIT1", "deg", "Units of coordinate increment and value"),
+             format_card("CUNIT2", "deg", "Units of coordinate increment and value"),
+             format_card("CTYPE1", "RA---TAN", "Right ascension, gnomonic projection"),
+             format_card("CTYPE2", "DEC--TAN", "Declination, gnomonic projection"),
+             format_card("CRVAL1", float(cut.crval[0]), "[deg] Coordinate value at reference point"),
+             format_card("CRVAL2", float(cut.crval[1]), "[deg] Coordinate value at reference point"),
+             format_card("LONPOLE", 180.0, "[deg] Native longitude of celestial pole"),
+             format_card("LATPOLE", float(cut.crval[1]), "[deg] Native latitude of celestial pole"),
+             format_card("RADESYS", "ICRS", "Equatorial coordinate system"),
+             format_card("NPIXMISS", npix_missing, "Number of pixels off the CCD (padding)"),
+             format_card("NPIXSAP", None, "Number of pixels in optimal aperture"),
+             format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
+             format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
+             format_card("INHERIT", True, "inherit the primary header")]
+    cards += _inherited(primary, cards)
+    return hdu_bytes(cards, np.ascontiguousarray(cut.aperture, dtype=">i4").tobytes())
+
+
+def tpf_bytes(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> bytes:
+    """The whole TPF file as bytes (three HDUs with checksums)."""
+    if version is None:
+        from . import __version__ as version
+    primary = primary_cards(meta, cut, creator, version)
+    return hdu_bytes(primary, b"") + pixels_hdu(meta, cut, primary) + aperture_hdu(cut, primary)
+
+
+def tpf_hdulist(meta: CubeMeta, cut: TpfCutout):
+    """The TPF as an in-memory astropy ``HDUList`` (parsed from :func:`tpf_bytes`, so identical to the file)."""
+    from astropy.io import fits
+
+    return fits.HDUList.fromfile(io.BytesIO(tpf_bytes(meta, cut)))
+
+
+def write_tpf_bytes(blob: bytes, path: str | os.PathLike) -> Path:
+    """Write TPF bytes atomically (temporary name + rename) and return the path."""
+    path = Path(path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(blob)
+    return path
