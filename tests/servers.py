@@ -269,20 +269,24 @@ def _handler_class(log: TransferLog):
     return CountingRangeHandler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default (5) drops bursts of concurrent range requests (SYN retries, ~1 s)
+    daemon_threads = True
+
+
 class RangeHTTPServer:
     """A threaded HTTP server honouring ``Range`` requests, serving ``directory`` on loopback."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self.log = TransferLog()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
     def start(self) -> RangeHTTPServer:
         handler = functools.partial(_handler_class(self.log), directory=str(self.directory))
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="range-http", daemon=True)

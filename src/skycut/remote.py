@@ -36,7 +36,7 @@ REMOTE_PREFIXES = ("http://", "https://", "s3://", "s3a://", "gs://", "gcs://", 
 #: opening a 200 MB file costs ~64 KB.
 DEFAULT_BLOCK_SIZE = 64 * 1024
 #: Adjacent row ranges closer than this many bytes are fetched as one range.
-DEFAULT_MERGE_GAP = 32 * 1024
+DEFAULT_MERGE_GAP = 16 * 1024
 _CREDENTIAL_KEYS = ("key", "secret", "token", "profile", "aws_access_key_id", "aws_secret_access_key")
 
 
@@ -207,6 +207,7 @@ class RangeSection:
     out_dtype: np.dtype | None = None
     bzero: int = 0
     merge_gap: int = DEFAULT_MERGE_GAP
+    batch_size: int = 32
     requests: int = 0
 
     @classmethod
@@ -267,7 +268,11 @@ class RangeSection:
         out = np.empty((nplanes, y1 - y0, x1 - x0), dtype=self.dtype)
         if out.size:
             jobs = [(p, r) for p in range(nplanes) for r in self._ranges(p, y0, y1, x0, x1)]
-            blobs = self.fs.cat_ranges([self.path] * len(jobs), [r[0] for _, r in jobs], [r[1] for _, r in jobs])
+            args = ([self.path] * len(jobs), [r[0] for _, r in jobs], [r[1] for _, r in jobs])
+            try:
+                blobs = self.fs.cat_ranges(*args, batch_size=self.batch_size)
+            except TypeError:  # a synchronous filesystem without batching
+                blobs = self.fs.cat_ranges(*args)
             self.requests += len(jobs)
             for (plane, (_start, _end, rows)), blob in zip(jobs, blobs, strict=True):
                 if isinstance(blob, Exception):
