@@ -1,0 +1,544 @@
+"""TESS FFI cubes: :class:`CubeFactory` (``make_cube``, ``update_cube``), interchangeable with astrocut's cubes.
+
+Cube file layout (astrocut/MAST compatible):
+
+* HDU 0: the primary header of the earliest FFI (by ext-1 ``TSTART``) without ``CHECKSUM``/``DATASUM``, with
+  ``ORIGIN``, ``DATE``, ``CAMERA``/``CCD`` (ext 1 of the earliest FFI), ``SECTOR``, ``DATE-END``/``TSTOP`` (ext 1
+  of the last FFI), ``EXTNAME = 'PRIMARY'``.
+* HDU 1: a 4-D big-endian float32 image, numpy shape ``(rows, columns, n_ffi, 2)``; ``[r, c, i, 0]`` is the
+  calibrated flux of pixel (row ``r``, column ``c``) in the ``i``-th FFI in time order, ``[r, c, i, 1]`` its
+  uncertainty. For one pixel the whole time series is contiguous, which is what cutouts read.
+* HDU 2: one row per FFI (row ``i`` = plane ``i``), see :mod:`skycut.cube_table`.
+
+How a cube is written: the headers, then blocks of image rows ``r0:r1`` (each block assembled in memory in the
+cube layout and written with one positioned write, by a writer thread while the next block is assembled), then
+the table appended after the padded data. Nothing is rewritten. Everything goes to a temporary name in the
+cube's directory (flock-ed while in use) that is renamed to the final name after an ``fsync``; a killed build
+leaves nothing at the final name, and the next build removes the stale temporary files.
+
+Memory: ``max_memory`` (GB) bounds the block buffers (two blocks in flight, plus a block's share of an old cube
+for ``update_cube``) to 85 % of ``max_memory``; the interpreter, astropy and the headers need well under
+300 MB more. Blocks are at most ``max(256 MB, n_ffi * 2 MB)`` even when memory is plentiful, so that reading,
+assembling and writing overlap.
+
+Read strategy (``CubeFactory(strategy=...)``, default ``"auto"``):
+
+* ``"direct"`` — ``pread`` rows ``r0:r1`` of ext 1 and ext 2 of each FFI for each block. Only for local,
+  uncompressed, unscaled FFIs. ``auto`` picks it for such inputs unless a block's read per FFI and extension
+  would be smaller than ``SMALL_READ`` bytes (very many blocks: thousands of FFIs in little memory), where the
+  per-file open/seek cost dominates.
+* ``"scratch"`` — each FFI is read whole once (astropy: remote URLs, tile-compressed HDUs), copied to an h5py
+  scratch file beside the cube, and blocks are read back from it. ``auto`` picks it for inputs that cannot be
+  read by row range when the cube needs more than one block, and for very many blocks.
+* A cube that fits in one block is assembled straight from whole-image reads, without scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cube_table
+from .atomic import atomic_output
+from .cube_io import (
+    DirectReader,
+    FFIInfo,
+    ScratchStore,
+    lock_file,
+    pread_into,
+    pwrite_all,
+    read_whole,
+    remove_stale_temporaries,
+    scan_ffi,
+)
+from .exceptions import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+MEMORY_FRACTION = 0.85
+MAX_BLOCK_BYTES = 256 * 2**20
+MIN_READ_PER_FFI = 1 * 2**20
+SMALL_READ = 64 * 2**10
+STRATEGIES = ("auto", "direct", "scratch")
+_BLOCK = 2880
+
+
+class _DefaultGB(float):
+    """The default ``max_memory`` of the methods: means "use the value given to the constructor"."""
+
+    def __repr__(self) -> str:
+        return "50"
+
+
+DEFAULT_MAX_MEMORY = _DefaultGB(50)
+
+
+@dataclass(frozen=True)
+class OldCube:
+    """An existing cube being updated: its data offset, numpy shape and on-disk dtype."""
+
+    path: str
+    offset: int
+    shape: tuple[int, int, int, int]
+    dtype: str
+
+
+def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old: int = 0,
+                    whole_ffi: bool = False) -> int:
+    """Number of image rows per block for a cube of ``n_ffi`` planes of numpy ``shape`` (rows, columns).
+
+    Parameters
+    ----------
+    max_memory : float
+        GB for the whole process; buffers get ``MEMORY_FRACTION`` of it.
+    n_old : int
+        Planes of an existing cube read alongside (``update_cube``).
+    whole_ffi : bool
+        Inputs are read whole (scratch staging), so one whole FFI must fit besides the blocks.
+
+    Raises
+    ------
+    InvalidInputError
+        ``max_memory`` cannot hold even one row of the cube.
+    """
+    rows, cols = shape
+    row_bytes = cols * n_ffi * 8
+    per_row = 2 * row_bytes + cols * n_old * 8 + cols * 2 * 8
+    staging = 2 * rows * cols * 8 if whole_ffi else 0
+    by_memory = int((max_memory * 1e9 * MEMORY_FRACTION - staging) // per_row)
+    if by_memory < 1:
+        raise InvalidInputError(
+            f"max_memory={max_memory} GB is too small for a cube of {n_ffi} FFIs of {rows}x{cols} pixels: "
+            f"give at least {(per_row + staging) / MEMORY_FRACTION / 1e9:.6f} GB")
+    cap = max(MAX_BLOCK_BYTES, n_ffi * 2 * MIN_READ_PER_FFI) // row_bytes
+    return int(max(1, min(by_memory, cap, rows)))
+
+
+def choose_strategy(infos: list[FFIInfo], n_blocks: int, block_rows: int, requested: str = "auto") -> str:
+    """``"direct"``, ``"scratch"`` or ``"whole"`` (one block assembled from whole-image reads); see module doc."""
+    all_direct = all(info.direct for info in infos)
+    if requested == "direct":
+        if not all_direct:
+            bad = [info.path for info in infos if not info.direct][:5]
+            raise InvalidInputError(f"strategy='direct' needs local uncompressed FFIs; cannot row-read {bad}")
+        return "direct"
+    if requested == "scratch":
+        return "scratch"
+    if not all_direct:
+        return "whole" if n_blocks == 1 else "scratch"
+    read_bytes = block_rows * infos[0].shape[1] * 4
+    if n_blocks > 1 and read_bytes < SMALL_READ:
+        return "scratch"
+    return "direct"
+
+
+def check_inputs(infos: list[FFIInfo], sector: int | None = None) -> None:
+    """Refuse mixed sectors/cameras/CCDs, duplicates (same file name or same TSTART) and differing shapes."""
+    groups: dict[tuple, list[str]] = {}
+    for info in infos:
+        groups.setdefault((info.sector, info.camera, info.ccd), []).append(info.name)
+    if len(groups) > 1:
+        lines = [f"sector {s} camera {c} ccd {d}: {len(names)} file(s), e.g. {', '.join(names[:3])}"
+                 for (s, c, d), names in sorted(groups.items(), key=str)]
+        raise InvalidInputError("a cube holds FFIs of one sector, camera and CCD; file_list mixes:\n  "
+                                + "\n  ".join(lines))
+    file_sector = next(iter(groups))[0] if groups else None
+    if sector is not None and file_sector is not None and int(sector) != int(file_sector):
+        raise InvalidInputError(f"sector={sector} but the FFIs in file_list are from sector {file_sector}")
+    seen: dict[str, str] = {}
+    dups = []
+    for info in infos:
+        if info.name in seen:
+            dups.append(f"{info.path} (same name as {seen[info.name]})")
+        seen.setdefault(info.name, info.path)
+    times: dict[float, str] = {}
+    for info in infos:
+        if info.tstart in times and info.name != times[info.tstart]:
+            dups.append(f"{info.path} (same TSTART {info.tstart} as {times[info.tstart]})")
+        times.setdefault(info.tstart, info.name)
+    if dups:
+        raise InvalidInputError("duplicate FFIs in file_list:\n  " + "\n  ".join(dups))
+    shapes = {info.shape for info in infos}
+    if len(shapes) > 1:
+        odd = [f"{info.name}: {info.shape}" for info in infos if info.shape != infos[0].shape][:5]
+        raise InvalidInputError(f"FFIs differ in shape (first is {infos[0].shape}): {odd}")
+
+
+def build_date() -> str:
+    """``DATE`` card value: today (UTC, ISO date), or the day of ``$SOURCE_DATE_EPOCH`` for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC) if epoch else _dt.datetime.now(_dt.UTC)
+    return now.date().isoformat()
+
+
+def make_primary_header(first: FFIInfo, last_record: dict, sector: int | None):
+    """Primary header of a cube built from FFIs whose earliest is ``first`` (see module doc)."""
+    from astropy.io import fits
+
+    hdr = first.primary.copy()
+    for key in ("CHECKSUM", "DATASUM"):
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    for key in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND"):
+        hdr.remove(key, ignore_missing=True)
+    img = first.image_header
+    hdr["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
+    hdr["DATE"] = (build_date(), "file creation date.")
+    for key in ("CAMERA", "CCD"):
+        if key in img:
+            hdr[key] = (img[key], img.comments[key])
+    if sector is not None:
+        hdr["SECTOR"] = (int(sector), "Observing sector")
+    elif first.sector is not None:
+        hdr["SECTOR"] = (first.sector, "Observing sector")
+    for key in ("TSTART", "DATE-OBS"):  # cutout writers need them; take ext 1's if the primary lacks them
+        if key not in hdr and key in img:
+            hdr[key] = (img[key], img.comments[key])
+    for key in ("DATE-END", "TSTOP"):
+        if key in last_record:
+            hdr[key] = last_record[key]
+    hdr["EXTNAME"] = "PRIMARY"
+    return fits.PrimaryHDU(header=hdr).header
+
+
+def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
+    """Primary header and cube image header, padded, as bytes; the cube data start right after them."""
+    from astropy.io import fits
+
+    image = fits.Header([("XTENSION", "IMAGE", "Image extension"), ("BITPIX", -32, "array data type"),
+                         ("NAXIS", 4, "number of array dimensions"), ("NAXIS1", 2), ("NAXIS2", n_ffi),
+                         ("NAXIS3", shape[1]), ("NAXIS4", shape[0]), ("PCOUNT", 0, "number of parameters"),
+                         ("GCOUNT", 1, "number of groups")])
+    return (primary.tostring(padding=True) + image.tostring(padding=True)).encode("ascii")
+
+
+class _Progress:
+    """Log lines: blocks and files done, MB written, MB/s, time left (at most every ``every`` seconds)."""
+
+    def __init__(self, total_bytes: int, n_files: int, level: int, every: float = 2.0):
+        self.total, self.n_files, self.level, self.every = total_bytes, n_files, level, every
+        self.t0 = self.last = time.perf_counter()
+        self.done = 0
+
+    def files(self, what: str, k: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            log.log(self.level, "%s: %d/%d FFIs done", what, k, self.n_files)
+
+    def wrote(self, nbytes: int, block: int, n_blocks: int) -> None:
+        self.done += nbytes
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.done / dt
+        left = (self.total - self.done) / rate if rate else float("nan")
+        log.log(self.level, "block %d/%d: %.0f/%.0f MB, %.0f MB/s, %.1f s left", block, n_blocks,
+                self.done / 1e6, self.total / 1e6, rate / 1e6, left)
+
+
+class CubeFactory:
+    """Build TESS FFI cubes (see module doc for the file layout, memory bound and read strategies).
+
+    Parameters
+    ----------
+    max_memory : float
+        GB for the whole process (default 50), used by ``make_cube``/``update_cube`` unless they are given
+        ``max_memory`` explicitly. (astrocut ignores the constructor value; skycut honours it.)
+    strategy : {"auto", "direct", "scratch"}
+        How FFI rows are read when the cube is built in blocks (keyword only, skycut extension).
+    scratch_dir : path, optional
+        Where the h5py scratch file goes (default: the cube's directory).
+    """
+
+    def __init__(self, max_memory: float = 50, *, strategy: str = "auto", scratch_dir: str | None = None):
+        if strategy not in STRATEGIES:
+            raise InvalidInputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.max_memory = _check_memory(max_memory)
+        self.strategy = strategy
+        self.scratch_dir = scratch_dir
+        self._num_blocks = self._block_size = 0
+        self._cube_shape: tuple[int, ...] = ()
+        self._file_list: list[str] = []
+        self._strategy_used = ""
+
+    # ------------------------------------------------------------------ public API
+    def make_cube(self, file_list: list[str], cube_file: str = "img-cube.fits", sector: int | None = None,
+                  max_memory: float = DEFAULT_MAX_MEMORY, verbose: bool = True) -> str:
+        """Build a cube from the calibrated FFIs in ``file_list`` (any order); return ``cube_file``.
+
+        Parameters
+        ----------
+        file_list : list of str or path
+            SPOC FFIs of one sector/camera/CCD (ext 1 flux, ext 2 uncertainty); local paths or fsspec URLs.
+        cube_file : str
+            Output path; written atomically.
+        sector : int, optional
+            Written as ``SECTOR``; must agree with the FFIs' own ``SECTOR`` if they have one.
+        max_memory : float
+            GB for the whole process; default: the constructor's value.
+        verbose : bool
+            Progress lines at INFO level (else DEBUG).
+        """
+        memory = self.max_memory if max_memory is DEFAULT_MAX_MEMORY else _check_memory(max_memory)
+        level = logging.INFO if verbose else logging.DEBUG
+        paths = _as_list(file_list, "file_list")
+        t0 = time.perf_counter()
+        infos = sorted((scan_ffi(p) for p in paths), key=lambda i: (i.tstart, i.name))
+        check_inputs(infos, sector)
+        records, comments, flags = _ffi_records(infos)
+        if not any(flags):
+            raise InvalidInputError(f"none of the {len(infos)} FFIs in file_list has a usable WCS")
+        primary = make_primary_header(infos[0], records[-1], sector)
+        table = cube_table.build_table_hdu(records, cube_table.merge_comments(comments),
+                                           [i.name for i in infos], flags)
+        sources = [("ffi", i) for i in infos]
+        self._file_list = [i.path for i in infos]
+        log.log(level, "scanned %d FFIs in %.1f s", len(infos), time.perf_counter() - t0)
+        self._write(cube_file, primary, table, sources, infos[0].shape, memory, level, old=None)
+        log.log(level, "cube %s done in %.1f s", cube_file, time.perf_counter() - t0)
+        return str(cube_file)
+
+    def update_cube(self, file_list: list[str], cube_file: str, sector: int | None = None,
+                    max_memory: float = DEFAULT_MAX_MEMORY, verbose: bool = True) -> str:
+        """Add the FFIs in ``file_list`` to the existing cube ``cube_file``, keeping float32 and time order.
+
+        The cube is rewritten atomically (to a temporary file, then renamed) in bounded memory; FFIs already in
+        the cube (same file name) are refused. The primary header gets ``HISTORY`` cards and the new
+        ``DATE-END``/``TSTOP`` (and ``TSTART``/``DATE-OBS`` if an added FFI is earlier than the cube's first).
+        Parameters as in :meth:`make_cube`.
+        """
+        from astropy.io import fits
+
+        memory = self.max_memory if max_memory is DEFAULT_MAX_MEMORY else _check_memory(max_memory)
+        level = logging.INFO if verbose else logging.DEBUG
+        cube_path = Path(cube_file)
+        if not cube_path.is_file():
+            raise InvalidInputError(f"cube_file {str(cube_file)!r} does not exist; use make_cube to create it")
+        paths = _as_list(file_list, "file_list")
+        infos = sorted((scan_ffi(p) for p in paths), key=lambda i: (i.tstart, i.name))
+        check_inputs(infos, sector)
+        with fits.open(cube_path, memmap=False, lazy_load_hdus=True) as hdul:
+            primary = hdul[0].header.copy()
+            h1 = hdul[1].header
+            if h1.get("NAXIS") != 4 or h1.get("NAXIS1") != 2 or h1.get("BITPIX") not in (-32, -64):
+                raise InvalidInputError(f"cube_file {str(cube_file)!r} is not a TESS cube (HDU 1 must be "
+                                        f"4-D float with NAXIS1=2)")
+            old = OldCube(str(cube_path), int(hdul.fileinfo(1)["datLoc"]),
+                          (h1["NAXIS4"], h1["NAXIS3"], h1["NAXIS2"], 2), ">f4" if h1["BITPIX"] == -32 else ">f8")
+            old_records, old_names, old_flags = cube_table.table_records(hdul[2].data)
+            old_comments = {hdul[2].header.get(f"TTYPE{k}"): hdul[2].header.comments[f"TTYPE{k}"]
+                            for k in range(1, hdul[2].header.get("TFIELDS", 0) + 1)}
+        _check_against_cube(infos, primary, old, old_names, cube_file)
+        new_records, new_comments, new_flags = _ffi_records(infos)
+        entries = [(rec.get("TSTART", -np.inf), 0, k) for k, rec in enumerate(old_records)]
+        entries += [(info.tstart, 1, k) for k, info in enumerate(infos)]
+        entries.sort(key=lambda e: (e[0], e[1], e[2]))
+        records, names, flags, sources = [], [], [], []
+        for _, is_new, k in entries:
+            if is_new:
+                records.append(new_records[k])
+                names.append(infos[k].name)
+                flags.append(new_flags[k])
+                sources.append(("ffi", infos[k]))
+            else:
+                records.append(old_records[k])
+                names.append(old_names[k])
+                flags.append(old_flags[k])
+                sources.append(("old", k))
+        for key in ("DATE-END", "TSTOP"):
+            if key in records[-1]:
+                primary[key] = records[-1][key]
+        if entries[0][1]:
+            for key in ("TSTART", "DATE-OBS"):
+                if key in records[0]:
+                    primary[key] = records[0][key]
+        primary["DATE"] = (build_date(), "file creation date.")
+        if sector is not None:
+            primary["SECTOR"] = (int(sector), "Observing sector")
+        primary.add_history(f"Updated on {build_date()} with new image delivery.")
+        primary.add_history(f"First image is {infos[0].name}.")
+        comments = cube_table.merge_comments([old_comments, *new_comments])
+        table = cube_table.build_table_hdu(records, comments, names, flags)
+        self._file_list = [s[1].path if s[0] == "ffi" else f"{cube_file}[{s[1]}]" for s in sources]
+        self._write(cube_file, primary, table, sources, (old.shape[0], old.shape[1]), memory, level, old=old)
+        return str(cube_file)
+
+    # ------------------------------------------------------------------ machinery
+    def _write(self, cube_file, primary, table, sources, shape, memory, level, old: OldCube | None) -> None:
+        n = len(sources)
+        new_infos = [s[1] for s in sources if s[0] == "ffi"]
+        n_old = n - len(new_infos)
+        all_direct = all(i.direct for i in new_infos)
+        block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=not all_direct or self.strategy == "scratch")
+        n_blocks = -(-shape[0] // block_rows)
+        strategy = choose_strategy(new_infos, n_blocks, block_rows, self.strategy) if new_infos else "direct"
+        self._num_blocks, self._block_size, self._strategy_used = n_blocks, block_rows, strategy
+        self._cube_shape = (shape[0], shape[1], n, 2)
+        log.log(level, "cube %s: %d FFIs of %dx%d, %d block(s) of %d rows, strategy %s, max_memory %.3g GB",
+                cube_file, n, shape[0], shape[1], n_blocks, block_rows, strategy, memory)
+        final = Path(cube_file)
+        remove_stale_temporaries(final)
+        head = cube_header_bytes(primary, n, shape)
+        data_bytes = shape[0] * shape[1] * n * 8
+        with atomic_output(final, fsync=True) as tmp:
+            lock = lock_file(tmp)
+            fd = os.open(tmp, os.O_WRONLY)
+            store = None
+            try:
+                pwrite_all(fd, head, 0)
+                if strategy == "scratch":
+                    store = self._stage(final, new_infos, shape, block_rows, level)
+                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level)
+                tail = (-data_bytes) % _BLOCK
+                end = len(head) + data_bytes
+                pwrite_all(fd, cube_table.table_bytes(table), end + tail)
+                if tail:
+                    pwrite_all(fd, b"\0" * tail, end)
+            finally:
+                if store is not None:
+                    store.close()
+                os.close(fd)
+                os.close(lock)
+
+    def _stage(self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int) -> ScratchStore:
+        directory = Path(self.scratch_dir) if self.scratch_dir else final.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f".{final.name}.{os.getpid()}.scratch.h5"
+        store = ScratchStore(path, len(infos), shape, block_rows)  # HDF5 flock-s it while open
+        try:
+            for k, info in enumerate(infos):
+                if info.direct:
+                    flux, err = DirectReader(info).read(0, shape[0])
+                else:
+                    flux, err = read_whole(info)
+                store.put(k, flux, err)
+                del flux, err
+                if (k + 1) % 16 == 0 or k + 1 == len(infos):
+                    log.log(level, "scratch: staged %d/%d FFIs", k + 1, len(infos))
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level) -> None:
+        rows, cols = shape
+        n = len(sources)
+        row_bytes = cols * n * 8
+        progress = _Progress(rows * row_bytes, n, level)
+        n_blocks = -(-rows // block_rows)
+        buffers: list[np.ndarray] = []
+        pending: list[Future | None] = [None, None]
+        new_index = {id(s[1]): k for k, s in enumerate(s for s in sources if s[0] == "ffi")}
+        old_pos = np.array([k for k, s in enumerate(sources) if s[0] == "old"], dtype=np.intp)
+        old_slice = _as_slice(old_pos)
+        old_fd = os.open(old.path, os.O_RDONLY) if old is not None else None
+        readers: dict[int, DirectReader] = {}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cube-writer") as writer:
+            try:
+                for b in range(n_blocks):
+                    r0, r1 = b * block_rows, min(rows, (b + 1) * block_rows)
+                    slot = b % 2
+                    if pending[slot] is not None:
+                        pending[slot].result()
+                    if len(buffers) <= slot:
+                        buffers.append(np.empty(min(block_rows, rows) * row_bytes // 4, dtype=">f4"))
+                    block = buffers[slot][: (r1 - r0) * row_bytes // 4].reshape(r1 - r0, cols, n, 2)
+                    for j, (kind, src) in enumerate(sources):
+                        if kind != "ffi":
+                            continue
+                        if strategy == "direct":
+                            reader = readers.setdefault(j, DirectReader(src))
+                            flux, err = reader.read(r0, r1)
+                        elif strategy == "scratch":
+                            flux, err = store.read(new_index[id(src)], r0, r1)
+                        else:  # whole: a single block
+                            flux, err = read_whole(src)
+                            flux, err = flux[r0:r1], err[r0:r1]
+                        block[:, :, j, 0] = flux
+                        block[:, :, j, 1] = err
+                        progress.files(f"block {b + 1}/{n_blocks}", j + 1)
+                    if old is not None and len(old_pos):
+                        self._copy_old(old_fd, old, r0, r1, block, old_pos, old_slice)
+                    for reader in readers.values():
+                        reader.release()
+                    pending[slot] = writer.submit(pwrite_all, fd, block, data_offset + r0 * row_bytes)
+                    pending[slot].add_done_callback(
+                        lambda f, nb=block.nbytes, bb=b: f.exception() or progress.wrote(nb, bb + 1, n_blocks))
+                for fut in pending:
+                    if fut is not None:
+                        fut.result()
+            finally:
+                if old_fd is not None:
+                    os.close(old_fd)
+
+    @staticmethod
+    def _copy_old(old_fd, old: OldCube, r0, r1, block, old_pos, old_slice) -> None:
+        _, cols, n_old, _ = old.shape
+        itemsize = np.dtype(old.dtype).itemsize
+        buf = np.empty((r1 - r0, cols, n_old, 2), dtype=old.dtype)
+        pread_into(old_fd, buf, old.offset + r0 * cols * n_old * 2 * itemsize)
+        if old_slice is not None:
+            block[:, :, old_slice, :] = buf
+        else:
+            block[:, :, old_pos, :] = buf
+
+
+def _as_slice(positions: np.ndarray) -> slice | None:
+    if len(positions) == 0:
+        return None
+    if np.all(np.diff(positions) == 1):
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return None
+
+
+def _check_memory(value: Any) -> float:
+    try:
+        memory = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"max_memory must be a number of GB, got {value!r}") from exc
+    if not memory > 0:
+        raise InvalidInputError(f"max_memory must be positive (GB), got {value!r}")
+    return memory
+
+
+def _as_list(file_list: Any, name: str) -> list[str]:
+    if isinstance(file_list, (str, os.PathLike)):
+        file_list = [file_list]
+    paths = [os.fspath(p) for p in file_list]
+    if not paths:
+        raise InvalidInputError(f"{name} is empty: give at least one FFI")
+    return paths
+
+
+def _ffi_records(infos: list[FFIInfo]) -> tuple[list[dict], list[dict], list[bool]]:
+    records, comments, flags = [], [], []
+    for info in infos:
+        values, notes = cube_table.header_record(info.image_header)
+        ok = cube_table.has_usable_wcs(values)
+        if not ok:
+            log.warning("FFI %s has no usable WCS: kept in the cube, marked WCS_OK=F", info.path)
+        records.append(values)
+        comments.append(notes)
+        flags.append(ok)
+    return records, comments, flags
+
+
+def _check_against_cube(infos, primary, old: OldCube, old_names: list[str], cube_file) -> None:
+    dup = sorted({i.name for i in infos} & set(old_names))
+    if dup:
+        raise InvalidInputError(f"FFIs already in cube_file {str(cube_file)!r}: {dup}")
+    for key, attr in (("SECTOR", "sector"), ("CAMERA", "camera"), ("CCD", "ccd")):
+        have = primary.get(key)
+        got = getattr(infos[0], attr)
+        if have is not None and got is not None and have != got:
+            raise InvalidInputError(f"cube_file {str(cube_file)!r} has {key}={have} but file_list FFIs have "
+                                    f"{key}={got}")
+    if infos[0].shape != (old.shape[0], old.shape[1]):
+        raise InvalidInputError(f"FFIs of shape {infos[0].shape} do not fit cube_file {str(cube_file)!r} of "
+                                f"image shape {old.shape[:2]}")

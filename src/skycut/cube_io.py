@@ -1,0 +1,285 @@
+"""Input and output machinery of :mod:`skycut.cube_factory`: FFI scanning, row-range readers, scratch store.
+
+Axis conventions: an FFI image is a numpy array ``(rows, columns)`` (FITS ``NAXIS2, NAXIS1``); a cube is
+``(rows, columns, n_ffi, 2)`` with ``[..., 0]`` the calibrated flux (FFI ext 1) and ``[..., 1]`` its
+uncertainty (FFI ext 2). A "row range" ``r0:r1`` is a range of image rows (numpy axis 0 of both).
+
+Two ways of getting rows ``r0:r1`` of every FFI into a block of the cube:
+
+* **direct** (:class:`DirectReader`): for local, uncompressed, unscaled FFIs, one ``pread`` of the contiguous
+  bytes of rows ``r0:r1`` of ext 1 and one of ext 2, at the data offsets astropy reports. No astropy per block,
+  no mmap (mapped pages would count in the process's RSS).
+* **scratch** (:class:`ScratchStore`): every FFI is read once, whole (through astropy, so remote ``s3://`` /
+  ``https://`` inputs and tile-compressed HDUs work), and copied into an HDF5 scratch file with one chunk per
+  (FFI, block of rows); blocks are then read back one chunk per FFI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .exceptions import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+_DIRECT_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def is_remote(name: str) -> bool:
+    """True for fsspec URLs (``s3://``, ``https://``, ...) other than ``file://``."""
+    return "://" in name and not name.startswith("file://")
+
+
+@dataclass
+class FFIInfo:
+    """What the cube builder needs to know about one FFI.
+
+    ``shape`` is the numpy shape ``(rows, columns)`` of ext 1; ``offsets`` the byte offsets of the data of ext 1
+    and ext 2 when they can be read directly (``None`` otherwise); ``dtype`` their on-disk dtype.
+    """
+
+    path: str
+    name: str
+    primary: Any
+    image_header: Any
+    tstart: float
+    shape: tuple[int, int]
+    offsets: tuple[int, int] | None = None
+    dtype: str = ">f4"
+    sector: Any = None
+    camera: Any = None
+    ccd: Any = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def direct(self) -> bool:
+        return self.offsets is not None
+
+
+def _open(path: str):
+    from astropy.io import fits
+
+    if is_remote(path):
+        return fits.open(path, use_fsspec=True, lazy_load_hdus=True, do_not_scale_image_data=True,
+                         fsspec_kwargs={"anon": True} if path.startswith("s3://") else None)
+    return fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True)
+
+
+def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
+    """Data offsets of ext 1 and ext 2 if both are plain, unscaled images readable with ``pread``."""
+    from astropy.io import fits
+
+    if is_remote(path):
+        return None, ">f4"
+    dtypes = []
+    offsets = []
+    for ext in (1, 2):
+        hdu = hdul[ext]
+        if type(hdu) is not fits.ImageHDU:
+            return None, ">f4"
+        h = hdu.header
+        if h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0 or h.get("BLANK") is not None:
+            return None, ">f4"
+        dtype = _DIRECT_DTYPES.get(h.get("BITPIX"))
+        if dtype is None:
+            return None, ">f4"
+        dtypes.append(dtype)
+        offsets.append(int(hdul.fileinfo(ext)["datLoc"]))
+    if dtypes[0] != dtypes[1]:
+        return None, ">f4"
+    return (offsets[0], offsets[1]), dtypes[0]
+
+
+def scan_ffi(path: str | os.PathLike) -> FFIInfo:
+    """Read the headers of one SPOC FFI (primary, ext 1 flux, ext 2 uncertainty) and its data layout.
+
+    Raises
+    ------
+    InvalidInputError
+        The file is missing, not FITS, has fewer than three HDUs, no ``TSTART``, or ext 1/2 shapes differ.
+    """
+    path = str(path)
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if not is_remote(path) and not Path(path).is_file():
+        raise InvalidInputError(f"FFI file {path!r} does not exist")
+    try:
+        hdul = _open(path)
+    except Exception as exc:  # astropy raises OSError/TypeError/ValueError for non-FITS input
+        raise InvalidInputError(f"FFI file {path!r} is not a readable FITS file: {exc}") from exc
+    with hdul:
+        try:
+            primary, ext1, ext2 = hdul[0].header, hdul[1], hdul[2]
+        except IndexError as exc:
+            raise InvalidInputError(
+                f"FFI file {path!r} must have 3 HDUs (primary, calibrated image, uncertainty)") from exc
+        h1 = ext1.header
+        shape = tuple(int(h1.get(f"NAXIS{i}", 0)) for i in (2, 1))
+        shape2 = tuple(int(ext2.header.get(f"NAXIS{i}", 0)) for i in (2, 1))
+        if h1.get("NAXIS") != 2 or shape != shape2 or 0 in shape:
+            raise InvalidInputError(
+                f"FFI file {path!r}: ext 1 and ext 2 must be 2-D images of the same shape (got {shape}, {shape2})")
+        tstart = h1.get("TSTART", primary.get("TSTART"))
+        if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
+            raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
+        offsets, dtype = _direct_layout(hdul, path)
+        return FFIInfo(
+            path=path, name=name, primary=primary.copy(), image_header=h1.copy(), tstart=float(tstart),
+            shape=shape, offsets=offsets, dtype=dtype,
+            sector=primary.get("SECTOR", h1.get("SECTOR")),
+            camera=primary.get("CAMERA", h1.get("CAMERA")),
+            ccd=primary.get("CCD", h1.get("CCD")),
+        )
+
+
+def pread_into(fd: int, buf: np.ndarray, offset: int) -> None:
+    """Fill the contiguous array ``buf`` with bytes of ``fd`` starting at ``offset``."""
+    view = memoryview(buf).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise InvalidInputError(f"unexpected end of file (fd {fd}) at byte {offset + done}")
+        done += n
+
+
+def pwrite_all(fd: int, data: np.ndarray | bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of ``fd`` (positioned write; loops over short writes)."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
+
+
+class DirectReader:
+    """Row-range reader for local uncompressed FFIs: one ``pread`` per extension per row range."""
+
+    def __init__(self, info: FFIInfo):
+        self.info = info
+        self._buf: np.ndarray | None = None
+
+    def read(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``r0:r1`` of flux and uncertainty, each a ``(r1 - r0, columns)`` array (on-disk dtype)."""
+        info = self.info
+        ncols = info.shape[1]
+        n = (r1 - r0) * ncols
+        if self._buf is None or self._buf.size < 2 * n:
+            self._buf = np.empty(2 * n, dtype=info.dtype)
+        buf = self._buf[: 2 * n]
+        itemsize = buf.itemsize
+        fd = os.open(info.path, os.O_RDONLY)
+        try:
+            for k, base in enumerate(info.offsets):
+                pread_into(fd, buf[k * n:(k + 1) * n], base + r0 * ncols * itemsize)
+        finally:
+            os.close(fd)
+        return buf[:n].reshape(r1 - r0, ncols), buf[n:].reshape(r1 - r0, ncols)
+
+    def release(self) -> None:
+        self._buf = None
+
+
+def read_whole(info: FFIInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Flux and uncertainty of one FFI, whole, through astropy (remote and compressed inputs too)."""
+    from astropy.io import fits
+
+    kwargs = {"use_fsspec": True} if is_remote(info.path) else {"memmap": False}
+    if info.path.startswith("s3://"):
+        kwargs["fsspec_kwargs"] = {"anon": True}
+    try:
+        with fits.open(info.path, **kwargs) as hdul:
+            return (np.asarray(hdul[1].data, dtype=np.float32), np.asarray(hdul[2].data, dtype=np.float32))
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read the images of FFI {info.path!r}: {exc}") from exc
+
+
+class ScratchStore:
+    """HDF5 scratch file holding every FFI once, chunked ``(1, 2, block_rows, columns)``.
+
+    Dataset ``planes`` has shape ``(n_ffi, 2, rows, columns)`` float32; :meth:`put` writes one whole FFI
+    (complete chunks, no read-modify-write), :meth:`read` returns rows ``r0:r1`` of one FFI, one chunk.
+    """
+
+    def __init__(self, path: Path, n_ffi: int, shape: tuple[int, int], block_rows: int):
+        import h5py
+
+        self.path = path
+        self._file = h5py.File(path, "w", libver="latest")
+        chunk_rows = max(1, min(block_rows, shape[0]))
+        self._dset = self._file.create_dataset(
+            "planes", shape=(n_ffi, 2, *shape), dtype="<f4", chunks=(1, 2, chunk_rows, shape[1]))
+        self._buf: np.ndarray | None = None
+
+    def put(self, index: int, flux: np.ndarray, err: np.ndarray) -> None:
+        self._dset[index, 0] = flux
+        self._dset[index, 1] = err
+
+    def read(self, index: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = (2, r1 - r0, self._dset.shape[3])
+        if self._buf is None or self._buf.size < np.prod(shape):
+            self._buf = np.empty(int(np.prod(shape)), dtype="<f4")
+        out = self._buf[: int(np.prod(shape))].reshape(shape)
+        self._dset.read_direct(out, np.s_[index, :, r0:r1, :])
+        return out[0], out[1]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def lock_file(path: Path) -> int:
+    """Hold an exclusive ``flock`` on ``path`` for the life of the process (or until closed); return the fd.
+
+    A build in progress keeps its temporary files locked; a later run can tell a stale temporary file (its
+    builder was killed, the lock vanished with it) from one being written right now.
+    """
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Delete temporary files of earlier, killed builds of ``final`` (unlocked ``.<name>.*.part`` / ``.h5``)."""
+    removed = []
+    for candidate in sorted(final.parent.glob(f".{final.name}.*")):
+        if not (candidate.name.endswith(".part") or candidate.name.endswith(".scratch.h5")):
+            continue
+        if candidate.name.endswith(".scratch.h5") and _pid_alive(candidate.name.rsplit(".", 3)[-3]):
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # another process is building it right now
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("removed %d stale temporary file(s) of earlier interrupted builds of %s", len(removed), final)
+    return removed
+
+
+def _pid_alive(text: str) -> bool:
+    """True if ``text`` is the id of a running process (scratch files are named after their builder's pid)."""
+    try:
+        os.kill(int(text), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
