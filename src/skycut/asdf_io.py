@@ -1,0 +1,294 @@
+"""I/O helpers for Roman ASDF cutouts: opening local/remote ASDF files, cutting arrays, result containers,
+and ASDF metadata embedded in FITS.
+
+Pixel conventions as :mod:`skycut.geometry`: 0-based, ``x`` = column (numpy axis -1), ``y`` = row (axis -2);
+limits are half-open ``[[xmin, xmax], [ymin, ymax]]`` in original pixels. asdf/astropy are imported inside
+the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .asdf_wcs import is_gwcs
+from .exceptions import InvalidInputError
+from .geometry import extract_padded
+
+log = logging.getLogger(__name__)
+
+MISSION_KEY = "roman"
+
+# ------------------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------------------
+
+def file_key(f: Any) -> str:
+    """The string an input is known by: a path as given, a URL/URI as given (``S3Path`` -> ``s3://`` URI)."""
+    if type(f).__name__ in ("S3Path", "PureS3Path", "VersionedS3Path"):
+        return f.as_uri()
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    raise InvalidInputError(f"input file {f!r} must be a path, an s3:// URI or an https:// URL")
+
+
+def as_file_list(input_files: Any) -> list[str]:
+    if isinstance(input_files, (str, os.PathLike)) or type(input_files).__name__.endswith("S3Path"):
+        input_files = [input_files]
+    files = [file_key(f) for f in input_files]
+    if not files:
+        raise InvalidInputError("input_files is empty")
+    return files
+
+
+def input_stem(file: str) -> str:
+    """``Path(file).stem`` for a path, the stem of the URL path for a URL/URI."""
+    from .remote import is_remote
+
+    return Path(urlparse(file).path).stem if is_remote(file) else Path(file).stem
+
+
+def coordinate_key(coord: Any) -> str:
+    """``"ra dec"`` in degrees with 8 decimals: the key of a coordinate in :attr:`ASDFCutout.cutouts_by_file`."""
+    return coord.to_string(precision=8)
+
+
+def is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (str, bytes))
+
+
+def integer_fill(dtype: np.dtype, fill_value: Any) -> Any:
+    """``fill_value`` for a float array; for an integer array ``int(fill_value)`` if representable, else 0."""
+    if dtype.kind not in "iub":
+        return fill_value
+    try:
+        f = float(fill_value)
+    except (TypeError, ValueError):
+        return 0
+    if not math.isfinite(f) or not f.is_integer():
+        return 0
+    if dtype.kind == "b":
+        return bool(f)
+    info = np.iinfo(dtype)
+    return int(f) if info.min <= f <= info.max else 0
+
+
+def cut_array(array: Any, limits: np.ndarray, fill_value: Any) -> Any:
+    """Cut ``limits`` out of an array of shape ``(..., ny, nx)`` (ndarray, memmap, asdf lazy array or Quantity),
+    reading only the overlapping part and padding the rest; the result owns its memory (it outlives the file).
+    A Quantity stays a Quantity."""
+    unit = getattr(array, "unit", None)
+    values = array.value if unit is not None and hasattr(array, "value") else array
+    dtype = np.dtype(values.dtype)
+    out, _ = extract_padded(values, limits, tuple(values.shape), integer_fill(dtype, fill_value),
+                            dtype=dtype.newbyteorder("="))
+    if not out.flags.owndata:
+        out = out.copy()
+    return out * unit if unit is not None else out
+
+
+def schema_required(node: Any) -> set[str]:
+    """Names a tagged node's schema (roman_datamodels ``get_schema``) requires; empty for a plain dict."""
+    get_schema = getattr(node, "get_schema", None)
+    if get_schema is None:
+        return set()
+    try:
+        return set(get_schema().get("required", []))
+    except Exception as exc:  # schema lookup depends on the installed rad version
+        log.debug("no schema for %s: %s", type(node).__name__, exc)
+        return set()
+
+
+def copy_node(node: Any) -> Any:
+    """A shallow copy of a mapping node that keeps its class and tag (roman_datamodels nodes have ``copy``)."""
+    if isinstance(node, dict) or not hasattr(node, "copy"):
+        return dict(node)
+    return node.copy()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# opening inputs
+# ------------------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None) -> Iterator[Any]:
+    """Open a local or remote ASDF file lazily (arrays are read on access; local files are memory-mapped).
+
+    Raises :class:`InvalidInputError` naming the file when it is missing or not ASDF.
+    """
+    import asdf
+
+    from .remote import is_remote, storage_options
+
+    kwargs = {"lazy_load": True, **(asdf_kwargs or {})}
+    fobj = None
+    try:
+        if is_remote(file):
+            import fsspec
+
+            kwargs.setdefault("memmap", False)
+            try:
+                fobj = fsspec.open(file, mode="rb", **storage_options(file, fsspec_kwargs)).open()
+            except FileNotFoundError as exc:
+                raise InvalidInputError(f"{file}: no such remote file") from exc
+            except InvalidInputError:
+                raise
+            except Exception as exc:
+                raise InvalidInputError(f"{file}: cannot open remote file ({type(exc).__name__}: {exc})") from exc
+            target: Any = fobj
+        else:
+            if not Path(file).is_file():
+                raise InvalidInputError(f"{file}: no such file")
+            kwargs.setdefault("memmap", True)
+            target = file
+        try:
+            af = asdf.open(target, **kwargs)
+        except Exception as exc:
+            raise InvalidInputError(f"{file} is not a readable ASDF file ({type(exc).__name__}: {exc})") from exc
+        try:
+            yield af
+        finally:
+            af.close()
+    finally:
+        if fobj is not None:
+            with contextlib.suppress(Exception):
+                fobj.close()
+
+
+def roman_parts(tree: Any, file: str) -> tuple[Any, Any, Any]:
+    """``(roman node, gwcs, science data)`` of an opened ASDF tree, or :class:`InvalidInputError` naming ``file``."""
+    roman = tree.get(MISSION_KEY) if hasattr(tree, "get") else None
+    if roman is None or not hasattr(roman, "keys"):
+        raise InvalidInputError(f"{file}: no '{MISSION_KEY}' node in the ASDF tree (not a Roman image)")
+    meta = roman.get("meta")
+    gw = meta.get("wcs") if hasattr(meta, "get") else None
+    if not is_gwcs(gw):
+        raise InvalidInputError(f"{file}: tree['{MISSION_KEY}']['meta']['wcs'] is missing or not a gwcs "
+                                f"(got {type(gw).__name__})")
+    data = roman.get("data")
+    if not is_array(data) or len(data.shape) != 2:
+        raise InvalidInputError(f"{file}: tree['{MISSION_KEY}']['data'] is not a 2-D image array")
+    return roman, gw, data
+
+
+# ------------------------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------------------------
+
+class CutoutList(list):
+    """A list of cutout objects (what the astrocut documentation describes) that also answers astrocut 1.4.0's
+    table-style access: ``lst["cutout"]``, ``lst["file"]``, ``lst["coordinate"]`` and :meth:`to_table`."""
+
+    def __init__(self, values: Sequence[Any], files: Sequence[str], coordinates: Sequence[Any]):
+        super().__init__(values)
+        self._files = list(files)
+        self._coordinates = list(coordinates)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, str):
+            if index == "cutout":
+                return list(self)
+            if index == "file":
+                return list(self._files)
+            if index == "coordinate":
+                return list(self._coordinates)
+            raise KeyError(f"no column {index!r}; columns are 'file', 'coordinate', 'cutout'")
+        return super().__getitem__(index)
+
+    @property
+    def colnames(self) -> list[str]:
+        return ["file", "coordinate", "cutout"]
+
+    def to_table(self) -> Any:
+        """An astropy ``Table`` with columns ``file``, ``coordinate`` (SkyCoord) and ``cutout`` (objects)."""
+        return make_table(self._files, self._coordinates, list(self))
+
+
+class CoordinateCutouts(list):
+    """The cutouts of one input file: a list (in coordinate order) that is also indexable by coordinate key
+    (``"ra dec"``, 8 decimals) and has ``keys()``, ``values()`` and ``items()`` like astrocut 1.4.0's dict."""
+
+    def __init__(self, items: Sequence[tuple[str, Any]] = ()):
+        super().__init__(v for _, v in items)
+        self._keys = [k for k, _ in items]
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, str):
+            try:
+                return super().__getitem__(self._keys.index(index))
+            except ValueError:
+                raise KeyError(index) from None
+        return super().__getitem__(index)
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._keys if isinstance(item, str) else super().__contains__(item)
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def values(self) -> list[Any]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(zip(self._keys, self, strict=True))
+
+
+def make_table(files: Sequence[str], coordinates: Sequence[Any], values: Sequence[Any]) -> Any:
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    t = Table()
+    t["file"] = np.array(list(files), dtype=str) if files else np.array([], dtype=str)
+    t["coordinate"] = SkyCoord(list(coordinates)) if coordinates else SkyCoord([], [], unit="deg")
+    col = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        col[i] = v
+    t["cutout"] = col
+    return t
+
+
+def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle distance in degrees (haversine)."""
+    a1, d1, a2, d2 = (math.radians(v) for v in (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((a2 - a1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def asdf_metadata_hdu(tree: dict) -> Any:
+    """A ``BinTableHDU`` named ``ASDF`` with one row and one column ``ASDF_METADATA`` (``uint8`` array) holding a
+    serialized ASDF file of ``tree`` (no arrays expected). Read it back with :func:`read_asdf_metadata`."""
+    import asdf
+    from astropy.io import fits
+
+    buf = io.BytesIO()
+    asdf.AsdfFile(tree).write_to(buf)
+    raw = np.frombuffer(buf.getvalue(), dtype=np.uint8)
+    col = fits.Column(name="ASDF_METADATA", format=f"{raw.size}B", array=raw.reshape(1, -1))
+    return fits.BinTableHDU.from_columns([col], name="ASDF")
+
+
+def read_asdf_metadata(hdul: Any) -> Any:
+    """Open the ASDF metadata embedded by :func:`asdf_metadata_hdu` in ``hdul["ASDF"]``: an ``AsdfFile``
+    (use it as a context manager)."""
+    import asdf
+
+    raw = np.asarray(hdul["ASDF"].data["ASDF_METADATA"][0], dtype=np.uint8)
+    return asdf.open(io.BytesIO(raw.tobytes()))
+
+
+def output_kind(output_format: str) -> str:
+    kind = str(output_format).lower().lstrip(".")
+    if kind in ("asdf",):
+        return "asdf"
+    if kind in ("fits", "fit", "fts"):
+        return "fits"
+    raise InvalidInputError(f"output_format {output_format!r} must be '.asdf' or '.fits'")

@@ -1,0 +1,269 @@
+"""gwcs helpers for Roman ASDF cutouts: inversion, slicing, local linear WCS, FITS approximation, wcsinfo.
+
+Conventions (the same as :mod:`skycut.geometry` and gwcs):
+
+* Pixel coordinates are 0-based with pixel centres on integers; ``x`` is the column (numpy axis -1),
+  ``y`` the row (numpy axis -2). gwcs takes and returns pixel coordinates in ``(x, y)`` order.
+* A gwcs ``bounding_box`` is given in ``(x, y)`` order: ``((xlow, xhigh), (ylow, yhigh))``;
+  ``pixel_shape`` is ``(nx, ny)`` and ``array_shape`` is ``(ny, nx)``.
+* Limits are half-open ``[[xmin, xmax], [ymin, ymax]]`` in the original image's pixels (not clipped).
+
+gwcs and astropy are imported inside the functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .exceptions import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.wcs import WCS
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "fits_approximation",
+    "get_center_pixel",
+    "is_gwcs",
+    "local_linear_wcs",
+    "pixel_scale_and_orientation",
+    "s_region_polygon",
+    "sky_of_pixels",
+    "slice_gwcs",
+    "updated_wcsinfo",
+]
+
+
+def is_gwcs(obj: Any) -> bool:
+    """True if ``obj`` is a :class:`gwcs.wcs.WCS` (without importing gwcs when it cannot be one)."""
+    if obj is None or type(obj).__module__.split(".")[0] != "gwcs":
+        return False
+    from gwcs.wcs import WCS as GWCS
+
+    return isinstance(obj, GWCS)
+
+
+def sky_of_pixels(gwcsobj: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """World coordinates ``(ra, dec)`` in degrees of 0-based pixel positions ``(x, y)``.
+
+    The bounding box is ignored, so positions outside the image (padding) still get a sky position.
+    """
+    ra, dec = gwcsobj(np.asarray(x, dtype=float), np.asarray(y, dtype=float), with_bounding_box=False)
+    return np.asarray(getattr(ra, "value", ra), dtype=float), np.asarray(getattr(dec, "value", dec), dtype=float)
+
+
+def _tangent_plane(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gnomonic projection about ``(ra0, dec0)``: standard coordinates ``(xi, eta)`` in degrees,
+    ``xi`` growing to the East (increasing RA) and ``eta`` to the North."""
+    a, d = np.radians(ra), np.radians(dec)
+    a0, d0 = math.radians(ra0), math.radians(dec0)
+    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cosc
+    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+    return np.degrees(xi), np.degrees(eta)
+
+
+def local_jacobian(gwcsobj: Any, x: float, y: float) -> tuple[float, float, np.ndarray]:
+    """Sky position of pixel ``(x, y)`` and the local CD matrix (degrees per pixel, FITS convention).
+
+    Returns
+    -------
+    ra, dec : float
+        World coordinates of the pixel, degrees.
+    cd : ndarray (2, 2)
+        ``cd[i, j] = d(intermediate_i) / d(pixel_j)`` with intermediate axes ``(xi, eta)`` (East, North) and
+        pixel axes ``(x, y)``, from central differences of half a pixel.
+    """
+    xs = np.array([x, x - 0.5, x + 0.5, x, x], dtype=float)
+    ys = np.array([y, y, y, y - 0.5, y + 0.5], dtype=float)
+    ra, dec = sky_of_pixels(gwcsobj, xs, ys)
+    if not np.all(np.isfinite(ra)) or not np.all(np.isfinite(dec)):
+        raise InvalidInputError(f"the gwcs gives no sky position near pixel ({x:.2f}, {y:.2f})")
+    xi, eta = _tangent_plane(ra, dec, float(ra[0]), float(dec[0]))
+    cd = np.array([[xi[2] - xi[1], xi[4] - xi[3]], [eta[2] - eta[1], eta[4] - eta[3]]])
+    return float(ra[0]), float(dec[0]), cd
+
+
+def local_linear_wcs(gwcsobj: Any, x: float, y: float) -> WCS:
+    """A linear ``RA---TAN``/``DEC--TAN`` astropy WCS tangent to ``gwcsobj`` at pixel ``(x, y)``.
+
+    Used for pixel scales (angular cutout sizes) near a target, where a global fit would be overkill.
+    """
+    from astropy.wcs import WCS
+
+    ra, dec, cd = local_jacobian(gwcsobj, x, y)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [x + 1.0, y + 1.0]  # FITS pixels are 1-based
+    w.wcs.cd = cd
+    w.wcs.set()
+    return w
+
+
+def pixel_scale_and_orientation(gwcsobj: Any, x: float, y: float) -> tuple[float, float]:
+    """Pixel scale (degrees per pixel, square root of the pixel area) and orientation at pixel ``(x, y)``.
+
+    The orientation is the angle in degrees from celestial North to the image ``+y`` axis, positive towards
+    increasing right ascension (East), wrapped to ``(-180, 180]`` (Roman's ``wcsinfo.orientation``).
+    """
+    _, _, cd = local_jacobian(gwcsobj, x, y)
+    scale = math.sqrt(abs(float(np.linalg.det(cd))))
+    orientation = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
+    if orientation <= -180.0:
+        orientation += 360.0
+    return scale, orientation
+
+
+def _invert_by_iteration(gwcsobj: Any, ra: float, dec: float, start: tuple[float, float],
+                         iterations: int = 20) -> tuple[float, float]:
+    """Newton iterations on the forward transform in the tangent plane of the target."""
+    x, y = start
+    for _ in range(iterations):
+        ra_i, dec_i, cd = local_jacobian(gwcsobj, x, y)
+        xi, eta = _tangent_plane(np.array([ra]), np.array([dec]), ra_i, dec_i)
+        step = np.linalg.solve(cd, np.array([xi[0], eta[0]]))
+        x, y = x + float(step[0]), y + float(step[1])
+        if abs(step[0]) < 1e-6 and abs(step[1]) < 1e-6:
+            break
+    return x, y
+
+
+def get_center_pixel(gwcsobj: Any, ra: float, dec: float) -> tuple[float, float]:
+    """0-based pixel position ``(x, y)`` (column, row) of the sky position ``(ra, dec)`` in degrees.
+
+    Uses the gwcs inverse (analytic or gwcs's numerical one) ignoring the bounding box; if gwcs cannot invert
+    (no inverse and its numerical inverse fails), Newton iterations on the forward transform are used, started
+    from the middle of the bounding box. Returns NaNs when the position does not project onto the detector plane.
+    """
+    try:
+        x, y = gwcsobj.invert(ra, dec, with_bounding_box=False)
+        x, y = float(getattr(x, "value", x)), float(getattr(y, "value", y))
+    except Exception as exc:  # gwcs raises NotImplementedError, AttributeError, ... depending on the model
+        log.debug("gwcs.invert failed (%s); inverting by iteration", exc)
+        bbox = _bbox_tuple(gwcsobj)
+        start = (0.0, 0.0) if bbox is None else ((bbox[0][0] + bbox[0][1]) / 2, (bbox[1][0] + bbox[1][1]) / 2)
+        try:
+            x, y = _invert_by_iteration(gwcsobj, float(ra), float(dec), start)
+        except (InvalidInputError, np.linalg.LinAlgError):
+            return math.nan, math.nan
+    return x, y
+
+
+def _bbox_tuple(gwcsobj: Any) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The gwcs bounding box as ``((xlow, xhigh), (ylow, yhigh))``, or ``None``."""
+    try:
+        bbox = gwcsobj.bounding_box
+    except (NotImplementedError, AttributeError):
+        return None
+    if bbox is None:
+        return None
+    try:
+        (x0, x1), (y0, y1) = bbox.bounding_box(order="F")
+    except AttributeError:  # a plain tuple
+        (x0, x1), (y0, y1) = bbox
+    return (float(x0), float(x1)), (float(y0), float(y1))
+
+
+def slice_gwcs(gwcsobj: Any, limits: np.ndarray) -> Any:
+    """A deep copy of ``gwcsobj`` for a cutout whose pixel ``(0, 0)`` is original pixel ``(xmin, ymin)``.
+
+    ``Shift(xmin) & Shift(ymin)`` is prepended to the transform leaving the input (detector) frame, so that
+    ``sliced(x, y) == original(x + xmin, y + ymin)``. The bounding box becomes ``((0, nx - 1), (0, ny - 1))``
+    in ``(x, y)`` order, ``pixel_shape = (nx, ny)`` and ``array_shape = (ny, nx)``.
+
+    Parameters
+    ----------
+    gwcsobj : gwcs.wcs.WCS
+        WCS of the full image.
+    limits : array ``[[xmin, xmax], [ymin, ymax]]``
+        Half-open cutout limits in original pixels (may extend beyond the image).
+    """
+    from astropy.modeling.models import Shift
+
+    (xmin, xmax), (ymin, ymax) = (int(v) for v in limits[0]), (int(v) for v in limits[1])
+    nx, ny = xmax - xmin, ymax - ymin
+    out = copy.deepcopy(gwcsobj)
+    first = out.available_frames[0]
+    out.bounding_box = None  # the original box is meaningless in cutout pixels
+    out.insert_transform(first, Shift(float(xmin)) & Shift(float(ymin)), after=True)
+    out.bounding_box = ((0, nx - 1), (0, ny - 1))
+    out.pixel_shape = (nx, ny)
+    out.array_shape = (ny, nx)
+    return out
+
+
+def fits_approximation(gwcsobj: Any, image_shape: tuple[int, int], *, max_pix_error: float = 0.1) -> WCS:
+    """A FITS (TAN-SIP) astropy WCS approximating ``gwcsobj`` over an image of numpy shape ``(ny, nx)``.
+
+    Uses ``gwcs.WCS.to_fits_sip``; the fit covers the gwcs bounding box, or the whole image (pixel edges)
+    when the gwcs has none. ``max_pix_error`` (pixels) bounds the forward and inverse fit errors.
+    """
+    from astropy.wcs import WCS
+
+    ny, nx = int(image_shape[0]), int(image_shape[1])
+    bbox = _bbox_tuple(gwcsobj)
+    if bbox is None:
+        bbox = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    header = gwcsobj.to_fits_sip(bounding_box=bbox, max_pix_error=max_pix_error,
+                                 max_inv_pix_error=max_pix_error)
+    w = WCS(header)
+    w.pixel_shape = (nx, ny)
+    return w
+
+
+def s_region_polygon(gwcsobj: Any, shape: tuple[int, int]) -> str:
+    """``"POLYGON ICRS ra1 dec1 ... ra4 dec4"`` of the outer pixel edges of an image of numpy shape ``(ny, nx)``,
+    corners in the order (xlow, ylow), (xhigh, ylow), (xhigh, yhigh), (xlow, yhigh)."""
+    ny, nx = int(shape[0]), int(shape[1])
+    xs = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
+    ys = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
+    ra, dec = sky_of_pixels(gwcsobj, xs, ys)
+    numbers = " ".join(f"{r % 360.0:.9f} {d:.9f}" for r, d in zip(ra, dec, strict=True))
+    return f"POLYGON ICRS {numbers}"
+
+
+def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
+                    parent_shape: tuple[int, int] | None = None) -> Any:
+    """A copy of Roman ``meta.wcsinfo`` describing a cutout.
+
+    ``s_region`` is recomputed from ``sliced`` (the cutout's gwcs). When present in the input, ``x_ref`` and
+    ``y_ref`` (pixel of the projection reference point) are moved into cutout pixels, ``image_shape`` gets the
+    cutout shape (``(ny, nx)`` if the input listed ``parent_shape``, the original numpy shape, in that order
+    and it is not square; otherwise ``(nx, ny)`` as the Roman schema says), and ``ra``, ``dec``, ``pixel_scale`` and ``orientation`` (which describe the image centre) are
+    evaluated at the cutout centre. Other entries (``ra_ref``, ``v2_ref``, ...) are kept.
+    """
+    out = copy.deepcopy(wcsinfo)
+    (xmin, xmax), (ymin, ymax) = limits
+    nx, ny = int(xmax - xmin), int(ymax - ymin)
+    out["s_region"] = s_region_polygon(sliced, (ny, nx))
+    if "x_ref" in out:
+        out["x_ref"] = float(out["x_ref"]) - float(xmin)
+    if "y_ref" in out:
+        out["y_ref"] = float(out["y_ref"]) - float(ymin)
+    if "image_shape" in out:
+        old = [int(v) for v in out["image_shape"]]
+        array_order = parent_shape is not None and old[0] != old[1] and old == [int(v) for v in parent_shape]
+        out["image_shape"] = [ny, nx] if array_order else [nx, ny]
+    xc, yc = (nx - 1) / 2.0, (ny - 1) / 2.0
+    wants_centre = any(k in out for k in ("ra", "dec", "pixel_scale", "orientation"))
+    if wants_centre:
+        ra, dec = sky_of_pixels(sliced, xc, yc)
+        if "ra" in out:
+            out["ra"] = float(ra) % 360.0
+        if "dec" in out:
+            out["dec"] = float(dec)
+        if "pixel_scale" in out or "orientation" in out:
+            scale, orientation = pixel_scale_and_orientation(sliced, xc, yc)
+            if "pixel_scale" in out:
+                out["pixel_scale"] = scale
+            if "orientation" in out:
+                out["orientation"] = orientation
+    return out
