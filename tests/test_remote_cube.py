@@ -1,0 +1,119 @@
+"""Remote cubes (s3:// through moto's S3 server, https:// through a Range HTTP server, both on loopback).
+
+The servers count requests and body bytes; the cutouts must equal local ones and read no more than
+1.5 x the cutout's minimal pixel bytes plus the header blocks and the FFI table.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import servers
+from astropy.coordinates import SkyCoord
+
+from skycut.cube_cutout import TessCubeCutout, cut_cube_targets
+from skycut.cube_reader import CubeReader, padded
+from skycut.exceptions import InvalidInputError
+
+# the loopback servers' pytest fixtures (assigned, not imported, so test arguments do not shadow an import)
+s3_server = servers.s3_server
+http_server = servers.http_server
+
+
+@pytest.fixture(scope="module")
+def cube(sim_tess, tmp_path_factory) -> Path:
+    from skycut.cube_factory import CubeFactory
+
+    out = tmp_path_factory.mktemp("remote_cube")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Path(CubeFactory().make_cube([str(f) for f in sim_tess.files],
+                                            str(out / "tess-s0011-1-1-cube.fits"), verbose=False))
+
+
+def overhead_bytes(cube: Path) -> int:
+    """Bytes of the header blocks (primary, image, table) and the table data: what any reader must fetch."""
+    with CubeReader(cube) as r:
+        return r.primary.nbytes + r.image_header.nbytes + r.table_header.nbytes + padded(
+            r.table_header.data_nbytes())
+
+
+def minimal_bytes(cutout, ntime: int) -> int:
+    """Pixel bytes of the on-CCD part of a cutout (both planes, all FFIs, float32)."""
+    return int(cutout.aperture.sum()) * ntime * 2 * 4
+
+
+def var_coord(truth) -> SkyCoord:
+    return SkyCoord(truth["variable"]["ra"], truth["variable"]["dec"], unit="deg")
+
+
+@pytest.mark.parametrize("threads", [1, 4, "auto"])
+def test_s3_cutout_equals_local_and_reads_little(s3_server, cube, sim_tess, threads):
+    uri = s3_server.upload(cube, key=f"t{threads}/{cube.name}")
+    coord = var_coord(sim_tess.truth)
+    local = TessCubeCutout(cube, coord, [10, 7]).cutouts[0]
+    s3_server.log.reset()
+    remote = TessCubeCutout(uri, coord, [10, 7], threads=threads, fsspec_kwargs=s3_server.fsspec_kwargs)
+    got = remote.cutouts_by_file[uri][0]
+    np.testing.assert_array_equal(got.data, local.data)
+    np.testing.assert_array_equal(got.uncertainty, local.uncertainty)
+    sent = s3_server.log.bytes_sent
+    assert sent <= 1.5 * minimal_bytes(local, len(sim_tess.files)) + overhead_bytes(cube)
+    # one ranged GET per cutout row, plus the headers and the table
+    gets = s3_server.log.body_requests("GET")
+    assert len(gets) <= 7 + 4
+    assert remote.tpf_cutouts[0][1].data["FLUX"].shape == (len(sim_tess.files), 7, 10)
+
+
+def test_full_width_rows_are_one_request(s3_server, cube, sim_tess):
+    uri = s3_server.upload(cube, key=f"wide/{cube.name}")
+    with CubeReader(cube) as r:
+        ncols = r.ncols
+    s3_server.log.reset()
+    with CubeReader(uri, fsspec_kwargs=s3_server.fsspec_kwargs) as reader:
+        before = reader.requests
+        blocks = reader.read_blocks([[[0, ncols], [10, 30]]])
+        assert reader.requests - before == 1
+    with CubeReader(cube) as r:
+        np.testing.assert_array_equal(blocks[0], np.asarray(r.memmap()[10:30, :]))
+
+
+def test_http_cutout_equals_local_and_reads_little(http_server, cube, sim_tess, tmp_path):
+    url = http_server.add(cube)
+    coord = var_coord(sim_tess.truth)
+    local = TessCubeCutout(cube, coord, 6).cutouts[0]
+    http_server.log.reset()
+    remote = TessCubeCutout(url, coord, 6, threads=3)
+    np.testing.assert_array_equal(remote.cutouts[0].data, local.data)
+    sent = http_server.log.bytes_sent
+    assert sent <= 1.5 * minimal_bytes(local, len(sim_tess.files)) + overhead_bytes(cube)
+    paths = remote.write_as_tpf(tmp_path / "out")
+    assert Path(paths[0]).name.startswith("tess-s0011-1-1_")
+
+
+def test_remote_batch_of_targets(s3_server, cube, sim_tess, tmp_path):
+    uri = s3_server.upload(cube, key=f"batch/{cube.name}")
+    stars = sim_tess.truth["stars"]
+    targets = [(f"s{i}", SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i in range(5)]
+    s3_server.log.reset()
+    written = cut_cube_targets(uri, targets, 5, output_dir=tmp_path, threads=4,
+                               fsspec_kwargs=s3_server.fsspec_kwargs)
+    assert sorted(written) == [f"s{i}" for i in range(5)]
+    local = {n: TessCubeCutout(cube, c, 5).cutouts[0] for n, c in targets}
+    from astropy.io import fits
+
+    for name, path in written.items():
+        np.testing.assert_array_equal(fits.getdata(path, 1)["FLUX"], local[name].data)
+    minimal = sum(minimal_bytes(c, len(sim_tess.files)) for c in local.values())
+    assert s3_server.log.bytes_sent <= 1.5 * minimal + overhead_bytes(cube)
+
+
+def test_missing_remote_cube_is_a_clear_error(s3_server, http_server):
+    with pytest.raises(InvalidInputError, match="nothing-here-cube.fits"):
+        TessCubeCutout(f"s3://{s3_server.bucket}/nothing-here-cube.fits", "0 0", 5,
+                       fsspec_kwargs=s3_server.fsspec_kwargs)
+    with pytest.raises(InvalidInputError, match="absent-cube.fits"):
+        TessCubeCutout(http_server.url("absent-cube.fits"), "0 0", 5)
