@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
 from skycut.cube_factory import CubeFactory, plan_block_rows
 from skycut.exceptions import InvalidInputError
@@ -472,3 +473,45 @@ def test_peak_rss_bounded_by_max_memory(big_ffis, tmp_path, strategy):
     with fits.open(out) as hdul, fits.open(big_ffis[7]) as f:
         assert np.array_equal(hdul[1].section[500:520, :, 7, 0], f[1].data[500:520])
         assert np.array_equal(hdul[1].section[1000:1024, :, 7, 1], f[2].data[1000:1024])
+
+
+# ------------------------------------------------------------------------------------------------ other inputs
+def _compressed_copies(ffis: list[Path], dest: Path) -> list[Path]:
+    """Lossless tile-compressed (GZIP_2, no quantization) copies of the FFIs, same names."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in ffis:
+        with fits.open(p) as f:
+            hdus = [fits.PrimaryHDU(header=f[0].header)]
+            for ext in (1, 2):
+                hdus.append(fits.CompImageHDU(f[ext].data, f[ext].header, compression_type="GZIP_2",
+                                              quantize_level=0.0, tile_shape=(8, SHAPE[1])))
+            fits.HDUList(hdus).writeto(dest / p.name)
+        out.append(dest / p.name)
+    return out
+
+
+@pytest.mark.parametrize("max_memory", [50, 5e-5])
+def test_tile_compressed_inputs(ffis, cube, tmp_path, max_memory):
+    files = _compressed_copies(ffis, tmp_path / "fz")
+    factory = CubeFactory()
+    out = tmp_path / "c.fits"
+    factory.make_cube([str(f) for f in files], str(out), max_memory=max_memory, verbose=False)
+    assert factory._strategy_used == ("whole" if max_memory == 50 else "scratch")
+    with fits.open(out) as ours, fits.open(cube) as ref:
+        assert np.array_equal(ours[1].data, ref[1].data)
+        assert list(ours[2].data["FFI_FILE"]) == list(ref[2].data["FFI_FILE"])
+    with pytest.raises(InvalidInputError, match="direct"):
+        CubeFactory(strategy="direct").make_cube([str(f) for f in files], str(tmp_path / "d.fits"), verbose=False)
+
+
+def test_remote_inputs_over_http_and_s3(ffis, cube, tmp_path, http_server, s3_server):  # noqa: F811
+    urls = [http_server.add(p) for p in ffis]
+    factory = CubeFactory()
+    factory.make_cube(urls, str(tmp_path / "http.fits"), max_memory=5e-5, verbose=False)
+    assert factory._strategy_used == "scratch" and factory._num_blocks >= 4
+    assert np.array_equal(fits.getdata(tmp_path / "http.fits", 1), fits.getdata(cube, 1))
+    uris = [s3_server.upload(p) for p in ffis]
+    s3 = CubeFactory(fsspec_kwargs=s3_server.fsspec_kwargs)
+    s3.make_cube(uris, str(tmp_path / "s3.fits"), verbose=False)
+    _same_cube(tmp_path / "s3.fits", cube)

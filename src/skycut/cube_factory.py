@@ -49,12 +49,12 @@ import numpy as np
 from . import cube_table
 from .atomic import atomic_output
 from .cube_io import (
-    DirectReader,
     FFIInfo,
     ScratchStore,
     lock_file,
     pread_into,
     pwrite_all,
+    read_rows,
     read_whole,
     remove_stale_temporaries,
     scan_ffi,
@@ -254,14 +254,18 @@ class CubeFactory:
         How FFI rows are read when the cube is built in blocks (keyword only, skycut extension).
     scratch_dir : path, optional
         Where the h5py scratch file goes (default: the cube's directory).
+    fsspec_kwargs : dict, optional
+        fsspec options for remote FFIs (``s3://``, ``https://``); default: anonymous access to S3.
     """
 
-    def __init__(self, max_memory: float = 50, *, strategy: str = "auto", scratch_dir: str | None = None):
+    def __init__(self, max_memory: float = 50, *, strategy: str = "auto", scratch_dir: str | None = None,
+                 fsspec_kwargs: dict | None = None):
         if strategy not in STRATEGIES:
             raise InvalidInputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.max_memory = _check_memory(max_memory)
         self.strategy = strategy
         self.scratch_dir = scratch_dir
+        self.fsspec_kwargs = fsspec_kwargs
         self._num_blocks = self._block_size = 0
         self._cube_shape: tuple[int, ...] = ()
         self._file_list: list[str] = []
@@ -289,7 +293,7 @@ class CubeFactory:
         level = logging.INFO if verbose else logging.DEBUG
         paths = _as_list(file_list, "file_list")
         t0 = time.perf_counter()
-        infos = sorted((scan_ffi(p) for p in paths), key=lambda i: (i.tstart, i.name))
+        infos = sorted((scan_ffi(p, self.fsspec_kwargs) for p in paths), key=lambda i: (i.tstart, i.name))
         check_inputs(infos, sector)
         records, comments, flags = _ffi_records(infos)
         if not any(flags):
@@ -321,7 +325,7 @@ class CubeFactory:
         if not cube_path.is_file():
             raise InvalidInputError(f"cube_file {str(cube_file)!r} does not exist; use make_cube to create it")
         paths = _as_list(file_list, "file_list")
-        infos = sorted((scan_ffi(p) for p in paths), key=lambda i: (i.tstart, i.name))
+        infos = sorted((scan_ffi(p, self.fsspec_kwargs) for p in paths), key=lambda i: (i.tstart, i.name))
         check_inputs(infos, sector)
         with fits.open(cube_path, memmap=False, lazy_load_hdus=True) as hdul:
             primary = hdul[0].header.copy()
@@ -414,7 +418,8 @@ class CubeFactory:
         try:
             for k, info in enumerate(infos):
                 if info.direct:
-                    flux, err = DirectReader(info).read(0, shape[0])
+                    buf = np.empty(2 * shape[0] * shape[1] * np.dtype(info.dtype).itemsize, dtype=np.uint8)
+                    flux, err = read_rows(info, 0, shape[0], buf)
                 else:
                     flux, err = read_whole(info)
                 store.put(k, flux, err)
@@ -438,7 +443,7 @@ class CubeFactory:
         old_pos = np.array([k for k, s in enumerate(sources) if s[0] == "old"], dtype=np.intp)
         old_slice = _as_slice(old_pos)
         old_fd = os.open(old.path, os.O_RDONLY) if old is not None else None
-        readers: dict[int, DirectReader] = {}
+        rowbuf = np.empty(2 * min(block_rows, rows) * cols * 8, dtype=np.uint8)  # shared by all FFIs
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cube-writer") as writer:
             try:
                 for b in range(n_blocks):
@@ -453,8 +458,7 @@ class CubeFactory:
                         if kind != "ffi":
                             continue
                         if strategy == "direct":
-                            reader = readers.setdefault(j, DirectReader(src))
-                            flux, err = reader.read(r0, r1)
+                            flux, err = read_rows(src, r0, r1, rowbuf)
                         elif strategy == "scratch":
                             flux, err = store.read(new_index[id(src)], r0, r1)
                         else:  # whole: a single block
@@ -465,8 +469,6 @@ class CubeFactory:
                         progress.files(f"block {b + 1}/{n_blocks}", j + 1)
                     if old is not None and len(old_pos):
                         self._copy_old(old_fd, old, r0, r1, block, old_pos, old_slice)
-                    for reader in readers.values():
-                        reader.release()
                     pending[slot] = writer.submit(pwrite_all, fd, block, data_offset + r0 * row_bytes)
                     pending[slot].add_done_callback(
                         lambda f, nb=block.nbytes, bb=b: f.exception() or progress.wrote(nb, bb + 1, n_blocks))

@@ -6,7 +6,7 @@ uncertainty (FFI ext 2). A "row range" ``r0:r1`` is a range of image rows (numpy
 
 Two ways of getting rows ``r0:r1`` of every FFI into a block of the cube:
 
-* **direct** (:class:`DirectReader`): for local, uncompressed, unscaled FFIs, one ``pread`` of the contiguous
+* **direct** (:func:`read_rows`): for local, uncompressed, unscaled FFIs, one ``pread`` of the contiguous
   bytes of rows ``r0:r1`` of ext 1 and one of ext 2, at the data offsets astropy reports. No astropy per block,
   no mmap (mapped pages would count in the process's RSS).
 * **scratch** (:class:`ScratchStore`): every FFI is read once, whole (through astropy, so remote ``s3://`` /
@@ -64,13 +64,18 @@ class FFIInfo:
         return self.offsets is not None
 
 
-def _open(path: str):
+def _remote_kwargs(path: str, fsspec_kwargs: dict | None) -> dict:
+    if fsspec_kwargs is not None:
+        return dict(fsspec_kwargs)
+    return {"anon": True} if path.startswith("s3://") else {}
+
+
+def _open(path: str, fsspec_kwargs: dict | None = None, **kwargs):
     from astropy.io import fits
 
     if is_remote(path):
-        return fits.open(path, use_fsspec=True, lazy_load_hdus=True, do_not_scale_image_data=True,
-                         fsspec_kwargs={"anon": True} if path.startswith("s3://") else None)
-    return fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True)
+        return fits.open(path, use_fsspec=True, fsspec_kwargs=_remote_kwargs(path, fsspec_kwargs), **kwargs)
+    return fits.open(path, memmap=False, **kwargs)
 
 
 def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
@@ -98,8 +103,10 @@ def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
     return (offsets[0], offsets[1]), dtypes[0]
 
 
-def scan_ffi(path: str | os.PathLike) -> FFIInfo:
+def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFIInfo:
     """Read the headers of one SPOC FFI (primary, ext 1 flux, ext 2 uncertainty) and its data layout.
+
+    ``fsspec_kwargs`` are passed to fsspec for remote inputs (default: anonymous access for ``s3://``).
 
     Raises
     ------
@@ -111,7 +118,7 @@ def scan_ffi(path: str | os.PathLike) -> FFIInfo:
     if not is_remote(path) and not Path(path).is_file():
         raise InvalidInputError(f"FFI file {path!r} does not exist")
     try:
-        hdul = _open(path)
+        hdul = _open(path, fsspec_kwargs, lazy_load_hdus=True, do_not_scale_image_data=True)
     except Exception as exc:  # astropy raises OSError/TypeError/ValueError for non-FITS input
         raise InvalidInputError(f"FFI file {path!r} is not a readable FITS file: {exc}") from exc
     with hdul:
@@ -135,7 +142,7 @@ def scan_ffi(path: str | os.PathLike) -> FFIInfo:
             shape=shape, offsets=offsets, dtype=dtype,
             sector=primary.get("SECTOR", h1.get("SECTOR")),
             camera=primary.get("CAMERA", h1.get("CAMERA")),
-            ccd=primary.get("CCD", h1.get("CCD")),
+            ccd=primary.get("CCD", h1.get("CCD")), extra={"fsspec_kwargs": fsspec_kwargs},
         )
 
 
@@ -158,43 +165,35 @@ def pwrite_all(fd: int, data: np.ndarray | bytes, offset: int) -> None:
         done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
 
 
-class DirectReader:
-    """Row-range reader for local uncompressed FFIs: one ``pread`` per extension per row range."""
+def read_rows(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``r0:r1`` of flux and uncertainty of a directly readable FFI: one ``pread`` per extension.
 
-    def __init__(self, info: FFIInfo):
-        self.info = info
-        self._buf: np.ndarray | None = None
-
-    def read(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``r0:r1`` of flux and uncertainty, each a ``(r1 - r0, columns)`` array (on-disk dtype)."""
-        info = self.info
-        ncols = info.shape[1]
-        n = (r1 - r0) * ncols
-        if self._buf is None or self._buf.size < 2 * n:
-            self._buf = np.empty(2 * n, dtype=info.dtype)
-        buf = self._buf[: 2 * n]
-        itemsize = buf.itemsize
-        fd = os.open(info.path, os.O_RDONLY)
-        try:
-            for k, base in enumerate(info.offsets):
-                pread_into(fd, buf[k * n:(k + 1) * n], base + r0 * ncols * itemsize)
-        finally:
-            os.close(fd)
-        return buf[:n].reshape(r1 - r0, ncols), buf[n:].reshape(r1 - r0, ncols)
-
-    def release(self) -> None:
-        self._buf = None
+    Parameters
+    ----------
+    buf : numpy.ndarray
+        Contiguous scratch buffer (any dtype) of at least ``2 * (r1 - r0) * columns * itemsize`` bytes; the
+        returned ``(r1 - r0, columns)`` arrays (on-disk dtype) are views of it, valid until it is reused.
+    """
+    ncols = info.shape[1]
+    n = (r1 - r0) * ncols
+    raw = buf.reshape(-1).view(np.uint8)
+    itemsize = np.dtype(info.dtype).itemsize
+    if raw.size < 2 * n * itemsize:
+        raise ValueError(f"read buffer of {raw.size} bytes too small for {2 * n * itemsize}")
+    out = raw[: 2 * n * itemsize].view(info.dtype)
+    fd = os.open(info.path, os.O_RDONLY)
+    try:
+        for k, base in enumerate(info.offsets):
+            pread_into(fd, out[k * n:(k + 1) * n], base + r0 * ncols * itemsize)
+    finally:
+        os.close(fd)
+    return out[:n].reshape(r1 - r0, ncols), out[n:].reshape(r1 - r0, ncols)
 
 
 def read_whole(info: FFIInfo) -> tuple[np.ndarray, np.ndarray]:
     """Flux and uncertainty of one FFI, whole, through astropy (remote and compressed inputs too)."""
-    from astropy.io import fits
-
-    kwargs = {"use_fsspec": True} if is_remote(info.path) else {"memmap": False}
-    if info.path.startswith("s3://"):
-        kwargs["fsspec_kwargs"] = {"anon": True}
     try:
-        with fits.open(info.path, **kwargs) as hdul:
+        with _open(info.path, info.extra.get("fsspec_kwargs")) as hdul:
             return (np.asarray(hdul[1].data, dtype=np.float32), np.asarray(hdul[2].data, dtype=np.float32))
     except Exception as exc:
         raise InvalidInputError(f"cannot read the images of FFI {info.path!r}: {exc}") from exc
