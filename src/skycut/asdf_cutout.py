@@ -74,7 +74,6 @@ from .atomic import atomic_output, write_bytes, write_hdulist
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .geometry import (
     cutout_basename,
-    cutout_limits,
     overlap,
     parse_coordinates,
     parse_size_input,
@@ -109,6 +108,24 @@ class _Piece:
     @property
     def gwcs(self) -> Any:
         return self.roman["meta"]["wcs"]
+
+
+def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
+    """Half-open limits ``[[xmin, xmax], [ymin, ymax]]`` of an ``nx x ny`` box centred on the 0-based pixel
+    position ``center_xy``: ``xmin = ceil(x - nx / 2)`` (astropy ``Cutout2D``'s rule, which astrocut uses for ASDF).
+
+    The box centre ``xmin + (nx - 1) / 2`` is within half a pixel of ``x``, so for odd sizes the middle pixel is
+    the one containing the target. (``geometry.cutout_limits`` rounds ``x - nx / 2`` instead, as astrocut's FITS
+    code does, which puts the target in the pixel after the middle one when its fractional part exceeds 0.5.)
+    """
+    lims = np.zeros((2, 2), dtype=np.int64)
+    for axis in range(2):
+        c = float(center_xy[axis])
+        if not math.isfinite(c):
+            raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
+        lo = math.ceil(c - shape_xy[axis] / 2.0)
+        lims[axis] = (lo, lo + int(shape_xy[axis]))
+    return lims
 
 
 def _cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: Any) -> Any:
@@ -255,7 +272,7 @@ class ASDFCutout:
                           DataWarning, stacklevel=3)
             return None
         nx, ny = size_in_pixels(self._size, local_linear_wcs(gw, x, y))
-        limits = cutout_limits((x, y), (nx, ny))
+        limits = centered_limits((x, y), (nx, ny))
         if overlap(limits, parent_shape) is None:
             warnings.warn(f"{file}: the cutout at ({key}) (centre pixel x={x:.1f}, y={y:.1f}) does not overlap the "
                           f"image of shape {parent_shape}; skipped", DataWarning, stacklevel=3)
