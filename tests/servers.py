@@ -174,7 +174,7 @@ class S3Server:
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-s3", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-s3", daemon=True)
         self._thread.start()
         self._client().create_bucket(Bucket=self.bucket)
         self.log.reset()
@@ -289,7 +289,7 @@ class RangeHTTPServer:
         self._server = _Server(("127.0.0.1", 0), handler)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="range-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="range-http", daemon=True)
         self._thread.start()
         return self
 

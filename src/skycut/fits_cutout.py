@@ -262,7 +262,11 @@ def _is_empty(block: np.ndarray) -> bool:
 
 
 def _rounded_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
-    """Half-open limits; ``round`` is geometry.cutout_limits, ``floor``/``ceil`` round ``x - n/2`` that way."""
+    """Half-open limits; ``round`` is geometry.cutout_limits, ``floor``/``ceil`` round ``x - n/2`` that way.
+
+    The centre is first rounded to 1e-6 pixel, so that a target on a pixel centre (up to WCS round-off) gives
+    a box centred on that pixel for odd sizes."""
+    center_xy = tuple(round(float(c), 6) if np.isfinite(c) else c for c in center_xy)
     if method == "round":
         return cutout_limits(center_xy, shape_xy)
     fn = math.floor if method == "floor" else math.ceil

@@ -153,7 +153,8 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
             raise InvalidInputError(f"input file not found: {name}" if not Path(name).exists()
                                     else f"input {name} is not a regular file")
         try:
-            hdul = fits.open(name, mode="readonly", memmap=True, lazy_load_hdus=True)
+            # memmap=None: memory-mapped, but scaled (BZERO/BSCALE) images are still allowed
+            hdul = fits.open(name, mode="readonly", memmap=None, lazy_load_hdus=True)
             hdul[0]  # noqa: B018 - forces the primary header to be parsed
         except Exception as exc:
             raise _wrap_open_error(name, exc) from exc

@@ -1,0 +1,204 @@
+"""Remote FITS inputs over loopback servers: moto's S3 and a Range-capable HTTP server.
+
+The big-image test makes a ~200 MB FITS file cheaply (header, then a sparse extension with ``truncate``
+and a small written patch) and checks that a 50 x 50 cutout transfers less than 2 MB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
+
+from skycut.exceptions import InvalidInputError
+from skycut.fits_cutout import FITSCutout, fits_cut
+from skycut.remote import (
+    DEFAULT_BLOCK_SIZE,
+    build_fsspec_kwargs,
+    is_remote,
+    open_fits,
+    open_fits_handle,
+    storage_options,
+)
+
+SCALE = 0.1 / 3600.0
+
+
+def tan_wcs(nx: int, ny: int) -> WCS:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [nx / 2 + 0.5, ny / 2 + 0.5]
+    w.wcs.cdelt = [-SCALE, SCALE]
+    return w
+
+
+def small_image(path, shape=(60, 70), compressed=False, dtype=np.float32, bzero=None) -> WCS:
+    ny, nx = shape
+    w = tan_wcs(nx, ny)
+    data = (np.arange(ny)[:, None] * 100 + np.arange(nx)[None, :]).astype(dtype)
+    header = w.to_header()
+    hdu = (fits.CompImageHDU if compressed else fits.ImageHDU)(data=data, header=header, name="SCI")
+    if bzero is not None:
+        hdu.scale("int16", bzero=bzero)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+    return w
+
+
+def sparse_big_image(path, n: int, patch: tuple[int, int, int, int]) -> WCS:
+    """An n x n float32 primary image: header, sparse zeros, and a patch ``(y0, y1, x0, x1)`` with values
+    ``row * 10 + col / 1000`` (exact enough in float32 for the comparisons below)."""
+    w = tan_wcs(n, n)
+    h = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", n), ("NAXIS2", n)])
+    h.update(w.to_header())
+    head = h.tostring().encode()
+    data_len = -(-n * n * 4 // 2880) * 2880
+    y0, y1, x0, x1 = patch
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(len(head) + data_len)
+        for y in range(y0, y1):
+            f.seek(len(head) + (y * n + x0) * 4)
+            f.write(patch_values(y, np.arange(x0, x1)).astype(">f4").tobytes())
+    return w
+
+
+def patch_values(y, x):
+    return (np.asarray(y) * 10 + np.asarray(x) / 1000.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def test_is_remote():
+    assert is_remote("https://example.org/a.fits") and is_remote("s3://bucket/key.fits")
+    assert not is_remote("/data/a.fits") and not is_remote("a.fits")
+
+
+def test_storage_options_defaults():
+    s3 = storage_options("s3://b/k.fits")
+    assert s3["anon"] is True and s3["default_block_size"] == DEFAULT_BLOCK_SIZE
+    creds = storage_options("s3://b/k.fits", build_fsspec_kwargs(key="k", secret="s", endpoint_url="http://h"))
+    assert "anon" not in creds and creds["endpoint_url"] == "http://h"
+    assert storage_options("https://h/a.fits", {"block_size": 1000}) == {"block_size": 1000}
+    with pytest.raises(InvalidInputError, match="do not apply to the http"):
+        storage_options("https://h/a.fits", {"anon": True})
+    assert build_fsspec_kwargs(anon=None, token="t") == {"token": "t"}
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+
+
+def test_http_cutout_equals_local(tmp_path, http_server):
+    path = tmp_path / "img.fits"
+    w = small_image(path)
+    coord = w.pixel_to_world(12.2, 40.7)
+    local = FITSCutout(path, coord, [9, 5], fill_value=-1.0)
+    remote = FITSCutout(http_server.url("img.fits"), coord, [9, 5], fill_value=-1.0)
+    np.testing.assert_array_equal(remote.cutouts[0].data, local.cutouts[0].data)
+    assert remote.cutouts[0].data.dtype == local.cutouts[0].data.dtype
+    assert remote.fits_cutouts[0][1].header["ORIG_FLE"] == http_server.url("img.fits")
+    out = remote.write_as_fits(tmp_path / "out")
+    assert out[0].endswith("cutout_" + f"{coord.ra.deg:.7f}_{coord.dec.deg:.7f}_9-x-5_astrocut.fits")
+    assert http_server.log.body_requests("GET"), "data must have come over HTTP"
+
+
+def test_http_padded_edge_and_unsigned_ints(tmp_path, http_server):
+    path = tmp_path / "u16.fits"
+    w = small_image(path, dtype=np.float64, bzero=32768)
+    coord = w.pixel_to_world(0.0, 59.0)
+    local = FITSCutout(path, coord, 6, fill_value=0).cutouts[0].data
+    remote = FITSCutout(http_server.url("u16.fits"), coord, 6, fill_value=0).cutouts[0].data
+    np.testing.assert_array_equal(remote, local)
+    assert (remote[:, :3] == 0).all() and (remote[3:, 3:] != 0).any()
+
+
+def test_http_tile_compressed(tmp_path, http_server):
+    path = tmp_path / "comp.fits"
+    w = small_image(path, compressed=True, dtype=np.int32)
+    coord = w.pixel_to_world(30, 20)
+    local = FITSCutout(path, coord, 7).cutouts[0].data
+    remote = FITSCutout(http_server.url("comp.fits"), coord, 7).cutouts[0].data
+    np.testing.assert_array_equal(remote, local)
+    np.testing.assert_array_equal(remote[3, 3], 20 * 100 + 30)
+
+
+def test_http_missing_file_names_url(http_server):
+    url = http_server.url("missing.fits")
+    with pytest.raises(InvalidInputError, match="missing.fits"):
+        FITSCutout(url, "150 2", 5)
+
+
+def test_open_fits_reads_headers_only(tmp_path, http_server):
+    n = 1200  # 5.76 MB of data
+    path = tmp_path / "mid.fits"
+    sparse_big_image(path, n, (0, 1, 0, 1))
+    hdul = open_fits(http_server.url("mid.fits"))
+    try:
+        assert hdul[0].header["NAXIS1"] == n
+    finally:
+        hdul.close()
+    assert http_server.log.bytes_sent <= 2 * DEFAULT_BLOCK_SIZE
+
+
+def test_50x50_cutout_of_200MB_image_over_http_transfers_under_2MB(tmp_path, http_server):
+    n = 7100  # 7100**2 * 4 bytes = 201.6 MB (sparse on disk)
+    path = tmp_path / "big.fits"
+    patch = (3000, 3060, 4000, 4060)
+    w = sparse_big_image(path, n, patch)
+    assert path.stat().st_size > 200e6
+    try:
+        coord = w.pixel_to_world(4030, 3030)
+        cut = FITSCutout(http_server.url("big.fits"), coord, 50)
+        data = cut.cutouts[0].data
+        assert data.shape == (50, 50)
+        yy, xx = np.mgrid[3005:3055, 4005:4055]
+        np.testing.assert_array_equal(data, patch_values(yy, xx))
+        sent = http_server.log.bytes_sent
+        assert 0 < sent < 2_000_000, f"transferred {sent} bytes"
+    finally:
+        path.unlink()
+
+
+# ------------------------------------------------------------------------------------------------ S3
+
+
+def test_s3_cutout_equals_local_and_transfers_little(tmp_path, s3_server):
+    n = 1600  # 10 MB image
+    path = tmp_path / "s3img.fits"
+    patch = (1000, 1040, 1200, 1240)
+    w = sparse_big_image(path, n, patch)
+    uri = s3_server.upload(path)
+    try:
+        coord = w.pixel_to_world(1220, 1020)
+        s3_server.log.reset()
+        cut = FITSCutout(uri, coord, [30, 20], fsspec_kwargs=s3_server.fsspec_kwargs)
+        local = FITSCutout(path, coord, [30, 20])
+        np.testing.assert_array_equal(cut.cutouts[0].data, local.cutouts[0].data)
+        assert cut.cutouts[0].data.shape == (20, 30)
+        assert 0 < s3_server.log.bytes_sent < 2_000_000
+        assert s3_server.log.body_requests("GET")
+        paths = fits_cut(uri, coord, [30, 20], output_dir=tmp_path / "o", fsspec_kwargs=s3_server.fsspec_kwargs)
+        with fits.open(paths) as hdul:
+            assert hdul[1].header["ORIG_FLE"] == uri
+    finally:
+        s3_server.delete(path.name)
+
+
+def test_s3_missing_key_names_uri(s3_server):
+    uri = f"s3://{s3_server.bucket}/nope.fits"
+    with pytest.raises(InvalidInputError, match="nope.fits"):
+        FITSCutout(uri, "150 2", 5, fsspec_kwargs=s3_server.fsspec_kwargs)
+
+
+def test_handle_closes_cleanly(tmp_path, s3_server):
+    path = tmp_path / "h.fits"
+    small_image(path)
+    uri = s3_server.upload(path)
+    with open_fits_handle(uri, s3_server.fsspec_kwargs) as handle:
+        assert handle.remote and handle.hdul[1].name == "SCI"
+        sec = handle.section(1)
+        np.testing.assert_array_equal(sec[..., 2:4, 5:8], fits.getdata(path, 1)[2:4, 5:8])
+    s3_server.delete(path.name)
