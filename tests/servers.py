@@ -14,7 +14,10 @@ Both have a :class:`TransferLog` at ``.log`` with ``requests`` (list of :class:`
 
 Usage as pytest fixtures: import the fixture functions into a test module (or a conftest)::
 
-    from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
+    import servers
+
+    s3_server = servers.s3_server      # re-export the fixtures into the test module
+    http_server = servers.http_server
 
     def test_something(s3_server, tmp_path):
         uri = s3_server.upload(tmp_path / "image.fits")       # -> "s3://skycut-test/image.fits"

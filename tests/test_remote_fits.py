@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import servers
 from astropy.io import fits
 from astropy.wcs import WCS
-from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
 from skycut.exceptions import InvalidInputError
 from skycut.fits_cutout import FITSCutout, fits_cut
@@ -24,6 +24,10 @@ from skycut.remote import (
 )
 
 SCALE = 0.1 / 3600.0
+
+# loopback-server fixtures from tests/servers.py
+http_server = servers.http_server
+s3_server = servers.s3_server
 
 
 def tan_wcs(nx: int, ny: int) -> WCS:
