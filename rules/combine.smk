@@ -1,7 +1,7 @@
 # Combine the cutouts of the same targets from several input sets (CutoutsCombiner).
 rule combine:
     input:
-        lambda wc: {ref: PLAN.image_indexes(ref) for ref in MANIFEST.combine[wc.name].inputs},
+        unpack(lambda wc: {ref: PLAN.image_indexes(ref) for ref in MANIFEST.combine[wc.name].inputs}),
     output:
         OUT + "/combine/{name}/index.json",
     params:

@@ -7,7 +7,7 @@ rule cube_cutouts:
     params:
         cube=cube_cutout_source,
         targets=lambda wc: cube_cutout_job(wc).targets,
-        spec=lambda wc: MANIFEST.cube_cutouts[wc.spec].model_dump(exclude={"cubes", "targets", "batch_size", "fsspec"}),
+        spec=lambda wc: MANIFEST.cube_cutouts[wc.spec].model_dump(exclude={"cubes", "targets", "batch_size", "fsspec", "plots"}),
         fsspec=lambda wc: fsspec_kwargs(MANIFEST.cube_cutouts[wc.spec].fsspec),
         out_dir=lambda wc: PLAN.path("cube_cutouts", wc.spec, wc.cube),
     log:
@@ -19,3 +19,17 @@ rule cube_cutouts:
     threads: 1
     script:
         "../workflow/cube_cutouts.py"
+
+
+# A light-curve plot and a mean image for every TPF of a batch.
+rule tpf_plots:
+    input:
+        OUT + "/cube_cutouts/{spec}/{cube}/{batch}.json",
+    output:
+        OUT + "/cube_cutouts/{spec}/{cube}/plots/{batch}.json",
+    params:
+        out_dir=lambda wc: PLAN.path("cube_cutouts", wc.spec, wc.cube, "plots"),
+    log:
+        OUT + "/logs/tpf_plots/{spec}/{cube}/{batch}.log",
+    script:
+        "../workflow/tpf_plots.py"

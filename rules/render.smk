@@ -1,7 +1,7 @@
 # PNG/JPG images of cutouts (greyscale per input, or colour from three inputs).
 rule render:
     input:
-        lambda wc: PLAN.render_inputs(wc.name),
+        unpack(lambda wc: PLAN.render_inputs(wc.name)),
     output:
         OUT + "/render/{name}/index.json",
     params:

@@ -199,6 +199,7 @@ class CubeCutoutSpec(StrictModel):
     fill_value: float | None = Field(None, description="Padding value; default (null) NaN")
     threads: int | Literal["auto"] = Field(1, description="Threads for remote cubes")
     batch_size: int = Field(100, gt=0, description="Targets per job (a job opens its cube once)")
+    plots: bool = Field(False, description="Also a light-curve plot and a mean image (PNG) per target")
     fsspec: FsspecOptions | None = None
 
     @field_validator("threads")

@@ -215,6 +215,9 @@ class Plan:
     def cube_cutout_index(self, key: str, batch: str) -> str:
         return self.path("cube_cutouts", key, f"{batch}.json")
 
+    def tpf_plot_index(self, key: str, batch: str) -> str:
+        return self.path("cube_cutouts", key, "plots", f"{batch}.json")
+
     # ---------------------------------------------------------------------------------------- footprints, paths
     def footprint_jobs(self) -> list[TargetJob]:
         jobs = []
@@ -240,6 +243,8 @@ class Plan:
         outs += [self.render_index(r) for r in m.render]
         outs += [self.cube_path(c) for c in m.cubes]
         outs += [self.cube_cutout_index(j.key, j.batch) for j in self.cube_cutout_jobs()]
+        outs += [self.tpf_plot_index(j.key, j.batch) for j in self.cube_cutout_jobs()
+                 if m.cube_cutouts[j.key.split("/")[0]].plots]
         outs += [self.footprint_index(j.key, j.batch) for j in self.footprint_jobs()]
         outs += [self.path_output(p) for p in m.paths]
         if not outs:

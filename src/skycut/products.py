@@ -119,12 +119,10 @@ def _cut_asdf(files, coord, size, out: Path, name, fill_value, lite, output_form
     from .asdf_cutout import ASDFCutout
 
     cutout = ASDFCutout(files, coord, size, fill_value=_fill(fill_value), lite=lite, fsspec_kwargs=fsspec_kwargs)
+    pieces = list(cutout.iter_asdf_cutouts() if output_format == "asdf" else cutout.iter_fits_cutouts())
     written = []
-    results = cutout.asdf_cutouts if output_format == "asdf" else cutout.fits_cutouts
-    rows = list(results)
-    for k, row in enumerate(rows):
-        path = out / (f"{name}.{output_format}" if len(rows) == 1 else f"{name}_{k}.{output_format}")
-        obj = row["cutout"]
+    for k, (_file, _coord, obj) in enumerate(pieces):
+        path = out / (f"{name}.{output_format}" if len(pieces) == 1 else f"{name}_{k}.{output_format}")
         if output_format == "asdf":
             with atomic_output(path) as tmp:
                 obj.write_to(tmp)
@@ -275,3 +273,71 @@ def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path:
         write_hdulist(cut.tpf_cutouts[0], path)
         products[name] = [str(path)]
     return write_index(index_path, products, skipped, cube=cube)
+
+
+# ------------------------------------------------------------------------------------------------ TPF plots
+def tpf_light_curve(tpf_path: str) -> tuple[Any, Any, Any]:
+    """Simple-aperture light curve of a TPF: ``(time, flux, quality)`` summing FLUX over APERTURE pixels.
+
+    TIME is BTJD (BJD - 2457000); cadences with no finite pixel give NaN.
+    """
+    import numpy as np
+    from astropy.io import fits
+
+    with fits.open(tpf_path) as hdul:
+        table = hdul["PIXELS"].data
+        aperture = hdul["APERTURE"].data > 0
+        flux = np.asarray(table["FLUX"], dtype=float)
+        time = np.asarray(table["TIME"], dtype=float)
+        quality = np.asarray(table["QUALITY"])
+    pixels = flux[:, aperture]
+    total = np.where(np.isfinite(pixels).any(axis=1), np.nansum(pixels, axis=1), np.nan)
+    return time, total, quality
+
+
+def plot_tpfs(index_path: str, out_dir: str, plot_index: str) -> dict[str, Any]:
+    """For every TPF of a cube-cutout index: a light-curve plot and a mean image (PNG).
+
+    Writes ``{out_dir}/{target}_lightcurve.png`` and ``{out_dir}/{target}_mean.png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from astropy.io import fits
+
+    from .render import save_image, to_pil_images
+
+    products: dict[str, list[str]] = {}
+    out = Path(out_dir)
+    for target, files in sorted(read_index(index_path)["products"].items()):
+        tpf = files[0]
+        time, flux, quality = tpf_light_curve(tpf)
+        fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
+        good = quality == 0
+        ax.plot(time[good], flux[good], ".-", lw=0.8, ms=3, label="QUALITY = 0")
+        if (~good).any():
+            ax.plot(time[~good], flux[~good], "x", color="tab:red", ms=4, label="flagged")
+        ax.set_xlabel("Time [BTJD]")
+        ax.set_ylabel("Aperture flux [e-/s]")
+        ax.set_title(f"{target} ({Path(tpf).name})", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        lc_path = out / f"{target}_lightcurve.png"
+        with atomic_output(lc_path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        with fits.open(tpf) as hdul:
+            mean = np.nanmean(np.asarray(hdul["PIXELS"].data["FLUX"], dtype=float), axis=0)
+            meta = {"input_file": Path(tpf).name, "center_ra_deg": hdul[0].header.get("RA_OBJ"),
+                    "center_dec_deg": hdul[0].header.get("DEC_OBJ"), "cutout_size_x_pix": mean.shape[1],
+                    "cutout_size_y_pix": mean.shape[0], "origin": "skycut"}
+        img = to_pil_images([mean], [meta], stretch="asinh", minmax_percent=None, minmax_value=None,
+                            invert=False, colorize=False)[0]
+        info = dict(img.info)
+        img = img.resize((img.width * 8, img.height * 8), resample=0)  # nearest: one TESS pixel = 8x8
+        img.info.update(info)
+        mean_path = save_image(img, out / f"{target}_mean.png", "png")
+        products[target] = [str(lc_path), str(mean_path)]
+    return write_index(plot_index, products)

@@ -1,0 +1,112 @@
+"""The embedded demo run through Snakemake in a temporary directory; the second run has nothing to do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_snakemake(workdir: Path, config: str = "config.example.yaml", *extra: str):
+    return subprocess.run([*SNAKEMAKE, "--configfile", config, *extra], cwd=workdir, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    shutil.copy(ROOT / "config.example.yaml", workdir)
+    first = run_snakemake(workdir)
+    assert first.returncode == 0, first.stderr[-4000:]
+    return workdir, first
+
+
+def test_demo_products(demo_run):
+    workdir, _ = demo_run
+    res = workdir / "results"
+    config = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    # image cutouts: one FITS per target, CUTOUT of the requested FITS dimensions
+    index = json.loads((res / "image_cutouts" / "f606w" / "batch-0000.json").read_text())
+    assert set(index["products"]) == {"skycell-overlap", "knot"}
+    with fits.open(workdir / index["products"]["skycell-overlap"][0]) as hdul:
+        assert hdul[1].name == "CUTOUT"
+        assert (hdul[1].header["NAXIS1"], hdul[1].header["NAXIS2"]) == (200, 300)
+    # ASDF cutout
+    assert (res / "image_cutouts" / "roman" / "roman-field.asdf").is_file()
+    # combined cutout
+    combined = json.loads((res / "combine" / "f606w-mosaic" / "index.json").read_text())
+    assert set(combined["products"]) == {"skycell-overlap", "knot"}
+    # colour PNG from three bands
+    img = Image.open(res / "render" / "colour" / "skycell-overlap.png")
+    assert img.mode == "RGB" and img.size == (200, 300)
+    # cube and TPFs
+    cube = res / "cubes" / "tess-s0011-1-1-cube.fits"
+    with fits.open(cube) as hdul:
+        assert hdul[1].data.shape[2] == config["demo"]["tess"]["n_ffi"]
+    tpfs = json.loads((res / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "batch-0000.json").read_text())
+    assert set(tpfs["products"]) == {"tess-variable", "tess-bright", "tess-edge"}
+    with fits.open(workdir / tpfs["products"]["tess-edge"][0]) as hdul:
+        aperture = hdul["APERTURE"].data
+        assert 0 < aperture.sum() < aperture.size  # half off the simulated window: padded, marked
+    plots = json.loads((res / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "plots" / "batch-0000.json").read_text())
+    assert all((workdir / p).is_file() for files in plots["products"].values() for p in files)
+    # every job left a log
+    assert any((res / "logs").rglob("*.log"))
+
+
+def test_demo_variable_star_varies(demo_run):
+    from skycut.products import tpf_light_curve
+
+    workdir, _ = demo_run
+    truth = json.loads((workdir / "results" / "demo" / "tess" / "tess-s0011-1-1_truth.json").read_text())
+    tpf = workdir / "results" / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "tess-variable.fits"
+    _, flux, _ = tpf_light_curve(str(tpf))
+    expected = np.asarray(truth["variable"]["flux"])
+    # aperture flux follows the injected variation (plus sky and a little PSF loss)
+    assert np.corrcoef(flux, expected)[0, 1] > 0.99
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    workdir, _ = demo_run
+    again = run_snakemake(workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_invalid_manifest_stops_before_any_job(tmp_path):
+    bad = {"targets": [{"name": "x", "coordinates": "10 20", "size": -1}],
+           "inputs": {"a": {"paths": ["a.fits"], "format": "tiff"}}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = run_snakemake(tmp_path, "bad.yaml")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "targets[0].size" in out and "inputs.a.format" in out
+    assert not (tmp_path / "results").exists()
+    # the same messages as `skycut validate`
+    cli = subprocess.run([sys.executable, "-m", "skycut.cli", "validate", "bad.yaml"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert cli.returncode == 2
+    for line in cli.stderr.splitlines()[1:]:
+        assert line.strip() in out
+
+
+def test_missing_input_file_is_named(tmp_path):
+    manifest = {"targets": [{"name": "x", "coordinates": "10 20"}],
+                "inputs": {"a": {"paths": ["data/nothing-here.fits"]}}}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+    proc = run_snakemake(tmp_path, "m.yaml")
+    assert proc.returncode != 0
+    assert "data/nothing-here.fits" in proc.stdout + proc.stderr
