@@ -183,24 +183,24 @@ def make_primary_header(first: FFIInfo, last_record: dict, sector: int | None):
     """Primary header of a cube built from FFIs whose earliest is ``first`` (see module doc)."""
     from astropy.io import fits
 
-    hdr = first.primary.copy()
+    hdr = fits.Header.fromstring(first.primary_text)
     for key in ("CHECKSUM", "DATASUM"):
         hdr.remove(key, ignore_missing=True, remove_all=True)
     for key in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND"):
         hdr.remove(key, ignore_missing=True)
-    img = first.image_header
+    img, notes = first.values, first.comments
     hdr["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
     hdr["DATE"] = (build_date(), "file creation date.")
     for key in ("CAMERA", "CCD"):
         if key in img:
-            hdr[key] = (img[key], img.comments[key])
+            hdr[key] = (img[key], notes.get(key, ""))
     if sector is not None:
         hdr["SECTOR"] = (int(sector), "Observing sector")
     elif first.sector is not None:
         hdr["SECTOR"] = (first.sector, "Observing sector")
     for key in ("TSTART", "DATE-OBS"):  # cutout writers need them; take ext 1's if the primary lacks them
         if key not in hdr and key in img:
-            hdr[key] = (img[key], img.comments[key])
+            hdr[key] = (img[key], notes.get(key, ""))
     for key in ("DATE-END", "TSTOP"):
         if key in last_record:
             hdr[key] = last_record[key]
@@ -521,7 +521,7 @@ def _as_list(file_list: Any, name: str) -> list[str]:
 def _ffi_records(infos: list[FFIInfo]) -> tuple[list[dict], list[dict], list[bool]]:
     records, comments, flags = [], [], []
     for info in infos:
-        values, notes = cube_table.header_record(info.image_header)
+        values, notes = info.values, info.comments
         ok = cube_table.has_usable_wcs(values)
         if not ok:
             log.warning("FFI %s has no usable WCS: kept in the cube, marked WCS_OK=F", info.path)

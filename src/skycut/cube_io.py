@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .cube_table import header_record
 from .exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -40,16 +41,19 @@ def is_remote(name: str) -> bool:
 
 @dataclass
 class FFIInfo:
-    """What the cube builder needs to know about one FFI.
+    """What the cube builder needs to know about one FFI (compact: thousands of these stay in memory).
 
+    ``primary_text`` is the primary header as FITS text; ``values``/``comments`` map the ext-1 header's
+    keywords (commentary cards skipped, see :func:`skycut.cube_table.header_record`) to values and comments.
     ``shape`` is the numpy shape ``(rows, columns)`` of ext 1; ``offsets`` the byte offsets of the data of ext 1
     and ext 2 when they can be read directly (``None`` otherwise); ``dtype`` their on-disk dtype.
     """
 
     path: str
     name: str
-    primary: Any
-    image_header: Any
+    primary_text: str
+    values: dict
+    comments: dict
     tstart: float
     shape: tuple[int, int]
     offsets: tuple[int, int] | None = None
@@ -137,8 +141,10 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
         if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
             raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
         offsets, dtype = _direct_layout(hdul, path)
+        values, comments = header_record(h1)
         return FFIInfo(
-            path=path, name=name, primary=primary.copy(), image_header=h1.copy(), tstart=float(tstart),
+            path=path, name=name, primary_text=primary.tostring(), values=values, comments=comments,
+            tstart=float(tstart),
             shape=shape, offsets=offsets, dtype=dtype,
             sector=primary.get("SECTOR", h1.get("SECTOR")),
             camera=primary.get("CAMERA", h1.get("CAMERA")),
