@@ -1,0 +1,662 @@
+"""Footprint cutouts: find the TESS cubes in the cloud whose FFI footprints overlap a cutout, and cut them.
+
+The footprint file (astrocut's ``tess_ffi_footprint_cache.json`` on MAST's public S3 bucket) is a JSON dict of
+equal-length column lists; skycut uses ``s_region`` (``"POLYGON ra1 dec1 ra2 dec2 ..."``, degrees),
+``sequence_number`` (TESS sector), ``target_name`` (``"TESS FFI"``) and ``obs_id`` (``tess-sSSSS-C-C``);
+the cube of a row is ``{cube_base_uri}{obs_id}-cube.fits``.
+
+Differences from astrocut 1.4.0:
+
+* Spatial matching uses astropy/numpy only (no ``spherical_geometry``): the FFI polygons and the cutout box
+  are projected gnomonically onto the tangent plane at the target, where great-circle edges are straight
+  lines, and intersected exactly there. The box is aligned with RA/Dec and has true angular half-widths
+  ``nx * arcsec_per_px / 2`` and ``ny * arcsec_per_px / 2`` (astrocut adds the RA half-width to RA directly,
+  forgetting ``cos(dec)``).
+* The parsed footprint table is cached on disk (default ``$SKYCUT_CACHE_DIR`` or ``~/.cache/skycut``), keyed
+  by the URI and the remote file's ETag and size, so a new process revalidates with one metadata request
+  instead of re-downloading; it is also cached in memory for 15 minutes per process.
+* Several coordinates are accepted: each is matched on its own, each cube is cut at the coordinates it holds.
+* ``fsspec_kwargs`` reach both the footprint file and the cubes (e.g. a private or loopback S3 endpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .atomic import atomic_output
+from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
+from .geometry import parse_coordinates
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+log = logging.getLogger(__name__)
+
+ARCSEC_PER_PX = 21
+S3_FOOTPRINT_CACHE = "s3://stpubdata/tess/public/footprints/tess_ffi_footprint_cache.json"
+S3_BASE_FILE_PATH = "s3://stpubdata/tess/public/mast/"
+MEMORY_TTL_S = 900.0
+_OBS_ID = re.compile(r"tess-s(?P<sector>\d{4})-(?P<camera>\d{1,4})-(?P<ccd>\d{1,4})")
+_REQUIRED = ("s_region", "sequence_number", "target_name", "obs_id")
+
+_memory: dict[str, tuple[float, Table]] = {}
+_memory_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------- sizes, regions
+
+
+def footprint_size_px(cutout_size: Any, arcsec_per_px: float = ARCSEC_PER_PX) -> tuple[float, float]:
+    """``(nx, ny)`` in pixels; angular sizes use ``arcsec_per_px``; 0 is allowed (point match)."""
+    from astropy import units as u
+
+    if isinstance(cutout_size, u.Quantity):
+        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
+    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
+        values = list(cutout_size)
+    else:
+        values = [cutout_size]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise InvalidInputError(f"cutout_size needs one or two values, got {cutout_size!r}")
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            v = u.Quantity(v)
+        if isinstance(v, u.Quantity):
+            if v.unit == u.pix or v.unit == u.dimensionless_unscaled:
+                n = float(v.value)
+            elif v.unit.physical_type == "angle":
+                n = float(v.to_value(u.arcsec)) / arcsec_per_px
+            else:
+                raise InvalidInputError(f"cutout_size {v} must be in pixels or an angular unit")
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            n = float(v)
+        else:
+            raise InvalidInputError(f"cannot interpret cutout_size {cutout_size!r}")
+        if not np.isfinite(n) or n < 0:
+            raise InvalidInputError(f"cutout_size must be zero or positive, got {cutout_size!r}")
+        out.append(n)
+    return out[0], out[1]
+
+
+def parse_s_region(s_region: str) -> list[np.ndarray]:
+    """Polygons of an ``s_region`` string as ``(n, 2)`` arrays of (ra, dec) degrees (RA wrapped to [0, 360)).
+
+    Accepts ``POLYGON [frame] ra1 dec1 ...`` and several ``POLYGON`` parts (a union).
+    """
+    parts = [p for p in re.split(r"(?i)\bPOLYGON\b", str(s_region)) if p.strip()]
+    if not parts or not str(s_region).strip().upper().startswith("POLYGON"):
+        raise InvalidInputError(f"unsupported s_region {str(s_region)[:60]!r}: only POLYGON is supported")
+    rings = []
+    for part in parts:
+        nums = []
+        for tok in part.split():
+            try:
+                nums.append(float(tok))
+            except ValueError:
+                continue  # a frame name such as ICRS
+        if len(nums) < 6 or len(nums) % 2:
+            raise InvalidInputError(f"s_region polygon needs >= 3 (ra, dec) pairs: {part.strip()[:60]!r}")
+        ring = np.array(nums, dtype=float).reshape(-1, 2)
+        ring[:, 0] %= 360.0
+        rings.append(ring)
+    return rings
+
+
+# --------------------------------------------------------------------------------------------- geometry
+
+
+def _unit(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+def _tangent_basis(ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors (centre, east, north) of the tangent plane at (ra, dec)."""
+    c = _unit(np.array(ra_deg), np.array(dec_deg))
+    ra = np.radians(ra_deg)
+    east = np.array([-np.sin(ra), np.cos(ra), 0.0])
+    north = np.cross(c, east)
+    return c, east, north
+
+
+def _project(vecs: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray]:
+    """Gnomonic (xi, eta) (radians-tangent units) of unit vectors; vectors must be in front (dot > 0)."""
+    c, east, north = basis
+    d = vecs @ c
+    return (vecs @ east) / d, (vecs @ north) / d
+
+
+def _point_in_polygon(px: float, py: float, xs: np.ndarray, ys: np.ndarray) -> bool:
+    """Even-odd ray casting (boundary counts as inside)."""
+    inside = False
+    n = len(xs)
+    for i in range(n):
+        x1, y1, x2, y2 = xs[i], ys[i], xs[(i + 1) % n], ys[(i + 1) % n]
+        cross = (x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)
+        if abs(cross) < 1e-15 and min(x1, x2) <= px <= max(x1, x2) and min(y1, y2) <= py <= max(y1, y2):
+            return True
+        if (y1 > py) != (y2 > py) and px < x1 + (py - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def _orient(a, b, c) -> float:
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _on_segment(a, b, c) -> bool:
+    return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+
+def _segments_intersect(p1, p2, q1, q2) -> bool:
+    """Do segments p1-p2 and q1-q2 meet (touching counts)?"""
+    d1, d2 = _orient(q1, q2, p1), _orient(q1, q2, p2)
+    d3, d4 = _orient(p1, p2, q1), _orient(p1, p2, q2)
+    if d1 * d2 < 0 and d3 * d4 < 0:
+        return True
+    return ((d1 == 0 and _on_segment(q1, q2, p1)) or (d2 == 0 and _on_segment(q1, q2, p2))
+            or (d3 == 0 and _on_segment(p1, p2, q1)) or (d4 == 0 and _on_segment(p1, p2, q2)))
+
+
+def _ring_hits_box(xs: np.ndarray, ys: np.ndarray, hx: float, hy: float) -> bool:
+    """Does the polygon (tangent-plane vertices) touch the box ``|x| <= hx, |y| <= hy``?"""
+    if hx == 0 and hy == 0:
+        return _point_in_polygon(0.0, 0.0, xs, ys)
+    if np.any((np.abs(xs) <= hx) & (np.abs(ys) <= hy)):
+        return True
+    corners = [(-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy)]
+    if any(_point_in_polygon(cx, cy, xs, ys) for cx, cy in corners):
+        return True
+    n = len(xs)
+    for i in range(n):
+        p1, p2 = (xs[i], ys[i]), (xs[(i + 1) % n], ys[(i + 1) % n])
+        for j in range(4):
+            if _segments_intersect(p1, p2, corners[j], corners[(j + 1) % 4]):
+                return True
+    return False
+
+
+def _match_rows(ffis: Table, coord: SkyCoord, size_px: tuple[float, float], arcsec_per_px: float) -> np.ndarray:
+    """Indices of rows whose polygon touches the RA/Dec-aligned box around ``coord``."""
+    half_x = np.radians(size_px[0] * arcsec_per_px / 2 / 3600.0)
+    half_y = np.radians(size_px[1] * arcsec_per_px / 2 / 3600.0)
+    if half_x >= np.pi / 2 or half_y >= np.pi / 2:
+        raise InvalidInputError("cutout_size is larger than a hemisphere")
+    hx, hy = np.tan(half_x), np.tan(half_y)
+    ra, dec = float(coord.ra.deg), float(coord.dec.deg)
+    basis = _tangent_basis(ra, dec)
+    centre = basis[0]
+    reach = np.arccos(np.clip(np.cos(half_x) * np.cos(half_y), -1, 1))  # box half-diagonal (angle)
+    meta = _rings_of(ffis)
+    sep = np.arccos(np.clip(meta["centres"] @ centre, -1, 1))
+    near = np.flatnonzero(sep <= meta["radii"] + reach + 1e-9)
+    hits = set()
+    for k in near:
+        row = int(meta["row_of_ring"][k])
+        if row in hits:
+            continue
+        vecs = meta["vectors"][k]
+        if np.any(vecs @ centre <= 0.05):  # a vertex ~90 deg away: cannot be projected; box is far smaller
+            continue
+        xs, ys = _project(vecs, basis)
+        if _ring_hits_box(xs, ys, hx, hy):
+            hits.add(row)
+    return np.array(sorted(hits), dtype=int)
+
+
+def _rings_of(table: Table) -> dict:
+    """Unit vectors, centres and angular radii of every polygon ring of ``table``.
+
+    Cached in ``table.meta`` and tied to the identity of the ``polygon`` column, so a sliced or reordered
+    table (which gets a new column) never reuses another table's geometry.
+    """
+    if "polygon" not in table.colnames:
+        raise InvalidInputError("the footprint table needs a 'polygon' column (use skycut.footprint.get_ffis)")
+    column = table.columns["polygon"]
+    cached = table.meta.get("_skycut_rings")
+    if cached is not None and cached["column_id"] == id(column) and cached["n"] == len(table):
+        return cached
+    vectors, centres, radii, row_of_ring = [], [], [], []
+    for i, rings in enumerate(column):
+        for ring in rings:
+            v = _unit(ring[:, 0], ring[:, 1])
+            c = v.mean(axis=0)
+            c /= np.linalg.norm(c)
+            vectors.append(v)
+            centres.append(c)
+            radii.append(float(np.arccos(np.clip(v @ c, -1, 1)).max()))
+            row_of_ring.append(i)
+    cached = {"column_id": id(column), "n": len(table), "vectors": vectors,
+              "centres": np.array(centres).reshape(-1, 3), "radii": np.array(radii),
+              "row_of_ring": np.array(row_of_ring, dtype=int)}
+    table.meta["_skycut_rings"] = cached
+    return cached
+
+
+def ra_dec_crossmatch(all_ffis: Table, coordinates: Any, cutout_size: Any,
+                      arcsec_per_px: float = ARCSEC_PER_PX) -> Table:
+    """Rows of ``all_ffis`` whose footprint overlaps a cutout (any of several coordinates).
+
+    Parameters
+    ----------
+    all_ffis : Table
+        A footprint table from :func:`get_ffis` (needs its ``polygon`` column).
+    coordinates : SkyCoord, str, or list
+        Cutout centre(s).
+    cutout_size : int, (nx, ny), Quantity
+        Cutout size; pixels are ``arcsec_per_px`` wide. ``0`` matches the footprints containing the point.
+    arcsec_per_px : float
+        Pixel scale used to turn the size into an angle (TESS: 21").
+
+    Returns
+    -------
+    Table
+        The matching rows, in table order.
+    """
+    coords = parse_coordinates(coordinates)
+    size_px = footprint_size_px(cutout_size, arcsec_per_px)
+    idx = sorted(set().union(*[set(_match_rows(all_ffis, c, size_px, arcsec_per_px).tolist()) for c in coords]))
+    out = all_ffis[np.array(idx, dtype=int)]
+    out.meta.pop("_skycut_rings", None)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- footprint file
+
+
+def default_cache_dir() -> Path:
+    """``$SKYCUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/skycut``, else ``~/.cache/skycut``."""
+    if os.environ.get("SKYCUT_CACHE_DIR"):
+        return Path(os.environ["SKYCUT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skycut"
+
+
+def _filesystem(uri: str, fsspec_kwargs: dict | None):
+    import fsspec
+
+    from .remote import storage_options
+
+    return fsspec.core.url_to_fs(uri, **storage_options(uri, fsspec_kwargs))
+
+
+def _fingerprint(fs, path: str) -> str:
+    info = fs.info(path)
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    stamp = "" if etag else str(info.get("mtime") or info.get("LastModified") or info.get("created") or "")
+    return f"{etag}|{info.get('size')}|{stamp}"
+
+
+def _table_from_json(payload: Any, uri: str) -> Table:
+    from astropy.table import Table
+
+    if isinstance(payload, list):  # list of records
+        payload = {k: [r.get(k) for r in payload] for k in (payload[0] if payload else {})}
+    if not isinstance(payload, dict):
+        raise InvalidInputError(f"{uri}: footprint file must be a JSON object of column lists")
+    missing = [c for c in _REQUIRED if c not in payload]
+    if missing:
+        raise InvalidInputError(f"{uri}: footprint file lacks column(s) {missing}")
+    n = len(payload["s_region"])
+    columns = {}
+    for name, values in payload.items():
+        if not isinstance(values, list) or len(values) != n:
+            raise InvalidInputError(f"{uri}: column {name!r} is not a list of {n} values")
+        arr = np.asarray(values)
+        if arr.dtype == object or arr.ndim != 1:
+            arr = np.array(["" if v is None else str(v) for v in values])
+        columns[name] = arr
+    table = Table(columns)
+    polygons = np.empty(n, dtype=object)
+    for i, s in enumerate(table["s_region"]):
+        try:
+            polygons[i] = parse_s_region(s)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{uri}: row {i}: {exc}") from exc
+    table["polygon"] = polygons
+    return table
+
+
+def _save_npz(table: Table, path: Path) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for name in table.colnames:
+        if name != "polygon":
+            arrays[f"col:{name}"] = np.asarray(table[name])
+    rings = [ring for rings in table["polygon"] for ring in rings]
+    arrays["_ring_counts"] = np.array([len(r) for r in table["polygon"]], dtype=np.int64)
+    arrays["_vertex_counts"] = np.array([len(r) for r in rings], dtype=np.int64)
+    arrays["_vertices"] = np.concatenate(rings) if rings else np.zeros((0, 2))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(buf.getvalue())
+
+
+def _load_npz(path: Path) -> Table:
+    from astropy.table import Table
+
+    with np.load(path, allow_pickle=False) as z:
+        table = Table({k[4:]: z[k] for k in z.files if k.startswith("col:")})
+        vertices = np.split(z["_vertices"], np.cumsum(z["_vertex_counts"])[:-1]) if len(z["_vertex_counts"]) else []
+        per_row = np.split(np.arange(len(vertices)), np.cumsum(z["_ring_counts"])[:-1])
+    polygons = np.empty(len(table), dtype=object)
+    for i, idx in enumerate(per_row[:len(table)]):
+        polygons[i] = [vertices[j] for j in idx]
+    table["polygon"] = polygons
+    return table
+
+
+def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | None = None,
+             cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Table:
+    """The footprint table: the JSON's columns plus ``polygon`` (list of ``(n, 2)`` ra/dec arrays per row).
+
+    Cached in memory (per URI, :data:`MEMORY_TTL_S`) and on disk under ``cache_dir`` as
+    ``footprints/<hash of URI>-<hash of ETag, size>.npz``: a new process sends one metadata request
+    (HEAD) and downloads the file only when it changed. If the remote cannot be reached, the newest disk copy
+    is used with a :class:`DataWarning`. ``refresh=True`` ignores both caches.
+    """
+    uri = os.fspath(footprint_uri)
+    now = time.monotonic()
+    with _memory_lock:
+        hit = _memory.get(uri)
+    if hit and not refresh and now - hit[0] < MEMORY_TTL_S:
+        return hit[1]
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = folder / "footprints"
+    uri_key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    fs, path = _filesystem(uri, fsspec_kwargs)
+    try:
+        fingerprint = _fingerprint(fs, path)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"footprint file {uri} does not exist") from exc
+    except Exception as exc:  # network trouble: fall back to the newest disk copy
+        old = sorted(folder.glob(f"{uri_key}-*.npz"), key=lambda p: p.stat().st_mtime)
+        if not old:
+            raise InvalidInputError(f"cannot reach footprint file {uri}: {exc}") from exc
+        warnings.warn(f"cannot reach {uri} ({exc}); using the cached copy {old[-1].name}", DataWarning,
+                      stacklevel=2)
+        table = _load_npz(old[-1])
+    else:
+        cached = folder / f"{uri_key}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}.npz"
+        table = None
+        if cached.exists() and not refresh:
+            try:
+                table = _load_npz(cached)
+                log.debug("footprints of %s loaded from %s", uri, cached)
+            except Exception as exc:  # corrupt cache: re-download
+                log.warning("ignoring unreadable footprint cache %s (%s)", cached, exc)
+        if table is None:
+            try:
+                payload = json.loads(fs.cat_file(path))
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{uri}: not valid JSON ({exc})") from exc
+            table = _table_from_json(payload, uri)
+            try:
+                _save_npz(table, cached)
+                for stale in folder.glob(f"{uri_key}-*.npz"):
+                    if stale != cached:
+                        stale.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot write footprint cache %s (%s)", cached, exc)
+            log.debug("footprints of %s downloaded (%d rows)", uri, len(table))
+    _rings_of(table)
+    with _memory_lock:
+        _memory[uri] = (now, table)
+    return table
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process footprint tables (the disk cache stays)."""
+    with _memory_lock:
+        _memory.clear()
+
+
+# --------------------------------------------------------------------------------------------- TESS specifics
+
+
+def _sequence_list(sequence: Any) -> list[int] | None:
+    if sequence is None:
+        return None
+    values = [sequence] if isinstance(sequence, (int, np.integer, str)) else list(sequence)
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"sequence must be an int or a list of ints, got {sequence!r}") from exc
+
+
+def _tess_rows(table: Table) -> list[dict]:
+    """Sector/camera/ccd of the TESS FFI rows (other rows are skipped)."""
+    out = []
+    for row in table:
+        if str(row["target_name"]).upper() != "TESS FFI":
+            continue
+        m = _OBS_ID.match(str(row["obs_id"]))
+        if m:
+            out.append({"sectorName": str(row["obs_id"]), "sector": int(m["sector"]), "camera": int(m["camera"]),
+                        "ccd": int(m["ccd"])})
+    return out
+
+
+def _filter_sequence(ffis: Table, sequence: list[int] | None) -> Table:
+    if sequence is None:
+        return ffis
+    keep = np.isin(np.asarray(ffis["sequence_number"]).astype(int), sequence)
+    if not keep.any():
+        raise InvalidQueryError("no footprints for sequence(s) " + ", ".join(str(s) for s in sequence))
+    return ffis[keep]
+
+
+def cube_uri(base_uri: str, obs_id: str) -> str:
+    """``{base_uri}{obs_id}-cube.fits`` (a ``/`` is added to the base when missing)."""
+    return f"{base_uri if base_uri.endswith('/') else base_uri + '/'}{obs_id}-cube.fits"
+
+
+class TessFootprintCutout:
+    """Cutouts of the TESS cubes (in the cloud) whose FFI footprints overlap the requested cutout(s).
+
+    Parameters
+    ----------
+    coordinates : SkyCoord, str, or list
+        Cutout centre(s); each is matched separately and every cube is cut at the coordinates it holds.
+    cutout_size : int, (nx, ny), Quantity
+        Cutout size (pixels or angle; x = CCD columns).
+    fill_value : float
+        Value of pixels off the CCD.
+    limit_rounding_method : {"round", "ceil", "floor"}
+        Passed to :class:`skycut.cube_cutout.TessCubeCutout`.
+    sequence : int or list of int, optional
+        Restrict to these sectors.
+    verbose : bool
+        Passed to the cube cutter.
+    footprint_uri : str
+        The footprint JSON (default: MAST's public file).
+    cube_base_uri : str
+        Prefix of the cube URIs.
+    fsspec_kwargs : dict, optional
+        fsspec/s3fs options for the footprint file and the cubes (``anon`` defaults to True on S3).
+    threads : int or "auto"
+        Parallel ranged requests per cube.
+    cache_dir : path-like, optional
+        Footprint cache directory (default :func:`default_cache_dir`).
+
+    Attributes
+    ----------
+    matches : Table
+        ``sectorName, sector, camera, ccd, coordinate`` (index into the coordinates), ``cube`` (URI).
+    tess_cube_cutouts : list of TessCubeCutout
+        One per matching cube (``tess_cube_cutout`` is the first, as in astrocut).
+    cutouts_by_file, cutouts, tpf_cutouts_by_file, tpf_cutouts
+        As :class:`skycut.cube_cutout.TessCubeCutout`, keyed by cube URI.
+    """
+
+    ARCSEC_PER_PX = ARCSEC_PER_PX
+    S3_FOOTPRINT_CACHE = S3_FOOTPRINT_CACHE
+    S3_BASE_FILE_PATH = S3_BASE_FILE_PATH
+
+    def __init__(self, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
+                 limit_rounding_method: str = "round", sequence: Any = None, verbose: bool = False, *,
+                 footprint_uri: str = S3_FOOTPRINT_CACHE, cube_base_uri: str = S3_BASE_FILE_PATH,
+                 fsspec_kwargs: dict | None = None, threads: int | str = 8,
+                 cache_dir: str | os.PathLike | None = None):
+        self._coordinates = parse_coordinates(coordinates)
+        self._cutout_size = cutout_size
+        if min(footprint_size_px(cutout_size, self.ARCSEC_PER_PX)) <= 0:
+            raise InvalidInputError(f"cutout_size must be positive to make cutouts, got {cutout_size!r}")
+        self._fill_value = fill_value
+        self._rounding = limit_rounding_method
+        self._sequence = _sequence_list(sequence)
+        self._verbose = verbose
+        self.footprint_uri = footprint_uri
+        self.cube_base_uri = cube_base_uri
+        self._fsspec_kwargs = fsspec_kwargs
+        self._threads = threads
+        self._cache_dir = cache_dir
+        self.tess_cube_cutouts: list[Any] = []
+        self.cutout()
+
+    def _match(self) -> Table:
+        from astropy.table import Table
+
+        ffis = _filter_sequence(get_ffis(self.footprint_uri, fsspec_kwargs=self._fsspec_kwargs,
+                                         cache_dir=self._cache_dir), self._sequence)
+        rows = []
+        for k, coord in enumerate(self._coordinates):
+            hit = ffis[_match_rows(ffis, coord, footprint_size_px(self._cutout_size, self.ARCSEC_PER_PX),
+                                   self.ARCSEC_PER_PX)]
+            for info in _tess_rows(hit):
+                rows.append({**info, "coordinate": k, "cube": cube_uri(self.cube_base_uri, info["sectorName"])})
+        names = ["sectorName", "sector", "camera", "ccd", "coordinate", "cube"]
+        if not rows:
+            where = " in sector(s) " + ", ".join(map(str, self._sequence)) if self._sequence else ""
+            coords = ", ".join(f"({c.ra.deg:.6f}, {c.dec.deg:.6f})" for c in self._coordinates)
+            raise InvalidQueryError(f"no TESS FFI footprint{where} overlaps the cutout at {coords}")
+        return Table(rows=[[r[n] for n in names] for r in rows], names=names,
+                     dtype=["U40", "i4", "i4", "i4", "i4", "U1024"])
+
+    def cutout(self) -> None:
+        """Match the footprints and cut every matching cube (run by the constructor)."""
+        from .cube_cutout import TessCubeCutout
+
+        self.matches = self._match()
+        log.debug("%d footprint match(es)", len(self.matches))
+        self.tess_cube_cutouts = []
+        problems = []
+        for uri in dict.fromkeys(str(u) for u in self.matches["cube"]):
+            idx = sorted({int(k) for k in self.matches["coordinate"][self.matches["cube"] == uri]})
+            try:
+                cut = TessCubeCutout(uri, self._coordinates[idx], self._cutout_size, self._fill_value,
+                                     self._rounding, threads=self._threads, verbose=self._verbose,
+                                     fsspec_kwargs=self._fsspec_kwargs)
+            except (InvalidQueryError, InvalidInputError) as exc:
+                # the box touches the footprint but not the CCD pixels, or the cube is missing/unreadable
+                problems.append(f"{uri}: {exc}")
+                continue
+            self.tess_cube_cutouts.append(cut)
+        if not self.tess_cube_cutouts:
+            raise InvalidQueryError("no matching cube holds the cutout: " + "; ".join(problems))
+        for p in problems:
+            warnings.warn(p + "; skipped", DataWarning, stacklevel=2)
+
+    @property
+    def tess_cube_cutout(self) -> Any:
+        return self.tess_cube_cutouts[0] if self.tess_cube_cutouts else None
+
+    @property
+    def cutouts_by_file(self) -> dict:
+        return {k: v for cut in self.tess_cube_cutouts for k, v in cut.cutouts_by_file.items()}
+
+    @property
+    def cutouts(self) -> list:
+        return [c for cut in self.tess_cube_cutouts for c in cut.cutouts]
+
+    @property
+    def tpf_cutouts_by_file(self) -> dict:
+        return {k: v for cut in self.tess_cube_cutouts for k, v in cut.tpf_cutouts_by_file.items()}
+
+    @property
+    def tpf_cutouts(self) -> list:
+        return [h for cut in self.tess_cube_cutouts for h in cut.tpf_cutouts]
+
+    def write_as_tpf(self, output_dir: str | os.PathLike = ".", legacy_filenames: bool = False) -> list[str]:
+        """Write every cutout as a TPF in ``output_dir``; returns the paths (astrocut's names)."""
+        return [p for cut in self.tess_cube_cutouts
+                for p in cut.write_as_tpf(output_dir, legacy_filenames=legacy_filenames)]
+
+    def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
+                     legacy_filenames: bool = False) -> str:
+        """Write all TPFs into one zip archive; returns its path."""
+        import zipfile
+
+        from .atomic import write_bytes
+
+        if filename is None:
+            from .geometry import size_label
+
+            c = self._coordinates[0]
+            filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"
+                        if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")
+        filename = os.fspath(filename)
+        if not filename.endswith(".zip"):
+            filename += ".zip"
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for cut in self.tess_cube_cutouts:
+                for c in cut.cutouts:
+                    zf.writestr(c.filename(self._cutout_size, legacy_filenames), c.tpf_bytes())
+        return str(write_bytes(buf.getvalue(), Path(output_dir) / filename))
+
+
+def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = None, memory_only: bool = False,
+                            output_dir: str | os.PathLike = ".", verbose: bool = False,
+                            legacy_filenames: bool = False, **kwargs: Any) -> list:
+    """Cut the cloud TESS cubes overlapping the cutout(s): TPF paths, or HDULists with ``memory_only``.
+
+    ``kwargs`` are :class:`TessFootprintCutout`'s keywords (``footprint_uri``, ``cube_base_uri``,
+    ``fsspec_kwargs``, ``threads``, ``cache_dir``, ``fill_value``, ``limit_rounding_method``). Files are
+    written flat into ``output_dir``.
+    """
+    cut = TessFootprintCutout(coordinates, cutout_size, sequence=sequence, verbose=verbose, **kwargs)
+    if memory_only:
+        return cut.tpf_cutouts
+    return cut.write_as_tpf(output_dir, legacy_filenames=legacy_filenames)
+
+
+def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None,
+                     footprint_uri: str = S3_FOOTPRINT_CACHE, fsspec_kwargs: dict | None = None,
+                     cache_dir: str | os.PathLike | None = None) -> Table:
+    """TESS sectors/cameras/CCDs whose FFI footprints overlap the cutout(s) (size 0: contain the point).
+
+    Returns
+    -------
+    Table
+        ``sectorName`` (str), ``sector``, ``camera``, ``ccd`` (int32), one row per distinct CCD, sorted by
+        sector; empty (same columns) when nothing matches.
+    """
+    from astropy.table import Table
+
+    ffis = get_ffis(footprint_uri, fsspec_kwargs=fsspec_kwargs, cache_dir=cache_dir)
+    seq = _sequence_list(sequence)
+    if seq is not None:
+        keep = np.isin(np.asarray(ffis["sequence_number"]).astype(int), seq)
+        ffis = ffis[keep]
+    rows = {r["sectorName"]: r for r in _tess_rows(ra_dec_crossmatch(ffis, coordinates, cutout_size))}
+    ordered = sorted(rows.values(), key=lambda r: (r["sector"], r["camera"], r["ccd"]))
+    return Table(rows=[(r["sectorName"], r["sector"], r["camera"], r["ccd"]) for r in ordered] or None,
+                 names=["sectorName", "sector", "camera", "ccd"], dtype=["U20", "i4", "i4", "i4"])
