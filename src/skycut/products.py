@@ -255,23 +255,34 @@ def build_cube(files: list[str], cube_file: str, *, sector: int, max_memory: flo
 def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path: str, *,
              fill_value: float | None = None, threads: int | str = 1,
              fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Cut a batch of targets from one cube (opened once) into ``{out_dir}/{target}.fits`` TPFs."""
-    from .cube_cutout import TessCubeCutout
+    """Cut a batch of targets from one cube into ``{out_dir}/{target}.fits`` TPFs.
 
+    The cube is opened, and its table and WCS read, once per distinct cutout size in the batch (usually once).
+    A target entirely off the CCD is skipped with the reason in the index.
+    """
+    from .cube_cutout import cut_cube_targets
+
+    by_size: dict[str, list[dict[str, Any]]] = {}
+    for target in targets:
+        by_size.setdefault(json.dumps(target["size"]), []).append(target)
     products: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
-    for target in targets:
-        name = target["name"]
-        try:
-            cut = TessCubeCutout(cube, _coordinate(target["coordinates"]), target["size"],
-                                 fill_value=_fill(fill_value), threads=threads, fsspec_kwargs=fsspec_kwargs)
-        except InvalidQueryError as exc:
-            log.warning("target %s skipped: %s", name, exc)
-            skipped[name] = str(exc)
-            continue
-        path = Path(out_dir) / f"{name}.fits"
-        write_hdulist(cut.tpf_cutouts[0], path)
-        products[name] = [str(path)]
+    for group in by_size.values():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = cut_cube_targets(
+                cube, [(t["name"], _coordinate(t["coordinates"])) for t in group], group[0]["size"],
+                output_paths={t["name"]: Path(out_dir) / f"{t['name']}.fits" for t in group},
+                fill_value=_fill(fill_value), threads=threads, fsspec_kwargs=fsspec_kwargs, on_missing="warn")
+        messages = [str(w.message) for w in caught]
+        for target in group:
+            name = target["name"]
+            if name in written:
+                products[name] = [str(written[name])]
+            else:
+                reason = next((m for m in messages if name in m), "entirely off the CCD")
+                log.warning("target %s skipped: %s", name, reason)
+                skipped[name] = reason
     return write_index(index_path, products, skipped, cube=cube)
 
 
