@@ -18,6 +18,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
 from skycut import ASDFCutout, asdf_cut, get_center_pixel
 from skycut.asdf_cutout import read_asdf_metadata
@@ -515,3 +516,47 @@ def test_colour_image_from_three_files(sim_roman, roman_file, tmp_path):
     with pytest.warns(DataWarning, match="three"):
         t = ASDFCutout(files[:2], coord, cutout_size=5).get_image_cutouts(colorize=True)
     assert len(t) == 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# remote inputs (loopback servers)
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big_roman(tmp_path_factory):
+    """A 1024 x 1024 uncompressed Roman-like file (~20 MB of arrays) and its gwcs."""
+    gw = distorted_gwcs((1024, 1024), dist=1e-7)
+    path = write_roman_like(tmp_path_factory.mktemp("big") / "big_cal.asdf", shape=(1024, 1024), gwcs_obj=gw)
+    return path, gw
+
+
+@pytest.mark.parametrize("lite", [True, False])
+def test_remote_s3_reads_only_needed_rows(s3_server, big_roman, lite):  # noqa: F811
+    path, gw = big_roman
+    uri = s3_server.upload(path)
+    coord = SkyCoord(*sky(gw, 500.0, 600.0), unit="deg")
+    local = ASDFCutout(path, coord, cutout_size=25, lite=lite)
+    s3_server.log.reset()
+    remote = ASDFCutout(uri, coord, cutout_size=25, lite=lite, fsspec_kwargs=s3_server.fsspec_kwargs)
+    assert s3_server.log.bytes_sent < 2_000_000 < path.stat().st_size / 5
+    r_loc, r_rem = local.asdf_cutouts[0]["roman"], remote.asdf_cutouts[0]["roman"]
+    assert set(r_loc) == set(r_rem)
+    for name in set(r_loc) - {"meta"}:
+        np.testing.assert_array_equal(r_rem[name], r_loc[name])
+    assert r_rem["data"][12, 12] == 600 * 1000 + 500
+    assert remote.cutouts_by_file[uri][0].shape == (25, 25)
+    assert remote.asdf_cutouts[0]["roman"]["meta"]["orig_file"] == uri
+
+
+def test_remote_https_range_reads_and_missing_url(http_server, big_roman, tmp_path):  # noqa: F811
+    path, gw = big_roman
+    url = http_server.add(path)
+    coord = SkyCoord(*sky(gw, 10.0, 1000.0), unit="deg")
+    http_server.log.reset()
+    c = ASDFCutout(url, coord, cutout_size=[9, 5], lite=True)
+    assert http_server.log.bytes_sent < 1_000_000
+    assert c.cutouts[0].data[2, 4] == 1000 * 1000 + 10
+    (out,) = c.write_as_asdf(tmp_path)
+    assert Path(out).name.startswith("big_cal_") and Path(out).name.endswith("_9-x-5_lite_astrocut.asdf")
+    with pytest.raises(InvalidInputError, match="missing_cal.asdf"):
+        ASDFCutout(http_server.url("missing_cal.asdf"), coord)

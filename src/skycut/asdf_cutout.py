@@ -229,12 +229,12 @@ class ASDFCutout:
         """Cut every file at every coordinate (called by the constructor); returns :attr:`cutouts`."""
         self._pieces, self._cache = [], {}
         for file in self._input_files:
-            with open_asdf(file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs) as af:
-                roman, gw, data = roman_parts(af.tree, file)
+            with open_asdf(file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs) as handle:
+                roman, gw, data = roman_parts(handle.tree, file)
                 parent_shape = (int(data.shape[0]), int(data.shape[1]))
                 fits_wcs: list[Any] = []
                 for key, coord in self._coordinates:
-                    piece = self._cut_one(file, roman, gw, data, parent_shape, key, coord, fits_wcs)
+                    piece = self._cut_one(handle, roman, gw, data, parent_shape, key, coord, fits_wcs)
                     if piece is not None:
                         self._pieces.append(piece)
         if not self._pieces:
@@ -254,8 +254,9 @@ class ASDFCutout:
                 holder.append(None)
         return holder[0]
 
-    def _cut_one(self, file: str, roman: Any, gw: Any, data: Any, parent_shape: tuple[int, int], key: str,
+    def _cut_one(self, handle: Any, roman: Any, gw: Any, data: Any, parent_shape: tuple[int, int], key: str,
                  coord: Any, fits_wcs: list) -> _Piece | None:
+        file = handle.name
         ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         x, y = get_center_pixel(gw, ra, dec)
         scale = None
@@ -277,7 +278,7 @@ class ASDFCutout:
             warnings.warn(f"{file}: the cutout at ({key}) (centre pixel x={x:.1f}, y={y:.1f}) does not overlap the "
                           f"image of shape {parent_shape}; skipped", DataWarning, stacklevel=3)
             return None
-        cut = cut_array(data, limits, self._fill_value)
+        cut = cut_array(handle.source(data), limits, self._fill_value)
         values = np.asarray(getattr(cut, "value", cut))
         if values.dtype.kind in "fc" and not np.isfinite(values).any():
             warnings.warn(f"{file}: the cutout at ({key}) contains no data (all NaN); skipped", DataWarning,
@@ -289,12 +290,13 @@ class ASDFCutout:
         if self._lite:
             out = {"meta": {"wcs": sliced, "orig_file": file, "coordinate": key}, "data": cut}
         else:
-            out = self._full_roman(roman, cut, limits, parent_shape, sliced, file, key, coord)
+            out = self._full_roman(handle, roman, cut, limits, parent_shape, sliced, key, coord)
         return _Piece(file, key, coord, limits, cutout2d, out, scale)
 
-    def _full_roman(self, roman: Any, data_cut: Any, limits: np.ndarray, parent_shape: tuple[int, int],
-                    sliced: Any, file: str, key: str, coord: Any) -> Any:
+    def _full_roman(self, handle: Any, roman: Any, data_cut: Any, limits: np.ndarray, parent_shape: tuple[int, int],
+                    sliced: Any, key: str, coord: Any) -> Any:
         """The output ``roman`` node in full mode (see the module docstring)."""
+        file = handle.name
         out = copy_node(roman)
         required = schema_required(roman)
         for name in list(out.keys()):
@@ -306,7 +308,7 @@ class ASDFCutout:
             elif is_array(value):
                 shape = tuple(int(v) for v in value.shape)
                 if len(shape) >= 2 and shape[-2:] == parent_shape:
-                    out[name] = cut_array(value, limits, self._fill_value)
+                    out[name] = cut_array(handle.source(value), limits, self._fill_value)
                 elif name in required:
                     out[name] = value.copy() if hasattr(value, "unit") else np.array(value, copy=True)
                     log.debug("%s: %s %s is not image-shaped but required by the schema; copied", file, name, shape)

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -119,25 +120,85 @@ def copy_node(node: Any) -> Any:
 # opening inputs
 # ------------------------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None) -> Iterator[Any]:
-    """Open a local or remote ASDF file lazily (arrays are read on access; local files are memory-mapped).
+@dataclass
+class AsdfHandle:
+    """An opened ASDF input: ``af`` (the ``AsdfFile``) and, for a remote input, the fsspec filesystem and path."""
 
-    Raises :class:`InvalidInputError` naming the file when it is missing or not ASDF.
+    name: str
+    af: Any
+    fs: Any = None
+    fspath: str | None = None
+
+    @property
+    def tree(self) -> Any:
+        return self.af.tree
+
+    def source(self, value: Any) -> Any:
+        """What to cut ``value`` (an array of the tree) from: for a remote input and an uncompressed, unmasked,
+        C-contiguous block array, a :class:`skycut.remote.RangeSection` that fetches only the needed rows as
+        byte ranges; otherwise ``value`` itself (asdf then reads, or memory-maps, the whole block)."""
+        if self.fs is None:
+            return value
+        view = _range_view(value, self.fs, self.fspath)
+        if view is None:
+            log.debug("%s: array read whole (compressed, masked or not a plain block)", self.name)
+        return value if view is None else view
+
+
+def _range_view(value: Any, fs: Any, fspath: str) -> Any:
+    """A RangeSection over a lazily loaded asdf ``NDArrayType`` stored in an uncompressed block, else None.
+
+    Uses asdf's block bookkeeping (``_data_callback``: the block header and data offset), which is read without
+    loading the block data; any surprise in those internals gives None, i.e. the normal (whole block) read.
+    """
+    from .remote import RangeSection
+
+    try:
+        from asdf.tags.core import NDArrayType
+
+        if not isinstance(value, NDArrayType) or value._array is not None or value._mask is not None:
+            return None
+        if isinstance(value._source, str) or value._strides is not None or value._order not in ("C", "A"):
+            return None
+        callback = value._data_callback
+        header = callback(_attr="header")
+        if bytes(header["compression"]).strip(b"\0") or header["flags"] & 1:  # compressed or streamed
+            return None
+        shape = tuple(int(v) for v in value._shape)
+        dtype = np.dtype(value._dtype)
+        offset = int(callback(_attr="data_offset")) + int(value._offset or 0)
+        if dtype.hasobject or dtype.fields is not None or len(shape) < 2:
+            return None
+    except Exception as exc:  # asdf internals differ: fall back to a normal read
+        log.debug("no byte-range view (%s: %s)", type(exc).__name__, exc)
+        return None
+    return RangeSection(fs, fspath, offset, shape, dtype)
+
+
+@contextlib.contextmanager
+def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None
+              ) -> Iterator[AsdfHandle]:
+    """Open a local or remote ASDF file lazily and yield an :class:`AsdfHandle`.
+
+    Local files are memory-mapped (``memmap=True``); remote ones (``s3://``, ``https://``) are read through
+    fsspec with small blocks, so opening fetches the tree and block headers, and :meth:`AsdfHandle.source`
+    lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open`` defaults
+    (``lazy_load=True``). Raises :class:`InvalidInputError` naming the file when it is missing or not ASDF.
     """
     import asdf
 
     from .remote import is_remote, storage_options
 
     kwargs = {"lazy_load": True, **(asdf_kwargs or {})}
-    fobj = None
+    fobj = fs = fspath = None
     try:
         if is_remote(file):
             import fsspec
 
             kwargs.setdefault("memmap", False)
             try:
-                fobj = fsspec.open(file, mode="rb", **storage_options(file, fsspec_kwargs)).open()
+                fs, fspath = fsspec.core.url_to_fs(file, **storage_options(file, fsspec_kwargs))
+                fobj = fs.open(fspath, mode="rb")
             except FileNotFoundError as exc:
                 raise InvalidInputError(f"{file}: no such remote file") from exc
             except InvalidInputError:
@@ -155,7 +216,7 @@ def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict
         except Exception as exc:
             raise InvalidInputError(f"{file} is not a readable ASDF file ({type(exc).__name__}: {exc})") from exc
         try:
-            yield af
+            yield AsdfHandle(file, af, fs, fspath)
         finally:
             af.close()
     finally:
