@@ -13,7 +13,7 @@ tess-point's ``col``/``row`` are 1-based FITS columns/rows *including* the 44 le
 (its reverse function subtracts 45 and 1 to get 0-based science-pixel centres), so the 0-based pixel of
 :mod:`skycut.geometry` is ``x = col - 1``, ``y = row - 1``.
 
-Celestial WCS: :func:`tess_ccd_wcs` maps a 16 x 16 grid over the science pixels to the sky with tess-point's
+Celestial WCS: :func:`tess_ccd_wcs` maps a 10 x 10 grid over the science pixels to the sky with tess-point's
 reverse function for the sector's pointing and fits a TAN-SIP WCS (order 4) with
 ``astropy.wcs.utils.fit_wcs_from_points``; the inverse SIP (AP/BP, order 6) is fitted with astropy's linear
 least-squares fitter and inverts the forward SIP to < 0.01 px over the whole FFI. The WCS deviates from
@@ -136,8 +136,8 @@ def _ccd_wcs_cached(sector: int, camera: int, ccd: int, sip_degree: int):
     from astropy.wcs import Sip
     from astropy.wcs.utils import fit_wcs_from_points
 
-    cols = np.linspace(SCI_X0 + 1, SCI_X0 + SCI_NX, 16)   # 1-based, tess-point convention
-    rows = np.linspace(1, SCI_NY, 16)
+    cols = np.linspace(SCI_X0 + 1, SCI_X0 + SCI_NX, 10)   # 1-based, tess-point convention
+    rows = np.linspace(1, SCI_NY, 10)
     cc, rr = np.meshgrid(cols, rows)
     radec = np.array([_reverse(sector, camera, ccd, c, r) for c, r in zip(cc.ravel(), rr.ravel(), strict=True)])
     sky = SkyCoord(radec[:, 0], radec[:, 1], unit="deg")
