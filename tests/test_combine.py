@@ -19,7 +19,7 @@ from skycut.combine import (
     combine_headers,
     resolve_combiner,
 )
-from skycut.exceptions import InvalidInputError
+from skycut.exceptions import DataWarning, InvalidInputError
 
 
 def _wcs(nx: int = 12, ny: int = 8) -> WCS:
@@ -126,6 +126,12 @@ def test_combine_headers_constant_and_varying():
     assert "F02_K02" not in out  # the second header has no ONLY1
     only = combine_headers([h1, h2], constant_only=True)
     assert list(only.keys()) == ["A"]
+    # different celestial WCS: warned (a physical-WCS difference such as CRVAL1P is not)
+    with pytest.warns(DataWarning, match="CRVAL1"):
+        combine_headers([fits.Header([("CRVAL1", 10.0)]), fits.Header([("CRVAL1", 10.5)])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        combine_headers([fits.Header([("CRVAL1P", 1.0)]), fits.Header([("CRVAL1P", 201.0)])])
 
 
 def test_combiner_in_memory_files_and_headers(images, tmp_path):
@@ -278,3 +284,32 @@ def test_astrocut_made_inputs(tmp_path):
         # ORIG_FLE differs between the inputs and is recorded
         recorded = {out[1].header[k] for k in out[1].header if k.startswith("F0") and "_V" in k}
         assert {"skycell_0.fits", "skycell_1.fits"} <= {str(v).split("/")[-1] for v in recorded}
+
+
+def test_simulated_skycells_with_skycut_fits_cut(sim_hst, tmp_path):
+    """The docs' example on the simulator's two overlapping skycells (f435w), cut by skycut's fits_cut: a
+    cutout wider than the overlap is half padding in each input, and the combination has no hole."""
+    import skycut as astrocut
+
+    center = SkyCoord(*sim_hst.truth["center"], unit="deg")
+    size = [sim_hst.truth["overlap_pix"] + 60, 40]
+    f1, f2 = [f for f in sim_hst.files if "f435w" in f.name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cut1 = astrocut.fits_cut(str(f1), center, size, extension="all", cutout_prefix="cutout_p05",
+                                 output_dir=str(tmp_path))
+        cut2 = astrocut.fits_cut(str(f2), center, size, extension="all", cutout_prefix="cutout_p06",
+                                 memory_only=True)[0]
+    combined = astrocut.CutoutsCombiner([cut1, cut2]).combine(tmp_path / "combined_cut.fits")
+    with fits.open(combined) as out, fits.open(cut1) as c1:
+        assert len(out) == len(c1) == 3  # SCI and WHT cutouts combined
+        for k in (1, 2):
+            a, b, got = c1[k].data, cut2[k].data, out[k].data
+            assert got.shape == (40, size[0])
+            only_a, only_b, both = (np.isfinite(a) & ~np.isfinite(b), np.isfinite(b) & ~np.isfinite(a),
+                                    np.isfinite(a) & np.isfinite(b))
+            assert only_a.any() and only_b.any() and both.any()
+            assert np.isfinite(got).all()
+            np.testing.assert_allclose(got[both], (a[both] + b[both]) / 2, rtol=1e-6)
+            np.testing.assert_array_equal(got[only_a], a[only_a])
+            np.testing.assert_array_equal(got[only_b], b[only_b])

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -42,7 +44,7 @@ FunctionBuilder = Callable[..., CombineFunction]
 _SKIP_KEYWORDS = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
                   "EXTEND", "CHECKSUM", "DATASUM", "S_REGION", "BSCALE", "BZERO"}
 _COMMENTARY = {"COMMENT", "HISTORY", ""}
-_WCS_PREFIXES = ("CRVAL", "CRPIX", "CTYPE", "CDELT", "CD1_", "CD2_", "PC1_", "PC2_", "CUNIT")
+_CELESTIAL_WCS = re.compile(r"^((CRVAL|CRPIX|CTYPE|CDELT|CUNIT)[12]|(CD|PC)[12]_[12])$")
 
 
 # --------------------------------------------------------------------------------------------- image combiners
@@ -206,6 +208,14 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _close_everywhere(headers: Sequence[fits.Header], key: str) -> bool:
+    """The keyword is present everywhere with numerically equal values (to 1e-9 relative)."""
+    values = [h.get(key) for h in headers]
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+        return False
+    return all(math.isclose(v, values[0], rel_tol=1e-9, abs_tol=1e-12) for v in values[1:])
+
+
 def combine_headers(headers: Sequence[fits.Header], constant_only: bool = False) -> fits.Header:
     """Combine headers: keywords with the same value in every header are kept once (card of the first);
     varying or partly missing ones are recorded, for every header ``i`` (1-based) that has them, as
@@ -257,7 +267,7 @@ def combine_headers(headers: Sequence[fits.Header], constant_only: bool = False)
                 any(c.keyword == card.keyword and c.value == card.value for c in h.cards) for h in headers[1:]):
             commentary.append(card)
 
-    wcs_varying = [k for k in varying_names if k.startswith(_WCS_PREFIXES)]
+    wcs_varying = [k for k in varying_names if _CELESTIAL_WCS.match(k) and not _close_everywhere(headers, k)]
     if wcs_varying:
         warnings.warn(f"the cutouts being combined do not share one WCS (varying: {', '.join(wcs_varying)}); "
                       "the combined header keeps the values of every input", DataWarning, stacklevel=3)
