@@ -63,6 +63,10 @@ def test_demo_products(demo_run):
         assert 0 < aperture.sum() < aperture.size  # half off the simulated window: padded, marked
     plots = json.loads((res / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "plots" / "batch-0000.json").read_text())
     assert all((workdir / p).is_file() for files in plots["products"].values() for p in files)
+    # footprint-matched cutouts against the locally built cube
+    fp = json.loads((res / "footprint_cutouts" / "local-sky" / "batch-0000.json").read_text())
+    assert set(fp["products"]) == {"tess-variable", "tess-bright"}
+    assert all(Path(p).name.startswith("tess-s0011-1-1_") for files in fp["products"].values() for p in files)
     # every job left a log
     assert any((res / "logs").rglob("*.log"))
 

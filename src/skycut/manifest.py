@@ -219,6 +219,7 @@ class FootprintCutoutSpec(StrictModel):
     footprint_uri: str = MAST_FOOTPRINTS
     fill_value: float | None = Field(None, description="Padding value; default (null) NaN")
     threads: int | Literal["auto"] = 8
+    batch_size: int = Field(25, gt=0, description="Targets per job")
     fsspec: FsspecOptions | None = None
 
     @field_validator("sectors")

@@ -119,9 +119,14 @@ class Plan:
         demo = self.manifest.demo
         if demo is None:
             return {}
+        from .products import DEMO_FOOTPRINTS, DEMO_PATH_TABLE
         from .simulate import demo_file_names
 
-        return {k: [str(p) for p in v] for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
+        names = {k: [str(p) for p in v] for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
+        if names.get("tess"):
+            tess_dir = Path(names["tess"][0]).parent
+            names["tess_extras"] = [str(tess_dir / DEMO_PATH_TABLE), str(tess_dir / DEMO_FOOTPRINTS)]
+        return names
 
     @property
     def demo_dir(self) -> str:
@@ -222,11 +227,25 @@ class Plan:
     def footprint_jobs(self) -> list[TargetJob]:
         jobs = []
         for name, spec in self.manifest.footprint_cutouts.items():
-            jobs += self._target_jobs(name, spec.targets, 25)
+            jobs += self._target_jobs(name, spec.targets, spec.batch_size)
         return jobs
+
+    def footprint_job(self, key: str, batch: str) -> TargetJob:
+        return _find(self.footprint_jobs(), key, batch)
 
     def footprint_index(self, key: str, batch: str) -> str:
         return self.path("footprint_cutouts", key, f"{batch}.json")
+
+    def footprint_local_inputs(self, key: str) -> list[str]:
+        """Local files a footprint job reads: a local footprint file and the manifest's own cubes under a
+        local ``cube_base_uri`` (so the workflow builds them first)."""
+        spec = self.manifest.footprint_cutouts[key]
+        files = [] if is_remote(spec.footprint_uri) else [spec.footprint_uri]
+        if not is_remote(spec.cube_base_uri):
+            base = str(Path(spec.cube_base_uri))
+            files += [self.cube_path(c) for c in self.manifest.cubes
+                      if str(Path(self.cube_path(c)).parent) == base]
+        return files
 
     def path_output(self, name: str) -> str:
         return self.path("paths", f"{name}.fits")

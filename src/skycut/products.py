@@ -66,10 +66,46 @@ def _coordinate(spec: Any):
 # ------------------------------------------------------------------------------------------------ demo
 def make_demo(spec: dict[str, Any], out_dir: str) -> dict[str, list[str]]:
     """Make the simulated demo data a manifest's ``demo`` section asks for."""
-    from .simulate import simulate_demo
+    from .simulate import simulate_demo, write_path_table
 
     made = simulate_demo(spec, out_dir)
+    if made.get("tess"):
+        tess_dir = Path(made["tess"][0]).parent
+        truth = json.loads(next(tess_dir.glob("*_truth.json")).read_text())
+        made["tess_extras"] = [write_path_table(truth, tess_dir / DEMO_PATH_TABLE),
+                               write_footprint_json(made["tess"][:1], tess_dir / DEMO_FOOTPRINTS)]
     return {k: [str(p) for p in v] for k, v in made.items()}
+
+
+DEMO_PATH_TABLE = "moving_target_path.ecsv"
+DEMO_FOOTPRINTS = "tess_ffi_footprint_cache.json"
+
+
+def write_footprint_json(ffi_files: list[str], path: str | Path) -> Path:
+    """Write a footprint file in MAST's format (column lists ``s_region``, ``sequence_number``,
+    ``target_name``, ``obs_id``) for the sector/camera/CCDs of ``ffi_files`` (one FFI each).
+
+    Each polygon is the FFI's four image corners through its WCS; this is what lets the demo run footprint
+    cutouts offline against locally built cubes.
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    columns: dict[str, list[Any]] = {"s_region": [], "sequence_number": [], "target_name": [], "obs_id": []}
+    for ffi in ffi_files:
+        with fits.open(ffi) as hdul:
+            header = hdul[1].header
+            ny, nx = header["NAXIS2"], header["NAXIS1"]
+            wcs = WCS(header)
+            corners = wcs.all_pix2world([[-0.5, -0.5], [nx - 0.5, -0.5], [nx - 0.5, ny - 0.5], [-0.5, ny - 0.5]], 0)
+            sector, camera, ccd = (hdul[0].header[k] for k in ("SECTOR", "CAMERA", "CCD"))
+        columns["s_region"].append("POLYGON " + " ".join(f"{ra:.8f} {dec:.8f}" for ra, dec in corners))
+        columns["sequence_number"].append(int(sector))
+        columns["target_name"].append("TESS FFI")
+        columns["obs_id"].append(f"tess-s{int(sector):04d}-{int(camera)}-{int(ccd)}")
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(columns, indent=1) + "\n")
+    return Path(path)
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -352,3 +388,27 @@ def plot_tpfs(index_path: str, out_dir: str, plot_index: str) -> dict[str, Any]:
         mean_path = save_image(img, out / f"{target}_mean.png", "png")
         products[target] = [str(lc_path), str(mean_path)]
     return write_index(plot_index, products)
+
+
+# ------------------------------------------------------------------------------------------------ footprints
+def footprint_cutouts(targets: list[dict[str, Any]], out_dir: str, index_path: str, *,
+                      sectors: list[int] | None = None, footprint_uri: str, cube_base_uri: str,
+                      fill_value: float | None = None, threads: int | str = 8,
+                      fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """TPFs from every cube whose FFI footprint overlaps each target: ``{out_dir}/{target}/<astrocut name>``."""
+    from .footprint import TessFootprintCutout
+
+    products: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for target in targets:
+        name = target["name"]
+        try:
+            cut = TessFootprintCutout(_coordinate(target["coordinates"]), target["size"],
+                                      fill_value=_fill(fill_value), sequence=sectors, footprint_uri=footprint_uri,
+                                      cube_base_uri=cube_base_uri, fsspec_kwargs=fsspec_kwargs, threads=threads)
+        except InvalidQueryError as exc:
+            log.warning("target %s skipped: %s", name, exc)
+            skipped[name] = str(exc)
+            continue
+        products[name] = [str(p) for p in cut.write_as_tpf(Path(out_dir) / name)]
+    return write_index(index_path, products, skipped)
