@@ -214,3 +214,15 @@ def test_several_coordinates(cloud, tmp_path):
     assert len(cut.cutouts) == 2  # the far coordinate matches nothing and is not cut
     files = cube_cut_from_footprint(inside, 5, output_dir=tmp_path / "o", **_kw(cloud, tmp_path))
     assert len(files) == 2 and all(Path(f).exists() for f in files)
+
+
+def test_local_footprint_file_and_cubes(cloud, tmp_path):
+    """A local footprint JSON and a local cube directory work the same way (no S3 needed)."""
+    cube_dir = Path(cloud["cube"]).parent
+    out = cube_cut_from_footprint(cloud["center"], 5, footprint_uri=str(cloud["local_fp"]),
+                                  cube_base_uri=str(cube_dir), cache_dir=tmp_path / "cache",
+                                  output_dir=tmp_path / "tpf")
+    assert len(out) == 1 and Path(out[0]).parent == tmp_path / "tpf"
+    with fits.open(out[0]) as hdul:
+        assert hdul[1].data["FLUX"].shape == (6, 5, 5)
+    assert list((tmp_path / "cache" / "footprints").glob("*.npz"))

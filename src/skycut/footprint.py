@@ -366,21 +366,23 @@ def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | N
              cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Table:
     """The footprint table: the JSON's columns plus ``polygon`` (list of ``(n, 2)`` ra/dec arrays per row).
 
-    Cached in memory (per URI, :data:`MEMORY_TTL_S`) and on disk under ``cache_dir`` as
-    ``footprints/<hash of URI>-<hash of ETag, size>.npz``: a new process sends one metadata request
+    Cached in memory (per URI and endpoint, :data:`MEMORY_TTL_S`) and on disk under ``cache_dir`` as
+    ``footprints/<hash of endpoint + URI>-<hash of ETag, size>.npz``: a new process sends one metadata request
     (HEAD) and downloads the file only when it changed. If the remote cannot be reached, the newest disk copy
     is used with a :class:`DataWarning`. ``refresh=True`` ignores both caches.
     """
     uri = os.fspath(footprint_uri)
+    endpoint = str((fsspec_kwargs or {}).get("endpoint_url") or "")
+    memory_key = f"{endpoint}|{uri}"
     now = time.monotonic()
     with _memory_lock:
-        hit = _memory.get(uri)
+        hit = _memory.get(memory_key)
     if hit and not refresh and now - hit[0] < MEMORY_TTL_S:
         return hit[1]
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = folder / "footprints"
-    uri_key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    uri_key = hashlib.sha256(memory_key.encode()).hexdigest()[:16]
     fs, path = _filesystem(uri, fsspec_kwargs)
     try:
         fingerprint = _fingerprint(fs, path)
@@ -418,7 +420,7 @@ def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | N
             log.debug("footprints of %s downloaded (%d rows)", uri, len(table))
     _rings_of(table)
     with _memory_lock:
-        _memory[uri] = (now, table)
+        _memory[memory_key] = (now, table)
     return table
 
 
