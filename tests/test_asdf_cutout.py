@@ -18,10 +18,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
 from skycut import ASDFCutout, asdf_cut, get_center_pixel
 from skycut.asdf_cutout import read_asdf_metadata
+from skycut.asdf_wcs import slice_gwcs
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError
 
 SCALE_DEG = 0.11 / 3600.0
@@ -140,6 +143,22 @@ def test_shape_values_and_sliced_gwcs(sim_roman, roman_file, original, size):
     px, py = sliced.invert(coord.ra.deg, coord.dec.deg, with_bounding_box=False)
     assert px == pytest.approx(x - xmin, abs=1e-6)
     assert py == pytest.approx(y - ymin, abs=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(xmin=st.integers(-30, 60), ymin=st.integers(-30, 60), nx=st.integers(1, 40), ny=st.integers(1, 40),
+       fx=st.floats(0, 1), fy=st.floats(0, 1))
+def test_slice_gwcs_property(xmin, ymin, nx, ny, fx, fy):
+    """For any box, sliced(x, y) == original(x + xmin, y + ymin), and the bounding box is (x, y) ordered."""
+    gw = distorted_gwcs((40, 50))
+    sliced = slice_gwcs(gw, np.array([[xmin, xmin + nx], [ymin, ymin + ny]]))
+    x, y = fx * (nx - 1), fy * (ny - 1)
+    np.testing.assert_allclose(sky(sliced, x, y), sky(gw, x + xmin, y + ymin), rtol=0, atol=1e-10)
+    assert sliced.array_shape == (ny, nx) and sliced.pixel_shape == (nx, ny)
+    (bx0, bx1), (by0, by1) = sliced.bounding_box.bounding_box(order="F")
+    assert (bx0, bx1, by0, by1) == (0, nx - 1, 0, ny - 1)
+    # inside the box the bounding box lets the pixel through
+    assert np.all(np.isfinite(sliced(x, y)))
 
 
 def test_get_center_pixel_matches_truth(sim_roman, original):
@@ -546,6 +565,11 @@ def test_remote_s3_reads_only_needed_rows(s3_server, big_roman, lite):  # noqa: 
     assert r_rem["data"][12, 12] == 600 * 1000 + 500
     assert remote.cutouts_by_file[uri][0].shape == (25, 25)
     assert remote.asdf_cutouts[0]["roman"]["meta"]["orig_file"] == uri
+    # explicit credentials (key/secret) instead of fsspec_kwargs ones
+    opts = dict(s3_server.fsspec_kwargs)
+    creds = ASDFCutout(uri, coord, cutout_size=25, lite=lite, key=opts.pop("key"), secret=opts.pop("secret"),
+                       fsspec_kwargs=opts)
+    np.testing.assert_array_equal(creds.cutouts[0].data, local.cutouts[0].data)
 
 
 def test_remote_https_range_reads_and_missing_url(http_server, big_roman, tmp_path):  # noqa: F811

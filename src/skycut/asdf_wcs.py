@@ -139,9 +139,11 @@ def _invert_by_iteration(gwcsobj: Any, ra: float, dec: float, start: tuple[float
 def get_center_pixel(gwcsobj: Any, ra: float, dec: float) -> tuple[float, float]:
     """0-based pixel position ``(x, y)`` (column, row) of the sky position ``(ra, dec)`` in degrees.
 
-    Uses the gwcs inverse (analytic or gwcs's numerical one) ignoring the bounding box; if gwcs cannot invert
-    (no inverse and its numerical inverse fails), Newton iterations on the forward transform are used, started
-    from the middle of the bounding box. Returns NaNs when the position does not project onto the detector plane.
+    Starts from the gwcs inverse (analytic, fitted, or gwcs's numerical one) ignoring the bounding box, then
+    refines it with Newton iterations on the forward transform, so the result is exact for the forward
+    transform even when the gwcs inverse is only an approximation (as Roman's fitted polynomial inverses are).
+    If gwcs cannot invert at all, the iterations start from the middle of the bounding box. Returns NaNs when
+    the position does not project onto the detector plane.
     """
     try:
         x, y = gwcsobj.invert(ra, dec, with_bounding_box=False)
@@ -149,12 +151,13 @@ def get_center_pixel(gwcsobj: Any, ra: float, dec: float) -> tuple[float, float]
     except Exception as exc:  # gwcs raises NotImplementedError, AttributeError, ... depending on the model
         log.debug("gwcs.invert failed (%s); inverting by iteration", exc)
         bbox = _bbox_tuple(gwcsobj)
-        start = (0.0, 0.0) if bbox is None else ((bbox[0][0] + bbox[0][1]) / 2, (bbox[1][0] + bbox[1][1]) / 2)
-        try:
-            x, y = _invert_by_iteration(gwcsobj, float(ra), float(dec), start)
-        except (InvalidInputError, np.linalg.LinAlgError):
-            return math.nan, math.nan
-    return x, y
+        x, y = (0.0, 0.0) if bbox is None else ((bbox[0][0] + bbox[0][1]) / 2, (bbox[1][0] + bbox[1][1]) / 2)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return math.nan, math.nan
+    try:
+        return _invert_by_iteration(gwcsobj, float(ra), float(dec), (x, y))
+    except (InvalidInputError, np.linalg.LinAlgError):
+        return math.nan, math.nan
 
 
 def _bbox_tuple(gwcsobj: Any) -> tuple[tuple[float, float], tuple[float, float]] | None:
