@@ -370,11 +370,26 @@ def test_roman_asdf_structure_and_gwcs(sim_roman):
         ra, dec = meta["wcsinfo"]["ra_ref"], meta["wcsinfo"]["dec_ref"]
         assert np.allclose(wcs(meta["wcsinfo"]["x_ref"], meta["wcsinfo"]["y_ref"]), (ra, dec))
         x, y = wcs.invert(stars["ra"], stars["dec"])
-        assert np.max(np.abs(x - stars["x"])) < 0.01 and np.max(np.abs(y - stars["y"])) < 0.01
+        assert np.max(np.abs(x - stars["x"])) < 1e-6 and np.max(np.abs(y - stars["y"])) < 1e-6
         data = roman["data"][:]
         k = int(np.argmax(stars["flux"]))
         ix, iy = int(round(stars["x"][k])), int(round(stars["y"][k]))
         assert data[iy, ix] > np.median(data) + 50 * np.median(roman["err"][:])
+
+
+def test_roman_gwcs_has_a_small_distortion():
+    from skycut.simulate_images import roman_gwcs
+
+    distorted, plain = roman_gwcs((200, 300)), roman_gwcs((200, 300), distortion=False)
+    ra, dec = distorted([149.5, 0, 299, 0], [99.5, 0, 199, 199])
+    x, y = plain.invert(ra, dec, with_bounding_box=False)
+    shift = np.hypot(x - [149.5, 0, 299, 0], y - [99.5, 0, 199, 199])
+    assert shift[0] < 1e-9                         # none at the reference pixel (the image centre)
+    assert 0.2 < shift[1:].max() < 2.0             # a fraction of a pixel to ~1 px at the corners
+    # exact analytic inverse everywhere in the bounding box
+    gx, gy = np.meshgrid(np.linspace(0, 299, 13), np.linspace(0, 199, 11))
+    bx, by = distorted.invert(*distorted(gx, gy))
+    assert np.max(np.abs(bx - gx)) < 1e-6 and np.max(np.abs(by - gy)) < 1e-6
 
 
 def test_roman_explicit_path_and_determinism(tmp_path):

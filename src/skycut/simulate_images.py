@@ -221,28 +221,35 @@ def roman_asdf_name(detector: int = 1) -> str:
     return f"r0000101001001001001_0001_wfi{int(detector):02d}_cal.asdf"
 
 
+def _shear_step(axis: int, coeffs: tuple[float, ...]):
+    """``(u, v) -> (u + f(v), v)`` (``axis=0``) or ``(u, v + f(u))`` (``axis=1``), ``f`` a polynomial with
+    ``f(0) = 0``, with its exact inverse (subtract the same ``f``)."""
+    from astropy.modeling import models
+
+    other = 1 - axis
+    poly = models.Polynomial1D(len(coeffs), **{f"c{i + 1}": c for i, c in enumerate(coeffs)})
+    keep = models.Mapping((axis,), n_inputs=2)
+    shift = models.Mapping((other,), n_inputs=2) | poly
+    passthrough = models.Mapping((other,), n_inputs=2)
+    order = (0, 1, 0, 1)
+    if axis == 0:
+        forward = models.Mapping(order) | ((keep + shift) & passthrough)
+        forward.inverse = models.Mapping(order) | ((keep - shift) & passthrough)
+    else:
+        forward = models.Mapping(order) | (passthrough & (keep + shift))
+        forward.inverse = models.Mapping(order) | (passthrough & (keep - shift))
+    return forward
+
+
 def _distortion(half: float, quad_px: float, cubic_px: float):
-    """Small optical distortion in pixels about the reference pixel, with a fitted polynomial inverse.
+    """A small optical distortion (pixels, about the reference pixel) with an exact analytic inverse.
 
-    In units of ``half`` (``u = dx / half``): ``u' = u + a (u^2 - v^2) + b u (u^2 + v^2)``,
-    ``v' = v + 2 a u v + b v (u^2 + v^2)`` with ``a = quad_px / half`` and ``b = cubic_px / half``, i.e. a
-    displacement of about ``quad_px + cubic_px`` pixels at the image edge. The inverse is a degree-5
-    polynomial fitted with astropy's linear least-squares fitter (accurate to ~1e-6 px).
+    Two shears: ``u1 = u + f(v)``, then ``v1 = v + g(u1)``, with ``f(t) = g(t) = quad_px (t/half)^2 +
+    cubic_px (t/half)^3``: a displacement of up to ``quad_px + cubic_px`` pixels at the image edge, none
+    at the reference pixel. The inverse undoes the shears in reverse order, to machine precision.
     """
-    from astropy.modeling import fitting, models
-
-    a, b = quad_px / half, cubic_px / half
-    pu = models.Polynomial2D(3, c1_0=1.0, c2_0=a, c0_2=-a, c3_0=b, c1_2=b)
-    pv = models.Polynomial2D(3, c0_1=1.0, c1_1=2 * a, c2_1=b, c0_3=b)
-    grid = np.linspace(-1.6, 1.6, 41)
-    u, v = (g.ravel() for g in np.meshgrid(grid, grid))
-    fu, fv = pu(u, v), pv(u, v)
-    fitter = fitting.LinearLSQFitter()
-    iu = fitter(models.Polynomial2D(5), fu, fv, u)
-    iv = fitter(models.Polynomial2D(5), fu, fv, v)
-    forward = models.Mapping((0, 1, 0, 1)) | (pu & pv)
-    forward.inverse = models.Mapping((0, 1, 0, 1)) | (iu & iv)
-    return (models.Scale(1 / half) & models.Scale(1 / half)) | forward | (models.Scale(half) & models.Scale(half))
+    coeffs = (0.0, quad_px / half**2, cubic_px / half**3)
+    return _shear_step(0, coeffs) | _shear_step(1, coeffs)
 
 
 def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTER, x_ref: float | None = None,
@@ -251,9 +258,9 @@ def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTE
     """A gwcs ``detector -> world`` (ICRS) imaging WCS with a bounding box over ``shape`` (rows, cols).
 
     Pipeline: shift by ``(-x_ref, -y_ref)`` (0-based; default the image centre) -> optional small
-    distortion (see :func:`_distortion`: ~0.3 px quadratic + ~0.6 px cubic at the image edge, zero at the
-    reference pixel) -> rotation by ``roll_deg`` and scale (east left for roll 0) -> TAN projection ->
-    rotation to ``center``. Every step has an analytic (or fitted) inverse, so ``wcs.invert`` needs no
+    distortion (see :func:`_distortion`: up to ~0.9 px at the image edge, zero at the reference
+    pixel) -> rotation by ``roll_deg`` and scale (east left for roll 0) -> TAN projection ->
+    rotation to ``center``. Every step has an exact analytic inverse, so ``wcs.invert`` needs no
     iteration. ``bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))``.
     """
     from astropy import coordinates
