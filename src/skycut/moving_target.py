@@ -402,7 +402,8 @@ def _open_tpfs(cutout_fles: Any) -> list[tuple[str, Any, bool]]:
 
     if isinstance(cutout_fles, (str, os.PathLike, fits.HDUList)):
         cutout_fles = [cutout_fles]
-    if not cutout_fles:
+    cutout_fles = list(cutout_fles)  # also an astropy Column / numpy array of names
+    if len(cutout_fles) == 0:
         raise InvalidInputError("cutout_fles is empty: give one or more target pixel files")
     out = []
     for item in cutout_fles:
@@ -426,7 +427,10 @@ def _build_pixels_hdu(parts: list[dict], sx: int, sy: int) -> fits.BinTableHDU:
     from .combine import combine_headers
 
     first_cols = parts[0]["__columns__"]
-    order = np.argsort(np.concatenate([p["TIME"] for p in parts]), kind="stable")
+    times = np.concatenate([p["TIME"] for p in parts])
+    order = np.argsort(times, kind="stable")
+    # TPFs that overlap may both hold the whole box at one cadence: keep the first copy of each TIME
+    order = order[np.concatenate([[True], np.diff(times[order]) != 0])]
     columns = []
     for col in first_cols:
         values = np.concatenate([p[col.name] for p in parts])[order]
