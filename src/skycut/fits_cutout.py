@@ -73,6 +73,11 @@ _WCS_KEY = re.compile(
 _DISTORTION_KEY = re.compile(r"^(CPDIS\d|CPERR\d|DP\d|D2IMDIS\d|D2IM\d|D2IMERR\d|D2IMEXT|NPOLEXT)")
 _ARCHAIC = re.compile(r"^(PC|CD)0*(\d)0*(\d)$")
 _ALT_CRPIX = re.compile(r"^CRPIX([12])([A-Z])$")
+_PHYSICAL_KEYS = frozenset({"WCSNAME", "WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2",
+                            "CRVAL1", "CRVAL2", "CDELT1", "CDELT2"})
+_STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "BSCALE",
+                         "BZERO", "BLANK", "CHECKSUM", "DATASUM", "ZIMAGE", "EXTNAME", "EXTVER", "INHERIT",
+                         "FILENAME"})
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -94,7 +99,10 @@ def input_stem(name: str) -> str:
 
 
 def _modernize(header: fits.Header) -> fits.Header:
-    """A copy of ``header`` with archaic ``PC00i00j``/``CD00i00j`` keywords renamed to ``PCi_j``/``CDi_j``."""
+    """``header`` with archaic ``PC00i00j``/``CD00i00j`` keywords renamed to ``PCi_j``/``CDi_j`` (a copy if any
+    was renamed; the header itself otherwise)."""
+    if not any(_ARCHAIC.match(k) and "_" not in k for k in header.keys()):
+        return header
     out = header.copy()
     for key in list(out.keys()):
         m = _ARCHAIC.match(key)
@@ -113,6 +121,7 @@ def celestial_wcs(header: fits.Header) -> WCS | None:
         try:
             wcs = WCS(header, relax=True)
         except Exception:
+            header = header.copy()
             for key in [k for k in header.keys() if _DISTORTION_KEY.match(k)]:
                 header.remove(key, ignore_missing=True, remove_all=True)
             try:
@@ -125,6 +134,25 @@ def celestial_wcs(header: fits.Header) -> WCS | None:
     return cel if cel.naxis == 2 else None
 
 
+def world_to_pixel(wcs: WCS, coords: SkyCoord) -> list[tuple[float, float]]:
+    """0-based pixel ``(x, y)`` of ICRS ``coords`` (array SkyCoord) in a celestial ``wcs`` (SIP applied).
+
+    ICRS images take the direct ``all_world2pix`` path; other frames go through SkyCoord's transformation.
+    """
+    from astropy.coordinates import ICRS
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    try:
+        direct = isinstance(wcs_to_celestial_frame(wcs), ICRS) and wcs.wcs.lng == 0 and wcs.wcs.lat == 1
+    except Exception:
+        direct = False
+    if direct:
+        x, y = wcs.all_world2pix(coords.ra.deg, coords.dec.deg, 0)
+    else:
+        x, y = wcs.world_to_pixel(coords)
+    return [(float(a), float(b)) for a, b in zip(np.atleast_1d(x), np.atleast_1d(y), strict=True)]
+
+
 def _is_image_with_data(hdu: Any) -> bool:
     from astropy.io import fits
 
@@ -135,17 +163,22 @@ def _is_image_with_data(hdu: Any) -> bool:
     return naxis >= 2 and all(h.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1))
 
 
-def select_extensions(hdul: fits.HDUList, extension: Any, name: str) -> list[int]:
+def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
+                      wcs_of: Any = None) -> list[int]:
     """Indices of the HDUs to cut.
 
     ``None``: every image HDU with data and a celestial WCS; ``"all"``: every image HDU with data; an int or
     an EXTNAME (or ``(EXTNAME, EXTVER)``); or a list of those (missing ones -> DataWarning).
+    ``wcs_of(index)`` returns the celestial WCS of an HDU (default :func:`celestial_wcs` of its header).
     """
     hdus = list(hdul)
+    if wcs_of is None:
+        def wcs_of(i: int) -> WCS | None:
+            return celestial_wcs(hdus[i].header)
     if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
         idx = [i for i, h in enumerate(hdus) if _is_image_with_data(h)]
         if extension is None:
-            idx = [i for i in idx if celestial_wcs(hdus[i].header) is not None]
+            idx = [i for i in idx if wcs_of(i) is not None]
             if not idx:
                 raise InvalidInputError(f"{name} has no image HDU with data and a celestial WCS")
         elif not idx:
@@ -188,55 +221,52 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
                   linearized: bool = False, empty: bool = False) -> fits.Header:
     """The header of a ``CUTOUT`` HDU: the original keywords with the WCS replaced by ``wcs`` (already
     shifted by ``(xmin, ymin)``), alternate WCSs shifted, a physical WCS, and the provenance keywords."""
+    from astropy.io import fits
     from astropy.wcs import FITSFixedWarning
 
-    hdr = _modernize(original)
-    hdr.strip()
-    for key in ("BLANK", "CHECKSUM", "DATASUM", "ZIMAGE", "EXTNAME", "EXTVER", "INHERIT"):
-        hdr.remove(key, ignore_missing=True, remove_all=True)
-    o_ext_nm = original.get("EXTNAME")
-    filename = original.get("FILENAME")
-    hdr.remove("FILENAME", ignore_missing=True, remove_all=True)
-    for key in [k for k in hdr.keys() if _WCS_KEY.match(k) or _DISTORTION_KEY.match(k)]:
-        hdr.remove(key, ignore_missing=True, remove_all=True)
-    for key in list(hdr.keys()):
+    naxis = original.get("NAXIS", 0)
+    drop = _STRUCTURAL | {f"NAXIS{i}" for i in range(1, naxis + 1)}
+    if linearized:
+        drop = drop | {"BSOFTEN", "BOFFSET"}
+    cards: list[Any] = []
+    for card in _modernize(original).cards:
+        key = card.keyword
+        if key in drop or _WCS_KEY.match(key) or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
+            continue
         m = _ALT_CRPIX.match(key)
-        if m and m[2] != "P" and isinstance(hdr[key], (int, float)):
-            hdr[key] = hdr[key] - (xmin if m[1] == "1" else ymin)
+        if m and m[2] != "P" and isinstance(card.value, (int, float)):  # shift alternate WCSs too
+            card = (key, card.value - (xmin if m[1] == "1" else ymin), card.comment)
+        elif m or key.endswith("P") and key[:-1] in _PHYSICAL_KEYS:  # our physical WCS replaces any old one
+            continue
+        cards.append(card)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs_header = wcs.to_header(relax=True)
     if wcs.sip is not None and not wcs_header.get("CTYPE1", "").endswith("-SIP"):  # keep SIP explicitly
         wcs_header["CTYPE1"] = wcs_header["CTYPE1"] + "-SIP"
         wcs_header["CTYPE2"] = wcs_header["CTYPE2"] + "-SIP"
-    for key in ("MJD-OBS", "DATE-OBS", "DATEREF", "MJDREF"):  # added by wcslib's normalisation only
-        if key in wcs_header and key not in original:
-            wcs_header.remove(key)
-    hdr.update(wcs_header)
-    # physical coordinates: pixel (1-based) in the original image
+    added_by_wcslib = {"MJD-OBS", "DATE-OBS", "DATEREF", "MJDREF"} - set(original.keys())
+    cards += [c for c in wcs_header.cards if c.keyword not in added_by_wcslib]
+    # physical coordinates: pixel (1-based) in the original image, as IRAF LTV/LTM and an alternate WCS "P"
     for axis, lo in (("1", xmin), ("2", ymin)):
-        hdr[f"LTV{axis}"] = (float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset")
-        hdr[f"LTM{axis}_{axis}"] = (float(original.get(f"LTM{axis}_{axis}", 1.0)), "IRAF physical scale")
-    hdr["WCSNAMEP"] = ("PHYSICAL", "pixel coordinates in the original image")
-    hdr["WCSAXESP"] = 2
+        cards.append((f"LTV{axis}", float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset"))
+        cards.append((f"LTM{axis}_{axis}", float(original.get(f"LTM{axis}_{axis}", 1.0)), "IRAF physical scale"))
+    cards += [("WCSNAMEP", "PHYSICAL", "pixel coordinates in the original image"), ("WCSAXESP", 2, "")]
     for axis, lo, ctype in (("1", xmin, "RAWX"), ("2", ymin, "RAWY")):
-        hdr[f"CTYPE{axis}P"] = ctype
-        hdr[f"CUNIT{axis}P"] = "PIXEL"
-        hdr[f"CRPIX{axis}P"] = 1.0
-        hdr[f"CRVAL{axis}P"] = (float(lo + 1), "original 1-based pixel of cutout pixel 1")
-        hdr[f"CDELT{axis}P"] = 1.0
-    hdr["EXTNAME"] = "CUTOUT"
-    hdr["O_EXT_NM"] = (o_ext_nm, "Original extension name.")
-    hdr["ORIG_FLE"] = (filename if filename else orig_file, "Original image filename.")
-    hdr["ORIG_EXT"] = (orig_ext, "Extension in original file.")
+        cards += [(f"CTYPE{axis}P", ctype, ""), (f"CUNIT{axis}P", "PIXEL", ""), (f"CRPIX{axis}P", 1.0, ""),
+                  (f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
+                  (f"CDELT{axis}P", 1.0, "")]
+    filename = original.get("FILENAME")
+    cards += [("EXTNAME", "CUTOUT", ""),
+              ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
+              ("ORIG_FLE", filename if filename else orig_file, "Original image filename."),
+              ("ORIG_EXT", orig_ext, "Extension in original file.")]
     if linearized:
-        hdr.add_history(f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
-                        f"BOFFSET={original['BOFFSET']} (keywords removed).")
-        hdr.remove("BSOFTEN", ignore_missing=True)
-        hdr.remove("BOFFSET", ignore_missing=True)
+        cards.append(("HISTORY", f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
+                                 f"BOFFSET={original['BOFFSET']} (keywords removed)."))
     if empty:
-        hdr["EMPTY"] = (True, "Indicates no data in cutout image.")
-    return hdr
+        cards.append(("EMPTY", True, "Indicates no data in cutout image."))
+    return fits.Header(cards)
 
 
 def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
@@ -416,8 +446,15 @@ class FITSCutout:
         empties: list[str] = []
         for name in self.input_files:
             with open_fits_handle(name, self.fsspec_kwargs) as handle:
-                for index in select_extensions(handle.hdul, self.extension, name):
-                    self._cut_extension(handle, index, missed, empties)
+                cache: dict[int, WCS | None] = {}
+
+                def wcs_of(i: int, hdul=handle.hdul, cache=cache) -> WCS | None:
+                    if i not in cache:
+                        cache[i] = celestial_wcs(hdul[i].header)
+                    return cache[i]
+
+                for index in select_extensions(handle.hdul, self.extension, name, wcs_of):
+                    self._cut_extension(handle, index, wcs_of(index), missed, empties)
         if not any(self.cutouts_by_file.values()):
             reasons = missed + empties
             raise InvalidQueryError("no cutout could be made: " + "; ".join(reasons))
@@ -427,11 +464,11 @@ class FITSCutout:
             warnings.warn(text + "; skipped (use allow_empty=True to keep it)", DataWarning, stacklevel=3)
         return self.fits_cutouts
 
-    def _cut_extension(self, handle: Any, index: int, missed: list[str], empties: list[str]) -> None:
+    def _cut_extension(self, handle: Any, index: int, wcs: WCS | None, missed: list[str],
+                       empties: list[str]) -> None:
         name = handle.name
         hdu = handle.hdul[index]
         header = hdu.header
-        wcs = celestial_wcs(header)
         if wcs is None:
             raise InvalidInputError(f"extension {index} of {name} has no celestial WCS")
         naxis = header["NAXIS"]
@@ -444,10 +481,11 @@ class FITSCutout:
         section = None
         ext_label = f"{name}[{index}]"
         linearize = "BSOFTEN" in header and "BOFFSET" in header
+        pixels = world_to_pixel(wcs, self.coordinates)
         for ci, coord in enumerate(self.coordinates):
             where = f"target ({coord.ra.deg:.7f}, {coord.dec.deg:.7f}) is outside {ext_label}"
             try:
-                x, y = (float(v) for v in wcs.world_to_pixel(coord))
+                x, y = pixels[ci]
                 limits = _rounded_limits((x, y), (nx, ny), self.limit_rounding_method)
             except InvalidInputError:
                 missed.append(where + " (does not project onto the image)")

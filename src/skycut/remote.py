@@ -118,13 +118,42 @@ class FITSHandle:
 
     def section(self, index: int) -> Any:
         """Something sliceable as ``obj[..., y0:y1, x0:x1]`` giving the pixels of HDU ``index`` (only those
-        read): :class:`RangeSection` for an uncompressed remote image, astropy's ``hdu.section`` otherwise."""
+        read): :class:`RangeSection` for an uncompressed remote image, the memory map of a plain local image
+        (slicing it touches only the needed pages), astropy's ``hdu.section`` otherwise (compressed or scaled
+        data)."""
+
         hdu = self.hdul[index]
         if self.remote:
             section = RangeSection.for_hdu(hdu, self.fs, self.fspath)
             if section is not None:
                 return section
+            return hdu.section
+        mapped = memmap_image(hdu, self.name)
+        if mapped is not None:
+            return mapped
         return hdu.section
+
+
+def memmap_image(hdu: Any, path: str) -> np.ndarray | None:
+    """A read-only ``numpy.memmap`` of a plain (uncompressed, unscaled) local image HDU, else None.
+
+    Slicing it reads only the pages of the needed rows; the shape is the numpy shape ``(..., ny, nx)``.
+    """
+    from astropy.io import fits
+
+    if isinstance(hdu, fits.CompImageHDU) or not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
+        return None
+    h = hdu.header
+    naxis = h.get("NAXIS", 0)
+    if (h.get("BITPIX") not in _BITPIX or naxis < 2 or h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0
+            or "BLANK" in h):
+        return None
+    try:
+        offset = int(hdu.fileinfo()["datLoc"])
+    except Exception:  # pragma: no cover - astropy internals
+        return None
+    shape = tuple(int(h[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+    return np.memmap(path, dtype=np.dtype(_BITPIX[h["BITPIX"]]), mode="r", offset=offset, shape=shape)
 
 
 def _wrap_open_error(name: str, exc: Exception) -> InvalidInputError:
