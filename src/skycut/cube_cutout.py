@@ -44,6 +44,7 @@ from .tpf import (
     format_card,
     tpf_bytes,
     tpf_hdulist,
+    tpf_parts,
     write_tpf_bytes,
 )
 
@@ -171,7 +172,7 @@ def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
     return np.degrees(np.arctan2(num, den))
 
 
-def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 24) -> LinearFit:
+def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFit:
     """Least-squares linear TAN WCS of a cutout, fitted to the full (SIP) WCS of the cube.
 
     The model is that of ``astropy.wcs.utils.fit_wcs_from_points(..., projection="TAN",
@@ -247,10 +248,11 @@ class CubeCutoutInstance:
         Requested centre. ``target`` is the caller's name for it (or ``None``).
     """
 
-    def __init__(self, parent: _CubeSession, coordinate, lims: np.ndarray, block: np.ndarray,
+    def __init__(self, parent: _CubeSession, ra: float, dec: float, lims: np.ndarray, block: np.ndarray,
                  aperture: np.ndarray, target: str | None = None):
         self._parent = parent
-        self.coordinate = coordinate
+        self.ra, self.dec = float(ra), float(dec)
+        self._coordinate = None
         self.target = target
         self.cutout_lims = lims
         self.aperture = aperture
@@ -261,6 +263,15 @@ class CubeCutoutInstance:
         self._fit = fit
         self.wcs_fit = {"WCS_MSEP": [fit.msep], "WCS_SIG": [fit.sig]}
         self._wcs = None
+
+    @property
+    def coordinate(self):
+        """The requested centre as an ICRS ``SkyCoord``."""
+        if self._coordinate is None:
+            from astropy.coordinates import SkyCoord
+
+            self._coordinate = SkyCoord(self.ra, self.dec, unit="deg")
+        return self._coordinate
 
     @property
     def data(self) -> np.ndarray:
@@ -283,7 +294,7 @@ class CubeCutoutInstance:
 
     def tpf_input(self) -> TpfCutout:
         f = self._fit
-        return TpfCutout(ra=float(self.coordinate.ra.deg), dec=float(self.coordinate.dec.deg),
+        return TpfCutout(ra=self.ra, dec=self.dec,
                          lims=self.cutout_lims, block=self._block, aperture=self.aperture, crval=f.crval,
                          crpix=f.crpix, cd=f.cd, wcs_msep=f.msep, wcs_sig=f.sig, corner=self.ccd_corner)
 
@@ -305,16 +316,15 @@ class CubeCutoutInstance:
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        return write_tpf_bytes(self.tpf_bytes(), path)
+        return write_tpf_bytes(tpf_parts(self._parent.meta, self.tpf_input()), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
         """astrocut's TPF name for this cutout (``cutout_size`` as the user gave it)."""
         stem = cube_stem(self.cube_filename)
         if legacy:
             (x0, x1), (y0, y1) = self.cutout_lims
-            ra, dec = self.coordinate.ra.deg, self.coordinate.dec.deg
-            return f"{stem}_{ra:.6f}_{dec:.6f}_{x1 - x0}x{y1 - y0}_astrocut.fits"
-        return geometry.cutout_basename(stem, self.coordinate, cutout_size) + ".fits"
+            return f"{stem}_{self.ra:.6f}_{self.dec:.6f}_{x1 - x0}x{y1 - y0}_astrocut.fits"
+        return f"{stem}_{self.ra:.7f}_{self.dec:.7f}_{geometry.size_label(cutout_size)}_astrocut.fits"
 
 
 def write_tpf(cutout: CubeCutoutInstance, path: str | os.PathLike) -> Path:
@@ -344,14 +354,14 @@ class _CubeSession:
         self.fill_value = fill_value
         self.rounding = rounding
 
-    def locate(self, coords, shape_xy: tuple[int, int]) -> list[np.ndarray | None]:
+    def locate(self, ra: np.ndarray, dec: np.ndarray, shape_xy: tuple[int, int]) -> list[np.ndarray | None]:
         """Cutout limits of every coordinate (``None`` where the box misses the CCD)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                px, py = self.wcs.all_world2pix(coords.ra.deg, coords.dec.deg, 0, quiet=True)
+                px, py = self.wcs.all_world2pix(ra, dec, 0, quiet=True)
             except Exception:  # noqa: BLE001 - wcslib gives up on points far off the chip
-                px, py = self.wcs.wcs_world2pix(coords.ra.deg, coords.dec.deg, 0)
+                px, py = self.wcs.wcs_world2pix(ra, dec, 0)
         out: list[np.ndarray | None] = []
         nrows, ncols = self.reader.nrows, self.reader.ncols
         for x, y in zip(np.atleast_1d(px), np.atleast_1d(py), strict=True):
@@ -362,13 +372,14 @@ class _CubeSession:
             out.append(lims if _clip(lims, nrows, ncols) is not None else None)
         return out
 
-    def cut(self, coords, lims_list: Sequence[np.ndarray], targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
+    def cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
+            targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
         """Read and pad the blocks of several located cutouts (remote reads go out together, in parallel)."""
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]
         blocks = self.reader.read_blocks([c[0] for c in clips])
         out = []
-        for coord, lims, (_, (dy, dx)), raw, target in zip(coords, lims_list, clips, blocks, targets, strict=True):
+        for r, d, lims, (_, (dy, dx)), raw, target in zip(ra, dec, lims_list, clips, blocks, targets, strict=True):
             ny, nx = int(lims[1, 1] - lims[1, 0]), int(lims[0, 1] - lims[0, 0])
             aperture = np.zeros((ny, nx), dtype=np.int32)
             aperture[dy, dx] = 1
@@ -377,16 +388,44 @@ class _CubeSession:
             else:
                 block = np.full((ny, nx, *raw.shape[2:]), self.fill_value, dtype=">f4")
                 block[dy, dx] = raw
-            out.append(CubeCutoutInstance(self, coord, lims, block, aperture, target))
+            out.append(CubeCutoutInstance(self, r, d, lims, block, aperture, target))
         return out
 
     def close(self) -> None:
         self.reader.close()
 
 
-def _describe(coord, target: str | None) -> str:
-    where = f"({coord.ra.deg:.6f}, {coord.dec.deg:.6f})"
+def _describe(ra: float, dec: float, target: str | None) -> str:
+    where = f"({ra:.6f}, {dec:.6f})"
     return f"target {target!r} {where}" if target else f"target {where}"
+
+
+def radec_arrays(coordinates: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) arrays in degrees of a list of coordinates, without building one SkyCoord per item when
+    the items are ``(ra, dec)`` number pairs or ``"ra dec"`` decimal-degree strings (the common batch case).
+    Anything else goes through :func:`skycut.geometry.parse_coordinates`."""
+    ra = np.empty(len(coordinates))
+    dec = np.empty(len(coordinates))
+    slow: list[int] = []
+    for i, c in enumerate(coordinates):
+        try:
+            if isinstance(c, str):
+                parts = c.replace(",", " ").split()
+                if len(parts) != 2:
+                    raise ValueError
+                ra[i], dec[i] = float(parts[0]), float(parts[1])
+            elif isinstance(c, (tuple, list)) and len(c) == 2 and not isinstance(c[0], str):
+                ra[i], dec[i] = float(c[0]), float(c[1])
+            else:
+                raise ValueError
+            if not (np.isfinite(ra[i]) and -90.0 <= dec[i] <= 90.0):
+                raise ValueError
+        except (TypeError, ValueError):
+            slow.append(i)
+    if slow:
+        sc = geometry.parse_coordinates([coordinates[i] for i in slow])
+        ra[slow], dec[slow] = sc.ra.deg, sc.dec.deg
+    return ra % 360.0, dec
 
 
 def _check_fill(fill_value: Any) -> float:
@@ -443,6 +482,7 @@ class TessCubeCutout:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
         self._files = _as_file_list(input_files)
         self._coordinates = geometry.parse_coordinates(coordinates)
+        self._ra, self._dec = self._coordinates.ra.deg, self._coordinates.dec.deg
         self._cutout_size = cutout_size
         self._size = geometry.parse_size_input(cutout_size)
         self._fill_value = _check_fill(fill_value)
@@ -460,13 +500,14 @@ class TessCubeCutout:
                                    threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
             try:
                 shape_xy = geometry.size_in_pixels(self._size, session.wcs)
-                located = session.locate(self._coordinates, shape_xy)
+                located = session.locate(self._ra, self._dec, shape_xy)
                 keep = [i for i, lims in enumerate(located) if lims is not None]
                 for i, lims in enumerate(located):
                     if lims is None:
-                        problems.append(f"{_describe(self._coordinates[i], None)} is not on cube {session.name!r}")
+                        problems.append(f"{_describe(self._ra[i], self._dec[i], None)} is not on cube "
+                                        f"{session.name!r}")
                 if keep:
-                    self.cutouts_by_file[file] = session.cut([self._coordinates[i] for i in keep],
+                    self.cutouts_by_file[file] = session.cut(self._ra[keep], self._dec[keep],
                                                              [located[i] for i in keep], [None] * len(keep))
                     log.debug("%s: %d cutout(s) of shape %s", session.name, len(keep),
                               self.cutouts_by_file[file][0].shape)
@@ -520,8 +561,7 @@ class TessCubeCutout:
         from .atomic import write_bytes
 
         if filename is None:
-            c = self._coordinates[0]
-            filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{geometry.size_label(self._cutout_size)}.zip"
+            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{geometry.size_label(self._cutout_size)}.zip"
                         if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")
         filename = os.fspath(filename)
         if not filename.endswith(".zip"):
@@ -610,21 +650,22 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
     names = [str(n) for n, _ in items]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"target names must be unique in one batch for cube {cube_file!r}")
-    coords = geometry.parse_coordinates([c for _, c in items]) if items else None
+    ra, dec = radec_arrays([c for _, c in items]) if items else (None, None)
     output_paths = dict(output_paths or {})
     session = _CubeSession(cube_file, fill_value=_check_fill(fill_value),
                            rounding=_check_rounding(limit_rounding_method), threads=threads,
                            fsspec_kwargs=fsspec_kwargs)
     written: dict[str, Path] = {}
     try:
-        if coords is None:
+        if ra is None:
             return written
         shape_xy = geometry.size_in_pixels(geometry.parse_size_input(cutout_size), session.wcs)
-        located = session.locate(coords, shape_xy)
+        located = session.locate(ra, dec, shape_xy)
         todo = []
         for i, lims in enumerate(located):
             if lims is None:
-                msg = f"{_describe(coords[i], names[i])} is not on cube {session.name!r} (cutout entirely off the CCD)"
+                msg = (f"{_describe(ra[i], dec[i], names[i])} is not on cube {session.name!r} "
+                       "(cutout entirely off the CCD)")
                 if on_missing == "raise":
                     raise InvalidQueryError(msg)
                 warnings.warn(msg + "; skipped", DataWarning, stacklevel=2)
@@ -632,7 +673,7 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
                 todo.append(i)
         for start in range(0, len(todo), max(1, chunk)):
             part = todo[start:start + max(1, chunk)]
-            cutouts = session.cut([coords[i] for i in part], [located[i] for i in part], [names[i] for i in part])
+            cutouts = session.cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
             for i, cutout in zip(part, cutouts, strict=True):
                 path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(cutout_size, legacy_filenames)
                 written[names[i]] = cutout.write_tpf(path)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,31 +66,44 @@ def _format_float(value: float) -> str:
     return text
 
 
+def value_field(value: Any) -> str | None:
+    """The value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
+    if isinstance(value, (bool, np.bool_)):
+        vfield = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, (int, np.integer)):
+        vfield = f"{int(value):>20d}"
+    elif isinstance(value, (float, np.floating)):
+        vfield = f"{_format_float(float(value)):>20}" if np.isfinite(value) else " " * 20
+    elif value is None:
+        vfield = " " * 20
+    else:
+        text = str(value).replace("'", "''")
+        vfield = f"'{text:<8}'"
+        vfield = f"{vfield:<20}"
+        if len(vfield) > 70:
+            return None
+    return vfield
+
+
+def card_from_field(key: str, vfield: str, comment: str = "") -> str:
+    """An 80-character card from a keyword and a value vfield made by :func:`value_field`."""
+    card = f"{key:<8}= {vfield}"
+    if comment:
+        card += f" / {comment}"
+    return f"{card[:80]:<80}"
+
+
 def format_card(key: str, value: Any = None, comment: str = "") -> str:
     """One 80-character FITS card. ``value=None`` writes an undefined value; non-finite floats too.
 
     Strings longer than a card allows are delegated to astropy (``CONTINUE`` convention).
     """
-    if isinstance(value, (bool, np.bool_)):
-        field = f"{'T' if value else 'F':>20}"
-    elif isinstance(value, (int, np.integer)):
-        field = f"{int(value):>20d}"
-    elif isinstance(value, (float, np.floating)):
-        field = f"{_format_float(float(value)):>20}" if np.isfinite(value) else " " * 20
-    elif value is None:
-        field = " " * 20
-    else:
-        text = str(value).replace("'", "''")
-        field = f"'{text:<8}'"
-        field = f"{field:<20}"
-        if len(field) > 70:
-            from astropy.io import fits
+    vfield = value_field(value)
+    if vfield is None:
+        from astropy.io import fits
 
-            return fits.Card(key, str(value), comment).image
-    card = f"{key:<8}= {field}"
-    if comment:
-        card += f" / {comment}"
-    return f"{card[:80]:<80}"
+        return fits.Card(key, str(value), comment).image
+    return card_from_field(key, vfield, comment)
 
 
 def header_block(cards: list[str]) -> bytes:
@@ -122,10 +135,16 @@ def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
 # ------------------------------------------------------------------------------------------ checksums
 
 
-def ones_complement_sum(buf: bytes | np.ndarray, start: int = 0) -> int:
-    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``."""
-    words = np.frombuffer(buf, dtype=">u4")
-    total = int(words.sum(dtype=np.uint64)) + start
+def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) -> int:
+    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
+
+    A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
+    """
+    raw = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.reshape(-1).view(np.uint8)
+    whole = len(raw) // 4 * 4
+    total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
+    if whole < len(raw):
+        total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
     while total >> 32:
         total = (total & 0xFFFFFFFF) + (total >> 32)
     return total
@@ -154,17 +173,26 @@ def encode_checksum(value: int) -> str:
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
-def hdu_bytes(cards: list[str], data: bytes) -> bytes:
-    """Header + data of one HDU with ``CHECKSUM``/``DATASUM`` filled in; ``data`` is padded with zeros."""
-    data = data + b"\0" * (-len(data) % BLOCK)
+def hdu_parts(cards: list[str], data: bytes | np.ndarray) -> list:
+    """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
+
+    ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
+    """
+    nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
     datasum = ones_complement_sum(data)
-    cards = [c for c in cards if _key(c) not in ("CHECKSUM", "DATASUM")]
+    cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
     cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum"))
     cards.append(format_card("DATASUM", str(datasum), "data unit checksum"))
     header = header_block(cards)
     total = ones_complement_sum(header, datasum)
     cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum")
-    return header_block(cards) + data
+    body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
+    return [header_block(cards), body, b"\0" * (-nbytes % BLOCK)]
+
+
+def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
+    """:func:`hdu_parts` joined into bytes."""
+    return b"".join(hdu_parts(cards, data))
 
 
 # ------------------------------------------------------------------------------------------ the TPF
@@ -175,6 +203,7 @@ class CubeMeta:
     """What every TPF of one cube shares (built once per cube by the cutout code).
 
     ``primary_cards`` are the cube's primary cards already filtered; time-like arrays have one entry per FFI.
+    ``cache`` keeps header pieces that do not depend on the target (filled on first use).
     """
 
     primary_cards: list[str]
@@ -186,6 +215,7 @@ class CubeMeta:
     image_cards: list[str]  # IMAGE_KEYWORDS values + WCS_FFI, from the cube's WCS row
     tstart: float | None
     tstop: float | None
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -210,68 +240,107 @@ class TpfCutout:
     corner: tuple[int, int] | None = None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
 
 
-def primary_cards(meta: CubeMeta, cut: TpfCutout, creator: str, version: str) -> list[str]:
-    cards = [format_card("SIMPLE", True, "conforms to FITS standard"),
-             format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 0, "number of array dimensions"),
-             format_card("EXTEND", True)]
-    cards += meta.primary_cards
-    if not any(_key(c) == "ORIGIN" for c in cards):
-        set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
-    for key, value, comment in (
-            ("CREATOR", creator, "pipeline job and program used to produce this file"),
-            ("PROCVER", version, "SW version"), ("FFI_TYPE", "SPOC", "the FFI type used to make the cutouts"),
-            ("RA_OBJ", float(cut.ra), "[deg] right ascension"), ("DEC_OBJ", float(cut.dec), "[deg] declination"),
-            ("TIMEREF", "SOLARSYSTEM", "barycentric correction applied to times"),
-            ("TASSIGN", "SPACECRAFT", "where time is assigned"), ("TIMESYS", "TDB", "time system is TDB"),
-            ("BJDREFI", 2457000, "integer part of BTJD reference date"),
-            ("BJDREFF", 0.0, "fraction of the day in BTJD reference date"), ("TIMEUNIT", "d", "time unit for TIME"),
-            ("TELAPSE", (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None,
-             "[d] TSTOP - TSTART"),
-            ("OBJECT", "", "string version of target id"), ("TCID", 0, "unique tess target identifier"),
-            ("PXTABLE", 0, "pixel table id"), ("PMRA", 0.0, "[mas/yr] RA proper motion"),
-            ("PMDEC", 0.0, "[mas/yr] Dec proper motion"), ("PMTOTAL", 0.0, "[mas/yr] total proper motion"),
-            ("TESSMAG", 0.0, "[mag] TESS magnitude"), ("TEFF", 0.0, "[K] Effective temperature"),
-            ("LOGG", 0.0, "[cm/s2] log10 surface gravity"), ("MH", 0.0, "[log10([M/H])] metallicity"),
-            ("RADIUS", 0.0, "[solar radii] stellar radius"), ("TICVER", 0, "TICVER"),
-            ("TICID", None, "unique tess target identifier")):
-        set_card(cards, key, value, comment)
+# ------------------------------------------------------------------------------------------ PRIMARY
+
+
+def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut",
+                  version: str | None = None) -> list[str]:
+    """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords)."""
+    if version is None:
+        from . import __version__ as version
+    key = ("primary", creator, version)
+    if key not in meta.cache:
+        cards = [format_card("SIMPLE", True, "conforms to FITS standard"),
+                 format_card("BITPIX", 8, "array data type"),
+                 format_card("NAXIS", 0, "number of array dimensions"), format_card("EXTEND", True)]
+        cards += meta.primary_cards
+        if not any(_key(c) == "ORIGIN" for c in cards):
+            set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
+        telapse = (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None
+        for k, value, comment in (
+                ("CREATOR", creator, "pipeline job and program used to produce this file"),
+                ("PROCVER", version, "SW version"), ("FFI_TYPE", "SPOC", "the FFI type used to make the cutouts"),
+                ("RA_OBJ", 0.0, "[deg] right ascension"), ("DEC_OBJ", 0.0, "[deg] declination"),
+                ("TIMEREF", "SOLARSYSTEM", "barycentric correction applied to times"),
+                ("TASSIGN", "SPACECRAFT", "where time is assigned"), ("TIMESYS", "TDB", "time system is TDB"),
+                ("BJDREFI", 2457000, "integer part of BTJD reference date"),
+                ("BJDREFF", 0.0, "fraction of the day in BTJD reference date"),
+                ("TIMEUNIT", "d", "time unit for TIME"), ("TELAPSE", telapse, "[d] TSTOP - TSTART"),
+                ("OBJECT", "", "string version of target id"), ("TCID", 0, "unique tess target identifier"),
+                ("PXTABLE", 0, "pixel table id"), ("PMRA", 0.0, "[mas/yr] RA proper motion"),
+                ("PMDEC", 0.0, "[mas/yr] Dec proper motion"), ("PMTOTAL", 0.0, "[mas/yr] total proper motion"),
+                ("TESSMAG", 0.0, "[mag] TESS magnitude"), ("TEFF", 0.0, "[K] Effective temperature"),
+                ("LOGG", 0.0, "[cm/s2] log10 surface gravity"), ("MH", 0.0, "[log10([M/H])] metallicity"),
+                ("RADIUS", 0.0, "[solar radii] stellar radius"), ("TICVER", 0, "TICVER"),
+                ("TICID", None, "unique tess target identifier")):
+            set_card(cards, k, value, comment)
+        keys = [_key(c) for c in cards]
+        meta.cache[key] = (cards, keys.index("RA_OBJ"), keys.index("DEC_OBJ"))
+    template, i_ra, i_dec = meta.cache[key]
+    cards = list(template)
+    cards[i_ra] = format_card("RA_OBJ", float(ra), "[deg] right ascension")
+    cards[i_dec] = format_card("DEC_OBJ", float(dec), "[deg] declination")
     return cards
 
 
-def _sky_wcs_cards(n: int, cut: TpfCutout, with_physical: bool) -> list[str]:
-    cards = []
-    if with_physical:
-        (xmin, _), (ymin, _) = cut.lims
-        col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
-        cards += [format_card(f"WCSN{n}P", "PHYSICAL", "table column WCS name"),
-                  format_card(f"WCAX{n}P", 2, "table column physical WCS dimensions"),
-                  format_card(f"1CTY{n}P", "RAWX", "table column physical WCS axis 1 type, CCD col"),
-                  format_card(f"2CTY{n}P", "RAWY", "table column physical WCS axis 2 type, CCD row"),
-                  format_card(f"1CUN{n}P", "PIXEL", "table column physical WCS axis 1 unit"),
-                  format_card(f"2CUN{n}P", "PIXEL", "table column physical WCS axis 2 unit"),
-                  format_card(f"1CRV{n}P", int(col), "table column physical WCS ax 1 ref value"),
-                  format_card(f"2CRV{n}P", int(row), "table column physical WCS ax 2 ref value"),
-                  format_card(f"1CDL{n}P", 1.0, "table column physical WCS a1 step"),
-                  format_card(f"2CDL{n}P", 1.0, "table column physical WCS a2 step"),
-                  format_card(f"1CRP{n}P", 1, "table column physical WCS a1 reference"),
-                  format_card(f"2CRP{n}P", 1, "table column physical WCS a2 reference")]
-    cd = cut.cd
-    cards += [format_card(f"WCAX{n}", 2, "number of WCS axes"),
-              format_card(f"1CTYP{n}", "RA---TAN", "right ascension coordinate type"),
-              format_card(f"2CTYP{n}", "DEC--TAN", "declination coordinate type"),
-              format_card(f"1CRPX{n}", float(cut.crpix[0]), "[pixel] reference pixel along image axis 1"),
-              format_card(f"2CRPX{n}", float(cut.crpix[1]), "[pixel] reference pixel along image axis 2"),
-              format_card(f"1CRVL{n}", float(cut.crval[0]), "[deg] right ascension at reference pixel"),
-              format_card(f"2CRVL{n}", float(cut.crval[1]), "[deg] declination at reference pixel"),
-              format_card(f"1CUNI{n}", "deg", "physical unit in column dimension"),
-              format_card(f"2CUNI{n}", "deg", "physical unit in row dimension"),
-              format_card(f"1CDLT{n}", 1.0, "[deg] pixel scale in RA dimension"),
-              format_card(f"2CDLT{n}", 1.0, "[deg] pixel scale in DEC dimension"),
-              format_card(f"11PC{n}", float(cd[0, 0]), "linear transformation matrix element"),
-              format_card(f"12PC{n}", float(cd[0, 1]), "linear transformation matrix element"),
-              format_card(f"21PC{n}", float(cd[1, 0]), "linear transformation matrix element"),
-              format_card(f"22PC{n}", float(cd[1, 1]), "linear transformation matrix element")]
-    return cards
+def _inherited(meta: CubeMeta, which: str, primary: list[str], existing: list[str]) -> list[str]:
+    """Primary cards copied into an extension (as astrocut does), skipping structural and existing keywords.
+
+    Which keywords are copied depends only on the cube, so the choice is cached; values come from ``primary``.
+    """
+    key = ("inherit", which)
+    if key not in meta.cache:
+        have = {_key(c) for c in existing}
+        skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "EXTNAME", "HISTORY", "COMMENT", ""}
+        meta.cache[key] = [i for i, c in enumerate(primary) if _key(c) not in skip and _key(c) not in have]
+    return [primary[i] for i in meta.cache[key]]
+
+
+# ------------------------------------------------------------------------------------------ PIXELS
+
+# per-column WCS keywords of the image columns, in SPOC's order: (keyword template, value or "@name", comment)
+_COLUMN_WCS = (
+    ("WCSN{n}P", "PHYSICAL", "table column WCS name"),
+    ("WCAX{n}P", 2, "table column physical WCS dimensions"),
+    ("1CTY{n}P", "RAWX", "table column physical WCS axis 1 type, CCD col"),
+    ("2CTY{n}P", "RAWY", "table column physical WCS axis 2 type, CCD row"),
+    ("1CUN{n}P", "PIXEL", "table column physical WCS axis 1 unit"),
+    ("2CUN{n}P", "PIXEL", "table column physical WCS axis 2 unit"),
+    ("1CRV{n}P", "@col", "table column physical WCS ax 1 ref value"),
+    ("2CRV{n}P", "@row", "table column physical WCS ax 2 ref value"),
+    ("1CDL{n}P", 1.0, "table column physical WCS a1 step"),
+    ("2CDL{n}P", 1.0, "table column physical WCS a2 step"),
+    ("1CRP{n}P", 1, "table column physical WCS a1 reference"),
+    ("2CRP{n}P", 1, "table column physical WCS a2 reference"),
+    ("WCAX{n}", 2, "number of WCS axes"),
+    ("1CTYP{n}", "RA---TAN", "right ascension coordinate type"),
+    ("2CTYP{n}", "DEC--TAN", "declination coordinate type"),
+    ("1CRPX{n}", "@crpix1", "[pixel] reference pixel along image axis 1"),
+    ("2CRPX{n}", "@crpix2", "[pixel] reference pixel along image axis 2"),
+    ("1CRVL{n}", "@crval1", "[deg] right ascension at reference pixel"),
+    ("2CRVL{n}", "@crval2", "[deg] declination at reference pixel"),
+    ("1CUNI{n}", "deg", "physical unit in column dimension"),
+    ("2CUNI{n}", "deg", "physical unit in row dimension"),
+    ("1CDLT{n}", 1.0, "[deg] pixel scale in RA dimension"),
+    ("2CDLT{n}", 1.0, "[deg] pixel scale in DEC dimension"),
+    ("11PC{n}", "@pc11", "linear transformation matrix element"),
+    ("12PC{n}", "@pc12", "linear transformation matrix element"),
+    ("21PC{n}", "@pc21", "linear transformation matrix element"),
+    ("22PC{n}", "@pc22", "linear transformation matrix element"),
+)
+_STATIC_FIELDS = {t: value_field(v) for t, v, _ in _COLUMN_WCS if not (isinstance(v, str) and v.startswith("@"))}
+
+
+def column_wcs_cards(n: int, cut: TpfCutout) -> list[str]:
+    """SPOC per-column WCS cards of table column ``n``: physical (CCD) WCS then the linear sky WCS."""
+    (xmin, _), (ymin, _) = cut.lims
+    col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
+    dynamic = {"@col": int(col), "@row": int(row), "@crpix1": float(cut.crpix[0]), "@crpix2": float(cut.crpix[1]),
+               "@crval1": float(cut.crval[0]), "@crval2": float(cut.crval[1]), "@pc11": float(cut.cd[0, 0]),
+               "@pc12": float(cut.cd[0, 1]), "@pc21": float(cut.cd[1, 0]), "@pc22": float(cut.cd[1, 1])}
+    fields = {k: value_field(v) for k, v in dynamic.items()}
+    return [card_from_field(t.format(n=n), _STATIC_FIELDS[t] if t in _STATIC_FIELDS else fields[v], c)
+            for t, v, c in _COLUMN_WCS]
 
 
 def _columns(nx: int, ny: int, name_width: int) -> list[tuple[str, str, str, str, Any]]:
@@ -292,60 +361,72 @@ def _columns(nx: int, ny: int, name_width: int) -> list[tuple[str, str, str, str
             ("FFI_FILE", f"{name_width}A", "", "", f"S{name_width}")]
 
 
-def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> bytes:
+def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
+    """(record template with the per-FFI columns filled, per-column definition cards) for one cutout shape."""
+    key = ("pixels", nx, ny)
+    if key not in meta.cache:
+        names = np.asarray(meta.ffi_files).astype(str)
+        encoded = np.char.encode(names, "ascii", errors="replace")
+        width = max(1, max((len(s) for s in encoded), default=1))
+        cols = _columns(nx, ny, width)
+        rec = np.zeros(len(names), dtype=[(c[0], c[4]) for c in cols])
+        rec["TIME"] = meta.time
+        rec["TIMECORR"] = meta.timecorr
+        rec["CADENCENO"] = meta.cadenceno
+        rec["RAW_CNTS"] = -1
+        rec["QUALITY"] = meta.quality
+        rec["FFI_FILE"] = encoded
+        column_cards = []
+        for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
+            cards = [format_card(f"TTYPE{i}", name, "column title"), format_card(f"TFORM{i}", tform, "column format")]
+            if tunit:
+                cards.append(format_card(f"TUNIT{i}", tunit, "column units"))
+            if tdisp:
+                cards.append(format_card(f"TDISP{i}", tdisp, "column display format"))
+            if name in IMAGE_COLUMNS:
+                cards.append(format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array"))
+                if name == "RAW_CNTS":
+                    cards.append(format_card(f"TNULL{i}", -1, "null value"))
+            column_cards.append((i, name, cards))
+        head = [format_card("XTENSION", "BINTABLE", "binary table extension"),
+                format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 2, "number of array dimensions"),
+                format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
+                format_card("NAXIS2", len(rec), "length of dimension 2"),
+                format_card("PCOUNT", 0, "number of group params"), format_card("GCOUNT", 1, "number of groups"),
+                format_card("TFIELDS", len(cols), "number of table fields")]
+        meta.cache[key] = (rec, head, column_cards)
+    return meta.cache[key]
+
+
+def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
+    """The PIXELS binary table HDU (header and data) of one cutout."""
     ny, nx = cut.aperture.shape
-    nt = cut.block.shape[2]
-    names = np.asarray(meta.ffi_files).astype(str)
-    width = max(1, max((len(s.encode("ascii", "replace")) for s in names), default=1))
-    cols = _columns(nx, ny, width)
-    rec = np.zeros(nt, dtype=[(c[0], c[4]) for c in cols])
-    rec["TIME"] = meta.time
-    rec["TIMECORR"] = meta.timecorr
-    rec["CADENCENO"] = meta.cadenceno
-    rec["RAW_CNTS"] = -1
+    template, head, column_cards = _pixels_layout(meta, nx, ny)
+    rec = template.copy()
     block = cut.block
-    if block.dtype.byteorder == "=" or block.dtype.itemsize != 4:
+    if block.dtype != np.dtype(">f4"):
         block = block.astype(">f4")
     rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
     rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
-    rec["QUALITY"] = meta.quality
-    rec["FFI_FILE"] = np.char.encode(names, "ascii", errors="replace")
-    data = rec.tobytes()
-
-    cards = [format_card("XTENSION", "BINTABLE", "binary table extension"),
-             format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 2, "number of array dimensions"),
-             format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
-             format_card("NAXIS2", nt, "length of dimension 2"), format_card("PCOUNT", 0, "number of group params"),
-             format_card("GCOUNT", 1, "number of groups"), format_card("TFIELDS", len(cols), "number of table fields")]
-    for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
-        cards.append(format_card(f"TTYPE{i}", name, "column title"))
-        cards.append(format_card(f"TFORM{i}", tform, "column format"))
-        if tunit:
-            cards.append(format_card(f"TUNIT{i}", tunit, "column units"))
-        if tdisp:
-            cards.append(format_card(f"TDISP{i}", tdisp, "column display format"))
+    cards = list(head)
+    for i, name, defs in column_cards:
+        cards += defs
         if name in IMAGE_COLUMNS:
-            cards.append(format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array"))
-            if name == "RAW_CNTS":
-                cards.append(format_card(f"TNULL{i}", -1, "null value"))
-            cards += _sky_wcs_cards(i, cut, with_physical=True)
+            cards += column_wcs_cards(i, cut)
     cards += [format_card("EXTNAME", "PIXELS", "name of extension"),
               format_card("INHERIT", True, "inherit the primary header")]
     cards += meta.image_cards
     cards += [format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
               format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS")]
-    cards += _inherited(primary, cards)
-    return hdu_bytes(cards, data)
+    cards += _inherited(meta, "PIXELS", primary, cards)
+    return hdu_parts(cards, rec)
 
 
-def _inherited(primary: list[str], existing: list[str]) -> list[str]:
-    """Primary cards copied into an extension (as astrocut does), skipping structural and existing keywords."""
-    have = {_key(c) for c in existing}
-    skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "EXTNAME", "HISTORY", "COMMENT", ""}
-    return [c for c in primary if _key(c) not in skip and _key(c) not in have]
+# ------------------------------------------------------------------------------------------ APERTURE
 
 
-def aperture_hdu(cut: TpfCutout, primary: list[str]) -> bytes:
+def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
+    """The APERTURE image HDU: 1 on the CCD, 0 for padding, with the linear WCS of the cutout."""
     ny, nx = cut.aperture.shape
     cd = cut.cd
     npix_missing = int((cut.aperture == 0).sum())
@@ -376,16 +457,22 @@ def aperture_hdu(cut: TpfCutout, primary: list[str]) -> bytes:
              format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
              format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
              format_card("INHERIT", True, "inherit the primary header")]
-    cards += _inherited(primary, cards)
-    return hdu_bytes(cards, np.ascontiguousarray(cut.aperture, dtype=">i4").tobytes())
+    cards += _inherited(meta, "APERTURE", primary, cards)
+    return hdu_parts(cards, np.ascontiguousarray(cut.aperture, dtype=">i4"))
+
+
+# ------------------------------------------------------------------------------------------ the file
+
+
+def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> list:
+    """The whole TPF file (three HDUs with checksums) as a list of buffers, to write without joining."""
+    primary = primary_cards(meta, cut.ra, cut.dec, creator, version)
+    return hdu_parts(primary, b"") + pixels_hdu(meta, cut, primary) + aperture_hdu(meta, cut, primary)
 
 
 def tpf_bytes(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> bytes:
-    """The whole TPF file as bytes (three HDUs with checksums)."""
-    if version is None:
-        from . import __version__ as version
-    primary = primary_cards(meta, cut, creator, version)
-    return hdu_bytes(primary, b"") + pixels_hdu(meta, cut, primary) + aperture_hdu(cut, primary)
+    """The whole TPF file as bytes."""
+    return b"".join(tpf_parts(meta, cut, creator=creator, version=version))
 
 
 def tpf_hdulist(meta: CubeMeta, cut: TpfCutout):
@@ -395,9 +482,26 @@ def tpf_hdulist(meta: CubeMeta, cut: TpfCutout):
     return fits.HDUList.fromfile(io.BytesIO(tpf_bytes(meta, cut)))
 
 
-def write_tpf_bytes(blob: bytes, path: str | os.PathLike) -> Path:
-    """Write TPF bytes atomically (temporary name + rename) and return the path."""
+def write_tpf_bytes(blob: bytes | list, path: str | os.PathLike) -> Path:
+    """Write TPF bytes (or the buffers of :func:`tpf_parts`) atomically (temporary name + rename)."""
     path = Path(path)
-    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(blob)
+    parts = [blob] if isinstance(blob, (bytes, bytearray, memoryview)) else blob
+    with atomic_output(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, [p for p in parts if len(p)])
+        finally:
+            os.close(fd)
     return path
+
+
+def _write_all(fd: int, parts: list) -> None:
+    """``os.writev`` the buffers, resuming after short writes."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = os.writev(fd, views)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
