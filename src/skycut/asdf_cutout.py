@@ -21,6 +21,14 @@ Output modes:
   arrays) are copied unchanged, other arrays of other shapes are dropped; non-array entries are kept.
 * **lite** (``lite=True``): ``roman = {"meta": {"wcs", "orig_file", "coordinate"}, "data"}``.
 
+Centring: the box of ``n`` pixels starts at ``ceil(x - n / 2)`` (astropy ``Cutout2D``'s rule, which astrocut
+uses for ASDF), so for odd sizes the middle pixel contains the target. The target pixel comes from the gwcs
+inverse refined by Newton steps on the forward transform (exact even for fitted inverses).
+
+Skipped with a :class:`DataWarning`: a coordinate that does not map onto the detector plane (or whose inverse
+does not round-trip), a box that misses the image, and a cutout whose science data are all NaN. Unlike astrocut,
+an all-zero cutout is kept (zero is valid data).
+
 File names: ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}[_lite]_astrocut.{asdf|fits}`` (astrocut's).
 """
 
@@ -193,7 +201,7 @@ class ASDFCutout:
                  asdf_kwargs: dict | None = None, verbose: bool = False, *, fsspec_kwargs: dict | None = None):
         if verbose:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
-        self._input_files = as_file_list(input_files)
+        self._input_files = list(dict.fromkeys(as_file_list(input_files)))  # duplicates cut once
         coords = parse_coordinates(coordinates)
         seen: dict[str, Any] = {}
         for c in coords:
