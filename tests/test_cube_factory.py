@@ -18,7 +18,7 @@ import pytest
 from astropy.io import fits
 from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
-from skycut.cube_factory import CubeFactory, plan_block_rows
+from skycut.cube_factory import MAX_BLOCK_BYTES, CubeFactory, plan_block_rows
 from skycut.exceptions import InvalidInputError
 
 SHAPE = (40, 36)  # (rows, columns) of the test FFIs
@@ -272,7 +272,7 @@ def test_constructor_max_memory_is_honoured(ffis, tmp_path, cube):
 def test_plan_block_rows_respects_memory():
     rows = plan_block_rows((2078, 2136), 40, 0.3)
     assert 2 * rows * 2136 * 40 * 8 <= 0.3e9
-    assert plan_block_rows((2078, 2136), 40, 50) * 2136 * 40 * 8 <= 256 * 2**20
+    assert plan_block_rows((2078, 2136), 40, 50) * 2136 * 40 * 8 <= MAX_BLOCK_BYTES
     assert plan_block_rows((10, 10), 2, 50) == 10
 
 

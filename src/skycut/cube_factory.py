@@ -18,7 +18,7 @@ leaves nothing at the final name, and the next build removes the stale temporary
 
 Memory: ``max_memory`` (GB) bounds the block buffers (two blocks in flight, plus a block's share of an old cube
 for ``update_cube``) to 85 % of ``max_memory``; the interpreter, astropy and the headers need well under
-300 MB more. Blocks are at most ``max(256 MB, n_ffi * 2 MB)`` even when memory is plentiful, so that reading,
+300 MB more. Blocks are at most ``max(128 MiB, n_ffi * 2 MiB)`` even when memory is plentiful, so that reading,
 assembling and writing overlap.
 
 Read strategy (``CubeFactory(strategy=...)``, default ``"auto"``):
@@ -54,6 +54,7 @@ from .cube_io import (
     lock_file,
     pread_into,
     pwrite_all,
+    read_row_pair,
     read_rows,
     read_whole,
     remove_stale_temporaries,
@@ -64,7 +65,7 @@ from .exceptions import InvalidInputError
 log = logging.getLogger(__name__)
 
 MEMORY_FRACTION = 0.85
-MAX_BLOCK_BYTES = 256 * 2**20
+MAX_BLOCK_BYTES = 128 * 2**20
 MIN_READ_PER_FFI = 1 * 2**20
 SMALL_READ = 64 * 2**10
 STRATEGIES = ("auto", "direct", "scratch")
@@ -379,7 +380,7 @@ class CubeFactory:
         new_infos = [s[1] for s in sources if s[0] == "ffi"]
         n_old = n - len(new_infos)
         all_direct = all(i.direct for i in new_infos)
-        block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=not all_direct or self.strategy == "scratch")
+        block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=not all_direct)
         n_blocks = -(-shape[0] // block_rows)
         strategy = choose_strategy(new_infos, n_blocks, block_rows, self.strategy) if new_infos else "direct"
         self._num_blocks, self._block_size, self._strategy_used = n_blocks, block_rows, strategy
@@ -415,15 +416,14 @@ class CubeFactory:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f".{final.name}.{os.getpid()}.scratch.h5"
         store = ScratchStore(path, len(infos), shape, block_rows)  # HDF5 flock-s it while open
+        rowbuf = np.empty(2 * min(block_rows, shape[0]) * shape[1] * 8, dtype=np.uint8)
         try:
             for k, info in enumerate(infos):
-                if info.direct:
-                    buf = np.empty(2 * shape[0] * shape[1] * np.dtype(info.dtype).itemsize, dtype=np.uint8)
-                    flux, err = read_rows(info, 0, shape[0], buf)
+                if info.direct:  # block by block: memory stays within a block's share
+                    for r0 in range(0, shape[0], block_rows):
+                        store.put(k, read_row_pair(info, r0, min(shape[0], r0 + block_rows), rowbuf), r0)
                 else:
-                    flux, err = read_whole(info)
-                store.put(k, flux, err)
-                del flux, err
+                    store.put(k, np.stack(read_whole(info)))
                 if (k + 1) % 16 == 0 or k + 1 == len(infos):
                     log.log(level, "scratch: staged %d/%d FFIs", k + 1, len(infos))
         except BaseException:

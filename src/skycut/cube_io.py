@@ -180,6 +180,12 @@ def read_rows(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> tuple[np.ndar
         Contiguous scratch buffer (any dtype) of at least ``2 * (r1 - r0) * columns * itemsize`` bytes; the
         returned ``(r1 - r0, columns)`` arrays (on-disk dtype) are views of it, valid until it is reused.
     """
+    pair = read_row_pair(info, r0, r1, buf)
+    return pair[0], pair[1]
+
+
+def read_row_pair(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> np.ndarray:
+    """As :func:`read_rows`, as one ``(2, r1 - r0, columns)`` view of ``buf`` (flux, uncertainty)."""
     ncols = info.shape[1]
     n = (r1 - r0) * ncols
     raw = buf.reshape(-1).view(np.uint8)
@@ -193,7 +199,7 @@ def read_rows(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> tuple[np.ndar
             pread_into(fd, out[k * n:(k + 1) * n], base + r0 * ncols * itemsize)
     finally:
         os.close(fd)
-    return out[:n].reshape(r1 - r0, ncols), out[n:].reshape(r1 - r0, ncols)
+    return out.reshape(2, r1 - r0, ncols)
 
 
 def read_whole(info: FFIInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -219,17 +225,20 @@ class ScratchStore:
         self._file = h5py.File(path, "w", libver="latest")
         chunk_rows = max(1, min(block_rows, shape[0]))
         self._dset = self._file.create_dataset(
-            "planes", shape=(n_ffi, 2, *shape), dtype="<f4", chunks=(1, 2, chunk_rows, shape[1]))
+            "planes", shape=(n_ffi, 2, *shape), dtype=">f4", chunks=(1, 2, chunk_rows, shape[1]))
         self._buf: np.ndarray | None = None
 
-    def put(self, index: int, flux: np.ndarray, err: np.ndarray) -> None:
-        self._dset[index, 0] = flux
-        self._dset[index, 1] = err
+    def put(self, index: int, pair: np.ndarray, r0: int = 0) -> None:
+        """Store ``pair`` = (flux, uncertainty) rows ``r0:r0 + pair.shape[1]`` of FFI ``index``.
+
+        One write of whole chunks when ``r0`` is a block start (no read-modify-write).
+        """
+        self._dset[index, :, r0:r0 + pair.shape[1]] = pair
 
     def read(self, index: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
         shape = (2, r1 - r0, self._dset.shape[3])
         if self._buf is None or self._buf.size < np.prod(shape):
-            self._buf = np.empty(int(np.prod(shape)), dtype="<f4")
+            self._buf = np.empty(int(np.prod(shape)), dtype=">f4")
         out = self._buf[: int(np.prod(shape))].reshape(shape)
         self._dset.read_direct(out, np.s_[index, :, r0:r1, :])
         return out[0], out[1]
