@@ -313,3 +313,19 @@ def test_simulated_skycells_with_skycut_fits_cut(sim_hst, tmp_path):
             np.testing.assert_allclose(got[both], (a[both] + b[both]) / 2, rtol=1e-6)
             np.testing.assert_array_equal(got[only_a], a[only_a])
             np.testing.assert_array_equal(got[only_b], b[only_b])
+
+
+def test_scaled_integer_images_combine_physical_values(tmp_path):
+    """BSCALE/BZERO-scaled int16 images are combined in physical units and written as floats."""
+    names = []
+    for i, phys in enumerate((np.full((4, 6), 110.0), np.full((4, 6), 130.0))):
+        hdu = fits.ImageHDU(data=phys.astype(np.float32), name="SCI")
+        hdu.scale("int16", bscale=2.0, bzero=10.0)
+        names.append(tmp_path / f"s{i}.fits")
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(names[-1])
+    with pytest.warns(DataWarning, match="no RA_OBJ"):  # no centre anywhere: said so, not (0, 0)
+        out = CutoutsCombiner([str(n) for n in names]).combine(tmp_path / "c.fits")
+    with fits.open(out) as hdul:
+        np.testing.assert_allclose(hdul[1].data, 120.0)
+        assert "BZERO" not in hdul[1].header
+        assert "RA_OBJ" not in hdul[0].header

@@ -296,7 +296,8 @@ def _as_image_hdu(hdu: Any) -> fits.ImageHDU:
     from astropy.io import fits
 
     header = hdu.header.copy()
-    for key in ("SIMPLE", "EXTEND", "XTENSION", "ZIMAGE", "CHECKSUM", "DATASUM"):
+    # the data are read as physical values: drop the structural and scaling keywords of the stored form
+    for key in ("SIMPLE", "EXTEND", "XTENSION", "ZIMAGE", "CHECKSUM", "DATASUM", "BZERO", "BSCALE", "BLANK"):
         header.remove(key, ignore_missing=True, remove_all=True)
     return fits.ImageHDU(data=np.array(hdu.data), header=header)
 
