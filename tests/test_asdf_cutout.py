@@ -584,3 +584,28 @@ def test_remote_https_range_reads_and_missing_url(http_server, big_roman, tmp_pa
     assert Path(out).name.startswith("big_cal_") and Path(out).name.endswith("_9-x-5_lite_astrocut.asdf")
     with pytest.raises(InvalidInputError, match="missing_cal.asdf"):
         ASDFCutout(http_server.url("missing_cal.asdf"), coord)
+
+
+def test_documentation_example_runs(sim_roman, roman_file, tmp_path, monkeypatch, capsys):
+    """The astrocut documentation's ASDF example, with ``import skycut as astrocut``."""
+    import skycut as astrocut
+
+    monkeypatch.chdir(tmp_path)
+    center_coord = star(sim_roman, inner_star(sim_roman))[2]
+    asdf_cutout = astrocut.ASDFCutout(input_files=[str(roman_file)], coordinates=center_coord, cutout_size=25)
+    asdf_cutout.asdf_cutouts[0].info()
+    assert "roman" in capsys.readouterr().out
+    cutout_fits = asdf_cutout.fits_cutouts[0]
+    assert [h.name for h in cutout_fits] == ["PRIMARY", "CUTOUT", "ASDF"]
+    assert cutout_fits[1].data.shape == (25, 25)
+    path = asdf_cutout.write_as_asdf()
+    with asdf.open(path[0]) as af:
+        assert af["roman"]["data"].shape == (25, 25)
+    path = asdf_cutout.write_as_fits()
+    with fits.open(path[0]) as hdul:
+        assert (hdul[1].header["NAXIS1"], hdul[1].header["NAXIS2"]) == (25, 25)
+    assert Path(path[0]).parent == Path(".")
+    lite = astrocut.ASDFCutout(input_files=[str(roman_file)], coordinates=center_coord, cutout_size=25, lite=True)
+    tree = lite.asdf_cutouts[0].tree["roman"]
+    assert set(tree["meta"]) >= {"wcs"} and tree["data"].shape == (25, 25)
+    assert isinstance(asdf_cutout.cutouts_by_file[str(roman_file)][0].data, np.ndarray)
