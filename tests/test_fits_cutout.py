@@ -428,3 +428,55 @@ def test_astrocut_style_import():
     import skycut as astrocut
 
     assert astrocut.FITSCutout is FITSCutout and astrocut.fits_cut is fits_cut and astrocut.img_cut is img_cut
+
+
+# ----------------------------------------------------------------------------------------- doc examples
+
+
+def test_astrocut_doc_example_runs_on_simulated_hst(sim_hst, tmp_path, monkeypatch):
+    import skycut as astrocut
+
+    monkeypatch.chdir(tmp_path)
+    input_files = [str(sim_hst.files[2]), str(sim_hst.files[4])]  # f606w, f814w (skycell x05)
+    center_coord = SkyCoord(*sim_hst.truth["center"], unit="deg")
+    cutout_size = [200, 300]
+    fits_cutout = astrocut.FITSCutout(input_files=input_files, coordinates=center_coord,
+                                      cutout_size=cutout_size, single_outfile=True)
+    cutout = fits_cutout.fits_cutouts[0]
+    n_cut = sum(len(v) for v in fits_cutout.cutouts_by_file.values())
+    assert len(cutout) == 1 + n_cut >= 3
+    assert all(h.data.shape == (300, 200) for h in cutout[1:])
+    path = fits_cutout.write_as_fits()
+    ra, dec = sim_hst.truth["center"]
+    assert path == [f"./cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"] or \
+        [Path(p).name for p in path] == [f"cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"]
+    fits_img = fits_cutout.get_image_cutouts(stretch="linear", minmax_percent=[10, 99])[1]
+    assert fits_img.size == (200, 300)
+    paths = fits_cutout.write_as_img(stretch="sqrt", invert=True, output_format="png")
+    assert len(paths) == n_cut and len(set(paths)) == n_cut
+
+
+def test_colour_from_three_multi_extension_files_uses_each_files_first_extension(sim_hst):
+    from skycut.render import normalize_img
+
+    files = [sim_hst.files[0], sim_hst.files[2], sim_hst.files[4]]  # f435w, f606w, f814w
+    coord = SkyCoord(*sim_hst.truth["center"], unit="deg")
+    cut = FITSCutout(files, coord, [40, 30])
+    (img,) = cut.get_image_cutouts(colorize=True, stretch="linear", minmax_percent=[0, 100],
+                                   flip_orientation=False)
+    pix = np.asarray(img)
+    for channel, f in enumerate(files):
+        sci = fits.getdata(f, 1)[cut.cutouts_by_file[str(f)][0].slices_original]
+        np.testing.assert_array_equal(pix[..., channel], normalize_img(sci, stretch="linear"))
+
+
+def test_zip_members(image, tmp_path):
+    import zipfile
+
+    path, _ = image
+    cut = FITSCutout(path, ["150 2", "150.001 2.001"], 5)
+    z = cut.write_as_zip(tmp_path, "bundle")
+    assert Path(z).name == "bundle.zip"
+    with zipfile.ZipFile(z) as zf:
+        names = sorted(zf.namelist())
+    assert names == sorted(Path(p).name for p in cut.write_as_fits(tmp_path / "plain"))

@@ -259,7 +259,7 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     filename = original.get("FILENAME")
     cards += [("EXTNAME", "CUTOUT", ""),
               ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
-              ("ORIG_FLE", filename if filename else orig_file, "Original image filename."),
+              _fitting_card("ORIG_FLE", filename if filename else orig_file, "Original image filename."),
               ("ORIG_EXT", orig_ext, "Extension in original file.")]
     if linearized:
         cards.append(("HISTORY", f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
@@ -267,6 +267,13 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     if empty:
         cards.append(("EMPTY", True, "Indicates no data in cutout image."))
     return fits.Header(cards)
+
+
+def _fitting_card(key: str, value: Any, comment: str) -> tuple[str, Any, str]:
+    """A card whose comment is dropped when value and comment would not fit in 80 characters."""
+    if isinstance(value, str) and len(value) + len(comment) > 80 - 16:
+        comment = ""
+    return key, value, comment
 
 
 def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
@@ -635,6 +642,8 @@ class FITSCutout:
             insts = [m[1] for m in self._instances() if m[1].coordinate_index == ci]
             if not insts:
                 continue
+            if colorize:
+                insts = colour_channels(insts)
             imgs = to_pil_images([i.data for i in insts], [self._image_metadata(i) for i in insts],
                                  stretch=stretch, minmax_percent=minmax_percent, minmax_value=minmax_value,
                                  invert=invert, colorize=colorize, flip_orientation=flip_orientation)
@@ -646,7 +655,8 @@ class FITSCutout:
                           colorize: bool = False, flip_orientation: bool = True) -> list[Image.Image]:
         """8-bit PIL images of the cutouts (see :func:`skycut.render.to_pil_images`; default interval
         ``minmax_percent=[0.5, 99.5]``). With ``colorize``, one RGB image per coordinate from its first three
-        cutouts."""
+        cutouts (the first extension of each of the first three files when several extensions were cut,
+        see :func:`colour_channels`)."""
         groups = self._render(stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation)
         return [img for _c, _i, imgs in groups for img in imgs]
 
@@ -684,8 +694,21 @@ class FITSCutout:
             return paths[0]
         return paths
 
+    CutoutInstance = CutoutInstance
     normalize_img = staticmethod(lambda *a, **k: _normalize(*a, **k))
     parse_size_input = staticmethod(parse_size_input)
+
+
+def colour_channels(insts: list[CutoutInstance]) -> list[CutoutInstance]:
+    """The cutouts to use as R, G, B: with three or more input files, the first cutout (first selected
+    extension) of each file, so that e.g. the SCI, WHT and CTX extensions of one HST file never become
+    different colours; otherwise the cutouts in order. (Extra channels are dropped later with a warning.)"""
+    files = list(dict.fromkeys(i.input_file for i in insts))
+    if len(files) >= 3 and len(files) < len(insts):
+        firsts = [next(i for i in insts if i.input_file == f) for f in files]
+        log.info("colorize: using the first extension of each file (%s)", ", ".join(files[:3]))
+        return firsts
+    return insts
 
 
 def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
