@@ -406,14 +406,15 @@ _SLOW_BUILD = textwrap.dedent("""
         print("WROTE", flush=True)
         time.sleep(0.05)
     cf.pwrite_all = slow
-    files, out = sys.argv[1:-1], sys.argv[-1]
-    cf.CubeFactory(strategy="direct").make_cube(files, out, max_memory=5e-5, verbose=False)
+    files, out, strategy = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
+    cf.CubeFactory(strategy=strategy).make_cube(files, out, max_memory=5e-5, verbose=False)
 """)
 
 
-def test_kill_9_mid_build_leaves_nothing_and_rerun_matches(ffis, tmp_path, cube):
+@pytest.mark.parametrize("strategy", ["direct", "scratch"])
+def test_kill_9_mid_build_leaves_nothing_and_rerun_matches(ffis, tmp_path, cube, strategy):
     out = tmp_path / "killed.fits"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, *map(str, ffis), str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, *map(str, ffis), str(out), strategy],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
     seen = 0
     for line in proc.stdout:
@@ -424,7 +425,8 @@ def test_kill_9_mid_build_leaves_nothing_and_rerun_matches(ffis, tmp_path, cube)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists()
-    assert list(tmp_path.glob(".killed.fits.*"))  # the partial file of the killed build
+    left = {p.name.rsplit(".", 1)[-1] for p in tmp_path.glob(".killed.fits.*")}
+    assert left == ({"part", "h5"} if strategy == "scratch" else {"part"})  # what the killed build left
     _build(ffis, out, max_memory=5e-5)
     _same_cube(out, cube)
     assert not list(tmp_path.glob(".killed.fits.*"))  # stale partial removed by the rerun
