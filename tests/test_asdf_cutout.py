@@ -56,7 +56,7 @@ def distorted_gwcs(shape, center=(30.0, 45.0), scale_arcsec=0.11, roll_deg=30.0,
     return w
 
 
-def write_roman_like(path, shape=(40, 50), gwcs_obj=None, data_dtype=np.float32, extra=None):
+def write_roman_like(path, shape=(40, 50), gwcs_obj=None, data_dtype=np.float32, extra=None, wcsinfo=None):
     """A small plain-asdf Roman-like image whose pixel values encode their position: data[y, x] = 1000 y + x."""
     ny, nx = shape
     yy, xx = np.mgrid[0:ny, 0:nx]
@@ -64,7 +64,7 @@ def write_roman_like(path, shape=(40, 50), gwcs_obj=None, data_dtype=np.float32,
     roman = {
         "meta": {"wcs": gwcs_obj if gwcs_obj is not None else distorted_gwcs(shape),
                  "instrument": {"name": "WFI", "detector": "WFI02"},
-                 "wcsinfo": {"s_region": "?", "ra_ref": 30.0, "dec_ref": 45.0}},
+                 "wcsinfo": wcsinfo or {"s_region": "?", "ra_ref": 30.0, "dec_ref": 45.0}},
         "data": data,
         "err": (data.astype(np.float32) / 10),
         "dq": (yy * 7 + xx).astype(np.uint32) + 1,
@@ -232,6 +232,23 @@ def test_full_mode_arrays_and_metadata(sim_roman, roman_file, original):
     assert "s_region" not in meta_in["wcsinfo"]
 
 
+@pytest.mark.parametrize("order", ["xy", "yx"])
+def test_wcsinfo_centre_quantities(tmp_path, order):
+    """L3-style wcsinfo entries describe the cutout centre; image_shape keeps the input's axis order."""
+    gw = distorted_gwcs((40, 50), roll_deg=30.0)
+    info = {"s_region": "?", "ra": 0.0, "dec": 0.0, "pixel_scale": 0.0, "orientation": 0.0,
+            "x_ref": 24.5, "y_ref": 19.5, "image_shape": [50, 40] if order == "xy" else [40, 50]}
+    path = write_roman_like(tmp_path / "l3.asdf", gwcs_obj=gw, wcsinfo=info)
+    ra, dec = sky(gw, 24.0, 20.0)                                  # pixel (24, 20): centre of a 9 x 5 box
+    c = ASDFCutout(path, SkyCoord(ra, dec, unit="deg"), cutout_size=[9, 5])
+    out = c.asdf_cutouts[0]["roman"]["meta"]["wcsinfo"]
+    assert out["image_shape"] == ([9, 5] if order == "xy" else [5, 9])
+    assert (out["x_ref"], out["y_ref"]) == (pytest.approx(24.5 - 20), pytest.approx(19.5 - 18))
+    assert out["ra"] == pytest.approx(float(ra), abs=1e-10) and out["dec"] == pytest.approx(float(dec), abs=1e-10)
+    assert out["pixel_scale"] == pytest.approx(SCALE_DEG, rel=2e-3)
+    assert out["orientation"] == pytest.approx(30.0, abs=0.05)     # the detector's roll: +y is 30 deg E of N
+
+
 def test_lite_mode_content(sim_roman, roman_file, original):
     _, _, coord = star(sim_roman, inner_star(sim_roman))
     c = ASDFCutout(roman_file, coord, cutout_size=7, lite=True)
@@ -274,9 +291,11 @@ def test_padding_partly_off_image(tmp_path, fill, int_fill):
     assert dq.dtype == np.uint32 and ctx.dtype == np.uint32          # integer arrays stay integer
     assert np.all(dq[pad] == int_fill) and np.all(ctx[:, pad] == int_fill)
     np.testing.assert_array_equal(dq[on], yy * 7 + xx + 1)
-    # the sliced gwcs extends over the padding consistently
+    # the sliced gwcs extends over the padding consistently, and so does the FITS WCS
     sliced = r["meta"]["wcs"]
     np.testing.assert_allclose(sky(sliced, 0, 0), sky(gw, -2, -3), rtol=0, atol=1e-10)
+    fits_corner = WCS(c.fits_cutouts[0]["CUTOUT"].header).pixel_to_world(0, 0)
+    assert fits_corner.separation(SkyCoord(*sky(gw, -2, -3), unit="deg")).deg < 0.15 * SCALE_DEG
 
 
 def test_integer_science_data_gets_integer_fill(tmp_path):
