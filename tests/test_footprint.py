@@ -219,6 +219,7 @@ def test_several_coordinates(cloud, tmp_path):
 def test_local_footprint_file_and_cubes(cloud, tmp_path):
     """A local footprint JSON and a local cube directory work the same way (no S3 needed)."""
     cube_dir = Path(cloud["cube"]).parent
+    clear_memory_cache()
     out = cube_cut_from_footprint(cloud["center"], 5, footprint_uri=str(cloud["local_fp"]),
                                   cube_base_uri=str(cube_dir), cache_dir=tmp_path / "cache",
                                   output_dir=tmp_path / "tpf")
