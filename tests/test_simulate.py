@@ -174,20 +174,22 @@ def test_tess_wcs_agrees_with_tess_point(sim_tess):
     assert np.max(np.hypot(dx, dy)) < 0.05
 
 
-def test_full_ccd_wcs_agrees_with_tess_point():
+@pytest.mark.parametrize("sector, camera, ccd", [(11, 1, 1), (26, 4, 1), (40, 2, 3)])
+def test_full_ccd_wcs_agrees_with_tess_point(sector, camera, ccd):
+    """Over the whole CCD, incl. one containing the ecliptic pole (26-4-1) and an extended-mission sector."""
     import tess_stars2px
 
     from skycut.simulate_tess import tess_ccd_wcs
 
-    wcs = tess_ccd_wcs(sector=11, camera=1, ccd=1)
+    wcs = tess_ccd_wcs(sector=sector, camera=camera, ccd=ccd)
     x, y = np.meshgrid(np.linspace(50, 2085, 6), np.linspace(5, 2040, 6))
     ra, dec = wcs.all_pix2world(x.ravel(), y.ravel(), 0)
-    out = tess_stars2px.tess_stars2px_function_entry(np.arange(ra.size), ra, dec, trySector=11)
-    mine = (out[4] == 1) & (out[5] == 1)          # near CCD edges tess-point also lists neighbouring CCDs
+    out = tess_stars2px.tess_stars2px_function_entry(np.arange(ra.size), ra, dec, trySector=sector)
+    mine = (out[4] == camera) & (out[5] == ccd)   # near CCD edges tess-point also lists neighbouring CCDs
     ids = out[0][mine]
     assert sorted(ids) == list(range(ra.size))
     err = np.hypot(out[6][mine] - 1 - x.ravel()[ids], out[7][mine] - 1 - y.ravel()[ids])
-    assert err.max() < 0.25           # measured maximum over the CCD: ~0.14 px
+    assert err.max() < 0.35           # measured maxima over the CCD: 0.13 (11-1-1) to 0.28 px (40-2-3)
 
 
 def test_tess_pixels_match_truth_within_noise(sim_tess):

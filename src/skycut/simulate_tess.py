@@ -17,7 +17,8 @@ Celestial WCS: :func:`tess_ccd_wcs` maps a 10 x 10 grid over the science pixels 
 reverse function for the sector's pointing and fits a TAN-SIP WCS (order 4) with
 ``astropy.wcs.utils.fit_wcs_from_points``; the inverse SIP (AP/BP, order 6) is fitted with astropy's linear
 least-squares fitter and inverts the forward SIP to < 0.01 px over the whole FFI. The WCS deviates from
-tess-point by at most ~0.15 px over the CCD (~0.02 px near its centre).
+tess-point by at most ~0.15-0.3 px over a CCD (~0.02 px near its centre); the tangent point is the CCD
+centre, which keeps the fit good for CCDs containing a celestial pole.
 
 Small shapes: ``shape=(rows, cols)`` smaller than the full FFI is a *window* of the real FFI centred on the
 science area: its 0-based pixel ``(x, y)`` is pixel ``(x + x0, y + y0)`` of the full FFI, with
@@ -141,7 +142,10 @@ def _ccd_wcs_cached(sector: int, camera: int, ccd: int, sip_degree: int):
     cc, rr = np.meshgrid(cols, rows)
     radec = np.array([_reverse(sector, camera, ccd, c, r) for c, r in zip(cc.ravel(), rr.ravel(), strict=True)])
     sky = SkyCoord(radec[:, 0], radec[:, 1], unit="deg")
-    wcs = fit_wcs_from_points((cc.ravel() - 1, rr.ravel() - 1), sky, projection="TAN", sip_degree=sip_degree)
+    # tangent point at the CCD centre (astropy's default guess fails for CCDs that contain a celestial pole)
+    centre = SkyCoord(*_reverse(sector, camera, ccd, SCI_X0 + SCI_NX / 2 + 0.5, SCI_NY / 2 + 0.5), unit="deg")
+    wcs = fit_wcs_from_points((cc.ravel() - 1, rr.ravel() - 1), sky, proj_point=centre, projection="TAN",
+                              sip_degree=sip_degree)
     s = wcs.sip
     # the inverse needs two more orders than the forward SIP to reach ~0.006 px over the whole FFI
     ap, bp = _fit_inverse_sip(s.a, s.b, sip_degree + 2, FFI_COLS, FFI_ROWS, tuple(s.crpix))
