@@ -562,9 +562,9 @@ def test_colour_image_from_three_files(sim_roman, roman_file, tmp_path):
 
 @pytest.fixture(scope="module")
 def big_roman(tmp_path_factory):
-    """A 1024 x 1024 uncompressed Roman-like file (~20 MB of arrays) and its gwcs."""
-    gw = distorted_gwcs((1024, 1024), dist=1e-7)
-    path = write_roman_like(tmp_path_factory.mktemp("big") / "big_cal.asdf", shape=(1024, 1024), gwcs_obj=gw)
+    """A 512 x 512 uncompressed Roman-like file (~5 MB of arrays) and its gwcs."""
+    gw = distorted_gwcs((512, 512), dist=1e-7)
+    path = write_roman_like(tmp_path_factory.mktemp("big") / "big_cal.asdf", shape=(512, 512), gwcs_obj=gw)
     return path, gw
 
 
@@ -572,16 +572,16 @@ def big_roman(tmp_path_factory):
 def test_remote_s3_reads_only_needed_rows(s3_server, big_roman, lite):  # noqa: F811
     path, gw = big_roman
     uri = s3_server.upload(path)
-    coord = SkyCoord(*sky(gw, 500.0, 600.0), unit="deg")
+    coord = SkyCoord(*sky(gw, 300.0, 400.0), unit="deg")
     local = ASDFCutout(path, coord, cutout_size=25, lite=lite)
     s3_server.log.reset()
     remote = ASDFCutout(uri, coord, cutout_size=25, lite=lite, fsspec_kwargs=s3_server.fsspec_kwargs)
-    assert s3_server.log.bytes_sent < 2_000_000 < path.stat().st_size / 5
+    assert s3_server.log.bytes_sent < path.stat().st_size / 5
     r_loc, r_rem = local.asdf_cutouts[0]["roman"], remote.asdf_cutouts[0]["roman"]
     assert set(r_loc) == set(r_rem)
     for name in set(r_loc) - {"meta"}:
         np.testing.assert_array_equal(r_rem[name], r_loc[name])
-    assert r_rem["data"][12, 12] == 600 * 1000 + 500
+    assert r_rem["data"][12, 12] == 400 * 1000 + 300
     assert remote.cutouts_by_file[uri][0].shape == (25, 25)
     assert remote.asdf_cutouts[0]["roman"]["meta"]["orig_file"] == uri
     # explicit credentials (key/secret) instead of fsspec_kwargs ones
@@ -594,11 +594,11 @@ def test_remote_s3_reads_only_needed_rows(s3_server, big_roman, lite):  # noqa: 
 def test_remote_https_range_reads_and_missing_url(http_server, big_roman, tmp_path):  # noqa: F811
     path, gw = big_roman
     url = http_server.add(path)
-    coord = SkyCoord(*sky(gw, 10.0, 1000.0), unit="deg")
+    coord = SkyCoord(*sky(gw, 10.0, 500.0), unit="deg")
     http_server.log.reset()
     c = ASDFCutout(url, coord, cutout_size=[9, 5], lite=True)
-    assert http_server.log.bytes_sent < 1_000_000
-    assert c.cutouts[0].data[2, 4] == 1000 * 1000 + 10
+    assert http_server.log.bytes_sent < path.stat().st_size / 10
+    assert c.cutouts[0].data[2, 4] == 500 * 1000 + 10
     (out,) = c.write_as_asdf(tmp_path)
     assert Path(out).name.startswith("big_cal_") and Path(out).name.endswith("_9-x-5_lite_astrocut.asdf")
     with pytest.raises(InvalidInputError, match="missing_cal.asdf"):
