@@ -227,3 +227,23 @@ def test_local_footprint_file_and_cubes(cloud, tmp_path):
     with fits.open(out[0]) as hdul:
         assert hdul[1].data["FLUX"].shape == (6, 5, 5)
     assert list((tmp_path / "cache" / "footprints").glob("*.npz"))
+
+
+def test_matching_across_ra_zero_and_at_the_pole(tmp_path):
+    payload = {"obs_id": ["tess-s0001-1-1", "tess-s0002-1-1"], "sequence_number": [1, 2],
+               "target_name": ["TESS FFI", "TESS FFI"],
+               "s_region": ["POLYGON 359.0 -1.0 1.0 -1.0 1.0 1.0 359.0 1.0",
+                            "POLYGON 0.0 88.0 90.0 88.0 180.0 88.0 270.0 88.0"]}
+    fp = tmp_path / "fp.json"
+    fp.write_text(json.dumps(payload))
+    ffis = get_ffis(str(fp), cache_dir=tmp_path / "cache")
+    assert list(ra_dec_crossmatch(ffis, "0.2 0.5", 0)["obs_id"]) == ["tess-s0001-1-1"]
+    assert list(ra_dec_crossmatch(ffis, "359.5 -0.5", 3)["obs_id"]) == ["tess-s0001-1-1"]
+    assert list(ra_dec_crossmatch(ffis, "123.0 89.9", 0)["obs_id"]) == ["tess-s0002-1-1"]
+    assert len(ra_dec_crossmatch(ffis, "180.0 0.0", 10)) == 0
+    # a box just west of the RA=0 strip reaches it only when wide enough (1.1 deg away, 21"/px)
+    assert len(ra_dec_crossmatch(ffis, "357.9 0.0", 2 * 60 * 60 / 21)) == 0
+    assert len(ra_dec_crossmatch(ffis, "357.9 0.0", 2.4 * 60 * 60 / 21)) == 1
+    # several coordinates: the union of their matches
+    assert sorted(ra_dec_crossmatch(ffis, ["0.2 0.5", "10 89.5"], 1)["obs_id"]) == ["tess-s0001-1-1",
+                                                                                     "tess-s0002-1-1"]
