@@ -444,3 +444,46 @@ def test_byte_runs_cover_exactly_the_block(cubes, lims):
     np.testing.assert_array_equal(np.frombuffer(blob, dtype=expected.dtype).reshape(expected.shape), expected)
     full_width = x1 - x0 == 140
     assert len(runs) == (1 if full_width else y1 - y0)
+
+
+# ------------------------------------------------------------------------------------------ numpy WCS, start-up
+
+
+def test_numpy_tan_sip_matches_astropy(cubes):
+    from skycut.cube_reader import TanSip, cube_wcs_from_row, cube_wcs_row, sip_wcs_from_row
+
+    with CubeReader(cubes["skycut"]) as reader:
+        row = cube_wcs_row(reader.table)
+        ours = cube_wcs_from_row(reader.table, row, reader.shape)
+        ref = sip_wcs_from_row(reader.table, row, reader.shape)
+    assert isinstance(ours, TanSip) and ref.sip is not None
+    yy, xx = np.mgrid[-20:140:7, -30:170:9].astype(float)
+    ra1, dec1 = ours.all_pix2world(xx.ravel(), yy.ravel(), 0)
+    ra2, dec2 = ref.all_pix2world(xx.ravel(), yy.ravel(), 0)
+    assert angular_separation(ra1, dec1, ra2, dec2).max() < 1e-9
+    x1, y1 = ours.all_world2pix(ra2, dec2, 0)
+    x2, y2 = ref.all_world2pix(ra2, dec2, 0)
+    np.testing.assert_allclose(x1, x2, atol=1e-6)
+    np.testing.assert_allclose(y1, y2, atol=1e-6)
+    np.testing.assert_allclose(x1, xx.ravel(), atol=1e-6)
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    np.testing.assert_allclose(ours.pixel_scales(), proj_plane_pixel_scales(ref), rtol=1e-12)
+    # the far side of the sky has no pixel
+    far_ra, far_dec = (ours.crval[0] + 180) % 360, -ours.crval[1]
+    assert np.all(np.isnan(ours.all_world2pix(np.array([far_ra]), np.array([far_dec]), 0)))
+
+
+def test_one_cutout_process_does_not_import_astropy(cubes, sim_tess, tmp_path):
+    import subprocess
+    import sys
+
+    v = sim_tess.truth["variable"]
+    code = ("import sys, skycut; p = skycut.cube_cut(sys.argv[1], sys.argv[2], 9, output_path=sys.argv[3]); "
+            "print(p); print(sorted(m for m in sys.modules if m.split('.')[0] in ('astropy', 'scipy')))")
+    res = subprocess.run([sys.executable, "-c", code, str(cubes["skycut"]), f"{v['ra']} {v['dec']}", str(tmp_path)],
+                         capture_output=True, text=True, check=True)
+    path, modules = res.stdout.strip().splitlines()
+    assert modules == "[]"
+    with open_checked(path) as h:
+        assert h["PIXELS"].data["FLUX"].shape[1:] == (9, 9)

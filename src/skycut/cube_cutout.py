@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import warnings
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,14 @@ import numpy as np
 from . import geometry
 from .cube_reader import (
     CubeReader,
+    TanSip,
+    _deproject,
+    _project,
     cube_stem,
+    cube_wcs_from_row,
     cube_wcs_row,
     physical_origin,
     resolve_threads,
-    sip_wcs_from_row,
 )
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .tpf import (
@@ -141,26 +143,13 @@ def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 def gnomonic(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Standard coordinates (xi, eta) in degrees of points on the plane tangent at ``crval`` (FITS TAN with the
     default LONPOLE = 180: xi grows with RA, eta with Dec)."""
-    a0, d0 = np.radians(crval[0]), np.radians(crval[1])
-    a, d = np.radians(ra), np.radians(dec)
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return np.degrees(xi), np.degrees(eta)
+    xi, eta, _ = _project(ra, dec, crval)
+    return xi, eta
 
 
 def inverse_gnomonic(xi: np.ndarray, eta: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """(ra, dec) in degrees of standard coordinates (xi, eta) in degrees about ``crval``."""
-    a0, d0 = np.radians(crval[0]), np.radians(crval[1])
-    x, y = np.radians(xi), np.radians(eta)
-    rho = np.hypot(x, y)
-    c = np.arctan(rho)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sin_c, cos_c = np.sin(c), np.cos(c)
-        ratio = np.where(rho > 0, y * sin_c / np.where(rho > 0, rho, 1), 0.0)
-        dec = np.arcsin(cos_c * np.sin(d0) + ratio * np.cos(d0))
-        ra = a0 + np.arctan2(x * sin_c, rho * np.cos(d0) * cos_c - y * np.sin(d0) * sin_c)
-    return np.degrees(ra) % 360.0, np.degrees(dec)
+    return _deproject(xi, eta, crval)
 
 
 def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -258,11 +247,15 @@ class CubeCutoutInstance:
         self.aperture = aperture
         self._block = block
         self.cube_filename = parent.name
-        self.cube_wcs = parent.wcs
         fit = fit_linear_tan(parent.wcs, lims)
         self._fit = fit
         self.wcs_fit = {"WCS_MSEP": [fit.msep], "WCS_SIG": [fit.sig]}
         self._wcs = None
+
+    @property
+    def cube_wcs(self):
+        """The cube's full SIP WCS as an astropy ``WCS``."""
+        return self._parent.astropy_wcs
 
     @property
     def coordinate(self):
@@ -324,7 +317,7 @@ class CubeCutoutInstance:
         if legacy:
             (x0, x1), (y0, y1) = self.cutout_lims
             return f"{stem}_{self.ra:.6f}_{self.dec:.6f}_{x1 - x0}x{y1 - y0}_astrocut.fits"
-        return f"{stem}_{self.ra:.7f}_{self.dec:.7f}_{geometry.size_label(cutout_size)}_astrocut.fits"
+        return f"{stem}_{self.ra:.7f}_{self.dec:.7f}_{size_label(cutout_size)}_astrocut.fits"
 
 
 def write_tpf(cutout: CubeCutoutInstance, path: str | os.PathLike) -> Path:
@@ -344,7 +337,7 @@ class _CubeSession:
         self.reader = CubeReader(path, fsspec_kwargs=fsspec_kwargs, threads=threads)
         try:
             self.row = cube_wcs_row(self.reader.table, self.name)
-            self.wcs = sip_wcs_from_row(self.reader.table, self.row, self.reader.shape)
+            self.wcs = cube_wcs_from_row(self.reader.table, self.row, self.reader.shape)
         except Exception:
             self.reader.close()
             raise
@@ -353,6 +346,24 @@ class _CubeSession:
         self.physical = physical_origin(self.reader.table, self.row)
         self.fill_value = fill_value
         self.rounding = rounding
+
+    @property
+    def astropy_wcs(self):
+        return self.wcs.to_astropy() if isinstance(self.wcs, TanSip) else self.wcs
+
+    def size_pixels(self, cutout_size: Any) -> tuple[int, int]:
+        """``(nx, ny)`` of a cutout size (pixels, or angular through the WCS's pixel scale)."""
+        plain = _plain_size(cutout_size)
+        if plain is not None:
+            return plain
+        size = geometry.parse_size_input(cutout_size)
+        if not isinstance(self.wcs, TanSip):
+            return geometry.size_in_pixels(size, self.wcs)
+        from astropy import units as u
+
+        scales = self.wcs.pixel_scales()
+        out = [q.value if q.unit == u.pix else q.to_value(u.deg) / scales[i] for i, q in enumerate(size)]
+        return max(1, int(np.floor(out[0] + 0.5))), max(1, int(np.floor(out[1] + 0.5)))
 
     def locate(self, ra: np.ndarray, dec: np.ndarray, shape_xy: tuple[int, int]) -> list[np.ndarray | None]:
         """Cutout limits of every coordinate (``None`` where the box misses the CCD)."""
@@ -428,6 +439,53 @@ def radec_arrays(coordinates: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return ra % 360.0, dec
 
 
+def _plain_size(cutout_size: Any) -> tuple[int, int] | None:
+    """``(nx, ny)`` when the size is plain numbers (pixels), checked; ``None`` for Quantities/strings."""
+    values = list(cutout_size) if isinstance(cutout_size, (list, tuple)) or (
+        isinstance(cutout_size, np.ndarray) and type(cutout_size) is np.ndarray) else [cutout_size]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                                   for v in values):
+        return None
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise InvalidInputError(f"cutout size must be positive, got {cutout_size!r}")
+    return max(1, int(np.floor(values[0] + 0.5))), max(1, int(np.floor(values[1] + 0.5)))
+
+
+def size_label(cutout_size: Any) -> str:
+    """``{s0}-x-{s1}`` of file names (:func:`skycut.geometry.size_label`), without importing astropy for plain
+    numbers."""
+    if _plain_size(cutout_size) is None:
+        return geometry.size_label(cutout_size)
+    values = list(cutout_size) if isinstance(cutout_size, (list, tuple, np.ndarray)) else [cutout_size]
+    values = values * 2 if len(values) == 1 else values
+
+    def text(v: Any) -> str:
+        return str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v)
+
+    return f"{text(values[0])}-x-{text(values[1])}"
+
+
+def _check_size(cutout_size: Any) -> None:
+    if _plain_size(cutout_size) is None:
+        geometry.parse_size_input(cutout_size)
+
+
+def coordinate_arrays(coordinates: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) degree arrays of any coordinates input; plain numbers and decimal strings avoid astropy."""
+    def simple(c: Any) -> bool:
+        return isinstance(c, str) or (isinstance(c, (tuple, list)) and len(c) == 2 and all(
+            isinstance(v, (int, float, np.integer, np.floating)) for v in c))
+
+    if simple(coordinates):
+        return radec_arrays([coordinates])
+    if isinstance(coordinates, (list, tuple)) and coordinates and all(simple(c) for c in coordinates):
+        return radec_arrays(list(coordinates))
+    sc = geometry.parse_coordinates(coordinates)
+    return np.asarray(sc.ra.deg, dtype=float), np.asarray(sc.dec.deg, dtype=float)
+
+
 def _check_fill(fill_value: Any) -> float:
     if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
         raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
@@ -481,10 +539,9 @@ class TessCubeCutout:
         if verbose:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
         self._files = _as_file_list(input_files)
-        self._coordinates = geometry.parse_coordinates(coordinates)
-        self._ra, self._dec = self._coordinates.ra.deg, self._coordinates.dec.deg
+        self._ra, self._dec = coordinate_arrays(coordinates)
         self._cutout_size = cutout_size
-        self._size = geometry.parse_size_input(cutout_size)
+        _check_size(cutout_size)
         self._fill_value = _check_fill(fill_value)
         self._rounding = _check_rounding(limit_rounding_method)
         self._threads = resolve_threads(threads)
@@ -499,7 +556,7 @@ class TessCubeCutout:
             session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
                                    threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
             try:
-                shape_xy = geometry.size_in_pixels(self._size, session.wcs)
+                shape_xy = session.size_pixels(self._cutout_size)
                 located = session.locate(self._ra, self._dec, shape_xy)
                 keep = [i for i, lims in enumerate(located) if lims is not None]
                 for i, lims in enumerate(located):
@@ -558,11 +615,13 @@ class TessCubeCutout:
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
                      legacy_filenames: bool = False) -> str:
         """Write all TPFs into one zip archive (no intermediate files); returns its path."""
+        import zipfile
+
         from .atomic import write_bytes
 
         if filename is None:
-            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{geometry.size_label(self._cutout_size)}.zip"
-                        if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")
+            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._cutout_size)}.zip"
+                        if len(self._ra) == 1 else "astrocut_tpf_cutouts.zip")
         filename = os.fspath(filename)
         if not filename.endswith(".zip"):
             filename += ".zip"
@@ -659,7 +718,7 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
     try:
         if ra is None:
             return written
-        shape_xy = geometry.size_in_pixels(geometry.parse_size_input(cutout_size), session.wcs)
+        shape_xy = session.size_pixels(cutout_size)
         located = session.locate(ra, dec, shape_xy)
         todo = []
         for i, lims in enumerate(located):
