@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import __version__
-from .atomic import write_bytes, write_hdulist
+from .atomic import atomic_output, write_bytes
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .geometry import (
     cutout_basename,
@@ -130,6 +130,8 @@ def celestial_wcs(header: fits.Header) -> WCS | None:
                 return None
     if not wcs.has_celestial:
         return None
+    if wcs.naxis == 2 and wcs.wcs.lng == 0 and wcs.wcs.lat == 1:
+        return wcs
     cel = wcs.celestial
     return cel if cel.naxis == 2 else None
 
@@ -280,14 +282,14 @@ def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
     """The data-less primary HDU of a cutout file (``ORIGIN, DATE, PROCVER, RA_OBJ, DEC_OBJ``)."""
     from astropy.io import fits
 
-    hdu = fits.PrimaryHDU()
-    h = hdu.header
-    h["ORIGIN"] = (ORIGIN, "institution responsible for creating this file")
-    h["DATE"] = (str(date.today()), "file creation date")
-    h["PROCVER"] = (__version__, "software version")
-    h["RA_OBJ"] = (float(coordinate.ra.deg), "[deg] right ascension")
-    h["DEC_OBJ"] = (float(coordinate.dec.deg), "[deg] declination")
-    return hdu
+    ra, dec = float(coordinate.ra.deg), float(coordinate.dec.deg)
+    cards = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
+             ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, ""),
+             ("ORIGIN", ORIGIN, "institution responsible for creating this file"),
+             ("DATE", str(date.today()), "file creation date"),
+             ("PROCVER", __version__, "software version"),
+             ("RA_OBJ", ra, "[deg] right ascension"), ("DEC_OBJ", dec, "[deg] declination")]
+    return fits.PrimaryHDU(header=fits.Header(cards))
 
 
 def _is_empty(block: np.ndarray) -> bool:
@@ -424,6 +426,9 @@ class FITSCutout:
         if not self.input_files:
             raise InvalidInputError("input_files is empty")
         self.coordinates = parse_coordinates(coordinates)
+        # scalar SkyCoords and plain floats, made once (indexing/attribute access on SkyCoord is slow)
+        self._coord_list = list(self.coordinates)
+        self._radec = list(zip(self.coordinates.ra.deg.tolist(), self.coordinates.dec.deg.tolist(), strict=True))
         self.cutout_size = cutout_size
         self._size = parse_size_input(cutout_size)
         if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
@@ -489,8 +494,9 @@ class FITSCutout:
         ext_label = f"{name}[{index}]"
         linearize = "BSOFTEN" in header and "BOFFSET" in header
         pixels = world_to_pixel(wcs, self.coordinates)
-        for ci, coord in enumerate(self.coordinates):
-            where = f"target ({coord.ra.deg:.7f}, {coord.dec.deg:.7f}) is outside {ext_label}"
+        for ci, coord in enumerate(self._coord_list):
+            ra, dec = self._radec[ci]
+            where = f"target ({ra:.7f}, {dec:.7f}) is outside {ext_label}"
             try:
                 x, y = pixels[ci]
                 limits = _rounded_limits((x, y), (nx, ny), self.limit_rounding_method)
@@ -509,7 +515,7 @@ class FITSCutout:
             on_image = data[(Ellipsis, ov[2], ov[3])]
             empty = _is_empty(on_image)
             if empty and not self.allow_empty:
-                empties.append(f"cutout of {ext_label} at ({coord.ra.deg:.7f}, {coord.dec.deg:.7f}) "
+                empties.append(f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) "
                                "contains no data (all NaN or zero)")
                 continue
             if linearize:
@@ -522,8 +528,7 @@ class FITSCutout:
                                   coordinate_index=ci)
             self.cutouts_by_file.setdefault(name, []).append(inst)
             self.hdu_cutouts_by_file.setdefault(name, []).append(self._make_hdu(inst, header, name, linearize))
-            log.debug("cut %s at %s: limits %s", ext_label, coord.to_string("decimal", precision=7),
-                      limits.tolist())
+            log.debug("cut %s at (%.7f, %.7f): limits %s", ext_label, ra, dec, limits.tolist())
 
     def _make_hdu(self, inst: CutoutInstance, header: fits.Header, name: str, linearized: bool) -> fits.ImageHDU:
         from astropy.io import fits
@@ -544,7 +549,7 @@ class FITSCutout:
     def _groups(self) -> list[tuple[Any, str | None, list[tuple[str, CutoutInstance, fits.ImageHDU]]]]:
         """``(coordinate, file or None, members)`` per output HDUList, in output order."""
         groups = []
-        for ci, coord in enumerate(self.coordinates):
+        for ci, coord in enumerate(self._coord_list):
             members = [m for m in self._instances() if m[1].coordinate_index == ci]
             if not members:
                 continue
@@ -593,7 +598,9 @@ class FITSCutout:
         paths = []
         for hdul, fname in zip(self.fits_cutouts, self._fits_names(), strict=True):
             path = Path(output_dir) / fname
-            write_hdulist(hdul, path, checksum=True)
+            with atomic_output(path) as tmp:
+                # headers were built from parsed, valid cards: skip astropy's (slow) output verification
+                hdul.writeto(tmp, overwrite=True, checksum=True, output_verify="ignore")
             log.debug("wrote %s", path)
             paths.append(str(path))
         return paths
@@ -605,7 +612,7 @@ class FITSCutout:
         """
         self._prefix = "cutout"
         if filename is None:
-            c = self.coordinates[0]
+            c = self._coord_list[0]
             filename = f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self.cutout_size)}.zip"
         filename = str(filename)
         if not filename.endswith(".zip"):
@@ -638,7 +645,7 @@ class FITSCutout:
         from .render import to_pil_images
 
         out = []
-        for ci, coord in enumerate(self.coordinates):
+        for ci, coord in enumerate(self._coord_list):
             insts = [m[1] for m in self._instances() if m[1].coordinate_index == ci]
             if not insts:
                 continue
