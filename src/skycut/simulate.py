@@ -168,8 +168,11 @@ def render_gaussians(image: np.ndarray, x: Any, y: Any, flux: Any, sigma: Any, r
     stamps = flux[:, None, None] * fy[:, :, None] * fx[:, None, :]   # (n, m_y, m_x)
     inside = ((py >= 0) & (py < ny))[:, :, None] & ((px >= 0) & (px < nx))[:, None, :]
     flat = (py[:, :, None] * nx + px[:, None, :])[inside]
-    total = np.bincount(flat, weights=stamps[inside], minlength=ny * nx)
-    image += total.reshape(ny, nx).astype(image.dtype, copy=False)
+    if flat.size * 8 < image.size and image.flags.c_contiguous:
+        np.add.at(image.reshape(-1), flat, stamps[inside].astype(image.dtype))   # few sources: no full-size temp
+    else:
+        total = np.bincount(flat, weights=stamps[inside], minlength=ny * nx)
+        image += total.reshape(ny, nx).astype(image.dtype, copy=False)
 
 
 def magnitudes(rng: np.random.Generator, n: int, bright: float, faint: float, slope: float = 0.3) -> np.ndarray:

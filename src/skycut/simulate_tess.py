@@ -32,6 +32,16 @@ cadences of 1800 s (prime mission, sectors 1-26), 600 s (sectors 27-55) or 200 s
 TSTART/TSTOP are TJD = BJD(TDB) - 2457000 at the exposure start/end; BARYCORR (days) is the barycentric
 light-travel-time (Roemer) correction of the geocentre towards the CCD centre; DATE-OBS/DATE-END are the
 UTC spacecraft times ``TSTART/TSTOP - BARYCORR``. The file-name time stamp is DATE-END truncated to seconds.
+DQUALITY is 32 (momentum dump) on FFIs 2, 7, 12, ... and 2048 (stray light) on the last of 4 or more FFIs.
+
+Scene (all in e-/s, PSF a pixel-integrated Gaussian of sigma 0.85 px, T = 10 gives 15000 e-/s):
+~8000 stars per full CCD (at least 25 per window) with TESS magnitudes 7.5-15.5, fixed in all FFIs; a bright
+variable star (T = 8) at ~(0.35 cols, 0.35 rows) whose flux is ``mean * (1 + 0.25 sin(2 pi (t - t0) / P))``
+with ``P`` = 1.5 x the span of the simulated FFIs, averaged over each exposure; a moving source (T = 10.5)
+on a straight pixel path from ~(0.15 cols, 0.75 rows) to ~(0.85 cols, 0.55 rows) between the first and
+last FFI's mid-times (so it crosses most of any window, whatever the cadence); a sky background of
+80-88 e-/s with a gentle gradient. Noise is Poisson + read noise for the exposure (1425.6 s for 1800-s
+FFIs, 720 reads of 9.5 e-); extension 2 is exactly that noise model's sigma. The truth gives it all.
 """
 
 from __future__ import annotations
