@@ -475,12 +475,14 @@ def test_zip_and_functional_api(sim_roman, roman_file, tmp_path):
 # roman_datamodels
 # ----------------------------------------------------------------------------------------------------------
 
-def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path):
+@pytest.mark.parametrize("model_name", ["ImageModel", "MosaicModel"])
+def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path, model_name):
     rdm = pytest.importorskip("roman_datamodels.datamodels")
-    model = rdm.ImageModel.create_fake_data(shape=(48, 64))
+    model_class = getattr(rdm, model_name)
+    model = model_class.create_fake_data(shape=(48, 64))
     model.meta.wcs.bounding_box = ((-0.5, 63.5), (-0.5, 47.5))
     model.data[...] = np.arange(48 * 64, dtype=np.float32).reshape(48, 64)
-    model.dq[...] = 3
+    model.err[...] = 3
     src = tmp_path / "fake_cal.asdf"
     model.save(src)
     gw = model.meta.wcs
@@ -492,14 +494,18 @@ def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path)
         warnings.simplefilter("error")          # e.g. no FilenameMismatchWarning: meta.filename was updated
         out = rdm.open(path)
     with out:
-        assert isinstance(out, rdm.ImageModel)
+        assert isinstance(out, model_class)
         assert out.data.shape == (7, 11)
         np.testing.assert_array_equal(out.data, model.data[27:34, 15:26])
-        assert out.dq.shape == (7, 11) and np.all(out.dq == 3)
-        assert out.meta.instrument.detector == model.meta.instrument.detector
+        assert out.err.shape == (7, 11) and np.all(out.err == 3)
         np.testing.assert_allclose(sky(out.meta.wcs, [0, 10], [0, 6]), sky(gw, [15, 25], [27, 33]), atol=1e-12)
         out.validate()
-        assert out.meta.wcsinfo.s_region.startswith("POLYGON ICRS ")
+        info = out.meta.wcsinfo
+        assert info.s_region.startswith("POLYGON ICRS ")
+        if "x_ref" in info:                     # L3: placeholders stay placeholders, centre values are set
+            assert info["x_ref"] == model.meta.wcsinfo["x_ref"] == -999999
+            assert list(info["image_shape"]) == [11, 7]
+            assert info["ra"] == pytest.approx(coord.ra.deg, abs=1e-9)
     # the lite variant is a plain tree that asdf opens
     (lite,) = ASDFCutout(src, coord, cutout_size=[11, 7], lite=True).write_as_asdf(tmp_path / "out")
     with asdf.open(lite) as af:

@@ -233,24 +233,34 @@ def s_region_polygon(gwcsobj: Any, shape: tuple[int, int]) -> str:
     return f"POLYGON ICRS {numbers}"
 
 
+UNSET = -999999  # roman_datamodels' placeholder for "no value"
+
+
+def _unset(value: Any) -> bool:
+    try:
+        return float(value) == UNSET
+    except (TypeError, ValueError):
+        return False
+
+
 def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
                     parent_shape: tuple[int, int] | None = None) -> Any:
     """A copy of Roman ``meta.wcsinfo`` describing a cutout.
 
     ``s_region`` is recomputed from ``sliced`` (the cutout's gwcs). When present in the input, ``x_ref`` and
-    ``y_ref`` (pixel of the projection reference point) are moved into cutout pixels, ``image_shape`` gets the
-    cutout shape (``(ny, nx)`` if the input listed ``parent_shape``, the original numpy shape, in that order
-    and it is not square; otherwise ``(nx, ny)`` as the Roman schema says), and ``ra``, ``dec``, ``pixel_scale`` and ``orientation`` (which describe the image centre) are
-    evaluated at the cutout centre. Other entries (``ra_ref``, ``v2_ref``, ...) are kept.
+    ``y_ref`` (pixel of the projection reference point) are moved into cutout pixels (unless they hold the
+    placeholder -999999), ``image_shape`` gets the cutout shape (``(ny, nx)`` if the input listed
+    ``parent_shape``, the original numpy shape, in that order and it is not square; otherwise ``(nx, ny)`` as
+    the Roman schema says), and ``ra``, ``dec``, ``pixel_scale`` and ``orientation`` (which describe the image
+    centre) are evaluated at the cutout centre. Other entries (``ra_ref``, ``v2_ref``, ...) are kept.
     """
     out = copy.deepcopy(wcsinfo)
     (xmin, xmax), (ymin, ymax) = limits
     nx, ny = int(xmax - xmin), int(ymax - ymin)
     out["s_region"] = s_region_polygon(sliced, (ny, nx))
-    if "x_ref" in out:
-        out["x_ref"] = float(out["x_ref"]) - float(xmin)
-    if "y_ref" in out:
-        out["y_ref"] = float(out["y_ref"]) - float(ymin)
+    for name, shift in (("x_ref", xmin), ("y_ref", ymin)):
+        if name in out and not _unset(out[name]):
+            out[name] = float(out[name]) - float(shift)
     if "image_shape" in out:
         old = [int(v) for v in out["image_shape"]]
         array_order = parent_shape is not None and old[0] != old[1] and old == [int(v) for v in parent_shape]
