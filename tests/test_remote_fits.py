@@ -87,8 +87,8 @@ def test_storage_options_defaults():
     creds = storage_options("s3://b/k.fits", build_fsspec_kwargs(key="k", secret="s", endpoint_url="http://h"))
     assert "anon" not in creds and creds["endpoint_url"] == "http://h"
     assert storage_options("https://h/a.fits", {"block_size": 1000}) == {"block_size": 1000}
-    with pytest.raises(InvalidInputError, match="do not apply to the http"):
-        storage_options("https://h/a.fits", {"anon": True})
+    # S3 options given for a mixed list of inputs are not passed to the HTTP filesystem
+    assert storage_options("https://h/a.fits", {"anon": False, "key": "k"}) == {"block_size": DEFAULT_BLOCK_SIZE}
     assert build_fsspec_kwargs(anon=None, token="t") == {"token": "t"}
 
 

@@ -422,7 +422,7 @@ class FITSCutout:
             _enable_verbose()
         if isinstance(input_files, (str, Path)) or hasattr(input_files, "__fspath__"):
             input_files = [input_files]
-        self.input_files = [_input_name(f) for f in input_files]
+        self.input_files = list(dict.fromkeys(_input_name(f) for f in input_files))  # unique, in order
         if not self.input_files:
             raise InvalidInputError("input_files is empty")
         self.coordinates = parse_coordinates(coordinates)

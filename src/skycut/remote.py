@@ -37,6 +37,8 @@ REMOTE_PREFIXES = ("http://", "https://", "s3://", "s3a://", "gs://", "gcs://", 
 DEFAULT_BLOCK_SIZE = 64 * 1024
 #: Adjacent row ranges closer than this many bytes are fetched as one range.
 DEFAULT_MERGE_GAP = 16 * 1024
+_S3_ONLY = frozenset({"anon", "endpoint_url", "key", "secret", "token", "profile", "default_block_size",
+                      "default_cache_type", "client_kwargs", "config_kwargs", "requester_pays"})
 _CREDENTIAL_KEYS = ("key", "secret", "token", "profile", "aws_access_key_id", "aws_secret_access_key")
 
 
@@ -67,7 +69,9 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
 
     * ``s3://``: ``anon=True`` unless credentials or ``anon`` are given; ``block_size`` becomes s3fs's
       ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); ``endpoint_url`` is passed through.
-    * ``http(s)://``: ``block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); S3-only keys are rejected.
+    * ``http(s)://``: ``block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); S3-only keys (``anon``,
+      ``endpoint_url``, credentials, ``default_block_size``...) are dropped, so one option set can serve a
+      mix of s3:// and https:// inputs.
     """
     opts = dict(fsspec_kwargs or {})
     proto = protocol(path)
@@ -77,9 +81,11 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
     elif proto in ("http", "https"):
-        bad = sorted(k for k in opts if k in ("anon", "endpoint_url", "key", "secret", "token"))
-        if bad:
-            raise InvalidInputError(f"fsspec_kwargs {bad} do not apply to the http(s) input {path}")
+        s3_only = sorted(k for k in opts if k in _S3_ONLY)
+        if s3_only:  # one option set may serve a mix of s3:// and https:// inputs
+            log.debug("ignoring S3 options %s for the http(s) input %s", s3_only, path)
+            for key in s3_only:
+                del opts[key]
         opts.setdefault("block_size", block or DEFAULT_BLOCK_SIZE)
     elif block is not None:
         opts.setdefault("block_size", block)
