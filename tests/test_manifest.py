@@ -103,7 +103,7 @@ BAD = [
     ("targets[1].name", "m1", "targets[1].name", "duplicate"),
     ("targets[0].coordinates", "not a place", "targets[0].coordinates", "cannot parse"),
     ("targets[0].coordinates", [1.0, 2.0, 3.0], "targets[0].coordinates", "two numbers"),
-    ("targets[0].coordinates", "10 95", "targets[0].coordinates", "coordinates"),
+    ("targets[0].coordinates", "10 95", "targets[0].coordinates", "declination"),
     ("targets[0].size", 0, "targets[0].size", "positive"),
     ("targets[0].size", [10, -3], "targets[0].size", "positive"),
     ("targets[0].size", [1, 2, 3], "targets[0].size", "two values"),

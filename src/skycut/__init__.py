@@ -38,8 +38,11 @@ _LAZY = {
     # post-processing
     "center_on_path": "moving_target",
     "path_to_footprints": "moving_target",
+    "read_path_table": "moving_target",
     "CutoutsCombiner": "combine",
     "build_default_combine_function": "combine",
+    "build_median_combine_function": "combine",
+    "resolve_combiner": "combine",
     # errors and warnings
     "SkycutError": "exceptions",
     "InvalidInputError": "exceptions",

@@ -180,8 +180,9 @@ def size_in_pixels(size: tuple[Quantity, Quantity], wcs: WCS | None = None) -> t
 
 def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
     """Half-open pixel limits ``[[xmin, xmax], [ymin, ymax]]`` of a box of ``shape_xy`` pixels centred on
-    ``center_xy`` (0-based pixel coordinates). ``xmin = floor(x - nx/2 + 0.5)``, so the box holds exactly
-    ``nx`` pixels and, for odd ``nx``, the centre pixel is the middle one."""
+    ``center_xy`` (0-based pixel coordinates). ``xmin = floor(x - nx/2 + 0.5)`` (astrocut's rounding), so the
+    box holds exactly ``nx`` pixels and its middle lies within one pixel of the centre (within half a pixel
+    for odd ``nx`` when the centre's fractional part is at most 0.5)."""
     lims = np.zeros((2, 2), dtype=np.int64)
     for axis in range(2):
         c = float(center_xy[axis])

@@ -89,6 +89,11 @@ def check_coordinates(value: Any) -> Any:
         return value
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("give [ra, dec] with exactly two numbers")
+    decimal = _decimal_pair(value)
+    if decimal is not None:  # fast path: no astropy for plain degrees (10,000-target manifests)
+        if not -90 <= decimal[1] <= 90:
+            raise ValueError("declination must lie in [-90, 90] degrees")
+        return value
     try:
         coord = parse_coordinates(value)
     except SkycutError as exc:
@@ -100,12 +105,31 @@ def check_coordinates(value: Any) -> Any:
     return value
 
 
+def _decimal_pair(value: Any) -> tuple[float, float] | None:
+    """``(ra, dec)`` when ``value`` is two plain decimal numbers (list or "ra dec" string), else None."""
+    if isinstance(value, str):
+        parts = value.replace(",", " ").split()
+        if len(parts) != 2:
+            return None
+        try:
+            return float(parts[0]), float(parts[1])
+        except ValueError:
+            return None
+    if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
 def check_size(value: Any) -> Any:
     """Validate a size spec (positive pixels or an angular quantity)."""
     from .geometry import parse_size_input
 
     if isinstance(value, bool):
         raise ValueError("a size must be a number of pixels or an angle, not a boolean")
+    if isinstance(value, int):  # fast path
+        if value <= 0:
+            raise ValueError(f"cutout size must be positive, got {value!r}")
+        return value
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("a size list needs exactly two values [nx, ny]")
     try:

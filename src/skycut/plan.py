@@ -24,6 +24,7 @@ import glob
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,7 @@ class Plan:
     def local_inputs(self, files: list[str]) -> list[str]:
         return [f for f in files if not is_remote(f)]
 
+    @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def image_jobs(self) -> list[TargetJob]:
         jobs = []
         for name, spec in self.manifest.inputs.items():
@@ -201,6 +203,7 @@ class Plan:
         stem = re.sub(r"-cube$", "", stem)
         return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) or "cube"
 
+    @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def cube_cutout_jobs(self) -> list[TargetJob]:
         jobs = []
         for spec_name, spec in self.manifest.cube_cutouts.items():
@@ -224,6 +227,7 @@ class Plan:
         return self.path("cube_cutouts", key, "plots", f"{batch}.json")
 
     # ---------------------------------------------------------------------------------------- footprints, paths
+    @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def footprint_jobs(self) -> list[TargetJob]:
         jobs = []
         for name, spec in self.manifest.footprint_cutouts.items():
