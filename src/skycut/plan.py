@@ -134,7 +134,7 @@ class Plan:
         return self.manifest.demo_directory()
 
     def demo_spec(self) -> dict[str, Any]:
-        return self.manifest.demo.model_dump() if self.manifest.demo else {}
+        return self.manifest.demo.model_dump(exclude={"directory"}) if self.manifest.demo else {}
 
     def demo_outputs(self) -> list[str]:
         return sorted(self.known_files)
