@@ -480,3 +480,27 @@ def test_zip_members(image, tmp_path):
     with zipfile.ZipFile(z) as zf:
         names = sorted(zf.namelist())
     assert names == sorted(Path(p).name for p in cut.write_as_fits(tmp_path / "plain"))
+
+
+def test_far_target_on_sip_image_is_a_clear_miss(tmp_path):
+    path = tmp_path / "sip.fits"
+    write_image(path, sip=True)
+    with pytest.raises(InvalidQueryError, match=r"\(330\.0000000, -2\.0000000\) is outside .*sip\.fits"):
+        FITSCutout(path, "330 -2", 5)
+    with pytest.warns(DataWarning, match="330.0000000"):
+        cut = FITSCutout(path, ["150 2", "330 -2"], 5)
+    assert len(cut.cutouts) == 1
+
+
+def test_galactic_image_with_icrs_target(tmp_path):
+    path = tmp_path / "gal.fits"
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
+    w.wcs.crval = [120.0, 10.0]
+    w.wcs.crpix = [50.5, 40.5]
+    w.wcs.cdelt = [-SCALE, SCALE]
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(index_image(), w.to_header())]).writeto(path)
+    target = w.pixel_to_world(33.0, 21.0).icrs
+    inst = FITSCutout(path, target, 5).cutouts[0]
+    assert (inst.xmin_original, inst.ymin_original) == (31, 19)
+    assert inst.data[2, 2] == 21 * 1000 + 33

@@ -137,21 +137,34 @@ def celestial_wcs(header: fits.Header) -> WCS | None:
 
 
 def world_to_pixel(wcs: WCS, coords: SkyCoord) -> list[tuple[float, float]]:
-    """0-based pixel ``(x, y)`` of ICRS ``coords`` (array SkyCoord) in a celestial ``wcs`` (SIP applied).
+    """0-based pixel ``(x, y)`` of ``coords`` (array SkyCoord) in a celestial ``wcs`` (SIP applied).
 
-    ICRS images take the direct ``all_world2pix`` path; other frames go through SkyCoord's transformation.
+    Coordinates are transformed to the WCS's celestial frame first (nothing to do for ICRS images). Points
+    for which the SIP inversion diverges (far off the image) get NaN, i.e. "not on this image".
     """
     from astropy.coordinates import ICRS
+    from astropy.wcs import NoConvergence
     from astropy.wcs.utils import wcs_to_celestial_frame
 
     try:
-        direct = isinstance(wcs_to_celestial_frame(wcs), ICRS) and wcs.wcs.lng == 0 and wcs.wcs.lat == 1
+        frame = wcs_to_celestial_frame(wcs)
     except Exception:
-        direct = False
-    if direct:
-        x, y = wcs.all_world2pix(coords.ra.deg, coords.dec.deg, 0)
+        frame = ICRS()
+    if isinstance(frame, ICRS):
+        lon, lat = coords.ra.deg, coords.dec.deg
     else:
-        x, y = wcs.world_to_pixel(coords)
+        sph = coords.transform_to(frame).spherical
+        lon, lat = sph.lon.deg, sph.lat.deg
+    world = (lon, lat) if wcs.wcs.lng == 0 else (lat, lon)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            x, y = wcs.all_world2pix(*world, 0)
+        except NoConvergence as exc:
+            sol = np.array(exc.best_solution, dtype=float)
+            if exc.divergent is not None:
+                sol[np.asarray(exc.divergent, dtype=int)] = np.nan
+            x, y = sol[:, 0], sol[:, 1]
     return [(float(a), float(b)) for a, b in zip(np.atleast_1d(x), np.atleast_1d(y), strict=True)]
 
 
