@@ -136,7 +136,7 @@ def run(quick: bool) -> list[dict]:
         n40, n200, cube_dir, low = files, None, work, 0.002
     else:
         files200 = _ffis(200, None, DATA / "ffi")
-        n40, n200, cube_dir, low = files200[:40], files200, DATA, 0.05
+        n40, n200, cube_dir, low = files200[:40], files200, DATA, 0.005
     label = f"{len(n40)} FFIs"
     cube_bytes = _cube_bytes(n40)
     ours = cube_dir / "cube40" / "tess-s0011-1-1-cube.fits" if not quick else cube_dir / "sk-cube.fits"
