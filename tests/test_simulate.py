@@ -395,12 +395,13 @@ def test_roman_gwcs_has_a_small_distortion():
 
 
 def test_roman_explicit_path_and_determinism(tmp_path):
-    a = make_roman_asdf(tmp_path / "one.asdf", shape=(32, 40), seed=2)
-    b = make_roman_asdf(tmp_path / "two.asdf", shape=(32, 40), seed=2)
-    assert a.files == [tmp_path / "one.asdf"]
-    assert (tmp_path / "one_truth.json").exists()
+    a = make_roman_asdf(tmp_path / "a" / "one.asdf", shape=(32, 40), seed=2)
+    b = make_roman_asdf(tmp_path / "b" / "one.asdf", shape=(32, 40), seed=2)
+    assert a.files == [tmp_path / "a" / "one.asdf"]
+    assert (tmp_path / "a" / "one_truth.json").exists()
     import asdf
 
+    assert filecmp.cmp(a.files[0], b.files[0], shallow=False)       # no time stamps anywhere
     with asdf.open(a.files[0]) as fa, asdf.open(b.files[0]) as fb:
         for key in ("data", "err", "dq", "context"):
             assert np.array_equal(fa["roman"][key], fb["roman"][key])
@@ -430,6 +431,10 @@ def test_demo_names_agree_with_what_is_made(tmp_path):
     lambda p: make_roman_asdf(p, shape="big"),
     lambda p: simulate_demo({"tess": 5}, p),
     lambda p: simulate_demo([1, 2], p),
+    lambda p: simulate_demo({"tess": {"sectr": 11}}, p),
+    lambda p: simulate_demo({"tes": {}}, p),
+    lambda p: simulate_demo({"seed": "x", "roman": {}}, p),
+    lambda p: demo_file_names({"hst": {"bands": ["f814w"], "size": 3}}, p),
 ])
 def test_bad_input_raises_clear_errors(tmp_path, call):
     with pytest.raises(InvalidInputError):

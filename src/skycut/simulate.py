@@ -186,7 +186,16 @@ def magnitudes(rng: np.random.Generator, n: int, bright: float, faint: float, sl
 # demo
 # ----------------------------------------------------------------------------------------------------------
 
+_SECTION_KEYS = {"tess": {"sector", "camera", "ccd", "n_ffi", "shape"}, "hst": {"bands", "shape"},
+                 "roman": {"shape"}}
+
+
 def _section(spec: dict, key: str) -> dict | None:
+    if not isinstance(spec, dict):
+        raise InvalidInputError(f"demo spec must be a mapping, got {type(spec).__name__}")
+    unknown = set(spec) - {"seed", *_SECTION_KEYS}
+    if unknown:
+        raise InvalidInputError(f"unknown demo spec keys {sorted(unknown)}; allowed: seed, tess, hst, roman")
     value = spec.get(key)
     if value is None or value is False:
         return None
@@ -194,6 +203,10 @@ def _section(spec: dict, key: str) -> dict | None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError(f"demo spec section {key!r} must be a mapping or null, got {value!r}")
+    unknown = set(value) - _SECTION_KEYS[key]
+    if unknown:
+        raise InvalidInputError(f"unknown keys {sorted(unknown)} in demo spec section {key!r}; "
+                                f"allowed: {', '.join(sorted(_SECTION_KEYS[key]))}")
     return value
 
 
@@ -250,7 +263,9 @@ def simulate_demo(spec: dict, out_dir: str | Path) -> dict[str, list[Path]]:
     if not isinstance(spec, dict):
         raise InvalidInputError(f"demo spec must be a mapping, got {type(spec).__name__}")
     out_dir = Path(out_dir)
-    seed = int(spec.get("seed", 0) or 0)
+    seed = spec.get("seed", 0) or 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"demo spec 'seed' must be a non-negative integer, got {seed!r}")
     made: dict[str, list[Path]] = {}
     tess = _section(spec, "tess")
     if tess is not None:
