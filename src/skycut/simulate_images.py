@@ -87,7 +87,7 @@ def _tan_wcs(crval: tuple[float, float], crpix: tuple[float, float], scale_deg: 
 
 
 def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"),
-                    shape: tuple[int, int] = (800, 800), seed: int = 0, pcell: int = 1,
+                    shape: tuple[int, int] = (1000, 1000), seed: int = 0, pcell: int = 1,
                     center: tuple[float, float] = HST_CENTER) -> SimResult:
     """Write HST-like drizzled images: two overlapping skycells per band (see the module notes).
 
