@@ -504,3 +504,15 @@ def test_galactic_image_with_icrs_target(tmp_path):
     inst = FITSCutout(path, target, 5).cutouts[0]
     assert (inst.xmin_original, inst.ymin_original) == (31, 19)
     assert inst.data[2, 2] == 21 * 1000 + 33
+
+
+def test_extension_without_wcs(tmp_path):
+    path = tmp_path / "mixed.fits"
+    w = make_wcs()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(index_image(), w.to_header(), name="SCI"),
+                  fits.ImageHDU(index_image(), name="MASK")]).writeto(path)
+    assert [c.extension for c in FITSCutout(path, "150 2", 3).cutouts] == [1]  # default skips MASK silently
+    with pytest.warns(DataWarning, match="extension 2 of .*mixed.fits has no celestial WCS"):
+        assert [c.extension for c in FITSCutout(path, "150 2", 3, extension="all").cutouts] == [1]
+    with pytest.raises(InvalidInputError, match="extension 2 of .*mixed.fits has no celestial WCS"):
+        FITSCutout(path, "150 2", 3, extension="MASK")

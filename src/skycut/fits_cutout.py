@@ -495,7 +495,12 @@ class FITSCutout:
         hdu = handle.hdul[index]
         header = hdu.header
         if wcs is None:
-            raise InvalidInputError(f"extension {index} of {name} has no celestial WCS")
+            single = not isinstance(self.extension, list) and not (
+                isinstance(self.extension, str) and self.extension.lower() == "all")
+            if single:
+                raise InvalidInputError(f"extension {index} of {name} has no celestial WCS")
+            warnings.warn(f"extension {index} of {name} has no celestial WCS; skipped", DataWarning, stacklevel=4)
+            return
         naxis = header["NAXIS"]
         shape = tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
         if len(shape) > 2 and all(n == 1 for n in shape[:-2]):
