@@ -634,3 +634,44 @@ def test_documentation_example_runs(sim_roman, roman_file, tmp_path, monkeypatch
     tree = lite.asdf_cutouts[0].tree["roman"]
     assert set(tree["meta"]) >= {"wcs"} and tree["data"].shape == (25, 25)
     assert isinstance(asdf_cutout.cutouts_by_file[str(roman_file)][0].data, np.ndarray)
+
+
+def _write_lz4(src, dst, chunk_bytes):
+    """Rewrite ``src`` with lz4-compressed blocks of ``chunk_bytes`` uncompressed bytes per chunk."""
+    with asdf.open(src, lazy_load=False) as af:
+        tree = {"roman": {k: (np.array(v) if k != "meta" else v) for k, v in af["roman"].items()}}
+        asdf.AsdfFile(tree).write_to(dst, all_array_compression="lz4",
+                                     compression_kwargs={"compression_block_size": chunk_bytes})
+    return Path(dst)
+
+
+@pytest.mark.parametrize(("x", "y"), [(17.0, 11.0), (1.0, 38.0), (48.0, 0.0)])
+def test_lz4_compressed_blocks_read_by_chunks(tmp_path, x, y):
+    """Chunk-wise lz4 reading gives exactly what asdf's whole-block read gives (padding included)."""
+    gw = distorted_gwcs((40, 50))
+    plain = write_roman_like(tmp_path / "plain.asdf", gwcs_obj=gw)
+    packed = _write_lz4(plain, tmp_path / "lz4.asdf", chunk_bytes=1000)   # 250 float32 per chunk: many chunks
+    with asdf.open(packed) as af:
+        blk = af["roman"]["data"]._data_callback(_attr="header")
+        assert bytes(blk["compression"]).startswith(b"lz4")
+    coord = SkyCoord(*sky(gw, x, y), unit="deg")
+    a = ASDFCutout(plain, coord, cutout_size=[9, 7], fill_value=-1)
+    b = ASDFCutout(packed, coord, cutout_size=[9, 7], fill_value=-1)
+    ra, rb = a.asdf_cutouts[0]["roman"], b.asdf_cutouts[0]["roman"]
+    assert set(ra) == set(rb)
+    for name in set(ra) - {"meta"}:
+        np.testing.assert_array_equal(rb[name], ra[name])
+        assert rb[name].dtype == ra[name].dtype
+
+
+def test_remote_lz4_fetches_only_needed_chunks(http_server, big_roman, tmp_path):  # noqa: F811
+    path, gw = big_roman
+    packed = _write_lz4(path, tmp_path / "big_lz4_cal.asdf", chunk_bytes=1 << 16)
+    url = http_server.add(packed)
+    coord = SkyCoord(*sky(gw, 200.0, 300.0), unit="deg")
+    http_server.log.reset()
+    c = ASDFCutout(url, coord, cutout_size=15)
+    assert http_server.log.bytes_sent < packed.stat().st_size / 5
+    yy, xx = np.mgrid[293:308, 193:208]
+    np.testing.assert_array_equal(c.cutouts[0].data, 1000 * yy + xx)
+    np.testing.assert_array_equal(c.asdf_cutouts[0]["roman"]["context"][1], 1000 * yy + xx + 5)

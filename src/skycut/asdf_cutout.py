@@ -3,7 +3,9 @@
 Input: Level 2 (or any) Roman ASDF images, i.e. a tree ``tree["roman"]`` with a 2-D science array ``data`` and a
 gwcs in ``tree["roman"]["meta"]["wcs"]``. Local paths (``str``/``pathlib.Path``), ``s3://`` URIs (anonymous by
 default, or ``key``/``secret``/``token``) and ``https://`` URLs (through fsspec, ``fsspec_kwargs`` for
-``endpoint_url`` etc.).
+``endpoint_url`` etc.). Only what a cutout needs is read: local uncompressed blocks are memory-mapped, remote
+uncompressed blocks are fetched row range by row range, and lz4-compressed blocks (roman_datamodels' default)
+are decompressed chunk by chunk, only the chunks holding the cutout's rows (see :class:`skycut.asdf_io.AsdfHandle`).
 
 Pixel conventions (as :mod:`skycut.geometry`): 0-based pixels, ``x`` = column (numpy axis -1), ``y`` = row
 (numpy axis -2). ``cutout_size=[nx, ny]`` gives arrays of numpy shape ``(ny, nx)``. Limits are half-open

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -122,7 +122,8 @@ def copy_node(node: Any) -> Any:
 
 @dataclass
 class AsdfHandle:
-    """An opened ASDF input: ``af`` (the ``AsdfFile``) and, for a remote input, the fsspec filesystem and path."""
+    """An opened ASDF input: ``af`` (the ``AsdfFile``), and the fsspec filesystem and path it was read from
+    (``fs`` is None for a local file)."""
 
     name: str
     af: Any
@@ -134,25 +135,42 @@ class AsdfHandle:
         return self.af.tree
 
     def source(self, value: Any) -> Any:
-        """What to cut ``value`` (an array of the tree) from: for a remote input and an uncompressed, unmasked,
-        C-contiguous block array, a :class:`skycut.remote.RangeSection` that fetches only the needed rows as
-        byte ranges; otherwise ``value`` itself (asdf then reads, or memory-maps, the whole block)."""
-        if self.fs is None:
+        """What to cut ``value`` (an array of the tree) from, reading as little as possible.
+
+        * lz4-compressed block (what roman_datamodels writes): a :class:`Lz4BlockView` that decompresses only
+          the compression chunks holding the needed rows (local or remote).
+        * uncompressed block of a remote file: a :class:`skycut.remote.RangeSection` fetching only the needed
+          rows as byte ranges. (A local uncompressed block is memory-mapped by asdf already.)
+        * anything else (zlib/bzp2 blocks, masked or inline arrays, Quantities): ``value`` itself, read whole.
+        """
+        layout = _block_layout(value)
+        if layout is None:
             return value
-        view = _range_view(value, self.fs, self.fspath)
-        if view is None:
-            log.debug("%s: array read whole (compressed, masked or not a plain block)", self.name)
-        return value if view is None else view
+        compression, offset, shape, dtype, used_size = layout
+        fs, fspath = self.fs, self.fspath
+        if fs is None:
+            if compression != "lz4":
+                return value
+            import fsspec
+
+            fs, fspath = fsspec.filesystem("file"), str(Path(self.name).resolve())
+        if compression == "":
+            from .remote import RangeSection
+
+            return RangeSection(fs, fspath, offset, shape, dtype)
+        if compression == "lz4":
+            return Lz4BlockView(fs, fspath, offset, used_size, shape, dtype)
+        log.debug("%s: %s-compressed array read whole", self.name, compression)
+        return value
 
 
-def _range_view(value: Any, fs: Any, fspath: str) -> Any:
-    """A RangeSection over a lazily loaded asdf ``NDArrayType`` stored in an uncompressed block, else None.
+def _block_layout(value: Any) -> tuple[str, int, tuple[int, ...], np.dtype, int] | None:
+    """``(compression, data offset in the file, shape, dtype, stored block size)`` of a lazily loaded asdf
+    ``NDArrayType`` that is a plain C-ordered view of a whole block, else None.
 
-    Uses asdf's block bookkeeping (``_data_callback``: the block header and data offset), which is read without
-    loading the block data; any surprise in those internals gives None, i.e. the normal (whole block) read.
+    Uses asdf's block bookkeeping (``_data_callback``: block header and data offset, read without loading the
+    data); any surprise in those internals gives None, i.e. the normal asdf read.
     """
-    from .remote import RangeSection
-
     try:
         from asdf.tags.core import NDArrayType
 
@@ -160,19 +178,98 @@ def _range_view(value: Any, fs: Any, fspath: str) -> Any:
             return None
         if isinstance(value._source, str) or value._strides is not None or value._order not in ("C", "A"):
             return None
+        if int(value._offset or 0) != 0:
+            return None
         callback = value._data_callback
         header = callback(_attr="header")
-        if bytes(header["compression"]).strip(b"\0") or header["flags"] & 1:  # compressed or streamed
+        if header["flags"] & 1:  # streamed block
             return None
+        compression = bytes(header["compression"]).rstrip(b"\0").decode("ascii", "replace")
         shape = tuple(int(v) for v in value._shape)
         dtype = np.dtype(value._dtype)
-        offset = int(callback(_attr="data_offset")) + int(value._offset or 0)
         if dtype.hasobject or dtype.fields is not None or len(shape) < 2:
             return None
+        if compression == "" and int(header["data_size"]) < int(np.prod(shape)) * dtype.itemsize:
+            return None
+        return compression, int(callback(_attr="data_offset")), shape, dtype, int(header["used_size"])
     except Exception as exc:  # asdf internals differ: fall back to a normal read
-        log.debug("no byte-range view (%s: %s)", type(exc).__name__, exc)
+        log.debug("no block layout (%s: %s)", type(exc).__name__, exc)
         return None
-    return RangeSection(fs, fspath, offset, shape, dtype)
+
+
+@dataclass
+class Lz4BlockView:
+    """Lazy ``[..., y0:y1, x0:x1]`` access to an array stored in an asdf lz4-compressed block.
+
+    asdf writes lz4 blocks as a sequence of chunks ``[4-byte big-endian compressed length][lz4 block with its
+    4-byte little-endian uncompressed size][compressed data]``, each holding a fixed number of bytes of the
+    C-ordered array (4 MiB by default). The chunk index is built by reading each chunk's 8 header bytes (stopping
+    once past the last needed byte); only the chunks holding the needed rows are fetched and decompressed.
+    """
+
+    fs: Any
+    path: str
+    offset: int
+    used_size: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    _chunks: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
+    _end_of_index: bool = False
+
+    def _index_until(self, stop: int) -> None:
+        """Extend the chunk index ``(file offset, compressed length, first byte, n bytes)`` to cover ``stop``."""
+        import struct
+
+        end = self.offset + self.used_size
+        while not self._end_of_index and (not self._chunks or self._chunks[-1][2] + self._chunks[-1][3] < stop):
+            if self._chunks:
+                pos, clen, first, n = self._chunks[-1]
+                pos, first = pos + clen, first + n
+            else:
+                pos, first = self.offset, 0
+            if pos + 8 > end:
+                self._end_of_index = True
+                break
+            head = bytes(self.fs.cat_file(self.path, start=pos, end=pos + 8))
+            clen = struct.unpack("!I", head[:4])[0]
+            n = struct.unpack("<I", head[4:8])[0]
+            self._chunks.append((pos + 4, clen, first, n))
+
+    def _read(self, start: int, stop: int) -> bytes:
+        """Uncompressed bytes ``[start, stop)`` of the block."""
+        import lz4.block
+
+        self._index_until(stop)
+        chunks = [c for c in self._chunks if c[2] < stop and c[2] + c[3] > start]
+        if not chunks or chunks[0][2] > start or chunks[-1][2] + chunks[-1][3] < stop:
+            raise InvalidInputError(f"{self.path}: lz4 block shorter than its array")
+        blobs = self.fs.cat_ranges([self.path] * len(chunks), [c[0] for c in chunks],
+                                   [c[0] + c[1] for c in chunks])
+        data = b"".join(lz4.block.decompress(bytes(blob)) for blob in blobs)
+        return data[start - chunks[0][2]:stop - chunks[0][2]]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if key and key[0] is Ellipsis:
+            key = key[1:]
+        if len(key) != 2 or not all(isinstance(k, slice) for k in key):
+            raise TypeError("Lz4BlockView supports only [..., y0:y1, x0:x1]")
+        ny, nx = self.shape[-2:]
+        (y0, y1, ystep), (x0, x1, xstep) = key[0].indices(ny), key[1].indices(nx)
+        if ystep != 1 or xstep != 1:
+            raise TypeError("Lz4BlockView does not support steps")
+        y1, x1 = max(y0, y1), max(x0, x1)
+        lead = self.shape[:-2]
+        nplanes = int(np.prod(lead)) if lead else 1
+        size = self.dtype.itemsize
+        out = np.empty((nplanes, y1 - y0, x1 - x0), dtype=self.dtype.newbyteorder("="))
+        for plane in range(nplanes if y1 > y0 and x1 > x0 else 0):
+            base = plane * ny * nx * size
+            raw = self._read(base + y0 * nx * size, base + y1 * nx * size)
+            rows = np.frombuffer(raw, dtype=self.dtype).reshape(y1 - y0, nx)
+            out[plane] = rows[:, x0:x1]
+        return out.reshape(lead + (y1 - y0, x1 - x0))
 
 
 @contextlib.contextmanager
