@@ -67,6 +67,15 @@ def test_demo_products(demo_run):
     fp = json.loads((res / "footprint_cutouts" / "local-sky" / "batch-0000.json").read_text())
     assert set(fp["products"]) == {"tess-variable", "tess-bright"}
     assert all(Path(p).name.startswith("tess-s0011-1-1_") for files in fp["products"].values() for p in files)
+    # the moving target: followed through the cube, re-centred on its path every cadence
+    with fits.open(res / "paths" / "demo-asteroid.fits") as hdul:
+        pixels = hdul["PIXELS"].data
+        assert {"TGT_X", "TGT_Y", "TGT_RA", "TGT_DEC"} <= set(pixels.columns.names)
+        flux = np.asarray(pixels["FLUX"], dtype=float)
+        assert flux.shape[1:] == (9, 9) and len(flux) >= 12
+        residual = flux - np.nanmedian(flux, axis=0)
+        peaks = [np.unravel_index(np.nanargmax(im), im.shape) for im in residual]
+        assert all(abs(y - 4) <= 1 and abs(x - 4) <= 1 for y, x in peaks)
     # every job left a log
     assert any((res / "logs").rglob("*.log"))
 

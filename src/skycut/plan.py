@@ -255,8 +255,24 @@ class Plan:
         return self.path("paths", f"{name}.fits")
 
     def path_cubes(self, name: str) -> list[str]:
+        """Cubes a moving target is cut from: its ``cubes``, or the cube URIs of its ``sectors`` (the
+        sector/camera/CCDs whose footprints the path crosses, looked up when the job is planned)."""
         spec = self.manifest.paths[name]
-        return [self.cube_source(ref) for ref in spec.cubes or []]
+        if spec.cubes is not None:
+            return [self.cube_source(ref) for ref in spec.cubes]
+        from .footprint import cube_uri, get_tess_sectors
+        from .products import read_path
+
+        path = read_path(spec.table, spec.time_format)
+        found = get_tess_sectors(path["position"], 0, sequence=spec.sectors, footprint_uri=spec.footprint_uri,
+                                 fsspec_kwargs=fsspec_kwargs(spec.fsspec))
+        return sorted({cube_uri(spec.cube_base_uri, str(n)) for n in found["sectorName"]})
+
+    def path_inputs(self, name: str) -> dict[str, list[str]]:
+        """Local files a moving-target job reads (the path table and local cubes)."""
+        spec = self.manifest.paths[name]
+        cubes = [c for c in self.path_cubes(name) if not is_remote(c)] if spec.cubes is not None else []
+        return {"table": [spec.table], "cubes": cubes}
 
     # ---------------------------------------------------------------------------------------- everything
     def all_outputs(self) -> list[str]:

@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .atomic import atomic_output, write_hdulist
 from .exceptions import InvalidQueryError
 
@@ -412,3 +414,78 @@ def footprint_cutouts(targets: list[dict[str, Any]], out_dir: str, index_path: s
             continue
         products[name] = [str(p) for p in cut.write_as_tpf(Path(out_dir) / name)]
     return write_index(index_path, products, skipped)
+
+
+# ------------------------------------------------------------------------------------------------ moving targets
+def read_path(table_file: str, time_format: str = "jd"):
+    """A path table (columns ``time``, ``ra``, ``dec``) as astrocut's ``Table(time: Time, position: SkyCoord)``.
+
+    ``time_format``: ``jd``/``iso`` (read as given), ``mjd``, or ``btjd`` (BJD - 2457000, TESS's TIME); TDB.
+    """
+    from .moving_target import read_path_table
+
+    if time_format in ("jd", "iso"):
+        return read_path_table(table_file)
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+    from astropy.time import Time
+
+    raw = Table.read(table_file, format="ascii.ecsv" if table_file.endswith(".ecsv") else "ascii.csv")
+    missing = {"time", "ra", "dec"} - set(raw.colnames)
+    if missing:
+        raise ValueError(f"{table_file}: missing column(s) {sorted(missing)}")
+    values = np.asarray(raw["time"], dtype=float)
+    time = Time(values + 2457000.0, format="jd", scale="tdb") if time_format == "btjd" else Time(
+        values, format="mjd", scale="tdb")
+    return Table({"time": time, "position": SkyCoord(raw["ra"], raw["dec"], unit="deg")})
+
+
+def cube_wcs(cube: str, fsspec_kwargs: dict[str, Any] | None = None):
+    """The full (SIP) WCS a cube's cutouts use, with ``pixel_shape`` set to the FFI's ``(ncols, nrows)``."""
+    from .cube_reader import CubeReader, TanSip, cube_wcs_from_row, cube_wcs_row
+
+    reader = CubeReader(cube, fsspec_kwargs=fsspec_kwargs)
+    try:
+        wcs = cube_wcs_from_row(reader.table, cube_wcs_row(reader.table, str(cube)), reader.shape)
+        wcs = wcs.to_astropy() if isinstance(wcs, TanSip) else wcs
+        wcs.pixel_shape = (reader.ncols, reader.nrows)
+        return wcs
+    finally:
+        reader.close()
+
+
+def moving_target(table_file: str, size: Any, cubes: list[str], output: str, *, time_format: str = "jd",
+                  target: str | None = None, fsspec_kwargs: dict[str, Any] | None = None) -> str:
+    """Follow a moving target through cubes: cover its path with TPFs (``path_to_footprints``), cut them,
+    and re-centre on the path (``center_on_path``); the result is written to ``output``."""
+    import shutil
+    import tempfile
+
+    from .cube_cutout import cut_cube_targets
+    from .moving_target import center_on_path, path_to_footprints
+
+    path = read_path(table_file, time_format)
+    with tempfile.TemporaryDirectory(prefix="skycut-path-") as scratch:
+        tpfs: list[str] = []
+        wcs = None
+        for k, cube in enumerate(cubes):
+            cube_w = cube_wcs(cube, fsspec_kwargs)
+            boxes = path_to_footprints(path["position"], size, cube_w)
+            if not boxes:
+                log.info("%s: the path does not cross this cube", cube)
+                continue
+            wcs = wcs or cube_w
+            for j, box in enumerate(boxes):
+                ny, nx = box["size"]
+                name = f"c{k}_b{j}"
+                written = cut_cube_targets(cube, [(name, box["coordinates"])], [nx, ny],
+                                           output_paths={name: Path(scratch) / f"{name}.fits"},
+                                           fsspec_kwargs=fsspec_kwargs, on_missing="warn")
+                tpfs += [str(p) for p in written.values()]
+        if not tpfs:
+            raise InvalidQueryError(f"the path in {table_file} crosses none of the cubes {cubes}")
+        made = center_on_path(path, size, tpfs, target=target, img_wcs=wcs, output_path=scratch, verbose=False)
+        with atomic_output(output) as tmp:
+            shutil.copyfile(made, tmp)
+    log.info("moving target %s: %d TPF(s) -> %s", target or table_file, len(tpfs), output)
+    return output
