@@ -1,0 +1,293 @@
+"""Pure helpers for FITS image cutouts: extension selection, celestial WCS, pixel positions, cutout limits,
+and the headers of the output HDUs. Used by :mod:`skycut.fits_cutout`.
+
+Conventions as in :mod:`skycut.geometry`: 0-based pixels, ``x`` = column = FITS axis 1, ``y`` = row.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from datetime import date
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from . import __version__
+from .exceptions import DataWarning, InvalidInputError
+from .geometry import cutout_limits
+from .remote import is_remote
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.coordinates import SkyCoord
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+ORIGIN = "skycut"
+ROUNDING_METHODS = ("round", "ceil", "floor")
+# primary-WCS keywords of the original header, replaced by the cutout WCS (alternate WCSs are shifted instead)
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|WCSNAME|CRPIX\d|CRVAL\d|CDELT\d|CUNIT\d|CTYPE\d|CROTA\d|CD\d_\d|PC\d_\d|CD0\d0\d|PC0\d0\d|"
+    r"PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|"
+    r"[AB]P?_ORDER|[AB]P?_\d+_\d+|[AB]_DMAX|CRDER\d|CSYER\d)$"
+)
+_DISTORTION_KEY = re.compile(r"^(CPDIS\d|CPERR\d|DP\d|D2IMDIS\d|D2IM\d|D2IMERR\d|D2IMEXT|NPOLEXT)")
+_ARCHAIC = re.compile(r"^(PC|CD)0*(\d)0*(\d)$")
+_ALT_CRPIX = re.compile(r"^CRPIX([12])([A-Z])$")
+_PHYSICAL_KEYS = frozenset({"WCSNAME", "WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2",
+                            "CRVAL1", "CRVAL2", "CDELT1", "CDELT2"})
+_STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "BSCALE",
+                         "BZERO", "BLANK", "CHECKSUM", "DATASUM", "ZIMAGE", "EXTNAME", "EXTVER", "INHERIT",
+                         "FILENAME"})
+
+
+def input_name(path: Any) -> str:
+    if isinstance(path, str):
+        return path
+    if hasattr(path, "__fspath__"):
+        return str(Path(path))
+    raise InvalidInputError(f"input file must be a str, pathlib.Path, https:// URL or s3:// URI, got {path!r}")
+
+
+def input_stem(name: str) -> str:
+    """File-name stem of a local path or URL (``.../hst_f606w_drz.fits?x=1`` -> ``hst_f606w_drz``)."""
+    if is_remote(name):
+        return PurePosixPath(urlparse(name).path).stem or "remote"
+    return Path(name).stem
+
+
+def _modernize(header: fits.Header) -> fits.Header:
+    """``header`` with archaic ``PC00i00j``/``CD00i00j`` keywords renamed to ``PCi_j``/``CDi_j`` (a copy if any
+    was renamed; the header itself otherwise)."""
+    if not any(_ARCHAIC.match(k) and "_" not in k for k in header.keys()):
+        return header
+    out = header.copy()
+    for key in list(out.keys()):
+        m = _ARCHAIC.match(key)
+        if m and "_" not in key and f"{m[1]}{m[2]}_{m[3]}" not in out:
+            out.rename_keyword(key, f"{m[1]}{m[2]}_{m[3]}")
+    return out
+
+
+def celestial_wcs(header: fits.Header) -> WCS | None:
+    """The celestial WCS of an image header (SIP kept; lookup-table distortions ignored), or None."""
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    header = _modernize(header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, relax=True)
+        except Exception:
+            header = header.copy()
+            for key in [k for k in header.keys() if _DISTORTION_KEY.match(k)]:
+                header.remove(key, ignore_missing=True, remove_all=True)
+            try:
+                wcs = WCS(header, relax=True)
+            except Exception:
+                return None
+    if not wcs.has_celestial:
+        return None
+    if wcs.naxis == 2 and wcs.wcs.lng == 0 and wcs.wcs.lat == 1:
+        return wcs
+    cel = wcs.celestial
+    return cel if cel.naxis == 2 else None
+
+
+def world_to_pixel(wcs: WCS, coords: SkyCoord) -> list[tuple[float, float]]:
+    """0-based pixel ``(x, y)`` of ``coords`` (array SkyCoord) in a celestial ``wcs`` (SIP applied).
+
+    Coordinates are transformed to the WCS's celestial frame first (nothing to do for ICRS images). Points
+    for which the SIP inversion diverges (far off the image) get NaN, i.e. "not on this image".
+    """
+    from astropy.coordinates import ICRS
+    from astropy.wcs import NoConvergence
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    try:
+        frame = wcs_to_celestial_frame(wcs)
+    except Exception:
+        frame = ICRS()
+    if isinstance(frame, ICRS):
+        lon, lat = coords.ra.deg, coords.dec.deg
+    else:
+        sph = coords.transform_to(frame).spherical
+        lon, lat = sph.lon.deg, sph.lat.deg
+    world = (lon, lat) if wcs.wcs.lng == 0 else (lat, lon)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            x, y = wcs.all_world2pix(*world, 0)
+        except NoConvergence as exc:
+            sol = np.array(exc.best_solution, dtype=float)
+            if exc.divergent is not None:
+                sol[np.asarray(exc.divergent, dtype=int)] = np.nan
+            x, y = sol[:, 0], sol[:, 1]
+    return [(float(a), float(b)) for a, b in zip(np.atleast_1d(x), np.atleast_1d(y), strict=True)]
+
+
+def _is_image_with_data(hdu: Any) -> bool:
+    from astropy.io import fits
+
+    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+        return False
+    h = hdu.header
+    naxis = h.get("NAXIS", 0)
+    return naxis >= 2 and all(h.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1))
+
+
+def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
+                      wcs_of: Any = None) -> list[int]:
+    """Indices of the HDUs to cut.
+
+    ``None``: every image HDU with data and a celestial WCS; ``"all"``: every image HDU with data; an int or
+    an EXTNAME (or ``(EXTNAME, EXTVER)``); or a list of those (missing ones -> DataWarning).
+    ``wcs_of(index)`` returns the celestial WCS of an HDU (default :func:`celestial_wcs` of its header).
+    """
+    hdus = list(hdul)
+    if wcs_of is None:
+        def wcs_of(i: int) -> WCS | None:
+            return celestial_wcs(hdus[i].header)
+    if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
+        idx = [i for i, h in enumerate(hdus) if _is_image_with_data(h)]
+        if extension is None:
+            idx = [i for i in idx if wcs_of(i) is not None]
+            if not idx:
+                raise InvalidInputError(f"{name} has no image HDU with data and a celestial WCS")
+        elif not idx:
+            raise InvalidInputError(f"{name} has no image HDU with data")
+        return idx
+    wanted = extension if isinstance(extension, list) else [extension]
+    idx: list[int] = []
+    for ext in wanted:
+        try:
+            if isinstance(ext, (int, np.integer)) and not isinstance(ext, bool):
+                i = int(ext)
+                hdus[i]  # noqa: B018 - IndexError if missing
+                i = i % len(hdus)
+            elif isinstance(ext, (str, tuple)):
+                i = hdul.index_of(ext)
+            else:
+                raise InvalidInputError(f"extension {ext!r} must be an int, an EXTNAME, a list of those, or 'all'")
+        except (KeyError, IndexError):
+            if len(wanted) == 1:
+                raise InvalidInputError(f"{name} has no extension {ext!r}") from None
+            warnings.warn(f"{name} has no extension {ext!r}; skipped", DataWarning, stacklevel=3)
+            continue
+        if not _is_image_with_data(hdus[i]):
+            raise InvalidInputError(f"extension {ext!r} of {name} is not an image HDU with data")
+        if i not in idx:
+            idx.append(i)
+    if not idx:
+        raise InvalidInputError(f"{name} has none of the extensions {wanted!r}")
+    return idx
+
+
+def linearize_asinh(data: np.ndarray, header: fits.Header) -> np.ndarray:
+    """Undo Pan-STARRS asinh scaling: ``BOFFSET + BSOFTEN * 2 sinh(data * 0.4 ln 10)``."""
+    x = np.asarray(data, dtype=np.float64) * (0.4 * math.log(10.0))
+    out = header["BOFFSET"] + header["BSOFTEN"] * 2.0 * np.sinh(x)
+    return out.astype(data.dtype if data.dtype.kind == "f" else np.float64, copy=False)
+
+
+def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig_file: str, orig_ext: int,
+                  linearized: bool = False, empty: bool = False) -> fits.Header:
+    """The header of a ``CUTOUT`` HDU: the original keywords with the WCS replaced by ``wcs`` (already
+    shifted by ``(xmin, ymin)``), alternate WCSs shifted, a physical WCS, and the provenance keywords."""
+    from astropy.io import fits
+    from astropy.wcs import FITSFixedWarning
+
+    naxis = original.get("NAXIS", 0)
+    drop = _STRUCTURAL | {f"NAXIS{i}" for i in range(1, naxis + 1)}
+    if linearized:
+        drop = drop | {"BSOFTEN", "BOFFSET"}
+    cards: list[Any] = []
+    for card in _modernize(original).cards:
+        key = card.keyword
+        if key in drop or _WCS_KEY.match(key) or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
+            continue
+        m = _ALT_CRPIX.match(key)
+        if m and m[2] != "P" and isinstance(card.value, (int, float)):  # shift alternate WCSs too
+            card = (key, card.value - (xmin if m[1] == "1" else ymin), card.comment)
+        elif m or key.endswith("P") and key[:-1] in _PHYSICAL_KEYS:  # our physical WCS replaces any old one
+            continue
+        cards.append(card)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs_header = wcs.to_header(relax=True)
+    if wcs.sip is not None and not wcs_header.get("CTYPE1", "").endswith("-SIP"):  # keep SIP explicitly
+        wcs_header["CTYPE1"] = wcs_header["CTYPE1"] + "-SIP"
+        wcs_header["CTYPE2"] = wcs_header["CTYPE2"] + "-SIP"
+    added_by_wcslib = {"MJD-OBS", "DATE-OBS", "DATEREF", "MJDREF"} - set(original.keys())
+    cards += [c for c in wcs_header.cards if c.keyword not in added_by_wcslib]
+    # physical coordinates: pixel (1-based) in the original image, as IRAF LTV/LTM and an alternate WCS "P"
+    for axis, lo in (("1", xmin), ("2", ymin)):
+        cards.append((f"LTV{axis}", float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset"))
+        cards.append((f"LTM{axis}_{axis}", float(original.get(f"LTM{axis}_{axis}", 1.0)), "IRAF physical scale"))
+    cards += [("WCSNAMEP", "PHYSICAL", "pixel coordinates in the original image"), ("WCSAXESP", 2, "")]
+    for axis, lo, ctype in (("1", xmin, "RAWX"), ("2", ymin, "RAWY")):
+        cards += [(f"CTYPE{axis}P", ctype, ""), (f"CUNIT{axis}P", "PIXEL", ""), (f"CRPIX{axis}P", 1.0, ""),
+                  (f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
+                  (f"CDELT{axis}P", 1.0, "")]
+    filename = original.get("FILENAME")
+    cards += [("EXTNAME", "CUTOUT", ""),
+              ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
+              _fitting_card("ORIG_FLE", filename if filename else orig_file, "Original image filename."),
+              ("ORIG_EXT", orig_ext, "Extension in original file.")]
+    if linearized:
+        cards.append(("HISTORY", f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
+                                 f"BOFFSET={original['BOFFSET']} (keywords removed)."))
+    if empty:
+        cards.append(("EMPTY", True, "Indicates no data in cutout image."))
+    return fits.Header(cards)
+
+
+def _fitting_card(key: str, value: Any, comment: str) -> tuple[str, Any, str]:
+    """A card whose comment is dropped when value and comment would not fit in 80 characters."""
+    if isinstance(value, str) and len(value) + len(comment) > 80 - 16:
+        comment = ""
+    return key, value, comment
+
+
+def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
+    """The data-less primary HDU of a cutout file (``ORIGIN, DATE, PROCVER, RA_OBJ, DEC_OBJ``)."""
+    from astropy.io import fits
+
+    ra, dec = float(coordinate.ra.deg), float(coordinate.dec.deg)
+    cards = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
+             ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, ""),
+             ("ORIGIN", ORIGIN, "institution responsible for creating this file"),
+             ("DATE", str(date.today()), "file creation date"),
+             ("PROCVER", __version__, "software version"),
+             ("RA_OBJ", ra, "[deg] right ascension"), ("DEC_OBJ", dec, "[deg] declination")]
+    return fits.PrimaryHDU(header=fits.Header(cards))
+
+
+def is_empty(block: np.ndarray) -> bool:
+    if block.size == 0:
+        return True
+    if block.dtype.kind == "f":
+        return bool(np.all(np.isnan(block) | (block == 0)))
+    return not np.any(block)
+
+
+def rounded_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
+    """Half-open limits; ``round`` is geometry.cutout_limits, ``floor``/``ceil`` round ``x - n/2`` that way.
+
+    The centre is first rounded to 1e-6 pixel, so that a target on a pixel centre (up to WCS round-off) gives
+    a box centred on that pixel for odd sizes."""
+    center_xy = tuple(round(float(c), 6) if np.isfinite(c) else c for c in center_xy)
+    if method == "round":
+        return cutout_limits(center_xy, shape_xy)
+    fn = math.floor if method == "floor" else math.ceil
+    lims = np.zeros((2, 2), dtype=np.int64)
+    for axis in range(2):
+        c = float(center_xy[axis])
+        if not np.isfinite(c):
+            raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
+        lo = int(fn(c - shape_xy[axis] / 2.0 + 0.5))
+        lims[axis] = (lo, lo + int(shape_xy[axis]))
+    return lims
