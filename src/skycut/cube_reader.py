@@ -316,8 +316,11 @@ class CubeReader:
             raise InvalidInputError(f"{self.name!r} is not a readable cube file: {exc}") from exc
 
     # -- opening
-    def _header_at(self, offset: int) -> RawHeader:
-        blob = b""
+    def _header_at(self, offset: int, blob: bytes = b"") -> RawHeader:
+        """Parse the header at ``offset``; ``blob`` holds bytes already read from there (read on as needed)."""
+        hdr = RawHeader.parse(blob, offset) if blob else None
+        if hdr is not None:
+            return hdr
         while True:
             if offset + len(blob) >= self._src.size:
                 raise InvalidInputError(f"{self.name!r}: truncated FITS header at byte {offset}")
@@ -327,11 +330,13 @@ class CubeReader:
                 return hdr
 
     def _open(self) -> None:
-        self.primary = self._header_at(0)
+        # the first two blocks hold both headers of a typical cube (one request); read on if they do not
+        first = self._src.read(0, min(self._src.size, 2 * BLOCK))
+        self.primary = self._header_at(0, first)
         if self.primary.values.get("SIMPLE") is not True:
             raise InvalidInputError(f"{self.name!r} is not a FITS file")
         pos = self.primary.nbytes + padded(self.primary.data_nbytes())
-        self.image_header = self._header_at(pos)
+        self.image_header = self._header_at(pos, first[pos:])
         iv = self.image_header.values
         if iv.get("XTENSION") != "IMAGE" or iv.get("NAXIS") != 4:
             raise InvalidInputError(
