@@ -14,6 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def temporary_path(final: str | os.PathLike) -> Path:
     """Return a fresh, unused temporary path in the directory of ``final`` (the directory is created)."""
     final = Path(final)
@@ -43,6 +52,7 @@ def atomic_output(final: str | os.PathLike, *, fsync: bool = False) -> Iterator[
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; products follow the umask like any file
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

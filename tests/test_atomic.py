@@ -1,0 +1,30 @@
+"""Crash-safe writes: nothing half-written survives, finished files follow the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from skycut.atomic import atomic_output, write_bytes
+
+
+def test_success_renames_and_follows_umask(tmp_path):
+    target = tmp_path / "sub" / "out.bin"
+    write_bytes(b"abc", target)
+    assert target.read_bytes() == b"abc"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+
+
+def test_failure_leaves_nothing_and_keeps_previous(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
