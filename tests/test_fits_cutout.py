@@ -516,3 +516,14 @@ def test_extension_without_wcs(tmp_path):
         assert [c.extension for c in FITSCutout(path, "150 2", 3, extension="all").cutouts] == [1]
     with pytest.raises(InvalidInputError, match="extension 2 of .*mixed.fits has no celestial WCS"):
         FITSCutout(path, "150 2", 3, extension="MASK")
+
+
+def test_inputs_with_the_same_stem_get_distinct_files(tmp_path):
+    a, b = tmp_path / "a" / "img.fits", tmp_path / "b" / "img.fits"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    write_image(a)
+    write_image(b, data=index_image() + 1)
+    paths = FITSCutout([a, b], "150 2", 5, single_outfile=False).write_as_fits(tmp_path / "out")
+    assert len(set(paths)) == 2
+    assert fits.getdata(paths[1], 1)[0, 0] == fits.getdata(paths[0], 1)[0, 0] + 1

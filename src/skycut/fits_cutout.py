@@ -333,10 +333,11 @@ class FITSCutout:
         """All cutout instances, in input-file order."""
         return [m[1] for m in self._instances()]
 
-    def _fits_names(self) -> list[str]:
+    def _fits_names(self, cutout_prefix: str = "cutout") -> list[str]:
+        """Output file names, in :attr:`fits_cutouts` order (``_k`` appended if two inputs share a stem)."""
         names, used = [], set()
         for coord, name, _members in self._groups():
-            base = cutout_basename(input_stem(name) if name else self._prefix, coord, self.cutout_size)
+            base = cutout_basename(input_stem(name) if name else cutout_prefix, coord, self.cutout_size)
             candidate, k = base, 1
             while candidate in used:  # two inputs with the same stem
                 candidate, k = f"{base}_{k}", k + 1
@@ -350,9 +351,8 @@ class FITSCutout:
         Names: ``{cutout_prefix}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut.fits`` with ``single_outfile``, else
         ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut.fits``.
         """
-        self._prefix = cutout_prefix
         paths = []
-        for hdul, fname in zip(self.fits_cutouts, self._fits_names(), strict=True):
+        for hdul, fname in zip(self.fits_cutouts, self._fits_names(cutout_prefix), strict=True):
             path = Path(output_dir) / fname
             with atomic_output(path) as tmp:
                 # headers were built from parsed, valid cards: skip astropy's (slow) output verification
@@ -366,7 +366,6 @@ class FITSCutout:
 
         Default name ``astrocut_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}.zip`` (first coordinate).
         """
-        self._prefix = "cutout"
         if filename is None:
             c = self._coord_list[0]
             filename = f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self.cutout_size)}.zip"
@@ -382,8 +381,6 @@ class FITSCutout:
         path = Path(output_dir) / filename
         write_bytes(buf.getvalue(), path)
         return str(path)
-
-    _prefix = "cutout"
 
     # -- images ----------------------------------------------------------------------------------------
 
