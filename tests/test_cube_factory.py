@@ -224,7 +224,9 @@ def test_bad_wcs_kept_but_never_selected(ffis, tmp_path):
         assert table["CTYPE2"][middle] == "" and table["CTYPE2"][middle - 1] == ""
         with fits.open(files[middle]) as f:
             assert np.array_equal(hdul[1].data[:, :, middle, 0], f[1].data)
-        wcs, header = TessCubeCutout.parse_table_wcs(table, return_header=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs, header = TessCubeCutout.parse_table_wcs(table, return_header=True)
     assert header["WCS_OK"] and header["FFI_FILE"] not in (files[middle].name, files[middle - 1].name)
 
 
@@ -517,3 +519,50 @@ def test_remote_inputs_over_http_and_s3(ffis, cube, tmp_path, http_server, s3_se
     s3 = CubeFactory(fsspec_kwargs=s3_server.fsspec_kwargs)
     s3.make_cube(uris, str(tmp_path / "s3.fits"), verbose=False)
     _same_cube(tmp_path / "s3.fits", cube)
+
+
+# ------------------------------------------------------------------------------------------------ header scan
+def _astropy_scan(path: Path):
+    from skycut import cube_io
+
+    def refuse(*args):
+        raise cube_io._Unusual("forced")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cube_io, "_scan_fast", refuse)
+        return cube_io.scan_ffi(path)
+
+
+@pytest.mark.parametrize("continue_card", [False, True])
+def test_fast_header_scan_matches_astropy(ffis, tmp_path, continue_card):
+    from skycut import cube_io
+
+    files = _copy(ffis[:1], tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(files[0], mode="update") as hdul:
+            h = hdul[1].header
+            h["QUOTED"] = ("it's 'quoted'  ", "a comment / with slash")
+            h["NOCOMM"] = 7
+            h["UNDEF"] = (None, "undefined value")
+            h["NEGFLT"] = -1.25e-12
+            h.append(fits.Card.fromstring("DEXP    =               1.5D+03 / D exponent"))
+            h["SLASHY"] = "a/b"
+            h.add_comment("commentary")
+            if continue_card:
+                h["LONGSTR"] = "y" * 100
+    fast_failed = False
+    try:
+        cube_io._scan_fast(str(files[0]), files[0].name)
+    except cube_io._Unusual:
+        fast_failed = True
+    assert fast_failed == continue_card  # CONTINUE cards are left to astropy
+    ref = _astropy_scan(files[0])
+    info = cube_io.scan_ffi(files[0])
+    assert info.values == ref.values and info.comments == ref.comments
+    assert {k: type(v) for k, v in info.values.items()} == {k: type(v) for k, v in ref.values.items()}
+    assert (info.offsets, info.shape, info.tstart, info.dtype) == (ref.offsets, ref.shape, ref.tstart, ref.dtype)
+    assert info.values["QUOTED"] == "it's 'quoted'" and info.values["DEXP"] == 1500.0
+    assert "UNDEF" not in info.values and info.comments["UNDEF"] == "undefined value"
+    if continue_card:
+        assert info.values["LONGSTR"] == "y" * 100

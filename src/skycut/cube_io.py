@@ -107,6 +107,138 @@ def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
     return (offsets[0], offsets[1]), dtypes[0]
 
 
+class _Unusual(Exception):
+    """A header the fast reader leaves to astropy (CONTINUE, HIERARCH, complex values, odd structure)."""
+
+
+def _header_cards(fd: int, offset: int) -> tuple[list[str], int]:
+    """The cards (80-character strings, up to and including ``END``) of the header at byte ``offset``, and the
+    header's length in bytes (whole 2880-byte blocks)."""
+    cards: list[str] = []
+    pos = offset
+    while len(cards) < 20000:
+        raw = os.pread(fd, 4 * 2880, pos)
+        usable = len(raw) // 2880 * 2880
+        if not usable:
+            raise _Unusual("truncated header")
+        for b in range(0, usable, 2880):  # the bytes after the END block are data: decode block by block
+            try:
+                text = raw[b:b + 2880].decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise _Unusual("non-ASCII header") from exc
+            for i in range(0, 2880, 80):
+                card = text[i:i + 80]
+                cards.append(card)
+                if card.startswith("END") and not card[3:].strip():
+                    return cards, pos - offset + b + 2880
+        pos += usable
+    raise _Unusual("no END card")
+
+
+def _card_value(card: str) -> tuple[Any, str]:
+    """Value (``None`` if undefined) and comment of a ``KEYWORD= value / comment`` card, as astropy parses them."""
+    text = card[10:]
+    body = text.lstrip()
+    if body.startswith("'"):
+        parts, i = [], 1
+        while True:
+            j = body.find("'", i)
+            if j < 0:
+                raise _Unusual("unterminated string")
+            if body[j + 1:j + 2] == "'":
+                parts.append(body[i:j + 1])
+                i = j + 2
+                continue
+            parts.append(body[i:j])
+            rest = body[j + 1:]
+            break
+        value: Any = "".join(parts).rstrip()
+        head, _, comment = rest.partition("/")
+        if head.strip():
+            raise _Unusual("text after a string value")
+        return value, comment.strip()
+    head, _, comment = body.partition("/")
+    head = head.strip()
+    if head == "":
+        return None, comment.strip()
+    if head in ("T", "F"):
+        return head == "T", comment.strip()
+    try:
+        return int(head), comment.strip()
+    except ValueError:
+        pass
+    try:
+        return float(head.replace("D", "E").replace("d", "e")), comment.strip()
+    except ValueError as exc:
+        raise _Unusual(f"value {head!r}") from exc
+
+
+def _parse_cards(cards: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Keyword -> value / comment as :func:`skycut.cube_table.header_record` gives them (first card wins)."""
+    values: dict[str, Any] = {}
+    comments: dict[str, str] = {}
+    for card in cards[:-1]:
+        key = card[:8].rstrip()
+        if key in ("CONTINUE", "HIERARCH"):
+            raise _Unusual(key)
+        if key in ("COMMENT", "HISTORY", "") or card[8:10] != "= " or key in values:
+            continue
+        value, comment = _card_value(card)
+        if key not in comments:
+            comments[key] = comment
+        if value is not None:
+            values[key] = value
+    return values, comments
+
+
+def _data_bytes(values: dict[str, Any]) -> int:
+    naxis = int(values.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    n = 1
+    for i in range(1, naxis + 1):
+        n *= int(values[f"NAXIS{i}"])
+    size = abs(int(values["BITPIX"])) // 8 * int(values.get("GCOUNT", 1)) * (int(values.get("PCOUNT", 0)) + n)
+    return -(-size // 2880) * 2880
+
+
+def _scan_fast(path: str, name: str) -> FFIInfo:
+    """Scan a local plain-image FFI by reading its three headers directly (much faster than astropy)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        cards0, len0 = _header_cards(fd, 0)
+        primary, _ = _parse_cards(cards0)
+        if primary.get("SIMPLE") is not True:
+            raise _Unusual("not FITS")
+        start1 = len0 + _data_bytes(primary)
+        cards1, len1 = _header_cards(fd, start1)
+        values, comments = _parse_cards(cards1)
+        start2 = start1 + len1 + _data_bytes(values)
+        cards2, len2 = _header_cards(fd, start2)
+        values2, _ = _parse_cards(cards2)
+    finally:
+        os.close(fd)
+    for v in (values, values2):
+        if (v.get("XTENSION") != "IMAGE" or v.get("NAXIS") != 2 or v.get("BITPIX") not in _DIRECT_DTYPES
+                or v.get("BSCALE", 1) != 1 or v.get("BZERO", 0) != 0 or "BLANK" in v):
+            raise _Unusual("not a plain image")
+    if values["BITPIX"] != values2["BITPIX"]:
+        raise _Unusual("different BITPIX")
+    shape = (int(values["NAXIS2"]), int(values["NAXIS1"]))
+    if shape != (int(values2["NAXIS2"]), int(values2["NAXIS1"])) or 0 in shape:
+        raise InvalidInputError(f"FFI file {path!r}: ext 1 and ext 2 must be 2-D images of the same shape")
+    tstart = values.get("TSTART", primary.get("TSTART"))
+    if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
+        raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
+    return FFIInfo(
+        path=path, name=name, primary_text="".join(cards0), values=values, comments=comments,
+        tstart=float(tstart), shape=shape, offsets=(start1 + len1, start2 + len2),
+        dtype=_DIRECT_DTYPES[values["BITPIX"]],
+        sector=primary.get("SECTOR", values.get("SECTOR")), camera=primary.get("CAMERA", values.get("CAMERA")),
+        ccd=primary.get("CCD", values.get("CCD")),
+    )
+
+
 def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFIInfo:
     """Read the headers of one SPOC FFI (primary, ext 1 flux, ext 2 uncertainty) and its data layout.
 
@@ -121,6 +253,13 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
     name = path.rstrip("/").rsplit("/", 1)[-1]
     if not is_remote(path) and not Path(path).is_file():
         raise InvalidInputError(f"FFI file {path!r} does not exist")
+    if not is_remote(path):
+        try:
+            return _scan_fast(path, name)
+        except (_Unusual, KeyError, ValueError, TypeError, OSError) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            log.debug("FFI %s: reading headers with astropy (%s)", path, exc)
     try:
         hdul = _open(path, fsspec_kwargs, lazy_load_hdus=True, do_not_scale_image_data=True)
     except Exception as exc:  # astropy raises OSError/TypeError/ValueError for non-FITS input
