@@ -487,3 +487,22 @@ def test_one_cutout_process_does_not_import_astropy(cubes, sim_tess, tmp_path):
     assert modules == "[]"
     with open_checked(path) as h:
         assert h["PIXELS"].data["FLUX"].shape[1:] == (9, 9)
+
+
+def test_float64_cube_from_astrocut_update_cube(sim_tess, ffi_stack, tmp_path):
+    """astrocut's update_cube turns a cube into float64; such cubes cut the same (values as float32)."""
+    from astrocut import CubeFactory
+
+    cube = make_cube(sim_tess.files[:4], tmp_path / "grown-cube.fits", tool="astrocut")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CubeFactory().update_cube([str(f) for f in sim_tess.files[4:]], str(cube), verbose=False)
+    assert fits.getheader(cube, 1)["BITPIX"] == -64
+    with CubeReader(cube) as reader:
+        names = list(reader.table["FFI_FILE"])
+    cut = TessCubeCutout(cube, var_coord(sim_tess.truth), 6)
+    c = cut.cutouts[0]
+    (x0, x1), (y0, y1) = c.cutout_lims
+    order = [[Path(f).name[:len(n)] for f in sim_tess.files].index(n) for n in names]
+    np.testing.assert_array_equal(c.data, ffi_stack[0][order, y0:y1, x0:x1])
+    assert cut.tpf_cutouts[0]["PIXELS"].data["FLUX"].dtype.kind == "f"

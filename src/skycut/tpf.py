@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_output
+from .cube_reader import card_value
 
 BLOCK = 2880
 
@@ -243,6 +244,13 @@ class TpfCutout:
 # ------------------------------------------------------------------------------------------ PRIMARY
 
 
+_TIME_COMMENTS = {"DATE": "FFI cube creation date", "TSTART": "observation start time in TJD of first FFI",
+                  "TSTOP": "observation stop time in TJD of last FFI",
+                  "DATE-OBS": "TSTART as UTC calendar date of first FFI",
+                  "DATE-END": "TSTOP as UTC calendar date of last FFI",
+                  "FFIINDEX": "number of FFI cadence interval of first FFI"}
+
+
 def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut",
                   version: str | None = None) -> list[str]:
     """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords)."""
@@ -254,6 +262,10 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
                  format_card("BITPIX", 8, "array data type"),
                  format_card("NAXIS", 0, "number of array dimensions"), format_card("EXTEND", True)]
         cards += meta.primary_cards
+        for k, comment in _TIME_COMMENTS.items():  # say which FFI the cube-level time keywords describe
+            for i, card in enumerate(cards):
+                if _key(card) == k:
+                    cards[i] = format_card(k, card_value(card), comment)
         if not any(_key(c) == "ORIGIN" for c in cards):
             set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
         telapse = (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None
