@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import io
 import logging
 import math
@@ -87,6 +88,7 @@ from .geometry import (
     overlap,
     parse_coordinates,
     parse_size_input,
+    shifted_wcs,
     size_in_pixels,
 )
 
@@ -138,23 +140,70 @@ def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -
     return lims
 
 
-def _cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: Any) -> Any:
-    """An astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, holding ``data``.
+class _FileFitsWcs:
+    """The FITS (TAN-SIP) approximation of one file's gwcs, fitted on first use only (it costs tens of ms)."""
 
-    Its bookkeeping (``xmin_original``, ``slices_original``, ``wcs`` with CRPIX shifted, ...) comes from astropy,
-    computed on a zero-cost stand-in for the full image; the pixels are the ones already cut by
-    :func:`cut_array`. ``position = (xmin + nx / 2, ymin + ny / 2)`` makes astropy's limits equal ``limits``.
-    """
+    def __init__(self, gw: Any, parent_shape: tuple[int, int], file: str):
+        self._gw, self._shape, self._file = gw, parent_shape, file
+        self._done, self._wcs = False, None
+
+    def get(self) -> Any:
+        if not self._done:
+            self._done = True
+            try:
+                self._wcs = fits_approximation(self._gw, self._shape)
+            except Exception as exc:  # gwcs raises various errors for WCSs it cannot fit
+                warnings.warn(f"{self._file}: cannot approximate the gwcs by a FITS WCS ({exc}); cutouts will "
+                              "have no FITS WCS", DataWarning, stacklevel=2)
+        return self._wcs
+
+
+@functools.cache
+def _lazy_cutout2d_class() -> type:
+    """``Cutout2D`` whose ``wcs`` (the FITS approximation, shifted to the cutout) is computed on first access."""
     from astropy.nddata import Cutout2D
 
-    (xmin, xmax), (ymin, ymax) = limits
-    nx, ny = int(xmax - xmin), int(ymax - ymin)
+    class LazyWcsCutout2D(Cutout2D):
+        _wcs_factory: Any = None
+
+        @property
+        def wcs(self) -> Any:
+            if self._wcs_factory is not None:
+                factory, self._wcs_factory = self._wcs_factory, None
+                self.__dict__["_wcs"] = factory()
+            return self.__dict__.get("_wcs")
+
+        @wcs.setter
+        def wcs(self, value: Any) -> None:
+            self._wcs_factory = None
+            self.__dict__["_wcs"] = value
+
+    LazyWcsCutout2D.__name__ = LazyWcsCutout2D.__qualname__ = "Cutout2D"
+    return LazyWcsCutout2D
+
+
+def _cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: _FileFitsWcs) -> Any:
+    """An astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, holding ``data``.
+
+    Its bookkeeping (``xmin_original``, ``slices_original``, ...) comes from astropy, computed on a zero-cost
+    stand-in for the full image; the pixels are the ones already cut by :func:`cut_array`.
+    ``position = (xmin + nx / 2, ymin + ny / 2)`` makes astropy's limits equal ``limits``. Its ``wcs`` is the
+    file's FITS approximation with CRPIX moved by ``(xmin, ymin)`` (SIP kept), computed when first used.
+    """
+    (xmin, xmax), (ymin, ymax) = (int(v) for v in limits[0]), (int(v) for v in limits[1])
+    nx, ny = xmax - xmin, ymax - ymin
     stand_in = np.broadcast_to(np.float32(0), tuple(parent_shape))
-    cut = Cutout2D(stand_in, (xmin + nx / 2.0, ymin + ny / 2.0), (ny, nx), wcs=fits_wcs, mode="partial",
-                   fill_value=0.0)
+    cut = _lazy_cutout2d_class()(stand_in, (xmin + nx / 2.0, ymin + ny / 2.0), (ny, nx), wcs=None,
+                                 mode="partial", fill_value=0.0)
     if cut.shape != data.shape or cut.xmin_original != max(xmin, 0) or cut.ymin_original != max(ymin, 0):
         raise AssertionError(f"Cutout2D bookkeeping {cut.bbox_original} disagrees with limits {limits.tolist()}")
     cut.data = data
+
+    def shifted() -> Any:
+        full = fits_wcs.get()
+        return None if full is None else shifted_wcs(full, xmin, ymin, (nx, ny))
+
+    cut._wcs_factory = shifted
     return cut
 
 
@@ -242,7 +291,7 @@ class ASDFCutout:
             with open_asdf(file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs) as handle:
                 roman, gw, data = roman_parts(handle.tree, file)
                 parent_shape = (int(data.shape[0]), int(data.shape[1]))
-                fits_wcs: list[Any] = []
+                fits_wcs = _FileFitsWcs(gw, parent_shape, file)
                 for key, coord in self._coordinates:
                     piece = self._cut_one(handle, roman, gw, data, parent_shape, key, coord, fits_wcs)
                     if piece is not None:
@@ -253,19 +302,8 @@ class ASDFCutout:
                                     f"{', '.join(self._input_files)}")
         return self.cutouts
 
-    def _fits_wcs(self, gw: Any, parent_shape: tuple[int, int], holder: list, file: str) -> Any:
-        """The FITS approximation of a file's gwcs, computed once per file (``holder`` caches it)."""
-        if not holder:
-            try:
-                holder.append(fits_approximation(gw, parent_shape))
-            except Exception as exc:  # gwcs raises various errors for WCSs it cannot fit
-                warnings.warn(f"{file}: cannot approximate the gwcs by a FITS WCS ({exc}); FITS cutouts will "
-                              "have no WCS", DataWarning, stacklevel=4)
-                holder.append(None)
-        return holder[0]
-
     def _cut_one(self, handle: Any, roman: Any, gw: Any, data: Any, parent_shape: tuple[int, int], key: str,
-                 coord: Any, fits_wcs: list) -> _Piece | None:
+                 coord: Any, fits_wcs: _FileFitsWcs) -> _Piece | None:
         file = handle.name
         ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         x, y = get_center_pixel(gw, ra, dec)
@@ -296,7 +334,7 @@ class ASDFCutout:
             return None
         log.debug("%s: cutout at (%s) limits %s", file, key, limits.tolist())
         sliced = slice_gwcs(gw, limits)
-        cutout2d = _cutout2d(values, limits, parent_shape, self._fits_wcs(gw, parent_shape, fits_wcs, file))
+        cutout2d = _cutout2d(values, limits, parent_shape, fits_wcs)
         if self._lite:
             out = {"meta": {"wcs": sliced, "orig_file": file, "coordinate": key}, "data": cut}
         else:
