@@ -399,6 +399,44 @@ def _variable_flux(mean: float, amp: float, period: float, t0: float, tstart: np
     return mean * (1 + amp * (np.cos(p1) - np.cos(p2)) / (p2 - p1))
 
 
+def _scene(rows: int, cols: int, x0: int, y0: int, tstart: np.ndarray, tstop: np.ndarray,
+           rng: np.random.Generator) -> dict[str, Any]:
+    """Positions (0-based window pixels) and fluxes (e-/s) of everything in the FFIs; see the module notes."""
+    sy, sx = _science_mask(rows, cols, x0, y0)
+    xlo, xhi = max(sx.start - 3, SCI_X0 - x0), min(sx.stop + 3, SCI_X0 + SCI_NX - x0)
+    ylo, yhi = max(sy.start - 3, -y0), min(sy.stop + 3, SCI_NY - y0)
+    n_stars = max(25, int(round(STARS_PER_PIXEL * (xhi - xlo) * (yhi - ylo))))
+    stars = {"x": rng.uniform(xlo - 0.5, xhi - 0.5, n_stars), "y": rng.uniform(ylo - 0.5, yhi - 0.5, n_stars),
+             "tmag": magnitudes(rng, n_stars, 7.5, 15.5)}
+    stars["flux"] = ZERO_POINT * 10 ** (-0.4 * (stars["tmag"] - 10))
+
+    tmid = 0.5 * (tstart + tstop)
+    var = {"x": 0.35 * cols + rng.uniform(-0.5, 0.5), "y": 0.35 * rows + rng.uniform(-0.5, 0.5), "tmag": 8.0,
+           "amplitude": 0.25, "period": 1.5 * float(tstop[-1] - tstart[0]), "t0": float(tstart[0])}
+    var["mean_flux"] = ZERO_POINT * 10 ** (-0.4 * (var["tmag"] - 10))
+    var["flux"] = _variable_flux(var["mean_flux"], var["amplitude"], var["period"], var["t0"], tstart, tstop)
+
+    frac = np.zeros(len(tmid)) if len(tmid) == 1 else (tmid - tmid[0]) / (tmid[-1] - tmid[0])
+    moving = {"x": (0.15 + 0.70 * frac) * cols + rng.uniform(-0.5, 0.5),
+              "y": (0.75 - 0.20 * frac) * rows + rng.uniform(-0.5, 0.5),
+              "tmag": 10.5, "flux": ZERO_POINT * 10 ** (-0.4 * (10.5 - 10)),
+              "tjd": tmid, "time_jd": tmid + TJD_OFFSET, "time_scale": "tdb"}
+    background = {"level": 80.0 * (1 + 0.1 * frac), "gx": 0.004, "gy": -0.003,
+                  "x_ref": SCI_X0 + SCI_NX / 2 - 0.5 - x0, "y_ref": SCI_NY / 2 - 0.5 - y0,
+                  "note": "bkg(x, y) = level[i] + gx * (x - x_ref) + gy * (y - y_ref) on science pixels"}
+    return {"stars": stars, "variable": var, "moving": moving, "background": background,
+            "science_pixels": {"x": [sx.start, sx.stop], "y": [sy.start, sy.stop]}}
+
+
+def _expose(model: np.ndarray, texp: float, nread: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy image and its 1-sigma uncertainty (float32, e-/s) for a noise-free ``model`` (e-/s): Poisson
+    noise of ``model * texp`` electrons plus ``nread`` reads of :data:`READ_NOISE` electrons."""
+    sigma = np.sqrt(np.maximum(model, 0) * np.float32(texp) + np.float32(nread * READ_NOISE**2))
+    sigma /= np.float32(texp)
+    data = model + sigma * rng.standard_normal(model.shape, dtype=np.float32)
+    return data.astype(np.float32, copy=False), sigma.astype(np.float32, copy=False)
+
+
 def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: int = 8,
                    shape: tuple[int, int] | None = None, seed: int = 0) -> SimResult:
     """Write ``n_ffi`` SPOC-like calibrated TESS FFIs (consecutive cadences from the sector's start).
@@ -415,14 +453,15 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
         ``None`` = full FFI (2078 rows x 2136 columns); smaller = a window of the real FFI centred on the
         science area (see the module notes).
     seed : int
-        Random seed; the same arguments give byte-identical files.
+        Random seed; the same arguments give byte-identical files. The star field does not depend on
+        ``n_ffi``; the variable star's period and the moving source's speed do.
 
     Returns
     -------
     SimResult
         ``files`` in time order; ``truth`` holds ``times``, ``window``, ``stars`` (columns ``x, y, ra, dec,
-        flux, tmag``), ``variable`` (``x, y, ra, dec, mean_flux, amplitude, period, t0, flux`` per FFI),
-        ``moving`` (per FFI ``tjd, time_jd, x, y, ra, dec`` and ``flux``), ``background`` and noise model.
+        flux, tmag``), ``variable`` (``x, y, ra, dec, mean_flux, amplitude, period, t0``, ``flux`` per FFI),
+        ``moving`` (per FFI ``tjd, time_jd, x, y, ra, dec``; ``flux``), ``background`` and ``noise``.
         Fluxes are e-/s summed over the PSF; pixels are 0-based in the file's own grid.
     """
     from astropy.io import fits
@@ -437,60 +476,34 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
     names = tess_ffi_names(sector, camera, ccd, n_ffi)
     times = tess_sector_times(sector, camera, ccd, n_ffi)
     cadence = times["cadence_s"]
-    tstart, tstop, tmid = (np.asarray(times[k]) for k in ("tstart", "tstop", "tmid"))
+    tstart, tstop = np.asarray(times["tstart"]), np.asarray(times["tstop"])
     texp = cadence * DEADC
     nread = int(round(cadence / 2.0 * 0.8))
     wcs = shifted_wcs(tess_ccd_wcs(sector, camera, ccd), x0, y0, (cols, rows))
+    scene = _scene(rows, cols, x0, y0, tstart, tstop, np.random.default_rng([seed, sector, camera, ccd, 1]))
+    stars, var, mov, bkg = scene["stars"], scene["variable"], scene["moving"], scene["background"]
 
-    # --- static scene -------------------------------------------------------------------------------------
-    rng = np.random.default_rng([seed, sector, camera, ccd, 1])
-    sy, sx = _science_mask(rows, cols, x0, y0)
-    xlo, xhi = max(sx.start - 3, SCI_X0 - x0), min(sx.stop + 3, SCI_X0 + SCI_NX - x0)
-    ylo, yhi = max(sy.start - 3, -y0), min(sy.stop + 3, SCI_NY - y0)
-    n_stars = max(25, int(round(STARS_PER_PIXEL * (xhi - xlo) * (yhi - ylo))))
-    sx_pos = rng.uniform(xlo - 0.5, xhi - 0.5, n_stars)
-    sy_pos = rng.uniform(ylo - 0.5, yhi - 0.5, n_stars)
-    tmag = magnitudes(rng, n_stars, 7.5, 15.5)
-    sflux = ZERO_POINT * 10 ** (-0.4 * (tmag - 10))
     static = np.zeros((rows, cols), dtype=np.float32)
-    render_gaussians(static, sx_pos, sy_pos, sflux, PSF_SIGMA)
-
-    span = float(tstop[-1] - tstart[0])
-    var = {"x": 0.35 * cols + rng.uniform(-0.5, 0.5), "y": 0.35 * rows + rng.uniform(-0.5, 0.5), "tmag": 8.0,
-           "amplitude": 0.25, "period": 1.5 * span, "t0": float(tstart[0])}
-    var["mean_flux"] = ZERO_POINT * 10 ** (-0.4 * (var["tmag"] - 10))
-    vflux = _variable_flux(var["mean_flux"], var["amplitude"], var["period"], var["t0"], tstart, tstop)
-    frac = np.zeros(n_ffi) if n_ffi == 1 else (tmid - tmid[0]) / (tmid[-1] - tmid[0])
-    mx = (0.15 + 0.70 * frac) * cols + rng.uniform(-0.5, 0.5)
-    my = (0.75 - 0.20 * frac) * rows + rng.uniform(-0.5, 0.5)
-    mflux = ZERO_POINT * 10 ** (-0.4 * (10.5 - 10))
-    bkg_level = 80.0 * (1 + 0.1 * frac)
-    gx, gy = 0.004, -0.003                             # e-/s per pixel, about the CCD centre
+    render_gaussians(static, stars["x"], stars["y"], stars["flux"], PSF_SIGMA)
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    gradient = gx * (xx + x0 - (SCI_X0 + SCI_NX / 2 - 0.5)) + gy * (yy + y0 - (SCI_NY / 2 - 0.5))
+    static += bkg["gx"] * (xx - np.float32(bkg["x_ref"])) + bkg["gy"] * (yy - np.float32(bkg["y_ref"]))
     del xx, yy
     science = np.zeros((rows, cols), dtype=bool)
-    science[sy, sx] = True
+    sp = scene["science_pixels"]
+    science[sp["y"][0]:sp["y"][1], sp["x"][0]:sp["x"][1]] = True
 
-    # --- headers ------------------------------------------------------------------------------------------
     date = Time(tstart[0] + 33.0 + TJD_OFFSET, format="jd", scale="tdb").utc.strftime("%Y-%m-%d")
-    image_cards = _image_cards(sector, camera, ccd, cadence)
-    wcs_cards = _wcs_cards(wcs) + _physical_cards(x0, y0)
+    ext_cards = _image_cards(sector, camera, ccd, cadence) + _wcs_cards(wcs) + _physical_cards(x0, y0)
     flags = _quality_flags(n_ffi)
-
     files = []
     for i, name in enumerate(names):
-        model = static + gradient + np.float32(bkg_level[i])
-        render_gaussians(model, [var["x"]], [var["y"]], [vflux[i]], PSF_SIGMA)
-        render_gaussians(model, [mx[i]], [my[i]], [mflux], PSF_SIGMA)
+        model = static + np.float32(bkg["level"][i])
+        render_gaussians(model, [var["x"]], [var["y"]], [var["flux"][i]], PSF_SIGMA)
+        render_gaussians(model, [mov["x"][i]], [mov["y"][i]], [mov["flux"]], PSF_SIGMA)
         model[~science] = 0.0
-        noise_rng = np.random.default_rng([seed, sector, camera, ccd, 2, i])
-        sigma = np.sqrt(np.maximum(model, 0) * np.float32(texp) + np.float32(nread * READ_NOISE**2))
-        sigma /= np.float32(texp)
-        data = model + sigma * noise_rng.standard_normal((rows, cols), dtype=np.float32)
+        data, sigma = _expose(model, texp, nread, np.random.default_rng([seed, sector, camera, ccd, 2, i]))
         ffiindex = int(round(tstart[i] * 86400.0 / cadence))
-        primary = fits.PrimaryHDU(header=fits.Header(
-            _primary_cards(sector, camera, ccd, times, i, ffiindex, date)))
+        hdus = [fits.PrimaryHDU(header=fits.Header(_primary_cards(sector, camera, ccd, times, i, ffiindex, date)))]
         time_cards = [
             ("TSTART", times["tstart"][i], "observation start time in TJD"),
             ("TSTOP", times["tstop"][i], "observation stop time in TJD"),
@@ -499,24 +512,22 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
             ("BARYCORR", times["barycorr"][i], "[d] barycentric time correction"),
             ("DQUALITY", flags[i], "data quality flags"),
         ]
-        hdus = [primary]
         for kind, array in (("cal", data), ("uncert", sigma)):
             header = fits.Header([("INHERIT", True, "inherit the primary header"),
                                   ("EXTNAME", f"CAMERA.CCD {camera}.{ccd} {kind}", "name of extension"),
                                   ("EXTVER", 1, "extension version number (not format version)"),
-                                  *time_cards, *image_cards, *wcs_cards])
-            hdus.append(fits.ImageHDU(data=array.astype(np.float32, copy=False), header=header))
-        path = write_fits(fits.HDUList(hdus), out_dir / name)
-        files.append(path)
-        log.info("wrote %s", path)
+                                  *time_cards, *ext_cards])
+            hdus.append(fits.ImageHDU(data=array, header=header))
+        files.append(write_fits(fits.HDUList(hdus), out_dir / name))
+        log.info("wrote %s", files[-1])
 
     def sky(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        ra, dec = wcs.all_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
-        return ra, dec
+        return wcs.all_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
 
-    sra, sdec = sky(sx_pos, sy_pos)
-    vra, vdec = sky(var["x"], var["y"])
-    mra, mdec = sky(mx, my)
+    stars["ra"], stars["dec"] = sky(stars["x"], stars["y"])
+    var["ra"], var["dec"] = (float(v[0]) for v in sky(var["x"], var["y"]))
+    var["note"] = "flux[i] = exposure average of mean_flux * (1 + amplitude * sin(2 pi (t - t0) / period))"
+    mov["ra"], mov["dec"] = sky(mov["x"], mov["y"])
     truth = {
         "kind": "tess_ffi", "seed": seed, "sector": sector, "camera": camera, "ccd": ccd,
         "shape": [rows, cols], "full_shape": [FFI_ROWS, FFI_COLS],
@@ -525,15 +536,7 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
         "times": {**times, "dquality": flags},
         "psf_sigma_pix": PSF_SIGMA, "zero_point_e_per_s_tmag10": ZERO_POINT,
         "noise": {"exposure_s": texp, "n_reads": nread, "read_noise_e": READ_NOISE},
-        "background": {"level": bkg_level, "gx": gx, "gy": gy,
-                       "x_ref": SCI_X0 + SCI_NX / 2 - 0.5 - x0, "y_ref": SCI_NY / 2 - 0.5 - y0,
-                       "note": "bkg(x, y) = level[i] + gx * (x - x_ref) + gy * (y - y_ref) on science pixels"},
-        "science_pixels": {"x": [sx.start, sx.stop], "y": [sy.start, sy.stop]},
-        "stars": {"x": sx_pos, "y": sy_pos, "ra": sra, "dec": sdec, "flux": sflux, "tmag": tmag},
-        "variable": {**var, "ra": float(vra[0]), "dec": float(vdec[0]), "flux": vflux,
-                     "note": "flux[i] = exposure average of mean_flux * (1 + amplitude * sin(2 pi (t - t0) / period))"},
-        "moving": {"tjd": tmid, "time_jd": tmid + TJD_OFFSET, "time_scale": "tdb", "x": mx, "y": my,
-                   "ra": mra, "dec": mdec, "flux": mflux, "tmag": 10.5},
+        **scene,
     }
     truth_file = write_truth(truth, out_dir / f"tess-s{sector:04d}-{camera}-{ccd}_truth.json")
     return SimResult(files=files, truth=truth, truth_file=truth_file)
