@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import functools
 import io
 import logging
 import math
@@ -73,9 +72,11 @@ from .asdf_io import (
     separation_deg,
 )
 from .asdf_wcs import (
-    fits_approximation,
+    FileFitsWcs,
+    centered_limits,
     get_center_pixel,
     local_linear_wcs,
+    make_cutout2d,
     pixel_scale_and_orientation,
     sky_of_pixels,
     slice_gwcs,
@@ -88,7 +89,6 @@ from .geometry import (
     overlap,
     parse_coordinates,
     parse_size_input,
-    shifted_wcs,
     size_in_pixels,
 )
 
@@ -120,91 +120,6 @@ class _Piece:
     @property
     def gwcs(self) -> Any:
         return self.roman["meta"]["wcs"]
-
-
-def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Half-open limits ``[[xmin, xmax], [ymin, ymax]]`` of an ``nx x ny`` box centred on the 0-based pixel
-    position ``center_xy``: ``xmin = ceil(x - nx / 2)`` (astropy ``Cutout2D``'s rule, which astrocut uses for ASDF).
-
-    The box centre ``xmin + (nx - 1) / 2`` is within half a pixel of ``x``, so for odd sizes the middle pixel is
-    the one containing the target. (``geometry.cutout_limits`` rounds ``x - nx / 2`` instead, as astrocut's FITS
-    code does, which puts the target in the pixel after the middle one when its fractional part exceeds 0.5.)
-    """
-    lims = np.zeros((2, 2), dtype=np.int64)
-    for axis in range(2):
-        c = float(center_xy[axis])
-        if not math.isfinite(c):
-            raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
-        lo = math.ceil(c - shape_xy[axis] / 2.0)
-        lims[axis] = (lo, lo + int(shape_xy[axis]))
-    return lims
-
-
-class _FileFitsWcs:
-    """The FITS (TAN-SIP) approximation of one file's gwcs, fitted on first use only (it costs tens of ms)."""
-
-    def __init__(self, gw: Any, parent_shape: tuple[int, int], file: str):
-        self._gw, self._shape, self._file = gw, parent_shape, file
-        self._done, self._wcs = False, None
-
-    def get(self) -> Any:
-        if not self._done:
-            self._done = True
-            try:
-                self._wcs = fits_approximation(self._gw, self._shape)
-            except Exception as exc:  # gwcs raises various errors for WCSs it cannot fit
-                warnings.warn(f"{self._file}: cannot approximate the gwcs by a FITS WCS ({exc}); cutouts will "
-                              "have no FITS WCS", DataWarning, stacklevel=2)
-        return self._wcs
-
-
-@functools.cache
-def _lazy_cutout2d_class() -> type:
-    """``Cutout2D`` whose ``wcs`` (the FITS approximation, shifted to the cutout) is computed on first access."""
-    from astropy.nddata import Cutout2D
-
-    class LazyWcsCutout2D(Cutout2D):
-        _wcs_factory: Any = None
-
-        @property
-        def wcs(self) -> Any:
-            if self._wcs_factory is not None:
-                factory, self._wcs_factory = self._wcs_factory, None
-                self.__dict__["_wcs"] = factory()
-            return self.__dict__.get("_wcs")
-
-        @wcs.setter
-        def wcs(self, value: Any) -> None:
-            self._wcs_factory = None
-            self.__dict__["_wcs"] = value
-
-    LazyWcsCutout2D.__name__ = LazyWcsCutout2D.__qualname__ = "Cutout2D"
-    return LazyWcsCutout2D
-
-
-def _cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: _FileFitsWcs) -> Any:
-    """An astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, holding ``data``.
-
-    Its bookkeeping (``xmin_original``, ``slices_original``, ...) comes from astropy, computed on a zero-cost
-    stand-in for the full image; the pixels are the ones already cut by :func:`cut_array`.
-    ``position = (xmin + nx / 2, ymin + ny / 2)`` makes astropy's limits equal ``limits``. Its ``wcs`` is the
-    file's FITS approximation with CRPIX moved by ``(xmin, ymin)`` (SIP kept), computed when first used.
-    """
-    (xmin, xmax), (ymin, ymax) = (int(v) for v in limits[0]), (int(v) for v in limits[1])
-    nx, ny = xmax - xmin, ymax - ymin
-    stand_in = np.broadcast_to(np.float32(0), tuple(parent_shape))
-    cut = _lazy_cutout2d_class()(stand_in, (xmin + nx / 2.0, ymin + ny / 2.0), (ny, nx), wcs=None,
-                                 mode="partial", fill_value=0.0)
-    if cut.shape != data.shape or cut.xmin_original != max(xmin, 0) or cut.ymin_original != max(ymin, 0):
-        raise AssertionError(f"Cutout2D bookkeeping {cut.bbox_original} disagrees with limits {limits.tolist()}")
-    cut.data = data
-
-    def shifted() -> Any:
-        full = fits_wcs.get()
-        return None if full is None else shifted_wcs(full, xmin, ymin, (nx, ny))
-
-    cut._wcs_factory = shifted
-    return cut
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -291,7 +206,7 @@ class ASDFCutout:
             with open_asdf(file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs) as handle:
                 roman, gw, data = roman_parts(handle.tree, file)
                 parent_shape = (int(data.shape[0]), int(data.shape[1]))
-                fits_wcs = _FileFitsWcs(gw, parent_shape, file)
+                fits_wcs = FileFitsWcs(gw, parent_shape, file)
                 for key, coord in self._coordinates:
                     piece = self._cut_one(handle, roman, gw, data, parent_shape, key, coord, fits_wcs)
                     if piece is not None:
@@ -303,7 +218,7 @@ class ASDFCutout:
         return self.cutouts
 
     def _cut_one(self, handle: Any, roman: Any, gw: Any, data: Any, parent_shape: tuple[int, int], key: str,
-                 coord: Any, fits_wcs: _FileFitsWcs) -> _Piece | None:
+                 coord: Any, fits_wcs: FileFitsWcs) -> _Piece | None:
         file = handle.name
         ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         x, y = get_center_pixel(gw, ra, dec)
@@ -334,7 +249,7 @@ class ASDFCutout:
             return None
         log.debug("%s: cutout at (%s) limits %s", file, key, limits.tolist())
         sliced = slice_gwcs(gw, limits)
-        cutout2d = _cutout2d(values, limits, parent_shape, fits_wcs)
+        cutout2d = make_cutout2d(values, limits, parent_shape, fits_wcs)
         if self._lite:
             out = {"meta": {"wcs": sliced, "orig_file": file, "coordinate": key}, "data": cut}
         else:
