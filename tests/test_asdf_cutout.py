@@ -529,6 +529,8 @@ def test_images_and_png_metadata(sim_roman, roman_file, tmp_path):
     # linear stretch on [0.5, 99.5] percent: the brightest pixel (the star) is white
     assert np.asarray(img).max() == 255
     assert len(c.image_cutouts) == 1
+    ((f, co, im),) = list(c.iter_image_cutouts(stretch="log", invert=True))
+    assert f == str(roman_file) and co.separation(coord).arcsec < 1e-6 and im.size == (9, 5)
     (path,) = c.write_as_img(output_format="png", output_dir=tmp_path, stretch="sqrt")
     assert Path(path).name == Path(c._output_name(str(roman_file), coord, "png", lite=False)).name.replace(
         ".png", "") + ".png"
@@ -555,6 +557,8 @@ def test_colour_image_from_three_files(sim_roman, roman_file, tmp_path):
     with Image.open(path) as im:
         assert im.mode == "RGB" and im.size == (9, 5)
         rgb = np.asarray(im)
+    t = c.get_image_cutouts(colorize=True)
+    assert len(t) == 1 and t["file"][0] == ", ".join(str(f) for f in files)
     # identical inputs give a grey image
     assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
     with pytest.warns(DataWarning, match="three"):
