@@ -338,6 +338,22 @@ def test_hst_skycells_overlap_with_same_orientation(sim_hst):
         assert np.unravel_index(np.argmax(box), box.shape) == (2, 2)
 
 
+def test_hst_pixels_match_truth_within_noise(sim_hst):
+    truth = sim_hst.truth
+    src, noise = truth["sources"], truth["noise"]
+    for path in sim_hst.files[3:5]:                      # f606w x06, f814w x05
+        cell = truth["skycells"][path.name]
+        band = cell["band"]
+        sigma = np.hypot(truth["psf_sigma_pix"][band], src["sigma_pix"])
+        model = np.zeros(truth["shape"])
+        render_gaussians(model, cell["x"], cell["y"], src["flux"][band], sigma)
+        with fits.open(path) as hdul:
+            data, wht = hdul["SCI"].data.astype(float), hdul["WHT"].data.astype(float)
+        expected = np.sqrt((model + noise["sky_e_per_s"]) * wht + noise["read_variance_e2"]) / wht
+        z = (data - model) / expected
+        assert abs(z.mean()) < 0.05 and 0.95 < z.std() < 1.05
+
+
 def test_hst_deterministic(tmp_path):
     a = make_hst_images(tmp_path / "a", bands=("f275w",), shape=(40, 48), seed=5)
     b = make_hst_images(tmp_path / "b", bands=("f275w",), shape=(40, 48), seed=5)

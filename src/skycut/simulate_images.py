@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ _HST_BANDS = {
     "f125w": ("wfc3", "ir", 2.3, 26.2, -0.15),
     "f160w": ("wfc3", "ir", 2.5, 25.9, -0.2),
 }
+HST_READ_VARIANCE = 64.0           # e-^2 per output pixel (4 exposures of 4 e- read noise)
 ROMAN_SCALE_ARCSEC = 0.11
 ROMAN_CENTER = (269.697, 66.045)
 
@@ -86,6 +88,62 @@ def _tan_wcs(crval: tuple[float, float], crpix: tuple[float, float], scale_deg: 
     return w
 
 
+def _hst_sources(rng: np.random.Generator, rows: int, cols: int, shift: int) -> dict[str, Any]:
+    """Stars and Gaussian "galaxies" over the union of the two skycells, in skycell x05's 0-based pixels."""
+    area = (cols + shift) * rows
+    n_star, n_gal = max(12, area // 3000), max(12, area // 2000)
+    n = n_star + n_gal
+    return {
+        "x": rng.uniform(-5, cols + shift + 5, n),
+        "y": rng.uniform(-5, rows + 5, n),
+        "mag": np.concatenate([magnitudes(rng, n_star, 19.0, 26.0), magnitudes(rng, n_gal, 21.0, 26.5)]),
+        "sigma_pix": np.concatenate([np.zeros(n_star), rng.uniform(1.5, 5.0, n_gal)]),
+        "colour": rng.normal(0.0, 0.4, n),
+        "kind": ["star"] * n_star + ["galaxy"] * n_gal,
+    }
+
+
+def _weight_map(rows: int, cols: int) -> np.ndarray:
+    """WHT: effective exposure (s), 2400 s with a 5 % gradient along x, tapering to 85 % at the edges."""
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    edge = np.minimum(np.minimum(xx, cols - 1 - xx), np.minimum(yy, rows - 1 - yy))
+    return (2400.0 * (0.85 + 0.15 * np.clip(edge / 20.0, 0, 1)) * (1 + 0.05 * xx / cols)).astype(np.float32)
+
+
+def _skycell_hdulist(name: str, data: np.ndarray, wht: np.ndarray, wcs, band: str, cell: str, pcell: int):
+    """PRIMARY + SCI + WHT HDUList of one skycell file."""
+    from astropy.io import fits
+
+    inst, det, _, zp, _ = _HST_BANDS[band]
+    primary = fits.Header([
+        ("NEXTEND", 2, "number of standard extensions"),
+        ("FILENAME", name, "name of file"),
+        ("FILETYPE", "SCI", "type of data found in data file"),
+        ("TELESCOP", "HST", "telescope used to acquire data"),
+        ("INSTRUME", inst.upper(), "identifier for instrument used to acquire data"),
+        ("DETECTOR", det.upper(), "detector in use"),
+        ("FILTER", band.upper(), "element selected from filter wheel"),
+        ("SKYCELL", f"p{int(pcell):04d}{cell}", "sky cell name"),
+        ("EXPTIME", 2400.0, "exposure duration (seconds)--calculated"),
+        ("TEXPTIME", 2400.0, "total exposure time (seconds)"),
+        ("DATE-OBS", "2021-03-04", "UT date of start of first exposure"),
+        ("TIME-OBS", "05:06:07", "UT time of start of first exposure"),
+        ("PHOTZPT", zp, "AB magnitude of 1 e-/s"),
+        ("SIMDATA", True, "file is based on simulated data"),
+        ("ORIGIN", "skycut.simulate", "program that made this file"),
+    ])
+    wcs_header = wcs.to_header()
+    hdus = [fits.PrimaryHDU(header=primary)]
+    for ext, array, unit in (("SCI", data, "ELECTRONS/S"), ("WHT", wht, "")):
+        h = fits.Header([("EXTNAME", ext, "extension name"), ("EXTVER", 1, "extension version")])
+        if unit:
+            h["BUNIT"] = (unit, "brightness units")
+        h.extend(wcs_header)
+        h["WCSNAME"] = ("SKYCELL", "projection-cell tangent plane")
+        hdus.append(fits.ImageHDU(data=array, header=h))
+    return fits.HDUList(hdus)
+
+
 def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"),
                     shape: tuple[int, int] = (1000, 1000), seed: int = 0, pcell: int = 1,
                     center: tuple[float, float] = HST_CENTER) -> SimResult:
@@ -112,9 +170,8 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
         ``files`` band by band (x05 then x06); ``truth["sources"]`` has ``ra, dec, sigma_pix`` (intrinsic
         Gaussian sigma, 0 for stars), ``kind`` and per band total ``flux`` (e-/s); ``truth["skycells"]``
         has per file name the 0-based ``x, y`` of every source and the pixel offset of the skycell.
+        SCI is sky-subtracted; its noise is Poisson (sources + 0.02 e-/s sky) and read noise for WHT seconds.
     """
-    from astropy.io import fits
-
     if isinstance(bands, str):
         bands = (bands,)
     if not bands:
@@ -127,75 +184,35 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
     scale = HST_SCALE_ARCSEC / 3600.0
     # 0-based pixel of the tangent point in skycell x05 (x06: x - shift)
     xc, yc = cols - overlap / 2 - 0.5, rows / 2 - 0.5
-
-    rng = np.random.default_rng([seed, pcell, 3])
-    area = (cols + shift) * rows
-    n_star, n_gal = max(12, area // 3000), max(12, area // 2000)
-    n = n_star + n_gal
-    x5 = rng.uniform(-5, cols + shift + 5, n)
-    y5 = rng.uniform(-5, rows + 5, n)
-    mag = np.concatenate([magnitudes(rng, n_star, 19.0, 26.0), magnitudes(rng, n_gal, 21.0, 26.5)])
-    sigma_int = np.concatenate([np.zeros(n_star), rng.uniform(1.5, 5.0, n_gal)])
-    colour = rng.normal(0.0, 0.4, n)
-    kind = ["star"] * n_star + ["galaxy"] * n_gal
-    wcs5 = _tan_wcs(center, (xc + 1, yc + 1), scale, (cols, rows))
-    ra, dec = wcs5.all_pix2world(x5, y5, 0)
+    src = _hst_sources(np.random.default_rng([seed, pcell, 3]), rows, cols, shift)
+    ra, dec = _tan_wcs(center, (xc + 1, yc + 1), scale, (cols, rows)).all_pix2world(src["x"], src["y"], 0)
+    stars = src["sigma_pix"] == 0
+    wht = _weight_map(rows, cols)
+    sky = np.float32(0.02)                                  # e-/s per pixel, subtracted as HAP does
 
     files: list[Path] = []
     flux_by_band: dict[str, list[float]] = {}
     skycells: dict[str, dict] = {}
     k = 0
     for b_index, band in enumerate(bands):
-        key, (inst, det, psf, zp, offset) = _band(band)
-        flux = 10 ** (-0.4 * (mag + offset * (1 + colour) - zp))
+        key, (_, _, psf, zp, offset) = _band(band)
+        flux = 10 ** (-0.4 * (src["mag"] + offset * (1 + src["colour"]) - zp))
         flux_by_band[key] = flux.tolist()
-        sig = np.sqrt(psf**2 + sigma_int**2)
+        sig = np.sqrt(psf**2 + src["sigma_pix"] ** 2)
         for c_index, cell in enumerate(HST_SKYCELLS):
             name = names[k]
             k += 1
             dx = c_index * shift
-            x, y = x5 - dx, y5
+            x, y = src["x"] - dx, src["y"]
             wcs = _tan_wcs(center, (xc - dx + 1, yc + 1), scale, (cols, rows))
             model = np.zeros((rows, cols), dtype=np.float32)
-            stars = sigma_int == 0
             render_gaussians(model, x[stars], y[stars], flux[stars], sig[stars])
             render_gaussians(model, x[~stars], y[~stars], flux[~stars], sig[~stars])
-            model += np.float32(0.02)                       # sky, e-/s per pixel
-            yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-            # effective exposure: 2400 s with a mild dither pattern gradient, lower near the skycell edges
-            edge = np.minimum(np.minimum(xx, cols - 1 - xx), np.minimum(yy, rows - 1 - yy))
-            wht = (2400.0 * (0.85 + 0.15 * np.clip(edge / 20.0, 0, 1)) * (1 + 0.05 * xx / cols)).astype(np.float32)
-            sigma = np.sqrt(np.maximum(model, 0) * wht + np.float32(4.0**2 * 4)) / wht
+            sigma = np.sqrt(np.maximum(model + sky, 0) * wht + np.float32(HST_READ_VARIANCE)) / wht
             noise = np.random.default_rng([seed, pcell, 4, b_index, c_index]).standard_normal(
                 (rows, cols), dtype=np.float32)
-            data = (model - np.float32(0.02) + sigma * noise).astype(np.float32)   # sky-subtracted, as HAP
-            primary = fits.Header([
-                ("NEXTEND", 2, "number of standard extensions"),
-                ("FILENAME", name, "name of file"),
-                ("FILETYPE", "SCI", "type of data found in data file"),
-                ("TELESCOP", "HST", "telescope used to acquire data"),
-                ("INSTRUME", inst.upper(), "identifier for instrument used to acquire data"),
-                ("DETECTOR", det.upper(), "detector in use"),
-                ("FILTER", key.upper(), "element selected from filter wheel"),
-                ("SKYCELL", f"p{int(pcell):04d}{cell}", "sky cell name"),
-                ("EXPTIME", 2400.0, "exposure duration (seconds)--calculated"),
-                ("TEXPTIME", 2400.0, "total exposure time (seconds)"),
-                ("DATE-OBS", "2021-03-04", "UT date of start of first exposure"),
-                ("TIME-OBS", "05:06:07", "UT time of start of first exposure"),
-                ("PHOTZPT", zp, "AB magnitude of 1 e-/s"),
-                ("SIMDATA", True, "file is based on simulated data"),
-                ("ORIGIN", "skycut.simulate", "program that made this file"),
-            ])
-            wcs_header = wcs.to_header()
-            hdus = [fits.PrimaryHDU(header=primary)]
-            for ext, array, unit in (("SCI", data, "ELECTRONS/S"), ("WHT", wht, "")):
-                h = fits.Header([("EXTNAME", ext, "extension name"), ("EXTVER", 1, "extension version")])
-                if unit:
-                    h["BUNIT"] = (unit, "brightness units")
-                h.extend(wcs_header)
-                h["WCSNAME"] = ("SKYCELL", "projection-cell tangent plane")
-                hdus.append(fits.ImageHDU(data=array, header=h))
-            files.append(write_fits(fits.HDUList(hdus), out_dir / name))
+            data = (model + sigma * noise).astype(np.float32)
+            files.append(write_fits(_skycell_hdulist(name, data, wht, wcs, key, cell, pcell), out_dir / name))
             skycells[name] = {"band": key, "skycell": cell, "x_offset": dx, "x": x, "y": y,
                               "crpix": [xc - dx + 1, yc + 1]}
             log.info("wrote %s", files[-1])
@@ -204,8 +221,11 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
         "kind": "hst_skycells", "seed": seed, "shape": [rows, cols], "pcell": pcell, "bands": list(flux_by_band),
         "center": list(center), "pixel_scale_arcsec": HST_SCALE_ARCSEC, "overlap_pix": overlap,
         "skycell_shift_pix": shift, "files": [p.name for p in files],
-        "sources": {"ra": ra, "dec": dec, "kind": kind, "sigma_pix": sigma_int, "flux": flux_by_band},
+        "sources": {"ra": ra, "dec": dec, "kind": src["kind"], "sigma_pix": src["sigma_pix"], "flux": flux_by_band},
         "skycells": skycells,
+        "psf_sigma_pix": {b: _HST_BANDS[b][2] for b in flux_by_band},
+        "noise": {"sky_e_per_s": float(sky), "read_variance_e2": HST_READ_VARIANCE,
+                  "note": "SCI = model + noise, sigma = sqrt((model + sky) * WHT + read_variance) / WHT"},
         "note": "pixel x, y are 0-based in each file; x06 = x05 shifted by skycell_shift_pix along +x",
     }
     truth_file = write_truth(truth, out_dir / f"hst_skycell-p{int(pcell):04d}_truth.json")
