@@ -679,3 +679,17 @@ def test_remote_lz4_fetches_only_needed_chunks(http_server, big_roman, tmp_path)
     yy, xx = np.mgrid[293:308, 193:208]
     np.testing.assert_array_equal(c.cutouts[0].data, 1000 * yy + xx)
     np.testing.assert_array_equal(c.asdf_cutouts[0]["roman"]["context"][1], 1000 * yy + xx + 5)
+
+
+def test_all_nan_region_is_skipped_even_with_finite_fill(tmp_path):
+    gw = distorted_gwcs((40, 50))
+    data = np.full((40, 50), np.nan, dtype=np.float32)
+    data[30:, 40:] = 1.0                                            # only the top-right corner has data
+    path = write_roman_like(tmp_path / "nan.asdf", gwcs_obj=gw, extra={"data": data})
+    empty = SkyCoord(*sky(gw, 5.0, 5.0), unit="deg")
+    full = SkyCoord(*sky(gw, 45.0, 35.0), unit="deg")
+    with pytest.warns(DataWarning, match="no data"):
+        c = ASDFCutout(path, [empty, full], cutout_size=5, fill_value=0.0)
+    assert c.cutouts["coordinate"][0].separation(full).arcsec < 1e-6 and len(c.cutouts) == 1
+    with pytest.warns(DataWarning), pytest.raises(InvalidQueryError, match="nan.asdf"):
+        ASDFCutout(path, empty, cutout_size=5, fill_value=0.0)

@@ -233,19 +233,20 @@ class ASDFCutout:
                 scale = None
         if scale is None:
             warnings.warn(f"{file}: coordinate ({key}) is outside the footprint of the gwcs; skipped",
-                          DataWarning, stacklevel=3)
+                          DataWarning, stacklevel=4)
             return None
         nx, ny = size_in_pixels(self._size, local_linear_wcs(gw, x, y))
         limits = centered_limits((x, y), (nx, ny))
-        if overlap(limits, parent_shape) is None:
+        window = overlap(limits, parent_shape)
+        if window is None:
             warnings.warn(f"{file}: the cutout at ({key}) (centre pixel x={x:.1f}, y={y:.1f}) does not overlap the "
-                          f"image of shape {parent_shape}; skipped", DataWarning, stacklevel=3)
+                          f"image of shape {parent_shape}; skipped", DataWarning, stacklevel=4)
             return None
         cut = cut_array(handle.source(data), limits, self._fill_value)
         values = np.asarray(getattr(cut, "value", cut))
-        if values.dtype.kind in "fc" and not np.isfinite(values).any():
+        if values.dtype.kind in "fc" and not np.isfinite(values[window[2], window[3]]).any():
             warnings.warn(f"{file}: the cutout at ({key}) contains no data (all NaN); skipped", DataWarning,
-                          stacklevel=3)
+                          stacklevel=4)
             return None
         log.debug("%s: cutout at (%s) limits %s", file, key, limits.tolist())
         sliced = slice_gwcs(gw, limits)
