@@ -395,6 +395,22 @@ def test_roman_asdf_structure_and_gwcs(sim_roman):
         assert data[iy, ix] > np.median(data) + 50 * np.median(roman["err"][:])
 
 
+def test_roman_pixels_match_truth_within_noise(sim_roman):
+    import asdf
+
+    truth = sim_roman.truth
+    s, noise = truth["stars"], truth["noise"]
+    model = np.full(truth["shape"], truth["background"])
+    render_gaussians(model, s["x"], s["y"], s["flux"], truth["psf_sigma_pix"])
+    with asdf.open(sim_roman.files[0]) as af:
+        data, err, dq = (np.asarray(af["roman"][k]) for k in ("data", "err", "dq"))
+    expected = np.sqrt(model * noise["exposure_s"] + noise["read_noise_e"] ** 2) / noise["exposure_s"]
+    assert np.allclose(err, expected, rtol=1e-4)
+    z = (data - model) / err
+    assert abs(z.mean()) < 0.05 and 0.95 < z.std() < 1.05
+    assert np.count_nonzero(dq) == truth["dq_flagged"]
+
+
 def test_roman_gwcs_has_a_small_distortion():
     from skycut.simulate_images import roman_gwcs
 

@@ -384,6 +384,10 @@ def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (10
     log.info("wrote %s", path)
     truth = {"kind": "roman_asdf", "seed": seed, "shape": [rows, cols], "detector": detector,
              "center": list(center), "pixel_scale_arcsec": ROMAN_SCALE_ARCSEC, "files": [path.name],
-             "stars": {"x": x, "y": y, "ra": ra, "dec": dec, "flux": flux}, "psf_sigma_pix": 0.9}
+             "stars": {"x": x, "y": y, "ra": ra, "dec": dec, "flux": flux}, "psf_sigma_pix": 0.9,
+             "background": 0.3, "dq_flagged": int(bad.size),
+             "noise": {"exposure_s": texp, "read_noise_e": 20.0,
+                       "note": "data = model + err * N(0, 1), err = sqrt(model * exposure + read_noise^2) / exposure;"
+                               " model includes the background"}}
     truth_file = write_truth(truth, path.with_name(path.name.replace(".asdf", "_truth.json")))
     return SimResult(files=[path], truth=truth, truth_file=truth_file)
