@@ -506,3 +506,13 @@ def test_float64_cube_from_astrocut_update_cube(sim_tess, ffi_stack, tmp_path):
     order = [[Path(f).name[:len(n)] for f in sim_tess.files].index(n) for n in names]
     np.testing.assert_array_equal(c.data, ffi_stack[0][order, y0:y1, x0:x1])
     assert cut.tpf_cutouts[0]["PIXELS"].data["FLUX"].dtype.kind == "f"
+
+
+def test_verbose_logs_wcs_row_and_fit(cubes, sim_tess, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="skycut")
+    cut = TessCubeCutout(cubes["skycut"], var_coord(sim_tess.truth), 5, verbose=True)
+    text = caplog.text
+    assert "using WCS from row 3 out of 6" in text  # the middle row of 6 FFIs, all with a WCS
+    assert f"limits {cut.cutouts[0].cutout_lims.tolist()}" in text

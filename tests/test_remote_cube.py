@@ -117,3 +117,17 @@ def test_missing_remote_cube_is_a_clear_error(s3_server, http_server):
                        fsspec_kwargs=s3_server.fsspec_kwargs)
     with pytest.raises(InvalidInputError, match="absent-cube.fits"):
         TessCubeCutout(http_server.url("absent-cube.fits"), "0 0", 5)
+
+
+def test_s3_reads_anonymously_by_default(s3_server, cube, sim_tess):
+    """Without credentials skycut reads s3:// anonymously (as MAST's public bucket needs): a public object is
+    readable, a private one is refused with an error naming it."""
+    endpoint_only = {"endpoint_url": s3_server.fsspec_kwargs["endpoint_url"]}
+    private = s3_server.upload(cube, key=f"private/{cube.name}")
+    with pytest.raises(InvalidInputError, match="private/tess-s0011-1-1-cube.fits"):
+        TessCubeCutout(private, var_coord(sim_tess.truth), 5, fsspec_kwargs=endpoint_only)
+    public = s3_server.upload(cube, key=f"public/{cube.name}")
+    s3_server._client().put_object_acl(Bucket=s3_server.bucket, Key=f"public/{cube.name}", ACL="public-read")
+    cut = TessCubeCutout(public, var_coord(sim_tess.truth), 5, fsspec_kwargs=endpoint_only)
+    np.testing.assert_array_equal(cut.cutouts[0].data, TessCubeCutout(cube, var_coord(sim_tess.truth), 5)
+                                  .cutouts[0].data)

@@ -551,6 +551,9 @@ class TessCubeCutout:
         self._cut_all()
 
     def _cut_all(self) -> None:
+        import time
+
+        start = time.perf_counter()
         problems: list[str] = []
         for file in self._files:
             session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
@@ -566,14 +569,20 @@ class TessCubeCutout:
                 if keep:
                     self.cutouts_by_file[file] = session.cut(self._ra[keep], self._dec[keep],
                                                              [located[i] for i in keep], [None] * len(keep))
-                    log.debug("%s: %d cutout(s) of shape %s", session.name, len(keep),
-                              self.cutouts_by_file[file][0].shape)
+                    for c in self.cutouts_by_file[file]:
+                        log.debug("%s: cutout at (%.8f, %.8f): limits %s, shape %s, linear WCS max/rms offset "
+                                  "%.3g/%.3g arcsec", session.name, c.ra, c.dec, c.cutout_lims.tolist(), c.shape,
+                                  c.wcs_fit["WCS_MSEP"][0] * 3600, c.wcs_fit["WCS_SIG"][0] * 3600)
+                if session.reader.remote:
+                    log.debug("%s: %d requests, %d bytes read", session.name, session.reader.requests,
+                              session.reader.bytes_read)
             finally:
                 session.close()
         if not self.cutouts_by_file:
             raise InvalidQueryError("; ".join(problems) + " (cutout entirely off the CCD)")
         for p in problems:
             warnings.warn(p + "; skipped", DataWarning, stacklevel=3)
+        log.debug("total time: %.3f s", time.perf_counter() - start)
 
     # -- results
     @property
