@@ -527,3 +527,25 @@ def test_inputs_with_the_same_stem_get_distinct_files(tmp_path):
     paths = FITSCutout([a, b], "150 2", 5, single_outfile=False).write_as_fits(tmp_path / "out")
     assert len(set(paths)) == 2
     assert fits.getdata(paths[1], 1)[0, 0] == fits.getdata(paths[0], 1)[0, 0] + 1
+
+
+@pytest.mark.parametrize("value", [0, -7, 2**40, True, False, 1.0, -0.5, 1e-30, 6.02214076e23, 150.0945,
+                                   -1.1111111111111e-05, 1 / 3, "", "SCI", "it's", "x" * 40, "RA---TAN-SIP"])
+def test_card_image_round_trips_through_astropy(value):
+    from skycut.fits_helpers import card_image
+
+    image = card_image("KEY", value, "a comment")
+    assert image is not None and len(image) == 80
+    card = fits.Card.fromstring(image)
+    assert card.keyword == "KEY" and card.comment == "a comment"
+    assert card.value == value and type(card.value) is type(value)
+
+
+def test_card_image_declines_what_it_cannot_format():
+    from skycut.fits_helpers import card_image, header_from_cards
+
+    assert card_image("KEY", "x" * 80) is None
+    assert card_image("KEY", float("nan")) is None
+    assert card_image("lower", 1) is None
+    h = header_from_cards([("LONGSTR", "y" * 100, "long"), ("N", 3, "")])
+    assert h["LONGSTR"] == "y" * 100 and h["N"] == 3

@@ -197,7 +197,6 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
                   linearized: bool = False, empty: bool = False) -> fits.Header:
     """The header of a ``CUTOUT`` HDU: the original keywords with the WCS replaced by ``wcs`` (already
     shifted by ``(xmin, ymin)``), alternate WCSs shifted, a physical WCS, and the provenance keywords."""
-    from astropy.io import fits
     from astropy.wcs import FITSFixedWarning
 
     naxis = original.get("NAXIS", 0)
@@ -242,7 +241,70 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
                                  f"BOFFSET={original['BOFFSET']} (keywords removed)."))
     if empty:
         cards.append(("EMPTY", True, "Indicates no data in cutout image."))
-    return fits.Header(cards)
+    return header_from_cards(cards)
+
+
+_KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
+
+
+def card_image(key: str, value: Any, comment: str = "") -> str | None:
+    """The 80-character FITS card image of a simple ``(key, value, comment)`` (fixed format, as astropy
+    writes it), or None when the card needs astropy's general formatting (long strings, odd types)."""
+    if not _KEYWORD.match(key):
+        return None
+    if key in ("HISTORY", "COMMENT"):
+        text = str(value)
+        return f"{key:<8}{text:<72}" if len(text) <= 72 and text.isascii() else None
+    if isinstance(value, (bool, np.bool_)):
+        text = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, (int, np.integer)):
+        text = f"{int(value):>20d}"
+    elif isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return None
+        text = repr(float(value)).replace("e", "E")
+        if len(text) > 20:
+            text = f"{float(value):.16G}"
+        if "." not in text and "E" not in text:
+            text += ".0"
+        elif "E" in text and "." not in text:
+            mant, exp = text.split("E")
+            text = f"{mant}.0E{exp}"
+        if len(text) > 20:
+            return None
+        text = f"{text:>20}"
+    elif isinstance(value, str):
+        if not value.isascii() or any(ord(ch) < 32 for ch in value):
+            return None
+        quoted = "'" + f"{value.replace(chr(39), chr(39) * 2):<8}" + "'"
+        if len(quoted) > 70:
+            return None
+        text = f"{quoted:<20}"
+    else:
+        return None
+    image = f"{key:<8}= {text}"
+    if comment:
+        if not comment.isascii():
+            return None
+        image += f" / {comment}"
+    return f"{image[:80]:<80}"
+
+
+def header_from_cards(cards: list[Any]) -> fits.Header:
+    """A Header from astropy Cards and ``(key, value, comment)`` tuples, built by parsing one string
+    (much faster than appending cards one by one, which re-reads astropy's configuration per card)."""
+    from astropy.io import fits
+
+    images = []
+    for card in cards:
+        if isinstance(card, tuple):
+            image = card_image(*card)
+            if image is None:
+                image = fits.Card(*card).image
+        else:
+            image = card.image
+        images.append(image)
+    return fits.Header.fromstring("".join(images))
 
 
 def _fitting_card(key: str, value: Any, comment: str) -> tuple[str, Any, str]:
@@ -263,7 +325,7 @@ def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
              ("DATE", str(date.today()), "file creation date"),
              ("PROCVER", __version__, "software version"),
              ("RA_OBJ", ra, "[deg] right ascension"), ("DEC_OBJ", dec, "[deg] declination")]
-    return fits.PrimaryHDU(header=fits.Header(cards))
+    return fits.PrimaryHDU(header=header_from_cards(cards))
 
 
 def is_empty(block: np.ndarray) -> bool:
