@@ -440,7 +440,10 @@ _RSS_BUILD = textwrap.dedent("""
     from skycut.cube_factory import CubeFactory
     files, out, mem = sys.argv[1:-2], sys.argv[-2], float(sys.argv[-1])
     f = CubeFactory(strategy="direct" if "direct" in out else "scratch")
-    f.make_cube(files, out, max_memory=mem, verbose=False)
+    if "update" in out:
+        f.update_cube(files, out, max_memory=mem, verbose=False)
+    else:
+        f.make_cube(files, out, max_memory=mem, verbose=False)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, f._num_blocks)
 """)
 
@@ -463,11 +466,15 @@ def big_ffis(tmp_path_factory) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("strategy", ["direct", "scratch"])
+@pytest.mark.parametrize("strategy", ["direct", "scratch", "update-direct"])
 def test_peak_rss_bounded_by_max_memory(big_ffis, tmp_path, strategy):
     max_memory = 0.06  # GB; the cube is 201 MB
     out = tmp_path / f"{strategy}.fits"
-    run = subprocess.run([sys.executable, "-c", _RSS_BUILD, *map(str, big_ffis), str(out), str(max_memory)],
+    inputs = big_ffis
+    if strategy.startswith("update"):  # a 6-FFI cube updated with 6 more, in a fresh process
+        _build(big_ffis[:6], out)
+        inputs = big_ffis[6:]
+    run = subprocess.run([sys.executable, "-c", _RSS_BUILD, *map(str, inputs), str(out), str(max_memory)],
                          capture_output=True, text=True, check=True)
     peak, n_blocks = (int(v) for v in run.stdout.split())
     assert int(n_blocks) > 1

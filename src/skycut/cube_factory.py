@@ -401,10 +401,12 @@ class CubeFactory:
                 pwrite_all(fd, head, 0)
                 if strategy == "scratch":
                     store = self._stage(final, new_infos, shape, block_rows, level)
-                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level)
+                encoded: list[bytes] = []  # the table is encoded while the last block is being written
+                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level,
+                                   meanwhile=lambda: encoded.append(cube_table.table_bytes(table)))
                 tail = (-data_bytes) % _BLOCK
                 end = len(head) + data_bytes
-                pwrite_all(fd, cube_table.table_bytes(table), end + tail)
+                pwrite_all(fd, encoded[0], end + tail)
                 if tail:
                     pwrite_all(fd, b"\0" * tail, end)
             finally:
@@ -433,7 +435,9 @@ class CubeFactory:
             raise
         return store
 
-    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level) -> None:
+    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level,
+                      meanwhile=None) -> None:
+        """Assemble and write every block of rows; ``meanwhile()`` runs while the last block is written."""
         rows, cols = shape
         n = len(sources)
         row_bytes = cols * n * 8
@@ -474,6 +478,8 @@ class CubeFactory:
                     pending[slot] = writer.submit(pwrite_all, fd, block, data_offset + r0 * row_bytes)
                     pending[slot].add_done_callback(
                         lambda f, nb=block.nbytes, bb=b: f.exception() or progress.wrote(nb, bb + 1, n_blocks))
+                if meanwhile is not None:
+                    meanwhile()
                 for fut in pending:
                     if fut is not None:
                         fut.result()
