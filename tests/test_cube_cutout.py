@@ -20,15 +20,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import skycut
-from skycut.cube_cutout import (
-    TessCubeCutout,
-    angular_separation,
-    cube_cut,
-    cut_cube_targets,
-    fit_linear_tan,
-    write_tpf,
-)
+from skycut.cube_cutout import TessCubeCutout, cube_cut, cut_cube_targets, write_tpf
 from skycut.cube_reader import CubeReader, byte_runs, cube_stem
+from skycut.cube_wcs import angular_separation, fit_linear_tan, linear_wcs
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 
 
@@ -186,8 +180,6 @@ def test_linear_fit_agrees_with_astropy_fit_wcs_from_points(cubes):
     yy, xx = np.mgrid[40:60:2, 30:55:2]
     world = sip.pixel_to_world(xx.ravel(), yy.ravel())
     ref = fit_wcs_from_points((xx.ravel() - 30, yy.ravel() - 40), world, proj_point="center", projection="TAN")
-    from skycut.cube_cutout import linear_wcs
-
     ours = linear_wcs(fit, (20, 25))
     yy, xx = np.mgrid[0:20, 0:25]
     a = ours.pixel_to_world(xx.ravel(), yy.ravel())

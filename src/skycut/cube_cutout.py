@@ -19,23 +19,20 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import geometry
-from .cube_reader import (
-    CubeReader,
+from .cube_reader import CubeReader, cube_stem, resolve_threads
+from .cube_wcs import (
     TanSip,
-    _deproject,
-    _project,
-    cube_stem,
     cube_wcs_from_row,
     cube_wcs_row,
+    fit_linear_tan,
+    linear_wcs,
     physical_origin,
-    resolve_threads,
 )
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .tpf import (
@@ -118,99 +115,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value) if np.isfinite(value) else None
     return str(value)
-
-
-# ------------------------------------------------------------------------------------------ linear WCS fit
-
-
-@dataclass
-class LinearFit:
-    """A linear TAN WCS: ``crval`` (deg), ``crpix`` (1-based, in the cutout), ``cd`` (deg/pixel, 2x2), with the
-    max (``msep``) and rms (``sig``) separations in degrees from the SIP WCS it was fitted to."""
-
-    crval: tuple[float, float]
-    crpix: tuple[float, float]
-    cd: np.ndarray
-    msep: float
-    sig: float
-
-
-def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    a, d = np.radians(ra), np.radians(dec)
-    return np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)], axis=-1)
-
-
-def gnomonic(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Standard coordinates (xi, eta) in degrees of points on the plane tangent at ``crval`` (FITS TAN with the
-    default LONPOLE = 180: xi grows with RA, eta with Dec)."""
-    xi, eta, _ = _project(ra, dec, crval)
-    return xi, eta
-
-
-def inverse_gnomonic(xi: np.ndarray, eta: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(ra, dec) in degrees of standard coordinates (xi, eta) in degrees about ``crval``."""
-    return _deproject(xi, eta, crval)
-
-
-def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle separation in degrees (Vincenty formula, stable at tiny angles)."""
-    a1, d1, a2, d2 = (np.radians(v) for v in (ra1, dec1, ra2, dec2))
-    da = a2 - a1
-    num = np.hypot(np.cos(d2) * np.sin(da), np.cos(d1) * np.sin(d2) - np.sin(d1) * np.cos(d2) * np.cos(da))
-    den = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(da)
-    return np.degrees(np.arctan2(num, den))
-
-
-def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFit:
-    """Least-squares linear TAN WCS of a cutout, fitted to the full (SIP) WCS of the cube.
-
-    The model is that of ``astropy.wcs.utils.fit_wcs_from_points(..., projection="TAN",
-    proj_point="center")``: CRVAL is the spherical mean of sample points spread over the cutout (edges and
-    corners included), and the pixel positions are a linear function of the points' standard coordinates
-    on the plane tangent at CRVAL. That model is linear in its six parameters, so it is solved exactly with
-    ``numpy.linalg.lstsq`` (about 50x faster than astropy's iterative solver; the test suite checks both agree).
-
-    Parameters
-    ----------
-    sip_wcs : astropy.wcs.WCS
-        The cube's WCS (0-based pixel ``x`` = CCD column, ``y`` = CCD row).
-    lims : ndarray
-        ``[[xmin, xmax], [ymin, ymax]]`` of the cutout.
-    """
-    (xmin, xmax), (ymin, ymax) = (int(v) for v in lims[0]), (int(v) for v in lims[1])
-    kx, ky = min(max(xmax - xmin + 1, 3), max_samples), min(max(ymax - ymin + 1, 3), max_samples)
-    xs, ys = np.meshgrid(np.linspace(xmin - 0.5, xmax - 0.5, kx), np.linspace(ymin - 0.5, ymax - 0.5, ky))
-    xs, ys = xs.ravel(), ys.ravel()
-    ra, dec = sip_wcs.all_pix2world(xs, ys, 0)
-    v = _unit_vectors(ra, dec).mean(axis=0)
-    crval = (float(np.degrees(np.arctan2(v[1], v[0])) % 360.0), float(np.degrees(np.arcsin(v[2] / np.linalg.norm(v)))))
-    xi, eta = gnomonic(ra, dec, crval)
-    design = np.column_stack([xi, eta, np.ones_like(xi)])
-    px, py = xs - xmin + 1.0, ys - ymin + 1.0  # 1-based FITS pixels of the cutout
-    coef, *_ = np.linalg.lstsq(design, np.column_stack([px, py]), rcond=None)
-    cd = np.linalg.inv(coef[:2].T)
-    crpix = (float(coef[2, 0]), float(coef[2, 1]))
-    pxi, peta = cd @ np.vstack([px - crpix[0], py - crpix[1]])
-    fra, fdec = inverse_gnomonic(pxi, peta, crval)
-    sep = angular_separation(ra, dec, fra, fdec)
-    return LinearFit(crval, crpix, cd, float(sep.max()), float(np.sqrt(np.mean(sep ** 2))))
-
-
-def linear_wcs(fit: LinearFit, shape_yx: tuple[int, int]):
-    """The astropy ``WCS`` of a :class:`LinearFit` (``pixel_shape = (nx, ny)``)."""
-    from astropy.wcs import WCS
-
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = list(fit.crval)
-    w.wcs.crpix = list(fit.crpix)
-    w.wcs.cdelt = [1.0, 1.0]
-    w.wcs.pc = fit.cd
-    w.wcs.radesys = "ICRS"
-    w.wcs.set()
-    w.pixel_shape = (int(shape_yx[1]), int(shape_yx[0]))
-    return w
 
 
 # ------------------------------------------------------------------------------------------ one cutout
