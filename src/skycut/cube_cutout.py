@@ -155,6 +155,8 @@ class CubeCutoutInstance:
         self._fit = fit
         self.wcs_fit = {"WCS_MSEP": [fit.msep], "WCS_SIG": [fit.sig]}
         self._wcs = None
+        self._data: np.ndarray | None = None
+        self._uncertainty: np.ndarray | None = None
 
     @property
     def cube_wcs(self):
@@ -172,11 +174,17 @@ class CubeCutoutInstance:
 
     @property
     def data(self) -> np.ndarray:
-        return self._block[..., 0].transpose(2, 0, 1).astype(np.float32)
+        """Flux, float32 ``(ntime, ny, nx)`` (made from the cube block on first access)."""
+        if self._data is None:
+            self._data = np.ascontiguousarray(self._block[..., 0].transpose(2, 0, 1), dtype=np.float32)
+        return self._data
 
     @property
     def uncertainty(self) -> np.ndarray:
-        return self._block[..., 1].transpose(2, 0, 1).astype(np.float32)
+        """Flux uncertainty, float32 ``(ntime, ny, nx)``."""
+        if self._uncertainty is None:
+            self._uncertainty = np.ascontiguousarray(self._block[..., 1].transpose(2, 0, 1), dtype=np.float32)
+        return self._uncertainty
 
     @property
     def shape(self) -> tuple[int, int, int]:

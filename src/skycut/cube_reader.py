@@ -409,7 +409,8 @@ class CubeReader:
         """
         if not self.remote:
             mm = self.memmap()
-            return [np.asarray(mm[y0:y1, x0:x1]) for (x0, x1), (y0, y1) in clipped]
+            # copies, so cutouts never depend on the file mapping staying valid
+            return [np.array(mm[y0:y1, x0:x1]) for (x0, x1), (y0, y1) in clipped]
         all_runs = [self.runs(lims) for lims in clipped]
         flat = [r for runs in all_runs for r in runs]
         blobs = iter(self._src.read_many(flat))
