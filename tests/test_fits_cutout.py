@@ -118,6 +118,7 @@ def test_size_order_and_pixel_values(image):
     cut = FITSCutout([str(path)], coord, [7, 5])
     (inst,) = cut.cutouts_by_file[str(path)]
     assert inst.shape == (5, 7) and inst.shape_input == (80, 100)
+    assert inst.data.flags.writeable and inst.data.flags.owndata  # not a view of the input file
     xmin, ymin = expected_box(w, coord, 7, 5)
     np.testing.assert_array_equal(inst.data, index_image()[ymin:ymin + 5, xmin:xmin + 7])
     assert (inst.xmin_original, inst.ymin_original) == (xmin, ymin)
@@ -260,6 +261,11 @@ def test_pan_starrs_asinh_linearised(tmp_path):
     np.testing.assert_allclose(inst.data, lin, rtol=1e-5)
     h = FITSCutout(path, "150 2", 4).fits_cutouts[0][1].header
     assert "BSOFTEN" not in h and any("BSOFTEN" in str(c) for c in h["HISTORY"])
+    # padding keeps the fill value (it is not "linearised")
+    corner = FITSCutout(path, WCS(fits.getheader(path, 1)).pixel_to_world(0, 0), 4, fill_value=-5.0).cutouts[0]
+    assert (corner.data[:2] == -5.0).all() and (corner.data[:, :2] == -5.0).all()
+    np.testing.assert_allclose(corner.data[2:, 2:], 10.0 + 2.5 * (10 ** (0.4 * raw[:2, :2].astype(float))
+                                                                - 10 ** (-0.4 * raw[:2, :2].astype(float))), rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------- vs astrocut

@@ -274,8 +274,12 @@ class FITSCutout:
                 empties.append(f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) "
                                "contains no data (all NaN or zero)")
                 continue
-            if linearize:
-                data = linearize_asinh(data, header)
+            if not data.flags.owndata:  # a view of the memory map: give the caller its own writable array
+                data = data.copy()
+            if linearize:  # only the pixels from the image; the padding keeps fill_value
+                if data.dtype.kind != "f":
+                    data = data.astype(np.float64)
+                data[(Ellipsis, ov[2], ov[3])] = linearize_asinh(data[(Ellipsis, ov[2], ov[3])], header)
             xmin, ymin = int(limits[0][0]), int(limits[1][0])
             cwcs = shifted_wcs(wcs, xmin, ymin, (nx, ny))
             inst = CutoutInstance(data=data, wcs=cwcs, limits=limits, original_shape=shape,
