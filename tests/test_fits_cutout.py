@@ -555,3 +555,13 @@ def test_card_image_declines_what_it_cannot_format():
     assert card_image("lower", 1) is None
     h = header_from_cards([("LONGSTR", "y" * 100, "long"), ("N", 3, "")])
     assert h["LONGSTR"] == "y" * 100 and h["N"] == 3
+
+
+def test_verbose_logs_the_cut(image, caplog):
+    import logging
+
+    path, _ = image
+    with caplog.at_level(logging.DEBUG, logger="skycut"):
+        FITSCutout(path, "150 2", 5, verbose=True)
+    assert any("small.fits[1]" in r.getMessage() and "limits" in r.getMessage() for r in caplog.records)
+    logging.getLogger("skycut").setLevel(logging.NOTSET)
