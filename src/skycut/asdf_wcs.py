@@ -289,21 +289,11 @@ def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Half-open limits ``[[xmin, xmax], [ymin, ymax]]`` of an ``nx x ny`` box centred on the 0-based pixel
-    position ``center_xy``: ``xmin = ceil(x - nx / 2)`` (astropy ``Cutout2D``'s rule, which astrocut uses for ASDF).
+    """Box limits of ASDF cutouts: :func:`skycut.geometry.cutout_limits` with ``"ceil"``
+    (``xmin = ceil(x - nx / 2)``, astropy ``Cutout2D``'s rule, as astrocut uses for ASDF)."""
+    from .geometry import cutout_limits
 
-    The box centre ``xmin + (nx - 1) / 2`` is within half a pixel of ``x``, so for odd sizes the middle pixel is
-    the one containing the target. (``geometry.cutout_limits`` rounds ``x - nx / 2`` instead, as astrocut's FITS
-    code does, which puts the target in the pixel after the middle one when its fractional part exceeds 0.5.)
-    """
-    lims = np.zeros((2, 2), dtype=np.int64)
-    for axis in range(2):
-        c = float(center_xy[axis])
-        if not math.isfinite(c):
-            raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
-        lo = math.ceil(c - shape_xy[axis] / 2.0)
-        lims[axis] = (lo, lo + int(shape_xy[axis]))
-    return lims
+    return cutout_limits(center_xy, shape_xy, "ceil")
 
 
 class FileFitsWcs:

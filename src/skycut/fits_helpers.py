@@ -337,19 +337,6 @@ def is_empty(block: np.ndarray) -> bool:
 
 
 def rounded_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
-    """Half-open limits; ``round`` is geometry.cutout_limits, ``floor``/``ceil`` round ``x - n/2`` that way.
-
-    The centre is first rounded to 1e-6 pixel, so that a target on a pixel centre (up to WCS round-off) gives
-    a box centred on that pixel for odd sizes."""
-    center_xy = tuple(round(float(c), 6) if np.isfinite(c) else c for c in center_xy)
-    if method == "round":
-        return cutout_limits(center_xy, shape_xy)
-    fn = math.floor if method == "floor" else math.ceil
-    lims = np.zeros((2, 2), dtype=np.int64)
-    for axis in range(2):
-        c = float(center_xy[axis])
-        if not np.isfinite(c):
-            raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
-        lo = int(fn(c - shape_xy[axis] / 2.0 + 0.5))
-        lims[axis] = (lo, lo + int(shape_xy[axis]))
-    return lims
+    """Half-open limits: :func:`skycut.geometry.cutout_limits` (``method`` rounds ``x - n/2`` as astrocut's
+    ``limit_rounding_method`` does)."""
+    return cutout_limits(center_xy, shape_xy, method)

@@ -178,17 +178,38 @@ def size_in_pixels(size: tuple[Quantity, Quantity], wcs: WCS | None = None) -> t
     return out[0], out[1]
 
 
-def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
+ROUNDING_METHODS = ("round", "ceil", "floor")
+
+
+def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str = "round") -> np.ndarray:
     """Half-open pixel limits ``[[xmin, xmax], [ymin, ymax]]`` of a box of ``shape_xy`` pixels centred on
-    ``center_xy`` (0-based pixel coordinates). ``xmin = floor(x - nx/2 + 0.5)`` (astrocut's rounding), so the
-    box holds exactly ``nx`` pixels and its middle lies within one pixel of the centre (within half a pixel
-    for odd ``nx`` when the centre's fractional part is at most 0.5)."""
+    ``center_xy`` (0-based pixel coordinates); the box always holds exactly ``nx`` x ``ny`` pixels.
+
+    ``method`` rounds the lower edge ``x - nx/2`` (astrocut's ``limit_rounding_method``):
+
+    * ``"round"`` (astrocut's default for FITS and cube cutouts): nearest integer, halves up. The box middle
+      ``xmin + (nx - 1)/2`` can be up to one pixel from ``x``.
+    * ``"ceil"``: astropy ``Cutout2D``'s rule (astrocut's ASDF rule): the middle lies within half a pixel of
+      ``x``, so for odd ``nx`` the middle pixel is the one containing the target.
+    * ``"floor"``.
+
+    The centre is first rounded to 1e-6 px, so world-to-pixel round-off cannot move a box (a target on a pixel
+    centre gives a box centred on that pixel for odd sizes).
+    """
+    if method not in ROUNDING_METHODS:
+        raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {method!r}")
     lims = np.zeros((2, 2), dtype=np.int64)
     for axis in range(2):
         c = float(center_xy[axis])
         if not np.isfinite(c):
             raise InvalidInputError("the cutout centre does not project onto the image (non-finite pixel)")
-        lo = int(math.floor(c - shape_xy[axis] / 2.0 + 0.5))
+        edge = round(c, 6) - shape_xy[axis] / 2.0
+        if method == "round":
+            lo = int(math.floor(edge + 0.5))
+        elif method == "ceil":
+            lo = int(math.ceil(edge))
+        else:
+            lo = int(math.floor(edge))
         lims[axis] = (lo, lo + int(shape_xy[axis]))
     return lims
 

@@ -76,20 +76,11 @@ def _image_shape(img_wcs: WCS) -> tuple[int, int]:
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Half-open limits ``[[xmin, xmax], [ymin, ymax]]`` of a box truly centred on ``center_xy``.
+    """Half-open limits of a box centred on ``center_xy``: :func:`skycut.geometry.cutout_limits` with
+    ``"ceil"`` (the target within half a pixel of the box middle; for odd sizes in the middle pixel)."""
+    from .geometry import cutout_limits
 
-    ``xmin = floor(x - nx/2 + 1)``: for odd ``nx`` the middle pixel is the pixel containing ``x``; in general
-    ``x - xmin - (nx - 1)/2`` lies in ``[-0.5, 0.5)``. (:func:`skycut.geometry.cutout_limits` rounds as
-    astrocut does, which can leave the target up to one pixel off the middle.)
-    """
-    lims = np.zeros((2, 2), dtype=np.int64)
-    for axis in range(2):
-        c = float(center_xy[axis])
-        if not np.isfinite(c):
-            raise InvalidInputError("the box centre does not project onto the image (non-finite pixel)")
-        lo = int(np.floor(c - shape_xy[axis] / 2.0 + 1.0))
-        lims[axis] = (lo, lo + int(shape_xy[axis]))
-    return lims
+    return cutout_limits(center_xy, shape_xy, "ceil")
 
 
 def _box_center(limits: np.ndarray) -> tuple[float, float]:
