@@ -296,7 +296,7 @@ class FITSCutout:
         orig_file = name if is_remote(name) else Path(name).name
         hdr = cutout_header(header, inst.wcs, int(inst.limits[0][0]), int(inst.limits[1][0]),
                             orig_file=orig_file, orig_ext=inst.extension, linearized=linearized, empty=inst.empty)
-        return fits.ImageHDU(data=inst.data, header=hdr, name="CUTOUT")
+        return fits.ImageHDU(data=inst.data, header=hdr)  # EXTNAME = CUTOUT is in hdr
 
     # -- results ---------------------------------------------------------------------------------------
 
