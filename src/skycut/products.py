@@ -162,6 +162,9 @@ def _cut_asdf(files, coord, size, out: Path, name, fill_value, lite, output_form
     for k, (_file, _coord, obj) in enumerate(pieces):
         path = out / (f"{name}.{output_format}" if len(pieces) == 1 else f"{name}_{k}.{output_format}")
         if output_format == "asdf":
+            meta = obj.tree.get("roman", {}).get("meta")
+            if meta is not None and "filename" in meta:
+                meta["filename"] = path.name  # roman_datamodels checks it against the file's name
             with atomic_output(path) as tmp:
                 obj.write_to(tmp)
         else:
