@@ -377,7 +377,8 @@ def test_functional_api_and_cutout_factory(cubes, sim_tess, tmp_path):
     assert Path(path) == tmp_path / "t.fits"
     np.testing.assert_array_equal(fits.getdata(path, 1)["FLUX"], hdul[1].data["FLUX"])
     factory = skycut.CutoutFactory()
-    factory.cube_cut(cubes["skycut"], coord, 5, output_path=tmp_path)
+    positional = factory.cube_cut(cubes["skycut"], coord, 5, "positional.fits", tmp_path)  # astrocut 1.4 order
+    assert Path(positional) == tmp_path / "positional.fits"
     assert factory.center_coord.separation(coord) < 1e-6 * u.deg
     assert factory.cutout_lims.shape == (2, 2) and factory.cutout_wcs.naxis == 2 and factory.cube_wcs.sip is not None
 

@@ -57,14 +57,7 @@ _ROUNDING = ("round", "ceil", "floor")
 
 def _limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
     """``[[xmin, xmax], [ymin, ymax]]`` of exactly ``shape_xy`` pixels; ``method`` rounds the lower edge."""
-    if method == "round":
-        return geometry.cutout_limits(center_xy, shape_xy)
-    func = np.ceil if method == "ceil" else np.floor
-    lims = np.zeros((2, 2), dtype=np.int64)
-    for axis in range(2):
-        lo = int(func(center_xy[axis] - shape_xy[axis] / 2.0))
-        lims[axis] = (lo, lo + int(shape_xy[axis]))
-    return lims
+    return geometry.cutout_limits(center_xy, shape_xy, method)
 
 
 def _clip(lims: np.ndarray, nrows: int, ncols: int) -> tuple[list, tuple[slice, slice]] | None:
@@ -579,11 +572,10 @@ class CutoutFactory:
         self.cutout_lims = None
         self.cutout_wcs = None
 
-    def cube_cut(self, cube_file, coordinates, cutout_size, product: str = "SPOC", target_pixel_file=None,
-                 output_path=".", memory_only: bool = False, threads: int | str = 1, verbose: bool = False,
+    def cube_cut(self, cube_file, coordinates, cutout_size, target_pixel_file=None, output_path=".",
+                 memory_only: bool = False, threads: int | str = 1, verbose: bool = False,
                  legacy_filenames: bool = False, *, fsspec_kwargs: dict | None = None):
-        if str(product).upper() != "SPOC":
-            raise InvalidInputError(f"product {product!r} is not supported; only SPOC cubes are")
+        """As :func:`cube_cut` (astrocut 1.4's signature: no ``product``, SPOC cubes only)."""
         cut = TessCubeCutout(cube_file, coordinates, cutout_size, threads=threads, verbose=verbose,
                              fsspec_kwargs=fsspec_kwargs)
         first = cut.cutouts[0]
