@@ -254,6 +254,18 @@ def test_blocked_builds_identical_to_one_block(cube, ffis, tmp_path, strategy):
     assert not list(tmp_path.glob(".*"))  # no temporary or scratch file left behind
 
 
+@pytest.mark.parametrize("strategy", ["direct", "scratch"])
+@pytest.mark.parametrize("max_memory", [50, 5e-4])
+def test_cache_slabs_within_blocks(cube, ffis, tmp_path, monkeypatch, strategy, max_memory):
+    import skycut.cube_factory as cf
+
+    monkeypatch.setattr(cf, "slab_rows", lambda cols, n, block_rows, target=0: min(block_rows, 3))
+    factory = CubeFactory(strategy=strategy)
+    factory.make_cube([str(p) for p in ffis], str(tmp_path / "c.fits"), max_memory=max_memory, verbose=False)
+    assert factory._block_size > 3  # several slabs per block, the last one partial
+    _same_cube(tmp_path / "c.fits", cube)
+
+
 def test_auto_strategy_reads_local_plain_ffis_directly(ffis, tmp_path):
     f = CubeFactory()
     f.make_cube([str(p) for p in ffis], str(tmp_path / "a.fits"), max_memory=5e-5, verbose=False)

@@ -61,7 +61,6 @@ from .cube_io import (
     pread_into,
     pwrite_all,
     read_row_pair,
-    read_rows,
     read_whole,
     remove_stale_temporaries,
     scan_ffi,
@@ -117,15 +116,24 @@ def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old
     """
     rows, cols = shape
     row_bytes = cols * n_ffi * 8
-    per_row = 2 * row_bytes + cols * n_old * 8 + cols * 2 * 8
+    per_row = 2 * row_bytes + cols * n_old * 8 + cols * 2 * 8  # two blocks, old-cube rows, a read buffer
     staging = 2 * rows * cols * 8 if whole_ffi else 0
-    by_memory = int((max_memory * 1e9 * MEMORY_FRACTION - staging) // per_row)
+    budget = max_memory * 1e9 * MEMORY_FRACTION - staging
+    slab = slab_rows(cols, n_ffi, rows)  # the slab stage holds this many cube rows
+    by_memory = int((budget - slab * row_bytes) // per_row)
+    if by_memory < slab:  # little memory: blocks so small that the stage is one block
+        by_memory = int(budget // (per_row + row_bytes))
     if by_memory < 1:
         raise InvalidInputError(
             f"max_memory={max_memory} GB is too small for a cube of {n_ffi} FFIs of {rows}x{cols} pixels: "
-            f"give at least {(per_row + staging) / MEMORY_FRACTION / 1e9:.6f} GB")
+            f"give at least {(per_row + row_bytes + staging) / MEMORY_FRACTION / 1e9:.6f} GB")
     cap = max(MAX_BLOCK_BYTES, n_ffi * 2 * MIN_READ_PER_FFI) // row_bytes
     return int(max(1, min(by_memory, cap, rows)))
+
+
+def slab_rows(cols: int, n_ffi: int, block_rows: int, target: int = 4 * 2**20) -> int:
+    """Rows per cache-sized slab: the cube bytes of ``slab`` rows (``cols * n_ffi * 8`` each) about ``target``."""
+    return int(max(1, min(block_rows, target // (cols * n_ffi * 8))))
 
 
 def choose_strategy(infos: list[FFIInfo], n_blocks: int, block_rows: int, requested: str = "auto") -> str:
@@ -223,18 +231,18 @@ def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
 
 
 class _Progress:
-    """Log lines: blocks and files done, MB written, MB/s, time left (at most every ``every`` seconds)."""
+    """Log lines: FFIs/rows done, MB written, MB/s, time left (at most every ``every`` seconds)."""
 
-    def __init__(self, total_bytes: int, n_files: int, level: int, every: float = 2.0):
-        self.total, self.n_files, self.level, self.every = total_bytes, n_files, level, every
+    def __init__(self, total_bytes: int, rows: int, level: int, every: float = 2.0):
+        self.total, self.rows, self.level, self.every = total_bytes, rows, level, every
         self.t0 = self.last = time.perf_counter()
         self.done = 0
 
-    def files(self, what: str, k: int) -> None:
+    def note(self, text: str) -> None:
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
-            log.log(self.level, "%s: %d/%d FFIs done", what, k, self.n_files)
+            log.log(self.level, "cube: %s", text)
 
     def wrote(self, nbytes: int, block: int, n_blocks: int) -> None:
         self.done += nbytes
@@ -400,7 +408,7 @@ class CubeFactory:
             try:
                 pwrite_all(fd, head, 0)
                 if strategy == "scratch":
-                    store = self._stage(final, new_infos, shape, block_rows, level)
+                    store = self._stage(final, new_infos, shape, block_rows, level, n)
                 encoded: list[bytes] = []  # the table is encoded while the last block is being written
                 self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level,
                                    meanwhile=lambda: encoded.append(cube_table.table_bytes(table)))
@@ -415,17 +423,20 @@ class CubeFactory:
                 os.close(fd)
                 os.close(lock)
 
-    def _stage(self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int) -> ScratchStore:
+    def _stage(self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int,
+               n_total: int) -> ScratchStore:
         directory = Path(self.scratch_dir) if self.scratch_dir else final.parent
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f".{final.name}.{os.getpid()}.scratch.h5"
-        store = ScratchStore(path, len(infos), shape, block_rows)  # HDF5 flock-s it while open
+        chunk = slab_rows(shape[1], n_total, block_rows)
+        store = ScratchStore(path, len(infos), shape, chunk)  # HDF5 flock-s it while open
         rowbuf = np.empty(2 * min(block_rows, shape[0]) * shape[1] * 8, dtype=np.uint8)
         try:
             for k, info in enumerate(infos):
-                if info.direct:  # block by block: memory stays within a block's share
-                    for r0 in range(0, shape[0], block_rows):
-                        store.put(k, read_row_pair(info, r0, min(shape[0], r0 + block_rows), rowbuf), r0)
+                if info.direct:  # block by block (whole chunks): memory stays within a block's share
+                    step = max(chunk, block_rows // chunk * chunk)
+                    for r0 in range(0, shape[0], step):
+                        store.put(k, read_row_pair(info, r0, min(shape[0], r0 + step), rowbuf), r0)
                 else:
                     store.put(k, np.stack(read_whole(info)))
                 if (k + 1) % 16 == 0 or k + 1 == len(infos):
@@ -441,15 +452,17 @@ class CubeFactory:
         rows, cols = shape
         n = len(sources)
         row_bytes = cols * n * 8
-        progress = _Progress(rows * row_bytes, n, level)
+        progress = _Progress(rows * row_bytes, rows, level)
         n_blocks = -(-rows // block_rows)
         buffers: list[np.ndarray] = []
         pending: list[Future | None] = [None, None]
-        new_index = {id(s[1]): k for k, s in enumerate(s for s in sources if s[0] == "ffi")}
         old_pos = np.array([k for k, s in enumerate(sources) if s[0] == "old"], dtype=np.intp)
         old_slice = _as_slice(old_pos)
         old_fd = os.open(old.path, os.O_RDONLY) if old is not None else None
-        rowbuf = np.empty(2 * min(block_rows, rows) * cols * 8, dtype=np.uint8)  # shared by all FFIs
+        slab = slab_rows(cols, n, block_rows)
+        n_new = sum(1 for s in sources if s[0] == "ffi")
+        itemsize = max((np.dtype(s[1].dtype).itemsize for s in sources if s[0] == "ffi"), default=4)
+        stage = None if strategy == "whole" else np.empty((max(n_new, 1), 2 * slab * cols * itemsize), np.uint8)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cube-writer") as writer:
             try:
                 for b in range(n_blocks):
@@ -460,19 +473,10 @@ class CubeFactory:
                     if len(buffers) <= slot:
                         buffers.append(np.empty(min(block_rows, rows) * row_bytes // 4, dtype=">f4"))
                     block = buffers[slot][: (r1 - r0) * row_bytes // 4].reshape(r1 - r0, cols, n, 2)
-                    for j, (kind, src) in enumerate(sources):
-                        if kind != "ffi":
-                            continue
-                        if strategy == "direct":
-                            flux, err = read_rows(src, r0, r1, rowbuf)
-                        elif strategy == "scratch":
-                            flux, err = store.read(new_index[id(src)], r0, r1)
-                        else:  # whole: a single block
-                            flux, err = read_whole(src)
-                            flux, err = flux[r0:r1], err[r0:r1]
-                        block[:, :, j, 0] = flux
-                        block[:, :, j, 1] = err
-                        progress.files(f"block {b + 1}/{n_blocks}", j + 1)
+                    if strategy == "whole":
+                        self._fill_whole(block, sources, r0, r1, progress)
+                    else:
+                        self._fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress)
                     if old is not None and len(old_pos):
                         self._copy_old(old_fd, old, r0, r1, block, old_pos, old_slice)
                     pending[slot] = writer.submit(pwrite_all, fd, block, data_offset + r0 * row_bytes)
@@ -486,6 +490,43 @@ class CubeFactory:
             finally:
                 if old_fd is not None:
                     os.close(old_fd)
+
+    @staticmethod
+    def _fill_whole(block, sources, r0, r1, progress) -> None:
+        """Planes of inputs read whole (remote/compressed, single block): one strided copy per plane."""
+        for j, (kind, src) in enumerate(sources):
+            if kind == "ffi":
+                flux, err = read_whole(src)
+                block[:, :, j, 0] = flux[r0:r1]
+                block[:, :, j, 1] = err[r0:r1]
+                progress.note(f"{j + 1}/{len(sources)} FFIs read")
+
+    @staticmethod
+    def _fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress) -> None:
+        """Fill ``block`` (rows ``r0:r1``) slab by slab of ``slab`` rows.
+
+        For each slab, rows of every FFI are read into ``stage`` (one row of it per FFI, a few MB in all, so it
+        stays in the CPU cache), then copied into the slab of the block (also cache-sized): the transposition
+        happens in cache, about 3x faster than copying whole FFI planes into the block with a large stride.
+        """
+        cols = block.shape[1]
+        planes = [(j, src) for j, (kind, src) in enumerate(sources) if kind == "ffi"]
+        for s0 in range(r0, r1, slab):
+            s1 = min(r1, s0 + slab)
+            n = s1 - s0
+            pairs = []
+            for k, (_, src) in enumerate(planes):
+                if strategy == "scratch":
+                    pairs.append(store.read(k, s0, s1, out=stage[k]))
+                elif src.dtype == ">f4":
+                    pairs.append(read_row_pair(src, s0, s1, stage[k]))
+                else:
+                    pairs.append(read_row_pair(src, s0, s1, stage[k]).astype(">f4"))
+            dst = block[s0 - r0:s1 - r0]
+            for (j, _), pair in zip(planes, pairs, strict=True):
+                dst[:, :, j, 0] = pair[0].reshape(n, cols)
+                dst[:, :, j, 1] = pair[1].reshape(n, cols)
+            progress.note(f"rows {s1}/{progress.rows} assembled")
 
     @staticmethod
     def _copy_old(old_fd, old: OldCube, r0, r1, block, old_pos, old_slice) -> None:

@@ -365,7 +365,6 @@ class ScratchStore:
         chunk_rows = max(1, min(block_rows, shape[0]))
         self._dset = self._file.create_dataset(
             "planes", shape=(n_ffi, 2, *shape), dtype=">f4", chunks=(1, 2, chunk_rows, shape[1]))
-        self._buf: np.ndarray | None = None
 
     def put(self, index: int, pair: np.ndarray, r0: int = 0) -> None:
         """Store ``pair`` = (flux, uncertainty) rows ``r0:r0 + pair.shape[1]`` of FFI ``index``.
@@ -374,13 +373,18 @@ class ScratchStore:
         """
         self._dset[index, :, r0:r0 + pair.shape[1]] = pair
 
-    def read(self, index: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, index: int, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``r0:r1`` of FFI ``index`` as a ``(2, r1 - r0, columns)`` big-endian float32 array.
+
+        ``out``: optional contiguous buffer (any dtype, enough bytes) that the result is a view of.
+        """
         shape = (2, r1 - r0, self._dset.shape[3])
-        if self._buf is None or self._buf.size < np.prod(shape):
-            self._buf = np.empty(int(np.prod(shape)), dtype=">f4")
-        out = self._buf[: int(np.prod(shape))].reshape(shape)
-        self._dset.read_direct(out, np.s_[index, :, r0:r1, :])
-        return out[0], out[1]
+        size = int(np.prod(shape))
+        if out is None:
+            out = np.empty(size, dtype=">f4")
+        result = out.reshape(-1).view(np.uint8)[: size * 4].view(">f4").reshape(shape)
+        self._dset.read_direct(result, np.s_[index, :, r0:r1, :])
+        return result
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
