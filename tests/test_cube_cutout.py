@@ -517,3 +517,25 @@ def test_verbose_logs_wcs_row_and_fit(cubes, sim_tess, caplog):
     text = caplog.text
     assert "using WCS from row 3 out of 6" in text  # the middle row of 6 FFIs, all with a WCS
     assert f"limits {cut.cutouts[0].cutout_lims.tolist()}" in text
+
+
+def test_byte_runs_property(cubes):
+    """For any block on the cube, the merged byte runs hold exactly its pixels, in order, and are disjoint."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with CubeReader(cubes["skycut"]) as reader:
+        image = np.asarray(reader.memmap())
+        nrows, ncols = reader.nrows, reader.ncols
+
+        @settings(max_examples=40, deadline=None)
+        @given(st.integers(0, ncols - 1), st.integers(1, ncols), st.integers(0, nrows - 1), st.integers(1, nrows))
+        def check(x0, nx, y0, ny):
+            x1, y1 = min(ncols, x0 + nx), min(nrows, y0 + ny)
+            runs = byte_runs([[x0, x1], [y0, y1]], reader.shape, reader.dtype.itemsize, reader.data_offset)
+            assert all(a < b for a, b in runs) and all(runs[i][1] < runs[i + 1][0] for i in range(len(runs) - 1))
+            blob = b"".join(reader._src.read(a, b) for a, b in runs)
+            got = np.frombuffer(blob, dtype=reader.dtype).reshape(y1 - y0, x1 - x0, *reader.shape[2:])
+            np.testing.assert_array_equal(got, image[y0:y1, x0:x1])
+
+        check()
