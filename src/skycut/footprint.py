@@ -63,16 +63,9 @@ def footprint_size_px(cutout_size: Any, arcsec_per_px: float = ARCSEC_PER_PX) ->
     """``(nx, ny)`` in pixels; angular sizes use ``arcsec_per_px``; 0 is allowed (point match)."""
     from astropy import units as u
 
-    if isinstance(cutout_size, u.Quantity):
-        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
-    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise InvalidInputError(f"cutout_size needs one or two values, got {cutout_size!r}")
+    from .geometry import size_pair
+
+    values = size_pair(cutout_size)
     out = []
     for v in values:
         if isinstance(v, str):

@@ -82,6 +82,26 @@ def parse_coordinates(coordinates: Any) -> SkyCoord:
     return sc.ravel()
 
 
+def size_pair(cutout_size: Any) -> list[Any]:
+    """Split a cutout size into its two raw values ``[x, y]`` (a scalar is used for both).
+
+    Raises :class:`InvalidInputError` unless there are one or two values.
+    """
+    from astropy import units as u
+
+    if isinstance(cutout_size, u.Quantity):
+        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
+    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
+        values = list(cutout_size)
+    else:
+        values = [cutout_size]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise InvalidInputError(f"cutout size needs one or two values, got {cutout_size!r}")
+    return values
+
+
 def parse_size_input(cutout_size: Any) -> tuple[Quantity, Quantity]:
     """Normalise a cutout size to ``(size_x, size_y)`` Quantities (unit ``pix`` or angular).
 
@@ -113,16 +133,7 @@ def parse_size_input(cutout_size: Any) -> tuple[Quantity, Quantity]:
             raise InvalidInputError(f"cutout size must be positive, got {value!r}")
         return q
 
-    if isinstance(cutout_size, u.Quantity):
-        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
-    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise InvalidInputError(f"cutout size needs one or two values, got {cutout_size!r}")
+    values = size_pair(cutout_size)
     return one(values[0]), one(values[1])
 
 
@@ -140,14 +151,7 @@ def size_label(cutout_size: Any) -> str:
             return str(int(value))
         return str(value).replace(" ", "")
 
-    if isinstance(cutout_size, u.Quantity):
-        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
-    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
+    values = size_pair(cutout_size)
     return f"{text(values[0])}-x-{text(values[1])}"
 
 
