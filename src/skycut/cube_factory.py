@@ -10,14 +10,18 @@ Cube file layout (astrocut/MAST compatible):
   uncertainty. For one pixel the whole time series is contiguous, which is what cutouts read.
 * HDU 2: one row per FFI (row ``i`` = plane ``i``), see :mod:`skycut.cube_table`.
 
-How a cube is written: the headers, then blocks of image rows ``r0:r1`` (each block assembled in memory in the
-cube layout and written with one positioned write, by a writer thread while the next block is assembled), then
-the table appended after the padded data. Nothing is rewritten. Everything goes to a temporary name in the
+How a cube is written: the headers, then blocks of image rows ``r0:r1``, then the table appended after the
+padded data (encoded while the last block is written). Nothing is rewritten. A block is assembled in memory in
+the cube layout slab by slab: a slab is a few rows (about 4 MiB of cube), for which the rows of every FFI are
+read into a small stage and copied into the block, so the transposition works in the CPU cache. Each finished
+block goes out with one positioned write by a writer thread while the next one is assembled, followed by
+``posix_fadvise(DONTNEED)`` to start its write-back at once (the disk works during the build, not only in the
+final ``fsync``, and the cube does not crowd the page cache). Everything goes to a temporary name in the
 cube's directory (flock-ed while in use) that is renamed to the final name after an ``fsync``; a killed build
 leaves nothing at the final name, and the next build removes the stale temporary files.
 
-Memory: ``max_memory`` (GB) bounds the block buffers (two blocks in flight, plus a block's share of an old cube
-for ``update_cube``) to 85 % of ``max_memory``; the interpreter, astropy and the headers need well under
+Memory: ``max_memory`` (GB) bounds the buffers (two blocks in flight, the slab stage, a block's share of an
+old cube for ``update_cube``, one whole FFI when inputs must be read whole) to 85 % of ``max_memory``; the interpreter, astropy and the headers need well under
 300 MB more. Blocks are at most ``max(128 MiB, n_ffi * 2 MiB)`` even when memory is plentiful, so that reading,
 assembling and writing overlap.
 
@@ -27,7 +31,7 @@ Read strategy (``CubeFactory(strategy=...)``, default ``"auto"``):
   uncompressed, unscaled FFIs; ``auto`` always picks it for such inputs, however many blocks.
 * ``"scratch"`` — each FFI is read once (whole, through astropy, for remote URLs and tile-compressed HDUs;
   block by block for local plain files), copied to an h5py scratch file beside the cube (chunks of one FFI x
-  one block), and blocks are read back from it. ``auto`` picks it for inputs that cannot be read by row range
+  one slab), and blocks are read back from it. ``auto`` picks it for inputs that cannot be read by row range
   when the cube needs more than one block: each remote FFI is then fetched once instead of once per block,
   each compressed tile decompressed once.
 * ``"whole"`` (auto only) — a cube that fits in one block is assembled straight from whole-image reads.
