@@ -206,3 +206,19 @@ def test_handle_closes_cleanly(tmp_path, s3_server):
         sec = handle.section(1)
         np.testing.assert_array_equal(sec[..., 2:4, 5:8], fits.getdata(path, 1)[2:4, 5:8])
     s3_server.delete(path.name)
+
+
+def test_gzipped_inputs_local_and_http(tmp_path, http_server):
+    import gzip
+    import shutil
+
+    path = tmp_path / "img.fits"
+    w = small_image(path)
+    gz = tmp_path / "img.fits.gz"
+    with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    coord = w.pixel_to_world(20, 30)
+    expected = FITSCutout(path, coord, [5, 3]).cutouts[0].data
+    np.testing.assert_array_equal(FITSCutout(gz, coord, [5, 3]).cutouts[0].data, expected)
+    np.testing.assert_array_equal(FITSCutout(http_server.url(gz.name), coord, [5, 3]).cutouts[0].data, expected)
+    assert expected[1, 2] == 30 * 100 + 20

@@ -104,6 +104,9 @@ class FITSHandle:
     fs: Any = None
     fspath: str | None = None
     _fileobj: Any = field(default=None, repr=False)
+    #: True when the file is stored as plain FITS (not gzip/bzip2/zip-compressed as a whole), so that byte
+    #: offsets of the data in the HDUs are offsets in the stored file and can be read directly.
+    plain: bool = True
 
     @property
     def remote(self) -> bool:
@@ -129,6 +132,8 @@ class FITSHandle:
         data)."""
 
         hdu = self.hdul[index]
+        if not self.plain:  # offsets refer to the decompressed stream: let astropy read it
+            return hdu.section
         if self.remote:
             section = RangeSection.for_hdu(hdu, self.fs, self.fspath)
             if section is not None:
@@ -188,12 +193,14 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
             raise InvalidInputError(f"input file not found: {name}" if not Path(name).exists()
                                     else f"input {name} is not a regular file")
         try:
+            with open(name, "rb") as fh:
+                plain = fh.read(6) == b"SIMPLE"
             # memmap=None: memory-mapped, but scaled (BZERO/BSCALE) images are still allowed
             hdul = fits.open(name, mode="readonly", memmap=None, lazy_load_hdus=True)
             hdul[0]  # noqa: B018 - forces the primary header to be parsed
         except Exception as exc:
             raise _wrap_open_error(name, exc) from exc
-        return FITSHandle(name, hdul)
+        return FITSHandle(name, hdul, plain=plain)
 
     import fsspec
 
@@ -204,13 +211,20 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
     except Exception as exc:
         raise _wrap_open_error(name, exc) from exc
     try:
+        magic = fileobj.read(6)
+        plain = magic == b"SIMPLE"
+        fileobj.seek(0)
+        codec = "gzip" if magic[:2] == b"\x1f\x8b" else "bz2" if magic[:3] == b"BZh" else None
+        if codec is not None:  # whole-file compression: astropy must read a decompressed stream
+            fileobj.close()
+            fileobj = fs.open(fspath, mode="rb", compression=codec)
         hdul = fits.open(fileobj, mode="readonly", lazy_load_hdus=True, memmap=False)
         hdul[0]  # noqa: B018
     except Exception as exc:
         fileobj.close()
         raise _wrap_open_error(name, exc) from exc
     log.debug("opened remote %s with %s", name, {k: v for k, v in opts.items() if k not in ("key", "secret")})
-    return FITSHandle(name, hdul, fs=fs, fspath=fspath, _fileobj=fileobj)
+    return FITSHandle(name, hdul, fs=fs, fspath=fspath, _fileobj=fileobj, plain=plain)
 
 
 def open_fits(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None) -> fits.HDUList:
