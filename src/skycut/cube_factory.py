@@ -45,7 +45,6 @@ reads are slow (spinning disks, network file systems).
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 import time
@@ -187,53 +186,6 @@ def check_inputs(infos: list[FFIInfo], sector: int | None = None) -> None:
         raise InvalidInputError(f"FFIs differ in shape (first is {infos[0].shape}): {odd}")
 
 
-def build_date() -> str:
-    """``DATE`` card value: today (UTC, ISO date), or the day of ``$SOURCE_DATE_EPOCH`` for reproducible builds."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    now = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC) if epoch else _dt.datetime.now(_dt.UTC)
-    return now.date().isoformat()
-
-
-def make_primary_header(first: FFIInfo, last_record: dict, sector: int | None):
-    """Primary header of a cube built from FFIs whose earliest is ``first`` (see module doc)."""
-    from astropy.io import fits
-
-    hdr = fits.Header.fromstring(first.primary_text)
-    for key in ("CHECKSUM", "DATASUM"):
-        hdr.remove(key, ignore_missing=True, remove_all=True)
-    for key in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND"):
-        hdr.remove(key, ignore_missing=True)
-    img, notes = first.values, first.comments
-    hdr["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
-    hdr["DATE"] = (build_date(), "file creation date.")
-    for key in ("CAMERA", "CCD"):
-        if key in img:
-            hdr[key] = (img[key], notes.get(key, ""))
-    if sector is not None:
-        hdr["SECTOR"] = (int(sector), "Observing sector")
-    elif first.sector is not None:
-        hdr["SECTOR"] = (first.sector, "Observing sector")
-    for key in ("TSTART", "DATE-OBS"):  # cutout writers need them; take ext 1's if the primary lacks them
-        if key not in hdr and key in img:
-            hdr[key] = (img[key], notes.get(key, ""))
-    for key in ("DATE-END", "TSTOP"):
-        if key in last_record:
-            hdr[key] = last_record[key]
-    hdr["EXTNAME"] = "PRIMARY"
-    return fits.PrimaryHDU(header=hdr).header
-
-
-def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
-    """Primary header and cube image header, padded, as bytes; the cube data start right after them."""
-    from astropy.io import fits
-
-    image = fits.Header([("XTENSION", "IMAGE", "Image extension"), ("BITPIX", -32, "array data type"),
-                         ("NAXIS", 4, "number of array dimensions"), ("NAXIS1", 2), ("NAXIS2", n_ffi),
-                         ("NAXIS3", shape[1]), ("NAXIS4", shape[0]), ("PCOUNT", 0, "number of parameters"),
-                         ("GCOUNT", 1, "number of groups")])
-    return (primary.tostring(padding=True) + image.tostring(padding=True)).encode("ascii")
-
-
 class _Progress:
     """Log lines: FFIs/rows done, MB written, MB/s, time left (at most every ``every`` seconds)."""
 
@@ -313,7 +265,7 @@ class CubeFactory:
         records, comments, flags = _ffi_records(infos)
         if not any(flags):
             raise InvalidInputError(f"none of the {len(infos)} FFIs in file_list has a usable WCS")
-        primary = make_primary_header(infos[0], records[-1], sector)
+        primary = cube_table.make_primary_header(infos[0], records[-1], sector)
         table = cube_table.build_table_hdu(records, cube_table.merge_comments(comments),
                                            [i.name for i in infos], flags)
         sources = [("ffi", i) for i in infos]
@@ -377,10 +329,10 @@ class CubeFactory:
             for key in ("TSTART", "DATE-OBS"):
                 if key in records[0]:
                     primary[key] = records[0][key]
-        primary["DATE"] = (build_date(), "file creation date.")
+        primary["DATE"] = (cube_table.build_date(), "file creation date.")
         if sector is not None:
             primary["SECTOR"] = (int(sector), "Observing sector")
-        primary.add_history(f"Updated on {build_date()} with new image delivery.")
+        primary.add_history(f"Updated on {cube_table.build_date()} with new image delivery.")
         primary.add_history(f"First image is {infos[0].name}.")
         comments = cube_table.merge_comments([old_comments, *new_comments])
         table = cube_table.build_table_hdu(records, comments, names, flags)
@@ -403,7 +355,7 @@ class CubeFactory:
                 cube_file, n, shape[0], shape[1], n_blocks, block_rows, strategy, memory)
         final = Path(cube_file)
         remove_stale_temporaries(final)
-        head = cube_header_bytes(primary, n, shape)
+        head = cube_table.cube_header_bytes(primary, n, shape)
         data_bytes = shape[0] * shape[1] * n * 8
         with atomic_output(final, fsync=True) as tmp:
             lock = lock_file(tmp)

@@ -1,4 +1,4 @@
-"""The per-FFI header table of a TESS cube (HDU 2), and the checks made on FFI headers.
+"""The per-FFI header table of a TESS cube (HDU 2), the checks made on FFI headers, and the cube's headers.
 
 A cube's table has one row per FFI, in the cube's time order (row ``i`` describes plane ``[:, :, i, :]``), one
 column per keyword of the FFIs' image-extension (ext 1) headers, then ``FFI_FILE`` (the FFI's file name, whole)
@@ -21,8 +21,10 @@ integers) -> ``J`` (``K`` beyond int32); otherwise ``D``. Missing values are ``'
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -249,3 +251,51 @@ def table_bytes(hdu) -> bytes:
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
     raw = buf.getvalue()
     return raw[2880:]  # an empty primary header is exactly one block
+
+
+# ------------------------------------------------------------------------------------------ cube headers
+def build_date() -> str:
+    """``DATE`` card value: today (UTC, ISO date), or the day of ``$SOURCE_DATE_EPOCH`` for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC) if epoch else _dt.datetime.now(_dt.UTC)
+    return now.date().isoformat()
+
+
+def make_primary_header(first: Any, last_record: dict, sector: int | None):
+    """Primary header of a cube built from FFIs whose earliest is ``first`` (see module doc)."""
+    from astropy.io import fits
+
+    hdr = fits.Header.fromstring(first.primary_text)
+    for key in ("CHECKSUM", "DATASUM"):
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    for key in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND"):
+        hdr.remove(key, ignore_missing=True)
+    img, notes = first.values, first.comments
+    hdr["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
+    hdr["DATE"] = (build_date(), "file creation date.")
+    for key in ("CAMERA", "CCD"):
+        if key in img:
+            hdr[key] = (img[key], notes.get(key, ""))
+    if sector is not None:
+        hdr["SECTOR"] = (int(sector), "Observing sector")
+    elif first.sector is not None:
+        hdr["SECTOR"] = (first.sector, "Observing sector")
+    for key in ("TSTART", "DATE-OBS"):  # cutout writers need them; take ext 1's if the primary lacks them
+        if key not in hdr and key in img:
+            hdr[key] = (img[key], notes.get(key, ""))
+    for key in ("DATE-END", "TSTOP"):
+        if key in last_record:
+            hdr[key] = last_record[key]
+    hdr["EXTNAME"] = "PRIMARY"
+    return fits.PrimaryHDU(header=hdr).header
+
+
+def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
+    """Primary header and cube image header, padded, as bytes; the cube data start right after them."""
+    from astropy.io import fits
+
+    image = fits.Header([("XTENSION", "IMAGE", "Image extension"), ("BITPIX", -32, "array data type"),
+                         ("NAXIS", 4, "number of array dimensions"), ("NAXIS1", 2), ("NAXIS2", n_ffi),
+                         ("NAXIS3", shape[1]), ("NAXIS4", shape[0]), ("PCOUNT", 0, "number of parameters"),
+                         ("GCOUNT", 1, "number of groups")])
+    return (primary.tostring(padding=True) + image.tostring(padding=True)).encode("ascii")
