@@ -31,6 +31,7 @@ _LAZY = {
     "TessCubeCutout": "cube_cutout",
     "cube_cut": "cube_cutout",
     "CutoutFactory": "cube_cutout",
+    "cut_cube_targets": "cube_cutout",
     "TessFootprintCutout": "footprint",
     "cube_cut_from_footprint": "footprint",
     "get_tess_sectors": "footprint",
