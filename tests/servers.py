@@ -36,7 +36,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -127,7 +126,8 @@ class _CountingApp:
                 pass
             return start_response(status, headers, exc_info)
 
-        result = self.app(environ, _start)
+        self.log.add(req)  # logged first; bytes are counted before they are sent, so a client never sees
+        result = self.app(environ, _start)  # its data before the log does
         try:
             for chunk in result:
                 req.nbytes += len(chunk)
@@ -135,7 +135,6 @@ class _CountingApp:
         finally:
             if hasattr(result, "close"):
                 result.close()
-            self.log.add(req)
 
 
 class S3Server:
@@ -208,11 +207,6 @@ class S3Server:
         key = key or path.name
         with open(path, "rb") as fh:
             self._client().upload_fileobj(fh, self.bucket, key)
-        # the middleware logs a request when its response is closed, which may be just after the client returns
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and not any(
-                r.method in ("PUT", "POST") and r.path.endswith(key) for r in self.log.requests):
-            time.sleep(0.01)
         self.log.reset()
         return f"s3://{self.bucket}/{key}"
 
@@ -235,9 +229,8 @@ class _CountingWriter:
         self.counter = counter
 
     def write(self, data) -> int:
-        n = self.raw.write(data)
-        self.counter.nbytes += len(data)
-        return n
+        self.counter.nbytes += len(data)  # before the bytes can reach the client
+        return self.raw.write(data)
 
     def flush(self) -> None:
         self.raw.flush()
@@ -252,10 +245,8 @@ def _handler_class(log: TransferLog):
 
         def send_head(self):
             self._skycut_req = Request(self.command, self.path, self.headers.get("Range"))
-            f = super().send_head()
-            if self.command == "HEAD" or f is None:
-                log.add(self._skycut_req)
-            return f
+            log.add(self._skycut_req)  # logged first, bytes counted as written: no race with the client
+            return super().send_head()
 
         def send_response(self, code, message=None):
             if hasattr(self, "_skycut_req"):
@@ -263,11 +254,7 @@ def _handler_class(log: TransferLog):
             super().send_response(code, message)
 
         def copyfile(self, source, outputfile):
-            req = self._skycut_req
-            try:
-                super().copyfile(source, _CountingWriter(outputfile, req))
-            finally:
-                log.add(req)
+            super().copyfile(source, _CountingWriter(outputfile, self._skycut_req))
 
     return CountingRangeHandler
 
