@@ -266,6 +266,18 @@ def test_cache_slabs_within_blocks(cube, ffis, tmp_path, monkeypatch, strategy, 
     _same_cube(tmp_path / "c.fits", cube)
 
 
+@pytest.mark.parametrize("direct_io", [True, False])
+def test_direct_and_buffered_writes_identical(cube, ffis, tmp_path, direct_io):
+    factory = CubeFactory(direct_io=direct_io)
+    factory.make_cube([str(p) for p in ffis], str(tmp_path / "c.fits"), max_memory=5e-5, verbose=False)
+    assert factory._num_blocks > 1
+    if not direct_io:
+        assert factory._writer.direct_bytes == 0
+    elif factory._writer.direct_bytes == 0:
+        pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT")
+    _same_cube(tmp_path / "c.fits", cube)
+
+
 def test_auto_strategy_reads_local_plain_ffis_directly(ffis, tmp_path):
     f = CubeFactory()
     f.make_cube([str(p) for p in ffis], str(tmp_path / "a.fits"), max_memory=5e-5, verbose=False)
