@@ -37,11 +37,14 @@ Read strategy (``CubeFactory(strategy=...)``, default ``"auto"``):
   each compressed tile decompressed once.
 * ``"whole"`` (auto only) — a cube that fits in one block is assembled straight from whole-image reads.
 
-Measured (benchmarks/case_cube.py, 40 full-size FFIs, page-cached local inputs, 2 shared cores): direct beats
-scratch at every block count tried — 7.6 s vs 24.4 s with ``max_memory=0.005`` (3-row blocks, 25 KB reads,
-~700 blocks) and 11.4 s vs 19.8 s with ``max_memory=0.02`` (12-row blocks) — because scratch writes and
-re-reads the whole cube once more. ``strategy="scratch"`` stays available for local disks where many small
-reads are slow (spinning disks, network file systems).
+Measured (``python -m benchmarks cube``, 40 full-size simulated FFIs = 1.42 GB cube, page-cached local inputs,
+2 shared cores): skycut 0.98 s / 125 MB peak RSS, astrocut 1.4 9.7 s / 2857 MB, disk limit 0.92 s (copy of the
+inputs into one file of the cube's size + fsync); ``max_memory=0.3``: 1.11 s / 125 MB (astrocut 7.0 s /
+2858 MB); 200 FFIs (7.1 GB) with ``max_memory=1``: 9.5 s / 125 MB (disk limit 15.0 s). Direct reads beat the
+scratch file at every block count tried: 1.04 s vs 6.8 s with ``max_memory=0.3`` and 1.45 s vs 14.0 s with
+``max_memory=0.005`` (3-row blocks, ~700 of them), because scratch writes and re-reads the whole cube once
+more; ``strategy="scratch"`` stays available for local disks where many small reads are slow (spinning disks,
+network file systems).
 """
 
 from __future__ import annotations
