@@ -422,6 +422,22 @@ def test_update_of_an_astrocut_cube_stays_float32(ffis, tmp_path, cube):
         assert list(up[2].data["WCS_OK"]) == [True] * N_FFI
 
 
+def test_update_of_an_astrocut_float64_cube_returns_to_float32(ffis, tmp_path, cube):
+    from astrocut import CubeFactory as AstrocutFactory
+
+    part = tmp_path / "part.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        AstrocutFactory().make_cube([str(p) for p in ffis[:3]], str(part), verbose=False)
+        AstrocutFactory().update_cube([str(ffis[3])], str(part), verbose=False)
+    assert fits.getheader(part, 1)["BITPIX"] == -64  # astrocut's update widens the cube
+    CubeFactory().update_cube([str(p) for p in ffis[4:]], str(part), max_memory=5e-5, verbose=False)
+    with fits.open(part) as up, fits.open(cube) as full:
+        assert up[1].header["BITPIX"] == -32
+        assert np.array_equal(up[1].data, full[1].data)
+        assert list(up[2].data["FFI_FILE"]) == [p.name for p in ffis]
+
+
 # ------------------------------------------------------------------------------------------------ crash safety
 _SLOW_BUILD = textwrap.dedent("""
     import sys, time
