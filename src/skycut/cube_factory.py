@@ -205,11 +205,28 @@ class _Progress:
 
     def wrote(self, nbytes: int, block: int, n_blocks: int) -> None:
         self.done += nbytes
-        dt = max(time.perf_counter() - self.t0, 1e-9)
-        rate = self.done / dt
+        now = time.perf_counter()
+        if now - self.last < self.every and block != n_blocks:
+            return
+        self.last = now
+        rate = self.done / max(now - self.t0, 1e-9)
         left = (self.total - self.done) / rate if rate else float("nan")
-        log.log(self.level, "block %d/%d: %.0f/%.0f MB, %.0f MB/s, %.1f s left", block, n_blocks,
+        log.log(self.level, "cube: block %d/%d written, %.0f/%.0f MB, %.0f MB/s, %.1f s left", block, n_blocks,
                 self.done / 1e6, self.total / 1e6, rate / 1e6, left)
+
+
+def _scan_all(paths: list[str], fsspec_kwargs: dict | None, level: int) -> list[FFIInfo]:
+    """Scan every FFI (logging progress every few seconds) and sort by ``TSTART`` (then name)."""
+    infos = []
+    t0 = last = time.perf_counter()
+    for k, path in enumerate(paths, start=1):
+        infos.append(scan_ffi(path, fsspec_kwargs))
+        now = time.perf_counter()
+        if now - last >= 2.0:
+            last = now
+            log.log(level, "cube: scanned %d/%d FFIs, %.1f s left", k, len(paths),
+                    (now - t0) / k * (len(paths) - k))
+    return sorted(infos, key=lambda i: (i.tstart, i.name))
 
 
 class CubeFactory:
@@ -266,7 +283,7 @@ class CubeFactory:
         level = logging.INFO if verbose else logging.DEBUG
         paths = _as_list(file_list, "file_list")
         t0 = time.perf_counter()
-        infos = sorted((scan_ffi(p, self.fsspec_kwargs) for p in paths), key=lambda i: (i.tstart, i.name))
+        infos = _scan_all(paths, self.fsspec_kwargs, level)
         check_inputs(infos, sector)
         records, comments, flags = _ffi_records(infos)
         if not any(flags):
@@ -298,7 +315,7 @@ class CubeFactory:
         if not cube_path.is_file():
             raise InvalidInputError(f"cube_file {str(cube_file)!r} does not exist; use make_cube to create it")
         paths = _as_list(file_list, "file_list")
-        infos = sorted((scan_ffi(p, self.fsspec_kwargs) for p in paths), key=lambda i: (i.tstart, i.name))
+        infos = _scan_all(paths, self.fsspec_kwargs, level)
         check_inputs(infos, sector)
         with fits.open(cube_path, memmap=False, lazy_load_hdus=True) as hdul:
             primary = hdul[0].header.copy()
