@@ -201,7 +201,12 @@ class _Progress:
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
-            log.log(self.level, "cube: %s", text)
+            log.log(self.level, "cube: %s, %s", text, self._rate(now))
+
+    def _rate(self, now: float) -> str:
+        rate = self.done / max(now - self.t0, 1e-9)
+        left = (self.total - self.done) / rate if rate else float("nan")
+        return f"{self.done / 1e6:.0f}/{self.total / 1e6:.0f} MB written, {rate / 1e6:.0f} MB/s, {left:.1f} s left"
 
     def wrote(self, nbytes: int, block: int, n_blocks: int) -> None:
         self.done += nbytes
@@ -209,10 +214,7 @@ class _Progress:
         if now - self.last < self.every and block != n_blocks:
             return
         self.last = now
-        rate = self.done / max(now - self.t0, 1e-9)
-        left = (self.total - self.done) / rate if rate else float("nan")
-        log.log(self.level, "cube: block %d/%d written, %.0f/%.0f MB, %.0f MB/s, %.1f s left", block, n_blocks,
-                self.done / 1e6, self.total / 1e6, rate / 1e6, left)
+        log.log(self.level, "cube: block %d/%d written, %s", block, n_blocks, self._rate(now))
 
 
 def _scan_all(paths: list[str], fsspec_kwargs: dict | None, level: int) -> list[FFIInfo]:
