@@ -35,7 +35,8 @@ Read strategy (``CubeFactory(strategy=...)``, default ``"auto"``):
   one slab), and blocks are read back from it. ``auto`` picks it for inputs that cannot be read by row range
   when the cube needs more than one block: each remote FFI is then fetched once instead of once per block,
   each compressed tile decompressed once.
-* ``"whole"`` (auto only) — a cube that fits in one block is assembled straight from whole-image reads.
+* ``"whole"`` (auto only) — inputs that must be read whole, for a cube that fits in ``max_memory`` at once:
+  one block (not capped at ``MAX_BLOCK_BYTES``) assembled straight from whole-image reads, no scratch file.
 
 Measured (``python -m benchmarks cube``, 40 full-size simulated FFIs = 1.42 GB cube, page-cached local inputs,
 2 shared cores): skycut 0.98 s / 125 MB peak RSS, astrocut 1.4 9.7 s / 2857 MB, disk limit 0.92 s (copy of the
@@ -103,7 +104,7 @@ class OldCube:
 
 
 def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old: int = 0,
-                    whole_ffi: bool = False) -> int:
+                    whole_ffi: bool = False, small: bool = True) -> int:
     """Number of image rows per block for a cube of ``n_ffi`` planes of numpy ``shape`` (rows, columns).
 
     Parameters
@@ -114,6 +115,8 @@ def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old
         Planes of an existing cube read alongside (``update_cube``).
     whole_ffi : bool
         Inputs are read whole (scratch staging), so one whole FFI must fit besides the blocks.
+    small : bool
+        Cap blocks at ``MAX_BLOCK_BYTES`` (else: as large as memory allows, to fit the cube in one block).
 
     Raises
     ------
@@ -133,7 +136,7 @@ def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old
         raise InvalidInputError(
             f"max_memory={max_memory} GB is too small for a cube of {n_ffi} FFIs of {rows}x{cols} pixels: "
             f"give at least {(per_row + row_bytes + staging) / MEMORY_FRACTION / 1e9:.6f} GB")
-    cap = MAX_BLOCK_BYTES // row_bytes
+    cap = MAX_BLOCK_BYTES // row_bytes if small else rows
     return int(max(1, min(by_memory, cap, rows)))
 
 
@@ -371,9 +374,13 @@ class CubeFactory:
         new_infos = [s[1] for s in sources if s[0] == "ffi"]
         n_old = n - len(new_infos)
         all_direct = all(i.direct for i in new_infos)
-        block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=not all_direct)
+        # inputs read whole: one big block if memory allows (no scratch file), else small blocks from scratch
+        block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=not all_direct, small=all_direct)
         n_blocks = -(-shape[0] // block_rows)
         strategy = choose_strategy(new_infos, n_blocks, block_rows, self.strategy) if new_infos else "direct"
+        if strategy == "scratch" and not all_direct:
+            block_rows = plan_block_rows(shape, n, memory, n_old, whole_ffi=True)
+            n_blocks = -(-shape[0] // block_rows)
         self._num_blocks, self._block_size, self._strategy_used = n_blocks, block_rows, strategy
         self._cube_shape = (shape[0], shape[1], n, 2)
         log.log(level, "cube %s: %d FFIs of %dx%d, %d block(s) of %d rows, strategy %s, max_memory %.3g GB",
