@@ -442,12 +442,13 @@ def test_update_of_an_astrocut_float64_cube_returns_to_float32(ffis, tmp_path, c
 _SLOW_BUILD = textwrap.dedent("""
     import sys, time
     import skycut.cube_factory as cf
-    real = cf.pwrite_all
+    import skycut.cube_io as cio
+    real = cio.pwrite_all
     def slow(fd, data, offset):
         real(fd, data, offset)
         print("WROTE", flush=True)
         time.sleep(0.05)
-    cf.pwrite_all = slow
+    cf.pwrite_all = cio.pwrite_all = slow
     files, out, strategy = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
     cf.CubeFactory(strategy=strategy).make_cube(files, out, max_memory=5e-5, verbose=False)
 """)

@@ -63,8 +63,11 @@ import numpy as np
 from . import cube_table
 from .atomic import atomic_output
 from .cube_io import (
+    ALIGN,
+    BlockWriter,
     FFIInfo,
     ScratchStore,
+    aligned_view,
     lock_file,
     pread_into,
     pwrite_all,
@@ -461,9 +464,9 @@ class CubeFactory:
                     if pending[slot] is not None:
                         pending[slot].result()
                     if len(buffers) <= slot:
-                        buffers.append(np.empty(min(block_rows, rows) * row_bytes + 2 * _ALIGN, dtype=np.uint8))
+                        buffers.append(np.empty(min(block_rows, rows) * row_bytes + 2 * ALIGN, dtype=np.uint8))
                     offset = data_offset + r0 * row_bytes
-                    block = _aligned_view(buffers[slot], offset, (r1 - r0) * row_bytes).view(">f4")
+                    block = aligned_view(buffers[slot], offset, (r1 - r0) * row_bytes).view(">f4")
                     block = block.reshape(r1 - r0, cols, n, 2)
                     if strategy == "whole":
                         self._fill_whole(block, sources, r0, r1, progress)
@@ -530,65 +533,6 @@ class CubeFactory:
             block[:, :, old_slice, :] = buf
         else:
             block[:, :, old_pos, :] = buf
-
-
-_ALIGN = 4096  # O_DIRECT alignment of memory, file offsets and lengths (covers 512-byte and 4K devices)
-
-
-def _aligned_view(raw: np.ndarray, file_offset: int, nbytes: int) -> np.ndarray:
-    """``nbytes`` of ``raw`` (uint8, ``2 * _ALIGN`` spare) starting where the address is congruent to
-    ``file_offset`` modulo ``_ALIGN``: the file-aligned part of the block is then memory-aligned too."""
-    address = raw.__array_interface__["data"][0]
-    k = (file_offset - address) % _ALIGN
-    return raw[k:k + nbytes]
-
-
-class BlockWriter:
-    """Positioned writes of cube blocks, with ``O_DIRECT`` for their page-aligned middle where possible.
-
-    Direct I/O skips the copy into the page cache and the reclaim of cache pages that buffered writes of a
-    multi-GB file cost (measured: most of the writer's CPU time). The unaligned head and tail of a block go
-    through ``fd`` (buffered). Where ``O_DIRECT`` is unavailable (tmpfs, other systems) or refused, every byte
-    is written buffered and ``posix_fadvise(DONTNEED)`` starts write-back of each block at once, so the disk
-    works during the build rather than only in the final ``fsync``.
-    """
-
-    def __init__(self, fd: int, path: Path | None):
-        self.fd = fd
-        self.direct_bytes = 0  # bytes written with O_DIRECT
-        self.dfd: int | None = None
-        if path is not None and hasattr(os, "O_DIRECT"):
-            try:
-                self.dfd = os.open(path, os.O_WRONLY | os.O_DIRECT)
-            except OSError:
-                self.dfd = None
-
-    def write(self, block: np.ndarray, offset: int) -> None:
-        data = memoryview(block).cast("B")
-        n = len(data)
-        if self.dfd is not None:
-            a0 = -(-offset // _ALIGN) * _ALIGN
-            a1 = (offset + n) // _ALIGN * _ALIGN
-            if a1 > a0:
-                try:
-                    pwrite_all(self.dfd, data[a0 - offset:a1 - offset], a0)
-                except OSError as exc:
-                    log.debug("O_DIRECT write refused (%s): writing buffered", exc)
-                    os.close(self.dfd)
-                    self.dfd = None
-                else:
-                    self.direct_bytes += a1 - a0
-                    pwrite_all(self.fd, data[:a0 - offset], offset)
-                    pwrite_all(self.fd, data[a1 - offset:], a1)
-                    return
-        pwrite_all(self.fd, data, offset)
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.fd, offset, n, os.POSIX_FADV_DONTNEED)
-
-    def close(self) -> None:
-        if self.dfd is not None:
-            os.close(self.dfd)
-            self.dfd = None
 
 
 def _as_slice(positions: np.ndarray) -> slice | None:
