@@ -4,7 +4,7 @@ Full run (``python -m benchmarks cube``): 40 full-size simulated FFIs (2078 x 21
 in one run: skycut (default memory), astrocut 1.4 (default memory), the disk limit (every input copied into one
 file of the cube's size, then ``fsync``), skycut and astrocut with ``max_memory=0.3``, skycut's two read
 strategies with little memory (many blocks), and 200 FFIs with ``max_memory=1`` (skycut only). Every build
-runs in a fresh subprocess; peak RSS is that process's ``ru_maxrss``; wall time excludes imports, CPU time
+runs in a fresh subprocess; peak RSS is that process's ``VmHWM`` (``ru_maxrss`` would include the parent's RSS at fork time); wall time excludes imports, CPU time
 (user + sys, a fairer figure on a shared machine) includes them. Inputs are read once before every build so
 that all start from the page cache. Inputs are generated once into
 ``bench-data/`` (gitignored) and reused: 40 FFIs by ``skycut.simulate.make_tess_ffis``, the other 160 of the
@@ -63,7 +63,9 @@ else:  # disk limit: copy every input into one file of the cube's size, then fsy
     os.close(fd)
 seconds = time.perf_counter() - t0
 ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": seconds, "maxrss_mb": ru.ru_maxrss / 1024, "cpu": ru.ru_utime + ru.ru_stime}))
+# VmHWM is this address space's peak; ru_maxrss would include the parent's RSS at fork time (kept across exec)
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"seconds": seconds, "maxrss_mb": hwm_kb / 1024, "cpu": ru.ru_utime + ru.ru_stime}))
 """
 
 
