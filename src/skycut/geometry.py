@@ -218,6 +218,27 @@ def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], met
     return lims
 
 
+def window_key(key: Any, shape: tuple[int, ...], owner: str) -> tuple[int, int, int, int, int]:
+    """Resolve an ``[..., y0:y1, x0:x1]`` index on an array of ``shape`` to ``(y0, y1, x0, x1, nplanes)``.
+
+    For lazy array views that read only a window (ranged remote reads, compressed blocks); ``owner`` names the
+    view in the ``TypeError`` raised for anything but two unit-step slices (after an optional ``...``).
+    ``nplanes`` is the product of the leading dimensions.
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    if key and key[0] is Ellipsis:
+        key = key[1:]
+    if len(key) != 2 or not all(isinstance(k, slice) for k in key):
+        raise TypeError(f"{owner} supports only [..., y0:y1, x0:x1]")
+    ny, nx = shape[-2:]
+    (y0, y1, ystep), (x0, x1, xstep) = key[0].indices(ny), key[1].indices(nx)
+    if ystep != 1 or xstep != 1:
+        raise TypeError(f"{owner} does not support steps")
+    lead = shape[:-2]
+    return y0, max(y0, y1), x0, max(x0, x1), int(np.prod(lead)) if lead else 1
+
+
 def overlap(limits: np.ndarray, image_shape: tuple[int, ...]) -> tuple[slice, slice, slice, slice] | None:
     """Intersect ``limits`` with an image of numpy shape ``(..., ny, nx)``.
 

@@ -302,19 +302,10 @@ class RangeSection:
         return ranges
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        if key and key[0] is Ellipsis:
-            key = key[1:]
-        if len(key) != 2 or not all(isinstance(k, slice) for k in key):
-            raise TypeError("RangeSection supports only [..., y0:y1, x0:x1]")
-        ny, nx = self.shape[-2:]
-        (y0, y1, ystep), (x0, x1, xstep) = key[0].indices(ny), key[1].indices(nx)
-        if ystep != 1 or xstep != 1:
-            raise TypeError("RangeSection does not support steps")
-        y1, x1 = max(y0, y1), max(x0, x1)
-        lead = self.shape[:-2]
-        nplanes = int(np.prod(lead)) if lead else 1
+        from .geometry import window_key
+
+        y0, y1, x0, x1, nplanes = window_key(key, self.shape, "RangeSection")
+        lead, nx = self.shape[:-2], self.shape[-1]
         out = np.empty((nplanes, y1 - y0, x1 - x0), dtype=self.dtype)
         if out.size:
             jobs = [(p, r) for p in range(nplanes) for r in self._ranges(p, y0, y1, x0, x1)]
