@@ -62,3 +62,24 @@ def test_console_script_exit_status(tmp_path):
 def test_schema_command_prints_json(capsys):
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "skycut manifest"
+
+
+def test_plan_and_simulate_commands(tmp_path, capsys):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "output_dir": str(tmp_path / "out"),
+        "targets": [{"name": f"t{i}", "coordinates": [10 + i, 20]} for i in range(5)],
+        "inputs": {"a": {"paths": ["x.fits"], "batch_size": 2}},
+        "demo": {"hst": {"bands": ["f606w"], "shape": [64, 64]}},
+    }))
+    assert main(["plan", str(manifest)]) == 0
+    assert "image cutout jobs: 3" in capsys.readouterr().out
+    assert main(["simulate", str(manifest)]) == 0
+    assert "hst: 2 file(s)" in capsys.readouterr().out
+    assert len(list((tmp_path / "out" / "demo" / "hst").glob("*_drc.fits"))) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cubes: {c: {files: ['nothing/*.fits'], sector: 1, camera: 1, ccd: 1}}\n")
+    capsys.readouterr()
+    assert main(["plan", str(bad)]) == 2
+    assert "cubes.c.files: no file matches 'nothing/*.fits'" in capsys.readouterr().err
+    assert main(["plan", str(tmp_path / "missing.yaml")]) == 2

@@ -49,18 +49,25 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
+def _load_plan(path: str):
+    """The plan of a manifest, or ``None`` after printing why it cannot be made (invalid manifest, a glob
+    matching nothing, ...)."""
     from .exceptions import ManifestError
     from .manifest import load_manifest
     from .plan import Plan
 
     try:
-        plan = Plan(load_manifest(args.manifest))
+        return Plan(load_manifest(path))
     except ManifestError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
     except ValueError as exc:
-        print(f"{args.manifest}: {exc}", file=sys.stderr)
+        print(f"{path}: {exc}", file=sys.stderr)
+    return None
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    plan = _load_plan(args.manifest)
+    if plan is None:
         return 2
     print(f"image cutout jobs: {len(plan.image_jobs())}")
     print(f"cube builds:       {len(plan.manifest.cubes)}")
@@ -69,22 +76,26 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     print(f"moving targets:    {len(plan.manifest.paths)}")
     print(f"combine groups:    {len(plan.manifest.combine)}")
     print(f"render sets:       {len(plan.manifest.render)}")
+    status = 0
+    files = [(f"inputs.{n}.paths", plan.input_files, n) for n in plan.manifest.inputs]
+    files += [(f"cubes.{n}.files", plan.cube_files, n) for n in plan.manifest.cubes]
+    for field, resolve, name in files:
+        try:
+            print(f"{field}: {len(resolve(name))} file(s)")
+        except ValueError as exc:
+            print(f"{field}: {exc}", file=sys.stderr)
+            status = 2
     if args.verbose:
         for out in plan.all_outputs():
             print(f"  {out}")
-    return 0
+    return status
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .exceptions import ManifestError
-    from .manifest import load_manifest
-    from .plan import Plan
     from .products import make_demo
 
-    try:
-        plan = Plan(load_manifest(args.manifest))
-    except ManifestError as exc:
-        print(str(exc), file=sys.stderr)
+    plan = _load_plan(args.manifest)
+    if plan is None:
         return 2
     if plan.manifest.demo is None:
         print(f"{args.manifest}: no demo section", file=sys.stderr)
