@@ -116,6 +116,15 @@ def test_invalid_manifest_stops_before_any_job(tmp_path):
         assert line.strip() in out
 
 
+def test_glob_matching_nothing_names_the_field(tmp_path):
+    manifest = {"targets": [{"name": "x", "coordinates": "10 20"}],
+                "cubes": {"s1": {"files": ["ffis/*ffic.fits"], "sector": 1, "camera": 1, "ccd": 1}}}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+    proc = run_snakemake(tmp_path, "m.yaml")
+    assert proc.returncode != 0
+    assert "cubes.s1.files: no file matches 'ffis/*ffic.fits'" in proc.stdout + proc.stderr
+
+
 def test_missing_input_file_is_named(tmp_path):
     manifest = {"targets": [{"name": "x", "coordinates": "10 20"}],
                 "inputs": {"a": {"paths": ["data/nothing-here.fits"]}}}

@@ -79,11 +79,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     status = 0
     files = [(f"inputs.{n}.paths", plan.input_files, n) for n in plan.manifest.inputs]
     files += [(f"cubes.{n}.files", plan.cube_files, n) for n in plan.manifest.cubes]
-    for field, resolve, name in files:
+    for field, resolve, name in files:  # each resolver names its field in its error
         try:
             print(f"{field}: {len(resolve(name))} file(s)")
         except ValueError as exc:
-            print(f"{field}: {exc}", file=sys.stderr)
+            print(str(exc), file=sys.stderr)
             status = 2
     if args.verbose:
         for out in plan.all_outputs():

@@ -141,7 +141,13 @@ class Plan:
 
     # ---------------------------------------------------------------------------------------- images
     def input_files(self, name: str) -> list[str]:
-        return resolve_paths(self.manifest.inputs[name].paths, self.known_files)
+        return self._resolve(f"inputs.{name}.paths", self.manifest.inputs[name].paths)
+
+    def _resolve(self, field_path: str, patterns: list[str]) -> list[str]:
+        try:
+            return resolve_paths(patterns, self.known_files)
+        except ValueError as exc:
+            raise ValueError(f"{field_path}: {exc}") from None
 
     def local_inputs(self, files: list[str]) -> list[str]:
         return [f for f in files if not is_remote(f)]
@@ -189,7 +195,7 @@ class Plan:
         return self.path("cubes", f"{name}-cube.fits")
 
     def cube_files(self, name: str) -> list[str]:
-        return resolve_paths(self.manifest.cubes[name].files, self.known_files)
+        return self._resolve(f"cubes.{name}.files", self.manifest.cubes[name].files)
 
     def cube_source(self, ref: str) -> str:
         """A cube reference (name in ``cubes`` or a path/URI) as a path/URI."""
