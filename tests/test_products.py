@@ -6,9 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import servers
 from astropy.io import fits
 
+from skycut.manifest import validate_manifest
+from skycut.plan import fsspec_kwargs
 from skycut.products import cut_cube, cut_images, read_index, render_images
+
+s3_server = servers.s3_server  # loopback moto S3 fixture
 
 
 def _target(name, ra, dec, size=15):
@@ -65,3 +70,24 @@ def test_bad_input_raises_naming_the_file(tmp_path):
     with pytest.raises(ValueError, match="not-fits.fits"):
         cut_images([str(bogus)], [_target("a", 1, 2)], str(tmp_path / "o"), str(tmp_path / "o.json"))
     assert not (tmp_path / "o.json").exists()
+
+
+def test_manifest_fsspec_options_reach_a_loopback_s3_input(sim_hst, s3_server, tmp_path):
+    image = next(f for f in sim_hst.files if "x05y09" in f.name and "f606w" in f.name)
+    uri = s3_server.upload(image)
+    ra, dec = sim_hst.truth["center"]
+    opts = s3_server.fsspec_kwargs
+    manifest = validate_manifest({
+        "targets": [{"name": "c", "coordinates": [ra, dec], "size": 25}],
+        "inputs": {"remote": {"paths": [uri], "extensions": "SCI",
+                              "fsspec": {"endpoint_url": opts["endpoint_url"], "key": opts["key"],
+                                         "secret": opts["secret"]}}},
+    })
+    s3_server.log.reset()
+    index = cut_images([uri], [_target("c", ra, dec, 25)], str(tmp_path / "out"), str(tmp_path / "i.json"),
+                       extensions="SCI", fsspec_kwargs=fsspec_kwargs(manifest.inputs["remote"].fsspec))
+    local = cut_images([str(image)], [_target("c", ra, dec, 25)], str(tmp_path / "loc"), str(tmp_path / "l.json"),
+                       extensions="SCI")
+    with fits.open(index["products"]["c"][0]) as remote_hdul, fits.open(local["products"]["c"][0]) as local_hdul:
+        np.testing.assert_array_equal(remote_hdul[1].data, local_hdul[1].data)
+    assert 0 < s3_server.log.bytes_sent < image.stat().st_size / 2  # a cutout, not the whole file
