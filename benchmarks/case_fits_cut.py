@@ -3,9 +3,11 @@
 Rows:
 
 * in-process ``fits_cut`` of a 200 x 300 cutout from a 10000 x 10000 float32 image (median of repeats,
-  both tools warmed up, each writing its output file);
+  both tools warmed up, each writing its output file) — what users run: skycut's astropy-free fast path
+  (:mod:`skycut.fits_fast`) applies automatically to this plain TAN image; a second row forces skycut's
+  astropy path (``fits_fast.ENABLED = False``) for reference;
 * a fresh ``python -c "import ...; ....fits_cut(...)"`` process doing one cutout (median wall time), plus
-  the floor set by ``import astropy.wcs`` alone;
+  the floor set by ``import astropy.wcs`` alone (the astropy path's floor; the fast path imports no astropy);
 * a 50 x 50 cutout over loopback S3 (moto) and HTTP (Range server): bytes sent and requests answered.
 
 ``--quick`` uses a 2000 x 2000 image (and a 1000 x 1000 remote one) and fewer repeats. Data go to
@@ -96,6 +98,7 @@ def local_rows(quick: bool) -> list[dict]:
     import astrocut
 
     import skycut
+    from skycut import fits_fast
 
     n = 2000 if quick else 10000
     repeats = 3 if quick else 15
@@ -106,13 +109,24 @@ def local_rows(quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as out:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            fast_before = fits_fast.STATS["fast"]
             sk = _time_in_process(lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats)
+            assert fits_fast.STATS["fast"] == fast_before + repeats + 1, "the fast path did not apply"
             ac = _time_in_process(lambda: astrocut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats)
+            fits_fast.ENABLED = False
+            try:
+                slow = _time_in_process(lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out),
+                                        repeats)
+            finally:
+                fits_fast.ENABLED = True
         rows.append({"case": CASE, "measure": f"in-process 200x300 from {n}x{n} float32 (median of {repeats})",
                      "unit": "s", "skycut": sk, "astrocut": ac})
+        rows.append({"case": CASE, "measure": "in-process, same cut, skycut's astropy path forced (reference)",
+                     "unit": "s", "skycut": slow, "astrocut": ac})
         fresh = 1 if quick else 5
         call = f"fits_cut({str(path)!r}, {coord!r}, [200, 300], output_dir={out!r})"
-        sk = _time_fresh(f"import skycut; skycut.{call}", fresh)
+        check = "; from skycut import fits_fast; assert fits_fast.STATS['fast'] == 1"
+        sk = _time_fresh(f"import skycut; skycut.{call}{check}", fresh)
         ac = _time_fresh(f"import astrocut; astrocut.{call}", fresh)
         floor = _time_fresh("import astropy.wcs, astropy.io.fits", fresh)
     rows.append({"case": CASE, "measure": f"fresh process: import + one cutout (median of {fresh})", "unit": "s",

@@ -507,6 +507,16 @@ def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_
     """
     if correct_wcs:
         warnings.warn("correct_wcs is deprecated and ignored", DeprecationWarning, stacklevel=2)
+    if not memory_only and not verbose and fsspec_kwargs is None:
+        # astropy-free fast path for plain local TAN(-SIP) images; None when not provably equivalent
+        from .fits_fast import try_fits_cut
+
+        paths = try_fits_cut(input_files, coordinates, cutout_size, extension=extension,
+                             single_outfile=single_outfile, cutout_prefix=cutout_prefix, output_dir=output_dir,
+                             fill_value=fill_value, limit_rounding_method=limit_rounding_method,
+                             allow_empty=allow_empty)
+        if paths is not None:
+            return paths[0] if len(paths) == 1 else paths
     cut = FITSCutout(input_files, coordinates, cutout_size, fill_value=fill_value,
                      limit_rounding_method=limit_rounding_method, extension=extension,
                      single_outfile=single_outfile, verbose=verbose, fsspec_kwargs=fsspec_kwargs,

@@ -1,0 +1,633 @@
+"""An astropy-free fast path for :func:`skycut.fits_cut` writing files, used only when provably equivalent.
+
+Importing ``astropy.io.fits`` and ``astropy.wcs`` costs most of a second, and astropy's header parsing, WCS
+construction and checksums dominate an in-process cutout. For the common case — local, uncompressed FITS
+images with a plain TAN or TAN-SIP celestial WCS in ICRS, pixel cutout sizes, targets well inside the images —
+this module produces the same files as the astropy path (:class:`skycut.fits_cutout.FITSCutout` +
+``write_as_fits``) with numpy alone, reusing the header parser of :mod:`skycut.cube_reader`, the TAN
+projection of :mod:`skycut.cube_wcs` and the card/checksum writer of :mod:`skycut.tpf`.
+
+Every precondition is checked from the raw headers before anything is written; on any doubt
+:func:`try_fits_cut` returns ``None`` and ``fits_cut`` runs the astropy path unchanged. In particular it falls
+back for: remote, compressed (``.gz``/``.fz``/tile-compressed) or non-``SIMPLE`` files; scaled (BSCALE/BZERO),
+BLANK, Pan-STARRS asinh (BSOFTEN/BOFFSET) or non-2-D images; any projection other than ``RA---TAN(-SIP)``,
+lookup-table distortions, ``PV``/``CROTA`` keywords, frames other than ICRS (FK5 differs from ICRS by the frame
+bias, so it is not treated as ICRS); angular or string cutout sizes; targets missing an image or giving empty
+cutouts; ``verbose``, ``memory_only``, ``fsspec_kwargs``; header cards astropy would rewrite (``CONTINUE``,
+``HIERARCH``, lower-case keywords, archaic ``PC00i00j``).
+
+Equivalence of the cutout position: the target's pixel position is computed by mirroring astropy's
+``all_world2pix`` (linear TAN inverse, then the same fixed-point SIP iteration with the same tolerance and
+stopping rule); the cutout box is accepted only if it is the same for every position within a safety margin
+(far larger than the floating-point difference between wcslib and numpy) around the computed one, so that
+astropy's result, which lies within that margin, gives the same box. Otherwise: fallback.
+
+Output layout and keywords are those of :func:`skycut.fits_helpers.cutout_header`: the original cards minus the
+structural and primary-WCS keywords, alternate ``CRPIXna`` shifted, then the primary WCS with ``CRPIX`` shifted
+by ``(-xmin, -ymin)`` (SIP kept), the wcslib-derived ``MJD-BEG/AVG/END`` that astropy's ``to_header`` adds, the
+IRAF ``LTV/LTM`` and physical (``P``) WCS, ``EXTNAME = 'CUTOUT'``, ``O_EXT_NM``, ``ORIG_FLE``, ``ORIG_EXT``.
+
+Pixel conventions as :mod:`skycut.geometry`: 0-based, ``x`` = column = FITS axis 1, ``y`` = row.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .cube_reader import _BITPIX, BLOCK, RawHeader, card_value, padded
+from .cube_wcs import TanSip
+from .exceptions import InvalidInputError
+from .fits_helpers import (
+    _ALT_CRPIX,
+    _DISTORTION_KEY,
+    _PHYSICAL_KEYS,
+    _STRUCTURAL,
+    _WCS_KEY,
+    ORIGIN,
+    ROUNDING_METHODS,
+    _fitting_card,
+    card_image,
+    input_name,
+    input_stem,
+    is_empty,
+)
+from .geometry import cutout_limits, extract_padded, overlap
+from .remote import is_remote
+from .tpf import hdu_parts, write_tpf_bytes
+
+log = logging.getLogger(__name__)
+
+ENABLED = True
+"""Module switch: set to False to always use the astropy path (tests compare both)."""
+
+STATS = {"fast": 0, "fallback": 0}
+"""How many ``fits_cut`` calls took the fast path / fell back (for tests and diagnostics)."""
+
+# astropy's all_world2pix defaults, mirrored exactly
+_TOLERANCE = 1e-4
+_MAXITER = 20
+# margin around the computed centre within which the cutout box must not change: 1e-9 px plus 2e-12 deg
+# (numpy and wcslib agree to ~4e-14 deg for TAN and ~1e-11 px for TESS SIP; tests/test_fits_fast.py checks it)
+_MARGIN_PX = 1e-9
+_MARGIN_DEG = 2e-12
+
+
+def margin_px(pixel_scale_deg: float) -> float:
+    """Safety margin in pixels for an image with this (smallest) pixel scale in degrees."""
+    return _MARGIN_PX + _MARGIN_DEG / pixel_scale_deg
+
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_RADEC = re.compile(rf"^\s*({_NUMBER})(?:\s*,\s*|\s+)({_NUMBER})\s*$")
+_KEY_OK = re.compile(r"^[A-Z0-9_-]{0,8}$")
+_ARCHAIC = re.compile(r"^(PC|CD)0\d0\d$")
+_SIP = re.compile(r"^(A|B|AP|BP)_(ORDER|\d+_\d+|DMAX)$")
+_ALLOWED_WCS = re.compile(r"^(WCSAXES|CRPIX[12]|CRVAL[12]|CTYPE[12]|CUNIT[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|"
+                          r"LONPOLE|LATPOLE|RADESYS|EQUINOX|WCSNAME|CRDER[12]|CSYER[12])$")
+# wcslib auxiliary keywords that astropy's to_header may echo or derive; only those checked to be harmless
+_AUX_OK = frozenset({"DATE-OBS", "MJD-OBS", "DATE-BEG", "DATE-AVG", "DATE-END", "MJD-BEG", "MJD-AVG", "MJD-END",
+                     "TSTART", "TSTOP", "MJDREF", "MJDREFI", "MJDREFF", "DATEREF", "TIMESYS", "TIMEUNIT",
+                     "TELAPSE", "TIMEDEL", "TIMEPIXR", "XPOSURE", "JEPOCH", "SPECSYS", "RESTFRQ", "VELOSYS"})
+_AUX_BAD = re.compile(r"^(JDREF.*|TIMEOFFS|TREFPOS|TRPOS.*|TREFDIR|TRDIR.*|PLEPHEM|TIMRDER|TIMSYER|BEPOCH|EPOCH|"
+                      r"OBSGEO-.*|OBSORBIT|SSYSOBS.*|ZSOURCE.*|SSYSSRC.*|VELANGL.*|RESTWAV.*|RESTFREQ|VELREF|"
+                      r"RADECSYS|DQ\d.*|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$")
+_DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z?)?$")
+_MJD0 = datetime.date(1858, 11, 17)
+_OUT_BITPIX = {"f4": -32, "f8": -64, "i2": 16, "i4": 32, "i8": 64, "u1": 8}
+
+
+class _Fallback(Exception):
+    """The fast path does not apply; the message says why."""
+
+
+def _need(condition: Any, reason: str) -> None:
+    if not condition:
+        raise _Fallback(reason)
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extension: Any, single_outfile: bool,
+                 cutout_prefix: str, output_dir: str | Path, fill_value: Any, limit_rounding_method: str,
+                 allow_empty: bool) -> list[str] | None:
+    """Run ``fits_cut`` (writing files) without astropy if that is provably equivalent, else return None.
+
+    Parameters are those of :func:`skycut.fits_cut`. Returns the written paths (in the order the astropy path
+    writes them) or ``None`` when the caller must use the astropy path; nothing is written in that case.
+    """
+    if not ENABLED:
+        return None
+    try:
+        outputs = _plan(input_files, coordinates, cutout_size, extension, single_outfile, cutout_prefix,
+                        fill_value, limit_rounding_method, allow_empty)
+    except _Fallback as exc:
+        STATS["fallback"] += 1
+        log.debug("fits_cut: astropy path (%s)", exc)
+        return None
+    except Exception:  # unreadable file, or a case not foreseen here: the astropy path reports/handles it
+        STATS["fallback"] += 1
+        log.debug("fits_cut: astropy path (unexpected error in the fast path)", exc_info=True)
+        return None
+    paths = []
+    for fname, parts in outputs:
+        path = Path(output_dir) / fname
+        write_tpf_bytes(parts, path)
+        log.debug("wrote %s", path)
+        paths.append(str(path))
+    STATS["fast"] += 1
+    log.debug("fits_cut: fast path wrote %d file(s)", len(paths))
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ arguments
+
+
+def _coordinates(coordinates: Any) -> list[tuple[float, float]]:
+    """ICRS ``(ra, dec)`` in degrees, exactly as :func:`skycut.geometry.parse_coordinates` gives them."""
+    if isinstance(coordinates, str):
+        m = _RADEC.match(coordinates)
+        if m:
+            return [_checked_radec(float(m[1]), float(m[2]))]
+    elif (isinstance(coordinates, (list, tuple)) and len(coordinates) == 2
+          and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                  for v in coordinates)):
+        return [_checked_radec(float(coordinates[0]), float(coordinates[1]))]
+    elif isinstance(coordinates, (list, tuple)) and coordinates and all(
+            isinstance(c, str) or isinstance(c, (list, tuple)) for c in coordinates):
+        return [rd for c in coordinates for rd in _coordinates(c)]
+    if "astropy.coordinates" in sys.modules:  # already imported: the astropy parser is exact by definition
+        from .geometry import parse_coordinates
+
+        try:
+            sc = parse_coordinates(coordinates)
+        except InvalidInputError as exc:
+            raise _Fallback(str(exc)) from None
+        return list(zip(sc.ra.deg.tolist(), sc.dec.deg.tolist(), strict=True))
+    raise _Fallback(f"coordinates {coordinates!r} need astropy to parse")
+
+
+def _checked_radec(ra: float, dec: float) -> tuple[float, float]:
+    # SkyCoord wraps RA to [0, 360) and rejects |dec| > 90: only accept values it keeps unchanged
+    _need(0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0, "coordinate outside [0, 360) x [-90, 90]")
+    return ra, dec
+
+
+def _size(cutout_size: Any) -> tuple[tuple[int, int], str]:
+    """``((nx, ny), label)`` of a size given in pixels (``geometry.size_in_pixels`` / ``size_label``)."""
+    if isinstance(cutout_size, (list, tuple)) or type(cutout_size) is np.ndarray:  # not a Quantity
+        _need(np.ndim(cutout_size) == 1, "cutout size is not one or two numbers")
+        values = list(cutout_size)
+    else:
+        values = [cutout_size]
+    if len(values) == 1:
+        values = values * 2
+    _need(len(values) == 2, "cutout size needs one or two values")
+    pix, labels = [], []
+    for v in values:
+        _need(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)),
+              f"cutout size {v!r} is not a plain number of pixels")
+        n = float(v)
+        _need(math.isfinite(n) and n > 0, "cutout size must be positive")
+        pix.append(max(1, int(math.floor(n + 0.5))))
+        labels.append(str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer()
+                      else str(v).replace(" ", ""))
+    return (pix[0], pix[1]), f"{labels[0]}-x-{labels[1]}"
+
+
+def _input_names(input_files: Any) -> list[str]:
+    if isinstance(input_files, (str, Path)) or hasattr(input_files, "__fspath__"):
+        input_files = [input_files]
+    _need(isinstance(input_files, (list, tuple)) and input_files, "input_files is not a non-empty list")
+    try:
+        names = list(dict.fromkeys(input_name(f) for f in input_files))
+    except InvalidInputError as exc:
+        raise _Fallback(str(exc)) from None
+    for name in names:
+        _need(not is_remote(name), f"{name} is remote")
+        _need(not name.lower().endswith((".gz", ".fz", ".bz2", ".z", ".zip")), f"{name} may be compressed")
+        _need(Path(name).is_file(), f"{name} is not a regular file")
+    return names
+
+
+# ------------------------------------------------------------------------------------------ headers
+
+
+def scan_headers(path: str) -> list[RawHeader]:
+    """Parse every HDU header of a local, uncompressed FITS file (no astropy), checking the layout.
+
+    Raises
+    ------
+    _Fallback
+        The file is not plain FITS (magic bytes, truncated data, trailing bytes that are not an HDU).
+    """
+    size = os.path.getsize(path)
+    hdus: list[RawHeader] = []
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset < size:
+            fh.seek(offset)
+            blob = b""
+            header = None
+            while header is None:
+                chunk = fh.read(4 * BLOCK)
+                _need(chunk and len(blob) < (64 << 20), f"{path}: truncated header at byte {offset}")
+                blob += chunk
+                header = RawHeader.parse(blob, offset)
+            first = header.cards[0][:8].strip() if header.cards else ""
+            _need(first == ("SIMPLE" if not hdus else "XTENSION"), f"{path}: HDU {len(hdus)} starts with {first!r}")
+            try:
+                nbytes = header.data_nbytes()
+            except (KeyError, TypeError, ValueError):
+                raise _Fallback(f"{path}: HDU {len(hdus)} has bad NAXIS/BITPIX") from None
+            offset += header.nbytes + padded(nbytes)
+            _need(offset <= size, f"{path}: HDU {len(hdus)} is truncated")
+            hdus.append(header)
+    _need(hdus and hdus[0].values.get("SIMPLE") is True, f"{path}: not a FITS file")
+    return hdus
+
+
+def _is_image_with_data(index: int, h: RawHeader) -> bool:
+    v = h.values
+    _need(not v.get("ZIMAGE") and "GROUPS" not in v, "tile-compressed or random-groups HDU")
+    if index > 0 and v.get("XTENSION") != "IMAGE":
+        _need(v.get("XTENSION") in ("BINTABLE", "TABLE"), f"extension type {v.get('XTENSION')!r}")
+        return False
+    naxis = v.get("NAXIS", 0)
+    _need(isinstance(naxis, int), "non-integer NAXIS")
+    return naxis >= 2 and all(isinstance(v.get(f"NAXIS{i}", 0), int) and v.get(f"NAXIS{i}", 0) > 0
+                              for i in range(1, naxis + 1))
+
+
+def _has_ctype(h: RawHeader) -> bool:
+    return any(re.match(r"^CTYPE\d+$", c[:8].strip()) for c in h.cards)
+
+
+def _select(hdus: list[RawHeader], extension: Any, name: str) -> list[int]:
+    """The HDUs to cut, with :func:`skycut.fits_helpers.select_extensions` semantics (fallback on any case
+    that would warn or raise there)."""
+    if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
+        idx = [i for i, h in enumerate(hdus) if _is_image_with_data(i, h)]
+        if extension is None:
+            idx = [i for i in idx if _has_ctype(hdus[i])]  # the rest must be supported (checked later)
+        _need(idx, f"{name} has no image HDU to cut")
+        return idx
+    wanted = extension if isinstance(extension, list) else [extension]
+    idx: list[int] = []
+    for ext in wanted:
+        if isinstance(ext, (int, np.integer)) and not isinstance(ext, (bool, np.bool_)):
+            i = int(ext)
+            _need(-len(hdus) <= i < len(hdus), f"{name} has no extension {ext!r}")
+            i %= len(hdus)
+        elif isinstance(ext, str):
+            key = ext.strip().upper()
+            _need(all(isinstance(h.values.get("EXTNAME", ""), str) for h in hdus), f"{name}: non-string EXTNAME")
+            hits = [j for j, h in enumerate(hdus)
+                    if (isinstance(h.values.get("EXTNAME"), str) and h.values["EXTNAME"].strip().upper() == key)
+                    or (key == "PRIMARY" and j == 0)]
+            _need(hits, f"{name} has no extension {ext!r}")
+            i = hits[0]
+        else:
+            raise _Fallback(f"extension {ext!r} is not an int or EXTNAME")
+        _need(_is_image_with_data(i, hdus[i]), f"extension {ext!r} of {name} is not an image with data")
+        if i not in idx:
+            idx.append(i)
+    return idx
+
+
+@dataclass
+class _Image:
+    """A selected HDU that the fast path can cut: its raw header, data layout and TAN(-SIP) WCS."""
+
+    header: RawHeader
+    index: int
+    shape: tuple[int, int]  # numpy (ny, nx)
+    dtype: np.dtype
+    data_offset: int
+    wcs: TanSip
+    derived: list[str]  # wcslib-derived cards (MJD-BEG/AVG/END) that the astropy path adds
+
+
+def _image(path: str, index: int, h: RawHeader) -> _Image:
+    """Check one selected HDU against every precondition and describe it."""
+    v = h.values
+    where = f"{path}[{index}]"
+    counts: dict[str, int] = {}
+    for card in h.cards:
+        key = card[:8].strip()
+        _need(_KEY_OK.match(key) and key not in ("CONTINUE", "HIERARCH") and card.isascii(),
+              f"{where}: card {key!r} needs astropy")
+        counts[key] = counts.get(key, 0) + 1
+        if key in ("COMMENT", "HISTORY", ""):
+            continue
+        if card[8:10] == "= " and isinstance(card_value(card), str):  # astropy would "fix" an unquoted string
+            _need(card[10:].lstrip().startswith("'"), f"{where}: card {key} has an unparsable value")
+        _need(card[8:10] == "= " or not (_WCS_KEY.match(key) or _ALT_CRPIX.match(key)),
+              f"{where}: WCS card {key} without a value")
+        _need(not _ARCHAIC.match(key) and not key.startswith("CROTA"), f"{where}: archaic/CROTA WCS keyword {key}")
+        _need(not _DISTORTION_KEY.match(key) and not _AUX_BAD.match(key) or key in _AUX_OK,
+              f"{where}: keyword {key} needs astropy")
+        if _WCS_KEY.match(key):
+            _need(_ALLOWED_WCS.match(key) or _SIP.match(key), f"{where}: WCS keyword {key} not supported")
+        if (_WCS_KEY.match(key) or key in _AUX_OK) and counts[key] > 1:
+            raise _Fallback(f"{where}: duplicate keyword {key}")
+    _need(v.get("NAXIS") == 2, f"{where}: not a 2-D image")
+    bitpix = v.get("BITPIX")
+    _need(bitpix in _BITPIX, f"{where}: BITPIX {bitpix!r}")
+    _need(v.get("BSCALE", 1) == 1 and v.get("BZERO", 0) == 0 and "BLANK" not in v, f"{where}: scaled data")
+    _need("BSOFTEN" not in v and "BOFFSET" not in v, f"{where}: asinh-scaled data")
+    _need(v.get("WCSAXES", 2) == 2, f"{where}: WCSAXES != 2")
+    ctype1, ctype2 = v.get("CTYPE1"), v.get("CTYPE2")
+    sip = ctype1 == "RA---TAN-SIP"
+    _need((ctype1, ctype2) in (("RA---TAN", "DEC--TAN"), ("RA---TAN-SIP", "DEC--TAN-SIP")),
+          f"{where}: projection {ctype1!r}/{ctype2!r}")
+    _need(v.get("RADESYS", "ICRS") == "ICRS" and ("RADESYS" in v or "EQUINOX" not in v),
+          f"{where}: celestial frame is not ICRS")
+    numeric = [k for k in v if _ALLOWED_WCS.match(k) and k not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2",
+                                                                   "RADESYS", "WCSNAME")] + \
+              [k for k in v if _SIP.match(k)]
+    for k in numeric:
+        _need(isinstance(v[k], (int, float)) and not isinstance(v[k], bool) and math.isfinite(v[k]),
+              f"{where}: {k} is not a finite number")
+    _need(all(k in v for k in ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2")), f"{where}: incomplete WCS")
+    has_cd = any(re.match(r"^CD[12]_[12]$", k) for k in v)
+    has_pc = any(re.match(r"^(PC[12]_[12]|CDELT[12])$", k) for k in v)
+    _need(not (has_cd and has_pc), f"{where}: both CD and PC/CDELT")
+    _need(isinstance(v.get("WCSNAME", ""), str), f"{where}: WCSNAME is not a string")
+    orders = [k for k in v if k.endswith("_ORDER")]
+    if sip:
+        # astropy ignores SIP of order < 2 and rejects A without B or AP without BP
+        _need("A_ORDER" in v and "B_ORDER" in v and v["A_ORDER"] >= 2 and v["B_ORDER"] >= 2
+              and ("AP_ORDER" in v) == ("BP_ORDER" in v) and all(v[k] >= 1 and v[k] == int(v[k]) for k in orders),
+              f"{where}: incomplete SIP")
+    else:
+        _need(not orders, f"{where}: SIP coefficients without -SIP")
+    header = {k: v[k] for k in v if _ALLOWED_WCS.match(k) or _SIP.match(k)}
+    _need(TanSip.supports(header), f"{where}: WCS not supported by TanSip")
+    wcs = TanSip(header)
+    _need(np.all(np.isfinite(wcs.cd_inv)) and abs(np.linalg.det(wcs.cd)) > 0, f"{where}: singular CD matrix")
+    derived = []
+    for part in ("BEG", "AVG", "END"):
+        d, m = f"DATE-{part}", f"MJD-{part}"
+        if m in v and d not in v:
+            raise _Fallback(f"{where}: {m} without {d} (wcslib would derive {d})")
+        if d in v and m not in v:
+            derived.append(_mjd_card(m, v[d], where))
+    shape = (int(v["NAXIS2"]), int(v["NAXIS1"]))
+    return _Image(h, index, shape, np.dtype(_BITPIX[bitpix]), h.offset + h.nbytes, wcs, derived)
+
+
+def _mjd_card(key: str, date_value: Any, where: str) -> str:
+    """The ``MJD-xxx`` card wcslib derives from ``DATE-xxx`` (value rounded as ``to_header`` writes it)."""
+    m = _DATE.match(date_value) if isinstance(date_value, str) else None
+    _need(m, f"{where}: cannot derive {key} from {date_value!r}")
+    try:
+        day = (datetime.date(int(m[1]), int(m[2]), int(m[3])) - _MJD0).days
+    except ValueError:
+        raise _Fallback(f"{where}: bad date {date_value!r}") from None
+    hh, mm, ss = (int(m[4]), int(m[5]), float(m[6])) if m[4] else (0, 0, 0.0)
+    _need(hh < 24 and mm < 60 and ss < 60, f"{where}: bad time {date_value!r}")
+    mjd = float(f"{day + (hh * 3600 + mm * 60 + ss) / 86400.0:.14G}")
+    _need(10000.0 <= mjd < 100000.0, f"{where}: {key} outside the checked range")
+    return _card(key, mjd, "[d] MJD at " + {"MJD-BEG": "start", "MJD-AVG": "mid-point",
+                                            "MJD-END": "end"}[key] + " of observation")
+
+
+def _card(key: str, value: Any, comment: str = "") -> str:
+    image = card_image(key, value, comment)
+    _need(image is not None, f"card {key} = {value!r} needs astropy's formatting")
+    return image
+
+
+def _comment(card: str) -> str:
+    if card[8:10] != "= ":
+        return ""
+    text = card[10:]
+    if text.lstrip().startswith("'"):
+        end = text.index("'", text.index("'") + 1)
+        while end + 1 < len(text) and text[end + 1] == "'":
+            end = text.index("'", end + 2)
+        text = text[end + 1:]
+    return text.split("/", 1)[1].strip() if "/" in text else ""
+
+
+# ------------------------------------------------------------------------------------------ pixels
+
+
+def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
+    """0-based pixel ``(x, y)`` per target, mirroring astropy's ``all_world2pix(..., 0)`` step by step.
+
+    Linear TAN inverse first; with SIP, astropy's fixed-point iteration ``x <- x0 - SIP(x)`` with its
+    tolerance (1e-4 px) and stopping rule. Raises :class:`_Fallback` wherever astropy would take another branch
+    (divergence handling, no convergence) or where a comparison is too close to call.
+    """
+    ra = np.array([r for r, _ in radec], dtype=float)
+    dec = np.array([d for _, d in radec], dtype=float)
+    xi, eta, front = _project(ra, dec, wcs.crval)
+    _need(np.all(front), "a target is behind the tangent plane")
+    big_u = wcs.cd_inv[0, 0] * xi + wcs.cd_inv[0, 1] * eta
+    big_v = wcs.cd_inv[1, 0] * xi + wcs.cd_inv[1, 1] * eta
+    pix0 = np.column_stack([big_u + wcs.crpix[0] - 1.0, big_v + wcs.crpix[1] - 1.0])
+    _need(np.all(np.isfinite(pix0)), "non-finite pixel position")
+    if wcs.a is None and wcs.b is None:
+        return pix0
+
+    def focal(p: np.ndarray) -> np.ndarray:  # astropy's pix2foc (origin 0): p + SIP(p - crpix + 1)
+        u, v = p[:, 0] + 1.0 - wcs.crpix[0], p[:, 1] + 1.0 - wcs.crpix[1]
+        return np.column_stack([p[:, 0] + wcs._eval(wcs.a, u, v), p[:, 1] + wcs._eval(wcs.b, u, v)])
+
+    tol2 = _TOLERANCE ** 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        pix = pix0.copy()
+        dpix = focal(pix) - pix0
+        pix -= dpix
+        dn = np.sum(dpix * dpix, axis=1)
+        dnprev = dn.copy()
+        k = 1
+        while True:
+            top = np.max(dn)
+            _need(np.isfinite(top) and abs(top - tol2) > 1e-3 * tol2, "SIP iteration: stop test too close")
+            if not (top >= tol2 and k < _MAXITER):
+                break
+            dpix = focal(pix) - pix0
+            dn = np.sum(dpix * dpix, axis=1)
+            _need(np.all(np.isfinite(dn)), "SIP iteration: non-finite")
+            slow = dn >= tol2
+            _need(not np.any(slow & (dn >= dnprev * (1 - 1e-9))), "SIP iteration diverges (astropy's adaptive branch)")
+            _need(not np.any(np.abs(dn - tol2) <= 1e-3 * tol2), "SIP iteration: convergence test too close")
+            dnprev = dn
+            pix -= dpix
+            k += 1
+    _need(np.max(dn) < tol2, "SIP iteration did not converge (astropy raises NoConvergence)")
+    _need(np.all(np.isfinite(pix)), "non-finite pixel position")
+    return pix
+
+
+def _project(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]):
+    from .cube_wcs import gnomonic
+
+    xi, eta = gnomonic(ra, dec, crval)
+    a0, d0 = np.radians(crval[0]), np.radians(crval[1])
+    cosc = np.sin(d0) * np.sin(np.radians(dec)) + np.cos(d0) * np.cos(np.radians(dec)) * np.cos(np.radians(ra) - a0)
+    return xi, eta, cosc > 1e-3  # well in front of the plane (wcslib's TAN has no other limit)
+
+
+def _limits(center: np.ndarray, size: tuple[int, int], method: str, margin: float) -> np.ndarray:
+    """:func:`skycut.geometry.cutout_limits`, provided the box is the same anywhere within ``margin`` px."""
+    lims = cutout_limits(center, size, method)
+    for dx in (-margin, margin):
+        for dy in (-margin, margin):
+            _need(np.array_equal(cutout_limits((center[0] + dx, center[1] + dy), size, method), lims),
+                  "target too close to a rounding boundary of the cutout box")
+    return lims
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+@dataclass
+class _Cut:
+    name: str
+    image: _Image
+    ci: int
+    cards: list[str]
+    data: np.ndarray  # big-endian, C-contiguous
+
+
+def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool) -> list[str]:
+    """Cards of a CUTOUT HDU after the structural ones (see :func:`skycut.fits_helpers.cutout_header`)."""
+    v = img.header.values
+    drop = _STRUCTURAL | {"NAXIS1", "NAXIS2"}
+    kept, wcs_cards = [], []
+    for card in img.header.cards:
+        key = card[:8].strip()
+        if _WCS_KEY.match(key):
+            if key in ("CRPIX1", "CRPIX2"):
+                lo = xmin if key == "CRPIX1" else ymin
+                wcs_cards.append(_card(key, float(v[key]) - lo, "Pixel coordinate of reference point"))
+            elif key not in ("RADESYS", "EQUINOX") and not key.endswith("_DMAX"):
+                wcs_cards.append(card)
+            continue
+        if key in drop or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
+            continue
+        m = _ALT_CRPIX.match(key)
+        value = v.get(key) if card[8:10] == "= " else None
+        if m and m[2] != "P" and isinstance(value, (int, float)):
+            _need(not isinstance(value, bool) and counts_once(img.header, key), f"odd alternate {key}")
+            kept.append(_card(key, value - (xmin if m[1] == "1" else ymin), _comment(card)))
+            continue
+        if m or key.endswith("P") and key[:-1] in _PHYSICAL_KEYS:
+            continue
+        kept.append(card)
+    wcs_cards.append(_card("RADESYS", "ICRS", "Equatorial coordinate system"))
+    cards = kept + wcs_cards + img.derived
+    for axis, lo in (("1", xmin), ("2", ymin)):
+        ltv, ltm = v.get(f"LTV{axis}", 0.0), v.get(f"LTM{axis}_{axis}", 1.0)
+        _need(isinstance(ltv, (int, float)) and isinstance(ltm, (int, float)), "non-numeric LTV/LTM")
+        cards.append(_card(f"LTV{axis}", float(ltv) - lo, "IRAF physical offset"))
+        cards.append(_card(f"LTM{axis}_{axis}", float(ltm), "IRAF physical scale"))
+    cards += [_card("WCSNAMEP", "PHYSICAL", "pixel coordinates in the original image"), _card("WCSAXESP", 2)]
+    for axis, lo, ctype in (("1", xmin, "RAWX"), ("2", ymin, "RAWY")):
+        cards += [_card(f"CTYPE{axis}P", ctype), _card(f"CUNIT{axis}P", "PIXEL"), _card(f"CRPIX{axis}P", 1.0),
+                  _card(f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
+                  _card(f"CDELT{axis}P", 1.0)]
+    filename = v.get("FILENAME")
+    extname = v.get("EXTNAME")
+    _need(extname is None or isinstance(extname, str), "non-string EXTNAME")
+    cards += [_card("EXTNAME", "CUTOUT"),
+              _card("O_EXT_NM", extname, "Original extension name.") if extname is not None
+              else f"{'O_EXT_NM= ' + ' ' * 20 + ' / Original extension name.':<80}",
+              _card(*_fitting_card("ORIG_FLE", filename if filename else orig_file, "Original image filename.")),
+              _card("ORIG_EXT", img.index, "Extension in original file.")]
+    if empty:
+        cards.append(_card("EMPTY", True, "Indicates no data in cutout image."))
+    return cards
+
+
+def counts_once(h: RawHeader, key: str) -> bool:
+    """True if ``key`` occurs exactly once among the cards of ``h``."""
+    return sum(1 for c in h.cards if c[:8].strip() == key) == 1
+
+
+def _structural(data: np.ndarray) -> list[str]:
+    ny, nx = data.shape
+    return [_card("XTENSION", "IMAGE", "Image extension"),
+            _card("BITPIX", _OUT_BITPIX[data.dtype.str[1:]], "array data type"),
+            _card("NAXIS", 2, "number of array dimensions"), _card("NAXIS1", nx), _card("NAXIS2", ny),
+            _card("PCOUNT", 0, "number of parameters"), _card("GCOUNT", 1, "number of groups")]
+
+
+def _primary(ra: float, dec: float) -> list[str]:
+    return [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8, "array data type"),
+            _card("NAXIS", 0, "number of array dimensions"), _card("EXTEND", True),
+            _card("ORIGIN", ORIGIN, "institution responsible for creating this file"),
+            _card("DATE", str(datetime.date.today()), "file creation date"),
+            _card("PROCVER", __version__, "software version"),
+            _card("RA_OBJ", float(ra), "[deg] right ascension"), _card("DEC_OBJ", float(dec), "[deg] declination")]
+
+
+def _plan(input_files: Any, coordinates: Any, cutout_size: Any, extension: Any, single_outfile: bool,
+          cutout_prefix: str, fill_value: Any, method: str, allow_empty: bool) -> list[tuple[str, list]]:
+    """Every output file as ``(file name, buffers)``, or :class:`_Fallback`; nothing is written here."""
+    _need(method in ROUNDING_METHODS, "bad limit_rounding_method")
+    _need(isinstance(fill_value, (int, float, np.integer, np.floating)) and not isinstance(fill_value, (bool, np.bool_)),
+          "fill_value is not a number")
+    _need(isinstance(cutout_prefix, str), "cutout_prefix is not a string")
+    names = _input_names(input_files)
+    radec = _coordinates(coordinates)
+    _need(radec, "no coordinates")
+    size, label = _size(cutout_size)
+    cuts: list[_Cut] = []
+    for name in names:
+        hdus = scan_headers(name)
+        images = [_image(name, i, hdus[i]) for i in _select(hdus, extension, name)]
+        orig_file = Path(name).name
+        for img in images:
+            margin = margin_px(float(min(img.wcs.pixel_scales())))
+            pixels = world_to_pixel(img.wcs, radec)
+            mm = None
+            for ci in range(len(radec)):
+                lims = _limits(pixels[ci], size, method, margin)
+                ov = overlap(lims, img.shape)
+                _need(ov is not None, f"a target misses {name}[{img.index}]")
+                if mm is None:
+                    mm = np.memmap(name, dtype=img.dtype, mode="r", offset=img.data_offset, shape=img.shape)
+                data, _aperture = extract_padded(mm, lims, img.shape, fill_value)
+                empty = is_empty(data[ov[2], ov[3]])
+                _need(not empty or allow_empty, "an empty cutout (the astropy path warns and skips it)")
+                out = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
+                _need(out.dtype.str[1:] in _OUT_BITPIX, f"output dtype {out.dtype}")
+                cards = _structural(out) + _cutout_cards(img, int(lims[0][0]), int(lims[1][0]), orig_file, empty)
+                cuts.append(_Cut(name, img, ci, cards, out))
+            del mm
+    outputs: list[tuple[str, list]] = []
+    used: set[str] = set()
+    for ci, (ra, dec) in enumerate(radec):
+        members = [c for c in cuts if c.ci == ci]
+        groups = [(None, members)] if single_outfile else [(n, [c for c in members if c.name == n]) for n in names]
+        for name, group in groups:
+            if not group:
+                continue
+            base = f"{input_stem(name) if name else cutout_prefix}_{ra:.7f}_{dec:.7f}_{label}_astrocut"
+            candidate, k = base, 1
+            while candidate in used:
+                candidate, k = f"{base}_{k}", k + 1
+            used.add(candidate)
+            parts = hdu_parts(_primary(ra, dec), b"")
+            for c in group:
+                parts += hdu_parts(c.cards, c.data)
+            outputs.append((candidate + ".fits", parts))
+    return outputs
+
+
+__all__ = ["ENABLED", "margin_px", "STATS", "scan_headers", "try_fits_cut", "world_to_pixel"]
