@@ -135,9 +135,13 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
         STATS["fallback"] += 1
         log.debug("fits_cut: astropy path (%s)", exc)
         return None
-    except Exception:  # unreadable file, or a case not foreseen here: the astropy path reports/handles it
+    except (OSError, ValueError) as exc:  # unreadable or bad input: the astropy path reports it properly
         STATS["fallback"] += 1
-        log.debug("fits_cut: astropy path (unexpected error in the fast path)", exc_info=True)
+        log.debug("fits_cut: astropy path (%s)", exc)
+        return None
+    except Exception:  # a case not foreseen here: still cut (astropy path), but say so
+        STATS["fallback"] += 1
+        log.warning("fits_cut: unexpected error in the fast path; using the astropy path", exc_info=True)
         return None
     paths = []
     for fname, parts in outputs:
@@ -185,24 +189,21 @@ def _checked_radec(ra: float, dec: float) -> tuple[float, float]:
 
 def _size(cutout_size: Any) -> tuple[tuple[int, int], str]:
     """``((nx, ny), label)`` of a size given in pixels (``geometry.size_in_pixels`` / ``size_label``)."""
-    if isinstance(cutout_size, (list, tuple)) or type(cutout_size) is np.ndarray:  # not a Quantity
-        _need(np.ndim(cutout_size) == 1, "cutout size is not one or two numbers")
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    _need(len(values) == 2, "cutout size needs one or two values")
-    pix, labels = [], []
+    from .geometry import size_label, size_pair
+
+    try:
+        values = size_pair(cutout_size)
+    except InvalidInputError as exc:
+        raise _Fallback(str(exc)) from None
+    _need(all(np.ndim(v) == 0 for v in values), "cutout size is not one or two numbers")
+    pix = []
     for v in values:
         _need(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)),
               f"cutout size {v!r} is not a plain number of pixels")
         n = float(v)
         _need(math.isfinite(n) and n > 0, "cutout size must be positive")
         pix.append(max(1, int(math.floor(n + 0.5))))
-        labels.append(str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer()
-                      else str(v).replace(" ", ""))
-    return (pix[0], pix[1]), f"{labels[0]}-x-{labels[1]}"
+    return (pix[0], pix[1]), size_label(cutout_size)
 
 
 def _input_names(input_files: Any) -> list[str]:

@@ -87,9 +87,7 @@ def size_pair(cutout_size: Any) -> list[Any]:
 
     Raises :class:`InvalidInputError` unless there are one or two values.
     """
-    from astropy import units as u
-
-    if isinstance(cutout_size, u.Quantity):
+    if _is_quantity(cutout_size):
         values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
     elif isinstance(cutout_size, (list, tuple, np.ndarray)):
         values = list(cutout_size)
@@ -100,6 +98,11 @@ def size_pair(cutout_size: Any) -> list[Any]:
     if len(values) != 2:
         raise InvalidInputError(f"cutout size needs one or two values, got {cutout_size!r}")
     return values
+
+
+def _is_quantity(value: Any) -> bool:
+    """An astropy Quantity, recognised without importing astropy (plain sizes stay astropy-free)."""
+    return hasattr(value, "unit") and type(value).__module__.startswith("astropy.")
 
 
 def parse_size_input(cutout_size: Any) -> tuple[Quantity, Quantity]:
@@ -142,10 +145,8 @@ def size_label(cutout_size: Any) -> str:
 
     ``25 -> "25-x-25"``, ``[200, 300] -> "200-x-300"``, ``5 * u.arcmin -> "5.0arcmin-x-5.0arcmin"``.
     """
-    from astropy import units as u
-
     def text(value: Any) -> str:
-        if isinstance(value, u.Quantity):
+        if _is_quantity(value):
             return f"{value.value}{value.unit.to_string()}".replace(" ", "")
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             return str(int(value))
