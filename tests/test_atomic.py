@@ -28,3 +28,16 @@ def test_failure_leaves_nothing_and_keeps_previous(tmp_path):
         raise RuntimeError("crash")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_write_zip_appends_suffix_and_holds_members(tmp_path):
+    import zipfile
+
+    from skycut.atomic import write_zip
+
+    path = write_zip(((f"m{i}.txt", f"data {i}".encode()) for i in range(3)), tmp_path, "bundle")
+    assert path.endswith("bundle.zip")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["m0.txt", "m1.txt", "m2.txt"]
+        assert zf.read("m2.txt") == b"data 2"
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle.zip"]

@@ -6,6 +6,7 @@ plus decoy rows; it and a cube made from the simulated FFIs are served by moto's
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -204,6 +205,15 @@ def test_footprint_cutout_produces_tpf(cloud, tmp_path):
     hduls = cube_cut_from_footprint(c, [7, 5], sequence=11, memory_only=True, **kw)
     assert len(hduls) == 1
     np.testing.assert_array_equal(hduls[0][1].data["FLUX"], local[1].data["FLUX"])
+    # the zip holds the same TPF under the same name
+    import zipfile
+
+    zpath = cut.write_as_zip(tmp_path / "z")
+    assert Path(zpath).name == f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_7-x-5.zip"
+    with zipfile.ZipFile(zpath) as zf:
+        assert zf.namelist() == [Path(paths[0]).name]
+        with fits.open(io.BytesIO(zf.read(Path(paths[0]).name))) as zipped:
+            np.testing.assert_array_equal(zipped[1].data["FLUX"], local[1].data["FLUX"])
 
 
 def test_several_coordinates(cloud, tmp_path):

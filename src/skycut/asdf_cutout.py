@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import warnings
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +81,7 @@ from .asdf_wcs import (
     slice_gwcs,
     updated_wcsinfo,
 )
-from .atomic import atomic_output, write_bytes, write_hdulist
+from .atomic import atomic_output, write_hdulist, write_zip
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .geometry import (
     cutout_basename,
@@ -450,12 +449,8 @@ class ASDFCutout:
         """Write the selected cutouts (ASDF or FITS) into one zip file; default name
         ``astrocut_{asdf|fits}_cutouts.zip``. Returns its path."""
         kind = output_kind(output_format)
-        name = Path(filename) if filename is not None else Path(f"astrocut_{kind}_cutouts.zip")
-        if name.suffix.lower() != ".zip":
-            name = name.with_name(name.name + ".zip")
-        path = Path(output_dir) / name
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+
+        def members():
             for p in self._select(input_files, coordinates):
                 member = io.BytesIO()
                 if kind == "asdf":
@@ -464,9 +459,9 @@ class ASDFCutout:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", category=UserWarning)
                         self._fits_hdulist(p).writeto(member, checksum=True)
-                zf.writestr(self._output_name(p.file, p.coordinate, kind), member.getvalue())
-        write_bytes(buf.getvalue(), path)
-        return str(path)
+                yield self._output_name(p.file, p.coordinate, kind), member.getvalue()
+
+        return write_zip(members(), output_dir, filename or f"astrocut_{kind}_cutouts.zip")
 
     # -- images --------------------------------------------------------------------------------------------
 

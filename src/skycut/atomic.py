@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -72,3 +72,21 @@ def write_bytes(data: bytes, final: str | os.PathLike) -> Path:
     with atomic_output(final) as tmp:
         Path(tmp).write_bytes(data)
     return Path(final)
+
+
+def write_zip(members: Iterable[tuple[str, bytes]], output_dir: str | os.PathLike, filename: str | os.PathLike) -> str:
+    """Write ``(member name, bytes)`` pairs into one deflated zip archive, atomically, and return its path.
+
+    ``.zip`` is appended to ``filename`` when missing (astrocut's ``write_as_zip`` convention).
+    """
+    import io
+    import zipfile
+
+    name = os.fspath(filename)
+    if not name.lower().endswith(".zip"):
+        name += ".zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members:
+            zf.writestr(member, data)
+    return str(write_bytes(buf.getvalue(), Path(output_dir) / name))

@@ -14,7 +14,6 @@ Pixel conventions: 0-based, ``x`` = CCD column, ``y`` = CCD row; cutout arrays a
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import warnings
@@ -529,21 +528,13 @@ class TessCubeCutout:
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
                      legacy_filenames: bool = False) -> str:
         """Write all TPFs into one zip archive (no intermediate files); returns its path."""
-        import zipfile
-
-        from .atomic import write_bytes
+        from .atomic import write_zip
 
         if filename is None:
             filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._cutout_size)}.zip"
                         if len(self._ra) == 1 else "astrocut_tpf_cutouts.zip")
-        filename = os.fspath(filename)
-        if not filename.endswith(".zip"):
-            filename += ".zip"
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for c, name in zip(self.cutouts, self._names(legacy_filenames), strict=True):
-                zf.writestr(name, c.tpf_bytes())
-        return str(write_bytes(buf.getvalue(), Path(output_dir) / filename))
+        members = ((name, c.tpf_bytes()) for c, name in zip(self.cutouts, self._names(legacy_filenames), strict=True))
+        return write_zip(members, output_dir, filename)
 
 
 # ------------------------------------------------------------------------------------------ functional API

@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_output, write_bytes
+from .atomic import atomic_output, write_zip
 from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
     ORIGIN,
@@ -373,18 +372,13 @@ class FITSCutout:
         if filename is None:
             c = self._coord_list[0]
             filename = f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self.cutout_size)}.zip"
-        filename = str(filename)
-        if not filename.endswith(".zip"):
-            filename += ".zip"
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        def members():
             for hdul, fname in zip(self.fits_cutouts, self._fits_names(), strict=True):
                 member = io.BytesIO()
                 hdul.writeto(member, checksum=True)
-                zf.writestr(fname, member.getvalue())
-        path = Path(output_dir) / filename
-        write_bytes(buf.getvalue(), path)
-        return str(path)
+                yield fname, member.getvalue()
+
+        return write_zip(members(), output_dir, filename)
 
     # -- images ----------------------------------------------------------------------------------------
 

@@ -597,9 +597,7 @@ class TessFootprintCutout:
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
                      legacy_filenames: bool = False) -> str:
         """Write all TPFs into one zip archive; returns its path."""
-        import zipfile
-
-        from .atomic import write_bytes
+        from .atomic import write_zip
 
         if filename is None:
             from .geometry import size_label
@@ -607,15 +605,9 @@ class TessFootprintCutout:
             c = self._coordinates[0]
             filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"
                         if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")
-        filename = os.fspath(filename)
-        if not filename.endswith(".zip"):
-            filename += ".zip"
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for cut in self.tess_cube_cutouts:
-                for c in cut.cutouts:
-                    zf.writestr(c.filename(self._cutout_size, legacy_filenames), c.tpf_bytes())
-        return str(write_bytes(buf.getvalue(), Path(output_dir) / filename))
+        members = ((c.filename(self._cutout_size, legacy_filenames), c.tpf_bytes())
+                   for cut in self.tess_cube_cutouts for c in cut.cutouts)
+        return write_zip(members, output_dir, filename)
 
 
 def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = None, memory_only: bool = False,
