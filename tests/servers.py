@@ -137,7 +137,32 @@ class _CountingApp:
                 result.close()
 
 
-class S3Server:
+class _LoopbackServer:
+    """A server running in a daemon thread on loopback; subclasses set ``_server``/``_thread`` in ``start``."""
+
+    _server = None
+    _thread: threading.Thread | None = None
+
+    def start(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class S3Server(_LoopbackServer):
     """moto's S3 server on loopback with one bucket, counting transferred bytes.
 
     Attributes
@@ -182,14 +207,6 @@ class S3Server:
         self.log.reset()
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def _client(self):
         import boto3
@@ -213,11 +230,6 @@ class S3Server:
     def delete(self, key: str) -> None:
         self._client().delete_object(Bucket=self.bucket, Key=key)
 
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------------------------- HTTP (Range)
@@ -264,7 +276,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-class RangeHTTPServer:
+class RangeHTTPServer(_LoopbackServer):
     """A threaded HTTP server honouring ``Range`` requests, serving ``directory`` on loopback."""
 
     def __init__(self, directory: str | os.PathLike):
@@ -283,14 +295,6 @@ class RangeHTTPServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def url(self, name: str | os.PathLike) -> str:
         """URL of a file given by its name relative to the served directory (or an absolute path in it)."""
@@ -306,11 +310,6 @@ class RangeHTTPServer:
             shutil.copy(path, self.directory / path.name)
         return self.url(path.name)
 
-    def __enter__(self) -> RangeHTTPServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------------------------- fixtures
