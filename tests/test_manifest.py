@@ -104,6 +104,8 @@ BAD = [
     ("targets[0].coordinates", "not a place", "targets[0].coordinates", "cannot parse"),
     ("targets[0].coordinates", [1.0, 2.0, 3.0], "targets[0].coordinates", "two numbers"),
     ("targets[0].coordinates", "10 95", "targets[0].coordinates", "declination"),
+    ("targets[3].coordinates", {"ra": 1.0, "decl": 2.0}, "targets[3].coordinates", "exactly the keys"),
+    ("targets[3].coordinates", {"ra": "nowhere", "dec": "x"}, "targets[3].coordinates", "cannot parse"),
     ("targets[0].size", 0, "targets[0].size", "positive"),
     ("targets[0].size", [10, -3], "targets[0].size", "positive"),
     ("targets[0].size", [1, 2, 3], "targets[0].size", "two values"),
@@ -190,3 +192,14 @@ def test_load_bad_yaml(tmp_path):
         load_manifest(p)
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "missing.yaml")
+
+
+def test_coordinate_mapping_with_frame_becomes_icrs():
+    from astropy.coordinates import SkyCoord
+
+    from skycut.geometry import parse_coordinates
+
+    got = parse_coordinates({"ra": 120.0, "dec": -30.0, "frame": "galactic"})
+    want = SkyCoord(120.0, -30.0, unit="deg", frame="galactic").icrs
+    assert len(got) == 1 and got[0].separation(want).arcsec < 1e-6
+    assert parse_coordinates({"ra": "10h00m22.7s", "dec": "+02d23m12.5s"})[0].ra.deg > 150

@@ -45,13 +45,26 @@ def _coordinate_from_string(text: str) -> SkyCoord:
         ) from exc
 
 
+def _coordinate_from_mapping(value: dict) -> SkyCoord:
+    from astropy.coordinates import SkyCoord
+
+    if set(value) - {"ra", "dec", "frame"} or not {"ra", "dec"} <= set(value):
+        raise InvalidInputError("a coordinate mapping needs exactly the keys ra, dec and optionally frame")
+    unit = "deg" if isinstance(value["ra"], (int, float)) else ("hourangle", "deg")
+    try:
+        return SkyCoord(value["ra"], value["dec"], unit=unit, frame=value.get("frame", "icrs"))
+    except Exception as exc:  # astropy raises several types here
+        raise InvalidInputError(f"cannot parse coordinates {value!r}: {exc}") from None
+
+
 def parse_coordinates(coordinates: Any) -> SkyCoord:
     """Normalise coordinates to a one-dimensional ICRS ``SkyCoord``.
 
     Parameters
     ----------
-    coordinates : SkyCoord, str, (ra, dec) tuple, or a list of those
-        A string is ``"ra dec"`` in degrees, or sexagesimal (``"10:00:22.7 +02:23:12.5"``, hours and degrees).
+    coordinates : SkyCoord, str, (ra, dec) tuple, {ra, dec[, frame]} mapping, or a list of those
+        A string is ``"ra dec"`` in degrees, or sexagesimal (``"10:00:22.7 +02:23:12.5"``, hours and degrees);
+        a mapping holds numbers in degrees or strings with units, in ``frame`` (default ICRS).
 
     Returns
     -------
@@ -64,6 +77,8 @@ def parse_coordinates(coordinates: Any) -> SkyCoord:
         sc = coordinates
     elif isinstance(coordinates, str):
         sc = _coordinate_from_string(coordinates)
+    elif isinstance(coordinates, dict):
+        sc = _coordinate_from_mapping(coordinates)
     elif (
         isinstance(coordinates, Sequence)
         and len(coordinates) == 2

@@ -74,19 +74,6 @@ def check_coordinates(value: Any) -> Any:
     """Parse a coordinate spec with astropy; raise ``ValueError`` with a readable message when it fails."""
     from .geometry import parse_coordinates
 
-    if isinstance(value, dict):
-        unknown = set(value) - {"ra", "dec", "frame"}
-        if unknown or not {"ra", "dec"} <= set(value):
-            raise ValueError("a coordinate mapping needs exactly the keys ra, dec and optionally frame")
-        from astropy.coordinates import SkyCoord
-
-        ra, dec = value["ra"], value["dec"]
-        unit = "deg" if isinstance(ra, (int, float)) else None
-        try:
-            SkyCoord(ra, dec, unit=unit or ("hourangle", "deg"), frame=value.get("frame", "icrs"))
-        except Exception as exc:
-            raise ValueError(f"cannot parse coordinates: {exc}") from None
-        return value
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("give [ra, dec] with exactly two numbers")
     decimal = _decimal_pair(value)

@@ -260,6 +260,7 @@ class Plan:
     def path_output(self, name: str) -> str:
         return self.path("paths", f"{name}.fits")
 
+    @cache  # noqa: B019 - a sectors lookup reads the footprint file; the rule asks for input and params
     def path_cubes(self, name: str) -> list[str]:
         """Cubes a moving target is cut from: its ``cubes``, or the cube URIs of its ``sectors`` (the
         sector/camera/CCDs whose footprints the path crosses, looked up when the job is planned)."""

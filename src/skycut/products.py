@@ -54,14 +54,9 @@ def _fill(value: float | None) -> float:
 
 
 def _coordinate(spec: Any):
-    """A manifest coordinate spec (string, [ra, dec], {ra, dec, frame}) as a SkyCoord."""
-    from astropy.coordinates import SkyCoord
-
+    """A manifest coordinate spec (string, [ra, dec], {ra, dec, frame}) as a scalar ICRS SkyCoord."""
     from .geometry import parse_coordinates
 
-    if isinstance(spec, dict):
-        unit = "deg" if isinstance(spec["ra"], (int, float)) else ("hourangle", "deg")
-        return SkyCoord(spec["ra"], spec["dec"], unit=unit, frame=spec.get("frame", "icrs")).icrs
     return parse_coordinates(spec)[0]
 
 
