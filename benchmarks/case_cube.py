@@ -37,7 +37,7 @@ warnings.simplefilter("ignore")
 if args["tool"] == "skycut":
     import astropy.io.fits  # noqa: F401  (astrocut imports it at import time too)
     import h5py  # noqa: F401
-    from skycut.cube_factory import CubeFactory
+    from skycut.tess.cube_factory import CubeFactory
 elif args["tool"] == "astrocut":
     from astrocut import CubeFactory
 t0 = time.perf_counter()  # imports excluded
@@ -97,7 +97,7 @@ def _run(tool: str, files: list[Path], out: Path, max_memory: float = 50, **extr
 def _ffis(n: int, shape: tuple[int, int] | None, directory: Path) -> list[Path]:
     """``n`` simulated FFIs in ``directory`` (made once: 40 simulated, the rest patched copies)."""
     from skycut.simulate import make_tess_ffis
-    from skycut.simulate_tess import tess_ffi_names
+    from skycut.simulate.tess import tess_ffi_names
 
     names = tess_ffi_names(11, 1, 1, n)
     files = [directory / name for name in names]
@@ -115,7 +115,7 @@ def _ffis(n: int, shape: tuple[int, int] | None, directory: Path) -> list[Path]:
 def _patched_copies(base: list[Path], files: list[Path], n: int) -> None:
     from astropy.io import fits
 
-    from skycut.simulate_tess import tess_sector_times
+    from skycut.simulate.tess import tess_sector_times
 
     times = tess_sector_times(11, 1, 1, n)
     for i in range(len(base), n):

@@ -47,8 +47,8 @@ def _simulated_cube(directory: Path, n_ffi: int, shape: tuple[int, int] | None) 
     cube = directory / "tess-s0011-1-1-cube.fits"
     if cube.exists():
         return cube
-    from skycut.cube_factory import CubeFactory
     from skycut.simulate import make_tess_ffis
+    from skycut.tess.cube_factory import CubeFactory
 
     sim = make_tess_ffis(directory / "ffi", n_ffi=n_ffi, shape=shape, seed=11)
     with warnings.catch_warnings():
@@ -65,7 +65,7 @@ def _main_cube(quick: bool) -> Path:
         return CUBE40
     ffis = sorted((DATA / "ffi").glob("*-s_ffic.fits"))[:40]
     if len(ffis) == 40:
-        from skycut.cube_factory import CubeFactory
+        from skycut.tess.cube_factory import CubeFactory
 
         CUBE40.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
@@ -77,7 +77,7 @@ def _main_cube(quick: bool) -> Path:
 
 def _targets(cube: Path, n: int, seed: int = 5) -> list[tuple[str, tuple[float, float]]]:
     """``n`` random (name, (ra, dec)) targets whose 30 x 30 boxes lie on the cube's image."""
-    from skycut.cube_reader import CubeReader, cube_wcs_from_row, cube_wcs_row
+    from skycut.tess.cube_reader import CubeReader, cube_wcs_from_row, cube_wcs_row
 
     with CubeReader(cube) as reader:
         wcs = cube_wcs_from_row(reader.table, cube_wcs_row(reader.table), reader.shape)
@@ -93,7 +93,7 @@ def _targets(cube: Path, n: int, seed: int = 5) -> list[tuple[str, tuple[float, 
 
 
 def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
-    from skycut.cube_cutout import cut_cube_targets
+    from skycut.tess.cube_cutout import cut_cube_targets
 
     targets = _targets(cube, n_sky)
     rows = []
@@ -176,7 +176,7 @@ warnings.simplefilter("ignore")
 args = json.loads(sys.argv[1])
 import s3fs  # noqa: F401  (imports are not timed, for either tool)
 if args["tool"] == "skycut":
-    from skycut.cube_cutout import TessCubeCutout
+    from skycut.tess.cube_cutout import TessCubeCutout
 else:
     os.environ["AWS_ENDPOINT_URL_S3"] = args["fsspec_kwargs"]["endpoint_url"]
     os.environ["AWS_ENDPOINT_URL"] = args["fsspec_kwargs"]["endpoint_url"]
@@ -198,7 +198,7 @@ def _s3(quick: bool) -> list[dict]:
     except ImportError as exc:
         log.warning("no loopback S3 server (%s): S3 figures skipped", exc)
         return []
-    from skycut.cube_reader import CubeReader, padded
+    from skycut.tess.cube_reader import CubeReader, padded
 
     cube = _main_cube(True) if quick else _simulated_cube(DATA / "cutout-s3", 40, (256, 256))
     (_, (ra, dec)), = _targets(cube, 1, seed=13)

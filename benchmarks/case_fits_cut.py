@@ -4,7 +4,7 @@ Rows:
 
 * in-process ``fits_cut`` of a 200 x 300 cutout from a 10000 x 10000 float32 image (median of repeats,
   both tools warmed up, each writing its output file) — what users run: skycut's astropy-free fast path
-  (:mod:`skycut.fits_fast`) applies automatically to this plain TAN image; a second row forces skycut's
+  (:mod:`skycut.image.fits_fast`) applies automatically to this plain TAN image; a second row forces skycut's
   astropy path (``fits_fast.ENABLED = False``) for reference;
 * a fresh ``python -c "import ...; ....fits_cut(...)"`` process doing one cutout (median wall time), plus
   the floor set by ``import astropy.wcs`` alone (the astropy path's floor; the fast path imports no astropy);
@@ -98,7 +98,7 @@ def local_rows(quick: bool) -> list[dict]:
     import astrocut
 
     import skycut
-    from skycut import fits_fast
+    from skycut.image import fits_fast
 
     n = 2000 if quick else 10000
     repeats = 3 if quick else 15
@@ -125,7 +125,7 @@ def local_rows(quick: bool) -> list[dict]:
                      "unit": "s", "skycut": slow, "astrocut": ac})
         fresh = 1 if quick else 5
         call = f"fits_cut({str(path)!r}, {coord!r}, [200, 300], output_dir={out!r})"
-        check = "; from skycut import fits_fast; assert fits_fast.STATS['fast'] == 1"
+        check = "; from skycut.image import fits_fast; assert fits_fast.STATS['fast'] == 1"
         sk = _time_fresh(f"import skycut; skycut.{call}{check}", fresh)
         ac = _time_fresh(f"import astrocut; astrocut.{call}", fresh)
         floor = _time_fresh("import astropy.wcs, astropy.io.fits", fresh)

@@ -2,8 +2,8 @@
 import sys
 
 from skycut.exceptions import ManifestError
-from skycut.manifest import validate_manifest
-from skycut.plan import Plan, fsspec_kwargs, memory_mb
+from skycut.pipeline.manifest import validate_manifest
+from skycut.pipeline.plan import Plan, fsspec_kwargs, memory_mb
 
 if not config:
     sys.exit("skycut: no manifest given; run: snakemake --configfile MANIFEST.yaml --cores N")

@@ -1,4 +1,4 @@
-"""Tests of Roman ASDF cutouts (skycut.asdf_cutout, skycut.asdf_wcs, skycut.asdf_io).
+"""Tests of Roman ASDF cutouts (skycut.image.asdf_cutout, skycut.image.asdf_wcs, skycut.image.asdf_io).
 
 Expectations are derived independently of the implementation: from the simulator's truth (star pixel
 positions), from the input file read back with plain ``asdf``, from the input gwcs, or from astrocut 1.4.0 run
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
 from skycut import ASDFCutout, asdf_cut, get_center_pixel
-from skycut.asdf_cutout import read_asdf_metadata
-from skycut.asdf_wcs import slice_gwcs
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError
+from skycut.image.asdf_cutout import read_asdf_metadata
+from skycut.image.asdf_wcs import slice_gwcs
 
 SCALE_DEG = 0.11 / 3600.0
 
@@ -519,7 +519,7 @@ def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path,
 def test_images_and_png_metadata(sim_roman, roman_file, tmp_path):
     from PIL import Image
 
-    from skycut.render import read_image_metadata
+    from skycut.image.render import read_image_metadata
 
     _, _, coord = star(sim_roman, inner_star(sim_roman))
     c = ASDFCutout(roman_file, coord, cutout_size=[9, 5])

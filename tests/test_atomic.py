@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from skycut.atomic import atomic_output, write_bytes
+from skycut.core.atomic import atomic_output, write_bytes
 
 
 def test_success_renames_and_follows_umask(tmp_path):
@@ -33,7 +33,7 @@ def test_failure_leaves_nothing_and_keeps_previous(tmp_path):
 def test_write_zip_appends_suffix_and_holds_members(tmp_path):
     import zipfile
 
-    from skycut.atomic import write_zip
+    from skycut.core.atomic import write_zip
 
     path = write_zip(((f"m{i}.txt", f"data {i}".encode()) for i in range(3)), tmp_path, "bundle")
     assert path.endswith("bundle.zip")

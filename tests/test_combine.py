@@ -1,4 +1,4 @@
-"""Tests of skycut.combine: mean/median/custom combiners, header combination, loading quirks, output."""
+"""Tests of skycut.image.combine: mean/median/custom combiners, header combination, loading quirks, output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skycut.combine import (
+from skycut.exceptions import DataWarning, InvalidInputError
+from skycut.image.combine import (
     CutoutsCombiner,
     build_default_combine_function,
     build_median_combine_function,
@@ -19,7 +20,6 @@ from skycut.combine import (
     combine_headers,
     resolve_combiner,
 )
-from skycut.exceptions import DataWarning, InvalidInputError
 
 
 def _wcs(nx: int = 12, ny: int = 8) -> WCS:
@@ -103,11 +103,11 @@ def test_mean_uses_the_images_combined_not_the_template(images):
 def test_resolve_combiner():
     assert resolve_combiner("mean") is build_default_combine_function
     assert resolve_combiner("MEDIAN") is build_median_combine_function
-    assert resolve_combiner("skycut.combine:build_median_combine_function") is build_median_combine_function
+    assert resolve_combiner("skycut.image.combine:build_median_combine_function") is build_median_combine_function
     with pytest.raises(InvalidInputError, match="nosuchmodule"):
         resolve_combiner("nosuchmodule.sub:f")
     with pytest.raises(InvalidInputError, match="no attribute"):
-        resolve_combiner("skycut.combine:nothing_here")
+        resolve_combiner("skycut.image.combine:nothing_here")
     with pytest.raises(InvalidInputError, match="unknown combiner"):
         resolve_combiner("mode")
     with pytest.raises(ValueError):
@@ -232,7 +232,7 @@ def test_explicit_exts_selects_named_extensions(images):
 
 def test_combine_cutouts_helper(images, tmp_path):
     hduls = [_cutout_hdulist(im) for im in images]
-    path = combine_cutouts(hduls, tmp_path / "c.fits", combiner="skycut.combine:build_median_combine_function")
+    path = combine_cutouts(hduls, tmp_path / "c.fits", combiner="skycut.image.combine:build_median_combine_function")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         np.testing.assert_allclose(fits.getdata(path, 1), np.nanmedian(np.stack(images), axis=0), rtol=1e-6,

@@ -1,4 +1,4 @@
-"""Tests of skycut.cube_factory: cube layout, table, refusals, update_cube, blocked builds, astrocut interchange,
+"""Tests of skycut.tess.cube_factory: cube layout, table, refusals, update_cube, blocked builds, astrocut interchange,
 crash safety and the memory bound. Small simulated FFIs (skycut.simulate) keep every test to seconds."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from astropy.io import fits
 from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
 
-from skycut.cube_factory import MAX_BLOCK_BYTES, CubeFactory, plan_block_rows
 from skycut.exceptions import InvalidInputError
+from skycut.tess.cube_factory import MAX_BLOCK_BYTES, CubeFactory, plan_block_rows
 
 SHAPE = (40, 36)  # (rows, columns) of the test FFIs
 N_FFI = 6
@@ -257,7 +257,7 @@ def test_blocked_builds_identical_to_one_block(cube, ffis, tmp_path, strategy):
 @pytest.mark.parametrize("strategy", ["direct", "scratch"])
 @pytest.mark.parametrize("max_memory", [50, 5e-4])
 def test_cache_slabs_within_blocks(cube, ffis, tmp_path, monkeypatch, strategy, max_memory):
-    import skycut.cube_factory as cf
+    import skycut.tess.cube_factory as cf
 
     monkeypatch.setattr(cf, "slab_rows", lambda cols, n, block_rows, target=0: min(block_rows, 3))
     factory = CubeFactory(strategy=strategy)
@@ -400,7 +400,7 @@ def test_astrocut_cuts_skycut_cube_identically(cube, astrocut_cube, ffis):
 
 
 def test_skycut_cuts_astrocut_cube_identically(cube, astrocut_cube, ffis):
-    cube_cutout = pytest.importorskip("skycut.cube_cutout")
+    cube_cutout = pytest.importorskip("skycut.tess.cube_cutout")
     coord = _cutout_coord(ffis[0], SHAPE[1] * 0.4, SHAPE[0] * 0.6)
     ours = cube_cutout.TessCubeCutout(str(cube), coord, cutout_size=7).cutouts[0]
     theirs = cube_cutout.TessCubeCutout(str(astrocut_cube), coord, cutout_size=7).cutouts[0]
@@ -441,8 +441,8 @@ def test_update_of_an_astrocut_float64_cube_returns_to_float32(ffis, tmp_path, c
 # ------------------------------------------------------------------------------------------------ crash safety
 _SLOW_BUILD = textwrap.dedent("""
     import sys, time
-    import skycut.cube_factory as cf
-    import skycut.cube_io as cio
+    import skycut.tess.cube_factory as cf
+    import skycut.tess.cube_io as cio
     real = cio.pwrite_all
     def slow(fd, data, offset):
         real(fd, data, offset)
@@ -478,7 +478,7 @@ def test_kill_9_mid_build_leaves_nothing_and_rerun_matches(ffis, tmp_path, cube,
 # ------------------------------------------------------------------------------------------------ memory
 _RSS_BUILD = textwrap.dedent("""
     import sys
-    from skycut.cube_factory import CubeFactory
+    from skycut.tess.cube_factory import CubeFactory
     files, out, mem = sys.argv[1:-2], sys.argv[-2], float(sys.argv[-1])
     f = CubeFactory(strategy="direct" if "direct" in out else "scratch")
     if "update" in out:
@@ -574,7 +574,7 @@ def test_remote_inputs_over_http_and_s3(ffis, cube, tmp_path, http_server, s3_se
 
 # ------------------------------------------------------------------------------------------------ header scan
 def _astropy_scan(path: Path):
-    from skycut import cube_io
+    from skycut.tess import cube_io
 
     def refuse(*args):
         raise cube_io._Unusual("forced")
@@ -586,7 +586,7 @@ def _astropy_scan(path: Path):
 
 @pytest.mark.parametrize("continue_card", [False, True])
 def test_fast_header_scan_matches_astropy(ffis, tmp_path, continue_card):
-    from skycut import cube_io
+    from skycut.tess import cube_io
 
     files = _copy(ffis[:1], tmp_path)
     with warnings.catch_warnings():

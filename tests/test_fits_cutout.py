@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 
 import skycut
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError
-from skycut.fits_cutout import FITSCutout, fits_cut, img_cut
+from skycut.image.fits_cutout import FITSCutout, fits_cut, img_cut
 
 SCALE = 0.1 / 3600.0  # 0.1 arcsec per pixel
 
@@ -200,13 +200,13 @@ def test_several_coordinates_each_get_a_cutout(image, tmp_path):
     cut = FITSCutout(path, coords, 5)
     insts = cut.cutouts_by_file[str(path)]
     assert len(insts) == 3
-    for inst, c in zip(insts, skycut.geometry.parse_coordinates(coords), strict=True):
+    for inst, c in zip(insts, skycut.core.geometry.parse_coordinates(coords), strict=True):
         assert inst.coordinate.separation(c).arcsec < 1e-6
         x, y = w.world_to_pixel(c)
         assert inst.xmin_original == int(np.floor(x - 2)) and inst.ymin_original == int(np.floor(y - 2))
     assert len(cut.fits_cutouts) == 3
     ras = [h[0].header["RA_OBJ"] for h in cut.fits_cutouts]
-    assert ras == pytest.approx([c.ra.deg for c in skycut.geometry.parse_coordinates(coords)])
+    assert ras == pytest.approx([c.ra.deg for c in skycut.core.geometry.parse_coordinates(coords)])
     paths = cut.write_as_fits(tmp_path / "multi")
     assert len(set(paths)) == 3 and all(Path(p).exists() for p in paths)
     per_file = FITSCutout(path, coords, 5, single_outfile=False).write_as_fits(tmp_path / "per")
@@ -463,7 +463,7 @@ def test_astrocut_doc_example_runs_on_simulated_hst(sim_hst, tmp_path, monkeypat
 
 
 def test_colour_from_three_multi_extension_files_uses_each_files_first_extension(sim_hst):
-    from skycut.render import normalize_img
+    from skycut.image.render import normalize_img
 
     files = [sim_hst.files[0], sim_hst.files[2], sim_hst.files[4]]  # f435w, f606w, f814w
     coord = SkyCoord(*sim_hst.truth["center"], unit="deg")
@@ -538,7 +538,7 @@ def test_inputs_with_the_same_stem_get_distinct_files(tmp_path):
 @pytest.mark.parametrize("value", [0, -7, 2**40, True, False, 1.0, -0.5, 1e-30, 6.02214076e23, 150.0945,
                                    -1.1111111111111e-05, 1 / 3, "", "SCI", "it's", "x" * 40, "RA---TAN-SIP"])
 def test_card_image_round_trips_through_astropy(value):
-    from skycut.fits_helpers import card_image
+    from skycut.image.fits_helpers import card_image
 
     image = card_image("KEY", value, "a comment")
     assert image is not None and len(image) == 80
@@ -548,7 +548,7 @@ def test_card_image_round_trips_through_astropy(value):
 
 
 def test_card_image_declines_what_it_cannot_format():
-    from skycut.fits_helpers import card_image, header_from_cards
+    from skycut.image.fits_helpers import card_image, header_from_cards
 
     assert card_image("KEY", "x" * 80) is None
     assert card_image("KEY", float("nan")) is None

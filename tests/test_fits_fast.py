@@ -1,4 +1,4 @@
-"""The astropy-free fast path of ``fits_cut`` (skycut.fits_fast) against the astropy path.
+"""The astropy-free fast path of ``fits_cut`` (skycut.image.fits_fast) against the astropy path.
 
 Each case runs ``fits_cut`` twice, once with the fast path (asserting it ran) and once with it switched off,
 and compares the files: names, data (dtype, NaN positions), header keywords and values (WCS keywords excepted:
@@ -23,8 +23,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import skycut
-from skycut import fits_fast
-from skycut.fits_helpers import _WCS_KEY
+from skycut.image import fits_fast
+from skycut.image.fits_helpers import _WCS_KEY
 
 IGNORED = {"CHECKSUM"}
 
@@ -210,7 +210,7 @@ def _fell_back(caplog, reason: str, *args, dispatched: bool = True, **kwargs) ->
     fits_fast.ENABLED = True
     before = dict(fits_fast.STATS)
     caplog.clear()
-    with warnings.catch_warnings(), caplog.at_level(logging.DEBUG, logger="skycut.fits_fast"):
+    with warnings.catch_warnings(), caplog.at_level(logging.DEBUG, logger="skycut.image.fits_fast"):
         warnings.simplefilter("ignore")
         try:
             skycut.fits_cut(*args, **kwargs)
@@ -219,7 +219,7 @@ def _fell_back(caplog, reason: str, *args, dispatched: bool = True, **kwargs) ->
     assert fits_fast.STATS["fast"] == before["fast"]
     if dispatched:
         assert fits_fast.STATS["fallback"] == before["fallback"] + 1
-        messages = " ".join(r.getMessage() for r in caplog.records if r.name == "skycut.fits_fast")
+        messages = " ".join(r.getMessage() for r in caplog.records if r.name == "skycut.image.fits_fast")
         assert "astropy path" in messages and reason.lower() in messages.lower(), messages
 
 
@@ -284,7 +284,7 @@ def test_memory_only_uses_astropy(sim_hst, monkeypatch):
 def test_world_to_pixel_matches_astropy_within_the_margin(sim_tess, sim_hst, which):
     """The fast path's pixel positions agree with astropy's all_world2pix far inside the safety margin that
     decides whether a cutout box is the same for both."""
-    from skycut.fits_fast import _Fallback, _image, scan_headers, world_to_pixel
+    from skycut.image.fits_fast import _Fallback, _image, scan_headers, world_to_pixel
 
     path, ext, span = (str(sim_tess.files[0]), 1, (-20, 160)) if which == "tess" else (str(sim_hst.files[0]), 1,
                                                                                        (-20, 320))
@@ -317,7 +317,7 @@ def test_fresh_process_does_not_import_astropy_wcs(sim_hst, tmp_path):
     code = (
         "import sys, skycut\n"
         f"p = skycut.fits_cut({str(path)!r}, '{ra} {dec}', [20, 30], output_dir={str(tmp_path)!r})\n"
-        "from skycut import fits_fast\n"
+        "from skycut.image import fits_fast\n"
         "assert fits_fast.STATS['fast'] == 1, fits_fast.STATS\n"
         "print(sorted(m for m in sys.modules if m.startswith('astropy')))\n"
     )

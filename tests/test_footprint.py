@@ -1,4 +1,4 @@
-"""Tests of skycut.footprint: footprint parsing and matching, the disk cache, and cutouts from a loopback S3.
+"""Tests of skycut.tess.footprint: footprint parsing and matching, the disk cache, and cutouts from a loopback S3.
 
 The footprint JSON is generated here from the simulator's TESS WCS (``s_region`` = the FFI's corner polygon)
 plus decoy rows; it and a cube made from the simulated FFIs are served by moto's S3 server on 127.0.0.1.
@@ -20,7 +20,7 @@ from astropy.wcs import WCS
 from servers import s3_server  # noqa: F401  (pytest fixture)
 
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError
-from skycut.footprint import (
+from skycut.tess.footprint import (
     TessFootprintCutout,
     clear_memory_cache,
     cube_cut_from_footprint,
@@ -77,7 +77,7 @@ def write_footprint_json(path: Path, sim_wcs: WCS, center: SkyCoord) -> Path:
 @pytest.fixture(scope="module")
 def cloud(sim_tess, tmp_path_factory, s3_server):  # noqa: F811
     """Footprint JSON + cube on the loopback S3 server."""
-    from skycut.cube_factory import CubeFactory
+    from skycut.tess.cube_factory import CubeFactory
 
     d = tmp_path_factory.mktemp("cloud")
     wcs = _ffi_wcs(sim_tess.files[0])
@@ -182,7 +182,7 @@ def test_disk_cache_avoids_second_download(cloud, tmp_path):
 
 
 def test_footprint_cutout_produces_tpf(cloud, tmp_path):
-    from skycut.cube_cutout import cube_cut
+    from skycut.tess.cube_cutout import cube_cut
 
     kw = _kw(cloud, tmp_path)
     # 10 px wide: the decoy east of the centre matches too, but its cube does not exist: warned and skipped

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from skycut.exceptions import ManifestError
-from skycut.manifest import Manifest, load_manifest, validate_manifest
+from skycut.pipeline.manifest import Manifest, load_manifest, validate_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,7 +197,7 @@ def test_load_bad_yaml(tmp_path):
 def test_coordinate_mapping_with_frame_becomes_icrs():
     from astropy.coordinates import SkyCoord
 
-    from skycut.geometry import parse_coordinates
+    from skycut.core.geometry import parse_coordinates
 
     got = parse_coordinates({"ra": 120.0, "dec": -30.0, "frame": "galactic"})
     want = SkyCoord(120.0, -30.0, unit="deg", frame="galactic").icrs

@@ -1,4 +1,4 @@
-"""Tests of skycut.moving_target: path_to_footprints, center_on_path, read_path_table.
+"""Tests of skycut.tess.moving_target: path_to_footprints, center_on_path, read_path_table.
 
 Inputs are small SPOC-like FFIs with a moving Gaussian source written here (``write_small_ffis``), turned
 into a cube and a TPF by astrocut 1.4.0 (compatibility with astrocut-made TPFs) and, when available, by
@@ -19,9 +19,9 @@ from astropy.table import Table
 from astropy.time import Time
 from astropy.wcs import WCS, Sip
 
+from skycut.core.geometry import cutout_limits
 from skycut.exceptions import InvalidInputError, InvalidQueryError
-from skycut.geometry import cutout_limits
-from skycut.moving_target import center_on_path, centered_limits, path_to_footprints, read_path_table
+from skycut.tess.moving_target import center_on_path, centered_limits, path_to_footprints, read_path_table
 
 TJD0 = 2457000.0
 
@@ -248,7 +248,7 @@ def test_read_path_table_formats(tmp_path):
 
 def test_interpolation_across_ra_zero(tmp_path):
     """A path crossing RA = 0 is interpolated on the sphere (no jump through RA = 180)."""
-    from skycut.moving_target import path_interpolator
+    from skycut.tess.moving_target import path_interpolator
 
     jd = np.array([0.0, 1.0, 2.0, 3.0])
     pos = SkyCoord([359.8, 359.9, 0.0, 0.1], [0, 0, 0, 0], unit="deg")
@@ -262,8 +262,8 @@ def test_center_on_path_skycut_simulated_tpf(sim_tess, tmp_path):
     stays at the centre of the moving box and TGT_RA/TGT_DEC follow the simulator's truth."""
     from skycut.simulate import write_path_table
 
-    cube_factory = pytest.importorskip("skycut.cube_factory")
-    cube_cutout = pytest.importorskip("skycut.cube_cutout")
+    cube_factory = pytest.importorskip("skycut.tess.cube_factory")
+    cube_cutout = pytest.importorskip("skycut.tess.cube_cutout")
     cube = cube_factory.CubeFactory().make_cube([str(f) for f in sim_tess.files],
                                                 str(tmp_path / "tess-s0011-1-1-cube.fits"), verbose=False)
     with fits.open(sim_tess.files[0]) as h, warnings.catch_warnings():

@@ -9,9 +9,9 @@ import pytest
 import servers
 from astropy.io import fits
 
-from skycut.manifest import validate_manifest
-from skycut.plan import fsspec_kwargs
-from skycut.products import cut_cube, cut_images, read_index, render_images
+from skycut.pipeline.manifest import validate_manifest
+from skycut.pipeline.plan import fsspec_kwargs
+from skycut.pipeline.products import cut_cube, cut_images, read_index, render_images
 
 s3_server = servers.s3_server  # loopback moto S3 fixture
 
@@ -48,7 +48,7 @@ def test_render_greyscale_from_index(sim_hst, tmp_path):
 
 
 def test_cut_cube_batch_skips_off_ccd_targets(sim_tess, tmp_path):
-    from skycut.cube_factory import CubeFactory
+    from skycut.tess.cube_factory import CubeFactory
 
     cube = CubeFactory().make_cube([str(f) for f in sim_tess.files], cube_file=str(tmp_path / "c-cube.fits"),
                                    verbose=False)

@@ -14,9 +14,9 @@ import pytest
 import servers
 from astropy.coordinates import SkyCoord
 
-from skycut.cube_cutout import TessCubeCutout, cut_cube_targets
-from skycut.cube_reader import CubeReader, padded
 from skycut.exceptions import InvalidInputError
+from skycut.tess.cube_cutout import TessCubeCutout, cut_cube_targets
+from skycut.tess.cube_reader import CubeReader, padded
 
 # the loopback servers' pytest fixtures (assigned, not imported, so test arguments do not shadow an import)
 s3_server = servers.s3_server
@@ -25,7 +25,7 @@ http_server = servers.http_server
 
 @pytest.fixture(scope="module")
 def cube(sim_tess, tmp_path_factory) -> Path:
-    from skycut.cube_factory import CubeFactory
+    from skycut.tess.cube_factory import CubeFactory
 
     out = tmp_path_factory.mktemp("remote_cube")
     with warnings.catch_warnings():

@@ -12,9 +12,7 @@ import servers
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skycut.exceptions import InvalidInputError
-from skycut.fits_cutout import FITSCutout, fits_cut
-from skycut.remote import (
+from skycut.core.remote import (
     DEFAULT_BLOCK_SIZE,
     build_fsspec_kwargs,
     is_remote,
@@ -22,6 +20,8 @@ from skycut.remote import (
     open_fits_handle,
     storage_options,
 )
+from skycut.exceptions import InvalidInputError
+from skycut.image.fits_cutout import FITSCutout, fits_cut
 
 SCALE = 0.1 / 3600.0
 

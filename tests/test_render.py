@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from skycut.exceptions import InputWarning, InvalidInputError
-from skycut.render import normalize_img, read_image_metadata, save_image, to_pil_images
+from skycut.image.render import normalize_img, read_image_metadata, save_image, to_pil_images
 
 # A known array: a ramp with a NaN, a negative value and an outlier.
 ARR = np.array([[np.nan, -2.0, 0.0, 1.0, 2.0],

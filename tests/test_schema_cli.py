@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from skycut.cli import main
-from skycut.manifest import json_schema
+from skycut.pipeline.cli import main
+from skycut.pipeline.manifest import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_validate_reports_each_problem_and_exits_2(tmp_path, capsys):
 def test_console_script_exit_status(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("render: {r: {inputs: [x], stretch: cubic}}\n")
-    proc = subprocess.run([sys.executable, "-m", "skycut.cli", "validate", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "skycut.pipeline.cli", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "render.r.stretch" in proc.stderr
 

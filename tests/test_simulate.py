@@ -179,7 +179,7 @@ def test_full_ccd_wcs_agrees_with_tess_point(sector, camera, ccd):
     """Over the whole CCD, incl. one containing the ecliptic pole (26-4-1) and an extended-mission sector."""
     import tess_stars2px
 
-    from skycut.simulate_tess import tess_ccd_wcs
+    from skycut.simulate.tess import tess_ccd_wcs
 
     wcs = tess_ccd_wcs(sector=sector, camera=camera, ccd=ccd)
     x, y = np.meshgrid(np.linspace(50, 2085, 6), np.linspace(5, 2040, 6))
@@ -412,7 +412,7 @@ def test_roman_pixels_match_truth_within_noise(sim_roman):
 
 
 def test_roman_gwcs_has_a_small_distortion():
-    from skycut.simulate_images import roman_gwcs
+    from skycut.simulate.images import roman_gwcs
 
     distorted, plain = roman_gwcs((200, 300)), roman_gwcs((200, 300), distortion=False)
     ra, dec = distorted([149.5, 0, 299, 0], [99.5, 0, 199, 199])

@@ -64,7 +64,7 @@ def slurm():
 def _tiny_manifest(workdir: Path) -> tuple[Path, str]:
     """A manifest that simulates two small HST f606w skycells and cuts one 21 x 21 target from the first."""
     from skycut.simulate import demo_file_names
-    from skycut.simulate_images import HST_CENTER
+    from skycut.simulate.images import HST_CENTER
 
     demo = {"seed": 1, "hst": {"bands": ["f606w"], "shape": [200, 200]}}
     first = demo_file_names(demo, "results/demo")["hst"][0]

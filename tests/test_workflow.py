@@ -81,7 +81,7 @@ def test_demo_products(demo_run):
 
 
 def test_demo_variable_star_varies(demo_run):
-    from skycut.products import tpf_light_curve
+    from skycut.pipeline.products import tpf_light_curve
 
     workdir, _ = demo_run
     truth = json.loads((workdir / "results" / "demo" / "tess" / "tess-s0011-1-1_truth.json").read_text())
@@ -109,7 +109,7 @@ def test_invalid_manifest_stops_before_any_job(tmp_path):
     assert "targets[0].size" in out and "inputs.a.format" in out
     assert not (tmp_path / "results").exists()
     # the same messages as `skycut validate`
-    cli = subprocess.run([sys.executable, "-m", "skycut.cli", "validate", "bad.yaml"], cwd=tmp_path,
+    cli = subprocess.run([sys.executable, "-m", "skycut.pipeline.cli", "validate", "bad.yaml"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert cli.returncode == 2
     for line in cli.stderr.splitlines()[1:]:

@@ -1,5 +1,5 @@
 """Rule `combine`: combine each target's cutouts from several input sets."""
-from skycut.products import combine_cutouts, configure_logging
+from skycut.pipeline.products import combine_cutouts, configure_logging
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

@@ -1,5 +1,5 @@
 """Rule `cube`: build one TESS FFI cube."""
-from skycut.products import build_cube, configure_logging
+from skycut.pipeline.products import build_cube, configure_logging
 
 configure_logging(snakemake.log[0])
 build_cube(

@@ -1,5 +1,5 @@
 """Rule `cube_cutouts`: cut one batch of targets from one cube into target pixel files."""
-from skycut.products import configure_logging, cut_cube
+from skycut.pipeline.products import configure_logging, cut_cube
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

@@ -1,5 +1,5 @@
 """Rule `footprint_cutouts`: TPFs for one batch of targets from every cube whose footprint overlaps them."""
-from skycut.products import configure_logging, footprint_cutouts
+from skycut.pipeline.products import configure_logging, footprint_cutouts
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

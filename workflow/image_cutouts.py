@@ -1,5 +1,5 @@
 """Rule `image_cutouts`: cut one batch of targets from one input set."""
-from skycut.products import configure_logging, cut_images
+from skycut.pipeline.products import configure_logging, cut_images
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

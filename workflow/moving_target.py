@@ -1,5 +1,5 @@
 """Rule `moving_target`: follow one path through its cubes into a moving-target TPF."""
-from skycut.products import configure_logging, moving_target
+from skycut.pipeline.products import configure_logging, moving_target
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

@@ -1,5 +1,5 @@
 """Rule `render`: PNG/JPG images of cutouts."""
-from skycut.products import configure_logging, render_images
+from skycut.pipeline.products import configure_logging, render_images
 
 configure_logging(snakemake.log[0])
 spec = snakemake.params.spec

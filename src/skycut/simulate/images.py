@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .exceptions import InvalidInputError
-from .simulate import SimResult, check_shape, magnitudes, render_gaussians, write_fits, write_truth
+from ..core.atomic import atomic_output
+from ..exceptions import InvalidInputError
+from .common import SimResult, check_shape, magnitudes, render_gaussians, write_fits, write_truth
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Pure helpers for FITS image cutouts: extension selection, celestial WCS, pixel positions, cutout limits,
-and the headers of the output HDUs. Used by :mod:`skycut.fits_cutout`.
+and the headers of the output HDUs. Used by :mod:`skycut.image.fits_cutout`.
 
-Conventions as in :mod:`skycut.geometry`: 0-based pixels, ``x`` = column = FITS axis 1, ``y`` = row.
+Conventions as in :mod:`skycut.core.geometry`: 0-based pixels, ``x`` = column = FITS axis 1, ``y`` = row.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from . import __version__
-from .exceptions import DataWarning, InvalidInputError
-from .geometry import cutout_limits
-from .remote import is_remote
+from .. import __version__
+from ..core.geometry import cutout_limits
+from ..core.remote import is_remote
+from ..exceptions import DataWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
@@ -337,6 +337,6 @@ def is_empty(block: np.ndarray) -> bool:
 
 
 def rounded_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
-    """Half-open limits: :func:`skycut.geometry.cutout_limits` (``method`` rounds ``x - n/2`` as astrocut's
+    """Half-open limits: :func:`skycut.core.geometry.cutout_limits` (``method`` rounds ``x - n/2`` as astrocut's
     ``limit_rounding_method`` does)."""
     return cutout_limits(center_xy, shape_xy, method)

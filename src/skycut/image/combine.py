@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import write_hdulist
-from .exceptions import DataWarning, InvalidInputError
+from ..core.atomic import write_hdulist
+from ..exceptions import DataWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
@@ -468,7 +468,7 @@ class CutoutsCombiner:
         """
         from astropy.io import fits
 
-        from . import __version__
+        from .. import __version__
 
         if not self.input_hdulists:
             raise InvalidInputError("no cutouts loaded: pass fits_list or call load() first")

@@ -1,6 +1,6 @@
 """gwcs helpers for Roman ASDF cutouts: inversion, slicing, local linear WCS, FITS approximation, wcsinfo.
 
-Conventions (the same as :mod:`skycut.geometry` and gwcs):
+Conventions (the same as :mod:`skycut.core.geometry` and gwcs):
 
 * Pixel coordinates are 0-based with pixel centres on integers; ``x`` is the column (numpy axis -1),
   ``y`` the row (numpy axis -2). gwcs takes and returns pixel coordinates in ``(x, y)`` order.
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .exceptions import DataWarning, InvalidInputError
-from .geometry import shifted_wcs
+from ..core.geometry import shifted_wcs
+from ..exceptions import DataWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.wcs import WCS
@@ -289,9 +289,9 @@ def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Box limits of ASDF cutouts: :func:`skycut.geometry.cutout_limits` with ``"ceil"``
+    """Box limits of ASDF cutouts: :func:`skycut.core.geometry.cutout_limits` with ``"ceil"``
     (``xmin = ceil(x - nx / 2)``, astropy ``Cutout2D``'s rule, as astrocut uses for ASDF)."""
-    from .geometry import cutout_limits
+    from ..core.geometry import cutout_limits
 
     return cutout_limits(center_xy, shape_xy, "ceil")
 
@@ -342,7 +342,7 @@ def make_cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int,
     """An astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, holding ``data``.
 
     Its bookkeeping (``xmin_original``, ``slices_original``, ...) comes from astropy, computed on a zero-cost
-    stand-in for the full image; the pixels are the ones already cut by :func:`skycut.asdf_io.cut_array`.
+    stand-in for the full image; the pixels are the ones already cut by :func:`skycut.image.asdf_io.cut_array`.
     ``position = (xmin + nx / 2, ymin + ny / 2)`` makes astropy's limits equal ``limits``. Its ``wcs`` is the
     file's FITS approximation with CRPIX moved by ``(xmin, ymin)`` (SIP kept), computed when first used.
     """

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import write_hdulist
-from .exceptions import InvalidInputError, InvalidQueryError
-from .geometry import shifted_wcs, size_label
+from ..core.atomic import write_hdulist
+from ..core.geometry import shifted_wcs, size_label
+from ..exceptions import InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
@@ -76,9 +76,9 @@ def _image_shape(img_wcs: WCS) -> tuple[int, int]:
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Half-open limits of a box centred on ``center_xy``: :func:`skycut.geometry.cutout_limits` with
+    """Half-open limits of a box centred on ``center_xy``: :func:`skycut.core.geometry.cutout_limits` with
     ``"ceil"`` (the target within half a pixel of the box middle; for odd sizes in the middle pixel)."""
-    from .geometry import cutout_limits
+    from ..core.geometry import cutout_limits
 
     return cutout_limits(center_xy, shape_xy, "ceil")
 
@@ -415,7 +415,7 @@ def _open_tpfs(cutout_fles: Any) -> list[tuple[str, Any, bool]]:
 def _build_pixels_hdu(parts: list[dict], sx: int, sy: int) -> fits.BinTableHDU:
     from astropy.io import fits
 
-    from .combine import combine_headers
+    from ..image.combine import combine_headers
 
     first_cols = parts[0]["__columns__"]
     times = np.concatenate([p["TIME"] for p in parts])
@@ -494,7 +494,7 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
     """
     from astropy.io import fits
 
-    from .combine import combine_headers
+    from ..image.combine import combine_headers
 
     level = logging.INFO if verbose else logging.DEBUG
     sx, sy = _size_xy(size)

@@ -36,7 +36,7 @@ def cube_wcs_row(table: dict[str, np.ndarray], name: str = "cube") -> int:
     NoWcsKeywordsFoundError
         No row carries a usable celestial WCS (the message names the cube).
     """
-    from .exceptions import NoWcsKeywordsFoundError
+    from ..exceptions import NoWcsKeywordsFoundError
 
     ctype2 = table.get("CTYPE2")
     if ctype2 is None:

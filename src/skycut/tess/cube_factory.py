@@ -8,7 +8,7 @@ Cube file layout (astrocut/MAST compatible):
 * HDU 1: a 4-D big-endian float32 image, numpy shape ``(rows, columns, n_ffi, 2)``; ``[r, c, i, 0]`` is the
   calibrated flux of pixel (row ``r``, column ``c``) in the ``i``-th FFI in time order, ``[r, c, i, 1]`` its
   uncertainty. For one pixel the whole time series is contiguous, which is what cutouts read.
-* HDU 2: one row per FFI (row ``i`` = plane ``i``), see :mod:`skycut.cube_table`.
+* HDU 2: one row per FFI (row ``i`` = plane ``i``), see :mod:`skycut.tess.cube_table`.
 
 How a cube is written: the headers, then blocks of image rows ``r0:r1``, then the table appended after the
 padded data (encoded while the last block is written). Nothing is rewritten. A block is assembled in memory in
@@ -60,8 +60,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import atomic_output
+from ..exceptions import InvalidInputError
 from . import cube_table
-from .atomic import atomic_output
 from .cube_io import (
     ALIGN,
     BlockWriter,
@@ -76,7 +77,6 @@ from .cube_io import (
     remove_stale_temporaries,
     scan_ffi,
 )
-from .exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
 

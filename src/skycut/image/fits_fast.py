@@ -3,9 +3,9 @@
 Importing ``astropy.io.fits`` and ``astropy.wcs`` costs most of a second, and astropy's header parsing, WCS
 construction and checksums dominate an in-process cutout. For the common case — local, uncompressed FITS
 images with a plain TAN or TAN-SIP celestial WCS in ICRS, pixel cutout sizes, targets well inside the images —
-this module produces the same files as the astropy path (:class:`skycut.fits_cutout.FITSCutout` +
-``write_as_fits``) with numpy alone, reusing the header parser of :mod:`skycut.cube_reader`, the TAN
-projection of :mod:`skycut.cube_wcs` and the card/checksum writer of :mod:`skycut.tpf`.
+this module produces the same files as the astropy path (:class:`skycut.image.fits_cutout.FITSCutout` +
+``write_as_fits``) with numpy alone, reusing the header parser of :mod:`skycut.tess.cube_reader`, the TAN
+projection of :mod:`skycut.tess.cube_wcs` and the card/checksum writer of :mod:`skycut.tess.tpf`.
 
 Every precondition is checked from the raw headers before anything is written; on any doubt
 :func:`try_fits_cut` returns ``None`` and ``fits_cut`` runs the astropy path unchanged. In particular it falls
@@ -22,12 +22,12 @@ stopping rule); the cutout box is accepted only if it is the same for every posi
 (far larger than the floating-point difference between wcslib and numpy) around the computed one, so that
 astropy's result, which lies within that margin, gives the same box. Otherwise: fallback.
 
-Output layout and keywords are those of :func:`skycut.fits_helpers.cutout_header`: the original cards minus the
+Output layout and keywords are those of :func:`skycut.image.fits_helpers.cutout_header`: the original cards minus the
 structural and primary-WCS keywords, alternate ``CRPIXna`` shifted, then the primary WCS with ``CRPIX`` shifted
 by ``(-xmin, -ymin)`` (SIP kept), the wcslib-derived ``MJD-BEG/AVG/END`` that astropy's ``to_header`` adds, the
 IRAF ``LTV/LTM`` and physical (``P``) WCS, ``EXTNAME = 'CUTOUT'``, ``O_EXT_NM``, ``ORIG_FLE``, ``ORIG_EXT``.
 
-Pixel conventions as :mod:`skycut.geometry`: 0-based, ``x`` = column = FITS axis 1, ``y`` = row.
+Pixel conventions as :mod:`skycut.core.geometry`: 0-based, ``x`` = column = FITS axis 1, ``y`` = row.
 """
 
 from __future__ import annotations
@@ -44,10 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .cube_reader import _BITPIX, BLOCK, RawHeader, card_value, padded
-from .cube_wcs import TanSip
-from .exceptions import InvalidInputError
+from .. import __version__
+from ..core.geometry import cutout_limits, extract_padded, overlap
+from ..core.remote import is_remote
+from ..exceptions import InvalidInputError
+from ..tess.cube_reader import _BITPIX, BLOCK, RawHeader, card_value, padded
+from ..tess.cube_wcs import TanSip
+from ..tess.tpf import hdu_parts, write_tpf_bytes
 from .fits_helpers import (
     _ALT_CRPIX,
     _DISTORTION_KEY,
@@ -62,9 +65,6 @@ from .fits_helpers import (
     input_stem,
     is_empty,
 )
-from .geometry import cutout_limits, extract_padded, overlap
-from .remote import is_remote
-from .tpf import hdu_parts, write_tpf_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
 
 
 def _coordinates(coordinates: Any) -> list[tuple[float, float]]:
-    """ICRS ``(ra, dec)`` in degrees, exactly as :func:`skycut.geometry.parse_coordinates` gives them."""
+    """ICRS ``(ra, dec)`` in degrees, exactly as :func:`skycut.core.geometry.parse_coordinates` gives them."""
     if isinstance(coordinates, str):
         m = _RADEC.match(coordinates)
         if m:
@@ -171,7 +171,7 @@ def _coordinates(coordinates: Any) -> list[tuple[float, float]]:
             isinstance(c, str) or isinstance(c, (list, tuple)) for c in coordinates):
         return [rd for c in coordinates for rd in _coordinates(c)]
     if "astropy.coordinates" in sys.modules:  # already imported: the astropy parser is exact by definition
-        from .geometry import parse_coordinates
+        from ..core.geometry import parse_coordinates
 
         try:
             sc = parse_coordinates(coordinates)
@@ -189,7 +189,7 @@ def _checked_radec(ra: float, dec: float) -> tuple[float, float]:
 
 def _size(cutout_size: Any) -> tuple[tuple[int, int], str]:
     """``((nx, ny), label)`` of a size given in pixels (``geometry.size_in_pixels`` / ``size_label``)."""
-    from .geometry import size_label, size_pair
+    from ..core.geometry import size_label, size_pair
 
     try:
         values = size_pair(cutout_size)
@@ -275,7 +275,7 @@ def _has_ctype(h: RawHeader) -> bool:
 
 
 def _select(hdus: list[RawHeader], extension: Any, name: str) -> list[int]:
-    """The HDUs to cut, with :func:`skycut.fits_helpers.select_extensions` semantics (fallback on any case
+    """The HDUs to cut, with :func:`skycut.image.fits_helpers.select_extensions` semantics (fallback on any case
     that would warn or raise there)."""
     if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
         idx = [i for i, h in enumerate(hdus) if _is_image_with_data(i, h)]
@@ -475,7 +475,7 @@ def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
 
 
 def _project(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]):
-    from .cube_wcs import gnomonic
+    from ..tess.cube_wcs import gnomonic
 
     xi, eta = gnomonic(ra, dec, crval)
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])
@@ -484,7 +484,7 @@ def _project(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]):
 
 
 def _limits(center: np.ndarray, size: tuple[int, int], method: str, margin: float) -> np.ndarray:
-    """:func:`skycut.geometry.cutout_limits`, provided the box is the same anywhere within ``margin`` px."""
+    """:func:`skycut.core.geometry.cutout_limits`, provided the box is the same anywhere within ``margin`` px."""
     lims = cutout_limits(center, size, method)
     for dx in (-margin, margin):
         for dy in (-margin, margin):
@@ -506,7 +506,7 @@ class _Cut:
 
 
 def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool) -> list[str]:
-    """Cards of a CUTOUT HDU after the structural ones (see :func:`skycut.fits_helpers.cutout_header`)."""
+    """Cards of a CUTOUT HDU after the structural ones (see :func:`skycut.image.fits_helpers.cutout_header`)."""
     v = img.header.values
     drop = _STRUCTURAL | {"NAXIS1", "NAXIS2"}
     kept, wcs_cards = [], []

@@ -1,5 +1,5 @@
 """Batch operations behind the workflow's jobs: each takes plain paths and records, writes its products
-through :mod:`skycut.atomic`, and writes a JSON index of what it made.
+through :mod:`skycut.core.atomic`, and writes a JSON index of what it made.
 
 The Snakemake scripts in ``workflow/`` only unpack ``snakemake.input/params/output`` and call one function
 here, so every job can be run and tested without Snakemake.
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output, write_hdulist
-from .exceptions import InvalidQueryError
+from ..core.atomic import atomic_output, write_hdulist
+from ..exceptions import InvalidQueryError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _fill(value: float | None) -> float:
 
 def _coordinate(spec: Any):
     """A manifest coordinate spec (string, [ra, dec], {ra, dec, frame}) as a scalar ICRS SkyCoord."""
-    from .geometry import parse_coordinates
+    from ..core.geometry import parse_coordinates
 
     return parse_coordinates(spec)[0]
 
@@ -63,7 +63,7 @@ def _coordinate(spec: Any):
 # ------------------------------------------------------------------------------------------------ demo
 def make_demo(spec: dict[str, Any], out_dir: str) -> dict[str, list[str]]:
     """Make the simulated demo data a manifest's ``demo`` section asks for."""
-    from .simulate import simulate_demo, write_path_table
+    from ..simulate import simulate_demo, write_path_table
 
     made = simulate_demo(spec, out_dir)
     if made.get("tess"):
@@ -139,7 +139,7 @@ def cut_images(files: list[str], targets: list[dict[str, Any]], out_dir: str, in
 
 
 def _cut_fits(files, coord, size, out: Path, name, extensions, fill_value, fsspec_kwargs) -> list[str]:
-    from .fits_cutout import FITSCutout
+    from ..image.fits_cutout import FITSCutout
 
     cutout = FITSCutout(files, coord, size, fill_value=_fill(fill_value), extension=extensions,
                         single_outfile=True, fsspec_kwargs=fsspec_kwargs)
@@ -149,7 +149,7 @@ def _cut_fits(files, coord, size, out: Path, name, extensions, fill_value, fsspe
 
 
 def _cut_asdf(files, coord, size, out: Path, name, fill_value, lite, output_format, fsspec_kwargs) -> list[str]:
-    from .asdf_cutout import ASDFCutout
+    from ..image.asdf_cutout import ASDFCutout
 
     cutout = ASDFCutout(files, coord, size, fill_value=_fill(fill_value), lite=lite, fsspec_kwargs=fsspec_kwargs)
     pieces = list(cutout.iter_asdf_cutouts() if output_format == "asdf" else cutout.iter_fits_cutouts())
@@ -173,7 +173,7 @@ def cutout_arrays(path: str) -> list[tuple[Any, dict[str, Any]]]:
     """The image arrays of a cutout file with rendering metadata: FITS CUTOUT HDUs or an ASDF's data."""
     import numpy as np
 
-    from . import __version__
+    from .. import __version__
 
     meta_base = {"input_file": Path(path).name, "origin": "skycut", "version": __version__}
     arrays = []
@@ -214,7 +214,7 @@ def render_images(inputs: dict[str, list[str]], out_dir: str, index_path: str, *
     Greyscale: ``{out_dir}/{product}/{target}.{fmt}`` (``_{k}`` added when a file holds several cutouts).
     Colour: ``{out_dir}/{target}.{fmt}`` from the first cutout of each of the three products (R, G, B).
     """
-    from .render import save_image, to_pil_images
+    from ..image.render import save_image, to_pil_images
 
     files_by_product = {name: _merge_indexes(paths) for name, paths in inputs.items()}
     wanted = set(targets) if targets else None
@@ -260,7 +260,7 @@ def combine_cutouts(inputs: dict[str, list[str]], out_dir: str, index_path: str,
                     targets: list[str] | None = None, combiner: str = "mean",
                     null_value: float | None = None) -> dict[str, Any]:
     """Combine each target's FITS cutouts from several input sets into ``{out_dir}/{target}.fits``."""
-    from .combine import CutoutsCombiner, resolve_combiner
+    from ..image.combine import CutoutsCombiner, resolve_combiner
 
     by_product = [_merge_indexes(paths) for paths in inputs.values()]
     common = set.intersection(*(set(p) for p in by_product)) if by_product else set()
@@ -281,8 +281,8 @@ def combine_cutouts(inputs: dict[str, list[str]], out_dir: str, index_path: str,
 
 # ------------------------------------------------------------------------------------------------ cubes
 def build_cube(files: list[str], cube_file: str, *, sector: int, max_memory: float) -> str:
-    """Build a TESS cube from FFIs (:class:`~skycut.cube_factory.CubeFactory`)."""
-    from .cube_factory import CubeFactory
+    """Build a TESS cube from FFIs (:class:`~skycut.tess.cube_factory.CubeFactory`)."""
+    from ..tess.cube_factory import CubeFactory
 
     return str(CubeFactory().make_cube(files, cube_file=cube_file, sector=sector, max_memory=max_memory,
                                        verbose=True))
@@ -296,7 +296,7 @@ def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path:
     The cube is opened, and its table and WCS read, once per distinct cutout size in the batch (usually once).
     A target entirely off the CCD is skipped with the reason in the index.
     """
-    from .cube_cutout import cut_cube_targets
+    from ..tess.cube_cutout import cut_cube_targets
 
     by_size: dict[str, list[dict[str, Any]]] = {}
     for target in targets:
@@ -354,7 +354,7 @@ def plot_tpfs(index_path: str, out_dir: str, plot_index: str) -> dict[str, Any]:
     import numpy as np
     from astropy.io import fits
 
-    from .render import save_image, to_pil_images
+    from ..image.render import save_image, to_pil_images
 
     products: dict[str, list[str]] = {}
     out = Path(out_dir)
@@ -396,7 +396,7 @@ def footprint_cutouts(targets: list[dict[str, Any]], out_dir: str, index_path: s
                       fill_value: float | None = None, threads: int | str = 8,
                       fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """TPFs from every cube whose FFI footprint overlaps each target: ``{out_dir}/{target}/<astrocut name>``."""
-    from .footprint import TessFootprintCutout
+    from ..tess.footprint import TessFootprintCutout
 
     products: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
@@ -420,7 +420,7 @@ def read_path(table_file: str, time_format: str = "jd"):
 
     ``time_format``: ``jd``/``iso`` (read as given), ``mjd``, or ``btjd`` (BJD - 2457000, TESS's TIME); TDB.
     """
-    from .moving_target import read_path_table
+    from ..tess.moving_target import read_path_table
 
     if time_format in ("jd", "iso"):
         return read_path_table(table_file)
@@ -440,7 +440,7 @@ def read_path(table_file: str, time_format: str = "jd"):
 
 def cube_wcs(cube: str, fsspec_kwargs: dict[str, Any] | None = None):
     """The full (SIP) WCS a cube's cutouts use, with ``pixel_shape`` set to the FFI's ``(ncols, nrows)``."""
-    from .cube_reader import CubeReader, TanSip, cube_wcs_from_row, cube_wcs_row
+    from ..tess.cube_reader import CubeReader, TanSip, cube_wcs_from_row, cube_wcs_row
 
     reader = CubeReader(cube, fsspec_kwargs=fsspec_kwargs)
     try:
@@ -459,8 +459,8 @@ def moving_target(table_file: str, size: Any, cubes: list[str], output: str, *, 
     import shutil
     import tempfile
 
-    from .cube_cutout import cut_cube_targets
-    from .moving_target import center_on_path, path_to_footprints
+    from ..tess.cube_cutout import cut_cube_targets
+    from ..tess.moving_target import center_on_path, path_to_footprints
 
     path = read_path(table_file, time_format)
     with tempfile.TemporaryDirectory(prefix="skycut-path-") as scratch:

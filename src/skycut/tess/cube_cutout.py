@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import geometry
+from ..core import geometry
+from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .cube_reader import CubeReader, cube_stem, resolve_threads
 from .cube_wcs import (
     TanSip,
@@ -33,7 +34,6 @@ from .cube_wcs import (
     linear_wcs,
     physical_origin,
 )
-from .exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .tpf import (
     IMAGE_KEYWORDS,
     CubeMeta,
@@ -318,7 +318,7 @@ def _describe(ra: float, dec: float, target: str | None) -> str:
 def radec_arrays(coordinates: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """ICRS (ra, dec) arrays in degrees of a list of coordinates, without building one SkyCoord per item when
     the items are ``(ra, dec)`` number pairs or ``"ra dec"`` decimal-degree strings (the common batch case).
-    Anything else goes through :func:`skycut.geometry.parse_coordinates`."""
+    Anything else goes through :func:`skycut.core.geometry.parse_coordinates`."""
     ra = np.empty(len(coordinates))
     dec = np.empty(len(coordinates))
     slow: list[int] = []
@@ -358,7 +358,7 @@ def _plain_size(cutout_size: Any) -> tuple[int, int] | None:
 
 
 def size_label(cutout_size: Any) -> str:
-    """``{s0}-x-{s1}`` of file names (:func:`skycut.geometry.size_label`), without importing astropy for plain
+    """``{s0}-x-{s1}`` of file names (:func:`skycut.core.geometry.size_label`), without importing astropy for plain
     numbers."""
     if _plain_size(cutout_size) is None:
         return geometry.size_label(cutout_size)
@@ -528,7 +528,7 @@ class TessCubeCutout:
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
                      legacy_filenames: bool = False) -> str:
         """Write all TPFs into one zip archive (no intermediate files); returns its path."""
-        from .atomic import write_zip
+        from ..core.atomic import write_zip
 
         if filename is None:
             filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._cutout_size)}.zip"
@@ -595,7 +595,7 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
     cube_file : str or path-like
         Local path, ``s3://`` URI or ``https://`` URL of one cube.
     targets : mapping ``name -> coordinate`` or iterable of ``(name, coordinate)``
-        Coordinates in any form :func:`skycut.geometry.parse_coordinates` accepts.
+        Coordinates in any form :func:`skycut.core.geometry.parse_coordinates` accepts.
     output_paths : mapping ``name -> path``, optional
         Where each TPF goes; names missing here get astrocut's file name in ``output_dir``.
     on_missing : {"raise", "warn"}

@@ -1,13 +1,13 @@
 """Cutouts from FITS images: :class:`FITSCutout`, and the functional :func:`fits_cut` and :func:`img_cut`.
 
-Conventions (see :mod:`skycut.geometry`): pixels are 0-based, ``x`` is the column (FITS axis 1) and ``y``
+Conventions (see :mod:`skycut.core.geometry`): pixels are 0-based, ``x`` is the column (FITS axis 1) and ``y``
 the row (FITS axis 2); ``cutout_size=[200, 300]`` gives FITS dimensions ``(200, 300)``, i.e. numpy arrays of
 shape ``(300, 200)``. A cutout of ``nx`` pixels centred on pixel coordinate ``x`` spans the original columns
 ``floor(x - nx/2 + 0.5) ... + nx - 1``; parts outside the image are filled with ``fill_value``.
 
 Only the needed rows are read: local files are memory-mapped, tile-compressed HDUs are read through
 ``hdu.section`` (only the needed tiles are decompressed) and remote (https/s3) files are read as byte ranges
-(:mod:`skycut.remote`).
+(:mod:`skycut.core.remote`).
 
 Output layout (as astrocut 1.4.0): a ``PRIMARY`` HDU without data carrying ``ORIGIN``, ``DATE``, ``PROCVER``,
 ``RA_OBJ`` and ``DEC_OBJ``, then one ``CUTOUT`` image HDU per (file, extension) cutout, whose header is the
@@ -33,9 +33,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_output, write_zip
-from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
+from .. import __version__
+from ..core.atomic import atomic_output, write_zip
+from ..core.geometry import (
+    cutout_basename,
+    extract_padded,
+    overlap,
+    parse_coordinates,
+    parse_size_input,
+    shifted_wcs,
+    size_in_pixels,
+    size_label,
+)
+from ..core.remote import is_remote, open_fits_handle
+from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
     ORIGIN,
     ROUNDING_METHODS,
@@ -50,17 +61,6 @@ from .fits_helpers import (
     select_extensions,
     world_to_pixel,
 )
-from .geometry import (
-    cutout_basename,
-    extract_padded,
-    overlap,
-    parse_coordinates,
-    parse_size_input,
-    shifted_wcs,
-    size_in_pixels,
-    size_label,
-)
-from .remote import is_remote, open_fits_handle
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -152,7 +152,7 @@ class FITSCutout:
     verbose : bool
         Log progress at DEBUG level to stderr.
     fsspec_kwargs : dict, optional
-        Options for remote inputs (see :func:`skycut.remote.storage_options`).
+        Options for remote inputs (see :func:`skycut.core.remote.storage_options`).
     allow_empty : bool
         Keep cutouts whose pixels are all NaN or zero (marked ``EMPTY = T``) instead of skipping them.
 
@@ -411,7 +411,7 @@ class FITSCutout:
     def get_image_cutouts(self, stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
                           minmax_value: Sequence[float] | None = None, invert: bool = False,
                           colorize: bool = False, flip_orientation: bool = True) -> list[Image.Image]:
-        """8-bit PIL images of the cutouts (see :func:`skycut.render.to_pil_images`; default interval
+        """8-bit PIL images of the cutouts (see :func:`skycut.image.render.to_pil_images`; default interval
         ``minmax_percent=[0.5, 99.5]``). With ``colorize``, one RGB image per coordinate from its first three
         cutouts (the first extension of each of the first three files when several extensions were cut,
         see :func:`colour_channels`)."""

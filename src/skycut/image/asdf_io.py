@@ -1,7 +1,7 @@
 """I/O helpers for Roman ASDF cutouts: opening local/remote ASDF files, cutting arrays, result containers,
 and ASDF metadata embedded in FITS.
 
-Pixel conventions as :mod:`skycut.geometry`: 0-based, ``x`` = column (numpy axis -1), ``y`` = row (axis -2);
+Pixel conventions as :mod:`skycut.core.geometry`: 0-based, ``x`` = column (numpy axis -1), ``y`` = row (axis -2);
 limits are half-open ``[[xmin, xmax], [ymin, ymax]]`` in original pixels. asdf/astropy are imported inside
 the functions.
 """
@@ -21,9 +21,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..core.geometry import extract_padded
+from ..exceptions import InvalidInputError
 from .asdf_wcs import is_gwcs
-from .exceptions import InvalidInputError
-from .geometry import extract_padded
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def as_file_list(input_files: Any) -> list[str]:
 
 def input_stem(file: str) -> str:
     """``Path(file).stem`` for a path, the stem of the URL path for a URL/URI."""
-    from .remote import is_remote
+    from ..core.remote import is_remote
 
     return Path(urlparse(file).path).stem if is_remote(file) else Path(file).stem
 
@@ -139,7 +139,7 @@ class AsdfHandle:
 
         * lz4-compressed block (what roman_datamodels writes): a :class:`Lz4BlockView` that decompresses only
           the compression chunks holding the needed rows (local or remote).
-        * uncompressed block of a remote file: a :class:`skycut.remote.RangeSection` fetching only the needed
+        * uncompressed block of a remote file: a :class:`skycut.core.remote.RangeSection` fetching only the needed
           rows as byte ranges. (A local uncompressed block is memory-mapped by asdf already.)
         * anything else (zlib/bzp2 blocks, masked or inline arrays, Quantities): ``value`` itself, read whole.
         """
@@ -155,7 +155,7 @@ class AsdfHandle:
 
             fs, fspath = fsspec.filesystem("file"), str(Path(self.name).resolve())
         if compression == "":
-            from .remote import RangeSection
+            from ..core.remote import RangeSection
 
             return RangeSection(fs, fspath, offset, shape, dtype)
         if compression == "lz4":
@@ -249,7 +249,7 @@ class Lz4BlockView:
         return data[start - chunks[0][2]:stop - chunks[0][2]]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        from .geometry import window_key
+        from ..core.geometry import window_key
 
         y0, y1, x0, x1, nplanes = window_key(key, self.shape, "Lz4BlockView")
         lead, (ny, nx) = self.shape[:-2], self.shape[-2:]
@@ -275,7 +275,7 @@ def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict
     """
     import asdf
 
-    from .remote import is_remote, storage_options
+    from ..core.remote import is_remote, storage_options
 
     kwargs = {"lazy_load": True, **(asdf_kwargs or {})}
     fobj = fs = fspath = None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .exceptions import InvalidInputError
+from ..exceptions import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -245,7 +245,7 @@ _BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 class RangeSection:
     """Lazy view of an uncompressed remote FITS image fetching only the requested rows as byte ranges.
 
-    ``section[..., y0:y1, x0:x1]`` (the form :func:`skycut.geometry.extract_padded` uses; steps must be 1)
+    ``section[..., y0:y1, x0:x1]`` (the form :func:`skycut.core.geometry.extract_padded` uses; steps must be 1)
     returns a native-endian array. ``shape`` is the numpy shape ``(..., NAXIS2, NAXIS1)``.
     """
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output
+from ..core.atomic import atomic_output
 from .cube_reader import card_value
 
 BLOCK = 2880
@@ -255,7 +255,7 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
                   version: str | None = None) -> list[str]:
     """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords)."""
     if version is None:
-        from . import __version__ as version
+        from .. import __version__ as version
     key = ("primary", creator, version)
     if key not in meta.cache:
         cards = [format_card("SIMPLE", True, "conforms to FITS standard"),

@@ -5,9 +5,9 @@ gwcs in ``tree["roman"]["meta"]["wcs"]``. Local paths (``str``/``pathlib.Path``)
 default, or ``key``/``secret``/``token``) and ``https://`` URLs (through fsspec, ``fsspec_kwargs`` for
 ``endpoint_url`` etc.). Only what a cutout needs is read: local uncompressed blocks are memory-mapped, remote
 uncompressed blocks are fetched row range by row range, and lz4-compressed blocks (roman_datamodels' default)
-are decompressed chunk by chunk, only the chunks holding the cutout's rows (see :class:`skycut.asdf_io.AsdfHandle`).
+are decompressed chunk by chunk, only the chunks holding the cutout's rows (see :class:`skycut.image.asdf_io.AsdfHandle`).
 
-Pixel conventions (as :mod:`skycut.geometry`): 0-based pixels, ``x`` = column (numpy axis -1), ``y`` = row
+Pixel conventions (as :mod:`skycut.core.geometry`): 0-based pixels, ``x`` = column (numpy axis -1), ``y`` = row
 (numpy axis -2). ``cutout_size=[nx, ny]`` gives arrays of numpy shape ``(ny, nx)``. Limits are half-open
 ``[[xmin, xmax], [ymin, ymax]]`` in original pixels, and the part outside the image is padded with
 ``fill_value`` (integer arrays get an integer fill: ``int(fill_value)`` when that is representable, else 0).
@@ -50,7 +50,16 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..core.atomic import atomic_output, write_hdulist, write_zip
+from ..core.geometry import (
+    cutout_basename,
+    overlap,
+    parse_coordinates,
+    parse_size_input,
+    size_in_pixels,
+)
+from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .asdf_io import (
     MISSION_KEY,
     CoordinateCutouts,
@@ -80,15 +89,6 @@ from .asdf_wcs import (
     sky_of_pixels,
     slice_gwcs,
     updated_wcsinfo,
-)
-from .atomic import atomic_output, write_hdulist, write_zip
-from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
-from .geometry import (
-    cutout_basename,
-    overlap,
-    parse_coordinates,
-    parse_size_input,
-    size_in_pixels,
 )
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class ASDFCutout:
     # -- cutting -------------------------------------------------------------------------------------------
 
     def _storage_options(self, file: str) -> dict:
-        from .remote import protocol
+        from ..core.remote import protocol
 
         if protocol(file) in ("s3", "s3a") and self._credentials:
             return {**self._credentials, **self._fsspec_kwargs}
@@ -499,7 +499,7 @@ class ASDFCutout:
                           invert: bool = False, colorize: bool = False, flip_orientation: bool = True) -> Any:
         """Table ``file, coordinate, cutout (PIL.Image)`` of the selected cutouts rendered as 8-bit images.
 
-        Normalisation as :func:`skycut.render.to_pil_images` (default ``minmax_percent=[0.5, 99.5]``). With
+        Normalisation as :func:`skycut.image.render.to_pil_images` (default ``minmax_percent=[0.5, 99.5]``). With
         ``colorize`` there is one RGB image per coordinate from the first three files' cutouts (R, G, B); a
         coordinate with fewer than three gets a :class:`DataWarning` and no image; ``file`` lists the three.
         """

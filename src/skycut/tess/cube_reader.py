@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import InvalidInputError
+
 # the cube's WCS lives in cube_wcs; these names stay importable from here
 from .cube_wcs import (  # noqa: F401
     WCS_FLAG_COLUMN,
@@ -35,7 +37,6 @@ from .cube_wcs import (  # noqa: F401
     sip_wcs_from_row,
     wcs_header_from_row,
 )
-from .exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Input and output machinery of :mod:`skycut.cube_factory`: FFI scanning, row-range readers, scratch store.
+"""Input and output machinery of :mod:`skycut.tess.cube_factory`: FFI scanning, row-range readers, scratch store.
 
 Axis conventions: an FFI image is a numpy array ``(rows, columns)`` (FITS ``NAXIS2, NAXIS1``); a cube is
 ``(rows, columns, n_ffi, 2)`` with ``[..., 0]`` the calibrated flux (FFI ext 1) and ``[..., 1]`` its
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import InvalidInputError
 from .cube_table import header_record
-from .exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class FFIInfo:
     """What the cube builder needs to know about one FFI (compact: thousands of these stay in memory).
 
     ``primary_text`` is the primary header as FITS text; ``values``/``comments`` map the ext-1 header's
-    keywords (commentary cards skipped, see :func:`skycut.cube_table.header_record`) to values and comments.
+    keywords (commentary cards skipped, see :func:`skycut.tess.cube_table.header_record`) to values and comments.
     ``shape`` is the numpy shape ``(rows, columns)`` of ext 1; ``offsets`` the byte offsets of the data of ext 1
     and ext 2 when they can be read directly (``None`` otherwise); ``dtype`` their on-disk dtype.
     """
@@ -174,7 +174,7 @@ def _card_value(card: str) -> tuple[Any, str]:
 
 
 def _parse_cards(cards: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Keyword -> value / comment as :func:`skycut.cube_table.header_record` gives them (first card wins)."""
+    """Keyword -> value / comment as :func:`skycut.tess.cube_table.header_record` gives them (first card wins)."""
     values: dict[str, Any] = {}
     comments: dict[str, str] = {}
     for card in cards[:-1]:

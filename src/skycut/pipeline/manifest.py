@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .exceptions import ManifestError, SkycutError
+from ..exceptions import ManifestError, SkycutError
 
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$"
 SafeName = Annotated[
@@ -72,7 +72,7 @@ def _raise_problems(title: str, problems: list[InitErrorDetails]) -> None:
 
 def check_coordinates(value: Any) -> Any:
     """Parse a coordinate spec with astropy; raise ``ValueError`` with a readable message when it fails."""
-    from .geometry import parse_coordinates
+    from ..core.geometry import parse_coordinates
 
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("give [ra, dec] with exactly two numbers")
@@ -109,7 +109,7 @@ def _decimal_pair(value: Any) -> tuple[float, float] | None:
 
 def check_size(value: Any) -> Any:
     """Validate a size spec (positive pixels or an angular quantity)."""
-    from .geometry import parse_size_input
+    from ..core.geometry import parse_size_input
 
     if isinstance(value, bool):
         raise ValueError("a size must be a number of pixels or an angle, not a boolean")

@@ -11,7 +11,7 @@ Pixel layout (SPOC): FITS columns 45..2092 and rows 1..2048 (1-based) are scienc
 2093..2136 and rows 2049..2078 are collateral (calibrated to ~0 plus read noise here).
 tess-point's ``col``/``row`` are 1-based FITS columns/rows *including* the 44 leading collateral columns
 (its reverse function subtracts 45 and 1 to get 0-based science-pixel centres), so the 0-based pixel of
-:mod:`skycut.geometry` is ``x = col - 1``, ``y = row - 1``.
+:mod:`skycut.core.geometry` is ``x = col - 1``, ``y = row - 1``.
 
 Celestial WCS: :func:`tess_ccd_wcs` maps a 10 x 10 grid over the science pixels to the sky with tess-point's
 reverse function for the sector's pointing and fits a TAN-SIP WCS (order 4) with
@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InvalidInputError
-from .simulate import SimResult, check_shape, magnitudes, render_gaussians, write_fits, write_truth
+from ..exceptions import InvalidInputError
+from .common import SimResult, check_shape, magnitudes, render_gaussians, write_fits, write_truth
 
 log = logging.getLogger(__name__)
 
@@ -467,7 +467,7 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
     from astropy.io import fits
     from astropy.time import Time
 
-    from .geometry import shifted_wcs
+    from ..core.geometry import shifted_wcs
 
     sector, camera, ccd = _check_ccd(sector, camera, ccd)
     rows, cols = (FFI_ROWS, FFI_COLS) if shape is None else check_shape(shape)
@@ -552,7 +552,7 @@ def write_path_table(truth: dict | SimResult, path: str | Path) -> Path:
     from astropy.table import Table
     from astropy.time import Time
 
-    from .atomic import atomic_output
+    from ..core.atomic import atomic_output
 
     if isinstance(truth, SimResult):
         truth = truth.truth

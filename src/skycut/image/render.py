@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .exceptions import InputWarning, InvalidInputError
+from ..core.atomic import atomic_output
+from ..exceptions import InputWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .exceptions import DataWarning, InvalidInputError, InvalidQueryError
-from .geometry import parse_coordinates
+from ..core.atomic import atomic_output
+from ..core.geometry import parse_coordinates
+from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
@@ -63,7 +63,7 @@ def footprint_size_px(cutout_size: Any, arcsec_per_px: float = ARCSEC_PER_PX) ->
     """``(nx, ny)`` in pixels; angular sizes use ``arcsec_per_px``; 0 is allowed (point match)."""
     from astropy import units as u
 
-    from .geometry import size_pair
+    from ..core.geometry import size_pair
 
     values = size_pair(cutout_size)
     out = []
@@ -220,7 +220,7 @@ def _rings_of(table: Table) -> dict:
     table (which gets a new column) never reuses another table's geometry.
     """
     if "polygon" not in table.colnames:
-        raise InvalidInputError("the footprint table needs a 'polygon' column (use skycut.footprint.get_ffis)")
+        raise InvalidInputError("the footprint table needs a 'polygon' column (use skycut.tess.footprint.get_ffis)")
     column = table.columns["polygon"]
     cached = table.meta.get("_skycut_rings")
     if cached is not None and cached["column_id"] == id(column) and cached["n"] == len(table):
@@ -284,7 +284,7 @@ def default_cache_dir() -> Path:
 def _filesystem(uri: str, fsspec_kwargs: dict | None):
     import fsspec
 
-    from .remote import storage_options
+    from ..core.remote import storage_options
 
     return fsspec.core.url_to_fs(uri, **storage_options(uri, fsspec_kwargs))
 
@@ -475,7 +475,7 @@ class TessFootprintCutout:
     fill_value : float
         Value of pixels off the CCD.
     limit_rounding_method : {"round", "ceil", "floor"}
-        Passed to :class:`skycut.cube_cutout.TessCubeCutout`.
+        Passed to :class:`skycut.tess.cube_cutout.TessCubeCutout`.
     sequence : int or list of int, optional
         Restrict to these sectors.
     verbose : bool
@@ -498,7 +498,7 @@ class TessFootprintCutout:
     tess_cube_cutouts : list of TessCubeCutout
         One per matching cube (``tess_cube_cutout`` is the first, as in astrocut).
     cutouts_by_file, cutouts, tpf_cutouts_by_file, tpf_cutouts
-        As :class:`skycut.cube_cutout.TessCubeCutout`, keyed by cube URI.
+        As :class:`skycut.tess.cube_cutout.TessCubeCutout`, keyed by cube URI.
     """
 
     ARCSEC_PER_PX = ARCSEC_PER_PX
@@ -597,10 +597,10 @@ class TessFootprintCutout:
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
                      legacy_filenames: bool = False) -> str:
         """Write all TPFs into one zip archive; returns its path."""
-        from .atomic import write_zip
+        from ..core.atomic import write_zip
 
         if filename is None:
-            from .geometry import size_label
+            from ..core.geometry import size_label
 
             c = self._coordinates[0]
             filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"

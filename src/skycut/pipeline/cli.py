@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 log = logging.getLogger("skycut")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .exceptions import ManifestError
+    from ..exceptions import ManifestError
     from .manifest import load_manifest
 
     status = 0
@@ -52,7 +52,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _load_plan(path: str):
     """The plan of a manifest, or ``None`` after printing why it cannot be made (invalid manifest, a glob
     matching nothing, ...)."""
-    from .exceptions import ManifestError
+    from ..exceptions import ManifestError
     from .manifest import load_manifest
     from .plan import Plan
 

@@ -1,4 +1,4 @@
-"""Turn a validated :class:`~skycut.manifest.Manifest` into jobs and output paths.
+"""Turn a validated :class:`~skycut.pipeline.manifest.Manifest` into jobs and output paths.
 
 The Snakemake rules only wire what this module computes, so the whole plan is testable without Snakemake.
 Output layout under ``output_dir`` (every job writes a JSON index of what it made):
@@ -120,8 +120,8 @@ class Plan:
         demo = self.manifest.demo
         if demo is None:
             return {}
+        from ..simulate import demo_file_names
         from .products import DEMO_FOOTPRINTS, DEMO_PATH_TABLE
-        from .simulate import demo_file_names
 
         names = {k: [str(p) for p in v] for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
         if names.get("tess"):
@@ -267,7 +267,7 @@ class Plan:
         spec = self.manifest.paths[name]
         if spec.cubes is not None:
             return [self.cube_source(ref) for ref in spec.cubes]
-        from .footprint import cube_uri, get_tess_sectors
+        from ..tess.footprint import cube_uri, get_tess_sectors
         from .products import read_path
 
         path = read_path(spec.table, spec.time_format)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .exceptions import InvalidInputError
+from ..exceptions import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
