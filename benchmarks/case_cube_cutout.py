@@ -77,7 +77,8 @@ def _main_cube(quick: bool) -> Path:
 
 def _targets(cube: Path, n: int, seed: int = 5) -> list[tuple[str, tuple[float, float]]]:
     """``n`` random (name, (ra, dec)) targets whose 30 x 30 boxes lie on the cube's image."""
-    from skycut.tess.cube_reader import CubeReader, cube_wcs_from_row, cube_wcs_row
+    from skycut.tess.cube_reader import CubeReader
+    from skycut.tess.cube_wcs import cube_wcs_from_row, cube_wcs_row
 
     with CubeReader(cube) as reader:
         wcs = cube_wcs_from_row(reader.table, cube_wcs_row(reader.table), reader.shape)
@@ -198,7 +199,8 @@ def _s3(quick: bool) -> list[dict]:
     except ImportError as exc:
         log.warning("no loopback S3 server (%s): S3 figures skipped", exc)
         return []
-    from skycut.tess.cube_reader import CubeReader, padded
+    from skycut.core.fits_bytes import padded
+    from skycut.tess.cube_reader import CubeReader
 
     cube = _main_cube(True) if quick else _simulated_cube(DATA / "cutout-s3", 40, (256, 256))
     (_, (ra, dec)), = _targets(cube, 1, seed=13)

@@ -11,13 +11,13 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skycut.core.fits_headers import combine_headers
 from skycut.exceptions import DataWarning, InvalidInputError
 from skycut.image.combine import (
     CutoutsCombiner,
     build_default_combine_function,
     build_median_combine_function,
     combine_cutouts,
-    combine_headers,
     resolve_combiner,
 )
 

@@ -20,10 +20,10 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import skycut
+from skycut.core.tansip import angular_separation, fit_linear_tan, linear_wcs
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from skycut.tess.cube_cutout import TessCubeCutout, cube_cut, cut_cube_targets, write_tpf
 from skycut.tess.cube_reader import CubeReader, byte_runs, cube_stem
-from skycut.tess.cube_wcs import angular_separation, fit_linear_tan, linear_wcs
 
 
 def make_cube(files, path, *, tool: str = "skycut") -> Path:
@@ -173,7 +173,7 @@ def test_linear_fit_agrees_with_astropy_fit_wcs_from_points(cubes):
     from astropy.wcs.utils import fit_wcs_from_points
 
     with CubeReader(cubes["skycut"]) as reader:
-        from skycut.tess.cube_reader import cube_wcs_row, sip_wcs_from_row
+        from skycut.tess.cube_wcs import cube_wcs_row, sip_wcs_from_row
 
         sip = sip_wcs_from_row(reader.table, cube_wcs_row(reader.table), reader.shape)
     lims = np.array([[30, 55], [40, 60]])
@@ -256,7 +256,7 @@ def test_lightkurve_light_curve_recovers_variable_star(sim_long, tmp_path):
 def test_partly_off_ccd_is_padded_and_aperture_marks_real_pixels(cubes, ffi_stack, sim_tess):
     flux = ffi_stack[0]
     with CubeReader(cubes["skycut"]) as reader:
-        from skycut.tess.cube_reader import cube_wcs_row, sip_wcs_from_row
+        from skycut.tess.cube_wcs import cube_wcs_row, sip_wcs_from_row
 
         sip = sip_wcs_from_row(reader.table, cube_wcs_row(reader.table), reader.shape)
     ra, dec = sip.all_pix2world(1.3, 2.3, 0)  # near the lower-left corner: a 9x9 box sticks out by 3 and 2
@@ -451,7 +451,8 @@ def test_byte_runs_cover_exactly_the_block(cubes, lims):
 
 
 def test_numpy_tan_sip_matches_astropy(cubes):
-    from skycut.tess.cube_reader import TanSip, cube_wcs_from_row, cube_wcs_row, sip_wcs_from_row
+    from skycut.core.tansip import TanSip
+    from skycut.tess.cube_wcs import cube_wcs_from_row, cube_wcs_row, sip_wcs_from_row
 
     with CubeReader(cubes["skycut"]) as reader:
         row = cube_wcs_row(reader.table)

@@ -14,9 +14,10 @@ import pytest
 import servers
 from astropy.coordinates import SkyCoord
 
+from skycut.core.fits_bytes import padded
 from skycut.exceptions import InvalidInputError
 from skycut.tess.cube_cutout import TessCubeCutout, cut_cube_targets
-from skycut.tess.cube_reader import CubeReader, padded
+from skycut.tess.cube_reader import CubeReader
 
 # the loopback servers' pytest fixtures (assigned, not imported, so test arguments do not shadow an import)
 s3_server = servers.s3_server

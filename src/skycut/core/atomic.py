@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -67,11 +67,28 @@ def write_hdulist(hdulist, final: str | os.PathLike, *, checksum: bool = True) -
     return Path(final)
 
 
-def write_bytes(data: bytes, final: str | os.PathLike) -> Path:
-    """Write ``data`` atomically to ``final``."""
+def write_bytes(data: bytes | bytearray | memoryview | Sequence, final: str | os.PathLike) -> Path:
+    """Write ``data`` (bytes, or a sequence of buffers written in order, unjoined) atomically to ``final``."""
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     with atomic_output(final) as tmp:
-        Path(tmp).write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, [p for p in parts if len(p)])
+        finally:
+            os.close(fd)
     return Path(final)
+
+
+def _write_all(fd: int, parts: list) -> None:
+    """``os.writev`` the buffers, resuming after short writes."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = os.writev(fd, views[:1024])  # IOV_MAX
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
 
 
 def write_zip(members: Iterable[tuple[str, bytes]], output_dir: str | os.PathLike, filename: str | os.PathLike) -> str:

@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..core.atomic import write_bytes
+from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, card_value, hdu_parts, padded
 from ..core.geometry import cutout_limits, extract_padded, overlap
 from ..core.remote import is_remote
+from ..core.tansip import TanSip
 from ..exceptions import InvalidInputError
-from ..tess.cube_reader import _BITPIX, BLOCK, RawHeader, card_value, padded
-from ..tess.cube_wcs import TanSip
-from ..tess.tpf import hdu_parts, write_tpf_bytes
 from .fits_helpers import (
     _ALT_CRPIX,
     _DISTORTION_KEY,
@@ -146,7 +146,7 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
     paths = []
     for fname, parts in outputs:
         path = Path(output_dir) / fname
-        write_tpf_bytes(parts, path)
+        write_bytes(parts, path)
         log.debug("wrote %s", path)
         paths.append(str(path))
     STATS["fast"] += 1
@@ -344,7 +344,7 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
             raise _Fallback(f"{where}: duplicate keyword {key}")
     _need(v.get("NAXIS") == 2, f"{where}: not a 2-D image")
     bitpix = v.get("BITPIX")
-    _need(bitpix in _BITPIX, f"{where}: BITPIX {bitpix!r}")
+    _need(bitpix in BITPIX_DTYPES, f"{where}: BITPIX {bitpix!r}")
     _need(v.get("BSCALE", 1) == 1 and v.get("BZERO", 0) == 0 and "BLANK" not in v, f"{where}: scaled data")
     _need("BSOFTEN" not in v and "BOFFSET" not in v, f"{where}: asinh-scaled data")
     _need(v.get("WCSAXES", 2) == 2, f"{where}: WCSAXES != 2")
@@ -385,7 +385,7 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
         if d in v and m not in v:
             derived.append(_mjd_card(m, v[d], where))
     shape = (int(v["NAXIS2"]), int(v["NAXIS1"]))
-    return _Image(h, index, shape, np.dtype(_BITPIX[bitpix]), h.offset + h.nbytes, wcs, derived)
+    return _Image(h, index, shape, np.dtype(BITPIX_DTYPES[bitpix]), h.offset + h.nbytes, wcs, derived)
 
 
 def _mjd_card(key: str, date_value: Any, where: str) -> str:
@@ -475,7 +475,7 @@ def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
 
 
 def _project(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]):
-    from ..tess.cube_wcs import gnomonic
+    from ..core.tansip import gnomonic
 
     xi, eta = gnomonic(ra, dec, crval)
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])

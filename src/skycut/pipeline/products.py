@@ -440,7 +440,9 @@ def read_path(table_file: str, time_format: str = "jd"):
 
 def cube_wcs(cube: str, fsspec_kwargs: dict[str, Any] | None = None):
     """The full (SIP) WCS a cube's cutouts use, with ``pixel_shape`` set to the FFI's ``(ncols, nrows)``."""
-    from ..tess.cube_reader import CubeReader, TanSip, cube_wcs_from_row, cube_wcs_row
+    from ..core.tansip import TanSip
+    from ..tess.cube_reader import CubeReader
+    from ..tess.cube_wcs import cube_wcs_from_row, cube_wcs_row
 
     reader = CubeReader(cube, fsspec_kwargs=fsspec_kwargs)
     try:

@@ -24,26 +24,20 @@ from typing import Any
 import numpy as np
 
 from ..core import geometry
+from ..core.atomic import write_bytes
+from ..core.fits_bytes import filter_cards, format_card
+from ..core.tansip import TanSip, fit_linear_tan, linear_wcs
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .cube_reader import CubeReader, cube_stem, resolve_threads
-from .cube_wcs import (
-    TanSip,
-    cube_wcs_from_row,
-    cube_wcs_row,
-    fit_linear_tan,
-    linear_wcs,
-    physical_origin,
-)
+from .cube_wcs import cube_wcs_from_row, cube_wcs_row, physical_origin
 from .tpf import (
     IMAGE_KEYWORDS,
+    REMOVED_PRIMARY,
     CubeMeta,
     TpfCutout,
-    filter_cards,
-    format_card,
     tpf_bytes,
     tpf_hdulist,
     tpf_parts,
-    write_tpf_bytes,
 )
 
 log = logging.getLogger(__name__)
@@ -87,7 +81,7 @@ def cube_meta(reader: CubeReader, row: int) -> CubeMeta:
     pv = reader.primary.values
     p_start, p_stop = pv.get("TSTART"), pv.get("TSTOP")
     return CubeMeta(
-        primary_cards=filter_cards(reader.primary.cards),
+        primary_cards=filter_cards(reader.primary.cards, REMOVED_PRIMARY),
         time=(tstart + tstop) / 2.0,
         timecorr=col("BARYCORR", 0.0).astype(float),
         cadenceno=np.arange(n, dtype=np.int64),
@@ -213,7 +207,7 @@ class CubeCutoutInstance:
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        return write_tpf_bytes(tpf_parts(self._parent.meta, self.tpf_input()), path)
+        return write_bytes(tpf_parts(self._parent.meta, self.tpf_input()), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
         """astrocut's TPF name for this cutout (``cutout_size`` as the user gave it)."""

@@ -19,157 +19,14 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, padded, parse_table
 from ..exceptions import InvalidInputError
 
-# the cube's WCS lives in cube_wcs; these names stay importable from here
-from .cube_wcs import (  # noqa: F401
-    WCS_FLAG_COLUMN,
-    TanSip,
-    cube_wcs_from_row,
-    cube_wcs_row,
-    physical_origin,
-    sip_wcs_from_row,
-    wcs_header_from_row,
-)
-
 log = logging.getLogger(__name__)
-
-BLOCK = 2880
-CARD = 80
-
-_TFORM_CODES = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8", "A": "S"}
-_BITPIX = {-32: ">f4", -64: ">f8", 16: ">i2", 32: ">i4", 8: "u1", 64: ">i8"}
-
-
-# ------------------------------------------------------------------------------------------ header parsing
-
-
-def card_value(card: str) -> Any:
-    """Parse the value of one 80-character FITS card (``str``, ``bool``, ``int``, ``float`` or ``None``)."""
-    if card[8:10] != "= ":
-        return None
-    text = card[10:].strip()
-    if text.startswith("'"):
-        out, i = [], 1
-        while i < len(text):
-            if text[i] == "'":
-                if i + 1 < len(text) and text[i + 1] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                break
-            out.append(text[i])
-            i += 1
-        return "".join(out).rstrip()
-    text = text.split("/", 1)[0].strip()
-    if text == "":
-        return None
-    if text in ("T", "F"):
-        return text == "T"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text.replace("D", "E"))
-    except ValueError:
-        return text
-
-
-@dataclass
-class RawHeader:
-    """One FITS header as its raw 80-character cards (``END`` excluded) plus a keyword -> value dict."""
-
-    cards: list[str]
-    offset: int  # byte offset of the header in the file
-    nbytes: int  # size of the header in bytes (a multiple of 2880)
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, blob: bytes, offset: int) -> RawHeader | None:
-        """Parse the header starting at the start of ``blob``; ``None`` if its ``END`` card is not in ``blob``."""
-        text = blob.decode("ascii", errors="replace")
-        cards: list[str] = []
-        for i in range(0, len(text) - CARD + 1, CARD):
-            card = text[i:i + CARD]
-            if card.startswith("END") and card[3:].strip() == "":
-                nbytes = -(-(i + CARD) // BLOCK) * BLOCK
-                values: dict[str, Any] = {}
-                for c in cards:
-                    key = c[:8].strip()
-                    if key and key not in values and c[8:10] == "= ":
-                        values[key] = card_value(c)
-                return cls(cards, offset, nbytes, values)
-            cards.append(card)
-        return None
-
-    def data_nbytes(self) -> int:
-        """Size of the data that follows this header, unpadded (``|BITPIX|/8 * GCOUNT * (PCOUNT + prod NAXISn)``)."""
-        naxis = int(self.values.get("NAXIS", 0))
-        if naxis == 0:
-            return 0
-        n = 1
-        for i in range(1, naxis + 1):
-            n *= int(self.values[f"NAXIS{i}"])
-        return abs(int(self.values["BITPIX"])) // 8 * int(self.values.get("GCOUNT", 1)) * (
-            int(self.values.get("PCOUNT", 0)) + n)
-
-
-def padded(n: int) -> int:
-    """``n`` rounded up to a whole number of 2880-byte FITS blocks."""
-    return -(-n // BLOCK) * BLOCK
-
-
-def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
-    """Decode a FITS binary table (scalar and fixed-length array columns) into ``{name: array}``.
-
-    Strings are returned as ``str`` arrays with trailing blanks removed; logical columns as bool; numbers in native
-    byte order. Variable-length arrays are not supported (cube tables never have them).
-    """
-    v = header.values
-    nfields, nrows, width = int(v["TFIELDS"]), int(v["NAXIS2"]), int(v["NAXIS1"])
-    names, formats, offsets, pos = [], [], [], 0
-    for i in range(1, nfields + 1):
-        tform = str(v[f"TFORM{i}"]).strip()
-        j = 0
-        while j < len(tform) and tform[j].isdigit():
-            j += 1
-        repeat = int(tform[:j]) if j else 1
-        code = tform[j:j + 1]
-        if code not in _TFORM_CODES:
-            raise InvalidInputError(f"unsupported table column format TFORM{i} = {tform!r}")
-        if code == "A":
-            fmt, size = f"S{repeat}", repeat
-        else:
-            fmt = _TFORM_CODES[code] if repeat == 1 else (_TFORM_CODES[code], (repeat,))
-            size = np.dtype(_TFORM_CODES[code]).itemsize * repeat
-        name = str(v.get(f"TTYPE{i}", f"col{i}")).strip()
-        if name in names:
-            name = f"{name}_{i}"
-        names.append(name)
-        formats.append(fmt)
-        offsets.append(pos)
-        pos += size
-    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": width})
-    rec = np.frombuffer(data, dtype=dtype, count=nrows)
-    out: dict[str, np.ndarray] = {}
-    for i, name in enumerate(names):
-        col = rec[name]
-        code = str(v[f"TFORM{i + 1}"]).strip().lstrip("0123456789")[:1]
-        if code == "A":
-            out[name] = np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
-        elif code == "L":
-            out[name] = col == ord("T")
-        else:
-            out[name] = col.astype(col.dtype.newbyteorder("="))
-    return out
-
 
 # ------------------------------------------------------------------------------------------ byte runs
 
@@ -356,7 +213,7 @@ class CubeReader:
         if self.shape[3] < 2:
             raise InvalidInputError(
                 f"{self.name!r}: cube has {self.shape[3]} plane(s); flux and uncertainty planes are needed")
-        self.dtype = np.dtype(_BITPIX[int(iv["BITPIX"])])
+        self.dtype = np.dtype(BITPIX_DTYPES[int(iv["BITPIX"])])
         self.data_offset = pos + self.image_header.nbytes
         data_bytes = self.image_header.data_nbytes()
         table_pos = self.data_offset + padded(data_bytes)

@@ -415,7 +415,7 @@ def _open_tpfs(cutout_fles: Any) -> list[tuple[str, Any, bool]]:
 def _build_pixels_hdu(parts: list[dict], sx: int, sy: int) -> fits.BinTableHDU:
     from astropy.io import fits
 
-    from ..image.combine import combine_headers
+    from ..core.fits_headers import combine_headers
 
     first_cols = parts[0]["__columns__"]
     times = np.concatenate([p["TIME"] for p in parts])
@@ -494,7 +494,7 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
     """
     from astropy.io import fits
 
-    from ..image.combine import combine_headers
+    from ..core.fits_headers import combine_headers
 
     level = logging.INFO if verbose else logging.DEBUG
     sx, sy = _size_xy(size)

@@ -18,19 +18,21 @@ from one cube costs about a millisecond each; :func:`tpf_hdulist` parses the sam
 
 from __future__ import annotations
 
-import fnmatch
 import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.atomic import atomic_output
-from .cube_reader import card_value
-
-BLOCK = 2880
+from ..core.fits_bytes import (
+    card_from_field,
+    card_key,
+    card_value,
+    format_card,
+    hdu_parts,
+    set_card,
+    value_field,
+)
 
 # keywords of the cube's primary header that describe a single FFI, not the TPF (astrocut removes the same)
 REMOVED_PRIMARY = ("SC_*", "RMS*", "A_*", "AP_*", "B_*", "BP*", "GAIN*", "TESS_*", "CD*", "CT*", "CRPIX*", "CRVAL*",
@@ -46,154 +48,6 @@ IMAGE_KEYWORDS = ("BACKAPP", "CDPP0_5", "CDPP1_0", "CDPP2_0", "CROWDSAP", "DEADA
                   "READNOID", "READTIME", "TIERRELA", "TIMEDEL", "TIMEPIXR", "TMOFST11", "VIGNAPP")
 
 IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
-
-
-# ------------------------------------------------------------------------------------------ cards
-
-
-def _format_float(value: float) -> str:
-    text = repr(float(value)).upper()
-    if "E" in text:
-        mant, exp = text.split("E")
-        if "." not in mant:
-            mant += ".0"
-        text = f"{mant}E{int(exp):+03d}"
-    elif "." not in text:
-        text += ".0"
-    digits = 15
-    while len(text) > 20 and digits > 1:
-        text = f"{value:.{digits}E}"
-        digits -= 1
-    return text
-
-
-def value_field(value: Any) -> str | None:
-    """The value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
-    if isinstance(value, (bool, np.bool_)):
-        vfield = f"{'T' if value else 'F':>20}"
-    elif isinstance(value, (int, np.integer)):
-        vfield = f"{int(value):>20d}"
-    elif isinstance(value, (float, np.floating)):
-        vfield = f"{_format_float(float(value)):>20}" if np.isfinite(value) else " " * 20
-    elif value is None:
-        vfield = " " * 20
-    else:
-        text = str(value).replace("'", "''")
-        vfield = f"'{text:<8}'"
-        vfield = f"{vfield:<20}"
-        if len(vfield) > 70:
-            return None
-    return vfield
-
-
-def card_from_field(key: str, vfield: str, comment: str = "") -> str:
-    """An 80-character card from a keyword and a value vfield made by :func:`value_field`."""
-    card = f"{key:<8}= {vfield}"
-    if comment:
-        card += f" / {comment}"
-    return f"{card[:80]:<80}"
-
-
-def format_card(key: str, value: Any = None, comment: str = "") -> str:
-    """One 80-character FITS card. ``value=None`` writes an undefined value; non-finite floats too.
-
-    Strings longer than a card allows are delegated to astropy (``CONTINUE`` convention).
-    """
-    vfield = value_field(value)
-    if vfield is None:
-        from astropy.io import fits
-
-        return fits.Card(key, str(value), comment).image
-    return card_from_field(key, vfield, comment)
-
-
-def header_block(cards: list[str]) -> bytes:
-    """Cards + ``END``, padded with blanks to whole 2880-byte blocks."""
-    text = "".join(cards) + f"{'END':<80}"
-    text += " " * (-len(text) % BLOCK)
-    return text.encode("ascii", errors="replace")
-
-
-def _key(card: str) -> str:
-    return card[:8].strip()
-
-
-def filter_cards(cards: list[str], patterns: tuple[str, ...] = REMOVED_PRIMARY) -> list[str]:
-    """Drop cards whose keyword matches one of the shell-style ``patterns``."""
-    return [c for c in cards if not any(fnmatch.fnmatchcase(_key(c), p) for p in patterns)]
-
-
-def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
-    """Replace the first card with ``key`` in place, or append it."""
-    new = format_card(key, value, comment)
-    for i, card in enumerate(cards):
-        if _key(card) == key:
-            cards[i] = new
-            return
-    cards.append(new)
-
-
-# ------------------------------------------------------------------------------------------ checksums
-
-
-def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) -> int:
-    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
-
-    A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
-    """
-    raw = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.reshape(-1).view(np.uint8)
-    whole = len(raw) // 4 * 4
-    total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
-    if whole < len(raw):
-        total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
-    while total >> 32:
-        total = (total & 0xFFFFFFFF) + (total >> 32)
-    return total
-
-
-_EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
-
-
-def encode_checksum(value: int) -> str:
-    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
-    raw = value.to_bytes(4, "big")
-    chars = [0] * 16
-    for i, byte in enumerate(raw):
-        quotient, remainder = byte // 4 + 0x30, byte % 4
-        group = [quotient + remainder, quotient, quotient, quotient]
-        changed = True
-        while changed:
-            changed = False
-            for j in (0, 2):
-                if group[j] in _EXCLUDED or group[j + 1] in _EXCLUDED:
-                    group[j] += 1
-                    group[j + 1] -= 1
-                    changed = True
-        for j in range(4):
-            chars[4 * j + i] = group[j]
-    return bytes(chars[15:] + chars[:15]).decode("ascii")
-
-
-def hdu_parts(cards: list[str], data: bytes | np.ndarray) -> list:
-    """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
-
-    ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
-    """
-    nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
-    datasum = ones_complement_sum(data)
-    cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
-    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum"))
-    cards.append(format_card("DATASUM", str(datasum), "data unit checksum"))
-    header = header_block(cards)
-    total = ones_complement_sum(header, datasum)
-    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum")
-    body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
-    return [header_block(cards), body, b"\0" * (-nbytes % BLOCK)]
-
-
-def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
-    """:func:`hdu_parts` joined into bytes."""
-    return b"".join(hdu_parts(cards, data))
 
 
 # ------------------------------------------------------------------------------------------ the TPF
@@ -264,9 +118,9 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
         cards += meta.primary_cards
         for k, comment in _TIME_COMMENTS.items():  # say which FFI the cube-level time keywords describe
             for i, card in enumerate(cards):
-                if _key(card) == k:
+                if card_key(card) == k:
                     cards[i] = format_card(k, card_value(card), comment)
-        if not any(_key(c) == "ORIGIN" for c in cards):
+        if not any(card_key(c) == "ORIGIN" for c in cards):
             set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
         telapse = (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None
         for k, value, comment in (
@@ -286,7 +140,7 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
                 ("RADIUS", 0.0, "[solar radii] stellar radius"), ("TICVER", 0, "TICVER"),
                 ("TICID", None, "unique tess target identifier")):
             set_card(cards, k, value, comment)
-        keys = [_key(c) for c in cards]
+        keys = [card_key(c) for c in cards]
         meta.cache[key] = (cards, keys.index("RA_OBJ"), keys.index("DEC_OBJ"))
     template, i_ra, i_dec = meta.cache[key]
     cards = list(template)
@@ -302,9 +156,9 @@ def _inherited(meta: CubeMeta, which: str, primary: list[str], existing: list[st
     """
     key = ("inherit", which)
     if key not in meta.cache:
-        have = {_key(c) for c in existing}
+        have = {card_key(c) for c in existing}
         skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "EXTNAME", "HISTORY", "COMMENT", ""}
-        meta.cache[key] = [i for i, c in enumerate(primary) if _key(c) not in skip and _key(c) not in have]
+        meta.cache[key] = [i for i, c in enumerate(primary) if card_key(c) not in skip and card_key(c) not in have]
     return [primary[i] for i in meta.cache[key]]
 
 
@@ -492,28 +346,3 @@ def tpf_hdulist(meta: CubeMeta, cut: TpfCutout):
     from astropy.io import fits
 
     return fits.HDUList.fromfile(io.BytesIO(tpf_bytes(meta, cut)))
-
-
-def write_tpf_bytes(blob: bytes | list, path: str | os.PathLike) -> Path:
-    """Write TPF bytes (or the buffers of :func:`tpf_parts`) atomically (temporary name + rename)."""
-    path = Path(path)
-    parts = [blob] if isinstance(blob, (bytes, bytearray, memoryview)) else blob
-    with atomic_output(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-        try:
-            _write_all(fd, [p for p in parts if len(p)])
-        finally:
-            os.close(fd)
-    return path
-
-
-def _write_all(fd: int, parts: list) -> None:
-    """``os.writev`` the buffers, resuming after short writes."""
-    views = [memoryview(p).cast("B") for p in parts]
-    while views:
-        n = os.writev(fd, views)
-        while views and n >= len(views[0]):
-            n -= len(views[0])
-            views.pop(0)
-        if views and n:
-            views[0] = views[0][n:]

@@ -1,0 +1,304 @@
+"""FITS at the byte level, without astropy: cards, headers, binary tables, checksums, HDU serialisation.
+
+Reading: :func:`card_value` parses one 80-character card, :class:`RawHeader` one header, :func:`parse_table` a
+binary table's rows. Writing: :func:`format_card` formats one card (astropy's float format rules: at most 20
+characters, an exponent with a sign and two digits), :func:`header_block` pads cards to 2880-byte blocks, and
+:func:`hdu_parts` serialises one HDU with its ``CHECKSUM``/``DATASUM`` computed here (FITS checksum convention).
+
+Why not ``astropy.io.fits``: cube cutouts write hundreds of target pixel files per job from one cube header; going
+through astropy's ``Header``/``HDUList`` costs tens of milliseconds each, this module about one (measured in
+``benchmarks/case_cube_cutout.py``). Every file written this way is read back by astropy in the tests, checksums
+verified.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import InvalidInputError
+
+BLOCK = 2880
+CARD = 80
+
+_TFORM_CODES = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8", "A": "S"}
+BITPIX_DTYPES = {-32: ">f4", -64: ">f8", 16: ">i2", 32: ">i4", 8: "u1", 64: ">i8"}
+
+
+# ------------------------------------------------------------------------------------------ header parsing
+
+
+def card_value(card: str) -> Any:
+    """Parse the value of one 80-character FITS card (``str``, ``bool``, ``int``, ``float`` or ``None``)."""
+    if card[8:10] != "= ":
+        return None
+    text = card[10:].strip()
+    if text.startswith("'"):
+        out, i = [], 1
+        while i < len(text):
+            if text[i] == "'":
+                if i + 1 < len(text) and text[i + 1] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(text[i])
+            i += 1
+        return "".join(out).rstrip()
+    text = text.split("/", 1)[0].strip()
+    if text == "":
+        return None
+    if text in ("T", "F"):
+        return text == "T"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text.replace("D", "E"))
+    except ValueError:
+        return text
+
+
+@dataclass
+class RawHeader:
+    """One FITS header as its raw 80-character cards (``END`` excluded) plus a keyword -> value dict."""
+
+    cards: list[str]
+    offset: int  # byte offset of the header in the file
+    nbytes: int  # size of the header in bytes (a multiple of 2880)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, blob: bytes, offset: int) -> RawHeader | None:
+        """Parse the header starting at the start of ``blob``; ``None`` if its ``END`` card is not in ``blob``."""
+        text = blob.decode("ascii", errors="replace")
+        cards: list[str] = []
+        for i in range(0, len(text) - CARD + 1, CARD):
+            card = text[i:i + CARD]
+            if card.startswith("END") and card[3:].strip() == "":
+                nbytes = -(-(i + CARD) // BLOCK) * BLOCK
+                values: dict[str, Any] = {}
+                for c in cards:
+                    key = c[:8].strip()
+                    if key and key not in values and c[8:10] == "= ":
+                        values[key] = card_value(c)
+                return cls(cards, offset, nbytes, values)
+            cards.append(card)
+        return None
+
+    def data_nbytes(self) -> int:
+        """Size of the data that follows this header, unpadded (``|BITPIX|/8 * GCOUNT * (PCOUNT + prod NAXISn)``)."""
+        naxis = int(self.values.get("NAXIS", 0))
+        if naxis == 0:
+            return 0
+        n = 1
+        for i in range(1, naxis + 1):
+            n *= int(self.values[f"NAXIS{i}"])
+        return abs(int(self.values["BITPIX"])) // 8 * int(self.values.get("GCOUNT", 1)) * (
+            int(self.values.get("PCOUNT", 0)) + n)
+
+
+def padded(n: int) -> int:
+    """``n`` rounded up to a whole number of 2880-byte FITS blocks."""
+    return -(-n // BLOCK) * BLOCK
+
+
+def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
+    """Decode a FITS binary table (scalar and fixed-length array columns) into ``{name: array}``.
+
+    Strings are returned as ``str`` arrays with trailing blanks removed; logical columns as bool; numbers in native
+    byte order. Variable-length arrays are not supported (cube tables never have them).
+    """
+    v = header.values
+    nfields, nrows, width = int(v["TFIELDS"]), int(v["NAXIS2"]), int(v["NAXIS1"])
+    names, formats, offsets, pos = [], [], [], 0
+    for i in range(1, nfields + 1):
+        tform = str(v[f"TFORM{i}"]).strip()
+        j = 0
+        while j < len(tform) and tform[j].isdigit():
+            j += 1
+        repeat = int(tform[:j]) if j else 1
+        code = tform[j:j + 1]
+        if code not in _TFORM_CODES:
+            raise InvalidInputError(f"unsupported table column format TFORM{i} = {tform!r}")
+        if code == "A":
+            fmt, size = f"S{repeat}", repeat
+        else:
+            fmt = _TFORM_CODES[code] if repeat == 1 else (_TFORM_CODES[code], (repeat,))
+            size = np.dtype(_TFORM_CODES[code]).itemsize * repeat
+        name = str(v.get(f"TTYPE{i}", f"col{i}")).strip()
+        if name in names:
+            name = f"{name}_{i}"
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(pos)
+        pos += size
+    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": width})
+    rec = np.frombuffer(data, dtype=dtype, count=nrows)
+    out: dict[str, np.ndarray] = {}
+    for i, name in enumerate(names):
+        col = rec[name]
+        code = str(v[f"TFORM{i + 1}"]).strip().lstrip("0123456789")[:1]
+        if code == "A":
+            out[name] = np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
+        elif code == "L":
+            out[name] = col == ord("T")
+        else:
+            out[name] = col.astype(col.dtype.newbyteorder("="))
+    return out
+
+
+
+# ------------------------------------------------------------------------------------------ cards
+
+
+def _format_float(value: float) -> str:
+    text = repr(float(value)).upper()
+    if "E" in text:
+        mant, exp = text.split("E")
+        if "." not in mant:
+            mant += ".0"
+        text = f"{mant}E{int(exp):+03d}"
+    elif "." not in text:
+        text += ".0"
+    digits = 15
+    while len(text) > 20 and digits > 1:
+        text = f"{value:.{digits}E}"
+        digits -= 1
+    return text
+
+
+def value_field(value: Any) -> str | None:
+    """The value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
+    if isinstance(value, (bool, np.bool_)):
+        vfield = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, (int, np.integer)):
+        vfield = f"{int(value):>20d}"
+    elif isinstance(value, (float, np.floating)):
+        vfield = f"{_format_float(float(value)):>20}" if np.isfinite(value) else " " * 20
+    elif value is None:
+        vfield = " " * 20
+    else:
+        text = str(value).replace("'", "''")
+        vfield = f"'{text:<8}'"
+        vfield = f"{vfield:<20}"
+        if len(vfield) > 70:
+            return None
+    return vfield
+
+
+def card_from_field(key: str, vfield: str, comment: str = "") -> str:
+    """An 80-character card from a keyword and a value vfield made by :func:`value_field`."""
+    card = f"{key:<8}= {vfield}"
+    if comment:
+        card += f" / {comment}"
+    return f"{card[:80]:<80}"
+
+
+def format_card(key: str, value: Any = None, comment: str = "") -> str:
+    """One 80-character FITS card. ``value=None`` writes an undefined value; non-finite floats too.
+
+    Strings longer than a card allows are delegated to astropy (``CONTINUE`` convention).
+    """
+    vfield = value_field(value)
+    if vfield is None:
+        from astropy.io import fits
+
+        return fits.Card(key, str(value), comment).image
+    return card_from_field(key, vfield, comment)
+
+
+def header_block(cards: list[str]) -> bytes:
+    """Cards + ``END``, padded with blanks to whole 2880-byte blocks."""
+    text = "".join(cards) + f"{'END':<80}"
+    text += " " * (-len(text) % BLOCK)
+    return text.encode("ascii", errors="replace")
+
+
+def card_key(card: str) -> str:
+    """The keyword of an 80-character card (blanks stripped)."""
+    return card[:8].strip()
+
+
+def filter_cards(cards: list[str], patterns: tuple[str, ...]) -> list[str]:
+    """Drop cards whose keyword matches one of the shell-style ``patterns``."""
+    return [c for c in cards if not any(fnmatch.fnmatchcase(card_key(c), p) for p in patterns)]
+
+
+def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
+    """Replace the first card with ``key`` in place, or append it."""
+    new = format_card(key, value, comment)
+    for i, card in enumerate(cards):
+        if card_key(card) == key:
+            cards[i] = new
+            return
+    cards.append(new)
+
+
+# ------------------------------------------------------------------------------------------ checksums
+
+
+def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) -> int:
+    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
+
+    A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
+    """
+    raw = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.reshape(-1).view(np.uint8)
+    whole = len(raw) // 4 * 4
+    total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
+    if whole < len(raw):
+        total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+_EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
+
+
+def encode_checksum(value: int) -> str:
+    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
+    raw = value.to_bytes(4, "big")
+    chars = [0] * 16
+    for i, byte in enumerate(raw):
+        quotient, remainder = byte // 4 + 0x30, byte % 4
+        group = [quotient + remainder, quotient, quotient, quotient]
+        changed = True
+        while changed:
+            changed = False
+            for j in (0, 2):
+                if group[j] in _EXCLUDED or group[j + 1] in _EXCLUDED:
+                    group[j] += 1
+                    group[j + 1] -= 1
+                    changed = True
+        for j in range(4):
+            chars[4 * j + i] = group[j]
+    return bytes(chars[15:] + chars[:15]).decode("ascii")
+
+
+def hdu_parts(cards: list[str], data: bytes | np.ndarray) -> list:
+    """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
+
+    ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
+    """
+    nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
+    datasum = ones_complement_sum(data)
+    cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
+    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum"))
+    cards.append(format_card("DATASUM", str(datasum), "data unit checksum"))
+    header = header_block(cards)
+    total = ones_complement_sum(header, datasum)
+    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum")
+    body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
+    return [header_block(cards), body, b"\0" * (-nbytes % BLOCK)]
+
+
+def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
+    """:func:`hdu_parts` joined into bytes."""
+    return b"".join(hdu_parts(cards, data))
+
+
