@@ -61,10 +61,58 @@ def atomic_output(final: str | os.PathLike, *, fsync: bool = False) -> Iterator[
 
 
 def write_hdulist(hdulist, final: str | os.PathLike, *, checksum: bool = True) -> Path:
-    """Write an astropy ``HDUList`` atomically to ``final`` and return the final path."""
+    """Write an astropy ``HDUList`` atomically to ``final`` and return the final path.
+
+    With ``checksum``, every HDU gets ``CHECKSUM``/``DATASUM`` whose comments carry the time of
+    :func:`skycut.core.provenance.checksum_stamp` (``$SOURCE_DATE_EPOCH`` when set) instead of the wall clock
+    astropy stamps, so the same inputs give the same bytes.
+    """
     with atomic_output(final) as tmp:
         hdulist.writeto(tmp, overwrite=True, checksum=checksum)
+        if checksum:
+            restamp_checksums(tmp)
     return Path(final)
+
+
+def restamp_checksums(path: str | os.PathLike) -> None:
+    """Rewrite, in place, the time in the ``CHECKSUM``/``DATASUM`` comments of every HDU of a FITS file to
+    :func:`~skycut.core.provenance.checksum_stamp`, and recompute ``CHECKSUM`` (only header blocks change; the
+    data sums, recorded in ``DATASUM``, stay valid)."""
+    from .fits_bytes import BLOCK, RawHeader, encode_checksum, format_card, ones_complement_sum, padded
+    from .provenance import checksum_stamp
+
+    stamp = checksum_stamp()
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        offset = 0
+        while offset < size:
+            fh.seek(offset)
+            blob = fh.read(BLOCK)
+            header = RawHeader.parse(blob, offset)
+            while header is None and len(blob) < size - offset:
+                blob += fh.read(BLOCK)
+                header = RawHeader.parse(blob, offset)
+            if header is None:
+                raise ValueError(f"{path}: no END card in the header at byte {offset}")
+            keys = [c[:8].strip() for c in header.cards]
+            if "CHECKSUM" in keys and "DATASUM" in keys:
+                cards = list(header.cards)
+                i_sum, i_data = keys.index("CHECKSUM"), keys.index("DATASUM")
+                datasum = int(str(header.values["DATASUM"]).strip())
+                cards[i_data] = format_card("DATASUM", str(datasum), f"data unit checksum updated {stamp}")
+                cards[i_sum] = format_card("CHECKSUM", "0" * 16, f"HDU checksum updated {stamp}")
+                block = _header_bytes(cards, header.nbytes)
+                total = ones_complement_sum(block, datasum)
+                cards[i_sum] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF),
+                                           f"HDU checksum updated {stamp}")
+                fh.seek(offset)
+                fh.write(_header_bytes(cards, header.nbytes))
+            offset += header.nbytes + padded(header.data_nbytes())
+
+
+def _header_bytes(cards: list[str], nbytes: int) -> bytes:
+    text = "".join(cards) + f"{'END':<80}"
+    return (text + " " * (nbytes - len(text))).encode("ascii")
 
 
 def write_bytes(data: bytes | bytearray | memoryview | Sequence, final: str | os.PathLike) -> Path:
