@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from skycut.core.coords import parse_size
 from skycut.exceptions import ManifestError
 from skycut.pipeline.manifest import Manifest, load_manifest, validate_manifest
 
@@ -48,7 +49,8 @@ def test_good_manifest_loads():
     m = validate_manifest(good())
     assert isinstance(m, Manifest)
     assert [t.name for t in m.targets] == ["m1", "m2", "m3", "m4"]
-    assert m.size_of(m.targets[2]) == 25  # target_defaults
+    assert m.size_of(m.targets[2]) == parse_size(25)  # target_defaults
+    assert m.targets[2].size == parse_size(25) and m.targets[2].size.pixels() == (25, 25)
     assert m.cube_cutouts["tpfs"].threads == "auto"
     assert m.inputs["hst"].fill_value == 0
     assert m.inputs["hst2"].fill_value is None  # NaN by default
@@ -69,7 +71,9 @@ def test_targets_file(tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text("name,ra,dec,size\na,10.0,20.0,11\nb,11.0,-5.5,\n")
     m = validate_manifest({"targets_file": str(csv)})
-    assert [(t.name, t.size) for t in m.targets] == [("a", 11), ("b", None)]
+    assert [(t.name, t.size_given) for t in m.targets] == [("a", 11), ("b", None)]
+    assert [(t.name, t.size.pixels()) for t in m.targets] == [("a", (11, 11)), ("b", (25, 25))]
+    assert [(t.ra, t.dec) for t in m.targets] == [(10.0, 20.0), (11.0, -5.5)]
 
 
 def test_nan_fill_value_from_yaml():
@@ -197,7 +201,7 @@ def test_load_bad_yaml(tmp_path):
 def test_coordinate_mapping_with_frame_becomes_icrs():
     from astropy.coordinates import SkyCoord
 
-    from skycut.core.geometry import parse_coordinates
+    from skycut.core.coords import parse_coordinates
 
     got = parse_coordinates({"ra": 120.0, "dec": -30.0, "frame": "galactic"})
     want = SkyCoord(120.0, -30.0, unit="deg", frame="galactic").icrs

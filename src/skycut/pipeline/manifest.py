@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from ..core.coords import CutoutSize, parse_size, radec_arrays
 from ..exceptions import ManifestError, SkycutError
 
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$"
@@ -71,56 +73,28 @@ def _raise_problems(title: str, problems: list[InitErrorDetails]) -> None:
 
 
 def check_coordinates(value: Any) -> Any:
-    """Parse a coordinate spec with astropy; raise ``ValueError`` with a readable message when it fails."""
-    from ..core.geometry import parse_coordinates
+    """Validate one target's coordinate spec by :mod:`skycut.core.coords`' rule; return it unchanged.
 
+    Plain decimal degrees (``"ra dec"``, ``[ra, dec]``, ``{ra, dec}`` in ICRS) need no astropy, so a 10,000-target
+    manifest validates fast. Raises ``ValueError`` with a readable message.
+    """
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("give [ra, dec] with exactly two numbers")
-    decimal = _decimal_pair(value)
-    if decimal is not None:  # fast path: no astropy for plain degrees (10,000-target manifests)
-        if not -90 <= decimal[1] <= 90:
-            raise ValueError("declination must lie in [-90, 90] degrees")
-        return value
     try:
-        coord = parse_coordinates(value)
+        ra, _ = radec_arrays(value)
     except SkycutError as exc:
         raise ValueError(str(exc)) from None
-    if len(coord) != 1:
+    if len(ra) != 1:
         raise ValueError("one coordinate per target")
-    if not (-90 <= coord.dec.deg[0] <= 90):
-        raise ValueError("declination must lie in [-90, 90] degrees")
     return value
 
 
-def _decimal_pair(value: Any) -> tuple[float, float] | None:
-    """``(ra, dec)`` when ``value`` is two plain decimal numbers (list or "ra dec" string), else None."""
-    if isinstance(value, str):
-        parts = value.replace(",", " ").split()
-        if len(parts) != 2:
-            return None
-        try:
-            return float(parts[0]), float(parts[1])
-        except ValueError:
-            return None
-    if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return float(value[0]), float(value[1])
-    return None
-
-
 def check_size(value: Any) -> Any:
-    """Validate a size spec (positive pixels or an angular quantity)."""
-    from ..core.geometry import parse_size_input
-
-    if isinstance(value, bool):
-        raise ValueError("a size must be a number of pixels or an angle, not a boolean")
-    if isinstance(value, int):  # fast path
-        if value <= 0:
-            raise ValueError(f"cutout size must be positive, got {value!r}")
-        return value
+    """Validate a size spec by :func:`skycut.core.coords.parse_size` (positive pixels or an angle); return it."""
     if isinstance(value, list) and len(value) != 2:
         raise ValueError("a size list needs exactly two values [nx, ny]")
     try:
-        parse_size_input(value)
+        parse_size(value)
     except SkycutError as exc:
         raise ValueError(str(exc)) from None
     return value
@@ -141,16 +115,49 @@ class FsspecOptions(StrictModel):
 class Target(StrictModel):
     """A position on the sky to cut around."""
 
+    # Validation resolves the target once to its final typed values, which the jobs read:
+    # * ``ra``, ``dec``: ICRS degrees (floats), whatever form ``coordinates`` was written in;
+    # * ``size``: a skycut.core.coords.CutoutSize, with ``target_defaults.size`` applied when the target is part
+    #   of a Manifest (``None`` for a target without a size outside a manifest).
+    # ``coordinates`` and ``size_given`` (the ``size`` key) keep what the user wrote. (Comments, not the
+    # docstring: the docstring is the JSON schema's description.)
+
     name: SafeName
     coordinates: CoordinateSpec
-    size: SizeSpec | None = Field(None, description="Overrides target_defaults.size")
+    size_given: SizeSpec | None = Field(None, alias="size", title="Size", description="Overrides target_defaults.size")
+
+    _ra: float = PrivateAttr(float("nan"))
+    _dec: float = PrivateAttr(float("nan"))
+    _size: CutoutSize | None = PrivateAttr(None)
 
     _check_coordinates = field_validator("coordinates")(check_coordinates)
 
-    @field_validator("size")
+    @field_validator("size_given")
     @classmethod
-    def _size(cls, value: Any) -> Any:
+    def _size_given(cls, value: Any) -> Any:
         return None if value is None else check_size(value)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Target:
+        ra, dec = radec_arrays(self.coordinates)  # already validated: cannot fail
+        self._ra, self._dec = float(ra[0]), float(dec[0])
+        self._size = None if self.size_given is None else parse_size(self.size_given)
+        return self
+
+    @property
+    def ra(self) -> float:
+        """ICRS right ascension in degrees, ``0 <= ra < 360``."""
+        return self._ra
+
+    @property
+    def dec(self) -> float:
+        """ICRS declination in degrees."""
+        return self._dec
+
+    @property
+    def size(self) -> CutoutSize | None:
+        """The resolved cutout size (``target_defaults.size`` applied inside a :class:`Manifest`)."""
+        return self._size
 
 
 class TargetDefaults(StrictModel):
@@ -374,6 +381,10 @@ class Manifest(StrictModel):
                                               f"duplicate target name (also targets[{seen[target.name]}])",
                                               target.name))
             seen.setdefault(target.name, i)
+        default_size = parse_size(self.target_defaults.size)
+        for target in self.targets:
+            if target.size_given is None:
+                target._size = default_size
         sections = ("inputs", "cube_cutouts", "footprint_cutouts", "combine", "render")
         for section in sections:
             for name, spec in getattr(self, section).items():
@@ -411,8 +422,9 @@ class Manifest(StrictModel):
     def target_map(self) -> dict[str, Target]:
         return {t.name: t for t in self.targets}
 
-    def size_of(self, target: Target) -> Any:
-        return target.size if target.size is not None else self.target_defaults.size
+    def size_of(self, target: Target) -> CutoutSize:
+        """The target's resolved size (its own, else ``target_defaults.size``); the same as ``target.size``."""
+        return target.size if target.size is not None else parse_size(self.target_defaults.size)
 
     def demo_directory(self) -> str:
         if self.demo is None:

@@ -55,7 +55,7 @@ def _fill(value: float | None) -> float:
 
 def _coordinate(spec: Any):
     """A manifest coordinate spec (string, [ra, dec], {ra, dec, frame}) as a scalar ICRS SkyCoord."""
-    from ..core.geometry import parse_coordinates
+    from ..core.coords import parse_coordinates
 
     return parse_coordinates(spec)[0]
 
@@ -298,9 +298,9 @@ def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path:
     """
     from ..tess.cube_cutout import cut_cube_targets
 
-    by_size: dict[str, list[dict[str, Any]]] = {}
+    by_size: dict[Any, list[dict[str, Any]]] = {}
     for target in targets:
-        by_size.setdefault(json.dumps(target["size"]), []).append(target)
+        by_size.setdefault(target["size"], []).append(target)  # a hashable core.coords.CutoutSize
     products: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
     for group in by_size.values():
