@@ -1,0 +1,477 @@
+"""A loopback object store with settable latency and per-connection bandwidth, for remote-read benchmarks.
+
+moto's S3 server answers at once and reads the whole object for every ranged GET, which hides exactly what a
+remote cutout pays for: round trips and bytes. :class:`ObjectStore` serves the files of one local directory
+on ``127.0.0.1`` as one S3 bucket (path-style addressing, anonymous access) that s3fs/botocore can read with
+``endpoint_url``, and also as plain ``http://`` URLs that fsspec's HTTP filesystem can read with ``Range``:
+
+* ``HEAD /bucket/key`` — ``Content-Length``, ``ETag``, ``Last-Modified``, ``Accept-Ranges``.
+* ``GET /bucket/key`` with or without ``Range: bytes=a-b`` (also ``a-`` and ``-n``) — ``206`` and
+  ``Content-Range`` for a range, the bytes read from the file chunk by chunk at the requested offset
+  (the object is never read whole).
+* ``GET /bucket?list-type=2&prefix=...&delimiter=/`` (ListObjectsV2, which s3fs uses when ``info`` finds no
+  object), ``HEAD /bucket``, ``GET /bucket?location``.
+
+Every response waits ``latency`` seconds before its first byte (after the request has been read), then sends
+its body at no more than ``bandwidth`` bytes/s on that connection (checked after every chunk). Connections are
+HTTP/1.1 keep-alive, one thread each; a connection sends one response at a time, so the per-response throttle
+is a per-connection throttle. A client gets more throughput only by opening more connections, as against a
+real object store.
+
+:class:`ObjectStore` is a context manager: it starts on a free port, and stops (closing open connections) on
+exit, or by itself after ``lifetime`` seconds. Counters (thread-safe, :meth:`ObjectStore.stats`): requests,
+body bytes sent, connections opened, most requests in flight at once, and a per-request log
+(:class:`Served`) that records the latency each response was given.
+
+Example::
+
+    with ObjectStore(directory, latency=0.030, bandwidth=100e6) as store:
+        fs = s3fs.S3FileSystem(anon=True, endpoint_url=store.endpoint_url)
+        fs.cat_file(store.uri("cube.fits"), start=0, end=2880)
+        store.stats()   # {"requests": 2, "bytes_sent": 2880, ...}
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ObjectStore", "Served"]
+
+#: Body bytes sent per socket write; the bandwidth throttle is checked after each.
+CHUNK = 64 * 1024
+_S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+@dataclass
+class Served:
+    """One answered request: method, key (or bucket-level path), Range header, status, body bytes sent, the
+    latency the server applied before the first byte (seconds), and the connection it came on."""
+
+    method: str
+    path: str
+    range: str | None
+    status: int = 0
+    nbytes: int = 0
+    latency: float = 0.0
+    connection: int = 0
+
+
+class _Counters:
+    """The store's counters; every access holds ``lock``."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.served: list[Served] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.connections = 0
+        self.open_connections = 0
+        self.max_connections_open = 0
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, stop)`` (stop exclusive) of a ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` header; ``None``
+    if unsatisfiable. Multiple ranges are not supported (S3 does not support them either)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                return None
+            return max(0, size - n), size
+        start = int(first)
+        stop = size if last == "" else min(int(last) + 1, size)
+    except ValueError:
+        return None
+    if start >= size or stop <= start:
+        return None
+    return start, stop
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "skycut-objstore"
+    sys_version = ""
+    timeout = 60  # an idle keep-alive connection is closed after this many seconds
+
+    store: ObjectStore  # set on the per-store subclass
+
+    # ------------------------------------------------------------------ connection bookkeeping
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the client's
+        # delayed ACK add ~40 ms to every small response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.store._connection_opened(self)
+        self._conn_id = self.store._next_connection_id()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.store._connection_closed(self)
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # ------------------------------------------------------------------ responses
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        store = self.store
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        parts = unquote(url.path).lstrip("/").split("/", 1)
+        bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
+        rec = Served(self.command, unquote(url.path), self.headers.get("Range"), connection=self._conn_id)
+        store._begin(rec)
+        try:
+            if store.latency > 0:
+                time.sleep(store.latency)
+            rec.latency = store.latency
+            if bucket != store.bucket:
+                self._error(404, "NoSuchBucket", f"no bucket {bucket!r}", head, rec)
+            elif not key:
+                self._bucket(query, head, rec)
+            else:
+                self._object(key, head, rec)
+        finally:
+            store._end(rec)
+
+    def _object(self, key: str, head: bool, rec: Served) -> None:
+        path = self.store._resolve(key)
+        if path is None:
+            self._error(404, "NoSuchKey", "The specified key does not exist.", head, rec)
+            return
+        st = path.stat()
+        size = st.st_size
+        start, stop, status = 0, size, 200
+        rng = self.headers.get("Range")
+        if rng and not head:
+            parsed = _parse_range(rng, size)
+            if parsed is None:
+                self._error(416, "InvalidRange", "The requested range is not satisfiable", head, rec,
+                            extra={"Content-Range": f"bytes */{size}"})
+                return
+            (start, stop), status = parsed, 206
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(stop - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", self.store._etag(path, st))
+        self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
+        self.end_headers()
+        rec.status = status
+        if head:
+            return
+        with open(path, "rb") as f:
+            self._send_body(f, start, stop, rec)
+
+    def _send_body(self, f, start: int, stop: int, rec: Served) -> None:
+        """Send bytes ``[start, stop)`` of ``f``, chunk by chunk, throttled to the store's bandwidth."""
+        bandwidth = self.store.bandwidth
+        t0 = time.monotonic()
+        sent = 0
+        f.seek(start)
+        while sent < stop - start:
+            chunk = f.read(min(CHUNK, stop - start - sent))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            rec.nbytes = sent
+            if bandwidth:
+                wait = t0 + sent / bandwidth - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+        self.wfile.flush()
+
+    def _send_bytes(self, status: int, body: bytes, head: bool, rec: Served, content_type: str,
+                    extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        rec.status = status
+        if not head and body:
+            self.wfile.write(body)
+            rec.nbytes = len(body)
+
+    def _error(self, status: int, code: str, message: str, head: bool, rec: Served,
+               extra: dict | None = None) -> None:
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                f"<Message>{escape(message)}</Message><Resource>{escape(rec.path)}</Resource></Error>").encode()
+        self._send_bytes(status, b"" if head else body, head, rec, "application/xml", extra)
+
+    def _bucket(self, query: dict, head: bool, rec: Served) -> None:
+        if head:
+            self._send_bytes(200, b"", True, rec, "application/xml", {"x-amz-bucket-region": "us-east-1"})
+        elif "location" in query:
+            body = f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{_S3_NS}"/>'
+            self._send_bytes(200, body.encode(), False, rec, "application/xml")
+        else:
+            self._send_bytes(200, self.store._list_xml(query), False, rec, "application/xml")
+
+
+class ObjectStore:
+    """Serve ``directory`` as bucket ``bucket`` on ``127.0.0.1``, with latency and per-connection bandwidth.
+
+    Parameters
+    ----------
+    directory : path-like
+        Files under it are the bucket's objects (keys are their relative paths with ``/``).
+    bucket : str
+        Bucket name (path-style: ``{endpoint_url}/{bucket}/{key}``).
+    latency : float
+        Seconds each response waits, after its request has been read, before its first byte.
+    bandwidth : float or None
+        Body bytes per second per connection (``None``: unthrottled).
+    lifetime : float
+        The server stops by itself this many seconds after :meth:`start` (a safety net; normally the context
+        manager stops it).
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, bucket: str = "skycut-bench", latency: float = 0.0,
+                 bandwidth: float | None = None, lifetime: float = 3600.0):
+        self.directory = Path(directory).resolve()
+        if not self.directory.is_dir():
+            raise NotADirectoryError(f"object store directory {self.directory} does not exist")
+        if latency < 0 or (bandwidth is not None and bandwidth <= 0):
+            raise ValueError(f"latency must be >= 0 and bandwidth > 0 (got {latency!r}, {bandwidth!r})")
+        self.bucket = bucket
+        self.latency = float(latency)
+        self.bandwidth = float(bandwidth) if bandwidth else None
+        self.lifetime = float(lifetime)
+        self._counters = _Counters()
+        self._conn_ids = 0
+        self._sockets: set = set()
+        self._etags: dict = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> ObjectStore:
+        if self._server is not None:
+            return self
+        handler = type("_StoreHandler", (_Handler,), {"store": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"objstore-{self.port}", daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.lifetime, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        log.info("object store on %s (bucket %s, latency %.0f ms, bandwidth %s per connection)", self.endpoint_url,
+                 self.bucket, self.latency * 1e3, f"{self.bandwidth / 1e6:.0f} MB/s" if self.bandwidth else "unlimited")
+        return self
+
+    def _expire(self) -> None:
+        log.warning("object store %s reached its lifetime (%.0f s): stopping", self.endpoint_url, self.lifetime)
+        self.stop()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.cancel()
+        server.shutdown()
+        server.server_close()
+        with self._counters.lock:
+            socks = list(self._sockets)
+        for sock in socks:  # wake keep-alive threads blocked reading their next request
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> ObjectStore:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("object store not started")
+        return self._server.server_address[1]
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def uri(self, key: str | os.PathLike) -> str:
+        """``s3://bucket/key`` of a file (a key, or a path under the served directory)."""
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def url(self, key: str | os.PathLike) -> str:
+        """Plain ``http://`` URL of a file, for fsspec's HTTP filesystem."""
+        return f"{self.endpoint_url}/{self.bucket}/{quote(self._key(key))}"
+
+    @property
+    def fsspec_kwargs(self) -> dict:
+        """s3fs options reaching this store anonymously."""
+        return {"anon": True, "endpoint_url": self.endpoint_url}
+
+    def _key(self, key: str | os.PathLike) -> str:
+        p = Path(key)
+        if p.is_absolute():
+            p = p.resolve().relative_to(self.directory)
+        return p.as_posix()
+
+    # ------------------------------------------------------------------ counters
+
+    def stats(self) -> dict:
+        """``requests``, ``bytes_sent`` (body bytes), ``connections`` (opened), ``max_in_flight`` (most
+        requests being answered at once), ``max_connections_open``, ``gets``/``heads``/``lists`` counts."""
+        c = self._counters
+        with c.lock:
+            served = list(c.served)
+            return {"requests": len(served), "bytes_sent": sum(r.nbytes for r in served),
+                    "connections": c.connections, "max_in_flight": c.max_in_flight,
+                    "max_connections_open": c.max_connections_open,
+                    "gets": sum(r.method == "GET" and r.path.count("/") > 1 for r in served),
+                    "heads": sum(r.method == "HEAD" for r in served),
+                    "lists": sum(r.method == "GET" and r.path.count("/") <= 1 for r in served)}
+
+    def served(self) -> list[Served]:
+        """The log of answered (and in-progress) requests since the last :meth:`reset`."""
+        with self._counters.lock:
+            return list(self._counters.served)
+
+    def served_dicts(self) -> list[dict]:
+        return [asdict(r) for r in self.served()]
+
+    def reset(self) -> None:
+        """Clear the counters and the request log (open connections stay open and uncounted)."""
+        c = self._counters
+        with c.lock:
+            c.served = []
+            c.max_in_flight = c.in_flight
+            c.connections = 0
+            c.max_connections_open = c.open_connections
+
+    def _begin(self, rec: Served) -> None:
+        c = self._counters
+        with c.lock:
+            c.served.append(rec)
+            c.in_flight += 1
+            c.max_in_flight = max(c.max_in_flight, c.in_flight)
+
+    def _end(self, rec: Served) -> None:
+        with self._counters.lock:
+            self._counters.in_flight -= 1
+
+    def _next_connection_id(self) -> int:
+        with self._counters.lock:
+            self._conn_ids += 1
+            return self._conn_ids
+
+    def _connection_opened(self, handler: _Handler) -> None:
+        c = self._counters
+        with c.lock:
+            self._sockets.add(handler.connection)
+            c.connections += 1
+            c.open_connections += 1
+            c.max_connections_open = max(c.max_connections_open, c.open_connections)
+
+    def _connection_closed(self, handler: _Handler) -> None:
+        c = self._counters
+        with c.lock:
+            self._sockets.discard(handler.connection)
+            c.open_connections -= 1
+
+    # ------------------------------------------------------------------ objects
+
+    def _resolve(self, key: str) -> Path | None:
+        """The file of ``key``, or None (missing, a directory, or outside the served directory)."""
+        path = (self.directory / key).resolve()
+        if not path.is_relative_to(self.directory) or not path.is_file():
+            return None
+        return path
+
+    def _etag(self, path: Path, st: os.stat_result) -> str:
+        """A quoted ETag from the file's path, size and mtime (the content is not hashed: never read whole)."""
+        ident = (str(path), st.st_size, st.st_mtime_ns)
+        tag = self._etags.get(ident)
+        if tag is None:
+            tag = '"' + hashlib.md5(repr(ident).encode(), usedforsecurity=False).hexdigest() + '"'
+            self._etags[ident] = tag
+        return tag
+
+    def _list_xml(self, query: dict) -> bytes:
+        """ListObjectsV2 (and V1-compatible) listing of keys under ``prefix``, grouped by ``delimiter``."""
+        prefix = query.get("prefix", [""])[0]
+        delimiter = query.get("delimiter", [""])[0]
+        max_keys = int(query.get("max-keys", ["1000"])[0] or 1000)
+        after = query.get("start-after", [""])[0] or query.get("continuation-token", [""])[0]
+        keys = sorted(p.relative_to(self.directory).as_posix() for p in self.directory.rglob("*") if p.is_file())
+        contents, prefixes = [], []
+        for k in keys:
+            if not k.startswith(prefix) or (after and k <= after):
+                continue
+            rest = k[len(prefix):]
+            if delimiter and delimiter in rest:
+                common = prefix + rest.split(delimiter, 1)[0] + delimiter
+                if common not in prefixes:
+                    prefixes.append(common)
+                continue
+            contents.append(k)
+        entries = sorted([(k, False) for k in contents] + [(p, True) for p in prefixes])
+        truncated = len(entries) > max_keys
+        entries = entries[:max_keys]
+        out = ['<?xml version="1.0" encoding="UTF-8"?>', f'<ListBucketResult xmlns="{_S3_NS}">',
+               f"<Name>{escape(self.bucket)}</Name><Prefix>{escape(prefix)}</Prefix>",
+               f"<Delimiter>{escape(delimiter)}</Delimiter>" if delimiter else "",
+               f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(entries)}</KeyCount>",
+               f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+        if truncated and entries:
+            out.append(f"<NextContinuationToken>{escape(entries[-1][0])}</NextContinuationToken>")
+        for name, is_prefix in entries:
+            if is_prefix:
+                out.append(f"<CommonPrefixes><Prefix>{escape(name)}</Prefix></CommonPrefixes>")
+                continue
+            path = self.directory / name
+            st = path.stat()
+            modified = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(st.st_mtime))
+            out.append(f"<Contents><Key>{escape(name)}</Key><LastModified>{modified}</LastModified>"
+                       f"<ETag>{escape(self._etag(path.resolve(), st))}</ETag><Size>{st.st_size}</Size>"
+                       "<StorageClass>STANDARD</StorageClass></Contents>")
+        out.append("</ListBucketResult>")
+        return "".join(out).encode()
