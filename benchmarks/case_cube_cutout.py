@@ -115,7 +115,8 @@ def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
         except ImportError:
             log.warning("astrocut not installed: no astrocut figures")
         t0 = time.perf_counter()
-        written = cut_cube_targets(cube, targets, SIZE, output_dir=tmp / "sk")
+        result = cut_cube_targets(cube, targets, SIZE, output_dir=tmp / "sk")
+        written = {name: path for name, (path,) in result.written.items()}
         sk_ms = (time.perf_counter() - t0) / len(targets) * 1e3
         assert len(written) == len(targets)
         # I/O floor: the same bytes written with os.write + rename, one file per target

@@ -7,6 +7,7 @@ themselves and the simulator's truth, never from skycut's own output.
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 import zipfile
@@ -279,8 +280,9 @@ def test_entirely_off_raises_naming_target_and_cube(cubes):
     far = SkyCoord(10.0, 10.0, unit="deg")
     with pytest.raises(InvalidQueryError, match=r"10\.0+.*10\.0+.*tess-s0011-1-1-cube\.fits"):
         TessCubeCutout(cubes["skycut"], far, cutout_size=5)
-    with pytest.raises(InvalidQueryError, match="'far-away'.*tess-s0011-1-1-cube"):
-        cut_cube_targets(cubes["skycut"], {"far-away": far}, 5, output_dir=".")
+    result = cut_cube_targets(cubes["skycut"], {"far-away": far}, 5, output_dir=".")
+    assert not result.written and not result.failed
+    assert re.search("'far-away'.*tess-s0011-1-1-cube", result.skipped["far-away"])
 
 
 def shifted_cube(src: Path, dst: Path, dra: float) -> Path:
@@ -388,10 +390,10 @@ def test_batch_writes_named_targets_to_chosen_paths(cubes, sim_tess, tmp_path):
     targets = {f"star{i}": SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg") for i in range(4)}
     targets["off"] = SkyCoord(10, 10, unit="deg")
     paths = {name: tmp_path / "by-name" / f"{name}.fits" for name in targets}
-    with pytest.warns(DataWarning, match="'off'"):
-        written = cut_cube_targets(cubes["skycut"], targets, 7, output_paths=paths, on_missing="warn", chunk=3)
-    assert sorted(written) == ["star0", "star1", "star2", "star3"]
-    for name, path in written.items():
+    result = cut_cube_targets(cubes["skycut"], targets, 7, output_paths=paths, chunk=3)
+    assert sorted(result.written) == ["star0", "star1", "star2", "star3"]
+    assert list(result.skipped) == ["off"] and "'off'" in result.skipped["off"] and not result.failed
+    for name, (path,) in result.written.items():
         assert path == paths[name]
         single = TessCubeCutout(cubes["skycut"], targets[name], 7).cutouts[0]
         with open_checked(path) as h:

@@ -100,9 +100,10 @@ def test_remote_batch_of_targets(s3_server, cube, sim_tess, tmp_path):
     stars = sim_tess.truth["stars"]
     targets = [(f"s{i}", SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i in range(5)]
     s3_server.log.reset()
-    written = cut_cube_targets(uri, targets, 5, output_dir=tmp_path, threads=4,
-                               fsspec_kwargs=s3_server.fsspec_kwargs)
-    assert sorted(written) == [f"s{i}" for i in range(5)]
+    result = cut_cube_targets(uri, targets, 5, output_dir=tmp_path, threads=4,
+                              fsspec_kwargs=s3_server.fsspec_kwargs)
+    written = {name: path for name, (path,) in result.written.items()}
+    assert sorted(written) == [f"s{i}" for i in range(5)] and not result.skipped and not result.failed
     local = {n: TessCubeCutout(cube, c, 5).cutouts[0] for n, c in targets}
     from astropy.io import fits
 

@@ -1,4 +1,6 @@
-"""Pure helpers shared by every cutout class: coordinates, sizes, pixel limits, padding, WCS shifts.
+"""Pure cutout geometry shared by every cutout class: pixel limits, overlaps, padding, WCS shifts, file names.
+
+Coordinates and sizes are parsed in :mod:`skycut.core.coords`.
 
 Conventions (the same as astropy and astrocut):
 
@@ -13,189 +15,21 @@ Conventions (the same as astropy and astrocut):
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..exceptions import InvalidInputError
+from .coords import size_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.coordinates import SkyCoord
-    from astropy.units import Quantity
     from astropy.wcs import WCS
-
-_SEXAGESIMAL = re.compile(r"[hms:dD°'\"]|\d\s+\d+\s+\d")
-
-
-def _coordinate_from_string(text: str) -> SkyCoord:
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
-    text = text.strip()
-    parts = text.replace(",", " ").split()
-    try:
-        if len(parts) == 2 and not _SEXAGESIMAL.search(text):
-            return SkyCoord(float(parts[0]), float(parts[1]), unit="deg")
-        return SkyCoord(text, unit=(u.hourangle, u.deg))
-    except Exception as exc:  # astropy raises several types here
-        raise InvalidInputError(
-            f"cannot parse coordinates {text!r}: give 'ra dec' in degrees or sexagesimal 'hh:mm:ss dd:mm:ss'"
-        ) from exc
-
-
-def _coordinate_from_mapping(value: dict) -> SkyCoord:
-    from astropy.coordinates import SkyCoord
-
-    if set(value) - {"ra", "dec", "frame"} or not {"ra", "dec"} <= set(value):
-        raise InvalidInputError("a coordinate mapping needs exactly the keys ra, dec and optionally frame")
-    unit = "deg" if isinstance(value["ra"], (int, float)) else ("hourangle", "deg")
-    try:
-        return SkyCoord(value["ra"], value["dec"], unit=unit, frame=value.get("frame", "icrs"))
-    except Exception as exc:  # astropy raises several types here
-        raise InvalidInputError(f"cannot parse coordinates {value!r}: {exc}") from None
-
-
-def parse_coordinates(coordinates: Any) -> SkyCoord:
-    """Normalise coordinates to a one-dimensional ICRS ``SkyCoord``.
-
-    Parameters
-    ----------
-    coordinates : SkyCoord, str, (ra, dec) tuple, {ra, dec[, frame]} mapping, or a list of those
-        A string is ``"ra dec"`` in degrees, or sexagesimal (``"10:00:22.7 +02:23:12.5"``, hours and degrees);
-        a mapping holds numbers in degrees or strings with units, in ``frame`` (default ICRS).
-
-    Returns
-    -------
-    SkyCoord
-        Array-valued (at least one element), in ICRS.
-    """
-    from astropy.coordinates import SkyCoord
-
-    if isinstance(coordinates, SkyCoord):
-        sc = coordinates
-    elif isinstance(coordinates, str):
-        sc = _coordinate_from_string(coordinates)
-    elif isinstance(coordinates, dict):
-        sc = _coordinate_from_mapping(coordinates)
-    elif (
-        isinstance(coordinates, Sequence)
-        and len(coordinates) == 2
-        and all(isinstance(v, (int, float, np.floating, np.integer)) for v in coordinates)
-    ):
-        sc = SkyCoord(float(coordinates[0]), float(coordinates[1]), unit="deg")
-    elif isinstance(coordinates, (Sequence, np.ndarray)) and len(coordinates) > 0:
-        parts = [parse_coordinates(c) for c in coordinates]
-        sc = SkyCoord(ra=np.concatenate([p.ra.deg for p in parts]), dec=np.concatenate([p.dec.deg for p in parts]),
-                      unit="deg")
-    else:
-        raise InvalidInputError(f"cannot interpret coordinates {coordinates!r}")
-    sc = sc.icrs
-    if sc.isscalar:
-        sc = sc.reshape((1,))
-    return sc.ravel()
-
-
-def size_pair(cutout_size: Any) -> list[Any]:
-    """Split a cutout size into its two raw values ``[x, y]`` (a scalar is used for both).
-
-    Raises :class:`InvalidInputError` unless there are one or two values.
-    """
-    if _is_quantity(cutout_size):
-        values = [cutout_size] if cutout_size.isscalar else list(cutout_size.ravel())
-    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise InvalidInputError(f"cutout size needs one or two values, got {cutout_size!r}")
-    return values
-
-
-def _is_quantity(value: Any) -> bool:
-    """An astropy Quantity, recognised without importing astropy (plain sizes stay astropy-free)."""
-    return hasattr(value, "unit") and type(value).__module__.startswith("astropy.")
-
-
-def parse_size_input(cutout_size: Any) -> tuple[Quantity, Quantity]:
-    """Normalise a cutout size to ``(size_x, size_y)`` Quantities (unit ``pix`` or angular).
-
-    Parameters
-    ----------
-    cutout_size : int, float, two-element sequence, Quantity, or str
-        An int is a square in pixels; ``[nx, ny]`` is ordered as FITS ``(NAXIS1, NAXIS2)``; a Quantity or a
-        string such as ``"30 arcsec"`` may be angular. Sizes must be positive.
-    """
-    from astropy import units as u
-
-    def one(value: Any) -> Quantity:
-        if isinstance(value, str):
-            try:
-                value = u.Quantity(value)
-            except Exception as exc:
-                raise InvalidInputError(f"cannot parse cutout size {value!r}") from exc
-            if value.unit == u.dimensionless_unscaled:
-                value = value.value * u.pix
-        if isinstance(value, u.Quantity):
-            if value.unit.physical_type not in ("angle",) and value.unit != u.pix:
-                raise InvalidInputError(f"cutout size {value} must be in pixels or an angular unit")
-            q = value
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            q = float(value) * u.pix
-        else:
-            raise InvalidInputError(f"cannot interpret cutout size {value!r}")
-        if not np.isfinite(q.value) or q.value <= 0:
-            raise InvalidInputError(f"cutout size must be positive, got {value!r}")
-        return q
-
-    values = size_pair(cutout_size)
-    return one(values[0]), one(values[1])
-
-
-def size_label(cutout_size: Any) -> str:
-    """The ``{s0}-x-{s1}`` part of astrocut-style file names, as the user gave the size.
-
-    ``25 -> "25-x-25"``, ``[200, 300] -> "200-x-300"``, ``5 * u.arcmin -> "5.0arcmin-x-5.0arcmin"``.
-    """
-    def text(value: Any) -> str:
-        if _is_quantity(value):
-            return f"{value.value}{value.unit.to_string()}".replace(" ", "")
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            return str(int(value))
-        return str(value).replace(" ", "")
-
-    values = size_pair(cutout_size)
-    return f"{text(values[0])}-x-{text(values[1])}"
 
 
 def cutout_basename(prefix: str, coordinate: SkyCoord, cutout_size: Any) -> str:
     """``{prefix}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut`` (no extension), astrocut's naming."""
     return f"{prefix}_{coordinate.ra.deg:.7f}_{coordinate.dec.deg:.7f}_{size_label(cutout_size)}_astrocut"
-
-
-def size_in_pixels(size: tuple[Quantity, Quantity], wcs: WCS | None = None) -> tuple[int, int]:
-    """Convert a parsed ``(size_x, size_y)`` to whole pixels ``(nx, ny)``, at least 1 each.
-
-    Angular sizes use the WCS's projected pixel scale along each axis.
-    """
-    from astropy import units as u
-
-    out = []
-    for axis, q in enumerate(size):
-        if q.unit == u.pix:
-            n = q.value
-        else:
-            if wcs is None:
-                raise InvalidInputError("an angular cutout size needs a WCS to convert it to pixels")
-            from astropy.wcs.utils import proj_plane_pixel_scales
-
-            scale = proj_plane_pixel_scales(wcs.celestial)[axis] * u.Unit(wcs.celestial.wcs.cunit[axis] or "deg")
-            n = (q / scale).decompose().value
-        out.append(max(1, int(math.floor(n + 0.5))))
-    return out[0], out[1]
 
 
 ROUNDING_METHODS = ("round", "ceil", "floor")
@@ -318,17 +152,24 @@ def _fill_dtype(dtype: np.dtype, fill_value: Any) -> np.dtype:
 
 
 def shifted_wcs(wcs: WCS, xmin: int, ymin: int, shape_xy: tuple[int, int] | None = None) -> WCS:
-    """A copy of ``wcs`` whose pixel origin is moved to ``(xmin, ymin)`` (SIP distortion kept).
+    """A copy of ``wcs`` whose pixel origin is moved to ``(xmin, ymin)`` (SIP distortion and lookup-table
+    distortions (``cpdis1/2``, ``det2im1/2``) kept: a table's ``crval`` is the image pixel of its reference
+    point, so it moves with the origin).
 
     ``shape_xy`` sets ``pixel_shape`` of the result (``(nx, ny)``).
     """
-    from astropy.wcs import Sip
+    from astropy.wcs import DistortionLookupTable, Sip
 
     out = wcs.deepcopy()
     out.wcs.crpix = out.wcs.crpix - np.array([xmin, ymin], dtype=float)
     if out.sip is not None:
         s = out.sip
         out.sip = Sip(s.a, s.b, s.ap, s.bp, (s.crpix[0] - xmin, s.crpix[1] - ymin))
+    for name in ("cpdis1", "cpdis2", "det2im1", "det2im2"):
+        t = getattr(out, name, None)
+        if t is not None:
+            setattr(out, name, DistortionLookupTable(np.asarray(t.data, dtype=np.float32), tuple(t.crpix),
+                                                     (t.crval[0] - xmin, t.crval[1] - ymin), tuple(t.cdelt)))
     if shape_xy is not None:
         out.pixel_shape = tuple(int(v) for v in shape_xy)
     return out

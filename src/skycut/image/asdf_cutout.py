@@ -52,13 +52,8 @@ import numpy as np
 
 from .. import __version__
 from ..core.atomic import atomic_output, write_hdulist, write_zip
-from ..core.geometry import (
-    cutout_basename,
-    overlap,
-    parse_coordinates,
-    parse_size_input,
-    size_in_pixels,
-)
+from ..core.coords import parse_coordinates, parse_size, size_in_pixels
+from ..core.geometry import cutout_basename, overlap
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .asdf_io import (
     MISSION_KEY,
@@ -173,7 +168,7 @@ class ASDFCutout:
             seen.setdefault(coordinate_key(c), c)
         self._coordinates = list(seen.items())
         self._cutout_size = cutout_size
-        self._size = parse_size_input(cutout_size)
+        self._size = parse_size(cutout_size)
         if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
             raise InvalidInputError(f"fill_value must be an int or a float, got {fill_value!r}")
         self._fill_value = fill_value

@@ -35,16 +35,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.atomic import atomic_output, write_zip
-from ..core.geometry import (
-    cutout_basename,
-    extract_padded,
-    overlap,
-    parse_coordinates,
-    parse_size_input,
-    shifted_wcs,
-    size_in_pixels,
-    size_label,
-)
+from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels, size_label
+from ..core.geometry import cutout_basename, extract_padded, overlap, shifted_wcs
+from ..core.logs import set_verbose
 from ..core.remote import is_remote, open_fits_handle
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
@@ -150,7 +143,7 @@ class FITSCutout:
     single_outfile : bool
         One HDUList per coordinate with all files' cutouts, or one per (file, coordinate).
     verbose : bool
-        Log progress at DEBUG level to stderr.
+        Set the ``skycut`` logger to DEBUG (:func:`skycut.core.logs.set_verbose`; no handler is installed).
     fsspec_kwargs : dict, optional
         Options for remote inputs (see :func:`skycut.core.remote.storage_options`).
     allow_empty : bool
@@ -168,8 +161,7 @@ class FITSCutout:
     def __init__(self, input_files: Any, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
                  limit_rounding_method: str = "round", extension: Any = None, single_outfile: bool = True,
                  verbose: bool = False, *, fsspec_kwargs: dict | None = None, allow_empty: bool = False):
-        if verbose:
-            _enable_verbose()
+        set_verbose(verbose)
         if isinstance(input_files, (str, Path)) or hasattr(input_files, "__fspath__"):
             input_files = [input_files]
         self.input_files = list(dict.fromkeys(input_name(f) for f in input_files))  # unique, in order
@@ -180,7 +172,7 @@ class FITSCutout:
         self._coord_list = list(self.coordinates)
         self._radec = list(zip(self.coordinates.ra.deg.tolist(), self.coordinates.dec.deg.tolist(), strict=True))
         self.cutout_size = cutout_size
-        self._size = parse_size_input(cutout_size)
+        self._size = parse_size(cutout_size)
         if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
             raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
         self.fill_value = fill_value
@@ -473,16 +465,6 @@ def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
     from .render import normalize_img
 
     return normalize_img(*args, **kwargs)
-
-
-def _enable_verbose() -> None:
-    root = logging.getLogger("skycut")
-    root.setLevel(logging.DEBUG)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler)
-               for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s [%(name)s]"))
-        root.addHandler(handler)
 
 
 # ----------------------------------------------------------------------------------------------- functions

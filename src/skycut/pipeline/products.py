@@ -303,23 +303,16 @@ def cut_cube(cube: str, targets: list[dict[str, Any]], out_dir: str, index_path:
         by_size.setdefault(target["size"], []).append(target)  # a hashable core.coords.CutoutSize
     products: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     for group in by_size.values():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            written = cut_cube_targets(
-                cube, [(t["name"], _coordinate(t["coordinates"])) for t in group], group[0]["size"],
-                output_paths={t["name"]: Path(out_dir) / f"{t['name']}.fits" for t in group},
-                fill_value=_fill(fill_value), threads=threads, fsspec_kwargs=fsspec_kwargs, on_missing="warn")
-        messages = [str(w.message) for w in caught]
-        for target in group:
-            name = target["name"]
-            if name in written:
-                products[name] = [str(written[name])]
-            else:
-                reason = next((m for m in messages if name in m), "entirely off the CCD")
-                log.warning("target %s skipped: %s", name, reason)
-                skipped[name] = reason
-    return write_index(index_path, products, skipped, cube=cube)
+        result = cut_cube_targets(
+            cube, [(t["name"], t["coordinates"]) for t in group], group[0]["size"],
+            output_paths={t["name"]: Path(out_dir) / f"{t['name']}.fits" for t in group},
+            fill_value=_fill(fill_value), threads=threads, fsspec_kwargs=fsspec_kwargs)
+        products.update({name: [str(p) for p in paths] for name, paths in result.written.items()})
+        skipped.update(result.skipped)
+        failed.update(result.failed)
+    return write_index(index_path, products, skipped, cube=cube, **({"failed": failed} if failed else {}))
 
 
 # ------------------------------------------------------------------------------------------------ TPF plots
@@ -478,10 +471,12 @@ def moving_target(table_file: str, size: Any, cubes: list[str], output: str, *, 
             for j, box in enumerate(boxes):
                 ny, nx = box["size"]
                 name = f"c{k}_b{j}"
-                written = cut_cube_targets(cube, [(name, box["coordinates"])], [nx, ny],
-                                           output_paths={name: Path(scratch) / f"{name}.fits"},
-                                           fsspec_kwargs=fsspec_kwargs, on_missing="warn")
-                tpfs += [str(p) for p in written.values()]
+                result = cut_cube_targets(cube, [(name, box["coordinates"])], [nx, ny],
+                                          output_paths={name: Path(scratch) / f"{name}.fits"},
+                                          fsspec_kwargs=fsspec_kwargs)
+                if result.failed:
+                    raise InvalidQueryError(f"{cube}: {result.failed[name]}")
+                tpfs += [str(p) for paths in result.written.values() for p in paths]
         if not tpfs:
             raise InvalidQueryError(f"the path in {table_file} crosses none of the cubes {cubes}")
         made = center_on_path(path, size, tpfs, target=target, img_wcs=wcs, output_path=scratch, verbose=False)

@@ -25,6 +25,8 @@ import numpy as np
 
 from ..core import geometry
 from ..core.atomic import write_bytes
+from ..core.batch import BatchResult
+from ..core.coords import CutoutSize, parse_size, pixel_scales_deg, radec_arrays, size_label
 from ..core.fits_bytes import filter_cards, format_card
 from ..core.tansip import TanSip, fit_linear_tan, linear_wcs
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
@@ -249,19 +251,12 @@ class _CubeSession:
     def astropy_wcs(self):
         return self.wcs.to_astropy() if isinstance(self.wcs, TanSip) else self.wcs
 
-    def size_pixels(self, cutout_size: Any) -> tuple[int, int]:
-        """``(nx, ny)`` of a cutout size (pixels, or angular through the WCS's pixel scale)."""
-        plain = _plain_size(cutout_size)
-        if plain is not None:
-            return plain
-        size = geometry.parse_size_input(cutout_size)
-        if not isinstance(self.wcs, TanSip):
-            return geometry.size_in_pixels(size, self.wcs)
-        from astropy import units as u
-
-        scales = self.wcs.pixel_scales()
-        out = [q.value if q.unit == u.pix else q.to_value(u.deg) / scales[i] for i, q in enumerate(size)]
-        return max(1, int(np.floor(out[0] + 0.5))), max(1, int(np.floor(out[1] + 0.5)))
+    def size_pixels(self, size: CutoutSize) -> tuple[int, int]:
+        """``(nx, ny)`` of a parsed cutout size (pixels, or angular through the WCS's pixel scale)."""
+        if size.in_pixels:
+            return size.pixels()
+        scales = self.wcs.pixel_scales() if isinstance(self.wcs, TanSip) else pixel_scales_deg(self.wcs)
+        return size.pixels(scales)
 
     def locate(self, ra: np.ndarray, dec: np.ndarray, shape_xy: tuple[int, int]) -> list[np.ndarray | None]:
         """Cutout limits of every coordinate (``None`` where the box misses the CCD)."""
@@ -304,84 +299,8 @@ class _CubeSession:
         self.reader.close()
 
 
-def _describe(ra: float, dec: float, target: str | None) -> str:
-    where = f"({ra:.6f}, {dec:.6f})"
-    return f"target {target!r} {where}" if target else f"target {where}"
-
-
-def radec_arrays(coordinates: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS (ra, dec) arrays in degrees of a list of coordinates, without building one SkyCoord per item when
-    the items are ``(ra, dec)`` number pairs or ``"ra dec"`` decimal-degree strings (the common batch case).
-    Anything else goes through :func:`skycut.core.geometry.parse_coordinates`."""
-    ra = np.empty(len(coordinates))
-    dec = np.empty(len(coordinates))
-    slow: list[int] = []
-    for i, c in enumerate(coordinates):
-        try:
-            if isinstance(c, str):
-                parts = c.replace(",", " ").split()
-                if len(parts) != 2:
-                    raise ValueError
-                ra[i], dec[i] = float(parts[0]), float(parts[1])
-            elif isinstance(c, (tuple, list)) and len(c) == 2 and not isinstance(c[0], str):
-                ra[i], dec[i] = float(c[0]), float(c[1])
-            else:
-                raise ValueError
-            if not (np.isfinite(ra[i]) and -90.0 <= dec[i] <= 90.0):
-                raise ValueError
-        except (TypeError, ValueError):
-            slow.append(i)
-    if slow:
-        sc = geometry.parse_coordinates([coordinates[i] for i in slow])
-        ra[slow], dec[slow] = sc.ra.deg, sc.dec.deg
-    return ra % 360.0, dec
-
-
-def _plain_size(cutout_size: Any) -> tuple[int, int] | None:
-    """``(nx, ny)`` when the size is plain numbers (pixels), checked; ``None`` for Quantities/strings."""
-    values = list(cutout_size) if isinstance(cutout_size, (list, tuple)) or (
-        isinstance(cutout_size, np.ndarray) and type(cutout_size) is np.ndarray) else [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                                   for v in values):
-        return None
-    if not all(np.isfinite(v) and v > 0 for v in values):
-        raise InvalidInputError(f"cutout size must be positive, got {cutout_size!r}")
-    return max(1, int(np.floor(values[0] + 0.5))), max(1, int(np.floor(values[1] + 0.5)))
-
-
-def size_label(cutout_size: Any) -> str:
-    """``{s0}-x-{s1}`` of file names (:func:`skycut.core.geometry.size_label`), without importing astropy for plain
-    numbers."""
-    if _plain_size(cutout_size) is None:
-        return geometry.size_label(cutout_size)
-    values = list(cutout_size) if isinstance(cutout_size, (list, tuple, np.ndarray)) else [cutout_size]
-    values = values * 2 if len(values) == 1 else values
-
-    def text(v: Any) -> str:
-        return str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v)
-
-    return f"{text(values[0])}-x-{text(values[1])}"
-
-
-def _check_size(cutout_size: Any) -> None:
-    if _plain_size(cutout_size) is None:
-        geometry.parse_size_input(cutout_size)
-
-
-def coordinate_arrays(coordinates: Any) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS (ra, dec) degree arrays of any coordinates input; plain numbers and decimal strings avoid astropy."""
-    def simple(c: Any) -> bool:
-        return isinstance(c, str) or (isinstance(c, (tuple, list)) and len(c) == 2 and all(
-            isinstance(v, (int, float, np.integer, np.floating)) for v in c))
-
-    if simple(coordinates):
-        return radec_arrays([coordinates])
-    if isinstance(coordinates, (list, tuple)) and coordinates and all(simple(c) for c in coordinates):
-        return radec_arrays(list(coordinates))
-    sc = geometry.parse_coordinates(coordinates)
-    return np.asarray(sc.ra.deg, dtype=float), np.asarray(sc.dec.deg, dtype=float)
+def _where(ra: float, dec: float) -> str:
+    return f"({ra:.6f}, {dec:.6f})"
 
 
 def _check_fill(fill_value: Any) -> float:
@@ -437,9 +356,9 @@ class TessCubeCutout:
         if verbose:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
         self._files = _as_file_list(input_files)
-        self._ra, self._dec = coordinate_arrays(coordinates)
+        self._ra, self._dec = radec_arrays(coordinates)
         self._cutout_size = cutout_size
-        _check_size(cutout_size)
+        self._size = parse_size(cutout_size)
         self._fill_value = _check_fill(fill_value)
         self._rounding = _check_rounding(limit_rounding_method)
         self._threads = resolve_threads(threads)
@@ -457,12 +376,12 @@ class TessCubeCutout:
             session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
                                    threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
             try:
-                shape_xy = session.size_pixels(self._cutout_size)
+                shape_xy = session.size_pixels(self._size)
                 located = session.locate(self._ra, self._dec, shape_xy)
                 keep = [i for i, lims in enumerate(located) if lims is not None]
                 for i, lims in enumerate(located):
                     if lims is None:
-                        problems.append(f"{_describe(self._ra[i], self._dec[i], None)} is not on cube "
+                        problems.append(f"target {_where(self._ra[i], self._dec[i])} is not on cube "
                                         f"{session.name!r}")
                 if keep:
                     self.cutouts_by_file[file] = session.cut(self._ra[keep], self._dec[keep],
@@ -500,7 +419,7 @@ class TessCubeCutout:
 
     # -- output
     def _names(self, legacy_filenames: bool) -> list[str]:
-        return [c.filename(self._cutout_size, legacy_filenames) for c in self.cutouts]
+        return [c.filename(self._size, legacy_filenames) for c in self.cutouts]
 
     def write_as_tpf(self, output_dir: str | os.PathLike = ".", output_file: str | Sequence[str] | None = None,
                      legacy_filenames: bool = False) -> list[str]:
@@ -525,7 +444,7 @@ class TessCubeCutout:
         from ..core.atomic import write_zip
 
         if filename is None:
-            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._cutout_size)}.zip"
+            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._size)}.zip"
                         if len(self._ra) == 1 else "astrocut_tpf_cutouts.zip")
         members = ((name, c.tpf_bytes()) for c, name in zip(self.cutouts, self._names(legacy_filenames), strict=True))
         return write_zip(members, output_dir, filename)
@@ -578,65 +497,87 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
                      output_dir: str | os.PathLike = ".", fill_value: float = np.nan,
                      limit_rounding_method: str = "round", threads: int | str = 1,
                      fsspec_kwargs: dict | None = None, legacy_filenames: bool = False,
-                     on_missing: str = "raise", chunk: int = 32) -> dict[str, Path]:
+                     chunk: int = 32) -> BatchResult:
     """Cut many named targets from one cube, writing each TPF; the workflow's batch entry point.
 
     The cube is opened once and its table and WCS read once; targets are cut and written ``chunk`` at a time
-    (remote reads of a chunk go out together in the thread pool), so memory stays bounded.
+    (remote reads of a chunk go out together in the thread pool), so memory stays bounded. One bad target never
+    stops the batch.
 
     Parameters
     ----------
     cube_file : str or path-like
         Local path, ``s3://`` URI or ``https://`` URL of one cube.
     targets : mapping ``name -> coordinate`` or iterable of ``(name, coordinate)``
-        Coordinates in any form :func:`skycut.core.geometry.parse_coordinates` accepts.
+        One position per target, in any form :func:`skycut.core.coords.radec_arrays` accepts (``"ra dec"``
+        decimal strings and ``(ra, dec)`` numbers need no astropy).
+    cutout_size : int, [nx, ny], str, Quantity or CutoutSize
+        The same for every target (:func:`skycut.core.coords.parse_size`; ``nx`` columns, ``ny`` rows).
     output_paths : mapping ``name -> path``, optional
         Where each TPF goes; names missing here get astrocut's file name in ``output_dir``.
-    on_missing : {"raise", "warn"}
-        A target entirely off the CCD raises :class:`InvalidQueryError` naming it and the cube, or is skipped
-        with a :class:`DataWarning`.
 
     Returns
     -------
-    dict
-        ``{name: written path}`` for every target cut.
+    BatchResult
+        ``written``: name -> ``[path]`` of its TPF; ``skipped``: name -> reason, for a target entirely off the
+        CCD; ``failed``: name -> error, for a target whose coordinates cannot be read or whose TPF cannot be
+        made or written.
+
+    Raises
+    ------
+    InvalidInputError
+        For a bad ``cutout_size``, ``fill_value`` or ``limit_rounding_method``, or repeated target names.
+    InvalidQueryError, OSError
+        When the cube itself cannot be opened or read (nothing can be cut from it).
     """
-    if on_missing not in ("raise", "warn"):
-        raise InvalidInputError(f"on_missing must be 'raise' or 'warn', got {on_missing!r}")
     items = list(targets.items()) if isinstance(targets, Mapping) else list(targets)
     names = [str(n) for n, _ in items]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"target names must be unique in one batch for cube {cube_file!r}")
-    ra, dec = radec_arrays([c for _, c in items]) if items else (None, None)
+    size = parse_size(cutout_size)
+    result = BatchResult()
+    good: list[int] = []
+    ra = np.full(len(items), np.nan)
+    dec = np.full(len(items), np.nan)
+    for i, (_, coordinate) in enumerate(items):
+        try:
+            r, d = radec_arrays(coordinate)
+            if len(r) != 1:
+                raise InvalidInputError(f"target {names[i]!r} has {len(r)} positions; give one")
+        except InvalidInputError as exc:
+            result.fail(names[i], exc)
+            continue
+        ra[i], dec[i] = r[0], d[0]
+        good.append(i)
     output_paths = dict(output_paths or {})
     session = _CubeSession(cube_file, fill_value=_check_fill(fill_value),
                            rounding=_check_rounding(limit_rounding_method), threads=threads,
                            fsspec_kwargs=fsspec_kwargs)
-    written: dict[str, Path] = {}
     try:
-        if ra is None:
-            return written
-        shape_xy = session.size_pixels(cutout_size)
-        located = session.locate(ra, dec, shape_xy)
+        if not good:
+            return result
+        shape_xy = session.size_pixels(size)
+        located = dict(zip(good, session.locate(ra[good], dec[good], shape_xy), strict=True))
         todo = []
-        for i, lims in enumerate(located):
-            if lims is None:
-                msg = (f"{_describe(ra[i], dec[i], names[i])} is not on cube {session.name!r} "
-                       "(cutout entirely off the CCD)")
-                if on_missing == "raise":
-                    raise InvalidQueryError(msg)
-                warnings.warn(msg + "; skipped", DataWarning, stacklevel=2)
+        for i in good:
+            if located[i] is None:
+                result.skip(names[i], f"target {names[i]!r} {_where(ra[i], dec[i])} is not on cube "
+                                      f"{session.name!r} (cutout entirely off the CCD)")
             else:
                 todo.append(i)
-        for start in range(0, len(todo), max(1, chunk)):
-            part = todo[start:start + max(1, chunk)]
+        step = max(1, chunk)
+        for start in range(0, len(todo), step):
+            part = todo[start:start + step]
             cutouts = session.cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
             for i, cutout in zip(part, cutouts, strict=True):
-                path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(cutout_size, legacy_filenames)
-                written[names[i]] = cutout.write_tpf(path)
+                try:
+                    path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(size, legacy_filenames)
+                    result.add(names[i], [cutout.write_tpf(path)])
+                except (OSError, ValueError) as exc:
+                    result.fail(names[i], exc)
     finally:
         session.close()
-    return written
+    return result
 
 
 __all__ = ["TessCubeCutout", "CubeCutoutInstance", "cube_cut", "CutoutFactory", "cut_cube_targets", "write_tpf",

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.atomic import atomic_output
-from ..core.geometry import parse_coordinates
+from ..core.coords import parse_coordinates, parse_size, size_label
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,32 +59,23 @@ _memory_lock = threading.Lock()
 # --------------------------------------------------------------------------------------------- sizes, regions
 
 
-def footprint_size_px(cutout_size: Any, arcsec_per_px: float = ARCSEC_PER_PX) -> tuple[float, float]:
-    """``(nx, ny)`` in pixels; angular sizes use ``arcsec_per_px``; 0 is allowed (point match)."""
-    from astropy import units as u
+def _match_box_px(cutout_size: Any, arcsec_per_px: float, point_match: bool = False) -> tuple[int, int]:
+    """Whole-pixel ``(nx, ny)`` of the box matched against footprints (pixels ``arcsec_per_px`` wide).
 
-    from ..core.geometry import size_pair
+    The size follows :func:`skycut.core.coords.parse_size` (positive; rounded to whole pixels, halves up, at
+    least 1), so the matched box is the cutout that will be made. With ``point_match``, astrocut's documented
+    ``cutout_size=0`` of :func:`ra_dec_crossmatch` gives ``(0, 0)``: footprints containing the point.
+    """
+    if point_match and _is_zero_size(cutout_size):
+        return 0, 0
+    scale = arcsec_per_px / 3600.0
+    return parse_size(cutout_size).pixels((scale, scale))
 
-    values = size_pair(cutout_size)
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            v = u.Quantity(v)
-        if isinstance(v, u.Quantity):
-            if v.unit == u.pix or v.unit == u.dimensionless_unscaled:
-                n = float(v.value)
-            elif v.unit.physical_type == "angle":
-                n = float(v.to_value(u.arcsec)) / arcsec_per_px
-            else:
-                raise InvalidInputError(f"cutout_size {v} must be in pixels or an angular unit")
-        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-            n = float(v)
-        else:
-            raise InvalidInputError(f"cannot interpret cutout_size {cutout_size!r}")
-        if not np.isfinite(n) or n < 0:
-            raise InvalidInputError(f"cutout_size must be zero or positive, got {cutout_size!r}")
-        out.append(n)
-    return out[0], out[1]
+
+def _is_zero_size(cutout_size: Any) -> bool:
+    values = list(cutout_size) if isinstance(cutout_size, (list, tuple)) else [cutout_size]
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v == 0
+               for v in values) and len(values) in (1, 2)
 
 
 def parse_s_region(s_region: str) -> list[np.ndarray]:
@@ -253,7 +244,8 @@ def ra_dec_crossmatch(all_ffis: Table, coordinates: Any, cutout_size: Any,
     coordinates : SkyCoord, str, or list
         Cutout centre(s).
     cutout_size : int, (nx, ny), Quantity
-        Cutout size; pixels are ``arcsec_per_px`` wide. ``0`` matches the footprints containing the point.
+        Cutout size; pixels are ``arcsec_per_px`` wide (rounded to whole pixels, as every cutout size is).
+        ``0`` (astrocut's documented special case) matches the footprints containing the point.
     arcsec_per_px : float
         Pixel scale used to turn the size into an angle (TESS: 21").
 
@@ -263,7 +255,7 @@ def ra_dec_crossmatch(all_ffis: Table, coordinates: Any, cutout_size: Any,
         The matching rows, in table order.
     """
     coords = parse_coordinates(coordinates)
-    size_px = footprint_size_px(cutout_size, arcsec_per_px)
+    size_px = _match_box_px(cutout_size, arcsec_per_px, point_match=True)
     idx = sorted(set().union(*[set(_match_rows(all_ffis, c, size_px, arcsec_per_px).tolist()) for c in coords]))
     out = all_ffis[np.array(idx, dtype=int)]
     out.meta.pop("_skycut_rings", None)
@@ -279,14 +271,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["SKYCUT_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "skycut"
-
-
-def _filesystem(uri: str, fsspec_kwargs: dict | None):
-    import fsspec
-
-    from ..core.remote import storage_options
-
-    return fsspec.core.url_to_fs(uri, **storage_options(uri, fsspec_kwargs))
 
 
 def _fingerprint(fs, path: str) -> str:
@@ -376,16 +360,19 @@ def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | N
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = folder / "footprints"
     uri_key = hashlib.sha256(memory_key.encode()).hexdigest()[:16]
-    fs, path = _filesystem(uri, fsspec_kwargs)
+    from ..core.remote import describe_error, filesystem
+
+    fs, path = filesystem(uri, fsspec_kwargs, what="footprint file")
     try:
         fingerprint = _fingerprint(fs, path)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"footprint file {uri} does not exist") from exc
     except Exception as exc:  # network trouble: fall back to the newest disk copy
+        cause = describe_error(exc)  # fsspec's http "not found" may hide a refused connection: read the chain
+        if cause.startswith("not found"):
+            raise InvalidInputError(f"footprint file {uri} does not exist ({cause})") from exc
         old = sorted(folder.glob(f"{uri_key}-*.npz"), key=lambda p: p.stat().st_mtime)
         if not old:
-            raise InvalidInputError(f"cannot reach footprint file {uri}: {exc}") from exc
-        warnings.warn(f"cannot reach {uri} ({exc}); using the cached copy {old[-1].name}", DataWarning,
+            raise InvalidInputError(f"cannot reach footprint file {uri}: {cause}") from exc
+        warnings.warn(f"cannot reach {uri} ({cause}); using the cached copy {old[-1].name}", DataWarning,
                       stacklevel=2)
         table = _load_npz(old[-1])
     else:
@@ -511,9 +498,7 @@ class TessFootprintCutout:
                  fsspec_kwargs: dict | None = None, threads: int | str = 8,
                  cache_dir: str | os.PathLike | None = None):
         self._coordinates = parse_coordinates(coordinates)
-        self._cutout_size = cutout_size
-        if min(footprint_size_px(cutout_size, self.ARCSEC_PER_PX)) <= 0:
-            raise InvalidInputError(f"cutout_size must be positive to make cutouts, got {cutout_size!r}")
+        self._cutout_size = parse_size(cutout_size)
         self._fill_value = fill_value
         self._rounding = limit_rounding_method
         self._sequence = _sequence_list(sequence)
@@ -533,7 +518,7 @@ class TessFootprintCutout:
                                          cache_dir=self._cache_dir), self._sequence)
         rows = []
         for k, coord in enumerate(self._coordinates):
-            hit = ffis[_match_rows(ffis, coord, footprint_size_px(self._cutout_size, self.ARCSEC_PER_PX),
+            hit = ffis[_match_rows(ffis, coord, _match_box_px(self._cutout_size, self.ARCSEC_PER_PX),
                                    self.ARCSEC_PER_PX)]
             for info in _tess_rows(hit):
                 rows.append({**info, "coordinate": k, "cube": cube_uri(self.cube_base_uri, info["sectorName"])})
@@ -600,8 +585,6 @@ class TessFootprintCutout:
         from ..core.atomic import write_zip
 
         if filename is None:
-            from ..core.geometry import size_label
-
             c = self._coordinates[0]
             filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"
                         if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.atomic import write_hdulist
-from ..core.geometry import shifted_wcs, size_label
+from ..core.coords import size_in_pixels, size_label
+from ..core.geometry import shifted_wcs
 from ..exceptions import InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,20 +52,10 @@ _COLUMN_KEYWORD = re.compile(
 # --------------------------------------------------------------------------------------------- small helpers
 
 
-def _size_xy(size: Any) -> tuple[int, int]:
-    """``size`` (int or ``(nx, ny)``) as two positive ints."""
-    values = list(np.atleast_1d(size))
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise InvalidInputError(f"size must be an int or [nx, ny], got {size!r}")
-    try:
-        out = tuple(int(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"size must be whole pixels, got {size!r}") from exc
-    if min(out) < 1 or any(float(v) != int(v) for v in values):
-        raise InvalidInputError(f"size must be positive whole pixels, got {size!r}")
-    return out[0], out[1]
+def _size_xy(size: Any, wcs: WCS | None = None) -> tuple[int, int]:
+    """``size`` as whole pixels ``(nx, ny)`` by :func:`skycut.core.coords.size_in_pixels` (the one size rule:
+    positive, fractional pixels rounded halves up, angular sizes through ``wcs``'s pixel scale)."""
+    return size_in_pixels(size, wcs)
 
 
 def _image_shape(img_wcs: WCS) -> tuple[int, int]:
@@ -255,8 +246,9 @@ def path_to_footprints(path: Any, size: Any, img_wcs: WCS, max_pixels: int = 100
     ----------
     path : SkyCoord or Table with a ``position`` column
         Points along the path, in path order.
-    size : int or (nx, ny)
-        Box around every path point, in pixels (x = columns).
+    size : int, (nx, ny), str or Quantity
+        Box around every path point, in pixels (x = columns); fractional pixels are rounded (halves up), angular
+        sizes use ``img_wcs``'s pixel scale (:func:`skycut.core.coords.size_in_pixels`).
     img_wcs : WCS
         WCS of the image, with ``pixel_shape`` set (``(nx, ny)`` = ``(NAXIS1, NAXIS2)``).
     max_pixels : int
@@ -269,7 +261,7 @@ def path_to_footprints(path: Any, size: Any, img_wcs: WCS, max_pixels: int = 100
         ``Tesscut.download_cutouts(**footprint)`` works; pass ``size[::-1]`` as a skycut ``cutout_size``).
         Empty if the path misses the image.
     """
-    sx, sy = _size_xy(size)
+    sx, sy = _size_xy(size, img_wcs)
     ny_img, nx_img = _image_shape(img_wcs)
     positions = _path_positions(path)
     x, y = (np.atleast_1d(v).astype(float) for v in img_wcs.world_to_pixel(positions))
@@ -460,8 +452,9 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
     ----------
     path : Table or path-like
         ``time`` (Time) and ``position`` (SkyCoord) columns, or a CSV/ECSV file for :func:`read_path_table`.
-    size : int or (nx, ny)
+    size : int, (nx, ny), str or Quantity
         Size of the moving box in pixels (x = columns); the re-cut arrays have numpy shape ``(ny, nx)``.
+        Fractional pixels are rounded (halves up); an angular size needs ``img_wcs``.
     cutout_fles : list of path-like or HDUList
         Astrocut-style TPFs (PIXELS table with ``TIME`` and image columns, APERTURE with the cutout WCS).
     target : str, optional
@@ -497,7 +490,7 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
     from ..core.fits_headers import combine_headers
 
     level = logging.INFO if verbose else logging.DEBUG
-    sx, sy = _size_xy(size)
+    sx, sy = _size_xy(size, img_wcs)
     jd, positions = _check_path_table(path)
     interp = path_interpolator(jd, positions)
     opened = _open_tpfs(cutout_fles)
