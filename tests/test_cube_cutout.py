@@ -542,3 +542,15 @@ def test_byte_runs_property(cubes):
             np.testing.assert_array_equal(got, image[y0:y1, x0:x1])
 
         check()
+
+
+def test_batch_result_records_skips_and_failures_and_goes_on(cubes, sim_tess, tmp_path):
+    stars = sim_tess.truth["stars"]
+    targets = [("good", f"{stars['ra'][0]} {stars['dec'][0]}"), ("nan", "nan 10"), ("dec95", (10.0, 95.0)),
+               ("off", "10 10"), ("good2", (float(stars["ra"][1]), float(stars["dec"][1])))]
+    result = cut_cube_targets(cubes["skycut"], targets, 5.4, output_dir=tmp_path)
+    assert sorted(result.written) == ["good", "good2"] and not result.ok
+    assert sorted(result.failed) == ["dec95", "nan"] and "95" in result.failed["dec95"]
+    assert list(result.skipped) == ["off"] and "entirely off the CCD" in result.skipped["off"]
+    with fits.open(result.written["good"][0]) as h:  # 5.4 pixels round to 5
+        assert h["PIXELS"].data["FLUX"].shape[1:] == (5, 5)

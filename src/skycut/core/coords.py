@@ -198,26 +198,17 @@ def _astropy_radec(value: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _astropy_skycoord(value: Any) -> SkyCoord:
     from astropy import units as u
-    from astropy.coordinates import Angle, SkyCoord
+    from astropy.coordinates import SkyCoord
 
     if isinstance(value, SkyCoord):
         return value.icrs
     try:
         if isinstance(value, str):
-            text = value.strip()
-            parts = text.replace(",", " ").split()
-            if len(parts) in (2, 6):  # check the hour angle before SkyCoord wraps it
-                half = len(parts) // 2
-                hours = Angle(" ".join(parts[:half]) if half == 1 else ":".join(parts[:half]), unit=u.hourangle)
-                if not 0 <= hours.hour <= 24:
-                    raise InvalidInputError(f"coordinates {value!r}: right ascension {hours.hour!r} h is outside "
-                                            "[0, 24] hours")
-            sc = SkyCoord(text, unit=(u.hourangle, u.deg))
+            # astropy's sexagesimal parser itself refuses hours outside [0, 24) and |dec| > 90
+            sc = SkyCoord(value.strip(), unit=(u.hourangle, u.deg))
         else:
             unit = "deg" if _is_real(value["ra"]) else (u.hourangle, u.deg)
             sc = SkyCoord(value["ra"], value["dec"], unit=unit, frame=value.get("frame", "icrs"))
-    except InvalidInputError:
-        raise
     except Exception as exc:  # astropy raises several types here
         raise InvalidInputError(
             f"cannot parse coordinates {value!r}: give 'ra dec' in degrees or sexagesimal 'hh:mm:ss dd:mm:ss' "

@@ -100,7 +100,7 @@ _AUX_OK = frozenset({"DATE-OBS", "MJD-OBS", "DATE-BEG", "DATE-AVG", "DATE-END", 
                      "TELAPSE", "TIMEDEL", "TIMEPIXR", "XPOSURE", "JEPOCH", "SPECSYS", "RESTFRQ", "VELOSYS"})
 _AUX_BAD = re.compile(r"^(JDREF.*|TIMEOFFS|TREFPOS|TRPOS.*|TREFDIR|TRDIR.*|PLEPHEM|TIMRDER|TIMSYER|BEPOCH|EPOCH|"
                       r"OBSGEO-.*|OBSORBIT|SSYSOBS.*|ZSOURCE.*|SSYSSRC.*|VELANGL.*|RESTWAV.*|RESTFREQ|VELREF|"
-                      r"RADECSYS|DQ\d.*|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$")
+                      r"RADECSYS|DQ\d.*|PLTRAH|CNPIX\d|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$")
 _DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z?)?$")
 _MJD0 = datetime.date(1858, 11, 17)
 _OUT_BITPIX = {"f4": -32, "f8": -64, "i2": 16, "i4": 32, "i8": 64, "u1": 8}

@@ -205,8 +205,18 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
         drop = drop | {"BSOFTEN", "BOFFSET"}
     cards: list[Any] = []
     for card in _modernize(original).cards:
+    # a DSS plate solution (which astropy and DS9 prefer) maps pixels through the plate corner CNPIX: keep the
+    # original's own WCS cards with CNPIX and CRPIX shifted (wcslib's translation of it does not read back)
+    dss = "PLTRAH" in original and "AMDX1" in original and "CNPIX1" in original and "CNPIX2" in original
         key = card.keyword
         if key in drop or _WCS_KEY.match(key) or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
+        if dss and key in ("CNPIX1", "CNPIX2", "CRPIX1", "CRPIX2") and isinstance(card.value, (int, float)):
+            shift = xmin if key.endswith("1") else ymin
+            cards.append((key, card.value + (shift if key.startswith("CN") else -shift), card.comment))
+            continue
+        if dss and _WCS_KEY.match(key) and key not in drop:
+            cards.append(card)
+            continue
             continue
         m = _ALT_CRPIX.match(key)
         if m and m[2] != "P" and isinstance(card.value, (int, float)):  # shift alternate WCSs too
@@ -221,7 +231,8 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
         wcs_header["CTYPE1"] = wcs_header["CTYPE1"] + "-SIP"
         wcs_header["CTYPE2"] = wcs_header["CTYPE2"] + "-SIP"
     added_by_wcslib = {"MJD-OBS", "DATE-OBS", "DATEREF", "MJDREF"} - set(original.keys())
-    cards += [c for c in wcs_header.cards if c.keyword not in added_by_wcslib]
+    if not dss:
+        cards += [c for c in wcs_header.cards if c.keyword not in added_by_wcslib]
     # physical coordinates: pixel (1-based) in the original image, as IRAF LTV/LTM and an alternate WCS "P"
     for axis, lo in (("1", xmin), ("2", ymin)):
         cards.append((f"LTV{axis}", float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset"))
