@@ -204,12 +204,11 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     if linearized:
         drop = drop | {"BSOFTEN", "BOFFSET"}
     cards: list[Any] = []
-    for card in _modernize(original).cards:
     # a DSS plate solution (which astropy and DS9 prefer) maps pixels through the plate corner CNPIX: keep the
     # original's own WCS cards with CNPIX and CRPIX shifted (wcslib's translation of it does not read back)
     dss = "PLTRAH" in original and "AMDX1" in original and "CNPIX1" in original and "CNPIX2" in original
+    for card in _modernize(original).cards:
         key = card.keyword
-        if key in drop or _WCS_KEY.match(key) or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
         if dss and key in ("CNPIX1", "CNPIX2", "CRPIX1", "CRPIX2") and isinstance(card.value, (int, float)):
             shift = xmin if key.endswith("1") else ymin
             cards.append((key, card.value + (shift if key.startswith("CN") else -shift), card.comment))
@@ -217,6 +216,7 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
         if dss and _WCS_KEY.match(key) and key not in drop:
             cards.append(card)
             continue
+        if key in drop or _WCS_KEY.match(key) or _DISTORTION_KEY.match(key) or key.startswith(("LTV", "LTM")):
             continue
         m = _ALT_CRPIX.match(key)
         if m and m[2] != "P" and isinstance(card.value, (int, float)):  # shift alternate WCSs too
