@@ -615,6 +615,19 @@ def test_remote_https_range_reads_and_missing_url(http_server, big_roman, tmp_pa
         ASDFCutout(http_server.url("missing_cal.asdf"), coord)
 
 
+def test_remote_https_with_s3_options_and_clear_errors(http_server, big_roman):  # noqa: F811
+    """S3 options (``anon``, ``endpoint_url``) given with an https:// ASDF input are ignored for it; a missing
+    URL's error names the URL and the cause."""
+    path, gw = big_roman
+    url = http_server.add(path)
+    coord = SkyCoord(*sky(gw, 100.0, 200.0), unit="deg")
+    options = {"anon": True, "endpoint_url": "http://127.0.0.1:9"}
+    remote = ASDFCutout(url, coord, cutout_size=11, fsspec_kwargs=options)
+    np.testing.assert_array_equal(remote.cutouts[0].data, ASDFCutout(path, coord, cutout_size=11).cutouts[0].data)
+    with pytest.raises(InvalidInputError, match=r"missing_cal\.asdf.*not found"):
+        ASDFCutout(http_server.url("missing_cal.asdf"), coord, fsspec_kwargs=options)
+
+
 def test_documentation_example_runs(sim_roman, roman_file, tmp_path, monkeypatch, capsys):
     """The astrocut documentation's ASDF example, with ``import skycut as astrocut``."""
     import skycut as astrocut

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from skycut.core.remote import is_remote
 from skycut.pipeline.manifest import validate_manifest
-from skycut.pipeline.plan import Plan, batches, fsspec_kwargs, is_remote, memory_mb, resolve_paths
+from skycut.pipeline.plan import Plan, batches, fsspec_kwargs, memory_mb, resolve_paths
 
 
 def manifest(n_targets=7, **extra):

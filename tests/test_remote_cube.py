@@ -133,3 +133,81 @@ def test_s3_reads_anonymously_by_default(s3_server, cube, sim_tess):
     cut = TessCubeCutout(public, var_coord(sim_tess.truth), 5, fsspec_kwargs=endpoint_only)
     np.testing.assert_array_equal(cut.cutouts[0].data, TessCubeCutout(cube, var_coord(sim_tess.truth), 5)
                                   .cutouts[0].data)
+
+
+def test_https_cube_with_anon_option_equals_local(http_server, cube, sim_tess, tmp_path):
+    """A manifest's ``fsspec: {anon: true}`` (meant for s3://) next to an https:// cube: the option does not
+    apply to HTTP and is ignored, instead of reaching aiohttp as an unknown keyword argument."""
+    url = http_server.add(cube)
+    options = {"anon": True, "requester_pays": False, "endpoint_url": "http://127.0.0.1:9"}
+    coord = var_coord(sim_tess.truth)
+    local = TessCubeCutout(cube, coord, [8, 6]).cutouts[0]
+    remote = TessCubeCutout(url, coord, [8, 6], fsspec_kwargs=options).cutouts[0]
+    np.testing.assert_array_equal(remote.data, local.data)
+    np.testing.assert_array_equal(remote.uncertainty, local.uncertainty)
+
+    stars = sim_tess.truth["stars"]
+    targets = [(f"s{i}", SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i in range(4)]
+    result = cut_cube_targets(url, targets, 5, output_dir=tmp_path / "tpf", threads=4, fsspec_kwargs=options)
+    written = {name: path for name, (path,) in result.written.items()}
+    assert sorted(written) == [name for name, _ in targets]
+    from astropy.io import fits
+
+    for name, coord_i in targets:
+        expected = TessCubeCutout(cube, coord_i, 5).cutouts[0]
+        np.testing.assert_array_equal(fits.getdata(written[name], 1)["FLUX"], expected.data)
+        np.testing.assert_array_equal(fits.getdata(written[name], 1)["FLUX_ERR"], expected.uncertainty)
+
+
+def test_one_option_set_serves_s3_and_https_cubes(s3_server, http_server, cube, sim_tess):
+    """The same options (explicit ``anon`` plus an S3 endpoint) read a public s3:// cube anonymously and an
+    https:// cube, with the same pixels as the local cube."""
+    options = {"anon": True, "endpoint_url": s3_server.endpoint_url}
+    key = f"anon/{cube.name}"
+    uri = s3_server.upload(cube, key=key)
+    s3_server._client().put_object_acl(Bucket=s3_server.bucket, Key=key, ACL="public-read")
+    url = http_server.add(cube)
+    coord = var_coord(sim_tess.truth)
+    local = TessCubeCutout(cube, coord, 5).cutouts[0].data
+    both = TessCubeCutout([uri, url], coord, 5, fsspec_kwargs=options)
+    np.testing.assert_array_equal(both.cutouts_by_file[uri][0].data, local)
+    np.testing.assert_array_equal(both.cutouts_by_file[url][0].data, local)
+
+
+def test_remote_cube_headers_and_table_take_two_requests(http_server, cube):
+    """Opening a remote cube: one request for the first blocks (both headers), one for the FFI table (the rest
+    of the file after the image data); no size lookup."""
+    url = http_server.add(cube)
+    http_server.log.reset()
+    with CubeReader(url) as reader, CubeReader(cube) as local:
+        assert reader.requests == 2
+        assert reader.shape == local.shape and reader.data_offset == local.data_offset
+        for name, column in local.table.items():
+            np.testing.assert_array_equal(reader.table[name], column)
+    assert [r.method for r in http_server.log.requests] == ["GET", "GET"]
+    assert http_server.log.bytes_sent <= overhead_bytes(cube) + 2 * 2880
+
+
+def test_remote_cube_errors_name_the_uri_and_cause(s3_server, http_server, cube):
+    missing = http_server.url("absent-cube.fits")
+    with pytest.raises(InvalidInputError, match=r"absent-cube\.fits.*not found"):
+        CubeReader(missing, fsspec_kwargs={"anon": True})
+    with pytest.raises(InvalidInputError, match=r"s3://skycut-test/gone-cube\.fits.*not found"):
+        CubeReader(f"s3://{s3_server.bucket}/gone-cube.fits", fsspec_kwargs=s3_server.fsspec_kwargs)
+    refused = f"http://127.0.0.1:{servers.free_port()}/cube.fits"
+    with pytest.raises(InvalidInputError, match=r"127\.0\.0\.1:\d+/cube\.fits.*connection refused"):
+        TessCubeCutout(refused, "0 0", 5)
+    private = s3_server.upload(cube, key=f"private2/{cube.name}")
+    with pytest.raises(InvalidInputError, match=r"private2/tess-s0011-1-1-cube\.fits.*access denied"):
+        CubeReader(private, fsspec_kwargs={"anon": True, "endpoint_url": s3_server.endpoint_url})
+
+
+def test_truncated_remote_cube_is_a_clear_error(http_server, cube, tmp_path):
+    """A remote cube cut short after its image data: no FFI table, said so (the open-ended table read finds
+    nothing instead of the file size being asked first)."""
+    with CubeReader(cube) as r:
+        end = r.data_offset + padded(int(np.prod(r.shape)) * r.dtype.itemsize)
+    short = http_server.directory / "short-cube.fits"
+    short.write_bytes(cube.read_bytes()[:end])
+    with pytest.raises(InvalidInputError, match=r"short-cube\.fits.*FFI table \(HDU 2\) is missing"):
+        CubeReader(http_server.url(short.name))

@@ -14,6 +14,8 @@ from astropy.wcs import WCS
 
 from skycut.core.remote import (
     DEFAULT_BLOCK_SIZE,
+    LocalFile,
+    RemoteFile,
     build_fsspec_kwargs,
     is_remote,
     open_fits,
@@ -90,6 +92,67 @@ def test_storage_options_defaults():
     # S3 options given for a mixed list of inputs are not passed to the HTTP filesystem
     assert storage_options("https://h/a.fits", {"anon": False, "key": "k"}) == {"block_size": DEFAULT_BLOCK_SIZE}
     assert build_fsspec_kwargs(anon=None, token="t") == {"token": "t"}
+
+
+def test_storage_options_per_protocol():
+    """Each protocol gets only the options its filesystem accepts; the rest are dropped."""
+    user = {"anon": True, "endpoint_url": "http://h:9", "key": None, "requester_pays": True, "block_size": 4096,
+            "headers": {"X-Test": "1"}, "default_cache_type": "none"}
+    assert storage_options("s3://b/k.fits", user) == {
+        "anon": True, "endpoint_url": "http://h:9", "requester_pays": True, "default_block_size": 4096,
+        "default_cache_type": "none"}
+    assert storage_options("https://h/a.fits", user) == {"block_size": 4096, "headers": {"X-Test": "1"}}
+    assert storage_options("http://h/a.fits", {"token": "t", "secret": "s"}) == {"block_size": DEFAULT_BLOCK_SIZE}
+    assert storage_options("/data/a.fits", user) == {}
+    assert storage_options("s3://b/k.fits", {"token": "t"}) == {"token": "t", "default_block_size": DEFAULT_BLOCK_SIZE}
+    assert not is_remote("file:///data/a.fits") and is_remote("gs://bucket/a.fits") and not is_remote(None)
+
+
+def test_remote_file_ranges_and_counters(tmp_path, http_server):
+    """RemoteFile reads single ranges, open-ended ranges and batches of ranges (in order); LocalFile matches."""
+    blob = bytes(range(256)) * 40
+    (tmp_path / "bytes.bin").write_bytes(blob)
+    ranges = [(0, 10), (5000, 5100), (100, 300), (10230, 10240)]
+    with RemoteFile(http_server.url("bytes.bin"), {"anon": True}) as remote, LocalFile(tmp_path / "bytes.bin") as local:
+        for source in (remote, local):
+            assert source.read(7, 19) == blob[7:19]
+            assert source.read(10000, None) == blob[10000:]
+            assert source.read(10200, 10300, exact=False) == blob[10200:]
+            assert source.read_ranges(ranges, 2) == [blob[a:b] for a, b in ranges]
+            with pytest.raises(InvalidInputError, match="bytes.bin"):
+                source.read(10200, 10300)
+        assert remote.size == len(blob) == local.size
+        assert remote.bytes_read == local.bytes_read
+    assert sum(r.nbytes for r in http_server.log.body_requests("GET")) == remote.bytes_read
+    assert len(http_server.log.body_requests("GET")) == 8  # 3 reads, 4 ranges, 1 refused short read
+
+
+def test_https_with_s3_options_equals_local(tmp_path, http_server):
+    path = tmp_path / "img.fits"
+    w = small_image(path)
+    coord = w.pixel_to_world(30.0, 20.0)
+    local = FITSCutout(path, coord, [9, 5]).cutouts[0].data
+    remote = FITSCutout(http_server.url("img.fits"), coord, [9, 5],
+                        fsspec_kwargs={"anon": True, "requester_pays": True}).cutouts[0].data
+    np.testing.assert_array_equal(remote, local)
+
+
+def test_remote_errors_name_uri_and_cause(tmp_path, http_server, s3_server):
+    with pytest.raises(InvalidInputError, match=r"missing\.fits.*not found"):
+        FITSCutout(http_server.url("missing.fits"), "150 2", 5, fsspec_kwargs={"anon": True})
+    refused = f"http://127.0.0.1:{servers.free_port()}/img.fits"
+    with pytest.raises(InvalidInputError, match=r"127\.0\.0\.1:\d+/img\.fits.*connection refused"):
+        FITSCutout(refused, "150 2", 5)
+    path = tmp_path / "private.fits"
+    small_image(path)
+    uri = s3_server.upload(path)
+    try:
+        with pytest.raises(InvalidInputError, match=r"s3://skycut-test/private\.fits.*access denied"):
+            FITSCutout(uri, "150 2", 5, fsspec_kwargs={"endpoint_url": s3_server.endpoint_url})
+        with pytest.raises(InvalidInputError, match=r"s3://skycut-test/private\.fits.*Invalid endpoint"):
+            FITSCutout(uri, "150 2", 5, fsspec_kwargs={"endpoint_url": "not an endpoint"})
+    finally:
+        s3_server.delete(path.name)
 
 
 # ------------------------------------------------------------------------------------------------ HTTP

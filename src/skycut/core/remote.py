@@ -1,23 +1,42 @@
-"""Opening FITS inputs that may be local paths, ``https://`` URLs or ``s3://`` URIs, reading only what is needed.
+"""The one remote layer: which inputs are remote, the fsspec options of a URI, byte-range reads, errors.
 
-* Local files are opened with ``memmap=True`` and ``lazy_load_hdus=True``: only headers are parsed up front,
-  and a cutout touches only the pages of the rows it needs.
-* Remote files are opened through :mod:`fsspec` (``s3fs`` for ``s3://``, ``aiohttp`` for ``http(s)://``)
-  with a small block size, so that opening fetches the header blocks and little else. Pixel data of an
-  uncompressed image are then fetched by :class:`RangeSection` as one byte range per needed row (adjacent
-  rows merged when the gap between them is small), requested concurrently with ``fs.cat_ranges``.
-  Tile-compressed and scaled images fall back to astropy's ``hdu.section``, which also reads only the
-  needed tiles/rows through the same fsspec file.
+Everything in skycut that reads a local path, an ``https://`` URL or an ``s3://`` URI goes through here:
+
+* :func:`is_remote` / :func:`protocol` say what an input is.
+* :func:`storage_options` turns a URI plus the user's options (a manifest's ``fsspec`` section or a library
+  call's ``fsspec_kwargs``: ``anon``, ``endpoint_url``, ``key``, ``secret``, ``token``, ``block_size``,
+  ``requester_pays``, ...) into the options of that URI's filesystem. S3 options reach only ``s3://``; an
+  ``http(s)://`` URL gets only what :class:`fsspec.implementations.http.HTTPFileSystem` (and the aiohttp request
+  it makes) accepts; dropped options are logged at debug level. So one option set serves a mix of inputs, and
+  ``anon=True`` next to an ``https://`` URL is harmless. :func:`filesystem` builds the filesystem from them.
+* :func:`open_source` gives a byte source with ``size``, ``read(start, end)`` and ``read_ranges(ranges)``:
+  :class:`LocalFile` (``os.pread``) or :class:`RemoteFile`. A remote file's ranges go out together through the
+  filesystem's ``cat_ranges``: for the asynchronous filesystems (s3fs, HTTP) that is one batch of concurrent
+  requests on fsspec's event loop over the filesystem's pooled connections (filesystem instances are cached
+  per option set, so every file of a batch shares them). No thread pool of skycut's own.
+* :func:`remote_error` makes the error of a failed remote access: it names the URI and the cause (not found,
+  access denied, connection refused, bad option, ...), read from the exception chain that fsspec, s3fs,
+  botocore and aiohttp leave.
+* FITS images on top of that: :func:`open_fits_handle` opens local files with ``memmap=True`` and
+  ``lazy_load_hdus=True`` (only headers are parsed up front) and remote files through fsspec with small blocks
+  (opening fetches the header blocks and little else). Pixels of an uncompressed image are then fetched by
+  :class:`RangeSection` as one byte range per needed row (adjacent rows merged when the gap between them is
+  small) through :meth:`RemoteFile.read_ranges`. Tile-compressed and scaled images fall back to astropy's
+  ``hdu.section``, which also reads only the needed tiles/rows through the same fsspec file. The ASDF reader
+  (:mod:`skycut.image.asdf_io`) and the cube reader (:mod:`skycut.tess.cube_reader`) use the same sources.
 
 S3 access is anonymous by default (public buckets such as MAST's), unless credentials (``key``/``secret``,
-``token``, ``profile``) or ``anon`` are given in ``fsspec_kwargs``.
+``token``, ``profile``) or ``anon`` are given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,20 +50,44 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-REMOTE_PREFIXES = ("http://", "https://", "s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://")
 #: Block size for remote reads: large enough for a typical header in one or two requests, small enough that
 #: opening a 200 MB file costs ~64 KB.
 DEFAULT_BLOCK_SIZE = 64 * 1024
 #: Adjacent row ranges closer than this many bytes are fetched as one range.
 DEFAULT_MERGE_GAP = 16 * 1024
-_S3_ONLY = frozenset({"anon", "endpoint_url", "key", "secret", "token", "profile", "default_block_size",
-                      "default_cache_type", "client_kwargs", "config_kwargs", "requester_pays"})
-_CREDENTIAL_KEYS = ("key", "secret", "token", "profile", "aws_access_key_id", "aws_secret_access_key")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_S3_PROTOCOLS = ("s3", "s3a")
+_HTTP_PROTOCOLS = ("http", "https")
+#: Options of any fsspec filesystem (instance cache and listings cache of ``AbstractFileSystem``).
+_GENERIC_OPTIONS = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"})
+#: What ``s3fs.S3FileSystem`` accepts (``block_size`` is translated to ``default_block_size``).
+_S3_OPTIONS = frozenset({
+    "anon", "endpoint_url", "key", "secret", "token", "profile", "username", "password", "use_ssl",
+    "client_kwargs", "requester_pays", "default_block_size", "default_fill_cache", "default_cache_type",
+    "version_aware", "config_kwargs", "s3_additional_kwargs", "session", "cache_regions", "max_concurrency",
+    "fixed_upload_size",
+})
+#: What ``HTTPFileSystem`` accepts: its own parameters, plus keyword arguments of the aiohttp requests it makes
+#: (HTTPFileSystem hands every other option to each request, which is why ``anon`` used to break https inputs).
+_HTTP_OPTIONS = frozenset({
+    "block_size", "simple_links", "same_scheme", "size_policy", "cache_type", "cache_options", "client_kwargs",
+    "get_client", "encoded", "headers", "auth", "cookies", "ssl", "proxy", "proxy_auth", "allow_redirects",
+    "timeout",
+})
+_CREDENTIAL_KEYS = ("key", "secret", "token", "profile", "username", "password", "session")
+_SECRET_KEYS = frozenset({"key", "secret", "token", "password", "session"})
 
 
 def is_remote(path: Any) -> bool:
-    """True for ``http(s)://``, ``s3://`` (and other fsspec cloud) URLs; False for local paths."""
-    return isinstance(path, str) and path.lower().startswith(REMOTE_PREFIXES)
+    """True for URLs/URIs (``https://``, ``s3://``, any ``scheme://`` fsspec knows) other than ``file://``.
+
+    Local paths (``str`` or path-like) and ``file://`` URLs are not remote.
+    """
+    if not isinstance(path, str):
+        return False
+    match = _SCHEME.match(path)
+    return match is not None and match.group(1).lower() != "file"
 
 
 def protocol(path: str) -> str:
@@ -65,44 +108,335 @@ def build_fsspec_kwargs(*, anon: bool | None = None, endpoint_url: str | None = 
 
 
 def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """fsspec filesystem options for ``path``: user options plus skycut's defaults.
+    """The fsspec filesystem options for ``path``: the user's options that apply to its protocol, plus defaults.
 
-    * ``s3://``: ``anon=True`` unless credentials or ``anon`` are given; ``block_size`` becomes s3fs's
-      ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); ``endpoint_url`` is passed through.
-    * ``http(s)://``: ``block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); S3-only keys (``anon``,
-      ``endpoint_url``, credentials, ``default_block_size``...) are dropped, so one option set can serve a
-      mix of s3:// and https:// inputs.
+    Parameters
+    ----------
+    path : str
+        A URI (``s3://``, ``http(s)://``, ...) or a local path.
+    fsspec_kwargs : dict, optional
+        The user's options, protocol-neutral (one set may serve ``s3://`` and ``https://`` inputs alike).
+
+    Returns
+    -------
+    dict
+        * ``s3://``: the s3fs options among the user's; ``anon=True`` unless credentials or ``anon`` are given;
+          ``block_size`` becomes ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`).
+        * ``http(s)://``: only what ``HTTPFileSystem`` accepts; ``block_size`` defaults to
+          :data:`DEFAULT_BLOCK_SIZE`. S3 options (``anon``, ``endpoint_url``, credentials, ...) are dropped.
+        * other remote protocols: the user's options as given (skycut knows nothing of their filesystems).
+        * local paths: nothing.
+
+        Every dropped option is logged at debug level.
     """
-    opts = dict(fsspec_kwargs or {})
+    opts = {k: v for k, v in (fsspec_kwargs or {}).items() if v is not None}
     proto = protocol(path)
-    block = opts.pop("block_size", None)
-    if proto in ("s3", "s3a"):
+    if proto in _S3_PROTOCOLS:
+        block = opts.pop("block_size", None)
+        keep = _S3_OPTIONS | _GENERIC_OPTIONS
+    elif proto in _HTTP_PROTOCOLS:
+        block = None
+        keep = _HTTP_OPTIONS | _GENERIC_OPTIONS
+    elif proto == "file":
+        block, keep = None, frozenset()
+    else:
+        return opts
+    dropped = sorted(k for k in opts if k not in keep)
+    if dropped:
+        log.debug("options %s do not apply to %s:// inputs; ignored for %s", dropped, proto, path)
+        opts = {k: v for k, v in opts.items() if k in keep}
+    if proto in _S3_PROTOCOLS:
         if "anon" not in opts and not any(k in opts for k in _CREDENTIAL_KEYS):
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
-    elif proto in ("http", "https"):
-        s3_only = sorted(k for k in opts if k in _S3_ONLY)
-        if s3_only:  # one option set may serve a mix of s3:// and https:// inputs
-            log.debug("ignoring S3 options %s for the http(s) input %s", s3_only, path)
-            for key in s3_only:
-                del opts[key]
-        opts.setdefault("block_size", block or DEFAULT_BLOCK_SIZE)
-    elif block is not None:
-        opts.setdefault("block_size", block)
+    elif proto in _HTTP_PROTOCOLS:
+        opts.setdefault("block_size", DEFAULT_BLOCK_SIZE)
     return opts
+
+
+def _shown(opts: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k in _SECRET_KEYS else v) for k, v in opts.items()}
+
+
+def filesystem(uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file"
+               ) -> tuple[Any, str]:
+    """``(fsspec filesystem, path in it)`` for ``uri`` with the options :func:`storage_options` gives.
+
+    fsspec caches filesystem instances per option set, so repeated calls share one filesystem (and its
+    connection pool). Raises :class:`InvalidInputError` naming ``uri`` when the options are refused.
+    """
+    import fsspec
+
+    opts = storage_options(uri, fsspec_kwargs)
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **opts)
+    except Exception as exc:  # unknown protocol, bad option value, missing backend
+        raise remote_error(uri, exc, what=what) from exc
+    log.debug("%s: %s with %s", uri, type(fs).__name__, _shown(opts))
+    return fs, path
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    node: BaseException | None = exc
+    while node is not None and node not in chain and len(chain) < 10:
+        chain.append(node)
+        node = node.__cause__ or node.__context__
+    return chain
+
+
+_STATUS_TEXT = {400: "bad request", 401: "not authorised", 403: "access denied", 404: "not found",
+                416: "range not satisfiable", 429: "too many requests", 500: "server error",
+                502: "bad gateway", 503: "service unavailable", 504: "gateway timeout"}
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short cause for a failed remote access, e.g. ``"not found (HTTP 404)"`` or ``"connection refused"``.
+
+    Looks through the exception chain: an HTTP status (aiohttp), a refused or failed connection (aiohttp,
+    botocore), a timeout, a refused option, then fsspec's translations (``FileNotFoundError`` = 404,
+    ``PermissionError`` = 403).
+    """
+    chain = _exception_chain(exc)
+    for e in chain:
+        status = getattr(e, "status", None)
+        if isinstance(status, int) and status >= 400:
+            text = _STATUS_TEXT.get(status, "HTTP error")
+            reason = getattr(e, "message", "") or ""
+            return f"{text} (HTTP {status}{' ' + str(reason) if reason else ''})"
+        response = getattr(e, "response", None)  # botocore ClientError
+        if isinstance(response, dict) and "Error" in response:
+            code = response["Error"].get("Code", "")
+            http = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            text = _STATUS_TEXT.get(http, "S3 error") if isinstance(http, int) else "S3 error"
+            return f"{text} (S3 {code}{f', HTTP {http}' if http else ''})"
+    for e in chain:
+        os_error = getattr(e, "os_error", None)
+        for candidate in (e, os_error):
+            if isinstance(candidate, ConnectionRefusedError) or (
+                    isinstance(candidate, OSError) and candidate.errno == errno.ECONNREFUSED):
+                return f"connection refused ({e})"
+        name = type(e).__name__
+        if name in ("ClientConnectorError", "EndpointConnectionError", "ConnectTimeoutError",
+                    "ServerDisconnectedError", "ClientOSError", "ConnectionClosedError"):
+            return f"cannot connect ({e})"
+        if isinstance(e, TimeoutError) or name in ("FSTimeoutError", "ReadTimeoutError", "ServerTimeoutError"):
+            return f"timed out ({e or name})"
+    head = chain[0]
+    if isinstance(head, TypeError) and "argument" in str(head):
+        return f"bad fsspec option ({head})"
+    if isinstance(head, FileNotFoundError):
+        return "not found (404)"
+    if isinstance(head, PermissionError):
+        return "access denied (403)"
+    return f"{type(head).__name__}: {head}"
+
+
+def remote_error(uri: str, exc: BaseException, *, what: str = "remote file") -> InvalidInputError:
+    """An :class:`InvalidInputError` ``"cannot read <what> <uri>: <cause>"`` for a failed access to ``uri``."""
+    if isinstance(exc, InvalidInputError) and uri in str(exc):
+        return exc
+    return InvalidInputError(f"cannot read {what} {uri!r}: {describe_error(exc)}")
+
+
+def _unsatisfiable(exc: BaseException) -> bool:
+    """True when ``exc`` says a byte range starts beyond the end of the file (HTTP 416, S3 InvalidRange)."""
+    for e in _exception_chain(exc):
+        if getattr(e, "status", None) == 416 or "InvalidRange" in str(e) or "416" in type(e).__name__:
+            return True
+        response = getattr(e, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "InvalidRange":
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------------ byte sources
+
+
+class LocalFile:
+    """A local file read with ``os.pread``: the local twin of :class:`RemoteFile` (same methods, counters)."""
+
+    remote = False
+
+    def __init__(self, path: str | os.PathLike, *, what: str = "file"):
+        self.path = self.uri = os.fspath(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot open {what} {self.path!r}: {exc.strerror or exc}") from exc
+        self.size = os.fstat(self._fd).st_size
+        self.requests = 0
+        self.bytes_read = 0
+
+    def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
+        """Bytes ``[start, end)`` (``end=None``: to the end of the file); ``exact=False`` allows a short read
+        at the end of the file."""
+        stop = self.size if end is None else end
+        blob = os.pread(self._fd, max(0, stop - start), start)
+        self.requests += 1
+        self.bytes_read += len(blob)
+        if exact and end is not None and len(blob) != end - start:
+            raise InvalidInputError(f"short read from {self.path!r}: wanted bytes {start}-{end}, got {len(blob)}")
+        return blob
+
+    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
+        """Bytes of every ``(start, end)`` range, in order."""
+        return [self.read(a, b) for a, b in ranges]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> LocalFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RemoteFile:
+    """Byte-range reads of one remote file through its fsspec filesystem.
+
+    Parameters
+    ----------
+    uri : str
+        ``s3://``, ``http(s)://`` (or any fsspec) URI.
+    fsspec_kwargs : dict, optional
+        The user's options (see :func:`storage_options`).
+    what : str
+        What the file is, for error messages (``"remote cube"``, ``"remote FITS file"``, ...).
+    max_in_flight : int, optional
+        Default bound on concurrent requests of :meth:`read_ranges` (fsspec's batch size when None).
+
+    Nothing is requested until a read: the first failing request raises :class:`InvalidInputError` naming the
+    URI and the cause. ``requests`` and ``bytes_read`` count what was fetched.
+    """
+
+    remote = True
+
+    def __init__(self, uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file",
+                 max_in_flight: int | None = None):
+        self.uri = uri
+        self.what = what
+        self.max_in_flight = max_in_flight
+        self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
+        self._async = bool(getattr(self.fs, "async_impl", False))
+        self._size: int | None = None
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes_read = 0
+
+    def error(self, exc: BaseException) -> InvalidInputError:
+        """The error to raise for a failed access (names the URI and the cause)."""
+        return remote_error(self.uri, exc, what=self.what)
+
+    def _count(self, n_requests: int, n_bytes: int) -> None:
+        with self._lock:
+            self.requests += n_requests
+            self.bytes_read += n_bytes
+
+    @property
+    def size(self) -> int:
+        """File size in bytes (one metadata request, the first time)."""
+        if self._size is None:
+            try:
+                self._size = int(self.fs.size(self.path))
+            except Exception as exc:
+                raise self.error(exc) from exc
+            self._count(1, 0)
+        return self._size
+
+    def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
+        """Bytes ``[start, end)``; ``end=None`` reads to the end of the file in the same request.
+
+        With ``exact=False`` a range running past the end of the file gives the bytes there are (``b""`` when it
+        starts past the end) instead of an error.
+        """
+        try:
+            blob = bytes(self.fs.cat_file(self.path, start=start, end=end))
+        except Exception as exc:
+            self._count(1, 0)
+            if not exact and _unsatisfiable(exc):
+                return b""
+            raise self.error(exc) from exc
+        self._count(1, len(blob))
+        if exact and end is not None and len(blob) != end - start:
+            raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {start}-{end}, got {len(blob)}")
+        return blob
+
+    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
+        """Bytes of every ``(start, end)`` range, in order, fetched concurrently with ``cat_ranges``.
+
+        At most ``max_in_flight`` (default: the file's ``max_in_flight``, else fsspec's batch size) requests are
+        in flight at once. Any failed or short range raises :class:`InvalidInputError` naming the URI.
+        """
+        if not ranges:
+            return []
+        if len(ranges) == 1:
+            return [self.read(*ranges[0])]
+        bound = max_in_flight or self.max_in_flight
+        kwargs = {"batch_size": bound} if self._async and bound else {}
+        starts, ends = [int(a) for a, _ in ranges], [int(b) for _, b in ranges]
+        try:
+            blobs = self.fs.cat_ranges([self.path] * len(ranges), starts, ends, on_error="return", **kwargs)
+        except Exception as exc:
+            raise self.error(exc) from exc
+        out = []
+        for (a, b), blob in zip(ranges, blobs, strict=True):
+            if isinstance(blob, BaseException):
+                self._count(len(ranges), sum(len(x) for x in out))
+                raise self.error(blob) from blob
+            if len(blob) != b - a:
+                raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}")
+            out.append(bytes(blob))
+        self._count(len(ranges), sum(len(x) for x in out))
+        return out
+
+    def open(self, **kwargs: Any) -> Any:
+        """A buffered fsspec file object (for parsers such as astropy and asdf); ``kwargs`` go to ``fs.open``."""
+        try:
+            return self.fs.open(self.path, mode="rb", **kwargs)
+        except Exception as exc:
+            raise self.error(exc) from exc
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the (shared) filesystem's pool."""
+
+    def __enter__(self) -> RemoteFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "file",
+                max_in_flight: int | None = None) -> LocalFile | RemoteFile:
+    """A byte source for ``path``: :class:`RemoteFile` for a URI, :class:`LocalFile` for a local path.
+
+    ``what`` names the input in errors (``"cube"`` gives ``"cannot read remote cube ..."`` for a URI).
+    """
+    if is_remote(path):
+        return RemoteFile(path, fsspec_kwargs, what=f"remote {what}", max_in_flight=max_in_flight)
+    return LocalFile(path, what=what)
+
+
+# ------------------------------------------------------------------------------------------------ FITS images
 
 
 @dataclass
 class FITSHandle:
-    """An opened FITS input: the ``HDUList`` plus, for a remote input, the fsspec filesystem and path.
+    """An opened FITS input: the ``HDUList`` plus, for a remote input, its :class:`RemoteFile`.
 
-    Close it (or use it as a context manager) to release the file and the remote connection.
+    Close it (or use it as a context manager) to release the file.
     """
 
     name: str
     hdul: fits.HDUList
-    fs: Any = None
-    fspath: str | None = None
+    source: RemoteFile | None = None
     _fileobj: Any = field(default=None, repr=False)
     #: True when the file is stored as plain FITS (not gzip/bzip2/zip-compressed as a whole), so that byte
     #: offsets of the data in the HDUs are offsets in the stored file and can be read directly.
@@ -110,7 +444,7 @@ class FITSHandle:
 
     @property
     def remote(self) -> bool:
-        return self.fs is not None
+        return self.source is not None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -134,8 +468,8 @@ class FITSHandle:
         hdu = self.hdul[index]
         if not self.plain:  # offsets refer to the decompressed stream: let astropy read it
             return hdu.section
-        if self.remote:
-            section = RangeSection.for_hdu(hdu, self.fs, self.fspath)
+        if self.source is not None:
+            section = RangeSection.for_hdu(hdu, self.source)
             if section is not None:
                 return section
             return hdu.section
@@ -183,7 +517,8 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
     Raises
     ------
     InvalidInputError
-        The file does not exist, cannot be read, or is not FITS; the message names ``path``.
+        The file does not exist, cannot be read, or is not FITS; the message names ``path`` (and, for a remote
+        file that cannot be reached, the cause: not found, access denied, connection refused, ...).
     """
     from astropy.io import fits
 
@@ -202,14 +537,8 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
             raise _wrap_open_error(name, exc) from exc
         return FITSHandle(name, hdul, plain=plain)
 
-    import fsspec
-
-    opts = storage_options(name, fsspec_kwargs)
-    try:
-        fs, fspath = fsspec.core.url_to_fs(name, **opts)
-        fileobj = fs.open(fspath, mode="rb")
-    except Exception as exc:
-        raise _wrap_open_error(name, exc) from exc
+    source = RemoteFile(name, fsspec_kwargs, what="remote FITS file")
+    fileobj = source.open()
     try:
         magic = fileobj.read(6)
         plain = magic == b"SIMPLE"
@@ -217,14 +546,16 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
         codec = "gzip" if magic[:2] == b"\x1f\x8b" else "bz2" if magic[:3] == b"BZh" else None
         if codec is not None:  # whole-file compression: astropy must read a decompressed stream
             fileobj.close()
-            fileobj = fs.open(fspath, mode="rb", compression=codec)
+            fileobj = source.open(compression=codec)
         hdul = fits.open(fileobj, mode="readonly", lazy_load_hdus=True, memmap=False)
         hdul[0]  # noqa: B018
+    except InvalidInputError:
+        fileobj.close()
+        raise
     except Exception as exc:
         fileobj.close()
-        raise _wrap_open_error(name, exc) from exc
-    log.debug("opened remote %s with %s", name, {k: v for k, v in opts.items() if k not in ("key", "secret")})
-    return FITSHandle(name, hdul, fs=fs, fspath=fspath, _fileobj=fileobj, plain=plain)
+        raise InvalidInputError(f"cannot open {name} as FITS: {describe_error(exc)}") from exc
+    return FITSHandle(name, hdul, source=source, _fileobj=fileobj, plain=plain)
 
 
 def open_fits(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None) -> fits.HDUList:
@@ -243,25 +574,25 @@ _BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 @dataclass
 class RangeSection:
-    """Lazy view of an uncompressed remote FITS image fetching only the requested rows as byte ranges.
+    """Lazy view of an uncompressed image in a byte source, fetching only the requested rows as byte ranges.
 
     ``section[..., y0:y1, x0:x1]`` (the form :func:`skycut.core.geometry.extract_padded` uses; steps must be 1)
-    returns a native-endian array. ``shape`` is the numpy shape ``(..., NAXIS2, NAXIS1)``.
+    returns a native-endian array. ``shape`` is the numpy shape ``(..., NAXIS2, NAXIS1)``; ``offset`` the byte
+    offset of the first pixel in ``source`` (a :class:`RemoteFile` or :class:`LocalFile`). The ranges of one
+    slice go out together through ``source.read_ranges``.
     """
 
-    fs: Any
-    path: str
+    source: Any
     offset: int
     shape: tuple[int, ...]
     dtype: np.dtype
     out_dtype: np.dtype | None = None
     bzero: int = 0
     merge_gap: int = DEFAULT_MERGE_GAP
-    batch_size: int = 32
-    requests: int = 0
+    max_in_flight: int = 32
 
     @classmethod
-    def for_hdu(cls, hdu: Any, fs: Any, path: str) -> RangeSection | None:
+    def for_hdu(cls, hdu: Any, source: Any) -> RangeSection | None:
         """A RangeSection for ``hdu`` if it is a plain (uncompressed, unscaled or unsigned) image, else None."""
         from astropy.io import fits
 
@@ -284,7 +615,12 @@ class RangeSection:
             offset = int(hdu.fileinfo()["datLoc"])
         except Exception:  # pragma: no cover - astropy internals
             return None
-        return cls(fs, path, offset, shape, np.dtype(_BITPIX[bitpix]), out_dtype, int(bzero))
+        return cls(source, offset, shape, np.dtype(_BITPIX[bitpix]), out_dtype, int(bzero))
+
+    @property
+    def requests(self) -> int:
+        """Requests made by the source so far."""
+        return self.source.requests
 
     def _ranges(self, plane: int, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int, list[int]]]:
         """Byte ranges ``(start, end, rows)`` covering rows ``y0:y1``, columns ``x0:x1`` of ``plane``."""
@@ -309,15 +645,8 @@ class RangeSection:
         out = np.empty((nplanes, y1 - y0, x1 - x0), dtype=self.dtype)
         if out.size:
             jobs = [(p, r) for p in range(nplanes) for r in self._ranges(p, y0, y1, x0, x1)]
-            args = ([self.path] * len(jobs), [r[0] for _, r in jobs], [r[1] for _, r in jobs])
-            try:
-                blobs = self.fs.cat_ranges(*args, batch_size=self.batch_size)
-            except TypeError:  # a synchronous filesystem without batching
-                blobs = self.fs.cat_ranges(*args)
-            self.requests += len(jobs)
+            blobs = self.source.read_ranges([(r[0], r[1]) for _, r in jobs], self.max_in_flight)
             for (plane, (_start, _end, rows)), blob in zip(jobs, blobs, strict=True):
-                if isinstance(blob, Exception):
-                    raise InvalidInputError(f"reading {self.path} failed: {blob}") from blob
                 buf = np.frombuffer(blob, dtype=self.dtype)
                 for i, row in enumerate(rows):  # merged ranges hold whole rows between the wanted columns
                     out[plane, row - y0] = buf[i * nx:i * nx + (x1 - x0)]

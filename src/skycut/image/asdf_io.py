@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..core.geometry import extract_padded
+from ..core.geometry import extract_padded, window_key
+from ..core.remote import LocalFile, RangeSection, RemoteFile, is_remote
 from ..exceptions import InvalidInputError
 from .asdf_wcs import is_gwcs
 
@@ -53,8 +54,6 @@ def as_file_list(input_files: Any) -> list[str]:
 
 def input_stem(file: str) -> str:
     """``Path(file).stem`` for a path, the stem of the URL path for a URL/URI."""
-    from ..core.remote import is_remote
-
     return Path(urlparse(file).path).stem if is_remote(file) else Path(file).stem
 
 
@@ -122,17 +121,30 @@ def copy_node(node: Any) -> Any:
 
 @dataclass
 class AsdfHandle:
-    """An opened ASDF input: ``af`` (the ``AsdfFile``), and the fsspec filesystem and path it was read from
-    (``fs`` is None for a local file)."""
+    """An opened ASDF input: ``af`` (the ``AsdfFile``) and, for a remote file, the
+    :class:`skycut.core.remote.RemoteFile` it is read from (None for a local file)."""
 
     name: str
     af: Any
-    fs: Any = None
-    fspath: str | None = None
+    remote: RemoteFile | None = None
+    _local: LocalFile | None = field(default=None, repr=False)
 
     @property
     def tree(self) -> Any:
         return self.af.tree
+
+    def _bytes(self) -> RemoteFile | LocalFile:
+        if self.remote is not None:
+            return self.remote
+        if self._local is None:
+            self._local = LocalFile(self.name, what="ASDF file")
+        return self._local
+
+    def close(self) -> None:
+        """Release the local byte source opened for lz4 blocks (the ``AsdfFile`` is closed by :func:`open_asdf`)."""
+        if self._local is not None:
+            self._local.close()
+            self._local = None
 
     def source(self, value: Any) -> Any:
         """What to cut ``value`` (an array of the tree) from, reading as little as possible.
@@ -147,19 +159,12 @@ class AsdfHandle:
         if layout is None:
             return value
         compression, offset, shape, dtype, used_size = layout
-        fs, fspath = self.fs, self.fspath
-        if fs is None:
-            if compression != "lz4":
-                return value
-            import fsspec
-
-            fs, fspath = fsspec.filesystem("file"), str(Path(self.name).resolve())
+        if self.remote is None and compression != "lz4":
+            return value
         if compression == "":
-            from ..core.remote import RangeSection
-
-            return RangeSection(fs, fspath, offset, shape, dtype)
+            return RangeSection(self._bytes(), offset, shape, dtype)
         if compression == "lz4":
-            return Lz4BlockView(fs, fspath, offset, used_size, shape, dtype)
+            return Lz4BlockView(self._bytes(), offset, used_size, shape, dtype)
         log.debug("%s: %s-compressed array read whole", self.name, compression)
         return value
 
@@ -204,11 +209,12 @@ class Lz4BlockView:
     asdf writes lz4 blocks as a sequence of chunks ``[4-byte big-endian compressed length][lz4 block with its
     4-byte little-endian uncompressed size][compressed data]``, each holding a fixed number of bytes of the
     C-ordered array (4 MiB by default). The chunk index is built by reading each chunk's 8 header bytes (stopping
-    once past the last needed byte); only the chunks holding the needed rows are fetched and decompressed.
+    once past the last needed byte); only the chunks holding the needed rows are fetched (together, through
+    ``source.read_ranges``) and decompressed. ``source`` is a :class:`skycut.core.remote.RemoteFile` or
+    :class:`skycut.core.remote.LocalFile`; ``offset`` the block's data offset in it.
     """
 
-    fs: Any
-    path: str
+    source: RemoteFile | LocalFile
     offset: int
     used_size: int
     shape: tuple[int, ...]
@@ -230,7 +236,7 @@ class Lz4BlockView:
             if pos + 8 > end:
                 self._end_of_index = True
                 break
-            head = bytes(self.fs.cat_file(self.path, start=pos, end=pos + 8))
+            head = self.source.read(pos, pos + 8)
             clen = struct.unpack("!I", head[:4])[0]
             n = struct.unpack("<I", head[4:8])[0]
             self._chunks.append((pos + 4, clen, first, n))
@@ -242,15 +248,12 @@ class Lz4BlockView:
         self._index_until(stop)
         chunks = [c for c in self._chunks if c[2] < stop and c[2] + c[3] > start]
         if not chunks or chunks[0][2] > start or chunks[-1][2] + chunks[-1][3] < stop:
-            raise InvalidInputError(f"{self.path}: lz4 block shorter than its array")
-        blobs = self.fs.cat_ranges([self.path] * len(chunks), [c[0] for c in chunks],
-                                   [c[0] + c[1] for c in chunks])
-        data = b"".join(lz4.block.decompress(bytes(blob)) for blob in blobs)
+            raise InvalidInputError(f"{self.source.uri}: lz4 block shorter than its array")
+        blobs = self.source.read_ranges([(c[0], c[0] + c[1]) for c in chunks])
+        data = b"".join(lz4.block.decompress(blob) for blob in blobs)
         return data[start - chunks[0][2]:stop - chunks[0][2]]
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        from ..core.geometry import window_key
-
         y0, y1, x0, x1, nplanes = window_key(key, self.shape, "Lz4BlockView")
         lead, (ny, nx) = self.shape[:-2], self.shape[-2:]
         size = self.dtype.itemsize
@@ -269,30 +272,20 @@ def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict
     """Open a local or remote ASDF file lazily and yield an :class:`AsdfHandle`.
 
     Local files are memory-mapped (``memmap=True``); remote ones (``s3://``, ``https://``) are read through
-    fsspec with small blocks, so opening fetches the tree and block headers, and :meth:`AsdfHandle.source`
-    lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open`` defaults
-    (``lazy_load=True``). Raises :class:`InvalidInputError` naming the file when it is missing or not ASDF.
+    a :class:`skycut.core.remote.RemoteFile` (fsspec, small blocks), so opening fetches the tree and block headers,
+    and :meth:`AsdfHandle.source` lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open``
+    defaults (``lazy_load=True``). Raises :class:`InvalidInputError` naming the file when it is missing or not
+    ASDF (and, for a remote file that cannot be read, the cause).
     """
     import asdf
 
-    from ..core.remote import is_remote, storage_options
-
     kwargs = {"lazy_load": True, **(asdf_kwargs or {})}
-    fobj = fs = fspath = None
+    fobj = remote = None
     try:
         if is_remote(file):
-            import fsspec
-
             kwargs.setdefault("memmap", False)
-            try:
-                fs, fspath = fsspec.core.url_to_fs(file, **storage_options(file, fsspec_kwargs))
-                fobj = fs.open(fspath, mode="rb")
-            except FileNotFoundError as exc:
-                raise InvalidInputError(f"{file}: no such remote file") from exc
-            except InvalidInputError:
-                raise
-            except Exception as exc:
-                raise InvalidInputError(f"{file}: cannot open remote file ({type(exc).__name__}: {exc})") from exc
+            remote = RemoteFile(file, fsspec_kwargs, what="remote ASDF file")
+            fobj = remote.open()
             target: Any = fobj
         else:
             if not Path(file).is_file():
@@ -303,9 +296,11 @@ def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict
             af = asdf.open(target, **kwargs)
         except Exception as exc:
             raise InvalidInputError(f"{file} is not a readable ASDF file ({type(exc).__name__}: {exc})") from exc
+        handle = AsdfHandle(file, af, remote)
         try:
-            yield AsdfHandle(file, af, fs, fspath)
+            yield handle
         finally:
+            handle.close()
             af.close()
     finally:
         if fobj is not None:

@@ -28,15 +28,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..core.remote import is_remote
 from .manifest import FsspecOptions, Manifest, Target
 
 BATCH_FORMAT = "batch-{:04d}"
 _GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def is_remote(path: str) -> bool:
-    """True for URLs/URIs (``https://``, ``s3://``, ...), false for local paths."""
-    return "://" in path and not path.startswith("file://")
 
 
 def fsspec_kwargs(options: FsspecOptions | None) -> dict[str, Any] | None:

@@ -26,17 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.remote import is_remote, remote_error, storage_options
 from ..exceptions import InvalidInputError
 from .cube_table import header_record
 
 log = logging.getLogger(__name__)
 
 _DIRECT_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-
-
-def is_remote(name: str) -> bool:
-    """True for fsspec URLs (``s3://``, ``https://``, ...) other than ``file://``."""
-    return "://" in name and not name.startswith("file://")
 
 
 @dataclass
@@ -68,18 +64,16 @@ class FFIInfo:
         return self.offsets is not None
 
 
-def _remote_kwargs(path: str, fsspec_kwargs: dict | None) -> dict:
-    if fsspec_kwargs is not None:
-        return dict(fsspec_kwargs)
-    return {"anon": True} if path.startswith("s3://") else {}
-
-
 def _open(path: str, fsspec_kwargs: dict | None = None, **kwargs):
+    """``fits.open`` of a local FFI (no memmap) or a remote one (fsspec, with the URI's storage options)."""
     from astropy.io import fits
 
-    if is_remote(path):
-        return fits.open(path, use_fsspec=True, fsspec_kwargs=_remote_kwargs(path, fsspec_kwargs), **kwargs)
-    return fits.open(path, memmap=False, **kwargs)
+    if not is_remote(path):
+        return fits.open(path, memmap=False, **kwargs)
+    try:
+        return fits.open(path, use_fsspec=True, fsspec_kwargs=storage_options(path, fsspec_kwargs), **kwargs)
+    except (OSError, TypeError, ValueError) as exc:  # not found, forbidden, unreachable, refused option
+        raise remote_error(path, exc, what="remote FFI") from exc
 
 
 def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:

@@ -6,8 +6,10 @@ numpy shape ``(nrows, ncols, ntime, 2)`` (big-endian float32, float64 after astr
 
 For one cube row ``y`` and columns ``x0:x1`` the ``(x1 - x0) * ntime * 2`` values are contiguous, so a cutout of
 rows ``y0:y1`` is ``y1 - y0`` byte runs (one run when the cutout spans every column). :func:`byte_runs` computes
-and merges them; :class:`CubeReader` fetches them with ``np.memmap`` locally or with ranged reads (in a thread
-pool) remotely. Headers are parsed here without astropy, so opening a cube is cheap.
+and merges them; :class:`CubeReader` fetches them with ``np.memmap`` locally or, remotely, as concurrent ranged
+reads of a :class:`skycut.core.remote.RemoteFile` (all runs of all blocks of a batch in one ``cat_ranges``).
+Headers are parsed here without astropy, so opening a cube is cheap: a remote cube's headers and FFI table take
+two requests (the first blocks, then everything after the image data), no size lookup.
 
 Pixel conventions: 0-based, ``x`` = CCD column (cube axis 1), ``y`` = CCD row (cube axis 0).
 """
@@ -16,14 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, padded, parse_table
+from ..core.remote import is_remote, open_source
 from ..exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -65,81 +66,6 @@ def resolve_threads(threads: int | str | None) -> int:
     return max(1, int(threads))
 
 
-def is_remote(path: str | os.PathLike) -> bool:
-    return isinstance(path, str) and "://" in path and not path.startswith("file://")
-
-
-# ------------------------------------------------------------------------------------------ byte sources
-
-
-class _LocalSource:
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        try:
-            self._fh = open(self.path, "rb")
-        except OSError as exc:
-            raise InvalidInputError(f"cannot open cube {self.path!r}: {exc}") from exc
-        self.size = os.fstat(self._fh.fileno()).st_size
-        self.requests = 0
-        self.bytes_read = 0
-
-    def read(self, start: int, end: int) -> bytes:
-        self.requests += 1
-        blob = os.pread(self._fh.fileno(), end - start, start)
-        self.bytes_read += len(blob)
-        return blob
-
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        return [self.read(a, b) for a, b in ranges]
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-class _RemoteSource:
-    """Ranged reads through fsspec; counts requests and bytes; parallel with ``threads``."""
-
-    def __init__(self, url: str, fsspec_kwargs: dict | None, threads: int):
-        import fsspec
-
-        kwargs = dict(fsspec_kwargs or {})
-        protocol = url.split("://", 1)[0]
-        if protocol in ("s3", "s3a"):
-            if not any(k in kwargs for k in ("key", "secret", "token", "profile", "anon")):
-                kwargs["anon"] = True
-            endpoint = kwargs.pop("endpoint_url", None)
-            if endpoint:
-                kwargs.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
-        self.path = url
-        try:
-            self.fs, self._fspath = fsspec.core.url_to_fs(url, **kwargs)
-            self.size = int(self.fs.size(self._fspath))
-        except Exception as exc:  # fsspec raises many types (FileNotFoundError, ClientError, ...)
-            raise InvalidInputError(f"cannot open remote cube {url!r}: {exc}") from exc
-        self.threads = threads
-        self.requests = 0
-        self.bytes_read = 0
-        self._lock = threading.Lock()
-
-    def read(self, start: int, end: int) -> bytes:
-        blob = self.fs.cat_file(self._fspath, start=start, end=end)
-        with self._lock:
-            self.requests += 1
-            self.bytes_read += len(blob)
-        if len(blob) != end - start:
-            raise InvalidInputError(f"short read from {self.path!r}: wanted bytes {start}-{end}, got {len(blob)}")
-        return blob
-
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        if self.threads <= 1 or len(ranges) <= 1:
-            return [self.read(a, b) for a, b in ranges]
-        with ThreadPoolExecutor(max_workers=min(self.threads, len(ranges))) as pool:
-            return list(pool.map(lambda r: self.read(*r), ranges))
-
-    def close(self) -> None:
-        pass
-
-
 # ------------------------------------------------------------------------------------------ the reader
 
 
@@ -151,9 +77,10 @@ class CubeReader:
     path : str or path-like
         Local path, ``s3://bucket/key`` or ``http(s)://...`` URL.
     fsspec_kwargs : dict, optional
-        Options for remote cubes (``anon`` defaults to True for s3; ``endpoint_url``, ``key``, ``secret``, ...).
+        Options for remote cubes (see :func:`skycut.core.remote.storage_options`: ``anon`` defaults to True for
+        s3; options that do not apply to the URI's protocol are ignored).
     threads : int or "auto"
-        Parallel ranged requests for remote cubes (ignored locally, where a memmap is fastest).
+        Most ranged requests in flight at once for remote cubes (ignored locally, where a memmap is fastest).
 
     Attributes
     ----------
@@ -171,8 +98,7 @@ class CubeReader:
         self.name = str(self.path)
         self.threads = resolve_threads(threads)
         self.remote = is_remote(self.path)
-        self._src = (_RemoteSource(self.path, fsspec_kwargs, self.threads) if self.remote
-                     else _LocalSource(self.path))
+        self._src = open_source(self.path, fsspec_kwargs, what="cube", max_in_flight=self.threads)
         try:
             self._open()
         except InvalidInputError:
@@ -186,19 +112,17 @@ class CubeReader:
     def _header_at(self, offset: int, blob: bytes = b"") -> RawHeader:
         """Parse the header at ``offset``; ``blob`` holds bytes already read from there (read on as needed)."""
         hdr = RawHeader.parse(blob, offset) if blob else None
-        if hdr is not None:
-            return hdr
-        while True:
-            if offset + len(blob) >= self._src.size:
+        while hdr is None:
+            more = self._src.read(offset + len(blob), offset + len(blob) + BLOCK, exact=False)
+            if not more:
                 raise InvalidInputError(f"{self.name!r}: truncated FITS header at byte {offset}")
-            blob += self._src.read(offset + len(blob), min(self._src.size, offset + len(blob) + BLOCK))
+            blob += more
             hdr = RawHeader.parse(blob, offset)
-            if hdr is not None:
-                return hdr
+        return hdr
 
     def _open(self) -> None:
         # the first two blocks hold both headers of a typical cube (one request); read on if they do not
-        first = self._src.read(0, min(self._src.size, 2 * BLOCK))
+        first = self._src.read(0, 2 * BLOCK, exact=False)
         self.primary = self._header_at(0, first)
         if self.primary.values.get("SIMPLE") is not True:
             raise InvalidInputError(f"{self.name!r} is not a FITS file")
@@ -217,16 +141,19 @@ class CubeReader:
         self.data_offset = pos + self.image_header.nbytes
         data_bytes = self.image_header.data_nbytes()
         table_pos = self.data_offset + padded(data_bytes)
-        if table_pos >= self._src.size:
-            raise InvalidInputError(f"{self.name!r}: the FFI table (HDU 2) is missing")
+        missing = InvalidInputError(f"{self.name!r}: the FFI table (HDU 2) is missing")
         if self.remote:
-            # table header and table data are the rest of the file: fetch them in one request
-            blob = self._src.read(table_pos, self._src.size)
+            # table header and table data are the rest of the file: fetch them in one request (no size lookup)
+            blob = self._src.read(table_pos, None, exact=False)
+            if not blob:
+                raise missing
             thdr = RawHeader.parse(blob, table_pos)
             if thdr is None:
                 raise InvalidInputError(f"{self.name!r}: cannot parse the FFI table header")
             tdata = blob[thdr.nbytes:thdr.nbytes + thdr.data_nbytes()]
         else:
+            if table_pos >= self._src.size:
+                raise missing
             thdr = self._header_at(table_pos)
             start = table_pos + thdr.nbytes
             tdata = self._src.read(start, start + thdr.data_nbytes())
@@ -263,7 +190,8 @@ class CubeReader:
         """Read several clipped blocks ``[[x0, x1], [y0, y1]]``.
 
         Returns arrays of shape ``(y1 - y0, x1 - x0, ntime, nplanes)`` in the cube's (big-endian) dtype. Remote
-        cubes: all runs of all blocks are fetched together in the thread pool.
+        cubes: all runs of all blocks are fetched together (concurrent ranged requests, at most ``threads`` in
+        flight).
         """
         if not self.remote:
             mm = self.memmap()
@@ -271,7 +199,7 @@ class CubeReader:
             return [np.array(mm[y0:y1, x0:x1]) for (x0, x1), (y0, y1) in clipped]
         all_runs = [self.runs(lims) for lims in clipped]
         flat = [r for runs in all_runs for r in runs]
-        blobs = iter(self._src.read_many(flat))
+        blobs = iter(self._src.read_ranges(flat))
         out = []
         for lims, runs in zip(clipped, all_runs, strict=True):
             (x0, x1), (y0, y1) = lims
