@@ -149,10 +149,25 @@ def test_rounding_methods_and_fill_value(sim_hst, tmp_path, monkeypatch, method)
 
 def test_tess_ffi_tan_sip(sim_tess, tmp_path, monkeypatch):
     path = sim_tess.files[0]
-    coords = [list(_pixel_to_radec(path, 1, x, y)) for x, y in ((70.0, 60.0), (3.3, 117.9), (138.6, 1.2))]
+    # positions clear of the box's rounding boundaries (x - nx/2 or y - ny/2 a half-integer): astropy's SIP
+    # iteration stops up to 1e-4 px from the exact inverse, so nearer than that the fast path must fall back
+    coords = [list(_pixel_to_radec(path, 1, x, y)) for x, y in ((70.3, 60.2), (3.3, 117.9), (138.6, 1.2))]
     both(tmp_path / "one", monkeypatch, str(path), coords, [10, 15], extension=1)
     both(tmp_path / "all", monkeypatch, [str(f) for f in sim_tess.files[:3]], coords[0], 21,
          single_outfile=False)
+
+
+def test_tess_target_on_a_rounding_boundary_falls_back(sim_tess, tmp_path, monkeypatch):
+    path = sim_tess.files[0]
+    coord = list(_pixel_to_radec(path, 1, 70.0, 60.0))  # y - 15/2 = 52.5: the box depends on astropy's last digits
+    before = dict(fits_fast.STATS)
+    slow = _run(False, tmp_path / "slow", monkeypatch, str(path), coord, [10, 15], extension=1)
+    monkeypatch.setattr(fits_fast, "ENABLED", True)
+    out = tmp_path / "auto"
+    out.mkdir()
+    result = skycut.fits_cut(str(path), coord, [10, 15], extension=1, output_dir=str(out))
+    assert fits_fast.STATS["fallback"] == before["fallback"] + 1 and fits_fast.STATS["fast"] == before["fast"]
+    compare([Path(result)], slow)
 
 
 def _int_copy(src: Path, dst: Path, dtype: str, primary: bool = False) -> Path:
@@ -182,6 +197,13 @@ def test_integer_and_double_images(sim_hst, tmp_path, monkeypatch, dtype):
     with fits.open(out[0]) as hdul:
         assert hdul[1].data.dtype.kind == "f"
     both(tmp_path / "zero", monkeypatch, str(path), list(edge), 9, fill_value=0)
+
+
+def test_fk5_j2000_image_takes_the_fast_path(sim_hst, tmp_path, monkeypatch):
+    """FK5 (equinox J2000) differs from ICRS by the ~25 mas frame bias: TanSip applies it as astropy does."""
+    path = _edited(sim_hst.files[0], tmp_path / "fk5.fits", RADESYS="FK5", EQUINOX=2000.0)
+    coords = [list(_pixel_to_radec(path, 1, x, y)) for x, y in ((150.2, 149.7), (20.4, 280.1))]
+    both(tmp_path, monkeypatch, str(path), coords, [12, 7])
 
 
 def test_primary_image_without_extname_and_extra_keywords(sim_hst, tmp_path, monkeypatch):
@@ -253,8 +275,8 @@ def test_unsupported_inputs_fall_back(sim_hst, tmp_path, monkeypatch, caplog):
     _fell_back(caplog, "scaled data", str(scaled), coord, 5, **out)
     cases = {"sin": ({"CTYPE1": "RA---SIN", "CTYPE2": "DEC--SIN"}, "projection"),
              "tpv": ({"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "PV1_1": 1.0}, "PV1_1"),
-             "pv": ({"PV2_1": 0.001}, "PV2_1"), "fk5": ({"RADESYS": "FK5", "EQUINOX": 2000.0}, "not ICRS"),
-             "equinox": ({"RADESYS": None, "EQUINOX": 1950.0}, "not ICRS"), "dp": ({"DP1": "EXTVER: 1"}, "DP1"),
+             "pv": ({"PV2_1": 0.001}, "PV2_1"), "fk5": ({"RADESYS": "FK5", "EQUINOX": 1975.0}, "FK5"),
+             "equinox": ({"RADESYS": None, "EQUINOX": 1950.0}, "not supported by TanSip"), "dp": ({"DP1": "EXTVER: 1"}, "DP1"),
              "asinh": ({"BSOFTEN": 1.0, "BOFFSET": 0.0}, "asinh"), "mjd": ({"MJD-END": 59000.0}, "MJD-END"),
              "crota": ({"CROTA2": 0.0}, "CROTA")}
     for name, (cards, reason) in cases.items():
@@ -289,7 +311,7 @@ def test_world_to_pixel_matches_astropy_within_the_margin(sim_tess, sim_hst, whi
     path, ext, span = (str(sim_tess.files[0]), 1, (-20, 160)) if which == "tess" else (str(sim_hst.files[0]), 1,
                                                                                        (-20, 320))
     img = _image(path, ext, scan_headers(path)[ext])
-    margin = fits_fast.margin_px(min(img.wcs.pixel_scales()))
+    margin = fits_fast.margin_px(min(img.wcs.pixel_scales()), img.wcs.a is not None)
     with fits.open(path) as hdul, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         w = WCS(hdul[ext].header)
@@ -335,3 +357,38 @@ def test_empty_cutout_kept_with_allow_empty(sim_hst, tmp_path, monkeypatch):
     out = both(tmp_path, monkeypatch, str(path), f"{ra} {dec}", 3, extension=1, allow_empty=True)
     with fits.open(out[0]) as hdul:
         assert hdul[1].header["EMPTY"] is True
+
+
+# ------------------------------------------------------------------------------------------ batch
+
+
+def test_cut_fits_targets_writes_the_astropy_paths_bytes(sim_hst, tmp_path, monkeypatch):
+    """One file per target, byte for byte what FITSCutout + write_hdulist write (the workflow's image job);
+    targets off the image are skipped with the reason, a broken input fails every target without stopping."""
+    from skycut.core.atomic import write_hdulist
+    from skycut.image import fits_batch
+    from skycut.image.fits_cutout import FITSCutout
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    path = str(sim_hst.files[0])
+    inside = [_pixel_to_radec(path, 1, x, y) for x, y in ((150.2, 149.7), (30.3, 270.4), (2.2, 150.1))]
+    targets = [("a", f"{inside[0][0]} {inside[0][1]}", [20, 30]), ("b", list(inside[1]), 11),
+               ("edge", f"{inside[2][0]} {inside[2][1]}", 9), ("angular", f"{inside[0][0]} {inside[0][1]}", "3 arcsec"),
+               ("far", "10 10", 5)]
+    before = dict(fits_batch.STATS)
+    out = tmp_path / "batch"
+    out.mkdir()
+    result = fits_batch.cut_fits_targets([path], targets, [out / f"{t[0]}.fits" for t in targets], extension="SCI")
+    assert sorted(result.written) == ["a", "angular", "b", "edge"] and list(result.skipped) == ["far"]
+    assert "outside" in result.skipped["far"] and not result.failed
+    assert fits_batch.STATS["fast"] == before["fast"] + 4
+    for name, coord, size in targets[:4]:
+        ref = tmp_path / f"{name}.ref.fits"
+        write_hdulist(FITSCutout([path], coord, size, extension="SCI", single_outfile=True).fits_cutouts[0], ref)
+        assert (out / f"{name}.fits").read_bytes() == ref.read_bytes(), name
+        _open(out / f"{name}.fits").close()  # checksums valid
+
+    broken = tmp_path / "broken.fits"
+    broken.write_bytes(Path(path).read_bytes()[:5000])
+    result = fits_batch.cut_fits_targets([broken], targets[:2], [out / "x.fits", out / "y.fits"])
+    assert sorted(result.failed) == ["a", "b"] and not result.written

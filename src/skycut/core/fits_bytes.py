@@ -14,6 +14,7 @@ verified.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,41 +27,76 @@ CARD = 80
 
 _TFORM_CODES = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8", "A": "S"}
 BITPIX_DTYPES = {-32: ">f4", -64: ">f8", 16: ">i2", 32: ">i4", 8: "u1", 64: ">i8"}
+"""BITPIX -> numpy dtype (big-endian) of FITS image data."""
+
+
+def bitpix_of(dtype: Any) -> int | None:
+    """The BITPIX of image data of this numpy dtype (either byte order), ``None`` if FITS has no such type."""
+    d = np.dtype(dtype)
+    for bitpix, code in BITPIX_DTYPES.items():
+        ref = np.dtype(code)
+        if ref.kind == d.kind and ref.itemsize == d.itemsize:
+            return bitpix
+    return None
 
 
 # ------------------------------------------------------------------------------------------ header parsing
 
 
-def card_value(card: str) -> Any:
-    """Parse the value of one 80-character FITS card (``str``, ``bool``, ``int``, ``float`` or ``None``)."""
+class CardError(InvalidInputError):
+    """A card whose value cannot be parsed (unterminated string, text after a string, not a FITS value)."""
+
+
+def card_parts(card: str) -> tuple[Any, str]:
+    """Value and comment of one 80-character ``KEYWORD= value / comment`` card, as astropy parses them.
+
+    The value is ``str`` (trailing blanks removed), ``bool``, ``int``, ``float`` or ``None`` (undefined, or a card
+    without ``= `` in columns 9-10). Raises :class:`CardError` for a malformed value.
+    """
     if card[8:10] != "= ":
-        return None
-    text = card[10:].strip()
-    if text.startswith("'"):
-        out, i = [], 1
-        while i < len(text):
-            if text[i] == "'":
-                if i + 1 < len(text) and text[i + 1] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                break
-            out.append(text[i])
-            i += 1
-        return "".join(out).rstrip()
-    text = text.split("/", 1)[0].strip()
-    if text == "":
-        return None
-    if text in ("T", "F"):
-        return text == "T"
+        return None, ""
+    body = card[10:].lstrip()
+    if body.startswith("'"):
+        parts, i = [], 1
+        while True:
+            j = body.find("'", i)
+            if j < 0:
+                raise CardError(f"card {card[:8].strip()}: unterminated string")
+            if body[j + 1:j + 2] == "'":
+                parts.append(body[i:j + 1])
+                i = j + 2
+                continue
+            parts.append(body[i:j])
+            rest = body[j + 1:]
+            break
+        head, _, comment = rest.partition("/")
+        if head.strip():
+            raise CardError(f"card {card[:8].strip()}: text after a string value")
+        return "".join(parts).rstrip(), comment.strip()
+    head, _, comment = body.partition("/")
+    head = head.strip()
+    if head == "":
+        return None, comment.strip()
+    if head in ("T", "F"):
+        return head == "T", comment.strip()
     try:
-        return int(text)
+        return int(head), comment.strip()
     except ValueError:
         pass
     try:
-        return float(text.replace("D", "E"))
+        return float(head.replace("D", "E").replace("d", "e")), comment.strip()
     except ValueError:
-        return text
+        raise CardError(f"card {card[:8].strip()}: value {head!r}") from None
+
+
+def card_value(card: str) -> Any:
+    """The value of one 80-character card, leniently: as :func:`card_parts`, but a malformed value comes back
+    as its raw text (``str``) instead of raising (callers that must reject it check for that)."""
+    try:
+        return card_parts(card)[0]
+    except CardError:
+        text = card[10:].strip()
+        return text[1:].rstrip() if text.startswith("'") else text.split("/", 1)[0].strip()
 
 
 @dataclass
@@ -199,17 +235,42 @@ def card_from_field(key: str, vfield: str, comment: str = "") -> str:
     return f"{card[:80]:<80}"
 
 
-def format_card(key: str, value: Any = None, comment: str = "") -> str:
-    """One 80-character FITS card. ``value=None`` writes an undefined value; non-finite floats too.
+_KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
+_COMMENTARY = ("COMMENT", "HISTORY", "")
 
-    Strings longer than a card allows are delegated to astropy (``CONTINUE`` convention).
+
+def format_card(key: str, value: Any = None, comment: str = "") -> str:
+    """One 80-character FITS card: skycut's one card formatter (TPFs, cube headers, image cutout headers).
+
+    Floats use :func:`value_field`'s rule: Python's shortest repr, upper-case exponent with a sign and at least two
+    digits, a ``.0`` for whole numbers, rounded to 20 characters at most (astropy reads every such card back to
+    the same float). ``value=None`` writes an undefined value; non-finite floats too. ``COMMENT``/``HISTORY``
+    cards hold ``value`` as text. What this formatter cannot write exactly — strings longer than a card
+    (``CONTINUE`` convention), non-ASCII or control characters, keywords that are not standard upper-case
+    8-character ones (``HIERARCH``), longer commentary — is delegated to ``astropy.io.fits.Card``.
     """
-    vfield = value_field(value)
-    if vfield is None:
+    card = plain_card(key, value, comment)
+    if card is None:
         from astropy.io import fits
 
-        return fits.Card(key, str(value), comment).image
-    return card_from_field(key, vfield, comment)
+        return fits.Card(key, value, comment).image
+    return card
+
+
+def plain_card(key: str, value: Any = None, comment: str = "") -> str | None:
+    """The card :func:`format_card` writes without astropy, or ``None`` where it delegates to astropy (callers
+    that must not import astropy check this)."""
+    if key in _COMMENTARY:
+        text = "" if value is None else str(value)
+        return f"{key:<8}{text:<72}" if len(text) <= 72 and _printable(text) else None
+    if not _KEYWORD.match(key) or not _printable(comment) or (isinstance(value, str) and not _printable(value)):
+        return None
+    vfield = value_field(value)
+    return None if vfield is None else card_from_field(key, vfield, comment)
+
+
+def _printable(text: str) -> bool:
+    return text.isascii() and all(" " <= ch <= "~" for ch in text)
 
 
 def header_block(cards: list[str]) -> bytes:
@@ -280,19 +341,22 @@ def encode_checksum(value: int) -> str:
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
-def hdu_parts(cards: list[str], data: bytes | np.ndarray) -> list:
+def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = None) -> list:
     """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
 
     ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
+    ``stamp`` (e.g. :func:`skycut.core.provenance.checksum_stamp`) ends the two comments with ``updated <stamp>``,
+    as astropy writes them.
     """
     nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
     datasum = ones_complement_sum(data)
     cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
-    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum"))
-    cards.append(format_card("DATASUM", str(datasum), "data unit checksum"))
+    suffix = f" updated {stamp}" if stamp else ""
+    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum" + suffix))
+    cards.append(format_card("DATASUM", str(datasum), "data unit checksum" + suffix))
     header = header_block(cards)
     total = ones_complement_sum(header, datasum)
-    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum")
+    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum" + suffix)
     body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
     return [header_block(cards), body, b"\0" * (-nbytes % BLOCK)]
 

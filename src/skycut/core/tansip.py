@@ -5,8 +5,11 @@
 * :func:`gnomonic`, :func:`inverse_gnomonic`, :func:`angular_separation`: the sphere <-> tangent plane maths.
 * :func:`fit_linear_tan`: the linear TAN WCS of a cutout fitted to a full (SIP) WCS, with its residuals.
 
-Pixel conventions: 0-based (``origin=0``) unless stated, ``x`` = column (FITS axis 1), ``y`` = row (FITS axis 2);
-sky coordinates are ICRS degrees.
+Pixel conventions: 0-based (``origin=0``) unless stated, ``x`` = column (FITS axis 1), ``y`` = row (FITS axis 2).
+Sky coordinates of ``all_pix2world``/``all_world2pix`` are in the header's own frame (``RADESYS``: ICRS, or FK5 of
+equinox J2000), exactly as astropy's methods of the same names; :meth:`TanSip.icrs_to_native` converts ICRS
+positions into that frame (the rotation astropy's ``SkyCoord.transform_to(FK5())`` applies: the frame bias of
+USNO Circular 179, about 25 mas).
 
 Why not astropy: a cube cutout job makes hundreds of TPFs from one WCS and must not pay astropy's import
 (about 1 s) or per-call overhead; the test suite holds :class:`TanSip` against ``astropy.wcs.WCS``.
@@ -44,6 +47,7 @@ class TanSip:
         self.cd_inv = np.linalg.inv(self.cd)
         self.a, self.b = self._poly("A"), self._poly("B")
         self.ap, self.bp = self._poly("AP"), self._poly("BP")
+        self.frame = _frame(header)
         self._astropy = None
 
     @staticmethod
@@ -55,7 +59,18 @@ class TanSip:
         ok &= float(header.get("LONPOLE", 180.0)) == 180.0 and abs(float(header["CRVAL2"] if ok else 0)) < 90.0
         ok &= str(header.get("CUNIT1", "deg")).strip().lower() in ("deg", "") and str(
             header.get("CUNIT2", "deg")).strip().lower() in ("deg", "")
-        return bool(ok) and str(header.get("RADESYS", "ICRS")).strip().upper() in ("ICRS", "FK5", "")
+        return bool(ok) and _frame(header) in ("ICRS", "FK5")
+
+    def icrs_to_native(self, ra, dec) -> tuple[np.ndarray, np.ndarray]:
+        """ICRS (ra, dec) in degrees converted to the header's frame (unchanged for ICRS; FK5 J2000: the frame
+        bias rotation, as astropy's ``ICRS -> FK5(equinox=J2000)`` transform)."""
+        ra, dec = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
+        if self.frame == "ICRS":
+            return ra, dec
+        vec = _unit_vectors(ra, dec) @ _ICRS_TO_FK5.T
+        lon = np.degrees(np.arctan2(vec[..., 1], vec[..., 0])) % 360.0
+        lat = np.degrees(np.arctan2(vec[..., 2], np.hypot(vec[..., 0], vec[..., 1])))
+        return lon, lat
 
     def _poly(self, name: str) -> np.ndarray | None:
         order = self.header.get(f"{name}_ORDER")
@@ -131,6 +146,31 @@ class TanSip:
         if self._astropy is None:
             self._astropy = _astropy_wcs(self.header)
         return self._astropy
+
+
+def _frame(header: dict[str, Any]) -> str:
+    """The celestial frame as wcslib reads it: ``RADESYS``, else FK5 (``EQUINOX`` >= 1984) or FK4 (earlier),
+    else ICRS; FK5 with an equinox other than 2000 is reported as ``FK5-<equinox>`` (not supported here)."""
+    radesys = str(header.get("RADESYS", "")).strip().upper()
+    equinox = header.get("EQUINOX")
+    if not radesys:
+        radesys = "ICRS" if equinox is None else ("FK5" if float(equinox) >= 1984.0 else "FK4")
+    if radesys == "FK5" and equinox is not None and float(equinox) != 2000.0:
+        return f"FK5-{float(equinox)}"
+    return radesys
+
+
+def _rotation(angle_deg: float, axis: int) -> np.ndarray:
+    """Rotation of the coordinate frame by ``angle_deg`` about ``axis`` (0 = x, 1 = y, 2 = z)."""
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    m = np.eye(3)
+    m[i, i], m[i, j], m[j, i], m[j, j] = c, s, -s, c
+    return m
+
+
+# ICRS -> FK5 (J2000) frame bias, USNO Circular 179: eta0 = -19.9 mas, xi0 = 9.1 mas, da0 = -22.9 mas
+_ICRS_TO_FK5 = _rotation(19.9 / 3.6e6, 0) @ _rotation(9.1 / 3.6e6, 1) @ _rotation(-22.9 / 3.6e6, 2)
 
 
 def _project(ra, dec, crval):

@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,18 @@ import numpy as np
 
 from .. import __version__
 from ..core.atomic import write_bytes
-from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, card_value, hdu_parts, padded
+from ..core.coords import parse_size, radec_arrays
+from ..core.fits_bytes import (
+    BITPIX_DTYPES,
+    BLOCK,
+    CardError,
+    RawHeader,
+    bitpix_of,
+    card_parts,
+    hdu_parts,
+    padded,
+    plain_card,
+)
 from ..core.geometry import cutout_limits, extract_padded, overlap
 from ..core.remote import is_remote
 from ..core.tansip import TanSip
@@ -59,11 +69,10 @@ from .fits_helpers import (
     _WCS_KEY,
     ORIGIN,
     ROUNDING_METHODS,
-    _fitting_card,
-    card_image,
     input_name,
     input_stem,
     is_empty,
+    orig_file_card,
 )
 
 log = logging.getLogger(__name__)
@@ -74,21 +83,22 @@ ENABLED = True
 STATS = {"fast": 0, "fallback": 0}
 """How many ``fits_cut`` calls took the fast path / fell back (for tests and diagnostics)."""
 
-# astropy's all_world2pix defaults, mirrored exactly
-_TOLERANCE = 1e-4
-_MAXITER = 20
+# astropy's all_world2pix stops its SIP iteration once a step is below this (its default tolerance, pixels)
+_ASTROPY_TOLERANCE = 1e-4
 # margin around the computed centre within which the cutout box must not change: 1e-9 px plus 2e-12 deg
 # (numpy and wcslib agree to ~4e-14 deg for TAN and ~1e-11 px for TESS SIP; tests/test_fits_fast.py checks it)
 _MARGIN_PX = 1e-9
 _MARGIN_DEG = 2e-12
+# SIP: the iteration must contract strongly (Jacobian norm of the distortion at most this) for astropy's answer
+# to lie within its tolerance of the exact inverse that TanSip computes
+_MAX_CONTRACTION = 0.5
 
 
-def margin_px(pixel_scale_deg: float) -> float:
-    """Safety margin in pixels for an image with this (smallest) pixel scale in degrees."""
-    return _MARGIN_PX + _MARGIN_DEG / pixel_scale_deg
+def margin_px(pixel_scale_deg: float, sip: bool = False) -> float:
+    """Safety margin in pixels for an image with this (smallest) pixel scale in degrees; with SIP, astropy's
+    answer may also differ from the exact inverse by up to its iteration tolerance."""
+    return _MARGIN_PX + _MARGIN_DEG / pixel_scale_deg + (_ASTROPY_TOLERANCE if sip else 0.0)
 
-_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_RADEC = re.compile(rf"^\s*({_NUMBER})(?:\s*,\s*|\s+)({_NUMBER})\s*$")
 _KEY_OK = re.compile(r"^[A-Z0-9_-]{0,8}$")
 _ARCHAIC = re.compile(r"^(PC|CD)0\d0\d$")
 _SIP = re.compile(r"^(A|B|AP|BP)_(ORDER|\d+_\d+|DMAX)$")
@@ -103,7 +113,6 @@ _AUX_BAD = re.compile(r"^(JDREF.*|TIMEOFFS|TREFPOS|TRPOS.*|TREFDIR|TRDIR.*|PLEPH
                       r"RADECSYS|DQ\d.*|PLTRAH|CNPIX\d|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$")
 _DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z?)?$")
 _MJD0 = datetime.date(1858, 11, 17)
-_OUT_BITPIX = {"f4": -32, "f8": -64, "i2": 16, "i4": 32, "i8": 64, "u1": 8}
 
 
 class _Fallback(Exception):
@@ -157,53 +166,18 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
 # ------------------------------------------------------------------------------------------ arguments
 
 
-def _coordinates(coordinates: Any) -> list[tuple[float, float]]:
-    """ICRS ``(ra, dec)`` in degrees, exactly as :func:`skycut.core.geometry.parse_coordinates` gives them."""
-    if isinstance(coordinates, str):
-        m = _RADEC.match(coordinates)
-        if m:
-            return [_checked_radec(float(m[1]), float(m[2]))]
-    elif (isinstance(coordinates, (list, tuple)) and len(coordinates) == 2
-          and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                  for v in coordinates)):
-        return [_checked_radec(float(coordinates[0]), float(coordinates[1]))]
-    elif isinstance(coordinates, (list, tuple)) and coordinates and all(
-            isinstance(c, str) or isinstance(c, (list, tuple)) for c in coordinates):
-        return [rd for c in coordinates for rd in _coordinates(c)]
-    if "astropy.coordinates" in sys.modules:  # already imported: the astropy parser is exact by definition
-        from ..core.geometry import parse_coordinates
+def _radec_and_size(coordinates: Any, cutout_size: Any) -> tuple[list[tuple[float, float]], tuple[int, int], str]:
+    """ICRS ``(ra, dec)`` degrees, ``(nx, ny)`` and the file-name size label, by :mod:`skycut.core.coords`.
 
-        try:
-            sc = parse_coordinates(coordinates)
-        except InvalidInputError as exc:
-            raise _Fallback(str(exc)) from None
-        return list(zip(sc.ra.deg.tolist(), sc.dec.deg.tolist(), strict=True))
-    raise _Fallback(f"coordinates {coordinates!r} need astropy to parse")
-
-
-def _checked_radec(ra: float, dec: float) -> tuple[float, float]:
-    # SkyCoord wraps RA to [0, 360) and rejects |dec| > 90: only accept values it keeps unchanged
-    _need(0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0, "coordinate outside [0, 360) x [-90, 90]")
-    return ra, dec
-
-
-def _size(cutout_size: Any) -> tuple[tuple[int, int], str]:
-    """``((nx, ny), label)`` of a size given in pixels (``geometry.size_in_pixels`` / ``size_label``)."""
-    from ..core.geometry import size_label, size_pair
-
+    Bad input falls back to the full path, which reports it; so does an angular size (it needs astropy's WCS).
+    """
     try:
-        values = size_pair(cutout_size)
+        ra, dec = radec_arrays(coordinates)
+        size = parse_size(cutout_size)
     except InvalidInputError as exc:
         raise _Fallback(str(exc)) from None
-    _need(all(np.ndim(v) == 0 for v in values), "cutout size is not one or two numbers")
-    pix = []
-    for v in values:
-        _need(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)),
-              f"cutout size {v!r} is not a plain number of pixels")
-        n = float(v)
-        _need(math.isfinite(n) and n > 0, "cutout size must be positive")
-        pix.append(max(1, int(math.floor(n + 0.5))))
-    return (pix[0], pix[1]), size_label(cutout_size)
+    _need(size.in_pixels, "an angular cutout size")
+    return list(zip(ra.tolist(), dec.tolist(), strict=True)), size.pixels(), size.label
 
 
 def _input_names(input_files: Any) -> list[str]:
@@ -331,8 +305,11 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
         counts[key] = counts.get(key, 0) + 1
         if key in ("COMMENT", "HISTORY", ""):
             continue
-        if card[8:10] == "= " and isinstance(card_value(card), str):  # astropy would "fix" an unquoted string
-            _need(card[10:].lstrip().startswith("'"), f"{where}: card {key} has an unparsable value")
+        if card[8:10] == "= ":  # astropy would "fix" a malformed value
+            try:
+                card_parts(card)
+            except CardError:
+                raise _Fallback(f"{where}: card {key} has an unparsable value") from None
         _need(card[8:10] == "= " or not (_WCS_KEY.match(key) or _ALT_CRPIX.match(key)),
               f"{where}: WCS card {key} without a value")
         _need(not _ARCHAIC.match(key) and not key.startswith("CROTA"), f"{where}: archaic/CROTA WCS keyword {key}")
@@ -352,8 +329,6 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
     sip = ctype1 == "RA---TAN-SIP"
     _need((ctype1, ctype2) in (("RA---TAN", "DEC--TAN"), ("RA---TAN-SIP", "DEC--TAN-SIP")),
           f"{where}: projection {ctype1!r}/{ctype2!r}")
-    _need(v.get("RADESYS", "ICRS") == "ICRS" and ("RADESYS" in v or "EQUINOX" not in v),
-          f"{where}: celestial frame is not ICRS")
     numeric = [k for k in v if _ALLOWED_WCS.match(k) and k not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2",
                                                                    "RADESYS", "WCSNAME")] + \
               [k for k in v if _SIP.match(k)]
@@ -374,7 +349,7 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
     else:
         _need(not orders, f"{where}: SIP coefficients without -SIP")
     header = {k: v[k] for k in v if _ALLOWED_WCS.match(k) or _SIP.match(k)}
-    _need(TanSip.supports(header), f"{where}: WCS not supported by TanSip")
+    _need(TanSip.supports(header), f"{where}: WCS (or frame {v.get('RADESYS')!r}) not supported by TanSip")
     wcs = TanSip(header)
     _need(np.all(np.isfinite(wcs.cd_inv)) and abs(np.linalg.det(wcs.cd)) > 0, f"{where}: singular CD matrix")
     derived = []
@@ -405,82 +380,44 @@ def _mjd_card(key: str, date_value: Any, where: str) -> str:
 
 
 def _card(key: str, value: Any, comment: str = "") -> str:
-    image = card_image(key, value, comment)
+    """:func:`skycut.core.fits_bytes.format_card`, or fall back where it would need astropy."""
+    image = plain_card(key, value, comment)
     _need(image is not None, f"card {key} = {value!r} needs astropy's formatting")
     return image
-
-
-def _comment(card: str) -> str:
-    if card[8:10] != "= ":
-        return ""
-    text = card[10:]
-    if text.lstrip().startswith("'"):
-        end = text.index("'", text.index("'") + 1)
-        while end + 1 < len(text) and text[end + 1] == "'":
-            end = text.index("'", end + 2)
-        text = text[end + 1:]
-    return text.split("/", 1)[1].strip() if "/" in text else ""
 
 
 # ------------------------------------------------------------------------------------------ pixels
 
 
 def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
-    """0-based pixel ``(x, y)`` per target, mirroring astropy's ``all_world2pix(..., 0)`` step by step.
+    """0-based pixel ``(x, y)`` per ICRS target, as astropy's path computes it, by :class:`TanSip`.
 
-    Linear TAN inverse first; with SIP, astropy's fixed-point iteration ``x <- x0 - SIP(x)`` with its
-    tolerance (1e-4 px) and stopping rule. Raises :class:`_Fallback` wherever astropy would take another branch
-    (divergence handling, no convergence) or where a comparison is too close to call.
+    ICRS -> the image's frame (FK5 J2000: the frame bias), then :meth:`TanSip.all_world2pix` (exact SIP inverse by
+    Newton's method). astropy's fixed-point iteration stops within its tolerance (1e-4 px) of that inverse when the
+    distortion contracts (Jacobian norm <= 0.5, checked here at the solution); :func:`margin_px` adds that
+    tolerance. Raises :class:`_Fallback` for targets behind the tangent plane or where the inverse fails.
     """
     ra = np.array([r for r, _ in radec], dtype=float)
     dec = np.array([d for _, d in radec], dtype=float)
-    xi, eta, front = _project(ra, dec, wcs.crval)
-    _need(np.all(front), "a target is behind the tangent plane")
-    big_u = wcs.cd_inv[0, 0] * xi + wcs.cd_inv[0, 1] * eta
-    big_v = wcs.cd_inv[1, 0] * xi + wcs.cd_inv[1, 1] * eta
-    pix0 = np.column_stack([big_u + wcs.crpix[0] - 1.0, big_v + wcs.crpix[1] - 1.0])
-    _need(np.all(np.isfinite(pix0)), "non-finite pixel position")
-    if wcs.a is None and wcs.b is None:
-        return pix0
-
-    def focal(p: np.ndarray) -> np.ndarray:  # astropy's pix2foc (origin 0): p + SIP(p - crpix + 1)
-        u, v = p[:, 0] + 1.0 - wcs.crpix[0], p[:, 1] + 1.0 - wcs.crpix[1]
-        return np.column_stack([p[:, 0] + wcs._eval(wcs.a, u, v), p[:, 1] + wcs._eval(wcs.b, u, v)])
-
-    tol2 = _TOLERANCE ** 2
-    with np.errstate(invalid="ignore", over="ignore"):
-        pix = pix0.copy()
-        dpix = focal(pix) - pix0
-        pix -= dpix
-        dn = np.sum(dpix * dpix, axis=1)
-        dnprev = dn.copy()
-        k = 1
-        while True:
-            top = np.max(dn)
-            _need(np.isfinite(top) and abs(top - tol2) > 1e-3 * tol2, "SIP iteration: stop test too close")
-            if not (top >= tol2 and k < _MAXITER):
-                break
-            dpix = focal(pix) - pix0
-            dn = np.sum(dpix * dpix, axis=1)
-            _need(np.all(np.isfinite(dn)), "SIP iteration: non-finite")
-            slow = dn >= tol2
-            _need(not np.any(slow & (dn >= dnprev * (1 - 1e-9))), "SIP iteration diverges (astropy's adaptive branch)")
-            _need(not np.any(np.abs(dn - tol2) <= 1e-3 * tol2), "SIP iteration: convergence test too close")
-            dnprev = dn
-            pix -= dpix
-            k += 1
-    _need(np.max(dn) < tol2, "SIP iteration did not converge (astropy raises NoConvergence)")
-    _need(np.all(np.isfinite(pix)), "non-finite pixel position")
+    x, y = wcs.all_world2pix(*wcs.icrs_to_native(ra, dec), 0)
+    pix = np.column_stack([x, y])
+    _need(np.all(np.isfinite(pix)), "a target is behind the tangent plane or the SIP inverse failed")
+    if wcs.a is not None or wcs.b is not None:
+        _need(np.all(_contraction(wcs, pix) <= _MAX_CONTRACTION), "SIP distortion too strong to bound astropy's error")
     return pix
 
 
-def _project(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]):
-    from ..core.tansip import gnomonic
+def _contraction(wcs: TanSip, pix: np.ndarray) -> np.ndarray:
+    """Max-row-sum norm of the SIP distortion's Jacobian at 0-based pixels ``pix`` (astropy's fixed-point
+    iteration contracts by this factor per step near the solution)."""
+    from numpy.polynomial import polynomial as P
 
-    xi, eta = gnomonic(ra, dec, crval)
-    a0, d0 = np.radians(crval[0]), np.radians(crval[1])
-    cosc = np.sin(d0) * np.sin(np.radians(dec)) + np.cos(d0) * np.cos(np.radians(dec)) * np.cos(np.radians(ra) - a0)
-    return xi, eta, cosc > 1e-3  # well in front of the plane (wcslib's TAN has no other limit)
+    u, v = pix[:, 0] + 1.0 - wcs.crpix[0], pix[:, 1] + 1.0 - wcs.crpix[1]
+    a = wcs.a if wcs.a is not None else np.zeros((1, 1))
+    b = wcs.b if wcs.b is not None else np.zeros((1, 1))
+    rows = [np.abs(P.polyval2d(u, v, P.polyder(m, axis=0))) + np.abs(P.polyval2d(u, v, P.polyder(m, axis=1)))
+            for m in (a, b)]
+    return np.maximum(*rows)
 
 
 def _limits(center: np.ndarray, size: tuple[int, int], method: str, margin: float) -> np.ndarray:
@@ -525,12 +462,14 @@ def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool
         value = v.get(key) if card[8:10] == "= " else None
         if m and m[2] != "P" and isinstance(value, (int, float)):
             _need(not isinstance(value, bool) and counts_once(img.header, key), f"odd alternate {key}")
-            kept.append(_card(key, value - (xmin if m[1] == "1" else ymin), _comment(card)))
+            kept.append(_card(key, value - (xmin if m[1] == "1" else ymin), card_parts(card)[1]))
             continue
         if m or key.endswith("P") and key[:-1] in _PHYSICAL_KEYS:
             continue
         kept.append(card)
-    wcs_cards.append(_card("RADESYS", "ICRS", "Equatorial coordinate system"))
+    wcs_cards.append(_card("RADESYS", img.wcs.frame, "Equatorial coordinate system"))
+    if img.wcs.frame == "FK5":
+        wcs_cards.append(_card("EQUINOX", 2000.0, "[yr] Equinox of equatorial coordinates"))
     cards = kept + wcs_cards + img.derived
     for axis, lo in (("1", xmin), ("2", ymin)):
         ltv, ltm = v.get(f"LTV{axis}", 0.0), v.get(f"LTM{axis}_{axis}", 1.0)
@@ -548,7 +487,7 @@ def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool
     cards += [_card("EXTNAME", "CUTOUT"),
               _card("O_EXT_NM", extname, "Original extension name.") if extname is not None
               else f"{'O_EXT_NM= ' + ' ' * 20 + ' / Original extension name.':<80}",
-              _card(*_fitting_card("ORIG_FLE", filename if filename else orig_file, "Original image filename.")),
+              orig_file_card(filename if filename else orig_file),
               _card("ORIG_EXT", img.index, "Extension in original file.")]
     if empty:
         cards.append(_card("EMPTY", True, "Indicates no data in cutout image."))
@@ -563,7 +502,7 @@ def counts_once(h: RawHeader, key: str) -> bool:
 def _structural(data: np.ndarray) -> list[str]:
     ny, nx = data.shape
     return [_card("XTENSION", "IMAGE", "Image extension"),
-            _card("BITPIX", _OUT_BITPIX[data.dtype.str[1:]], "array data type"),
+            _card("BITPIX", bitpix_of(data.dtype), "array data type"),
             _card("NAXIS", 2, "number of array dimensions"), _card("NAXIS1", nx), _card("NAXIS2", ny),
             _card("PCOUNT", 0, "number of parameters"), _card("GCOUNT", 1, "number of groups")]
 
@@ -585,16 +524,14 @@ def _plan(input_files: Any, coordinates: Any, cutout_size: Any, extension: Any, 
           "fill_value is not a number")
     _need(isinstance(cutout_prefix, str), "cutout_prefix is not a string")
     names = _input_names(input_files)
-    radec = _coordinates(coordinates)
-    _need(radec, "no coordinates")
-    size, label = _size(cutout_size)
+    radec, size, label = _radec_and_size(coordinates, cutout_size)
     cuts: list[_Cut] = []
     for name in names:
         hdus = scan_headers(name)
         images = [_image(name, i, hdus[i]) for i in _select(hdus, extension, name)]
         orig_file = Path(name).name
         for img in images:
-            margin = margin_px(float(min(img.wcs.pixel_scales())))
+            margin = margin_px(float(min(img.wcs.pixel_scales())), img.wcs.a is not None)
             pixels = world_to_pixel(img.wcs, radec)
             mm = None
             for ci in range(len(radec)):
@@ -607,7 +544,7 @@ def _plan(input_files: Any, coordinates: Any, cutout_size: Any, extension: Any, 
                 empty = is_empty(data[ov[2], ov[3]])
                 _need(not empty or allow_empty, "an empty cutout (the astropy path warns and skips it)")
                 out = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
-                _need(out.dtype.str[1:] in _OUT_BITPIX, f"output dtype {out.dtype}")
+                _need(bitpix_of(out.dtype) is not None, f"output dtype {out.dtype}")
                 cards = _structural(out) + _cutout_cards(img, int(lims[0][0]), int(lims[1][0]), orig_file, empty)
                 cuts.append(_Cut(name, img, ci, cards, out))
             del mm

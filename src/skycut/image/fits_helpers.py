@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .. import __version__
+from ..core.fits_bytes import format_card
 from ..core.geometry import cutout_limits
 from ..core.remote import is_remote
 from ..exceptions import DataWarning, InvalidInputError
@@ -245,7 +246,7 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     filename = original.get("FILENAME")
     cards += [("EXTNAME", "CUTOUT", ""),
               ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
-              _fitting_card("ORIG_FLE", filename if filename else orig_file, "Original image filename."),
+              orig_file_card(filename if filename else orig_file),
               ("ORIG_EXT", orig_ext, "Extension in original file.")]
     if linearized:
         cards.append(("HISTORY", f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
@@ -255,74 +256,22 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     return header_from_cards(cards)
 
 
-_KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
-
-
-def card_image(key: str, value: Any, comment: str = "") -> str | None:
-    """The 80-character FITS card image of a simple ``(key, value, comment)`` (fixed format, as astropy
-    writes it), or None when the card needs astropy's general formatting (long strings, odd types)."""
-    if not _KEYWORD.match(key):
-        return None
-    if key in ("HISTORY", "COMMENT"):
-        text = str(value)
-        return f"{key:<8}{text:<72}" if len(text) <= 72 and text.isascii() else None
-    if isinstance(value, (bool, np.bool_)):
-        text = f"{'T' if value else 'F':>20}"
-    elif isinstance(value, (int, np.integer)):
-        text = f"{int(value):>20d}"
-    elif isinstance(value, (float, np.floating)):
-        if not np.isfinite(value):
-            return None
-        text = repr(float(value)).replace("e", "E")
-        if len(text) > 20:
-            text = f"{float(value):.16G}"
-        if "." not in text and "E" not in text:
-            text += ".0"
-        elif "E" in text and "." not in text:
-            mant, exp = text.split("E")
-            text = f"{mant}.0E{exp}"
-        if len(text) > 20:
-            return None
-        text = f"{text:>20}"
-    elif isinstance(value, str):
-        if not value.isascii() or any(ord(ch) < 32 for ch in value):
-            return None
-        quoted = "'" + f"{value.replace(chr(39), chr(39) * 2):<8}" + "'"
-        if len(quoted) > 70:
-            return None
-        text = f"{quoted:<20}"
-    else:
-        return None
-    image = f"{key:<8}= {text}"
-    if comment:
-        if not comment.isascii():
-            return None
-        image += f" / {comment}"
-    return f"{image[:80]:<80}"
-
-
 def header_from_cards(cards: list[Any]) -> fits.Header:
-    """A Header from astropy Cards and ``(key, value, comment)`` tuples, built by parsing one string
-    (much faster than appending cards one by one, which re-reads astropy's configuration per card)."""
+    """A Header from astropy Cards and 80-character card images (kept as they are) and ``(key, value, comment)``
+    tuples (formatted by :func:`skycut.core.fits_bytes.format_card`), built by parsing one string (much faster than appending cards
+    one by one, which re-reads astropy's configuration per card)."""
     from astropy.io import fits
 
-    images = []
-    for card in cards:
-        if isinstance(card, tuple):
-            image = card_image(*card)
-            if image is None:
-                image = fits.Card(*card).image
-        else:
-            image = card.image
-        images.append(image)
+    images = (format_card(*c) if isinstance(c, tuple) else c if isinstance(c, str) else c.image for c in cards)
     return fits.Header.fromstring("".join(images))
 
 
-def _fitting_card(key: str, value: Any, comment: str) -> tuple[str, Any, str]:
-    """A card whose comment is dropped when value and comment would not fit in 80 characters."""
-    if isinstance(value, str) and len(value) + len(comment) > 80 - 16:
+def orig_file_card(value: str) -> str:
+    """The ``ORIG_FLE`` card; its comment is dropped when value and comment would not fit in one card."""
+    comment = "Original image filename."
+    if len(value) + len(comment) > 80 - 16:
         comment = ""
-    return key, value, comment
+    return format_card("ORIG_FLE", value, comment)
 
 
 def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from ..core.atomic import atomic_output
+from ..core.fits_bytes import BLOCK
 from ..exceptions import InvalidInputError
 from . import cube_table
 from .cube_io import (
@@ -83,7 +84,6 @@ log = logging.getLogger(__name__)
 MEMORY_FRACTION = 0.85
 MAX_BLOCK_BYTES = 16 * 2**20
 STRATEGIES = ("auto", "direct", "scratch")
-_BLOCK = 2880
 
 
 class _DefaultGB(float):
@@ -404,7 +404,7 @@ class CubeFactory:
                 encoded: list[bytes] = []  # the table is encoded while the last block is being written
                 self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level,
                                    meanwhile=lambda: encoded.append(cube_table.table_bytes(table)))
-                tail = (-data_bytes) % _BLOCK
+                tail = (-data_bytes) % BLOCK
                 end = len(head) + data_bytes
                 pwrite_all(fd, encoded[0], end + tail)
                 if tail:

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, CARD, CardError, RawHeader, card_parts, padded
 from ..core.remote import is_remote, remote_error, storage_options
 from ..exceptions import InvalidInputError
 from .cube_table import header_record
 
 log = logging.getLogger(__name__)
 
-_DIRECT_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
         h = hdu.header
         if h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0 or h.get("BLANK") is not None:
             return None, ">f4"
-        dtype = _DIRECT_DTYPES.get(h.get("BITPIX"))
+        dtype = BITPIX_DTYPES.get(h.get("BITPIX"))
         if dtype is None:
             return None, ">f4"
         dtypes.append(dtype)
@@ -105,79 +105,37 @@ class _Unusual(Exception):
     """A header the fast reader leaves to astropy (CONTINUE, HIERARCH, complex values, odd structure)."""
 
 
-def _header_cards(fd: int, offset: int) -> tuple[list[str], int]:
-    """The cards (80-character strings, up to and including ``END``) of the header at byte ``offset``, and the
-    header's length in bytes (whole 2880-byte blocks)."""
-    cards: list[str] = []
-    pos = offset
-    while len(cards) < 20000:
-        raw = os.pread(fd, 4 * 2880, pos)
-        usable = len(raw) // 2880 * 2880
-        if not usable:
+def _read_header(fd: int, offset: int) -> RawHeader:
+    """The header at byte ``offset`` of an open file (:class:`skycut.core.fits_bytes.RawHeader`)."""
+    blob = b""
+    while len(blob) < 20000 * CARD:
+        chunk = os.pread(fd, 4 * BLOCK, offset + len(blob))
+        if len(chunk) < BLOCK:
             raise _Unusual("truncated header")
-        for b in range(0, usable, 2880):  # the bytes after the END block are data: decode block by block
-            try:
-                text = raw[b:b + 2880].decode("ascii")
-            except UnicodeDecodeError as exc:
-                raise _Unusual("non-ASCII header") from exc
-            for i in range(0, 2880, 80):
-                card = text[i:i + 80]
-                cards.append(card)
-                if card.startswith("END") and not card[3:].strip():
-                    return cards, pos - offset + b + 2880
-        pos += usable
+        blob += chunk[:len(chunk) // BLOCK * BLOCK]
+        header = RawHeader.parse(blob, offset)
+        if header is not None:
+            if not blob[:header.nbytes].isascii():
+                raise _Unusual("non-ASCII header")
+            return header
     raise _Unusual("no END card")
 
 
-def _card_value(card: str) -> tuple[Any, str]:
-    """Value (``None`` if undefined) and comment of a ``KEYWORD= value / comment`` card, as astropy parses them."""
-    text = card[10:]
-    body = text.lstrip()
-    if body.startswith("'"):
-        parts, i = [], 1
-        while True:
-            j = body.find("'", i)
-            if j < 0:
-                raise _Unusual("unterminated string")
-            if body[j + 1:j + 2] == "'":
-                parts.append(body[i:j + 1])
-                i = j + 2
-                continue
-            parts.append(body[i:j])
-            rest = body[j + 1:]
-            break
-        value: Any = "".join(parts).rstrip()
-        head, _, comment = rest.partition("/")
-        if head.strip():
-            raise _Unusual("text after a string value")
-        return value, comment.strip()
-    head, _, comment = body.partition("/")
-    head = head.strip()
-    if head == "":
-        return None, comment.strip()
-    if head in ("T", "F"):
-        return head == "T", comment.strip()
-    try:
-        return int(head), comment.strip()
-    except ValueError:
-        pass
-    try:
-        return float(head.replace("D", "E").replace("d", "e")), comment.strip()
-    except ValueError as exc:
-        raise _Unusual(f"value {head!r}") from exc
-
-
-def _parse_cards(cards: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Keyword -> value / comment as :func:`skycut.tess.cube_table.header_record` gives them (first card wins)."""
+def _parse_cards(header: RawHeader) -> tuple[dict[str, Any], dict[str, str]]:
+    """Keyword -> value / comment as :func:`skycut.tess.cube_table.header_record` gives them (first card wins;
+    undefined values are left out of the values)."""
     values: dict[str, Any] = {}
     comments: dict[str, str] = {}
-    for card in cards[:-1]:
+    for card in header.cards:
         key = card[:8].rstrip()
         if key in ("CONTINUE", "HIERARCH"):
             raise _Unusual(key)
         if key in ("COMMENT", "HISTORY", "") or card[8:10] != "= " or key in values:
             continue
-        value, comment = _card_value(card)
+        try:
+            value, comment = card_parts(card)
+        except CardError as exc:
+            raise _Unusual(str(exc)) from exc
         if key not in comments:
             comments[key] = comment
         if value is not None:
@@ -185,35 +143,22 @@ def _parse_cards(cards: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     return values, comments
 
 
-def _data_bytes(values: dict[str, Any]) -> int:
-    naxis = int(values.get("NAXIS", 0))
-    if naxis == 0:
-        return 0
-    n = 1
-    for i in range(1, naxis + 1):
-        n *= int(values[f"NAXIS{i}"])
-    size = abs(int(values["BITPIX"])) // 8 * int(values.get("GCOUNT", 1)) * (int(values.get("PCOUNT", 0)) + n)
-    return -(-size // 2880) * 2880
-
-
 def _scan_fast(path: str, name: str) -> FFIInfo:
     """Scan a local plain-image FFI by reading its three headers directly (much faster than astropy)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        cards0, len0 = _header_cards(fd, 0)
-        primary, _ = _parse_cards(cards0)
+        h0 = _read_header(fd, 0)
+        primary, _ = _parse_cards(h0)
         if primary.get("SIMPLE") is not True:
             raise _Unusual("not FITS")
-        start1 = len0 + _data_bytes(primary)
-        cards1, len1 = _header_cards(fd, start1)
-        values, comments = _parse_cards(cards1)
-        start2 = start1 + len1 + _data_bytes(values)
-        cards2, len2 = _header_cards(fd, start2)
-        values2, _ = _parse_cards(cards2)
+        h1 = _read_header(fd, h0.nbytes + padded(h0.data_nbytes()))
+        values, comments = _parse_cards(h1)
+        h2 = _read_header(fd, h1.offset + h1.nbytes + padded(h1.data_nbytes()))
+        values2, _ = _parse_cards(h2)
     finally:
         os.close(fd)
     for v in (values, values2):
-        if (v.get("XTENSION") != "IMAGE" or v.get("NAXIS") != 2 or v.get("BITPIX") not in _DIRECT_DTYPES
+        if (v.get("XTENSION") != "IMAGE" or v.get("NAXIS") != 2 or v.get("BITPIX") not in BITPIX_DTYPES
                 or v.get("BSCALE", 1) != 1 or v.get("BZERO", 0) != 0 or "BLANK" in v):
             raise _Unusual("not a plain image")
     if values["BITPIX"] != values2["BITPIX"]:
@@ -225,9 +170,9 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
     if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
         raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
     return FFIInfo(
-        path=path, name=name, primary_text="".join(cards0), values=values, comments=comments,
-        tstart=float(tstart), shape=shape, offsets=(start1 + len1, start2 + len2),
-        dtype=_DIRECT_DTYPES[values["BITPIX"]],
+        path=path, name=name, primary_text="".join(h0.cards) + f"{'END':<80}", values=values, comments=comments,
+        tstart=float(tstart), shape=shape, offsets=(h1.offset + h1.nbytes, h2.offset + h2.nbytes),
+        dtype=BITPIX_DTYPES[values["BITPIX"]],
         sector=primary.get("SECTOR", values.get("SECTOR")), camera=primary.get("CAMERA", values.get("CAMERA")),
         ccd=primary.get("CCD", values.get("CCD")),
     )

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.fits_bytes import BLOCK, format_card, header_block
+
 log = logging.getLogger(__name__)
 
 SKIPPED_KEYWORDS = frozenset({"COMMENT", "HISTORY", ""})
@@ -250,7 +252,7 @@ def table_bytes(hdu) -> bytes:
     buf = io.BytesIO()
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
     raw = buf.getvalue()
-    return raw[2880:]  # an empty primary header is exactly one block
+    return raw[BLOCK:]  # an empty primary header is exactly one block
 
 
 # ------------------------------------------------------------------------------------------ cube headers
@@ -292,10 +294,8 @@ def make_primary_header(first: Any, last_record: dict, sector: int | None):
 
 def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
     """Primary header and cube image header, padded, as bytes; the cube data start right after them."""
-    from astropy.io import fits
-
-    image = fits.Header([("XTENSION", "IMAGE", "Image extension"), ("BITPIX", -32, "array data type"),
-                         ("NAXIS", 4, "number of array dimensions"), ("NAXIS1", 2), ("NAXIS2", n_ffi),
-                         ("NAXIS3", shape[1]), ("NAXIS4", shape[0]), ("PCOUNT", 0, "number of parameters"),
-                         ("GCOUNT", 1, "number of groups")])
-    return (primary.tostring(padding=True) + image.tostring(padding=True)).encode("ascii")
+    image = [format_card("XTENSION", "IMAGE", "Image extension"), format_card("BITPIX", -32, "array data type"),
+             format_card("NAXIS", 4, "number of array dimensions"), format_card("NAXIS1", 2),
+             format_card("NAXIS2", n_ffi), format_card("NAXIS3", shape[1]), format_card("NAXIS4", shape[0]),
+             format_card("PCOUNT", 0, "number of parameters"), format_card("GCOUNT", 1, "number of groups")]
+    return primary.tostring(padding=True).encode("ascii") + header_block(image)
