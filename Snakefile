@@ -9,9 +9,9 @@ include: "rules/common.smk"
 
 
 rule all:
+    default_target: True
     input:
         PLAN.all_outputs(),
-    default_target: True
 
 
 include: "rules/simulate.smk"

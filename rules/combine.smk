@@ -1,14 +1,15 @@
 # Combine the cutouts of the same targets from several input sets (CutoutsCombiner).
 rule combine:
     input:
-        unpack(lambda wc: {ref: PLAN.image_indexes(ref) for ref in MANIFEST.combine[wc.name].inputs}),
+        unpack(combine_inputs),
     output:
-        OUT + "/combine/{name}/index.json",
-    params:
-        inputs=lambda wc: {ref: PLAN.image_indexes(ref) for ref in MANIFEST.combine[wc.name].inputs},
-        spec=lambda wc: MANIFEST.combine[wc.name].model_dump(exclude={"inputs"}),
-        out_dir=lambda wc: PLAN.path("combine", wc.name),
+        PLAN.output_pattern("combine"),
     log:
-        OUT + "/logs/combine/{name}.log",
+        PLAN.log_pattern("combine"),
+    conda:
+        "../workflow/envs/skycut.yaml"
+    params:
+        inputs=combine_inputs,
+        spec=combine_spec,
     script:
         "../workflow/combine.py"

@@ -1,12 +1,15 @@
-# Helpers shared by the rule files: the validated manifest, the plan, and input functions.
+# Helpers shared by the workflow's rule files; the validated manifest, the plan, the wildcard constraints and
+# the named input/params functions. Every path comes from the plan (skycut.pipeline.plan.LAYOUT), spelled once.
 import sys
 
 from skycut.exceptions import ManifestError
 from skycut.pipeline.manifest import validate_manifest
-from skycut.pipeline.plan import Plan, fsspec_kwargs, memory_mb
+from skycut.pipeline.plan import BATCH_WILDCARD, NAME_WILDCARD, Plan, memory_mb
 
 if not config:
-    sys.exit("skycut: no manifest given; run: snakemake --configfile MANIFEST.yaml --cores N")
+    sys.exit(
+        "skycut: no manifest given; run: snakemake --configfile MANIFEST.yaml --cores N"
+    )
 
 try:
     MANIFEST = validate_manifest(config)
@@ -16,32 +19,82 @@ except ManifestError as exc:
 except ValueError as exc:
     sys.exit(f"skycut: invalid manifest: {exc}")
 
-OUT = PLAN.out
 
 wildcard_constraints:
-    input_set=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    batch=r"batch-\d{4}",
-    name=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    spec=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    cube=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    input_set=NAME_WILDCARD,
+    name=NAME_WILDCARD,
+    spec=NAME_WILDCARD,
+    cube=NAME_WILDCARD,
+    batch=BATCH_WILDCARD,
 
 
+# image cutouts
 def image_job(wildcards):
     return PLAN.image_job(wildcards.input_set, wildcards.batch)
+
+
+def image_files(wildcards):
+    return PLAN.input_files(wildcards.input_set)
 
 
 def image_inputs(wildcards):
     return PLAN.local_inputs(PLAN.input_files(wildcards.input_set))
 
 
+# combine and render
+def combine_inputs(wildcards):
+    return PLAN.combine_inputs(wildcards.name)
+
+
+def combine_spec(wildcards):
+    return MANIFEST.combine[wildcards.name]
+
+
+def render_inputs(wildcards):
+    return PLAN.render_inputs(wildcards.name)
+
+
+def render_spec(wildcards):
+    return MANIFEST.render[wildcards.name]
+
+
+# cubes and cube cutouts
+def cube_files(wildcards):
+    return PLAN.cube_files(wildcards.cube)
+
+
+def cube_spec(wildcards):
+    return MANIFEST.cubes[wildcards.cube]
+
+
+def cube_mem_mb(wildcards):
+    return memory_mb(MANIFEST.cubes[wildcards.cube].max_memory)
+
+
 def cube_cutout_job(wildcards):
     return PLAN.cube_cutout_job(wildcards.spec, wildcards.cube, wildcards.batch)
 
 
-def cube_cutout_source(wildcards):
-    return PLAN.cube_source(PLAN.cube_ref(wildcards.spec, wildcards.cube))
-
-
 def cube_cutout_inputs(wildcards):
-    source = cube_cutout_source(wildcards)
-    return [] if "://" in source else [source]
+    return PLAN.local_inputs([cube_cutout_job(wildcards).cube])
+
+
+# footprint cutouts and moving targets
+def footprint_job(wildcards):
+    return PLAN.footprint_job(wildcards.spec, wildcards.batch)
+
+
+def footprint_inputs(wildcards):
+    return PLAN.footprint_local_inputs(wildcards.spec)
+
+
+def path_inputs(wildcards):
+    return PLAN.path_inputs(wildcards.name)
+
+
+def path_cubes(wildcards):
+    return PLAN.path_cubes(wildcards.name)
+
+
+def path_spec(wildcards):
+    return MANIFEST.paths[wildcards.name]

@@ -3,20 +3,18 @@ rule cube_cutouts:
     input:
         cube_cutout_inputs,
     output:
-        OUT + "/cube_cutouts/{spec}/{cube}/{batch}.json",
-    params:
-        cube=cube_cutout_source,
-        targets=lambda wc: cube_cutout_job(wc).targets,
-        spec=lambda wc: MANIFEST.cube_cutouts[wc.spec].model_dump(exclude={"cubes", "targets", "batch_size", "fsspec", "plots"}),
-        fsspec=lambda wc: fsspec_kwargs(MANIFEST.cube_cutouts[wc.spec].fsspec),
-        out_dir=lambda wc: PLAN.path("cube_cutouts", wc.spec, wc.cube),
+        PLAN.output_pattern("cube_cutouts"),
     log:
-        OUT + "/logs/cube_cutouts/{spec}/{cube}/{batch}.log",
+        PLAN.log_pattern("cube_cutouts"),
     benchmark:
-        OUT + "/benchmarks/cube_cutouts/{spec}/{cube}/{batch}.tsv"
+        PLAN.benchmark_pattern("cube_cutouts")
+    conda:
+        "../workflow/envs/skycut.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
-    threads: 1
+    params:
+        job=cube_cutout_job,
     script:
         "../workflow/cube_cutouts.py"
 
@@ -24,12 +22,12 @@ rule cube_cutouts:
 # A light-curve plot and a mean image for every TPF of a batch.
 rule tpf_plots:
     input:
-        OUT + "/cube_cutouts/{spec}/{cube}/{batch}.json",
+        PLAN.output_pattern("cube_cutouts"),
     output:
-        OUT + "/cube_cutouts/{spec}/{cube}/plots/{batch}.json",
-    params:
-        out_dir=lambda wc: PLAN.path("cube_cutouts", wc.spec, wc.cube, "plots"),
+        PLAN.output_pattern("tpf_plots"),
     log:
-        OUT + "/logs/tpf_plots/{spec}/{cube}/{batch}.log",
+        PLAN.log_pattern("tpf_plots"),
+    conda:
+        "../workflow/envs/skycut.yaml"
     script:
         "../workflow/tpf_plots.py"

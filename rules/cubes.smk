@@ -1,17 +1,18 @@
 # TESS FFI cubes: one job per cube, memory derived from the manifest's max_memory.
 rule cube:
     input:
-        lambda wc: PLAN.cube_files(wc.cube),
+        cube_files,
     output:
-        OUT + "/cubes/{cube}-cube.fits",
-    params:
-        sector=lambda wc: MANIFEST.cubes[wc.cube].sector,
-        max_memory=lambda wc: MANIFEST.cubes[wc.cube].max_memory,
+        PLAN.output_pattern("cube"),
     log:
-        OUT + "/logs/cubes/{cube}.log",
+        PLAN.log_pattern("cube"),
     benchmark:
-        OUT + "/benchmarks/cubes/{cube}.tsv"
+        PLAN.benchmark_pattern("cube")
+    conda:
+        "../workflow/envs/skycut.yaml"
     resources:
-        mem_mb=lambda wc: memory_mb(MANIFEST.cubes[wc.cube].max_memory),
+        mem_mb=cube_mem_mb,
+    params:
+        spec=cube_spec,
     script:
         "../workflow/cube.py"

@@ -1,19 +1,18 @@
 # TESS cutouts from the cubes whose FFI footprints overlap each target (cloud or local cubes).
 rule footprint_cutouts:
     input:
-        lambda wc: PLAN.footprint_local_inputs(wc.spec),
+        footprint_inputs,
     output:
-        OUT + "/footprint_cutouts/{spec}/{batch}.json",
-    params:
-        targets=lambda wc: PLAN.footprint_job(wc.spec, wc.batch).targets,
-        spec=lambda wc: MANIFEST.footprint_cutouts[wc.spec].model_dump(exclude={"targets", "batch_size", "fsspec"}),
-        fsspec=lambda wc: fsspec_kwargs(MANIFEST.footprint_cutouts[wc.spec].fsspec),
-        out_dir=lambda wc: PLAN.path("footprint_cutouts", wc.spec),
+        PLAN.output_pattern("footprint_cutouts"),
     log:
-        OUT + "/logs/footprint_cutouts/{spec}/{batch}.log",
+        PLAN.log_pattern("footprint_cutouts"),
     benchmark:
-        OUT + "/benchmarks/footprint_cutouts/{spec}/{batch}.tsv"
+        PLAN.benchmark_pattern("footprint_cutouts")
+    conda:
+        "../workflow/envs/skycut.yaml"
     resources:
         mem_mb=1000,
+    params:
+        job=footprint_job,
     script:
         "../workflow/footprint_cutouts.py"

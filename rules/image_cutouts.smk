@@ -3,18 +3,17 @@ rule image_cutouts:
     input:
         image_inputs,
     output:
-        OUT + "/image_cutouts/{input_set}/{batch}.json",
-    params:
-        files=lambda wc: PLAN.input_files(wc.input_set),
-        targets=lambda wc: image_job(wc).targets,
-        spec=lambda wc: MANIFEST.inputs[wc.input_set].model_dump(exclude={"paths", "targets", "batch_size", "fsspec"}),
-        fsspec=lambda wc: fsspec_kwargs(MANIFEST.inputs[wc.input_set].fsspec),
-        out_dir=lambda wc: PLAN.path("image_cutouts", wc.input_set),
+        PLAN.output_pattern("image_cutouts"),
     log:
-        OUT + "/logs/image_cutouts/{input_set}/{batch}.log",
+        PLAN.log_pattern("image_cutouts"),
     benchmark:
-        OUT + "/benchmarks/image_cutouts/{input_set}/{batch}.tsv"
+        PLAN.benchmark_pattern("image_cutouts")
+    conda:
+        "../workflow/envs/skycut.yaml"
     resources:
         mem_mb=1000,
+    params:
+        files=image_files,
+        job=image_job,
     script:
         "../workflow/image_cutouts.py"

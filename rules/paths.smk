@@ -1,18 +1,19 @@
 # Moving targets: a path table followed through cubes (built here, or paths/URIs) into one TPF each.
 rule moving_target:
     input:
-        unpack(lambda wc: PLAN.path_inputs(wc.name)),
+        unpack(path_inputs),
     output:
-        OUT + "/paths/{name}.fits",
-    params:
-        cubes=lambda wc: PLAN.path_cubes(wc.name),
-        spec=lambda wc: MANIFEST.paths[wc.name].model_dump(exclude={"cubes", "fsspec"}),
-        fsspec=lambda wc: fsspec_kwargs(MANIFEST.paths[wc.name].fsspec),
+        PLAN.output_pattern("moving_target"),
     log:
-        OUT + "/logs/paths/{name}.log",
+        PLAN.log_pattern("moving_target"),
     benchmark:
-        OUT + "/benchmarks/paths/{name}.tsv"
+        PLAN.benchmark_pattern("moving_target")
+    conda:
+        "../workflow/envs/skycut.yaml"
     resources:
         mem_mb=2000,
+    params:
+        cubes=path_cubes,
+        spec=path_spec,
     script:
         "../workflow/moving_target.py"

@@ -1,14 +1,15 @@
 # PNG/JPG images of cutouts (greyscale per input, or colour from three inputs).
 rule render:
     input:
-        unpack(lambda wc: PLAN.render_inputs(wc.name)),
+        unpack(render_inputs),
     output:
-        OUT + "/render/{name}/index.json",
-    params:
-        inputs=lambda wc: PLAN.render_inputs(wc.name),
-        spec=lambda wc: MANIFEST.render[wc.name].model_dump(exclude={"inputs"}),
-        out_dir=lambda wc: PLAN.path("render", wc.name),
+        PLAN.output_pattern("render"),
     log:
-        OUT + "/logs/render/{name}.log",
+        PLAN.log_pattern("render"),
+    conda:
+        "../workflow/envs/skycut.yaml"
+    params:
+        inputs=render_inputs,
+        spec=render_spec,
     script:
         "../workflow/render.py"

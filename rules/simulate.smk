@@ -4,14 +4,15 @@ if MANIFEST.demo is not None:
     rule simulate:
         output:
             PLAN.demo_outputs(),
-        params:
-            spec=PLAN.demo_spec(),
-            directory=PLAN.demo_dir,
         log:
-            PLAN.log("simulate.log"),
+            PLAN.log_pattern("simulate"),
         benchmark:
-            PLAN.bench("simulate.tsv")
+            PLAN.benchmark_pattern("simulate")
+        conda:
+            "../workflow/envs/skycut.yaml"
         resources:
             mem_mb=4000,
+        params:
+            job=PLAN.demo_job(),
         script:
             "../workflow/simulate.py"

@@ -81,7 +81,7 @@ def test_demo_products(demo_run):
 
 
 def test_demo_variable_star_varies(demo_run):
-    from skycut.pipeline.products import tpf_light_curve
+    from skycut.pipeline.jobs.cube_cutouts import tpf_light_curve
 
     workdir, _ = demo_run
     truth = json.loads((workdir / "results" / "demo" / "tess" / "tess-s0011-1-1_truth.json").read_text())

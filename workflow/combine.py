@@ -1,13 +1,6 @@
 """Rule `combine`: combine each target's cutouts from several input sets."""
-from skycut.pipeline.products import combine_cutouts, configure_logging
+from skycut.pipeline.jobs.combine import combine_cutouts
+from skycut.pipeline.jobs.joblog import job_log
 
-configure_logging(snakemake.log[0])
-spec = snakemake.params.spec
-combine_cutouts(
-    snakemake.params.inputs,
-    snakemake.params.out_dir,
-    snakemake.output[0],
-    targets=spec["targets"],
-    combiner=spec["combiner"],
-    null_value=spec["null_value"],
-)
+with job_log(snakemake.log[0]):
+    combine_cutouts(snakemake.params.inputs, snakemake.params.spec, snakemake.output[0])

@@ -1,10 +1,6 @@
 """Rule `cube`: build one TESS FFI cube."""
-from skycut.pipeline.products import build_cube, configure_logging
+from skycut.pipeline.jobs.cubes import build_cube
+from skycut.pipeline.jobs.joblog import job_log
 
-configure_logging(snakemake.log[0])
-build_cube(
-    list(snakemake.input),
-    snakemake.output[0],
-    sector=snakemake.params.sector,
-    max_memory=snakemake.params.max_memory,
-)
+with job_log(snakemake.log[0]):
+    build_cube(list(snakemake.input), snakemake.params.spec, snakemake.output[0])

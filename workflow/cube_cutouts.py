@@ -1,14 +1,7 @@
 """Rule `cube_cutouts`: cut one batch of targets from one cube into target pixel files."""
-from skycut.pipeline.products import configure_logging, cut_cube
+from skycut.pipeline.jobs.cube_cutouts import cut_cube
+from skycut.pipeline.jobs.joblog import job_log
 
-configure_logging(snakemake.log[0])
-spec = snakemake.params.spec
-cut_cube(
-    snakemake.params.cube,
-    snakemake.params.targets,
-    snakemake.params.out_dir,
-    snakemake.output[0],
-    fill_value=spec["fill_value"],
-    threads=spec["threads"],
-    fsspec_kwargs=snakemake.params.fsspec,
-)
+job = snakemake.params.job
+with job_log(snakemake.log[0]):
+    cut_cube(job.cube, job.targets, job.spec, snakemake.output[0])

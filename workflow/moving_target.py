@@ -1,14 +1,6 @@
 """Rule `moving_target`: follow one path through its cubes into a moving-target TPF."""
-from skycut.pipeline.products import configure_logging, moving_target
+from skycut.pipeline.jobs.joblog import job_log
+from skycut.pipeline.jobs.paths import moving_target
 
-configure_logging(snakemake.log[0])
-spec = snakemake.params.spec
-moving_target(
-    spec["table"],
-    spec["size"],
-    snakemake.params.cubes,
-    snakemake.output[0],
-    time_format=spec["time_format"],
-    target=spec["target"],
-    fsspec_kwargs=snakemake.params.fsspec,
-)
+with job_log(snakemake.log[0]):
+    moving_target(snakemake.params.spec, snakemake.params.cubes, snakemake.output[0])

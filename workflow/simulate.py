@@ -1,5 +1,7 @@
 """Rule `simulate`: make the manifest's demo data."""
-from skycut.pipeline.products import configure_logging, make_demo
+from skycut.pipeline.jobs.demo import make_demo
+from skycut.pipeline.jobs.joblog import job_log
 
-configure_logging(snakemake.log[0])
-make_demo(snakemake.params.spec, snakemake.params.directory)
+job = snakemake.params.job
+with job_log(snakemake.log[0]):
+    make_demo(job.spec, job.directory, path_table=job.path_table, footprints=job.footprints)

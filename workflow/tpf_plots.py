@@ -1,5 +1,6 @@
 """Rule `tpf_plots`: light-curve plots and mean images of one batch of TPFs."""
-from skycut.pipeline.products import configure_logging, plot_tpfs
+from skycut.pipeline.jobs.cube_cutouts import plot_tpfs
+from skycut.pipeline.jobs.joblog import job_log
 
-configure_logging(snakemake.log[0])
-plot_tpfs(snakemake.input[0], snakemake.params.out_dir, snakemake.output[0])
+with job_log(snakemake.log[0]):
+    plot_tpfs(snakemake.input[0], snakemake.output[0])

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..core.logs import LOGGER, set_verbose
 
-log = logging.getLogger("skycut")
+log = logging.getLogger(LOGGER)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -85,14 +86,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(str(exc), file=sys.stderr)
             status = 2
-    if args.verbose:
+    if args.outputs:
         for out in plan.all_outputs():
             print(f"  {out}")
     return status
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .products import make_demo
+    from .jobs.demo import make_demo
 
     plan = _load_plan(args.manifest)
     if plan is None:
@@ -100,7 +101,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if plan.manifest.demo is None:
         print(f"{args.manifest}: no demo section", file=sys.stderr)
         return 2
-    made = make_demo(plan.demo_spec(), plan.demo_dir)
+    job = plan.demo_job()
+    made = make_demo(job.spec, job.directory, path_table=job.path_table, footprints=job.footprints)
     for kind, files in made.items():
         print(f"{kind}: {len(files)} file(s) in {Path(files[0]).parent if files else plan.demo_dir}")
     return 0
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skycut", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"skycut {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="DEBUG log records from skycut")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check manifests; print every problem with its field path")
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="show the jobs a manifest makes")
     p.add_argument("manifest")
+    p.add_argument("--outputs", action="store_true", help="also list every output the workflow will make")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("simulate", help="make the manifest's demo data without running the workflow")
@@ -134,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # the application installs the handler
+    log.setLevel(logging.INFO)
+    set_verbose(args.verbose)  # DEBUG for the skycut logger, nothing else
     return args.func(args)
 
 

@@ -1,20 +1,28 @@
 """Turn a validated :class:`~skycut.pipeline.manifest.Manifest` into jobs and output paths.
 
 The Snakemake rules only wire what this module computes, so the whole plan is testable without Snakemake.
-Output layout under ``output_dir`` (every job writes a JSON index of what it made):
+Every path the workflow writes is spelled once, in :data:`LAYOUT` (relative to ``output_dir``): the rules take
+their ``output``/``log``/``benchmark`` patterns from :meth:`Plan.output_pattern` and friends, and concrete
+paths (the targets of rule ``all``, the inputs one rule reads from another) come from formatting the same
+patterns (:meth:`Plan.output`). A job writes its products beside its index file:
 
 ===========================================  ====================================================================
-``demo/{tess,hst,roman}/...``                simulated inputs (``demo.directory`` overrides)
+``demo/{tess,hst,roman}/...``                simulated inputs (``demo.directory`` overrides), plus
+                                             ``tess/moving_target_path.ecsv`` and ``tess/tess_ffi_footprint_cache.json``
 ``image_cutouts/{input}/batch-NNNN.json``    index of one (input set, target batch) job
 ``image_cutouts/{input}/{target}.fits``      the cutouts of one target (``.asdf`` for ASDF inputs)
 ``combine/{group}/index.json``, ``{target}.fits``  combined cutouts
 ``render/{render}/index.json``, ``.../{target}.png``  images
 ``cubes/{cube}-cube.fits``                   TESS FFI cubes
 ``cube_cutouts/{spec}/{cube}/batch-NNNN.json``, ``{target}.fits``  target pixel files
+``cube_cutouts/{spec}/{cube}/plots/batch-NNNN.json``, ``{target}_lightcurve.png``, ``{target}_mean.png``
 ``footprint_cutouts/{spec}/batch-NNNN.json``, ``{target}/...``  TPFs from cloud cubes
 ``paths/{path}.fits``                        moving-target TPFs
 ``logs/...``, ``benchmarks/...``             Snakemake logs and benchmark tables, mirroring the jobs
 ===========================================  ====================================================================
+
+``output_dir`` is normalised (``.``, ``./results``, ``results/`` all work): paths are ``results/x``, or ``x`` for
+``.``, never ``./x``, so what one rule writes and what another reads compare equal.
 """
 
 from __future__ import annotations
@@ -22,25 +30,71 @@ from __future__ import annotations
 import fnmatch
 import glob
 import math
+import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from ..core.remote import is_remote
-from .manifest import FsspecOptions, Manifest, Target
+from .manifest import (
+    SAFE_NAME_PATTERN,
+    CubeCutoutSpec,
+    Demo,
+    FootprintCutoutSpec,
+    InputSet,
+    Manifest,
+    Target,
+)
+from .options import fsspec_kwargs
 
 BATCH_FORMAT = "batch-{:04d}"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def fsspec_kwargs(options: FsspecOptions | None) -> dict[str, Any] | None:
-    """Manifest fsspec options as keyword arguments for the library (``None`` when nothing is set)."""
-    if options is None:
-        return None
-    out = {k: v for k, v in options.model_dump().items() if v is not None}
-    return out or None
+@dataclass(frozen=True)
+class RulePaths:
+    """A rule's ``output``, ``log`` and ``benchmark`` patterns, relative to ``output_dir``, with ``{wildcards}``."""
+
+    output: str | None
+    log: str
+    benchmark: str | None = None
+
+
+#: Every path the workflow writes, per rule (the ``simulate`` rule's outputs are the demo files).
+LAYOUT: dict[str, RulePaths] = {
+    "simulate": RulePaths(None, "logs/simulate.log", "benchmarks/simulate.tsv"),
+    "image_cutouts": RulePaths("image_cutouts/{input_set}/{batch}.json", "logs/image_cutouts/{input_set}/{batch}.log",
+                               "benchmarks/image_cutouts/{input_set}/{batch}.tsv"),
+    "combine": RulePaths("combine/{name}/index.json", "logs/combine/{name}.log"),
+    "render": RulePaths("render/{name}/index.json", "logs/render/{name}.log"),
+    "cube": RulePaths("cubes/{cube}-cube.fits", "logs/cubes/{cube}.log", "benchmarks/cubes/{cube}.tsv"),
+    "cube_cutouts": RulePaths("cube_cutouts/{spec}/{cube}/{batch}.json", "logs/cube_cutouts/{spec}/{cube}/{batch}.log",
+                              "benchmarks/cube_cutouts/{spec}/{cube}/{batch}.tsv"),
+    "tpf_plots": RulePaths("cube_cutouts/{spec}/{cube}/plots/{batch}.json", "logs/tpf_plots/{spec}/{cube}/{batch}.log"),
+    "footprint_cutouts": RulePaths("footprint_cutouts/{spec}/{batch}.json", "logs/footprint_cutouts/{spec}/{batch}.log",
+                                   "benchmarks/footprint_cutouts/{spec}/{batch}.tsv"),
+    "moving_target": RulePaths("paths/{name}.fits", "logs/paths/{name}.log", "benchmarks/paths/{name}.tsv"),
+}
+
+#: Files the demo writes beside its TESS FFIs for the footprint and moving-target stages.
+DEMO_PATH_TABLE = "moving_target_path.ecsv"
+DEMO_FOOTPRINTS = "tess_ffi_footprint_cache.json"
+
+#: Wildcard regexes for the rules: every name wildcard obeys the manifest's one name pattern.
+NAME_WILDCARD = SAFE_NAME_PATTERN.removeprefix("^").removesuffix("$")
+BATCH_WILDCARD = r"batch-\d+"  # BATCH_FORMAT pads to 4 digits (5 from batch 10000 on)
+
+
+def normalise_dir(path: str) -> str:
+    """``output_dir`` as the workflow spells it: ``"."``, ``"./results"``, ``"results/"`` -> ``"."``, ``"results"``,
+    ``"results"`` (no trailing slash, no ``./``)."""
+    return posixpath.normpath(path or ".")
+
+
+def under(base: str, relative: str) -> str:
+    """``relative`` under the normalised directory ``base`` (just ``relative`` when ``base`` is ``"."``)."""
+    return relative if base == "." else f"{base}/{relative}"
 
 
 def batches(items: list[Any], size: int) -> list[list[Any]]:
@@ -51,16 +105,22 @@ def batches(items: list[Any], size: int) -> list[list[Any]]:
 def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[str]:
     """Expand local globs against the filesystem and against ``known`` (files another job will make).
 
-    Remote URIs and plain paths are kept as given. The result is sorted per pattern and de-duplicated.
+    Remote URIs are kept as given; local paths and globs are normalised (``./a/b`` -> ``a/b``) so they compare
+    equal to the planned outputs of other rules. The result is sorted per pattern and de-duplicated.
     A glob that matches nothing raises ``ValueError`` naming the pattern.
     """
     known = known or set()
     out: list[str] = []
     for pattern in patterns:
-        if is_remote(pattern) or not _GLOB_CHARS.search(pattern):
+        if is_remote(pattern):
             out.append(pattern)
             continue
-        matches = set(glob.glob(pattern)) | {k for k in known if fnmatch.fnmatch(k, pattern)}
+        pattern = posixpath.normpath(pattern)
+        if not _GLOB_CHARS.search(pattern):
+            out.append(pattern)
+            continue
+        matches = {posixpath.normpath(m) for m in glob.glob(pattern)} | {k for k in known
+                                                                         if fnmatch.fnmatch(k, pattern)}
         if not matches:
             raise ValueError(f"no file matches {pattern!r}")
         out += sorted(matches)
@@ -69,11 +129,28 @@ def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[st
 
 @dataclass
 class TargetJob:
-    """One batch of targets for one product (an input set, a cube, ...)."""
+    """One batch of targets for one product (an input set, a cube, ...): what its job is handed.
+
+    ``targets`` are the manifest's :class:`~skycut.pipeline.manifest.Target` objects (resolved ``ra``, ``dec``,
+    ``size``); ``spec`` is the manifest section the job belongs to; ``cube`` is the cube path/URI of a
+    cube-cutout job.
+    """
 
     key: str  # the product key: input set, "spec/cube", ...
     batch: str  # "batch-0003"
-    targets: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[Target]
+    spec: InputSet | CubeCutoutSpec | FootprintCutoutSpec
+    cube: str | None = None
+
+
+@dataclass
+class DemoJob:
+    """What the ``simulate`` job is handed: the demo section and where its files go."""
+
+    spec: Demo
+    directory: str
+    path_table: str | None  # None without a TESS section
+    footprints: str | None
 
 
 class Plan:
@@ -87,29 +164,41 @@ class Plan:
 
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
-        self.out = manifest.output_dir.rstrip("/") or "."
+        self.out = normalise_dir(manifest.output_dir)
         self._demo_files = self._demo_outputs()
         self.known_files = {f for files in self._demo_files.values() for f in files}
 
-    # ---------------------------------------------------------------------------------------- helpers
-    def path(self, *parts: str) -> str:
-        return str(Path(self.out, *parts))
+    # ---------------------------------------------------------------------------------------- paths
+    def output_pattern(self, rule: str) -> str:
+        """The ``output`` of ``rule`` with its ``{wildcards}`` (from :data:`LAYOUT`)."""
+        pattern = LAYOUT[rule].output
+        if pattern is None:
+            raise KeyError(f"rule {rule!r} has no output pattern")
+        return under(self.out, pattern)
 
-    def log(self, *parts: str) -> str:
-        return self.path("logs", *parts)
+    def log_pattern(self, rule: str) -> str:
+        """The ``log`` of ``rule`` with its ``{wildcards}``."""
+        return under(self.out, LAYOUT[rule].log)
 
-    def bench(self, *parts: str) -> str:
-        return self.path("benchmarks", *parts)
+    def benchmark_pattern(self, rule: str) -> str:
+        """The ``benchmark`` of ``rule`` with its ``{wildcards}``."""
+        pattern = LAYOUT[rule].benchmark
+        if pattern is None:
+            raise KeyError(f"rule {rule!r} has no benchmark pattern")
+        return under(self.out, pattern)
 
-    def target_records(self, names: list[str] | None) -> list[dict[str, Any]]:
-        """Targets as plain dicts ``{name, coordinates, size}`` (all targets when ``names`` is None)."""
+    def output(self, rule: str, **wildcards: str) -> str:
+        """The concrete output of one ``rule`` job: its pattern formatted with ``wildcards``."""
+        return self.output_pattern(rule).format(**wildcards)
+
+    def target_records(self, names: list[str] | None) -> list[Target]:
+        """The manifest's targets named ``names`` (all targets when ``names`` is None), in that order."""
         tmap = self.manifest.target_map()
-        chosen: list[Target] = [tmap[n] for n in names] if names else list(self.manifest.targets)
-        return [{"name": t.name, "coordinates": t.coordinates, "size": self.manifest.size_of(t)} for t in chosen]
+        return [tmap[n] for n in names] if names else list(self.manifest.targets)
 
-    def _target_jobs(self, key: str, names: list[str] | None, batch_size: int) -> list[TargetJob]:
-        return [TargetJob(key, BATCH_FORMAT.format(i), chunk)
-                for i, chunk in enumerate(batches(self.target_records(names), batch_size))]
+    def _target_jobs(self, key: str, spec: Any, batch_size: int, cube: str | None = None) -> list[TargetJob]:
+        return [TargetJob(key, BATCH_FORMAT.format(i), chunk, spec, cube)
+                for i, chunk in enumerate(batches(self.target_records(spec.targets), batch_size))]
 
     # ---------------------------------------------------------------------------------------- demo
     def _demo_outputs(self) -> dict[str, list[str]]:
@@ -117,20 +206,27 @@ class Plan:
         if demo is None:
             return {}
         from ..simulate import demo_file_names
-        from .products import DEMO_FOOTPRINTS, DEMO_PATH_TABLE
 
-        names = {k: [str(p) for p in v] for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
+        names = {k: [posixpath.normpath(str(p)) for p in v]
+                 for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
         if names.get("tess"):
-            tess_dir = Path(names["tess"][0]).parent
-            names["tess_extras"] = [str(tess_dir / DEMO_PATH_TABLE), str(tess_dir / DEMO_FOOTPRINTS)]
+            tess_dir = posixpath.dirname(names["tess"][0])
+            names["tess_extras"] = [posixpath.join(tess_dir, DEMO_PATH_TABLE),
+                                    posixpath.join(tess_dir, DEMO_FOOTPRINTS)]
         return names
 
     @property
     def demo_dir(self) -> str:
-        return self.manifest.demo_directory()
+        return normalise_dir(self.manifest.demo_directory())
 
     def demo_spec(self) -> dict[str, Any]:
+        """The demo section as the simulator takes it (a mapping without ``directory``)."""
         return self.manifest.demo.model_dump(exclude={"directory"}) if self.manifest.demo else {}
+
+    def demo_job(self) -> DemoJob:
+        """What the ``simulate`` job is handed."""
+        extras = self._demo_files.get("tess_extras", [None, None])
+        return DemoJob(self.manifest.demo, self.demo_dir, extras[0], extras[1])
 
     def demo_outputs(self) -> list[str]:
         return sorted(self.known_files)
@@ -152,30 +248,28 @@ class Plan:
     def image_jobs(self) -> list[TargetJob]:
         jobs = []
         for name, spec in self.manifest.inputs.items():
-            jobs += self._target_jobs(name, spec.targets, spec.batch_size)
+            jobs += self._target_jobs(name, spec, spec.batch_size)
         return jobs
 
     def image_job(self, input_set: str, batch: str) -> TargetJob:
         return _find(self.image_jobs(), input_set, batch)
 
     def image_index(self, input_set: str, batch: str) -> str:
-        return self.path("image_cutouts", input_set, f"{batch}.json")
-
-    def image_suffix(self, input_set: str) -> str:
-        spec = self.manifest.inputs[input_set]
-        if spec.format == "asdf":
-            return spec.output_format or "asdf"
-        return "fits"
+        return self.output("image_cutouts", input_set=input_set, batch=batch)
 
     def image_indexes(self, input_set: str) -> list[str]:
         return [self.image_index(j.key, j.batch) for j in self.image_jobs() if j.key == input_set]
 
     # ---------------------------------------------------------------------------------------- combine / render
     def combine_index(self, group: str) -> str:
-        return self.path("combine", group, "index.json")
+        return self.output("combine", name=group)
+
+    def combine_inputs(self, group: str) -> dict[str, list[str]]:
+        """Index files of each input set a combine group reads (input set -> index paths, in manifest order)."""
+        return {ref: self.image_indexes(ref) for ref in self.manifest.combine[group].inputs}
 
     def render_index(self, name: str) -> str:
-        return self.path("render", name, "index.json")
+        return self.output("render", name=name)
 
     def product_indexes(self, name: str) -> list[str]:
         """Index files of an input set or a combine group (what render reads)."""
@@ -184,11 +278,12 @@ class Plan:
         return self.image_indexes(name)
 
     def render_inputs(self, name: str) -> dict[str, list[str]]:
+        """Index files of each product a render set reads (product -> index paths, in manifest order: R, G, B)."""
         return {ref: self.product_indexes(ref) for ref in self.manifest.render[name].inputs}
 
     # ---------------------------------------------------------------------------------------- cubes
     def cube_path(self, name: str) -> str:
-        return self.path("cubes", f"{name}-cube.fits")
+        return self.output("cube", cube=name)
 
     def cube_files(self, name: str) -> list[str]:
         return self._resolve(f"cubes.{name}.files", self.manifest.cubes[name].files)
@@ -210,7 +305,8 @@ class Plan:
         jobs = []
         for spec_name, spec in self.manifest.cube_cutouts.items():
             for ref in spec.cubes:
-                jobs += self._target_jobs(f"{spec_name}/{self.cube_key(ref)}", spec.targets, spec.batch_size)
+                jobs += self._target_jobs(f"{spec_name}/{self.cube_key(ref)}", spec, spec.batch_size,
+                                          cube=self.cube_source(ref))
         return jobs
 
     def cube_cutout_job(self, spec: str, cube: str, batch: str) -> TargetJob:
@@ -223,38 +319,40 @@ class Plan:
         raise KeyError(f"cube_cutouts.{spec}: no cube {cube_key!r}")
 
     def cube_cutout_index(self, key: str, batch: str) -> str:
-        return self.path("cube_cutouts", key, f"{batch}.json")
+        spec, cube = key.split("/")
+        return self.output("cube_cutouts", spec=spec, cube=cube, batch=batch)
 
     def tpf_plot_index(self, key: str, batch: str) -> str:
-        return self.path("cube_cutouts", key, "plots", f"{batch}.json")
+        spec, cube = key.split("/")
+        return self.output("tpf_plots", spec=spec, cube=cube, batch=batch)
 
     # ---------------------------------------------------------------------------------------- footprints, paths
     @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def footprint_jobs(self) -> list[TargetJob]:
         jobs = []
         for name, spec in self.manifest.footprint_cutouts.items():
-            jobs += self._target_jobs(name, spec.targets, spec.batch_size)
+            jobs += self._target_jobs(name, spec, spec.batch_size)
         return jobs
 
     def footprint_job(self, key: str, batch: str) -> TargetJob:
         return _find(self.footprint_jobs(), key, batch)
 
     def footprint_index(self, key: str, batch: str) -> str:
-        return self.path("footprint_cutouts", key, f"{batch}.json")
+        return self.output("footprint_cutouts", spec=key, batch=batch)
 
     def footprint_local_inputs(self, key: str) -> list[str]:
         """Local files a footprint job reads: a local footprint file and the manifest's own cubes under a
         local ``cube_base_uri`` (so the workflow builds them first)."""
         spec = self.manifest.footprint_cutouts[key]
-        files = [] if is_remote(spec.footprint_uri) else [spec.footprint_uri]
+        files = [] if is_remote(spec.footprint_uri) else [posixpath.normpath(spec.footprint_uri)]
         if not is_remote(spec.cube_base_uri):
-            base = str(Path(spec.cube_base_uri))
+            base = posixpath.normpath(spec.cube_base_uri)
             files += [self.cube_path(c) for c in self.manifest.cubes
-                      if str(Path(self.cube_path(c)).parent) == base]
+                      if posixpath.dirname(self.cube_path(c)) == base]
         return files
 
     def path_output(self, name: str) -> str:
-        return self.path("paths", f"{name}.fits")
+        return self.output("moving_target", name=name)
 
     @cache  # noqa: B019 - a sectors lookup reads the footprint file; the rule asks for input and params
     def path_cubes(self, name: str) -> list[str]:
@@ -264,7 +362,7 @@ class Plan:
         if spec.cubes is not None:
             return [self.cube_source(ref) for ref in spec.cubes]
         from ..tess.footprint import cube_uri, get_tess_sectors
-        from .products import read_path
+        from .jobs.paths import read_path
 
         path = read_path(spec.table, spec.time_format)
         found = get_tess_sectors(path["position"], 0, sequence=spec.sectors, footprint_uri=spec.footprint_uri,
@@ -275,7 +373,7 @@ class Plan:
         """Local files a moving-target job reads (the path table and local cubes)."""
         spec = self.manifest.paths[name]
         cubes = [c for c in self.path_cubes(name) if not is_remote(c)] if spec.cubes is not None else []
-        return {"table": [spec.table], "cubes": cubes}
+        return {"table": [posixpath.normpath(spec.table)], "cubes": cubes}
 
     # ---------------------------------------------------------------------------------------- everything
     def all_outputs(self) -> list[str]:
@@ -285,8 +383,7 @@ class Plan:
         outs += [self.render_index(r) for r in m.render]
         outs += [self.cube_path(c) for c in m.cubes]
         outs += [self.cube_cutout_index(j.key, j.batch) for j in self.cube_cutout_jobs()]
-        outs += [self.tpf_plot_index(j.key, j.batch) for j in self.cube_cutout_jobs()
-                 if m.cube_cutouts[j.key.split("/")[0]].plots]
+        outs += [self.tpf_plot_index(j.key, j.batch) for j in self.cube_cutout_jobs() if j.spec.plots]
         outs += [self.footprint_index(j.key, j.batch) for j in self.footprint_jobs()]
         outs += [self.path_output(p) for p in m.paths]
         if not outs:
