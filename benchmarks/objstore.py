@@ -358,13 +358,16 @@ class ObjectStore:
     # ------------------------------------------------------------------ counters
 
     def stats(self) -> dict:
-        """``requests``, ``bytes_sent`` (body bytes), ``connections`` (opened), ``max_in_flight`` (most
-        requests being answered at once), ``max_connections_open``, ``gets``/``heads``/``lists`` counts."""
+        """``requests``, ``bytes_sent`` (body bytes), ``connections`` (opened), ``connections_used`` (that
+        carried a request, including keep-alive connections opened before the last :meth:`reset`),
+        ``max_in_flight`` (most requests being answered at once), ``max_connections_open``,
+        ``gets``/``heads``/``lists`` counts."""
         c = self._counters
         with c.lock:
             served = list(c.served)
             return {"requests": len(served), "bytes_sent": sum(r.nbytes for r in served),
-                    "connections": c.connections, "max_in_flight": c.max_in_flight,
+                    "connections": c.connections, "connections_used": len({r.connection for r in served}),
+                    "max_in_flight": c.max_in_flight,
                     "max_connections_open": c.max_connections_open,
                     "gets": sum(r.method == "GET" and r.path.count("/") > 1 for r in served),
                     "heads": sum(r.method == "HEAD" for r in served),
