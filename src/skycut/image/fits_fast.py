@@ -1,31 +1,41 @@
-"""An astropy-free fast path for :func:`skycut.fits_cut` writing files, used only when provably equivalent.
+"""An astropy-free fast path for :func:`skycut.fits_cut` writing files, used only when provably equivalent; its
+checks and pieces also serve the workflow's image job (:func:`skycut.image.fits_batch.cut_fits_targets`).
 
-Importing ``astropy.io.fits`` and ``astropy.wcs`` costs most of a second, and astropy's header parsing, WCS
-construction and checksums dominate an in-process cutout. For the common case — local, uncompressed FITS
-images with a plain TAN or TAN-SIP celestial WCS in ICRS, pixel cutout sizes, targets well inside the images —
-this module produces the same files as the astropy path (:class:`skycut.image.fits_cutout.FITSCutout` +
-``write_as_fits``) with numpy alone, reusing the header parser of :mod:`skycut.tess.cube_reader`, the TAN
-projection of :mod:`skycut.tess.cube_wcs` and the card/checksum writer of :mod:`skycut.tess.tpf`.
+Why it exists (``python -m benchmarks fits_cut --quick``, 2000 x 2000 float32 TAN image, 200 x 300 cutout):
+an in-process ``fits_cut`` takes 3.9 ms here against 12.0 ms on the astropy path (astrocut: 21 ms); a fresh
+process importing skycut and cutting once takes 0.19 s, under the 0.85 s that importing ``astropy.wcs`` and
+``astropy.io.fits`` alone costs (astrocut: 2.3 s). In the workflow's batch: 4.2 ms per target against 13.4 ms.
+
+For the common case — local, uncompressed FITS images with a plain TAN or TAN-SIP celestial WCS in ICRS or FK5
+(equinox J2000), targets well inside the images — this module produces the same files as the astropy path
+(:class:`skycut.image.fits_cutout.FITSCutout` + ``write_as_fits``) with numpy alone: headers read by
+:class:`skycut.core.fits_bytes.RawHeader`, positions by :class:`skycut.core.tansip.TanSip` (the package's one
+TAN-SIP transform and SIP inverse), cards and checksums written by :mod:`skycut.core.fits_bytes`.
 
 Every precondition is checked from the raw headers before anything is written; on any doubt
 :func:`try_fits_cut` returns ``None`` and ``fits_cut`` runs the astropy path unchanged. In particular it falls
 back for: remote, compressed (``.gz``/``.fz``/tile-compressed) or non-``SIMPLE`` files; scaled (BSCALE/BZERO),
 BLANK, Pan-STARRS asinh (BSOFTEN/BOFFSET) or non-2-D images; any projection other than ``RA---TAN(-SIP)``,
-lookup-table distortions, ``PV``/``CROTA`` keywords, frames other than ICRS (FK5 differs from ICRS by the frame
-bias, so it is not treated as ICRS); angular or string cutout sizes; targets missing an image or giving empty
-cutouts; ``verbose``, ``memory_only``, ``fsspec_kwargs``; header cards astropy would rewrite (``CONTINUE``,
-``HIERARCH``, lower-case keywords, archaic ``PC00i00j``).
+lookup-table distortions, ``PV``/``CROTA`` keywords, frames other than ICRS and FK5 J2000 (FK5 targets are
+rotated by the ICRS -> FK5 frame bias, as astropy's ``SkyCoord.transform_to`` does); angular or string cutout
+sizes; targets missing an image or giving empty cutouts; ``verbose``, ``memory_only``, ``fsspec_kwargs``; header
+cards astropy would rewrite (``CONTINUE``, ``HIERARCH``, lower-case keywords, archaic ``PC00i00j``, malformed
+values).
 
-Equivalence of the cutout position: the target's pixel position is computed by mirroring astropy's
-``all_world2pix`` (linear TAN inverse, then the same fixed-point SIP iteration with the same tolerance and
-stopping rule); the cutout box is accepted only if it is the same for every position within a safety margin
-(far larger than the floating-point difference between wcslib and numpy) around the computed one, so that
-astropy's result, which lies within that margin, gives the same box. Otherwise: fallback.
+Equivalence of the cutout position: :meth:`TanSip.all_world2pix` gives the exact inverse (Newton, 1e-8 px);
+astropy's fixed-point SIP iteration stops within its tolerance (1e-4 px) of it when the distortion contracts
+(checked: Jacobian norm <= 0.5 at the solution). The cutout box is accepted only if it is the same for every
+position within a margin (that tolerance for SIP, plus far more than the floating-point difference between
+wcslib and numpy) around the computed one, so astropy's result, which lies within that margin, gives the same
+box. Otherwise (a target within 1e-4 px of a rounding boundary of the box): fallback.
 
 Output layout and keywords are those of :func:`skycut.image.fits_helpers.cutout_header`: the original cards minus the
 structural and primary-WCS keywords, alternate ``CRPIXna`` shifted, then the primary WCS with ``CRPIX`` shifted
 by ``(-xmin, -ymin)`` (SIP kept), the wcslib-derived ``MJD-BEG/AVG/END`` that astropy's ``to_header`` adds, the
-IRAF ``LTV/LTM`` and physical (``P``) WCS, ``EXTNAME = 'CUTOUT'``, ``O_EXT_NM``, ``ORIG_FLE``, ``ORIG_EXT``.
+IRAF ``LTV/LTM`` and physical (``P``) WCS, ``EXTNAME = 'CUTOUT'``, ``O_EXT_NM``, ``ORIG_FLE``, ``ORIG_EXT``. The
+WCS cards keep the original card images where astropy reformats them through wcslib (same values, different
+digits/comments): ``fits_cut``'s files are equal to the astropy path's in values, not bytes. The workflow's
+batch (:mod:`skycut.image.fits_batch`) takes ``cutout_header`` itself for byte-identical files.
 
 Pixel conventions as :mod:`skycut.core.geometry`: 0-based, ``x`` = column = FITS axis 1, ``y`` = row.
 """
