@@ -132,3 +132,58 @@ def test_missing_input_file_is_named(tmp_path):
     proc = run_snakemake(tmp_path, "m.yaml")
     assert proc.returncode != 0
     assert "data/nothing-here.fits" in proc.stdout + proc.stderr
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return path
+
+
+def test_snakemake_lint_and_snakefmt_report_nothing():
+    lint = subprocess.run([*SNAKEMAKE[:-2], "--lint", "--configfile", "config.example.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stderr[-3000:]
+    assert "Lints for" not in lint.stdout + lint.stderr
+    fmt = subprocess.run([_tool("snakefmt"), "--check", "Snakefile", "rules/"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def _tiny_hst_manifest(output_dir: str) -> dict:
+    from skycut.simulate import demo_file_names
+    from skycut.simulate.images import HST_CENTER
+
+    demo = {"seed": 1, "hst": {"bands": ["f606w"], "shape": [64, 64]}}
+    demo_dir = str(Path(output_dir) / "demo")
+    first = demo_file_names(demo, demo_dir)["hst"][0]
+    return {
+        "output_dir": output_dir,
+        "demo": demo,
+        "targets": [{"name": "t1", "coordinates": f"{HST_CENTER[0]:.8f} {HST_CENTER[1]:.8f}", "size": 9}],
+        "inputs": {"f606w": {"paths": [f"./{first}" if not first.startswith("/") else first]}},
+    }
+
+
+@pytest.mark.parametrize(("output_dir", "prefix"), [("./results", "results/"), (".", ""), ("out/", "out/")])
+def test_output_dir_spellings_run(tmp_path, output_dir, prefix):
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(_tiny_hst_manifest(output_dir)))
+    dry = run_snakemake(tmp_path, "m.yaml", "-n")
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    proc = run_snakemake(tmp_path, "m.yaml")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    index = json.loads((tmp_path / f"{prefix}image_cutouts/f606w/batch-0000.json").read_text())
+    assert index["products"] == {"t1": [f"{prefix}image_cutouts/f606w/t1.fits"]}
+    assert (tmp_path / f"{prefix}logs/image_cutouts/f606w/batch-0000.log").is_file()
+
+
+def test_failed_job_log_has_the_traceback(tmp_path):
+    (tmp_path / "bad.fits").write_text("not a FITS file")
+    manifest = {"targets": [{"name": "x", "coordinates": "10 20"}], "inputs": {"a": {"paths": ["bad.fits"]}}}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+    proc = run_snakemake(tmp_path, "m.yaml")
+    assert proc.returncode != 0
+    log = (tmp_path / "results" / "logs" / "image_cutouts" / "a" / "batch-0000.log").read_text()
+    assert "job failed" in log and "Traceback" in log and "bad.fits" in log
+    assert not (tmp_path / "results" / "image_cutouts" / "a" / "batch-0000.json").exists()
