@@ -282,8 +282,8 @@ def test_unsupported_inputs_fall_back(sim_hst, tmp_path, monkeypatch, caplog):
     for name, (cards, reason) in cases.items():
         path = _edited(src, tmp_path / f"{name}.fits", **cards)
         _fell_back(caplog, reason, str(path), coord, 5, **out)
-    _fell_back(caplog, "plain number", str(src), coord, 5 * u.arcsec, **out)  # angular size
-    _fell_back(caplog, "plain number", str(src), coord, "5 arcsec", **out)
+    _fell_back(caplog, "angular cutout size", str(src), coord, 5 * u.arcsec, **out)  # angular size
+    _fell_back(caplog, "angular cutout size", str(src), coord, "5 arcsec", **out)
     far = _pixel_to_radec(src, 1, 1000.0, 1000.0)
     _fell_back(caplog, "misses", str(src), list(far), 5, **out)  # the astropy path reports the miss
     _fell_back(caplog, "", str(src), coord, 5, verbose=True, dispatched=False, **out)
