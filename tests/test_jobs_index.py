@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 
@@ -25,16 +24,16 @@ def test_index_from_batch_result(tmp_path):
     assert merge_products([tmp_path / "i.json"]) == {"a": [str(tmp_path / "a.fits")]}
 
 
-def test_failed_items_are_indexed_and_fail_the_job(tmp_path):
+def test_failed_items_fail_the_job_without_an_index(tmp_path):
     result = BatchResult()
     result.add("a", ["a.fits"])
     result.fail("b", OSError("truncated file x.fits"))
-    with pytest.raises(BatchFailedError, match="truncated file x.fits") as info:
+    with pytest.raises(BatchFailedError, match=r"b: OSError: truncated file x\.fits") as info:
         finish(tmp_path / "i.json", result)
     assert isinstance(info.value, ValueError)
-    index = json.loads((tmp_path / "i.json").read_text())
-    assert index["products"] == {"a": ["a.fits"]}
-    assert index["failed"] == {"b": "OSError: truncated file x.fits"}
+    assert not (tmp_path / "i.json").exists()  # a job's output means "done"
+    with pytest.raises(ValueError, match="failed items"):
+        write_index(tmp_path / "i.json", result)
 
 
 def test_job_log_receives_records_warnings_and_the_traceback(tmp_path):

@@ -40,39 +40,35 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
     Returns
     -------
     dict
-        The index. A target that misses every image is skipped with the reason; bad input (an unreadable file,
-        a bad option) raises.
+        The index. A target that misses every image is skipped with the reason. FITS sets go through
+        :func:`skycut.image.fits_batch.cut_fits_targets` (each image read once per batch); a target whose cutout
+        fails (an unreadable file, a bad option) fails the job (:class:`~.index.BatchFailedError`, no index)
+        after the other targets are cut.
     """
     out = Path(index_path).parent
     options = fsspec_kwargs(spec.fsspec)
-    result = BatchResult()
-    for target in targets:
-        coord = (target.ra, target.dec)
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if spec.format == "asdf":
-                    paths = _cut_asdf(files, coord, target.size, out, target.name, spec, options)
-                else:
-                    paths = _cut_fits(files, coord, target.size, out, target.name, spec, options)
-            for w in caught:
-                log.warning("%s: %s", target.name, w.message)
-        except InvalidQueryError as exc:
-            result.skip(target.name, str(exc))
-            continue
-        result.add(target.name, paths)
-    log.info("cut %d targets (%d skipped) from %d file(s)", len(result.written), len(result.skipped), len(files))
+    if spec.format == "fits":
+        from ...image.fits_batch import cut_fits_targets
+
+        result = cut_fits_targets(files, [(t.name, (t.ra, t.dec), t.size) for t in targets],
+                                  [out / f"{t.name}.fits" for t in targets], extension=spec.extensions,
+                                  fill_value=fill(spec.fill_value), fsspec_kwargs=options)
+    else:
+        result = BatchResult()
+        for target in targets:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    paths = _cut_asdf(files, (target.ra, target.dec), target.size, out, target.name, spec, options)
+                for w in caught:
+                    log.warning("%s: %s", target.name, w.message)
+            except InvalidQueryError as exc:
+                result.skip(target.name, str(exc))
+                continue
+            result.add(target.name, paths)
+    log.info("cut %d targets (%d skipped, %d failed) from %d file(s)", len(result.written), len(result.skipped),
+             len(result.failed), len(files))
     return finish(index_path, result)
-
-
-def _cut_fits(files, coord, size, out: Path, name: str, spec: InputSet, options) -> list[str]:
-    from ...image.fits_cutout import FITSCutout
-
-    cutout = FITSCutout(files, coord, size, fill_value=fill(spec.fill_value), extension=spec.extensions,
-                        single_outfile=True, fsspec_kwargs=options)
-    path = out / f"{name}.fits"
-    write_hdulist(cutout.fits_cutouts[0], path)
-    return [str(path)]
 
 
 def _cut_asdf(files, coord, size, out: Path, name: str, spec: InputSet, options) -> list[str]:

@@ -1,10 +1,11 @@
 """The JSON index a batch job writes: what it made, what it skipped and why, and what failed.
 
 An index is ``{"products": {item: [files...]}, "skipped": {item: reason}}`` plus job-specific keys (a cube
-cutout's ``cube``), and ``"failed": {item: error}`` when an item failed. It is built from a
-:class:`skycut.core.batch.BatchResult`, so reasons come from the batch entry points themselves, never from
-parsing warning text. A job whose batch has failed items writes its index, then raises
-:class:`BatchFailedError` so the workflow marks the job failed (the log lists every failure).
+cutout's ``cube``). It is built from a :class:`skycut.core.batch.BatchResult`, so reasons come from the batch
+entry points themselves, never from parsing warning text. A job whose batch has failed items writes no index
+(a job's output must mean "done") and raises :class:`BatchFailedError` listing every failed item with its
+error, so the workflow marks the job failed (and retries it where the profile says so); the job's log holds
+each failure and the traceback.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ def write_index(path: str | Path, result: BatchResult, **extra: Any) -> dict[str
     path : str or path-like
         The index file.
     result : BatchResult
-        What the batch wrote (``products``), skipped (``skipped``, with reasons) and failed (``failed``, only
-        written when not empty).
+        What the batch wrote (``products``) and skipped (``skipped``, with reasons); must have no failed item.
     **extra
         Further top-level keys (JSON-serialisable).
 
@@ -43,33 +43,31 @@ def write_index(path: str | Path, result: BatchResult, **extra: Any) -> dict[str
     dict
         The index as written (paths as strings).
     """
+    if not result.ok:
+        raise ValueError(f"{path}: a batch with failed items gets no index ({sorted(result.failed)})")
     index: dict[str, Any] = {
         "products": {name: [str(p) for p in paths] for name, paths in result.written.items()},
         "skipped": dict(result.skipped),
         **extra,
     }
-    if result.failed:
-        index["failed"] = dict(result.failed)
     with atomic_output(path) as tmp:
         Path(tmp).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return index
 
 
 def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any]:
-    """Write the index of a batch job (:func:`write_index`); raise :class:`BatchFailedError` if items failed.
+    """Write the index of a batch job (:func:`write_index`), or raise :class:`BatchFailedError` if items failed.
 
     Returns
     -------
     dict
         The index, when no item failed.
     """
-    index = write_index(path, result, **extra)
-    log.info("%d made, %d skipped, %d failed -> %s", len(result.written), len(result.skipped),
-             len(result.failed), path)
+    log.info("%d made, %d skipped, %d failed", len(result.written), len(result.skipped), len(result.failed))
     if not result.ok:
         listing = "; ".join(f"{name}: {error}" for name, error in sorted(result.failed.items()))
-        raise BatchFailedError(f"{len(result.failed)} item(s) failed ({listing}); index {path}")
-    return index
+        raise BatchFailedError(f"{len(result.failed)} item(s) failed, so no index {path}: {listing}")
+    return write_index(path, result, **extra)
 
 
 def read_index(path: str | Path) -> dict[str, Any]:
