@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_SIZE = 64 * 1024
 #: Adjacent row ranges closer than this many bytes are fetched as one range.
 DEFAULT_MERGE_GAP = 16 * 1024
+#: Connections s3fs's client may keep open to one endpoint (botocore's default, 10, caps the requests in flight:
+#: 600 ranged reads at 30 ms latency take 2.2 s with 10 and 1.3 s with 64 connections).
+S3_MAX_POOL_CONNECTIONS = 64
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _S3_PROTOCOLS = ("s3", "s3a")
@@ -121,7 +124,8 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
     -------
     dict
         * ``s3://``: the s3fs options among the user's; ``anon=True`` unless credentials or ``anon`` are given;
-          ``block_size`` becomes ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`).
+          ``block_size`` becomes ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); the client's
+          connection pool holds :data:`S3_MAX_POOL_CONNECTIONS` unless ``config_kwargs`` says otherwise.
         * ``http(s)://``: only what ``HTTPFileSystem`` accepts; ``block_size`` defaults to
           :data:`DEFAULT_BLOCK_SIZE`. S3 options (``anon``, ``endpoint_url``, credentials, ...) are dropped.
         * other remote protocols: the user's options as given (skycut knows nothing of their filesystems).
@@ -149,6 +153,7 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
         if "anon" not in opts and not any(k in opts for k in _CREDENTIAL_KEYS):
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
+        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, **(opts.get("config_kwargs") or {})}
     elif proto in _HTTP_PROTOCOLS:
         opts.setdefault("block_size", DEFAULT_BLOCK_SIZE)
     return opts
