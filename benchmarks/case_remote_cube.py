@@ -28,9 +28,10 @@ For each latency in ``LATENCIES`` (0, 10, 30, 100 ms) at ``BANDWIDTH`` = 100 MB/
 
 * **server floor** — what this Python server and machine deliver for exactly the batch's bytes, with a C client:
   ``curl`` fetches the header, then the table, then every row range of the batch with ``FLOOR_PARALLEL`` = 100
-  transfers at once (curl's process starts included). The server costs roughly 0.3 ms of CPU per request and
-  tops out near 200 MB/s in all on 2 cores, so below a few ms per target this floor, not the bound, is what a
-  client can reach here; ``skycut/disk`` in that row is skycut against the floor.
+  transfers at once (curl's three process starts included). The server costs roughly 0.3 ms of CPU per request
+  and tops out near 200 MB/s in all on 2 shared cores (about 0.5 s for the 108 MB of the full batch), so this
+  floor, well above the bound, is the least any client can reach against it; ``skycut/disk`` in that row is
+  skycut against the floor.
 
 Each tool runs in a child process (the server's threads stay out of the client's GIL): imports, then a one-target
 warm-up cut of the same cube under another key (lazy imports, the s3 client and its connection pool; no per-cube
