@@ -102,8 +102,8 @@ _DELETE = object()
 BAD = [
     # (path to change, new value, field path expected in the message, word expected in the message)
     ("outptu_dir", "x", "outptu_dir", "Extra inputs"),
-    ("targets[0].name", "../escape", "targets[0].name", "letters"),
-    ("targets[0].name", "a/b", "targets[0].name", "letters"),
+    ("targets[0].name", "a\tb", "targets[0].name", "non-printable"),  # '../escape', 'a/b': test_target_names
+    ("targets[0].name", " padded", "targets[0].name", "white space"),
     ("targets[1].name", "m1", "targets[1].name", "duplicate"),
     ("targets[0].coordinates", "not a place", "targets[0].coordinates", "cannot parse"),
     ("targets[0].coordinates", [1.0, 2.0, 3.0], "targets[0].coordinates", "two numbers"),

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,12 +31,20 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..core.coords import CutoutSize, parse_size, radec_arrays
 from ..exceptions import ManifestError, SkycutError
+from .names import MAX_NAME_LENGTH, check_target_name, slug_collisions, slugify
 
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$"
 SafeName = Annotated[
     str,
     StringConstraints(pattern=SAFE_NAME_PATTERN),
     Field(description="A name used in output paths: letters, digits, '_', '.', '+', '-'; no '/', no leading '.'"),
+]
+TargetName = Annotated[
+    str,
+    AfterValidator(check_target_name),
+    Field(min_length=1, max_length=MAX_NAME_LENGTH,
+          description="A target's display name: any printable characters ('TIC 261136679', 'NGC 1300'), no "
+          "leading or trailing space; output files are named by its slug (skycut.pipeline.names.slugify)"),
 ]
 COMBINER_PATTERN = r"^(mean|median|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
 MAST_CUBE_BASE = "s3://stpubdata/tess/public/mast/"
@@ -122,15 +131,20 @@ class Target(StrictModel):
     # ``coordinates`` and ``size_given`` (the ``size`` key) keep what the user wrote. (Comments, not the
     # docstring: the docstring is the JSON schema's description.)
 
-    name: SafeName
-    coordinates: CoordinateSpec
+    name: TargetName
+    coordinates: CoordinateSpec | None = Field(
+        None, description="Omit to resolve the name at plan time (TIC names through MAST, others through "
+        "Sesame), pinned in <output_dir>/resolved-targets.json")
     size_given: SizeSpec | None = Field(None, alias="size", title="Size", description="Overrides target_defaults.size")
 
     _ra: float = PrivateAttr(float("nan"))
     _dec: float = PrivateAttr(float("nan"))
     _size: CutoutSize | None = PrivateAttr(None)
 
-    _check_coordinates = field_validator("coordinates")(check_coordinates)
+    @field_validator("coordinates")
+    @classmethod
+    def _coordinates(cls, value: Any) -> Any:
+        return None if value is None else check_coordinates(value)
 
     @field_validator("size_given")
     @classmethod
@@ -139,14 +153,26 @@ class Target(StrictModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> Target:
-        ra, dec = radec_arrays(self.coordinates)  # already validated: cannot fail
-        self._ra, self._dec = float(ra[0]), float(dec[0])
+        if self.coordinates is not None:  # else NaN until skycut.pipeline.resolve sets them
+            ra, dec = radec_arrays(self.coordinates)  # already validated: cannot fail
+            self._ra, self._dec = float(ra[0]), float(dec[0])
         self._size = None if self.size_given is None else parse_size(self.size_given)
         return self
 
+    def set_resolved(self, ra: float, dec: float) -> None:
+        """Set the ICRS position of a target given without coordinates, resolved from its name."""
+        if self.coordinates is not None:
+            raise ValueError(f"target {self.name!r} has coordinates; only a name-only target is resolved")
+        self._ra, self._dec = float(ra), float(dec)
+
+    @property
+    def slug(self) -> str:
+        """The target's file-name stem (:func:`skycut.pipeline.names.slugify` of ``name``)."""
+        return slugify(self.name)
+
     @property
     def ra(self) -> float:
-        """ICRS right ascension in degrees, ``0 <= ra < 360``."""
+        """ICRS right ascension in degrees, ``0 <= ra < 360`` (NaN for a name-only target not yet resolved)."""
         return self._ra
 
     @property
@@ -176,7 +202,7 @@ class InputSet(StrictModel):
         "celestial WCS"
     )
     fill_value: float | None = Field(None, description="Value for pixels outside the image; default (null) NaN")
-    targets: list[SafeName] | None = Field(None, description="Targets to cut (default: all)")
+    targets: list[TargetName] | None = Field(None, description="Targets to cut (default: all)")
     batch_size: int = Field(50, gt=0, description="Targets per job")
     lite: bool = Field(False, description="ASDF only: keep just the science array and the sliced gwcs")
     output_format: Literal["fits", "asdf"] | None = Field(
@@ -213,7 +239,7 @@ class CubeCutoutSpec(StrictModel):
     """Target pixel files cut from cubes (built here, or existing local/remote cube files)."""
 
     cubes: list[str] = Field(min_length=1, description="Names from `cubes`, or cube paths/URIs")
-    targets: list[SafeName] | None = None
+    targets: list[TargetName] | None = None
     fill_value: float | None = Field(None, description="Padding value; default (null) NaN")
     threads: int | Literal["auto"] = Field(1, description="Threads for remote cubes")
     batch_size: int = Field(100, gt=0, description="Targets per job (a job opens its cube once)")
@@ -231,7 +257,7 @@ class CubeCutoutSpec(StrictModel):
 class FootprintCutoutSpec(StrictModel):
     """TESS cutouts from cloud cubes matched to each target's footprint (astrocut's TessFootprintCutout)."""
 
-    targets: list[SafeName] | None = None
+    targets: list[TargetName] | None = None
     sectors: list[int] | None = Field(None, description="TESS sectors (astrocut's `sequence`); default: all")
     cube_base_uri: str = MAST_CUBE_BASE
     footprint_uri: str = MAST_FOOTPRINTS
@@ -275,7 +301,7 @@ class CombineSpec(StrictModel):
     """Cutouts of the same targets from several input sets combined into one (astrocut's CutoutsCombiner)."""
 
     inputs: list[SafeName] = Field(min_length=2, description="Input sets whose cutouts are combined")
-    targets: list[SafeName] | None = None
+    targets: list[TargetName] | None = None
     combiner: Annotated[str, StringConstraints(pattern=COMBINER_PATTERN)] = Field(
         "mean", description="'mean', 'median', or an importable function builder 'package.module:function'"
     )
@@ -286,7 +312,7 @@ class RenderSpec(StrictModel):
     """PNG/JPG images of cutouts."""
 
     inputs: list[SafeName] = Field(min_length=1, description="Input sets or combine groups to render")
-    targets: list[SafeName] | None = None
+    targets: list[TargetName] | None = None
     stretch: Literal["asinh", "sinh", "sqrt", "log", "linear"] = "asinh"
     minmax_percent: list[float] | None = Field(None, description="[low, high] percentiles; excludes minmax_value")
     minmax_value: list[float] | None = Field(None, description="[low, high] values; excludes minmax_percent")
@@ -381,6 +407,12 @@ class Manifest(StrictModel):
                                               f"duplicate target name (also targets[{seen[target.name]}])",
                                               target.name))
             seen.setdefault(target.name, i)
+        for i, j in slug_collisions([t.name for t in self.targets]):
+            if self.targets[i].name != self.targets[j].name:  # same names: reported as duplicates above
+                problems.append(_custom_error(
+                    ("targets", j, "name"), "slug",
+                    f"target names {self.targets[i].name!r} (targets[{i}]) and {self.targets[j].name!r} "
+                    f"(targets[{j}]) give the same file name {self.targets[j].slug!r}", self.targets[j].name))
         default_size = parse_size(self.target_defaults.size)
         for target in self.targets:
             if target.size_given is None:
