@@ -5,6 +5,7 @@ import sys
 from skycut.exceptions import ManifestError
 from skycut.pipeline.manifest import validate_manifest
 from skycut.pipeline.plan import BATCH_WILDCARD, NAME_WILDCARD, Plan, memory_mb
+from skycut.pipeline.resolve import TargetResolutionError
 
 if not config:
     sys.exit(
@@ -13,8 +14,8 @@ if not config:
 
 try:
     MANIFEST = validate_manifest(config)
-    PLAN = Plan(MANIFEST)
-except ManifestError as exc:
+    PLAN = Plan(MANIFEST)  # resolves the targets given by name only, once, before the DAG
+except (ManifestError, TargetResolutionError) as exc:
     sys.exit(f"skycut: {exc}")
 except ValueError as exc:
     sys.exit(f"skycut: invalid manifest: {exc}")

@@ -18,6 +18,8 @@ patterns (:meth:`Plan.output`). A job writes its products beside its index file:
 ``cube_cutouts/{spec}/{cube}/plots/batch-NNNN.json``, ``{target}_lightcurve.png``, ``{target}_mean.png``
 ``footprint_cutouts/{spec}/batch-NNNN.json``, ``{target}/...``  TPFs from cloud cubes
 ``paths/{path}.fits``                        moving-target TPFs
+``resolved-targets.json``                    positions of the targets given by name only, pinned when the plan is
+                                             made (:mod:`skycut.pipeline.resolve`)
 ``logs/...``, ``benchmarks/...``             Snakemake logs and benchmark tables, mirroring the jobs
 ===========================================  ====================================================================
 
@@ -47,6 +49,7 @@ from .manifest import (
     Target,
 )
 from .options import fsspec_kwargs
+from .resolve import resolve_targets
 
 BATCH_FORMAT = "batch-{:04d}"
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -80,6 +83,8 @@ LAYOUT: dict[str, RulePaths] = {
 #: Files the demo writes beside its TESS FFIs for the footprint and moving-target stages.
 DEMO_PATH_TABLE = "moving_target_path.ecsv"
 DEMO_FOOTPRINTS = "tess_ffi_footprint_cache.json"
+#: Positions of the targets given by name only (skycut.pipeline.resolve), pinned at plan time.
+RESOLVED_TARGETS = "resolved-targets.json"
 
 #: Wildcard regexes for the rules: every name wildcard obeys the manifest's one name pattern.
 NAME_WILDCARD = SAFE_NAME_PATTERN.removeprefix("^").removesuffix("$")
@@ -159,12 +164,19 @@ class Plan:
     Parameters
     ----------
     manifest : Manifest
-        A validated manifest.
+        A validated manifest. Its targets given by name only are resolved here, once, before any job is planned
+        (:func:`skycut.pipeline.resolve.resolve_targets`: pinned positions, else the name services).
+
+    Raises
+    ------
+    skycut.pipeline.resolve.TargetResolutionError
+        Naming each target given by name only that is neither pinned nor resolvable.
     """
 
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
         self.out = normalise_dir(manifest.output_dir)
+        self.resolved = resolve_targets(manifest.targets, under(self.out, RESOLVED_TARGETS))  # before any job
         self._demo_files = self._demo_outputs()
         self.known_files = {f for files in self._demo_files.values() for f in files}
 
