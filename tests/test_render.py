@@ -164,3 +164,72 @@ def test_save_unknown_format(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not list(tmp_path.iterdir())
+
+
+def _sky_pixels(truth: dict, name: str, shape: tuple[int, int], radius: float = 8.0) -> np.ndarray:
+    """Pixels of the skycell file ``name`` farther than ``radius`` from every simulated source (the truth)."""
+    cell = truth["skycells"][name]
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    sky = np.ones(shape, dtype=bool)
+    for x, y in zip(cell["x"], cell["y"], strict=True):
+        if -radius <= x < shape[1] + radius and -radius <= y < shape[0] + radius:
+            sky &= (xx - x) ** 2 + (yy - y) ** 2 > radius**2
+    return sky
+
+
+@pytest.mark.parametrize("stretch", ["asinh", "linear", "sqrt"])
+def test_neutral_sky_colour_composite_has_a_grey_sky(sim_hst, stretch):
+    """The demo's colour set (f814w, f606w, f435w as R, G, B): the sky pixels' medians agree within 3%."""
+    from astropy.io import fits
+
+    from skycut.image.render import neutral_sky_limits
+
+    by_band = {f.name.split("_")[-2]: f for f in sim_hst.files if "x05y09" in f.name}
+    arrays = [fits.getdata(by_band[band], "SCI").astype(float) for band in ("f814w", "f606w", "f435w")]
+    sky = _sky_pixels(sim_hst.truth, by_band["f606w"].name, arrays[0].shape)
+    assert sky.mean() > 0.3  # a sparse field: most pixels are sky
+
+    (img,) = to_pil_images(arrays, colorize=True, stretch=stretch, neutral_sky=True, flip_orientation=False)
+    medians = np.median(np.asarray(img, dtype=float)[sky], axis=0)
+    assert medians.min() > 5  # the sky is not clipped to black
+    # within 3%, or one 8-bit level where the sky is that dark (the linear stretch puts it near 19 of 255)
+    assert medians.max() - medians.min() <= max(0.03 * medians.mean(), 1.0), medians
+
+    # the limits: the sky (the truth's sky in e-/s over each band's weight) maps to the same level everywhere
+    limits = neutral_sky_limits(arrays)
+    levels = [(np.median(a[sky]) - lo) / (hi - lo) for a, (lo, hi) in zip(arrays, limits, strict=True)]
+    assert max(levels) - min(levels) < 0.01, levels
+    # each channel's white point is its own 99.5th percentile: the stars keep their colours
+    for a, (_, hi) in zip(arrays, limits, strict=True):
+        assert hi == pytest.approx(np.percentile(a, 99.5))
+
+
+def test_neutral_sky_is_opt_in_and_minmax_value_is_shared():
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(level, 1.0, (40, 40)) for level in (10.0, 50.0, 90.0)]
+    for a in arrays:
+        a[20, 20] += 500.0
+    (astrocut,) = to_pil_images(arrays, colorize=True, stretch="linear", flip_orientation=False)
+    for channel, a in enumerate(arrays):  # default: astrocut's per-channel percentiles
+        np.testing.assert_array_equal(np.asarray(astrocut)[..., channel],
+                                      normalize_img(a, stretch="linear", minmax_percent=[0.5, 99.5]))
+    (manual,) = to_pil_images(arrays, colorize=True, stretch="linear", minmax_value=[0, 100], neutral_sky=True,
+                              flip_orientation=False)
+    for channel, a in enumerate(arrays):  # explicit values apply to the three channels as given
+        np.testing.assert_array_equal(np.asarray(manual)[..., channel],
+                                      normalize_img(a, stretch="linear", minmax_value=[0, 100]))
+    (neutral,) = to_pil_images(arrays, colorize=True, stretch="linear", neutral_sky=True, flip_orientation=False)
+    medians = np.median(np.asarray(neutral, dtype=float).reshape(-1, 3), axis=0)
+    assert medians.max() - medians.min() <= 1, medians
+
+
+def test_sky_level_clips_sources():
+    from skycut.image.render import sky_level
+
+    rng = np.random.default_rng(0)
+    arr = rng.normal(100.0, 2.0, (100, 100))
+    arr[::7, ::7] += 1000.0  # 2% bright pixels
+    arr[0, 0] = np.nan
+    median, std = sky_level(arr)
+    assert median == pytest.approx(100.0, abs=0.1) and std == pytest.approx(2.0, rel=0.05)
+    assert all(np.isnan(v) for v in sky_level(np.full((2, 2), np.nan)))

@@ -13,6 +13,12 @@ Metadata: each image carries a dict in ``img.info`` with the keys ``input_file``
 ``cutout_size_y_pix``, ``pixel_scale_arcsec_per_pix``, ``center_ra_deg``, ``center_dec_deg``, ``origin``,
 ``version``; :func:`save_image` stores it as PNG ``tEXt`` chunks (one per key) or, for JPEG/TIFF/WebP, as
 JSON in the EXIF ``ImageDescription`` tag (270).
+
+Colour: by default (astrocut's behaviour) each of the three channels gets its own interval from its own
+percentiles, so a channel whose sky sits higher in its range tints the sky (the demo's sky was purple). With
+``neutral_sky=True`` (:func:`neutral_sky_limits`, what the workflow uses) each channel is still normalised on its
+own, as astropy's ``make_rgb``/``make_lupton_rgb`` do, but around its own sky level: the sky of every channel
+maps to the same grey, and the channel's bright end (its upper percentile) to white.
 """
 
 from __future__ import annotations
@@ -127,6 +133,96 @@ def normalize_img(img_arr: Any, stretch: str = "asinh", minmax_percent: Sequence
     return out
 
 
+def sky_level(img_arr: Any, nsigma: float = 3.0, iterations: int = 5) -> tuple[float, float]:
+    """The sky of an image: the sigma-clipped median and standard deviation of its finite pixels.
+
+    Parameters
+    ----------
+    img_arr : array-like
+        The image.
+    nsigma : float
+        Clip pixels farther than ``nsigma`` robust standard deviations (1.4826 x the median absolute
+        deviation) from the median.
+    iterations : int
+        At most this many clipping passes (fewer when nothing more is clipped).
+
+    Returns
+    -------
+    (float, float)
+        ``(median, std)``; ``(nan, nan)`` when the image has no finite pixel.
+    """
+    values = np.asarray(img_arr, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    for _ in range(iterations):
+        median = np.median(values)
+        std = 1.4826 * np.median(np.abs(values - median))
+        if std == 0:
+            break
+        keep = np.abs(values - median) <= nsigma * std
+        if keep.all():
+            break
+        values = values[keep]
+    median = float(np.median(values))
+    return median, float(1.4826 * np.median(np.abs(values - median)))
+
+
+def neutral_sky_limits(arrays: Sequence[Any], minmax_percent: Sequence[float] = DEFAULT_MINMAX_PERCENT,
+                       ) -> list[tuple[float, float]]:
+    """Per-channel ``(vmin, vmax)`` for a colour composite whose sky is neutral grey.
+
+    Each channel ``c`` has its sky level ``s_c`` (:func:`sky_level`) and the percentiles ``lo_c``, ``hi_c`` of
+    ``minmax_percent``. ``vmax_c = hi_c``; the black point sits below the sky by the same fraction of the
+    sky-to-white range in every channel, ``vmin_c = s_c - d (hi_c - s_c)`` with ``d`` the median over the
+    channels of ``(s_c - lo_c) / (hi_c - s_c)``. So each channel's sky maps to ``d / (1 + d)`` before the
+    stretch, the same value in the three channels, and stays grey after it; stars keep their colours (each
+    channel still spans its own range, as in astropy's ``make_rgb`` with one interval per channel).
+
+    Parameters
+    ----------
+    arrays : sequence of three 2-D arrays
+        R, G, B data.
+    minmax_percent : [low, high]
+        Percentiles of the finite pixels; ``high`` is each channel's white point, ``low`` sets how far below
+        the sky the black point lies.
+
+    Returns
+    -------
+    list of (float, float)
+        One ``(vmin, vmax)`` per channel, for :func:`normalize_img`'s ``minmax_value``. A channel with no
+        finite pixel gets ``(0, 1)``; one whose upper percentile does not exceed its sky uses its maximum, and
+        a constant one renders black.
+    """
+    lo_pct, hi_pct = _pair(minmax_percent, "minmax_percent")
+    stats = []
+    for arr in arrays:
+        values = np.asarray(arr, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            stats.append(None)
+            continue
+        sky, _ = sky_level(values)
+        lo, hi = np.percentile(values, [lo_pct, hi_pct])
+        if hi <= sky:
+            hi = values.max()
+        stats.append((sky, float(lo), float(hi)))
+    depths = [(sky - lo) / (hi - sky) for sky, lo, hi in filter(None, stats) if hi > sky]
+    depth = max(float(np.median(depths)), 0.0) if depths else 0.0
+    limits = []
+    for item in stats:
+        if item is None:
+            limits.append((0.0, 1.0))
+        elif item[2] > item[0]:
+            sky, _, hi = item
+            limits.append((sky - depth * (hi - sky), hi))
+        else:  # a constant channel: black
+            limits.append((item[0], item[0] + 1.0))
+    log.debug("neutral-sky colour limits %s (black point %.3f of the sky-to-white range below the sky)",
+              limits, depth)
+    return limits
+
+
 def _pil_image(array: np.ndarray, flip: bool) -> Image.Image:
     """``L`` image from a (ny, nx) uint8 array, ``RGB`` from (ny, nx, 3); rows flipped if ``flip``."""
     from PIL import Image
@@ -150,7 +246,7 @@ def _merge_metadata(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def to_pil_images(arrays: Sequence[np.ndarray], metadata: Sequence[Mapping[str, Any] | None] | None = None, *,
                   stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
                   minmax_value: Sequence[float] | None = None, invert: bool = False, colorize: bool = False,
-                  flip_orientation: bool = True) -> list[Image.Image]:
+                  flip_orientation: bool = True, neutral_sky: bool = False) -> list[Image.Image]:
     """Render cutout arrays as PIL images (``L``, or one ``RGB`` image with ``colorize``).
 
     Parameters
@@ -167,6 +263,10 @@ def to_pil_images(arrays: Sequence[np.ndarray], metadata: Sequence[Mapping[str, 
         :class:`InputWarning` and the first three are used; fewer: :class:`InvalidInputError`.
     flip_orientation : bool
         Flip rows so that the image's top row is the cutout's last row (north up for a north-up WCS).
+    neutral_sky : bool
+        Colour only, and only with ``minmax_percent`` (or neither interval): give each channel the limits of
+        :func:`neutral_sky_limits`, so the sky is grey. Default False: each channel's own percentiles
+        (astrocut's behaviour). ``minmax_value`` applies the same values to the three channels either way.
 
     Returns
     -------
@@ -195,7 +295,12 @@ def to_pil_images(arrays: Sequence[np.ndarray], metadata: Sequence[Mapping[str, 
             arrays, metadata = arrays[:3], metadata[:3]
         if len({a.shape for a in arrays}) != 1:
             raise InvalidInputError(f"colorize needs three cutouts of one shape, got {[a.shape for a in arrays]}")
-        rgb = np.stack([normalize_img(a, **options) for a in arrays], axis=-1)
+        if neutral_sky and minmax_value is None:
+            channel_options = [dict(options, minmax_percent=None, minmax_value=limits)
+                               for limits in neutral_sky_limits(arrays, minmax_percent)]
+        else:
+            channel_options = [options] * 3
+        rgb = np.stack([normalize_img(a, **o) for a, o in zip(arrays, channel_options, strict=True)], axis=-1)
         img = _pil_image(rgb, flip_orientation)
         img.info.update(_merge_metadata(metadata))
         return [img]

@@ -56,7 +56,9 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
     """Render the cutouts listed in the index files of ``inputs``; images go beside the index.
 
     Greyscale: ``{product}/{target}.{fmt}`` (``_{k}`` added when a file holds several cutouts).
-    Colour: ``{target}.{fmt}`` from the first cutout of each of the three products (R, G, B in ``inputs`` order).
+    Colour: ``{target}.{fmt}`` from the first cutout of each of the three products (R, G, B in ``inputs`` order),
+    each channel normalised around its own sky so that the sky is grey (``neutral_sky`` of
+    :func:`skycut.image.render.to_pil_images`).
 
     Parameters
     ----------
@@ -90,7 +92,7 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
                 result.skip(target, f"channel shapes differ: {[a.shape for a in arrays]}")
                 continue
             meta = dict(channels[0][1], input_file=",".join(m["input_file"] for _, m in channels))
-            img = to_pil_images(arrays, [meta] * 3, colorize=True, **options)[0]
+            img = to_pil_images(arrays, [meta] * 3, colorize=True, neutral_sky=True, **options)[0]
             result.add(target, [save_image(img, out / f"{target}.{spec.format}", spec.format)])
     else:
         for product, by_target in files_by_product.items():
