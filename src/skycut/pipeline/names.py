@@ -113,7 +113,10 @@ def object_name(name: str, *, resolved: bool) -> str:
     (``resolved``), or when it is not a plain file-safe label (it holds spaces or punctuation, as catalogue
     names do). A plain label given with coordinates (``"tess-variable"``) keeps astrocut's empty ``OBJECT``, so
     the products of existing manifests do not change.
+
+    FITS headers are ASCII: accents are dropped (Unicode NFKD) and any other non-ASCII character becomes ``?``.
     """
-    if resolved or tic_id(name) is not None or slugify(name) != name:
-        return name
-    return ""
+    if not (resolved or tic_id(name) is not None or slugify(name) != name):
+        return ""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c if " " <= c <= "~" else "?" for c in decomposed if not unicodedata.combining(c))

@@ -135,6 +135,8 @@ class CubeCutoutInstance:
         self.ra, self.dec = float(ra), float(dec)
         self._coordinate = None
         self.target = target
+        self.object_name = ""  # the TPF's OBJECT and TICID (cut_cube_targets sets them per target)
+        self.ticid: int | None = None
         self.cutout_lims = lims
         self.aperture = aperture
         self._block = block
@@ -189,7 +191,8 @@ class CubeCutoutInstance:
         f = self._fit
         return TpfCutout(ra=self.ra, dec=self.dec,
                          lims=self.cutout_lims, block=self._block, aperture=self.aperture, crval=f.crval,
-                         crpix=f.crpix, cd=f.cd, wcs_msep=f.msep, wcs_sig=f.sig, corner=self.ccd_corner)
+                         crpix=f.crpix, cd=f.cd, wcs_msep=f.msep, wcs_sig=f.sig, corner=self.ccd_corner,
+                         object_name=self.object_name, ticid=self.ticid)
 
     @property
     def ccd_corner(self) -> tuple[int, int]:
@@ -497,7 +500,8 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
                      output_dir: str | os.PathLike = ".", fill_value: float = np.nan,
                      limit_rounding_method: str = "round", threads: int | str = 1,
                      fsspec_kwargs: dict | None = None, legacy_filenames: bool = False,
-                     chunk: int = 32) -> BatchResult:
+                     chunk: int = 32, object_names: Mapping[str, str] | None = None,
+                     tic_ids: Mapping[str, int] | None = None) -> BatchResult:
     """Cut many named targets from one cube, writing each TPF; the workflow's batch entry point.
 
     The cube is opened once and its table and WCS read once; targets are cut and written ``chunk`` at a time
@@ -515,6 +519,10 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
         The same for every target (:func:`skycut.core.coords.parse_size`; ``nx`` columns, ``ny`` rows).
     output_paths : mapping ``name -> path``, optional
         Where each TPF goes; names missing here get astrocut's file name in ``output_dir``.
+    object_names : mapping ``name -> str``, optional
+        The ``OBJECT`` card of each target's TPF (ASCII); names missing here get astrocut's empty ``OBJECT``.
+    tic_ids : mapping ``name -> int``, optional
+        The ``TICID`` card of each target's TPF; names missing here get astrocut's undefined ``TICID``.
 
     Returns
     -------
@@ -550,6 +558,8 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
         ra[i], dec[i] = r[0], d[0]
         good.append(i)
     output_paths = dict(output_paths or {})
+    object_names = dict(object_names or {})
+    tic_ids = dict(tic_ids or {})
     session = _CubeSession(cube_file, fill_value=_check_fill(fill_value),
                            rounding=_check_rounding(limit_rounding_method), threads=threads,
                            fsspec_kwargs=fsspec_kwargs)
@@ -571,6 +581,8 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
             cutouts = session.cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
             for i, cutout in zip(part, cutouts, strict=True):
                 try:
+                    cutout.object_name = object_names.get(names[i], "")
+                    cutout.ticid = tic_ids.get(names[i])
                     path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(size, legacy_filenames)
                     result.add(names[i], [cutout.write_tpf(path)])
                 except (OSError, ValueError) as exc:

@@ -93,6 +93,8 @@ class TpfCutout:
     wcs_msep: float
     wcs_sig: float
     corner: tuple[int, int] | None = None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
+    object_name: str = ""  # OBJECT: the target's name ("" as astrocut writes when it has none)
+    ticid: int | None = None  # TICID: the target's TESS Input Catalog number (undefined as astrocut writes)
 
 
 # ------------------------------------------------------------------------------------------ PRIMARY
@@ -106,8 +108,11 @@ _TIME_COMMENTS = {"DATE": "FFI cube creation date", "TSTART": "observation start
 
 
 def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut",
-                  version: str | None = None) -> list[str]:
-    """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords)."""
+                  version: str | None = None, object_name: str = "", ticid: int | None = None) -> list[str]:
+    """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords).
+
+    ``object_name`` and ``ticid`` fill ``OBJECT`` and ``TICID`` (by default empty and undefined, as astrocut).
+    """
     if version is None:
         from .. import __version__ as version
     key = ("primary", creator, version)
@@ -146,6 +151,10 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
     cards = list(template)
     cards[i_ra] = format_card("RA_OBJ", float(ra), "[deg] right ascension")
     cards[i_dec] = format_card("DEC_OBJ", float(dec), "[deg] declination")
+    if object_name:
+        set_card(cards, "OBJECT", str(object_name), "string version of target id")
+    if ticid is not None:
+        set_card(cards, "TICID", int(ticid), "unique tess target identifier")
     return cards
 
 
@@ -332,7 +341,7 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
 
 def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> list:
     """The whole TPF file (three HDUs with checksums) as a list of buffers, to write without joining."""
-    primary = primary_cards(meta, cut.ra, cut.dec, creator, version)
+    primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
     return hdu_parts(primary, b"") + pixels_hdu(meta, cut, primary) + aperture_hdu(meta, cut, primary)
 
 

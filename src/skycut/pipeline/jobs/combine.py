@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.batch import BatchResult
+from ..names import slugify
 from ..options import fill
 from .index import finish, merge_products
 
@@ -46,7 +47,7 @@ def combine_cutouts(inputs: dict[str, list[str]], spec: CombineSpec, index_path:
         files = [p[target][0] for p in by_product]
         comb = CutoutsCombiner(files)
         comb.build_img_combiner(builder, builder_args=[comb.input_hdulists[0], fill(spec.null_value)])
-        path = Path(index_path).parent / f"{target}.fits"
+        path = Path(index_path).parent / f"{slugify(target)}.fits"  # index keys are display names
         comb.combine(str(path))
         result.add(target, [path])
     for target in sorted({t for p in by_product for t in p} - common):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.atomic import atomic_output
 from ...core.batch import BatchResult
+from ..names import object_name, slugify, tic_id
 from ..options import fill, fsspec_kwargs
 from .index import finish, read_index
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 def cut_cube(cube: str, targets: list[Target], spec: CubeCutoutSpec, index_path: str) -> dict[str, Any]:
     """Cut a batch of targets from one cube into ``{target}.fits`` TPFs beside the index.
+
+    Files are named by the target's slug (:func:`skycut.pipeline.names.slugify`), the index keyed by its name.
+    A TPF's ``OBJECT`` is :func:`skycut.pipeline.names.object_name` of the target and a TIC name sets ``TICID``.
 
     The cube is opened, and its table and WCS read, once per distinct cutout size in the batch (usually once).
 
@@ -54,7 +58,9 @@ def cut_cube(cube: str, targets: list[Target], spec: CubeCutoutSpec, index_path:
     for size, group in by_size.items():
         result.merge(cut_cube_targets(
             cube, [(t.name, (t.ra, t.dec)) for t in group], size,
-            output_paths={t.name: out / f"{t.name}.fits" for t in group},
+            output_paths={t.name: out / f"{t.slug}.fits" for t in group},
+            object_names={t.name: object_name(t.name, resolved=t.coordinates is None) for t in group},
+            tic_ids={t.name: tic_id(t.name) for t in group if tic_id(t.name) is not None},
             fill_value=fill(spec.fill_value), threads=spec.threads, fsspec_kwargs=fsspec_kwargs(spec.fsspec)))
     return finish(index_path, result, cube=cube)
 
@@ -81,7 +87,7 @@ def tpf_light_curve(tpf_path: str) -> tuple[Any, Any, Any]:
 def plot_tpfs(cutout_index: str, plot_index: str) -> dict[str, Any]:
     """For every TPF of a cube-cutout index: a light-curve plot and a mean image (PNG), beside ``plot_index``.
 
-    Writes ``{target}_lightcurve.png`` and ``{target}_mean.png``.
+    Writes ``{target}_lightcurve.png`` and ``{target}_mean.png`` (the target's slug; its name in the title).
 
     Parameters
     ----------
@@ -119,7 +125,7 @@ def plot_tpfs(cutout_index: str, plot_index: str) -> dict[str, Any]:
         ax.set_title(f"{target} ({Path(tpf).name})", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        lc_path = out / f"{target}_lightcurve.png"
+        lc_path = out / f"{slugify(target)}_lightcurve.png"
         with atomic_output(lc_path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
@@ -133,6 +139,6 @@ def plot_tpfs(cutout_index: str, plot_index: str) -> dict[str, Any]:
         info = dict(img.info)
         img = img.resize((img.width * 8, img.height * 8), resample=0)  # nearest: one TESS pixel = 8x8
         img.info.update(info)
-        mean_path = save_image(img, out / f"{target}_mean.png", "png")
+        mean_path = save_image(img, out / f"{slugify(target)}_mean.png", "png")
         result.add(target, [lc_path, mean_path])
     return finish(plot_index, result)

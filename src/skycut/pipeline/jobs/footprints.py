@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 def footprint_cutouts(targets: list[Target], spec: FootprintCutoutSpec, index_path: str) -> dict[str, Any]:
     """TPFs for each target from every matching cube: ``{target}/<astrocut name>`` beside the index.
 
+    The directory is named by the target's slug (:func:`skycut.pipeline.names.slugify`), the index keyed by its
+    name.
+
     Parameters
     ----------
     targets : list of Target
@@ -48,5 +51,5 @@ def footprint_cutouts(targets: list[Target], spec: FootprintCutoutSpec, index_pa
         except InvalidQueryError as exc:
             result.skip(target.name, str(exc))
             continue
-        result.add(target.name, cut.write_as_tpf(out / target.name))
+        result.add(target.name, cut.write_as_tpf(out / target.slug))
     return finish(index_path, result)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_path: str) -> dict[str, Any]:
     """Cut every target from an input set; one output file per target (several for ASDF sets), beside the index.
 
+    Files are named by the target's slug (:func:`skycut.pipeline.names.slugify`), the index keyed by its name.
     FITS: ``{target}.fits`` holds one CUTOUT HDU per (file, extension) that contains the target.
     ASDF: ``{target}.asdf`` (``{target}_{k}.asdf`` when the set has several files; ``.fits`` with
     ``output_format: fits``).
@@ -51,7 +52,7 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
         from ...image.fits_batch import cut_fits_targets
 
         result = cut_fits_targets(files, [(t.name, (t.ra, t.dec), t.size) for t in targets],
-                                  [out / f"{t.name}.fits" for t in targets], extension=spec.extensions,
+                                  [out / f"{t.slug}.fits" for t in targets], extension=spec.extensions,
                                   fill_value=fill(spec.fill_value), fsspec_kwargs=options)
     else:
         result = BatchResult()
@@ -59,7 +60,7 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    paths = _cut_asdf(files, (target.ra, target.dec), target.size, out, target.name, spec, options)
+                    paths = _cut_asdf(files, (target.ra, target.dec), target.size, out, target.slug, spec, options)
                 for w in caught:
                     log.warning("%s: %s", target.name, w.message)
             except InvalidQueryError as exc:
@@ -71,7 +72,7 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
     return finish(index_path, result)
 
 
-def _cut_asdf(files, coord, size, out: Path, name: str, spec: InputSet, options) -> list[str]:
+def _cut_asdf(files, coord, size, out: Path, stem: str, spec: InputSet, options) -> list[str]:
     from ...image.asdf_cutout import ASDFCutout
 
     output_format = spec.output_format or "asdf"
@@ -80,7 +81,7 @@ def _cut_asdf(files, coord, size, out: Path, name: str, spec: InputSet, options)
     pieces = list(cutout.iter_asdf_cutouts() if output_format == "asdf" else cutout.iter_fits_cutouts())
     written = []
     for k, (_file, _coord, obj) in enumerate(pieces):
-        path = out / (f"{name}.{output_format}" if len(pieces) == 1 else f"{name}_{k}.{output_format}")
+        path = out / (f"{stem}.{output_format}" if len(pieces) == 1 else f"{stem}_{k}.{output_format}")
         if output_format == "asdf":
             meta = obj.tree.get("roman", {}).get("meta")
             if meta is not None and "filename" in meta:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.batch import BatchResult
+from ..names import slugify
 from .index import finish, merge_products
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,7 +94,7 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
                 continue
             meta = dict(channels[0][1], input_file=",".join(m["input_file"] for _, m in channels))
             img = to_pil_images(arrays, [meta] * 3, colorize=True, neutral_sky=True, **options)[0]
-            result.add(target, [save_image(img, out / f"{target}.{spec.format}", spec.format)])
+            result.add(target, [save_image(img, out / f"{slugify(target)}.{spec.format}", spec.format)])
     else:
         for product, by_target in files_by_product.items():
             for target, files in sorted(by_target.items()):
@@ -102,6 +103,6 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
                 pairs = [p for f in files for p in cutout_arrays(f)]
                 images = to_pil_images([a for a, _ in pairs], [m for _, m in pairs], colorize=False, **options)
                 for k, img in enumerate(images):
-                    stem = target if len(images) == 1 else f"{target}_{k}"
+                    stem = slugify(target) if len(images) == 1 else f"{slugify(target)}_{k}"
                     result.add(target, [save_image(img, out / product / f"{stem}.{spec.format}", spec.format)])
     return finish(index_path, result)
