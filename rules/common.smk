@@ -89,6 +89,14 @@ def footprint_inputs(wildcards):
     return PLAN.footprint_local_inputs(wildcards.spec)
 
 
+def footprint_cube_job(wildcards):
+    return PLAN.footprint_job(f"{wildcards.spec}/{wildcards.cube}", wildcards.batch)
+
+
+def footprint_cube_inputs(wildcards):
+    return PLAN.footprint_cube_inputs(wildcards.spec, wildcards.cube, wildcards.batch)
+
+
 def path_inputs(wildcards):
     return PLAN.path_inputs(wildcards.name)
 

@@ -36,6 +36,8 @@ _LAZY = {
     "cube_cut_from_footprint": "tess.footprint",
     "get_tess_sectors": "tess.footprint",
     "ra_dec_crossmatch": "tess.footprint",
+    "find_sectors": "tess.sectors",
+    "plan_cubes": "tess.sectors",
     # post-processing
     "center_on_path": "tess.moving_target",
     "path_to_footprints": "tess.moving_target",

@@ -37,7 +37,6 @@ File names: ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}[_lite]_astrocut.{asdf|
 from __future__ import annotations
 
 import copy
-import datetime
 import io
 import logging
 import math
@@ -54,6 +53,7 @@ from .. import __version__
 from ..core.atomic import atomic_output, write_hdulist, write_zip
 from ..core.coords import parse_coordinates, parse_size, size_in_pixels
 from ..core.geometry import cutout_basename, overlap
+from ..core.provenance import creation_date
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .asdf_io import (
     MISSION_KEY,
@@ -337,7 +337,7 @@ class ASDFCutout:
             primary = fits.PrimaryHDU()
             h = primary.header
             h["ORIGIN"] = (ORIGIN, "institution responsible for creating this file")
-            h["DATE"] = (datetime.date.today().isoformat(), "file creation date")
+            h["DATE"] = (creation_date(), "file creation date")
             h["PROCVER"] = (__version__, "skycut version")
             h["RA_OBJ"] = (float(piece.coordinate.ra.deg), "[deg] right ascension of the cutout centre")
             h["DEC_OBJ"] = (float(piece.coordinate.dec.deg), "[deg] declination of the cutout centre")

@@ -21,13 +21,13 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.atomic import write_hdulist
 from ..core.fits_headers import combine_headers
+from ..core.provenance import creation_date
 from ..exceptions import DataWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -395,7 +395,7 @@ class CutoutsCombiner:
 
         primary = fits.PrimaryHDU()
         primary.header["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
-        primary.header["DATE"] = (str(date.today()), "file creation date")
+        primary.header["DATE"] = (creation_date(), "file creation date")
         primary.header["PROCVER"] = (__version__, "software version")
         primary.header["CREATOR"] = ("skycut", "software that combined the cutouts")
         primary.header["NCOMBINE"] = (len(self.input_names), "number of cutouts combined")

@@ -68,6 +68,7 @@ from ..core.fits_bytes import (
     plain_card,
 )
 from ..core.geometry import cutout_limits, extract_padded, overlap
+from ..core.provenance import creation_date
 from ..core.remote import is_remote
 from ..core.tansip import TanSip
 from ..exceptions import InvalidInputError
@@ -521,7 +522,7 @@ def _primary(ra: float, dec: float) -> list[str]:
     return [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8, "array data type"),
             _card("NAXIS", 0, "number of array dimensions"), _card("EXTEND", True),
             _card("ORIGIN", ORIGIN, "institution responsible for creating this file"),
-            _card("DATE", str(datetime.date.today()), "file creation date"),
+            _card("DATE", creation_date(), "file creation date"),
             _card("PROCVER", __version__, "software version"),
             _card("RA_OBJ", float(ra), "[deg] right ascension"), _card("DEC_OBJ", float(dec), "[deg] declination")]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -19,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..core.fits_bytes import format_card
 from ..core.geometry import cutout_limits
+from ..core.provenance import creation_date
 from ..core.remote import is_remote
 from ..exceptions import DataWarning, InvalidInputError
 
@@ -282,7 +282,7 @@ def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
     cards = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
              ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, ""),
              ("ORIGIN", ORIGIN, "institution responsible for creating this file"),
-             ("DATE", str(date.today()), "file creation date"),
+             ("DATE", creation_date(), "file creation date"),
              ("PROCVER", __version__, "software version"),
              ("RA_OBJ", ra, "[deg] right ascension"), ("DEC_OBJ", dec, "[deg] declination")]
     return fits.PrimaryHDU(header=header_from_cards(cards))

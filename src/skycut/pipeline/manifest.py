@@ -258,12 +258,20 @@ class FootprintCutoutSpec(StrictModel):
     """TESS cutouts from cloud cubes matched to each target's footprint (astrocut's TessFootprintCutout)."""
 
     targets: list[TargetName] | None = None
-    sectors: list[int] | None = Field(None, description="TESS sectors (astrocut's `sequence`); default: all")
+    sectors: list[int] | None = Field(
+        None, description="TESS sectors (astrocut's `sequence`); with the offline search, give these or last_sector")
+    last_sector: int | None = Field(
+        None, gt=0, description="Instead of `sectors`: every sector from 1 to this one (the last sector whose cubes "
+        "MAST has released; tess-point's pointing table also holds planned sectors, whose cubes do not exist yet)")
     cube_base_uri: str = MAST_CUBE_BASE
-    footprint_uri: str = MAST_FOOTPRINTS
+    footprint_uri: str | None = Field(
+        None, description="Default (null): the sectors, cameras and CCDs of each target are found offline from "
+        "tess-point's pointings and camera geometry when the workflow is planned, and each job cuts one cube. A "
+        f"footprint file (e.g. MAST's {MAST_FOOTPRINTS}) is instead matched when the job runs, one job per target "
+        "batch")
     fill_value: float | None = Field(None, description="Padding value; default (null) NaN")
     threads: int | Literal["auto"] = 8
-    batch_size: int = Field(25, gt=0, description="Targets per job")
+    batch_size: int = Field(25, gt=0, description="Targets per job (offline search: per job of one cube)")
     fsspec: FsspecOptions | None = None
 
     @field_validator("sectors")
@@ -272,6 +280,25 @@ class FootprintCutoutSpec(StrictModel):
         if value is not None and any(s <= 0 for s in value):
             raise ValueError("sectors are positive integers")
         return value
+
+    @model_validator(mode="after")
+    def _sector_bound(self) -> FootprintCutoutSpec:
+        problems = []
+        if self.sectors is not None and self.last_sector is not None:
+            problems.append(_custom_error(("last_sector",), "exclusive", "give only one of sectors and last_sector",
+                                          self.last_sector))
+        elif self.footprint_uri is None and self.sectors is None and self.last_sector is None:
+            problems.append(_custom_error(
+                ("sectors",), "missing", "the offline sector search needs `sectors` or `last_sector`: tess-point's "
+                "pointing table includes planned sectors whose cubes MAST has not released", None))
+        _raise_problems("FootprintCutoutSpec", problems)
+        return self
+
+    def sector_list(self) -> list[int] | None:
+        """The sectors to search: ``sectors``, or ``1..last_sector``, or None (every sector of the footprint file)."""
+        if self.last_sector is not None:
+            return list(range(1, self.last_sector + 1))
+        return self.sectors
 
 
 class PathSpec(StrictModel):
@@ -284,7 +311,9 @@ class PathSpec(StrictModel):
     cubes: list[str] | None = Field(None, description="Names from `cubes`, or cube paths/URIs")
     sectors: list[int] | None = Field(None, description="Sectors for a cloud footprint lookup")
     cube_base_uri: str = MAST_CUBE_BASE
-    footprint_uri: str = MAST_FOOTPRINTS
+    footprint_uri: str | None = Field(
+        None, description="Default (null): the sectors' cameras and CCDs the path crosses are found offline "
+        "(tess-point); or a footprint file to match against (e.g. MAST's, read when the workflow is planned)")
     fsspec: FsspecOptions | None = None
 
     _check_size = field_validator("size")(check_size)

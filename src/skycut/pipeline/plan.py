@@ -16,7 +16,9 @@ patterns (:meth:`Plan.output`). A job writes its products beside its index file:
 ``cubes/{cube}-cube.fits``                   TESS FFI cubes
 ``cube_cutouts/{spec}/{cube}/batch-NNNN.json``, ``{target}.fits``  target pixel files
 ``cube_cutouts/{spec}/{cube}/plots/batch-NNNN.json``, ``{target}_lightcurve.png``, ``{target}_mean.png``
-``footprint_cutouts/{spec}/batch-NNNN.json``, ``{target}/...``  TPFs from cloud cubes
+``footprint_cutouts/{spec}/{cube}/batch-NNNN.json``  index of one (cube, target batch) job of an offline-planned
+                                             footprint set; TPFs in ``footprint_cutouts/{spec}/{target}/``
+``footprint_cutouts/{spec}/batch-NNNN.json``, ``{target}/...``  TPFs of a set matched to a footprint file
 ``paths/{path}.fits``                        moving-target TPFs
 ``resolved-targets.json``                    positions of the targets given by name only, pinned when the plan is
                                              made (:mod:`skycut.pipeline.resolve`)
@@ -77,6 +79,9 @@ LAYOUT: dict[str, RulePaths] = {
     "tpf_plots": RulePaths("cube_cutouts/{spec}/{cube}/plots/{batch}.json", "logs/tpf_plots/{spec}/{cube}/{batch}.log"),
     "footprint_cutouts": RulePaths("footprint_cutouts/{spec}/{batch}.json", "logs/footprint_cutouts/{spec}/{batch}.log",
                                    "benchmarks/footprint_cutouts/{spec}/{batch}.tsv"),
+    "footprint_cube_cutouts": RulePaths("footprint_cutouts/{spec}/{cube}/{batch}.json",
+                                        "logs/footprint_cutouts/{spec}/{cube}/{batch}.log",
+                                        "benchmarks/footprint_cutouts/{spec}/{cube}/{batch}.tsv"),
     "moving_target": RulePaths("paths/{name}.fits", "logs/paths/{name}.log", "benchmarks/paths/{name}.tsv"),
 }
 
@@ -341,21 +346,60 @@ class Plan:
     # ---------------------------------------------------------------------------------------- footprints, paths
     @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def footprint_jobs(self) -> list[TargetJob]:
+        """Footprint-cutout jobs. A set without ``footprint_uri`` is planned offline: its targets grouped per
+        cube (:func:`skycut.pipeline.jobs.footprints.plan_footprint_cubes`), one job per (cube, batch) with the key
+        ``"{spec}/{cube}"`` and the cube's URI; a set with a footprint file gets one job per target batch (key
+        ``spec``), matched when the job runs."""
+        from .jobs.footprints import plan_footprint_cubes
+
         jobs = []
         for name, spec in self.manifest.footprint_cutouts.items():
-            jobs += self._target_jobs(name, spec, spec.batch_size)
+            if spec.footprint_uri is not None:
+                jobs += self._target_jobs(name, spec, spec.batch_size)
+                continue
+            targets = self.target_records(spec.targets)
+            try:
+                per_cube = plan_footprint_cubes(targets, spec)
+            except ValueError as exc:
+                raise ValueError(f"footprint_cutouts.{name}: {exc}") from None
+            for uri, group in per_cube.items():
+                jobs += [TargetJob(f"{name}/{self.cube_key(uri)}", BATCH_FORMAT.format(i), chunk, spec, uri)
+                         for i, chunk in enumerate(batches(group, spec.batch_size))]
         return jobs
 
+    @cache  # noqa: B019 - one Plan per workflow run; the rule's input and params functions ask per job
+    def _footprint_job_map(self) -> dict[tuple[str, str], TargetJob]:
+        return {(j.key, j.batch): j for j in self.footprint_jobs()}
+
     def footprint_job(self, key: str, batch: str) -> TargetJob:
-        return _find(self.footprint_jobs(), key, batch)
+        """The footprint job ``key`` (``spec`` or ``"spec/cube"``), ``batch``."""
+        try:
+            return self._footprint_job_map()[(key, batch)]
+        except KeyError:
+            raise KeyError(f"no job {key}/{batch}") from None
 
     def footprint_index(self, key: str, batch: str) -> str:
+        if "/" in key:
+            spec, cube = key.split("/")
+            return self.output("footprint_cube_cutouts", spec=spec, cube=cube, batch=batch)
         return self.output("footprint_cutouts", spec=key, batch=batch)
 
+    def footprint_cube_inputs(self, spec: str, cube: str, batch: str) -> list[str]:
+        """The local cube an offline-planned footprint job reads, when it exists or the workflow builds it (a
+        missing one is the job's to report: its targets are skipped, naming the cube)."""
+        uri = self.footprint_job(f"{spec}/{cube}", batch).cube
+        if uri is None or is_remote(uri):
+            return []
+        path = posixpath.normpath(uri)
+        built = {self.cube_path(c) for c in self.manifest.cubes}
+        return [path] if path in built or posixpath.exists(path) else []
+
     def footprint_local_inputs(self, key: str) -> list[str]:
-        """Local files a footprint job reads: a local footprint file and the manifest's own cubes under a
-        local ``cube_base_uri`` (so the workflow builds them first)."""
+        """Local files a footprint job matched to a footprint file reads: a local footprint file and the
+        manifest's own cubes under a local ``cube_base_uri`` (so the workflow builds them first)."""
         spec = self.manifest.footprint_cutouts[key]
+        if spec.footprint_uri is None:
+            return []
         files = [] if is_remote(spec.footprint_uri) else [posixpath.normpath(spec.footprint_uri)]
         if not is_remote(spec.cube_base_uri):
             base = posixpath.normpath(spec.cube_base_uri)
@@ -369,7 +413,8 @@ class Plan:
     @cache  # noqa: B019 - a sectors lookup reads the footprint file; the rule asks for input and params
     def path_cubes(self, name: str) -> list[str]:
         """Cubes a moving target is cut from: its ``cubes``, or the cube URIs of its ``sectors`` (the
-        sector/camera/CCDs whose footprints the path crosses, looked up when the job is planned)."""
+        sector/camera/CCDs whose footprints the path crosses, looked up when the job is planned: offline with
+        tess-point's geometry, or in ``footprint_uri``'s file when given)."""
         spec = self.manifest.paths[name]
         if spec.cubes is not None:
             return [self.cube_source(ref) for ref in spec.cubes]

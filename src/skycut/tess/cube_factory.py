@@ -62,6 +62,7 @@ import numpy as np
 
 from ..core.atomic import atomic_output
 from ..core.fits_bytes import BLOCK
+from ..core.provenance import creation_date
 from ..exceptions import InvalidInputError
 from . import cube_table
 from .cube_io import (
@@ -360,10 +361,10 @@ class CubeFactory:
             for key in ("TSTART", "DATE-OBS"):
                 if key in records[0]:
                     primary[key] = records[0][key]
-        primary["DATE"] = (cube_table.build_date(), "file creation date.")
+        primary["DATE"] = (creation_date(), "file creation date.")
         if sector is not None:
             primary["SECTOR"] = (int(sector), "Observing sector")
-        primary.add_history(f"Updated on {cube_table.build_date()} with new image delivery.")
+        primary.add_history(f"Updated on {creation_date()} with new image delivery.")
         primary.add_history(f"First image is {infos[0].name}.")
         comments = cube_table.merge_comments([old_comments, *new_comments])
         table = cube_table.build_table_hdu(records, comments, names, flags)

@@ -21,16 +21,15 @@ integers) -> ``J`` (``K`` beyond int32); otherwise ``D``. Missing values are ``'
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..core.fits_bytes import BLOCK, format_card, header_block
+from ..core.provenance import creation_date
 
 log = logging.getLogger(__name__)
 
@@ -256,13 +255,6 @@ def table_bytes(hdu) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ cube headers
-def build_date() -> str:
-    """``DATE`` card value: today (UTC, ISO date), or the day of ``$SOURCE_DATE_EPOCH`` for reproducible builds."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    now = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC) if epoch else _dt.datetime.now(_dt.UTC)
-    return now.date().isoformat()
-
-
 def make_primary_header(first: Any, last_record: dict, sector: int | None):
     """Primary header of a cube built from FFIs whose earliest is ``first`` (see module doc)."""
     from astropy.io import fits
@@ -274,7 +266,7 @@ def make_primary_header(first: Any, last_record: dict, sector: int | None):
         hdr.remove(key, ignore_missing=True)
     img, notes = first.values, first.comments
     hdr["ORIGIN"] = ("STScI/MAST", "institution responsible for creating this file")
-    hdr["DATE"] = (build_date(), "file creation date.")
+    hdr["DATE"] = (creation_date(), "file creation date.")
     for key in ("CAMERA", "CCD"):
         if key in img:
             hdr[key] = (img[key], notes.get(key, ""))

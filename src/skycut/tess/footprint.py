@@ -17,6 +17,13 @@ Differences from astrocut 1.4.0:
   instead of re-downloading; it is also cached in memory for 15 minutes per process.
 * Several coordinates are accepted: each is matched on its own, each cube is cut at the coordinates it holds.
 * ``fsspec_kwargs`` reach both the footprint file and the cubes (e.g. a private or loopback S3 endpoint).
+* ``footprint_uri=None`` finds the sectors, cameras and CCDs offline instead, from tess-point's pointing table
+  and camera geometry (:func:`skycut.tess.sectors.find_sectors`, vectorised): no footprint file and no network
+  until the cubes are read. A cube matches when the cutout box, aligned with the CCD, touches its science
+  pixels. The default stays MAST's footprint file, as astrocut's documentation promises matches against the
+  cube files available in the cloud: tess-point's table also holds planned sectors, whose cubes do not exist
+  yet, so an offline search should name its sectors (``sequence``); a planned cube is then skipped with a
+  :class:`DataWarning` saying it was not found.
 """
 
 from __future__ import annotations
@@ -467,8 +474,10 @@ class TessFootprintCutout:
         Restrict to these sectors.
     verbose : bool
         Passed to the cube cutter.
-    footprint_uri : str
-        The footprint JSON (default: MAST's public file).
+    footprint_uri : str or None
+        The footprint JSON (default: MAST's public file); None finds the cubes offline with tess-point's
+        geometry (:func:`skycut.tess.sectors.find_sectors`; give ``sequence``, as tess-point's table includes
+        planned sectors).
     cube_base_uri : str
         Prefix of the cube URIs.
     fsspec_kwargs : dict, optional
@@ -494,7 +503,7 @@ class TessFootprintCutout:
 
     def __init__(self, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
                  limit_rounding_method: str = "round", sequence: Any = None, verbose: bool = False, *,
-                 footprint_uri: str = S3_FOOTPRINT_CACHE, cube_base_uri: str = S3_BASE_FILE_PATH,
+                 footprint_uri: str | None = S3_FOOTPRINT_CACHE, cube_base_uri: str = S3_BASE_FILE_PATH,
                  fsspec_kwargs: dict | None = None, threads: int | str = 8,
                  cache_dir: str | os.PathLike | None = None):
         self._coordinates = parse_coordinates(coordinates)
@@ -514,14 +523,27 @@ class TessFootprintCutout:
     def _match(self) -> Table:
         from astropy.table import Table
 
-        ffis = _filter_sequence(get_ffis(self.footprint_uri, fsspec_kwargs=self._fsspec_kwargs,
-                                         cache_dir=self._cache_dir), self._sequence)
+        box = _match_box_px(self._cutout_size, self.ARCSEC_PER_PX)
         rows = []
-        for k, coord in enumerate(self._coordinates):
-            hit = ffis[_match_rows(ffis, coord, _match_box_px(self._cutout_size, self.ARCSEC_PER_PX),
-                                   self.ARCSEC_PER_PX)]
-            for info in _tess_rows(hit):
-                rows.append({**info, "coordinate": k, "cube": cube_uri(self.cube_base_uri, info["sectorName"])})
+        if self.footprint_uri is None:
+            from .sectors import find_sectors, obs_id
+
+            found = find_sectors(self._coordinates.ra.deg, self._coordinates.dec.deg, box, self._sequence,
+                                 pixel_scale=self.ARCSEC_PER_PX)
+            for r in found:
+                name = obs_id(r["sector"], r["camera"], r["ccd"])
+                rows.append({"sectorName": name, "sector": int(r["sector"]), "camera": int(r["camera"]),
+                             "ccd": int(r["ccd"]), "coordinate": int(r["target"]),
+                             "cube": cube_uri(self.cube_base_uri, name)})
+            rows.sort(key=lambda r: (r["sector"], r["camera"], r["ccd"], r["coordinate"]))
+        else:
+            ffis = _filter_sequence(get_ffis(self.footprint_uri, fsspec_kwargs=self._fsspec_kwargs,
+                                             cache_dir=self._cache_dir), self._sequence)
+            for k, coord in enumerate(self._coordinates):
+                hit = ffis[_match_rows(ffis, coord, box, self.ARCSEC_PER_PX)]
+                for info in _tess_rows(hit):
+                    rows.append({**info, "coordinate": k,
+                                 "cube": cube_uri(self.cube_base_uri, info["sectorName"])})
         names = ["sectorName", "sector", "camera", "ccd", "coordinate", "cube"]
         if not rows:
             where = " in sector(s) " + ", ".join(map(str, self._sequence)) if self._sequence else ""
@@ -609,9 +631,26 @@ def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = 
 
 
 def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None,
-                     footprint_uri: str = S3_FOOTPRINT_CACHE, fsspec_kwargs: dict | None = None,
+                     footprint_uri: str | None = S3_FOOTPRINT_CACHE, fsspec_kwargs: dict | None = None,
                      cache_dir: str | os.PathLike | None = None) -> Table:
     """TESS sectors/cameras/CCDs whose FFI footprints overlap the cutout(s) (size 0: contain the point).
+
+    Parameters
+    ----------
+    coordinates : SkyCoord, str, or list
+        Cutout centre(s).
+    cutout_size : int, (nx, ny), Quantity
+        Cutout size, rounded to whole 21" pixels; ``0`` matches the point.
+    sequence : int or list of int, optional
+        Restrict to these sectors.
+    footprint_uri : str or None
+        The footprint JSON (default: MAST's public file, the cubes MAST has released); None searches offline
+        with tess-point's geometry (:func:`skycut.tess.sectors.get_tess_sectors`: the CCD-aligned box touches
+        the science pixels; tess-point's table includes planned sectors, so give ``sequence``).
+    fsspec_kwargs : dict, optional
+        Options for reading the footprint file.
+    cache_dir : path-like, optional
+        Footprint cache directory.
 
     Returns
     -------
@@ -621,6 +660,11 @@ def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None
     """
     from astropy.table import Table
 
+    if footprint_uri is None:
+        from . import sectors
+
+        return sectors.get_tess_sectors(coordinates, _match_box_px(cutout_size, ARCSEC_PER_PX, point_match=True),
+                                        sequence=_sequence_list(sequence), pixel_scale=ARCSEC_PER_PX)
     ffis = get_ffis(footprint_uri, fsspec_kwargs=fsspec_kwargs, cache_dir=cache_dir)
     seq = _sequence_list(sequence)
     if seq is not None:

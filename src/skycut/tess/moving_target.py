@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import warnings
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from ..core.atomic import write_hdulist
 from ..core.coords import size_in_pixels, size_label
 from ..core.geometry import shifted_wcs
+from ..core.provenance import creation_date
 from ..exceptions import InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -519,7 +519,7 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
     tstart, tstop = float(np.nanmin(times)), float(np.nanmax(times))
     for key in ("RA_OBJ", "DEC_OBJ", "CHECKSUM", "DATASUM"):
         primary_header.remove(key, ignore_missing=True)
-    primary_header["DATE"] = (date.today().isoformat(), "file creation date")
+    primary_header["DATE"] = (creation_date(), "file creation date")
     if target:
         primary_header["OBJECT"] = (target, "Moving target object name/identifier")
     primary_header["TSTART"] = (tstart, "TIME of the first row")
