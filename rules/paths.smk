@@ -17,3 +17,19 @@ rule moving_target:
         spec=path_spec,
     script:
         "../workflow/moving_target.py"
+
+
+# A strip of the moving target's frames (and an animated GIF beside it), for the report.
+rule path_frames:
+    input:
+        PLAN.output_pattern("moving_target"),
+    output:
+        PLAN.output_pattern("path_frames"),
+    log:
+        PLAN.log_pattern("path_frames"),
+    conda:
+        "../workflow/envs/skycut.yaml"
+    params:
+        spec=path_spec,
+    script:
+        "../workflow/path_frames.py"

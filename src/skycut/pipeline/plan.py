@@ -20,6 +20,8 @@ patterns (:meth:`Plan.output`). A job writes its products beside its index file:
                                              footprint set; TPFs in ``footprint_cutouts/{spec}/{target}/``
 ``footprint_cutouts/{spec}/batch-NNNN.json``, ``{target}/...``  TPFs of a set matched to a footprint file
 ``paths/{path}.fits``                        moving-target TPFs
+``paths/{path}_frames.png``, ``.gif``        their frames (a strip and an animated GIF)
+``gallery/{kind}/...``                       copies of the images for ``snakemake --report``
 ``resolved-targets.json``                    positions of the targets given by name only, pinned when the plan is
                                              made (:mod:`skycut.pipeline.resolve`)
 ``logs/...``, ``benchmarks/...``             Snakemake logs and benchmark tables, mirroring the jobs
@@ -83,7 +85,12 @@ LAYOUT: dict[str, RulePaths] = {
                                         "logs/footprint_cutouts/{spec}/{cube}/{batch}.log",
                                         "benchmarks/footprint_cutouts/{spec}/{cube}/{batch}.tsv"),
     "moving_target": RulePaths("paths/{name}.fits", "logs/paths/{name}.log", "benchmarks/paths/{name}.tsv"),
+    "path_frames": RulePaths("paths/{name}_frames.png", "logs/path_frames/{name}.log"),  # + {name}_frames.gif
+    "gallery": RulePaths("gallery/{kind}", "logs/gallery.log"),  # the report's images (rules/report.smk)
 }
+
+#: The report gallery's directories, one per product kind (skycut.pipeline.jobs.gallery).
+GALLERY_KINDS = ("images", "combined", "colour", "lightcurves", "mean_images", "moving_targets")
 
 #: Files the demo writes beside its TESS FFIs for the footprint and moving-target stages.
 DEMO_PATH_TABLE = "moving_target_path.ecsv"
@@ -433,6 +440,13 @@ class Plan:
         return {"table": [posixpath.normpath(spec.table)], "cubes": cubes}
 
     # ---------------------------------------------------------------------------------------- everything
+    def gallery_outputs(self) -> list[str]:
+        """The report gallery's directories (:data:`GALLERY_KINDS`), when the manifest makes images to show."""
+        m = self.manifest
+        if not (m.render or m.paths or any(j.spec.plots for j in self.cube_cutout_jobs())):
+            return []
+        return [self.output("gallery", kind=k) for k in GALLERY_KINDS]
+
     def all_outputs(self) -> list[str]:
         m = self.manifest
         outs = [self.image_index(j.key, j.batch) for j in self.image_jobs()]
@@ -443,6 +457,8 @@ class Plan:
         outs += [self.tpf_plot_index(j.key, j.batch) for j in self.cube_cutout_jobs() if j.spec.plots]
         outs += [self.footprint_index(j.key, j.batch) for j in self.footprint_jobs()]
         outs += [self.path_output(p) for p in m.paths]
+        outs += [self.output("path_frames", name=p) for p in m.paths]
+        outs += self.gallery_outputs()
         if not outs:
             outs = self.demo_outputs()
         return outs

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.atomic import atomic_output
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .jobs.cube_cutouts import LightCurve
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +58,14 @@ def _observation(info: dict[str, Any]) -> str:
     return f"TESS sector {info['sector']}, camera {info['camera']}, CCD {info['ccd']}"
 
 
-def light_curve_figure(lc: LightCurve, tpf: str, target: str):
+def light_curve_figure(lc: Any, tpf: str, target: str):
     """The light curve of :func:`~skycut.pipeline.jobs.cube_cutouts.measure_light_curve`: background-subtracted
     aperture flux with 1-sigma error bars (QUALITY = 0 cadences, flagged ones as red crosses) above the
     background that was subtracted.
 
     Parameters
     ----------
-    lc : LightCurve
+    lc : skycut.pipeline.jobs.cube_cutouts.LightCurve
         The measured light curve.
     tpf : str
         The TPF it came from (title: target, sector, camera, CCD).
@@ -129,13 +126,13 @@ def aperture_outline(mask: Any) -> list[tuple[tuple[float, float], tuple[float, 
     return segments
 
 
-def mean_image_figure(lc: LightCurve, tpf: str, target: str):
+def mean_image_figure(lc: Any, tpf: str, target: str):
     """A TPF's mean image on WCS axes (the TPF's linear WCS from its APERTURE extension), asinh-scaled, with a
     colour bar in e-/s, the light curve's aperture outlined in red and the target's position marked.
 
     Parameters
     ----------
-    lc : LightCurve
+    lc : skycut.pipeline.jobs.cube_cutouts.LightCurve
         The measured light curve (its ``mean_image`` and ``aperture``).
     tpf : str
         The TPF (its WCS, RA_OBJ/DEC_OBJ, sector).

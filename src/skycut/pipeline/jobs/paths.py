@@ -111,3 +111,27 @@ def moving_target(spec: PathSpec, cubes: list[str], output: str) -> str:
             shutil.copyfile(made, tmp)
     log.info("moving target %s: %d TPF(s) -> %s", spec.target or spec.table, len(tpfs), output)
     return output
+
+
+def moving_target_frames(tpf: str, strip_path: str, title: str | None = None) -> list[Path]:
+    """The frames of a moving-target TPF: a strip ``strip_path`` (PNG) and an animated GIF beside it
+    (same stem, ``.gif``), both following the target (:func:`skycut.pipeline.plots.path_frames`).
+
+    Parameters
+    ----------
+    tpf : str
+        The moving-target TPF (this stage's output).
+    strip_path : str
+        The strip to write (``paths/{name}_frames.png``).
+    title : str, optional
+        A line above the strip.
+
+    Returns
+    -------
+    list of Path
+        The strip and the GIF.
+    """
+    from ..plots import path_frames
+
+    strip = Path(strip_path)
+    return path_frames(tpf, strip, strip.with_suffix(".gif"), title=title)
