@@ -2,23 +2,33 @@
 # the named input/params functions. Every path comes from the plan (skycut.pipeline.plan.LAYOUT), spelled once.
 import sys
 
-from skycut.exceptions import ManifestError
-from skycut.pipeline.manifest import validate_manifest
+from skycut.pipeline.cli import check_config, report_lines
 from skycut.pipeline.plan import BATCH_WILDCARD, NAME_WILDCARD, Plan, memory_mb
 from skycut.pipeline.resolve import TargetResolutionError
 
 if not config:
-    sys.exit(
-        "skycut: no manifest given; run: snakemake --configfile MANIFEST.yaml --cores N"
+    print(
+        "skycut: no manifest given; run: skycut run MANIFEST.yaml --cores N",
+        file=sys.stderr,
     )
+    sys.exit(2)
 
-try:
-    MANIFEST = validate_manifest(config)
-    PLAN = Plan(MANIFEST)  # resolves the targets given by name only, once, before the DAG
-except (ManifestError, TargetResolutionError) as exc:
+# the checks and messages of `skycut validate` (fields, references, globs), exit status 2 like it
+MANIFEST, _PROBLEMS, _WARNINGS = check_config(config)
+for _line in report_lines([], _WARNINGS):
+    print(_line, file=sys.stderr)
+if _PROBLEMS:
+    print(f"skycut: invalid manifest ({len(_PROBLEMS)} problems):", file=sys.stderr)
+    print(*report_lines(_PROBLEMS), sep="\n", file=sys.stderr)
+    sys.exit(2)
+
+try:  # the plan resolves the targets given by name only, once, before the DAG
+    PLAN = Plan(MANIFEST)
+except TargetResolutionError as exc:
     sys.exit(f"skycut: {exc}")
 except ValueError as exc:
-    sys.exit(f"skycut: invalid manifest: {exc}")
+    print(f"skycut: invalid manifest: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 
 wildcard_constraints:

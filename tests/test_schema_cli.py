@@ -68,6 +68,7 @@ def test_plan_and_simulate_commands(tmp_path, capsys):
     manifest = tmp_path / "m.yaml"
     manifest.write_text(yaml.safe_dump({
         "output_dir": str(tmp_path / "out"),
+        "allow_output_outside": True,  # an absolute path outside the working directory
         "targets": [{"name": f"t{i}", "coordinates": [10 + i, 20]} for i in range(5)],
         "inputs": {"a": {"paths": ["x.fits"], "batch_size": 2}},
         "demo": {"hst": {"bands": ["f606w"], "shape": [64, 64]}},

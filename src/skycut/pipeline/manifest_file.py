@@ -9,7 +9,7 @@ Snakemake reads ``--configfile`` through yte, which evaluates Python in a YAML f
   "billion laughs" alias bomb of a few hundred bytes is refused at once instead of expanding in memory;
 * a mapping with the same key twice (a second ``targets:`` silently replacing the first) is an error naming the
   key and both lines;
-* an empty file is an error, not an empty manifest.
+* an empty file (or an empty mapping ``{}``) is an error, not an empty manifest.
 
 Both bounds can be raised with the environment variables ``SKYCUT_MAX_MANIFEST_BYTES`` and
 ``SKYCUT_MAX_MANIFEST_NODES`` for a survey whose manifest is really that large.
@@ -133,6 +133,8 @@ def parse_manifest_text(text: str, source: str = "<manifest>") -> dict[str, Any]
         loader.dispose()
     if not isinstance(data, dict):
         raise ManifestError([("<manifest>", "the manifest must be a mapping of sections", data)])
+    if not data:
+        raise ManifestError([("<file>", "the manifest is empty (no sections)", source)])
     return data
 
 
