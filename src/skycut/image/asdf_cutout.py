@@ -53,7 +53,7 @@ from .. import __version__
 from ..core.atomic import atomic_output, write_hdulist, write_zip
 from ..core.coords import parse_coordinates, parse_size, size_in_pixels
 from ..core.geometry import cutout_basename, overlap
-from ..core.provenance import creation_date
+from ..core.provenance import creation_date, settle_asdf_history
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .asdf_io import (
     MISSION_KEY,
@@ -327,6 +327,7 @@ class ASDFCutout:
 
             af = asdf.AsdfFile({MISSION_KEY: piece.roman})
             af.add_history_entry(self._history(piece), software=SOFTWARE)
+            settle_asdf_history(af)  # history extensions in a fixed order
             piece._cache["asdf"] = af
         return piece._cache["asdf"]
 

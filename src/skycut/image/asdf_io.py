@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..core.geometry import extract_padded, window_key
+from ..core.provenance import settle_asdf_history
 from ..core.remote import LocalFile, RangeSection, RemoteFile, is_remote
 from ..exceptions import InvalidInputError
 from .asdf_wcs import is_gwcs
@@ -414,7 +415,7 @@ def asdf_metadata_hdu(tree: dict) -> Any:
     from astropy.io import fits
 
     buf = io.BytesIO()
-    asdf.AsdfFile(tree).write_to(buf)
+    settle_asdf_history(asdf.AsdfFile(tree)).write_to(buf)
     raw = np.frombuffer(buf.getvalue(), dtype=np.uint8)
     col = fits.Column(name="ASDF_METADATA", format=f"{raw.size}B", array=raw.reshape(1, -1))
     return fits.BinTableHDU.from_columns([col], name="ASDF")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.atomic import atomic_output
+from ..core.provenance import settle_asdf_history
 from ..exceptions import InvalidInputError
 from .common import SimResult, check_shape, magnitudes, render_gaussians, write_fits, write_truth
 
@@ -380,7 +381,7 @@ def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (10
     tree = {"roman": {"meta": meta, "data": data, "err": err, "dq": dq, "context": context}}
     with atomic_output(path) as tmp, asdf.config_context() as config:
         config.validate_on_write = False        # schema validation only costs time (seconds of YAML parsing)
-        asdf.AsdfFile(tree).write_to(tmp)
+        settle_asdf_history(asdf.AsdfFile(tree)).write_to(tmp)  # history extensions in a fixed order
     log.info("wrote %s", path)
     truth = {"kind": "roman_asdf", "seed": seed, "shape": [rows, cols], "detector": detector,
              "center": list(center), "pixel_scale_arcsec": ROMAN_SCALE_ARCSEC, "files": [path.name],
