@@ -234,6 +234,8 @@ class FsspecOptions(StrictModel):
     token: str | None = None
     block_size: int | None = Field(None, gt=0, description="fsspec read block size in bytes")
     requester_pays: bool | None = None
+    timeout: float | None = Field(None, gt=0, description="Seconds a remote request may wait to connect and for "
+                                  "each answer before it fails naming the URI (default 60)")
 
 
 class Target(StrictModel):
@@ -790,7 +792,7 @@ def read_targets_table(path: str | os.PathLike) -> tuple[list[Target], list[tupl
 
     Columns ``name``, ``ra``, ``dec`` and optionally ``size``. ``ra``/``dec`` are degrees, or text with units or
     sexagesimal (hours, degrees), as a ``{ra, dec}`` coordinate mapping takes them (an ECSV column with a unit is
-    converted to degrees). ``size`` takes what a target's ``size`` takes: pixels (``11``), an angle
+    converted to degrees); both empty means a target given by name only, resolved when the plan is made. ``size`` takes what a target's ``size`` takes: pixels (``11``), an angle
     (``30 arcsec``), or a pair written ``[nx, ny]`` (``"[200, 300]"`` quoted in CSV; a two-element ECSV column
     works too); empty means ``target_defaults.size``.
 
@@ -823,13 +825,17 @@ def read_targets_table(path: str | os.PathLike) -> tuple[list[Target], list[tupl
         name = str(name).strip() if name is not None else ""
         if name:
             names.append((name, where))
-        missing = [c for c in ("name", "ra", "dec") if _blank(row.get(c))]
+        name_only = _blank(row.get("ra")) and _blank(row.get("dec"))  # a name to resolve, as in the YAML
+        missing = [c for c in ("name", "ra", "dec") if _blank(row.get(c)) and not (name_only and c != "name")]
         if missing:
             problems.append((f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
-                             {k: v for k, v in row.items() if k is not None}))
+                             {k: v for k, v in row.items() if k is not None and v is not _MASKED}))
             continue
-        ra, dec = _cell_value(row["ra"]), _cell_value(row["dec"])
-        coordinates = [ra, dec] if all(isinstance(v, float) for v in (ra, dec)) else {"ra": ra, "dec": dec}
+        if name_only:
+            coordinates = None
+        else:
+            ra, dec = _cell_value(row["ra"]), _cell_value(row["dec"])
+            coordinates = [ra, dec] if all(isinstance(v, float) for v in (ra, dec)) else {"ra": ra, "dec": dec}
         size = None if _blank(row.get("size")) else _size_cell(row["size"])
         try:
             targets.append(Target(name=name, coordinates=coordinates, size=size))
