@@ -99,7 +99,7 @@ def test_storage_options_per_protocol():
     """Each protocol gets only the options its filesystem accepts; the rest are dropped."""
     user = {"anon": True, "endpoint_url": "http://h:9", "key": None, "requester_pays": True, "block_size": 4096,
             "headers": {"X-Test": "1"}, "default_cache_type": "none"}
-    pool = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS}
+    pool = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": {"total_max_attempts": 1}}
     assert storage_options("s3://b/k.fits", user) == {
         "anon": True, "endpoint_url": "http://h:9", "requester_pays": True, "default_block_size": 4096,
         "default_cache_type": "none", "config_kwargs": pool}
@@ -109,7 +109,8 @@ def test_storage_options_per_protocol():
     assert storage_options("s3://b/k.fits", {"token": "t"}) == {
         "token": "t", "default_block_size": DEFAULT_BLOCK_SIZE, "config_kwargs": pool}
     mine = {"config_kwargs": {"max_pool_connections": 3, "connect_timeout": 5}}
-    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == mine["config_kwargs"]
+    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == {**mine["config_kwargs"], "retries": {
+        "total_max_attempts": 1}}
     assert not is_remote("file:///data/a.fits") and is_remote("gs://bucket/a.fits") and not is_remote(None)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import re
@@ -46,6 +47,8 @@ import numpy as np
 from ..exceptions import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     from astropy.io import fits
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,14 @@ DEFAULT_MERGE_GAP = 16 * 1024
 #: Connections s3fs's client may keep open to one endpoint (botocore's default, 10, caps the requests in flight:
 #: 600 ranged reads at 30 ms latency take 2.2 s with 10 and 1.3 s with 64 connections).
 S3_MAX_POOL_CONNECTIONS = 64
+#: Seconds a remote request may wait to connect, and then for each answer, unless the user's ``timeout`` option
+#: says otherwise: botocore's ``connect_timeout``/``read_timeout`` for s3, aiohttp's ``sock_connect``/``sock_read``
+#: for http(s). A server that accepts a connection and never answers fails the read after this long, naming the
+#: URI and "timed out", instead of stalling the job.
+DEFAULT_TIMEOUT = 60.0
+#: botocore's own retries are off (one attempt per call): skycut's :class:`RetryPolicy` retries, once, bounded and
+#: logged (botocore's default would multiply with it and with s3fs's, up to 25 attempts per read).
+S3_BOTOCORE_RETRIES = {"total_max_attempts": 1}
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _S3_PROTOCOLS = ("s3", "s3a")
@@ -125,9 +136,14 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
     dict
         * ``s3://``: the s3fs options among the user's; ``anon=True`` unless credentials or ``anon`` are given;
           ``block_size`` becomes ``default_block_size`` (default :data:`DEFAULT_BLOCK_SIZE`); the client's
-          connection pool holds :data:`S3_MAX_POOL_CONNECTIONS` unless ``config_kwargs`` says otherwise.
+          connection pool holds :data:`S3_MAX_POOL_CONNECTIONS` and botocore does not retry
+          (:data:`S3_BOTOCORE_RETRIES`) unless ``config_kwargs`` says otherwise.
         * ``http(s)://``: only what ``HTTPFileSystem`` accepts; ``block_size`` defaults to
           :data:`DEFAULT_BLOCK_SIZE`. S3 options (``anon``, ``endpoint_url``, credentials, ...) are dropped.
+        * both: the ``timeout`` option (seconds, default :data:`DEFAULT_TIMEOUT`; ``None`` in the user's options
+          also means the default) becomes botocore's ``connect_timeout``/``read_timeout`` (s3) or an aiohttp
+          ``ClientTimeout(sock_connect, sock_read)`` in ``client_kwargs`` (http); explicit ``config_kwargs`` /
+          ``client_kwargs`` timeouts win.
         * other remote protocols: the user's options as given (skycut knows nothing of their filesystems).
         * local paths: nothing.
 
@@ -145,6 +161,7 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
         block, keep = None, frozenset()
     else:
         return opts
+    timeout = opts.pop("timeout", DEFAULT_TIMEOUT) if proto != "file" else None
     dropped = sorted(k for k in opts if k not in keep)
     if dropped:
         log.debug("options %s do not apply to %s:// inputs; ignored for %s", dropped, proto, path)
@@ -153,9 +170,18 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
         if "anon" not in opts and not any(k in opts for k in _CREDENTIAL_KEYS):
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
-        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, **(opts.get("config_kwargs") or {})}
+        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": S3_BOTOCORE_RETRIES,
+                                 **(opts.get("config_kwargs") or {})}
+        if timeout is not None:
+            opts["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout, **opts["config_kwargs"]}
     elif proto in _HTTP_PROTOCOLS:
         opts.setdefault("block_size", DEFAULT_BLOCK_SIZE)
+        if timeout is not None:
+            import aiohttp
+
+            client = dict(opts.get("client_kwargs") or {})
+            client.setdefault("timeout", aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+            opts["client_kwargs"] = client
     return opts
 
 
@@ -177,6 +203,8 @@ def filesystem(uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: s
         fs, path = fsspec.core.url_to_fs(uri, **opts)
     except Exception as exc:  # unknown protocol, bad option value, missing backend
         raise remote_error(uri, exc, what=what) from exc
+    if protocol(uri) in _S3_PROTOCOLS and getattr(fs, "retries", 1) != 1:
+        fs.retries = 1  # s3fs's own retry loop off for skycut's instances (see S3_BOTOCORE_RETRIES)
     log.debug("%s: %s with %s", uri, type(fs).__name__, _shown(opts))
     return fs, path
 
@@ -220,16 +248,18 @@ def describe_error(exc: BaseException) -> str:
             return f"{text} (S3 {code}{f', HTTP {http}' if http else ''})"
     for e in chain:
         os_error = getattr(e, "os_error", None)
-        for candidate in (e, os_error):
+        wrapped = (getattr(e, "kwargs", None) or {}).get("error") if isinstance(getattr(e, "kwargs", None), dict) else None
+        for candidate in (e, os_error, *(_exception_chain(wrapped) if isinstance(wrapped, BaseException) else ())):
+            candidate = getattr(candidate, "os_error", None) or candidate
             if isinstance(candidate, ConnectionRefusedError) or (
                     isinstance(candidate, OSError) and candidate.errno == errno.ECONNREFUSED):
                 return f"connection refused ({e})"
         name = type(e).__name__
-        if name in ("ClientConnectorError", "EndpointConnectionError", "ConnectTimeoutError",
-                    "ServerDisconnectedError", "ClientOSError", "ConnectionClosedError"):
+        if name in ("ClientConnectorError", "EndpointConnectionError", "ServerDisconnectedError", "ClientOSError", "ConnectionClosedError"):
             return f"cannot connect ({e})"
-        if isinstance(e, TimeoutError) or name in ("FSTimeoutError", "ReadTimeoutError", "ServerTimeoutError"):
-            return f"timed out ({e or name})"
+        if isinstance(e, TimeoutError) or name in ("FSTimeoutError", "ReadTimeoutError", "ServerTimeoutError",
+                                                   "ConnectTimeoutError"):
+            return f"timed out: no answer ({str(e) or name})"
     head = chain[0]
     if isinstance(head, TypeError) and "argument" in str(head):
         return f"bad fsspec option ({head})"
@@ -247,6 +277,11 @@ def remote_error(uri: str, exc: BaseException, *, what: str = "remote file") -> 
     return InvalidInputError(f"cannot read {what} {uri!r}: {describe_error(exc)}")
 
 
+def truncated_error(name: str, expected: int, found: int, *, what: str = "FITS file") -> InvalidInputError:
+    """The error for a file shorter than its headers say: names the file, expected and found sizes in bytes."""
+    return InvalidInputError(f"{what} {name!r} is truncated: its headers need {expected} bytes, the file has {found}")
+
+
 def _unsatisfiable(exc: BaseException) -> bool:
     """True when ``exc`` says a byte range starts beyond the end of the file (HTTP 416, S3 InvalidRange)."""
     for e in _exception_chain(exc):
@@ -254,6 +289,68 @@ def _unsatisfiable(exc: BaseException) -> bool:
             return True
         response = getattr(e, "response", None)
         if isinstance(response, dict) and response.get("Error", {}).get("Code") == "InvalidRange":
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------------ retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a remote request is retried after a transient failure.
+
+    A request is tried at most ``attempts`` times. Before retry ``k`` (``k = 0, 1, ...``) it waits
+    ``min(max_backoff, backoff * 2**k)`` seconds, no jitter: the waits are the same on every run. Transient failures
+    (:func:`retryable`) are HTTP 5xx and 429, S3 ``SlowDown``/``Throttling``/``InternalError``, timeouts and dropped
+    connections; a missing file, a refused access, a refused connection or a bad request fail at once.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff < 0 or self.max_backoff < 0:
+            raise InvalidInputError(f"bad retry policy {self}: attempts >= 1 and non-negative backoffs needed")
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (0 for the first retry)."""
+        return min(self.max_backoff, self.backoff * 2.0 ** retry)
+
+
+#: The retry policy of every remote read unless a :class:`RemoteFile` is given another.
+DEFAULT_RETRY = RetryPolicy()
+
+_RETRY_S3_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                             "ServiceUnavailable", "RequestTimeTooSkewed"})
+_DROPPED = ("ServerDisconnectedError", "ClientPayloadError", "ClientOSError", "ServerTimeoutError",
+            "ReadTimeoutError", "ConnectTimeoutError", "ConnectionClosedError", "ResponseStreamingError",
+            "IncompleteRead", "IncompleteReadError", "FSTimeoutError", "ContentLengthError", "TransferEncodingError")
+
+
+def retryable(exc: BaseException) -> bool:
+    """True when ``exc`` (or its chain) is a transient failure worth retrying (see :class:`RetryPolicy`)."""
+    chain = _exception_chain(exc)
+    for e in chain:
+        status = getattr(e, "status", None)
+        if isinstance(status, int) and status >= 400:
+            return status >= 500 or status == 429
+        response = getattr(e, "response", None)  # botocore ClientError
+        if isinstance(response, dict) and "Error" in response:
+            code = response["Error"].get("Code", "")
+            http = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return code in _RETRY_S3_CODES or (isinstance(http, int) and (http >= 500 or http == 429))
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+            return False
+        os_error = getattr(e, "os_error", None)
+        if isinstance(os_error, ConnectionRefusedError):
+            return False
+    for e in chain:
+        if isinstance(e, (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return True
+        if type(e).__name__ in _DROPPED:
             return True
     return False
 
@@ -304,56 +401,132 @@ class LocalFile:
 
 
 class RemoteFile:
-    """Byte-range reads of one remote file through its fsspec filesystem.
+    """Byte-range reads of one remote file through its fsspec filesystem, with bounded retries.
 
     Parameters
     ----------
     uri : str
         ``s3://``, ``http(s)://`` (or any fsspec) URI.
     fsspec_kwargs : dict, optional
-        The user's options (see :func:`storage_options`).
+        The user's options (see :func:`storage_options`). A ``timeout`` (seconds) there also bounds every request
+        of this file: a request taking longer is abandoned and retried.
     what : str
         What the file is, for error messages (``"remote cube"``, ``"remote FITS file"``, ...).
     max_in_flight : int, optional
-        Default bound on concurrent requests of :meth:`read_ranges` (fsspec's batch size when None).
+        Default bound on concurrent requests of :meth:`read_ranges` (None: every range at once, up to the
+        filesystem's connection pool).
+    retry : RetryPolicy, optional
+        Attempts and backoff for transient failures (default :data:`DEFAULT_RETRY`); every retry is logged at
+        warning level with the URI, the byte range and the cause.
 
-    Nothing is requested until a read: the first failing request raises :class:`InvalidInputError` naming the
-    URI and the cause. ``requests`` and ``bytes_read`` count what was fetched.
+    For the asynchronous filesystems (s3fs, HTTP) every request is a coroutine run on fsspec's event loop
+    (``fs._cat_file`` per range, ``asyncio.gather`` over the ranges, a semaphore for ``max_in_flight``), so the
+    ranges of a batch share the filesystem's pooled connections; the retries are skycut's own (s3fs's and
+    botocore's are turned off for the filesystems :func:`filesystem` builds, so attempts are bounded and counted
+    once). Nothing is requested until a read: the first request that fails for good raises
+    :class:`InvalidInputError` naming the URI and the cause. ``requests`` (every attempt, retries included),
+    ``retries`` and ``bytes_read`` count what was fetched.
     """
 
     remote = True
 
     def __init__(self, uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file",
-                 max_in_flight: int | None = None):
+                 max_in_flight: int | None = None, retry: RetryPolicy | None = None):
         self.uri = uri
         self.what = what
         self.max_in_flight = max_in_flight
+        self.retry = retry or DEFAULT_RETRY
+        timeout = (fsspec_kwargs or {}).get("timeout")
+        self.timeout = float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None
         self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
+        block = (fsspec_kwargs or {}).get("block_size")
+        self.block_size = int(block) if isinstance(block, int) and block > 0 else DEFAULT_BLOCK_SIZE
         self._async = bool(getattr(self.fs, "async_impl", False))
         self._size: int | None = None
         self._lock = threading.Lock()
         self.requests = 0
+        self.retries = 0
         self.bytes_read = 0
 
     def error(self, exc: BaseException) -> InvalidInputError:
         """The error to raise for a failed access (names the URI and the cause)."""
         return remote_error(self.uri, exc, what=self.what)
 
-    def _count(self, n_requests: int, n_bytes: int) -> None:
+    def _count(self, n_requests: int, n_bytes: int, n_retries: int = 0) -> None:
         with self._lock:
             self.requests += n_requests
             self.bytes_read += n_bytes
+            self.retries += n_retries
+
+    def _give_up_or_wait(self, exc: BaseException, attempt: int, what: str) -> float:
+        """Seconds to wait before retrying after ``exc`` on attempt ``attempt`` (0-based); re-raises ``exc`` when
+        it is not transient or the attempts are used up."""
+        if not retryable(exc) or attempt + 1 >= self.retry.attempts:
+            if attempt:
+                log.warning("%s %s: giving up after %d attempts: %s", self.uri, what, attempt + 1,
+                            describe_error(exc))
+            raise exc
+        wait = self.retry.delay(attempt)
+        log.warning("%s %s: %s; retry %d of %d in %.2f s", self.uri, what, describe_error(exc), attempt + 1,
+                    self.retry.attempts - 1, wait)
+        self._count(0, 0, 1)
+        return wait
+
+    async def _attempts(self, make: Any, what: str) -> Any:
+        """Await ``make()`` (a fresh coroutine per attempt) with the per-request timeout and the retry policy."""
+        import asyncio
+
+        attempt = 0
+        while True:
+            self._count(1, 0)
+            try:
+                coro = make()
+                return await (asyncio.wait_for(coro, self.timeout) if self.timeout else coro)
+            except Exception as exc:  # noqa: BLE001 - classified by retryable()
+                if self.timeout and isinstance(exc, TimeoutError) and not str(exc):
+                    exc = TimeoutError(f"no complete answer within {self.timeout:g} s")
+                await asyncio.sleep(self._give_up_or_wait(exc, attempt, what))
+            attempt += 1
+
+    def _attempts_sync(self, call: Any, what: str) -> Any:
+        """``call()`` with the retry policy, for filesystems without an asynchronous implementation."""
+        import time
+
+        attempt = 0
+        while True:
+            self._count(1, 0)
+            try:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - classified by retryable()
+                time.sleep(self._give_up_or_wait(exc, attempt, what))
+            attempt += 1
+
+    def _run(self, coro: Any) -> Any:
+        from fsspec.asyn import sync
+
+        return sync(self.fs.loop, lambda: coro)
 
     @property
     def size(self) -> int:
         """File size in bytes (one metadata request, the first time)."""
         if self._size is None:
             try:
-                self._size = int(self.fs.size(self.path))
+                if self._async:
+                    self._size = int(self._run(self._attempts(lambda: self.fs._size(self.path), "size")))
+                else:
+                    self._size = int(self._attempts_sync(lambda: self.fs.size(self.path), "size"))
             except Exception as exc:
                 raise self.error(exc) from exc
-            self._count(1, 0)
         return self._size
+
+    def _cat_sync(self, start: int, end: int | None) -> bytes:
+        return bytes(self._attempts_sync(lambda: self.fs.cat_file(self.path, start=start, end=end),
+                                         f"bytes {start}-{'' if end is None else end}"))
+
+    async def _cat(self, start: int, end: int | None) -> bytes:
+        blob = await self._attempts(lambda: self.fs._cat_file(self.path, start=start, end=end),
+                                    f"bytes {start}-{'' if end is None else end}")
+        return bytes(blob)
 
     def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
         """Bytes ``[start, end)``; ``end=None`` reads to the end of the file in the same request.
@@ -362,51 +535,141 @@ class RemoteFile:
         starts past the end) instead of an error.
         """
         try:
-            blob = bytes(self.fs.cat_file(self.path, start=start, end=end))
+            blob = self._run(self._cat(start, end)) if self._async else self._cat_sync(start, end)
         except Exception as exc:
-            self._count(1, 0)
             if not exact and _unsatisfiable(exc):
                 return b""
             raise self.error(exc) from exc
-        self._count(1, len(blob))
+        self._count(0, len(blob))
         if exact and end is not None and len(blob) != end - start:
             raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {start}-{end}, got {len(blob)}")
         return blob
 
-    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
-        """Bytes of every ``(start, end)`` range, in order, fetched concurrently with ``cat_ranges``.
+    async def _gather(self, ranges: list[tuple[int, int]], bound: int | None) -> list[Any]:
+        import asyncio
 
-        At most ``max_in_flight`` (default: the file's ``max_in_flight``, else fsspec's batch size) requests are
-        in flight at once. Any failed or short range raises :class:`InvalidInputError` naming the URI.
+        if not bound or bound >= len(ranges):
+            return await asyncio.gather(*(self._cat(a, b) for a, b in ranges), return_exceptions=True)
+        gate = asyncio.Semaphore(bound)
+
+        async def one(a: int, b: int) -> bytes:
+            async with gate:
+                return await self._cat(a, b)
+
+        return await asyncio.gather(*(one(a, b) for a, b in ranges), return_exceptions=True)
+
+    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
+        """Bytes of every ``(start, end)`` range, in order, all requested concurrently.
+
+        At most ``max_in_flight`` (default: the file's ``max_in_flight``; None: all of them, up to the
+        filesystem's connection pool) requests are in flight at once; each is retried on its own. Any range that
+        fails for good, or comes back short, raises :class:`InvalidInputError` naming the URI.
         """
         if not ranges:
             return []
-        if len(ranges) == 1:
-            return [self.read(*ranges[0])]
+        starts_ends = [(int(a), int(b)) for a, b in ranges]
         bound = max_in_flight or self.max_in_flight
-        kwargs = {"batch_size": bound} if self._async and bound else {}
-        starts, ends = [int(a) for a, _ in ranges], [int(b) for _, b in ranges]
+        if self._async:
+            blobs = self._run(self._gather(starts_ends, bound))
+        else:
+            blobs = []
+            for a, b in starts_ends:
+                try:
+                    blobs.append(self._cat_sync(a, b))
+                except Exception as exc:  # noqa: BLE001 - reported below like an async failure
+                    blobs.append(exc)
+        checked = self._checked(starts_ends, blobs)
+        if isinstance(checked, InvalidInputError):
+            raise checked
+        return checked
+
+    def iter_range_groups(self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None
+                          ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
+        """Fetch every range of every group concurrently; yield ``(group index, blobs)`` as each group completes.
+
+        All requests go out together on fsspec's event loop (at most ``max_in_flight`` at once, default the file's
+        ``max_in_flight``; requests start in group order, so the first groups tend to complete first), and the
+        caller works on a completed group while the others are still arriving. A group with a range that fails
+        for good (or comes back short) yields an :class:`InvalidInputError` naming the URI instead of its blobs;
+        the other groups are unaffected. Leaving the iteration early cancels the requests not yet made.
+        """
+        if not self._async:
+            for i, group in enumerate(groups):
+                try:
+                    yield i, self.read_ranges(group, max_in_flight)
+                except InvalidInputError as exc:
+                    yield i, exc
+            return
+        import asyncio
+        import queue
+
+        bound = max_in_flight or self.max_in_flight
+        done: queue.Queue = queue.Queue()
+
+        async def fetch_all() -> None:
+            gate = asyncio.Semaphore(bound) if bound else contextlib.nullcontext()
+
+            async def one(a: int, b: int) -> bytes:
+                async with gate:
+                    return await self._cat(a, b)
+
+            async def group(i: int, ranges: list[tuple[int, int]]) -> None:
+                done.put((i, await asyncio.gather(*(one(int(a), int(b)) for a, b in ranges), return_exceptions=True)))
+
+            await asyncio.gather(*(group(i, g) for i, g in enumerate(groups)))
+
+        future = asyncio.run_coroutine_threadsafe(fetch_all(), self.fs.loop)
         try:
-            blobs = self.fs.cat_ranges([self.path] * len(ranges), starts, ends, on_error="return", **kwargs)
-        except Exception as exc:
-            raise self.error(exc) from exc
-        out = []
+            for _ in groups:
+                while True:
+                    try:
+                        i, blobs = done.get(timeout=0.2)
+                        break
+                    except queue.Empty:
+                        if not future.done():
+                            continue
+                    try:  # every group was queued before the gathering ended
+                        i, blobs = done.get_nowait()
+                        break
+                    except queue.Empty:
+                        future.result()  # raises what broke the gathering
+                        raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: requests lost") from None
+                yield i, self._checked(groups[i], blobs)
+        finally:
+            future.cancel()
+
+    def _checked(self, ranges: list[tuple[int, int]], blobs: list[Any]) -> list[bytes] | InvalidInputError:
+        """``blobs`` if every one is the full range asked for, else the error naming the URI (and counts bytes)."""
+        self._count(0, sum(len(x) for x in blobs if not isinstance(x, BaseException)))
         for (a, b), blob in zip(ranges, blobs, strict=True):
             if isinstance(blob, BaseException):
-                self._count(len(ranges), sum(len(x) for x in out))
-                raise self.error(blob) from blob
+                err = self.error(blob)
+                if err is not blob:
+                    err.__cause__ = blob
+                return err
             if len(blob) != b - a:
-                raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}")
-            out.append(bytes(blob))
-        self._count(len(ranges), sum(len(x) for x in out))
-        return out
+                return InvalidInputError(f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}")
+        return blobs
 
-    def open(self, **kwargs: Any) -> Any:
-        """A buffered fsspec file object (for parsers such as astropy and asdf); ``kwargs`` go to ``fs.open``."""
-        try:
-            return self.fs.open(self.path, mode="rb", **kwargs)
-        except Exception as exc:
-            raise self.error(exc) from exc
+    def open(self, compression: str | None = None) -> io.BufferedIOBase:
+        """A seekable, buffered binary file reading through this source (for parsers such as astropy and asdf).
+
+        Every buffer fill is one :meth:`read` (so retried, timed and counted like the other reads), of
+        ``block_size`` bytes (the user's ``block_size``, default :data:`DEFAULT_BLOCK_SIZE`). ``compression``
+        (``"gzip"`` or ``"bz2"``) gives the decompressed stream of a file compressed as a whole.
+        """
+        fileobj: io.BufferedIOBase = io.BufferedReader(_RangeReader(self), buffer_size=self.block_size)
+        if compression == "gzip":
+            import gzip
+
+            return gzip.GzipFile(fileobj=fileobj, mode="rb")
+        if compression == "bz2":
+            import bz2
+
+            return bz2.BZ2File(fileobj, mode="rb")
+        if compression is not None:
+            raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: unknown compression {compression!r}")
+        return fileobj
 
     def close(self) -> None:
         """Nothing to release: connections belong to the (shared) filesystem's pool."""
@@ -416,6 +679,43 @@ class RemoteFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _RangeReader(io.RawIOBase):
+    """The raw, seekable file of a :class:`RemoteFile`: every ``readinto`` is one ranged read at the position."""
+
+    def __init__(self, source: RemoteFile):
+        super().__init__()
+        self._source = source
+        self._pos = 0
+        self.name = source.uri
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            base = self._source.size
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset} in {self._source.uri!r}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        blob = self._source.read(self._pos, self._pos + len(view), exact=False)
+        view[:len(blob)] = blob
+        self._pos += len(blob)
+        return len(blob)
 
 
 def open_source(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "file",

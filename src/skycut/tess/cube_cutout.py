@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,14 +279,20 @@ class _CubeSession:
             out.append(lims if _clip(lims, nrows, ncols) is not None else None)
         return out
 
-    def cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
-            targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
-        """Read and pad the blocks of several located cutouts (remote reads go out together, in parallel)."""
+    def iter_cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
+                 targets: Sequence[str | None]) -> Iterator[tuple[int, CubeCutoutInstance | InvalidInputError]]:
+        """Read and pad the blocks of several located cutouts; yield ``(index, cutout)`` as each block arrives.
+
+        Remote reads of every cutout go out together; a cutout whose bytes cannot be read yields the error
+        instead (see :meth:`CubeReader.iter_blocks`).
+        """
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]
-        blocks = self.reader.read_blocks([c[0] for c in clips])
-        out = []
-        for r, d, lims, (_, (dy, dx)), raw, target in zip(ra, dec, lims_list, clips, blocks, targets, strict=True):
+        for i, raw in self.reader.iter_blocks([c[0] for c in clips]):
+            if isinstance(raw, InvalidInputError):
+                yield i, raw
+                continue
+            lims, (dy, dx) = lims_list[i], clips[i][1]
             ny, nx = int(lims[1, 1] - lims[1, 0]), int(lims[0, 1] - lims[0, 0])
             aperture = np.zeros((ny, nx), dtype=np.int32)
             aperture[dy, dx] = 1
@@ -295,8 +301,23 @@ class _CubeSession:
             else:
                 block = np.full((ny, nx, *raw.shape[2:]), self.fill_value, dtype=">f4")
                 block[dy, dx] = raw
-            out.append(CubeCutoutInstance(self, r, d, lims, block, aperture, target))
+            yield i, CubeCutoutInstance(self, ra[i], dec[i], lims, block, aperture, targets[i])
+
+    def cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
+            targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
+        """The cutouts of :meth:`iter_cut`, in order; raises the first read error."""
+        out: list[Any] = [None] * len(lims_list)
+        for i, cutout in self.iter_cut(ra, dec, lims_list, targets):
+            if isinstance(cutout, InvalidInputError):
+                raise cutout
+            out[i] = cutout
         return out
+
+    def block_nbytes(self, lims: np.ndarray) -> int:
+        """Bytes of the cube block read for a located cutout (every cadence, flux and uncertainty)."""
+        clip = _clip(lims, self.reader.nrows, self.reader.ncols)
+        (x0, x1), (y0, y1) = clip[0]
+        return (x1 - x0) * (y1 - y0) * int(np.prod(self.reader.shape[2:])) * self.reader.dtype.itemsize
 
     def close(self) -> None:
         self.reader.close()
@@ -364,7 +385,8 @@ class TessCubeCutout:
         self._size = parse_size(cutout_size)
         self._fill_value = _check_fill(fill_value)
         self._rounding = _check_rounding(limit_rounding_method)
-        self._threads = resolve_threads(threads)
+        resolve_threads(threads)  # refuses a bad value now; "auto" itself reaches the reader
+        self._threads = threads
         self._fsspec_kwargs = fsspec_kwargs
         self.cutouts_by_file: dict[Any, list[CubeCutoutInstance]] = {}
         self._tpfs: dict[Any, list] | None = None
@@ -495,18 +517,39 @@ class CutoutFactory:
         return paths[0] if single else paths
 
 
+#: Most cube pixel bytes :func:`cut_cube_targets` holds at once (one wave of targets read together).
+MAX_BATCH_BYTES = 512 * 1024 * 1024
+
+
+def _waves(items: list[int], nbytes: list[int], chunk: int | None, max_bytes: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``items`` holding at most ``chunk`` items and ``max_bytes`` bytes (at least one item)."""
+    wave: list[int] = []
+    total = 0
+    for item, size in zip(items, nbytes, strict=True):
+        if wave and (total + size > max_bytes or (chunk and len(wave) >= chunk)):
+            yield wave
+            wave, total = [], 0
+        wave.append(item)
+        total += size
+    if wave:
+        yield wave
+
+
 def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str, Any]], cutout_size=25, *,
                      output_paths: Mapping[str, str | os.PathLike] | None = None,
                      output_dir: str | os.PathLike = ".", fill_value: float = np.nan,
                      limit_rounding_method: str = "round", threads: int | str = 1,
                      fsspec_kwargs: dict | None = None, legacy_filenames: bool = False,
-                     chunk: int = 32, object_names: Mapping[str, str] | None = None,
+                     chunk: int | None = None, max_batch_bytes: int = MAX_BATCH_BYTES,
+                     object_names: Mapping[str, str] | None = None,
                      tic_ids: Mapping[str, int] | None = None) -> BatchResult:
     """Cut many named targets from one cube, writing each TPF; the workflow's batch entry point.
 
-    The cube is opened once and its table and WCS read once; targets are cut and written ``chunk`` at a time
-    (remote reads of a chunk go out together in the thread pool), so memory stays bounded. One bad target never
-    stops the batch.
+    The cube is opened once and its table and WCS read once. Targets are read in waves of at most
+    ``max_batch_bytes`` of cube pixels (and ``chunk`` targets, if given), so memory stays bounded; for a remote
+    cube every row request of a wave is in flight at once (up to ``threads``, or the connection pool with
+    ``"auto"``) and each TPF is written as soon as its own rows have arrived. One bad target (or one that cannot
+    be read) never stops the batch.
 
     Parameters
     ----------
@@ -523,13 +566,18 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
         The ``OBJECT`` card of each target's TPF (ASCII); names missing here get astrocut's empty ``OBJECT``.
     tic_ids : mapping ``name -> int``, optional
         The ``TICID`` card of each target's TPF; names missing here get astrocut's undefined ``TICID``.
+    chunk : int, optional
+        Most targets read together (default: no limit but ``max_batch_bytes``).
+    max_batch_bytes : int
+        Most cube pixel bytes read together (default :data:`MAX_BATCH_BYTES`); a target larger than this is read
+        alone.
 
     Returns
     -------
     BatchResult
         ``written``: name -> ``[path]`` of its TPF; ``skipped``: name -> reason, for a target entirely off the
         CCD; ``failed``: name -> error, for a target whose coordinates cannot be read or whose TPF cannot be
-        made or written.
+        made, written or read (a remote cube's rows failing for good).
 
     Raises
     ------
@@ -575,11 +623,13 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
                                       f"{session.name!r} (cutout entirely off the CCD)")
             else:
                 todo.append(i)
-        step = max(1, chunk)
-        for start in range(0, len(todo), step):
-            part = todo[start:start + step]
-            cutouts = session.cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
-            for i, cutout in zip(part, cutouts, strict=True):
+        for part in _waves(todo, [session.block_nbytes(located[i]) for i in todo], chunk, max_batch_bytes):
+            cutouts = session.iter_cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
+            for k, cutout in cutouts:
+                i = part[k]
+                if isinstance(cutout, InvalidInputError):
+                    result.fail(names[i], cutout)
+                    continue
                 try:
                     cutout.object_name = object_names.get(names[i], "")
                     cutout.ticid = tic_ids.get(names[i])

@@ -7,7 +7,8 @@ numpy shape ``(nrows, ncols, ntime, 2)`` (big-endian float32, float64 after astr
 For one cube row ``y`` and columns ``x0:x1`` the ``(x1 - x0) * ntime * 2`` values are contiguous, so a cutout of
 rows ``y0:y1`` is ``y1 - y0`` byte runs (one run when the cutout spans every column). :func:`byte_runs` computes
 and merges them; :class:`CubeReader` fetches them with ``np.memmap`` locally or, remotely, as concurrent ranged
-reads of a :class:`skycut.core.remote.RemoteFile` (all runs of all blocks of a batch in one ``cat_ranges``).
+reads of a :class:`skycut.core.remote.RemoteFile` (all runs of all blocks of a batch in flight together, each
+block handed on as soon as its runs have arrived).
 Headers are parsed here without astropy, so opening a cube is cheap: a remote cube's headers and FFI table take
 two requests (the first blocks, then everything after the image data), no size lookup.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,9 @@ class CubeReader:
         Options for remote cubes (see :func:`skycut.core.remote.storage_options`: ``anon`` defaults to True for
         s3; options that do not apply to the URI's protocol are ignored).
     threads : int or "auto"
-        Most ranged requests in flight at once for remote cubes (ignored locally, where a memmap is fastest).
+        Most ranged requests in flight at once for remote cubes (ignored locally, where a memmap is fastest);
+        ``"auto"``: no bound but the filesystem's connection pool, so every row request of a batch is in flight
+        as soon as a connection is free.
 
     Attributes
     ----------
@@ -98,7 +101,8 @@ class CubeReader:
         self.name = str(self.path)
         self.threads = resolve_threads(threads)
         self.remote = is_remote(self.path)
-        self._src = open_source(self.path, fsspec_kwargs, what="cube", max_in_flight=self.threads)
+        self._src = open_source(self.path, fsspec_kwargs, what="cube",
+                                max_in_flight=None if threads == "auto" else self.threads)
         try:
             self._open()
         except InvalidInputError:
@@ -186,25 +190,46 @@ class CubeReader:
         """Merged byte runs of a clipped ``[[x0, x1], [y0, y1]]`` block (see :func:`byte_runs`)."""
         return byte_runs(clipped_lims, self.shape, self.dtype.itemsize, self.data_offset)
 
-    def read_blocks(self, clipped: list) -> list[np.ndarray]:
-        """Read several clipped blocks ``[[x0, x1], [y0, y1]]``.
+    def iter_blocks(self, clipped: list) -> Iterator[tuple[int, np.ndarray | InvalidInputError]]:
+        """Read several clipped blocks ``[[x0, x1], [y0, y1]]``; yield ``(index, block)`` as each is complete.
 
-        Returns arrays of shape ``(y1 - y0, x1 - x0, ntime, nplanes)`` in the cube's (big-endian) dtype. Remote
-        cubes: all runs of all blocks are fetched together (concurrent ranged requests, at most ``threads`` in
-        flight).
+        A block is an array of shape ``(y1 - y0, x1 - x0, ntime, nplanes)`` in the cube's (big-endian) dtype, or,
+        for a remote block whose bytes could not be read, the :class:`InvalidInputError` naming the cube and the
+        cause (the other blocks are unaffected). Local blocks come in order from the memory map. Remote blocks: the
+        byte runs of every block go out together (concurrent ranged requests on pooled connections, at most
+        ``threads`` in flight unless ``"auto"``), and a block is yielded as soon as its own runs have arrived,
+        so the caller can write it while the rest are still on the way.
         """
         if not self.remote:
             mm = self.memmap()
-            # copies, so cutouts never depend on the file mapping staying valid
-            return [np.array(mm[y0:y1, x0:x1]) for (x0, x1), (y0, y1) in clipped]
+            for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
+                # a copy, so cutouts never depend on the file mapping staying valid
+                yield i, np.array(mm[y0:y1, x0:x1])
+            return
         all_runs = [self.runs(lims) for lims in clipped]
-        flat = [r for runs in all_runs for r in runs]
-        blobs = iter(self._src.read_ranges(flat))
-        out = []
-        for lims, runs in zip(clipped, all_runs, strict=True):
-            (x0, x1), (y0, y1) = lims
-            buf = b"".join(next(blobs) for _ in runs)
-            out.append(np.frombuffer(buf, dtype=self.dtype).reshape(y1 - y0, x1 - x0, *self.shape[2:]))
+        for i, blobs in self._src.iter_range_groups(all_runs):
+            if isinstance(blobs, InvalidInputError):
+                yield i, blobs
+                continue
+            (x0, x1), (y0, y1) = clipped[i]
+            block = np.empty((y1 - y0, x1 - x0, *self.shape[2:]), dtype=self.dtype)
+            flat = block.reshape(-1).view(np.uint8)
+            pos = 0
+            for blob in blobs:
+                flat[pos:pos + len(blob)] = np.frombuffer(blob, dtype=np.uint8)
+                pos += len(blob)
+            yield i, block
+
+    def read_blocks(self, clipped: list) -> list[np.ndarray]:
+        """Read several clipped blocks ``[[x0, x1], [y0, y1]]`` (see :meth:`iter_blocks`), in order.
+
+        Raises the :class:`InvalidInputError` of the first block that cannot be read.
+        """
+        out: list[np.ndarray | None] = [None] * len(clipped)
+        for i, block in self.iter_blocks(clipped):
+            if isinstance(block, InvalidInputError):
+                raise block
+            out[i] = block
         return out
 
     @property
