@@ -545,6 +545,9 @@ class Manifest(StrictModel):
     allow_output_outside: bool = Field(
         False, description="Let output_dir and demo.directory lie outside the working directory (an absolute path "
         "elsewhere, '../x')")
+    fail_on_skip: bool = Field(
+        False, description="Fail the run (non-zero exit status, after the summary) when any target was skipped "
+        "(off every image, off the CCD, not covered); by default skips are reported in <output_dir>/summary.tsv")
     limits: Limits = Field(default_factory=Limits)
     target_defaults: TargetDefaults = Field(default_factory=TargetDefaults)
     targets: list[Target] = Field(default_factory=list)
