@@ -3,13 +3,24 @@
 A process killed at any point leaves either the previous file or nothing at the final name, never a
 half-written file. Temporary names start with ``.`` and end in ``.part`` so globs of the outputs do
 not pick them up.
+
+Every writer cleans up after itself, even when killed: a temporary's name carries its writer's host and process
+id (``.{final name}.{host}-{pid}.{random}.part``; a cube build's scratch file is
+``.{final name}.{host}-{pid}.scratch.h5``). The first :func:`atomic_output` of a process into a directory
+(:func:`sweep_directory`) removes every temporary there whose writer ran on this host and is no longer running
+and which no process holds an ``flock`` on; :func:`remove_stale_temporaries` does the same for one final name.
+Temporaries of writers on other hosts (a shared file system under a cluster) are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
+import socket
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -21,22 +32,134 @@ def _umask() -> int:
 
 
 _UMASK = _umask()
+_TEMPORARY_SUFFIXES = (".part", ".scratch.h5")
+_SWEPT: set[str] = set()  # directories this process has swept (once each)
+_SWEPT_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def writer_tag() -> str:
+    """``{host}-{pid}`` of this process, as temporary names carry it (host without its domain, no dots)."""
+    host = socket.gethostname().split(".", 1)[0].replace("-", "_") or "localhost"
+    return f"{host}-{os.getpid()}"
 
 
 def temporary_path(final: str | os.PathLike) -> Path:
-    """Return a fresh, unused temporary path in the directory of ``final`` (the directory is created)."""
+    """Return a fresh, unused temporary path in the directory of ``final`` (the directory is created).
+
+    The name is ``.{final name}.{host}-{pid}.{random}.part`` (see :func:`writer_tag`), so a later process can
+    tell a temporary left by a killed writer from one being written.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{writer_tag()}.", suffix=".part", dir=final.parent)
     os.close(fd)
     return Path(name)
+
+
+def _writer_of(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of the writer of a temporary named ``name`` (see :func:`temporary_path`), else None."""
+    if not name.startswith(".") or not name.endswith(_TEMPORARY_SUFFIXES):
+        return None
+    for part in reversed(name[1:].split(".")):
+        host, dash, pid = part.rpartition("-")
+        if dash and host and pid.isdigit():
+            return host, int(pid)
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is the id of a running process on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _remove_if_stale(path: Path) -> bool:
+    """Remove the temporary ``path`` if its writer ran on this host, is dead, and nobody holds a lock on it."""
+    writer = _writer_of(path.name)
+    if writer is None or writer[0] != writer_tag().rpartition("-")[0] or pid_alive(writer[1]):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)  # somebody is still working on it
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_temporaries(final: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of ``final`` left by killed writers on this host (see the module docstring).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    final = Path(final)
+    removed = [p for p in sorted(final.parent.glob(f".{_glob_escape(final.name)}.*")) if _remove_if_stale(p)]
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s left by killed writers", len(removed), final)
+    return removed
+
+
+def sweep_directory(directory: str | os.PathLike) -> list[Path]:
+    """Delete every temporary in ``directory`` left by a killed writer on this host.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    directory = Path(directory)
+    try:
+        entries = [directory / e.name for e in os.scandir(directory) if e.name.startswith(".")]
+    except OSError:
+        return []
+    removed = [p for p in sorted(entries) if _remove_if_stale(p)]
+    if removed:
+        log.info("removed %d stale temporary file(s) in %s left by killed writers: %s", len(removed), directory,
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def _sweep_once(directory: Path) -> None:
+    key = os.fspath(directory)
+    with _SWEPT_LOCK:
+        if key in _SWEPT:
+            return
+        _SWEPT.add(key)
+    sweep_directory(directory)
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 @contextlib.contextmanager
 def atomic_output(final: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
     """Context manager yielding a temporary path; on success it is renamed to ``final``.
 
-    On any exception the temporary file is removed and ``final`` is left untouched.
+    On any exception the temporary file is removed and ``final`` is left untouched. The first call of a process
+    for a directory removes the temporaries there left by killed writers (:func:`sweep_directory`).
 
     Parameters
     ----------
@@ -47,6 +170,7 @@ def atomic_output(final: str | os.PathLike, *, fsync: bool = False) -> Iterator[
     """
     final = Path(final)
     tmp = temporary_path(final)
+    _sweep_once(final.parent)
     try:
         yield tmp
         if fsync:

@@ -112,7 +112,22 @@ def cut_fits_targets(input_files: Sequence[str | Path], targets: Iterable[tuple[
             except InvalidQueryError as exc:
                 result.skip(name, str(exc))
             except Exception as exc:  # noqa: BLE001 - one bad target must not stop the batch
-                result.fail(name, exc)
+                bad = _bad_inputs(files, extension, fsspec_kwargs) if len(files) > 1 else {}
+                if not bad:
+                    result.fail(name, exc)
+                    continue
+                for file, error in bad.items():  # the bad file fails; the target is cut from the others
+                    result.fail(file, error)
+                files = [f for f in files if f not in bad]
+                prepared = None
+                try:
+                    _astropy_target(files, coordinates, size, path, extension, fill_value, fsspec_kwargs)
+                    STATS["astropy"] += 1
+                    result.add(name, [path])
+                except InvalidQueryError as again:
+                    result.skip(name, str(again))
+                except Exception as again:  # noqa: BLE001
+                    result.fail(name, again)
     finally:
         prepared = None  # drop the memory maps
     return result
@@ -128,6 +143,28 @@ def _astropy_target(files, coordinates, size, path: Path, extension, fill_value,
     for w in caught:
         log.warning("%s: %s", path.stem, w.message)
     write_hdulist(cutout.fits_cutouts[0], path)
+
+
+def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) -> dict[str, Exception]:
+    """The input files that cannot be read (missing, unreachable, not FITS, truncated), with their errors.
+
+    Each file is opened (headers only) and the end of the data of every selected image HDU checked against the
+    file's size (:func:`skycut.image.fits_cutout.check_complete`); no pixels are read.
+    """
+    from ..core.remote import open_fits_handle
+    from .fits_cutout import check_complete
+    from .fits_helpers import select_extensions
+
+    bad: dict[str, Exception] = {}
+    for name in files:
+        try:
+            with open_fits_handle(name, fsspec_kwargs) as handle, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for index in select_extensions(handle.hdul, extension, name):
+                    check_complete(handle, index)
+        except Exception as exc:  # noqa: BLE001 - recorded with the file's name
+            bad[name] = exc
+    return bad
 
 
 def _prepare(files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: dict | None) -> list[_Prepared] | None:

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.atomic import atomic_output
+from ..core.atomic import atomic_output, remove_stale_temporaries, writer_tag
 from ..core.fits_bytes import BLOCK
 from ..core.provenance import creation_date
 from ..exceptions import InvalidInputError
@@ -76,7 +76,6 @@ from .cube_io import (
     pwrite_all,
     read_row_pair,
     read_whole,
-    remove_stale_temporaries,
     scan_ffi,
 )
 
@@ -421,7 +420,7 @@ class CubeFactory:
                n_total: int) -> ScratchStore:
         directory = Path(self.scratch_dir) if self.scratch_dir else final.parent
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f".{final.name}.{os.getpid()}.scratch.h5"
+        path = directory / f".{final.name}.{writer_tag()}.scratch.h5"
         chunk = slab_rows(shape[1], n_total, block_rows)
         store = ScratchStore(path, len(infos), shape, chunk)  # HDF5 flock-s it while open
         rowbuf = np.empty(2 * min(block_rows, shape[0]) * shape[1] * 8, dtype=np.uint8)
@@ -529,7 +528,7 @@ class CubeFactory:
         _, cols, n_old, _ = old.shape
         itemsize = np.dtype(old.dtype).itemsize
         buf = np.empty((r1 - r0, cols, n_old, 2), dtype=old.dtype)
-        pread_into(old_fd, buf, old.offset + r0 * cols * n_old * 2 * itemsize)
+        pread_into(old_fd, buf, old.offset + r0 * cols * n_old * 2 * itemsize, str(old.path))
         if old_slice is not None:
             block[:, :, old_slice, :] = buf
         else:

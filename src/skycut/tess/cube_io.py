@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, CARD, CardError, RawHeader, card_parts, padded
-from ..core.remote import is_remote, remote_error, storage_options
+from ..core.remote import is_remote, open_source, remote_error, storage_options, truncated_error
 from ..exceptions import InvalidInputError
 from .cube_table import header_record
 
@@ -74,6 +74,28 @@ def _open(path: str, fsspec_kwargs: dict | None = None, **kwargs):
         return fits.open(path, use_fsspec=True, fsspec_kwargs=storage_options(path, fsspec_kwargs), **kwargs)
     except (OSError, TypeError, ValueError) as exc:  # not found, forbidden, unreachable, refused option
         raise remote_error(path, exc, what="remote FFI") from exc
+
+
+def _check_complete(hdul, path: str, fsspec_kwargs: dict | None) -> None:
+    """Raise an error naming the FFI if the file ends before the data of ext 2 do (a truncated file).
+
+    Whole-file compressed inputs (gzip) are not checked: their offsets refer to the decompressed stream.
+    """
+    if path.endswith((".gz", ".bz2", ".zip")):
+        return
+    hdu = hdul[2]
+    h = hdu.header
+    axes = [int(h.get(f"NAXIS{i}", 0)) for i in range(1, int(h.get("NAXIS", 0)) + 1)]
+    nbytes = abs(int(h["BITPIX"])) // 8 * int(h.get("GCOUNT", 1)) * (
+        int(h.get("PCOUNT", 0)) + (int(np.prod(axes, dtype=np.int64)) if axes else 0))
+    end = int(hdul.fileinfo(2)["datLoc"]) + nbytes
+    if is_remote(path):
+        with open_source(path, fsspec_kwargs, what="FFI") as source:
+            size = source.size
+    else:
+        size = os.path.getsize(path)
+    if size < end:
+        raise truncated_error(path, end, size, what="FFI file")
 
 
 def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
@@ -155,6 +177,7 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
         values, comments = _parse_cards(h1)
         h2 = _read_header(fd, h1.offset + h1.nbytes + padded(h1.data_nbytes()))
         values2, _ = _parse_cards(h2)
+        size = os.fstat(fd).st_size
     finally:
         os.close(fd)
     for v in (values, values2):
@@ -166,6 +189,8 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
     shape = (int(values["NAXIS2"]), int(values["NAXIS1"]))
     if shape != (int(values2["NAXIS2"]), int(values2["NAXIS1"])) or 0 in shape:
         raise InvalidInputError(f"FFI file {path!r}: ext 1 and ext 2 must be 2-D images of the same shape")
+    if size < h2.offset + h2.nbytes + h2.data_nbytes():
+        raise truncated_error(path, h2.offset + h2.nbytes + h2.data_nbytes(), size, what="FFI file")
     tstart = values.get("TSTART", primary.get("TSTART"))
     if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
         raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
@@ -218,6 +243,7 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
         tstart = h1.get("TSTART", primary.get("TSTART"))
         if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
             raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
+        _check_complete(hdul, path, fsspec_kwargs)
         offsets, dtype = _direct_layout(hdul, path)
         values, comments = header_record(h1)
         return FFIInfo(
@@ -230,14 +256,14 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
         )
 
 
-def pread_into(fd: int, buf: np.ndarray, offset: int) -> None:
-    """Fill the contiguous array ``buf`` with bytes of ``fd`` starting at ``offset``."""
+def pread_into(fd: int, buf: np.ndarray, offset: int, name: str | None = None) -> None:
+    """Fill the contiguous array ``buf`` with bytes of ``fd`` (the file ``name``) starting at ``offset``."""
     view = memoryview(buf).cast("B")
     done = 0
     while done < len(view):
         n = os.preadv(fd, [view[done:]], offset + done)
         if n <= 0:
-            raise InvalidInputError(f"unexpected end of file (fd {fd}) at byte {offset + done}")
+            raise truncated_error(name or f"(fd {fd})", offset + len(view), offset + done)
         done += n
 
 
@@ -274,7 +300,7 @@ def read_row_pair(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> np.ndarra
     fd = os.open(info.path, os.O_RDONLY)
     try:
         for k, base in enumerate(info.offsets):
-            pread_into(fd, out[k * n:(k + 1) * n], base + r0 * ncols * itemsize)
+            pread_into(fd, out[k * n:(k + 1) * n], base + r0 * ncols * itemsize, info.path)
     finally:
         os.close(fd)
     return out.reshape(2, r1 - r0, ncols)
@@ -341,44 +367,6 @@ def lock_file(path: Path) -> int:
     fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return fd
-
-
-def remove_stale_temporaries(final: Path) -> list[Path]:
-    """Delete temporary files of earlier, killed builds of ``final`` (unlocked ``.<name>.*.part`` / ``.h5``)."""
-    removed = []
-    for candidate in sorted(final.parent.glob(f".{final.name}.*")):
-        if not (candidate.name.endswith(".part") or candidate.name.endswith(".scratch.h5")):
-            continue
-        if candidate.name.endswith(".scratch.h5") and _pid_alive(candidate.name.rsplit(".", 3)[-3]):
-            continue
-        try:
-            fd = os.open(candidate, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)  # another process is building it right now
-            continue
-        try:
-            candidate.unlink()
-            removed.append(candidate)
-        finally:
-            os.close(fd)
-    if removed:
-        log.info("removed %d stale temporary file(s) of earlier interrupted builds of %s", len(removed), final)
-    return removed
-
-
-def _pid_alive(text: str) -> bool:
-    """True if ``text`` is the id of a running process (scratch files are named after their builder's pid)."""
-    try:
-        os.kill(int(text), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 ALIGN = 4096  # O_DIRECT alignment of memory, file offsets and lengths (covers 512-byte and 4K devices)

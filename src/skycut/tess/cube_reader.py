@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, padded, parse_table
-from ..core.remote import is_remote, open_source
+from ..core.remote import is_remote, open_source, truncated_error
 from ..exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -150,16 +150,22 @@ class CubeReader:
             # table header and table data are the rest of the file: fetch them in one request (no size lookup)
             blob = self._src.read(table_pos, None, exact=False)
             if not blob:
+                self._check_size(self.data_offset + data_bytes)  # a cube cut short, or no table
                 raise missing
             thdr = RawHeader.parse(blob, table_pos)
             if thdr is None:
                 raise InvalidInputError(f"{self.name!r}: cannot parse the FFI table header")
             tdata = blob[thdr.nbytes:thdr.nbytes + thdr.data_nbytes()]
+            if len(tdata) < thdr.data_nbytes():
+                raise truncated_error(self.name, table_pos + thdr.nbytes + thdr.data_nbytes(), table_pos + len(blob),
+                                      what="cube")
         else:
+            self._check_size(self.data_offset + data_bytes)
             if table_pos >= self._src.size:
                 raise missing
             thdr = self._header_at(table_pos)
             start = table_pos + thdr.nbytes
+            self._check_size(start + thdr.data_nbytes())
             tdata = self._src.read(start, start + thdr.data_nbytes())
         if thdr.values.get("XTENSION") != "BINTABLE":
             raise InvalidInputError(f"{self.name!r}: HDU 2 is not the FFI binary table")
@@ -167,6 +173,11 @@ class CubeReader:
         self.table = parse_table(thdr, tdata)
         self.ntime = self.shape[2]
         self._memmap: np.ndarray | None = None
+
+    def _check_size(self, end: int) -> None:
+        """Raise an error naming the cube if the file is shorter than ``end`` bytes (one size lookup remotely)."""
+        if self._src.size < end:
+            raise truncated_error(self.name, end, self._src.size, what="cube")
 
     # -- pixel access
     @property
