@@ -103,7 +103,7 @@ def test_demo_outputs_are_known_to_globs():
                                                     ("results/", "results/"), (".", ""), ("./", ""),
                                                     ("/data/run1/", "/data/run1/")])
 def test_output_dir_is_normalised(output_dir, prefix):
-    plan = Plan(manifest(output_dir=output_dir))
+    plan = Plan(manifest(output_dir=output_dir, allow_output_outside=True))  # /data/run1/ is outside the cwd
     assert plan.cube_path("s11") == f"{prefix}cubes/s11-cube.fits"
     assert plan.output_pattern("image_cutouts") == f"{prefix}image_cutouts/{{input_set}}/{{batch}}.json"
     assert plan.log_pattern("cube") == f"{prefix}logs/cubes/{{cube}}.log"
