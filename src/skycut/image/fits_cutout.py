@@ -28,6 +28,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from ..core.atomic import atomic_output, write_zip
 from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels, size_label
 from ..core.geometry import cutout_basename, extract_padded, overlap, shifted_wcs
 from ..core.logs import set_verbose
-from ..core.remote import is_remote, open_fits_handle
+from ..core.remote import is_remote, open_fits_handle, truncated_error
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
     ORIGIN,
@@ -262,6 +263,7 @@ class FITSCutout:
             on_image = data[(Ellipsis, ov[2], ov[3])]
             empty = is_empty(on_image)
             if empty and not self.allow_empty:
+                check_complete(handle, index)
                 empties.append(f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) "
                                "contains no data (all NaN or zero)")
                 continue
@@ -468,6 +470,44 @@ def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- functions
+
+def check_complete(handle: Any, index: int) -> None:
+    """Raise an error naming the file if it ends before the data of HDU ``index`` do (a truncated file).
+
+    Parameters
+    ----------
+    handle : skycut.core.remote.FITSHandle
+        The opened file (local or remote; whole-file compressed files are not checked: their offsets refer to
+        the decompressed stream, and the decompressor reports a short stream itself).
+    index : int
+        The HDU about to be read.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"FITS file '<name>' is truncated: its headers need N bytes, the file has M"``.
+    """
+    if not handle.plain:
+        return
+    hdu = handle.hdul[index]
+    header = hdu.header
+    try:
+        start = int(hdu.fileinfo()["datLoc"])
+        axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+        if header.get("GROUPS") and axes and axes[0] == 0:  # random groups: NAXIS1 = 0 does not count
+            axes = axes[1:]
+        count = int(np.prod(axes, dtype=np.int64)) if axes else 0
+        nbytes = abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count)
+    except Exception:  # noqa: BLE001 - an odd header: astropy reports it when reading
+        return
+    if handle.remote:
+        size = getattr(handle._fileobj, "size", None)
+        size = int(size) if isinstance(size, (int, np.integer)) else handle.source.size
+    else:
+        size = os.path.getsize(handle.name)
+    if size < start + nbytes:
+        raise truncated_error(handle.name, start + nbytes, size)
+
 
 
 def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_wcs: bool = False,

@@ -66,7 +66,13 @@ def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any
     log.info("%d made, %d skipped, %d failed", len(result.written), len(result.skipped), len(result.failed))
     if not result.ok:
         listing = "; ".join(f"{name}: {error}" for name, error in sorted(result.failed.items()))
-        raise BatchFailedError(f"{len(result.failed)} item(s) failed, so no index {path}: {listing}")
+        failures = {"products": {name: [str(p) for p in paths] for name, paths in result.written.items()},
+                    "skipped": dict(result.skipped), "failed": dict(result.failed)}
+        with atomic_output(record) as tmp:
+            Path(tmp).write_text(json.dumps(failures, indent=2, sort_keys=True) + "\n")
+        raise BatchFailedError(f"{len(result.failed)} item(s) failed, so no index {path} (what was made and what "
+                               f"failed: {record}): {listing}")
+    record.unlink(missing_ok=True)
     return write_index(path, result, **extra)
 
 
@@ -81,3 +87,14 @@ def merge_products(paths: list[str]) -> dict[str, list[str]]:
     for path in paths:
         merged.update(read_index(path)["products"])
     return merged
+    When items failed, the good items' products stay on disk and :func:`failures_path` (beside the index, not
+    a declared output, so Snakemake keeps it when it marks the job failed) records ``products``, ``skipped`` and
+    ``failed`` (item -> error) before the error is raised; a later successful run removes that record.
+
+    record = failures_path(path)
+def failures_path(index_path: str | Path) -> Path:
+    """The record of a failed batch job beside its index: ``{index stem}.failures.json``."""
+    index_path = Path(index_path)
+    return index_path.with_name(f"{index_path.stem}.failures.json")
+
+
