@@ -58,12 +58,17 @@ def write_index(path: str | Path, result: BatchResult, **extra: Any) -> dict[str
 def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any]:
     """Write the index of a batch job (:func:`write_index`), or raise :class:`BatchFailedError` if items failed.
 
+    When items failed, the good items' products stay on disk and :func:`failures_path` (beside the index, not
+    a declared output, so Snakemake keeps it when it marks the job failed) records ``products``, ``skipped`` and
+    ``failed`` (item -> error) before the error is raised; a later successful run removes that record.
+
     Returns
     -------
     dict
         The index, when no item failed.
     """
     log.info("%d made, %d skipped, %d failed", len(result.written), len(result.skipped), len(result.failed))
+    record = failures_path(path)
     if not result.ok:
         listing = "; ".join(f"{name}: {error}" for name, error in sorted(result.failed.items()))
         failures = {"products": {name: [str(p) for p in paths] for name, paths in result.written.items()},
@@ -74,6 +79,12 @@ def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any
                                f"failed: {record}): {listing}")
     record.unlink(missing_ok=True)
     return write_index(path, result, **extra)
+
+
+def failures_path(index_path: str | Path) -> Path:
+    """The record of a failed batch job beside its index: ``{index stem}.failures.json``."""
+    index_path = Path(index_path)
+    return index_path.with_name(f"{index_path.stem}.failures.json")
 
 
 def read_index(path: str | Path) -> dict[str, Any]:
@@ -87,14 +98,3 @@ def merge_products(paths: list[str]) -> dict[str, list[str]]:
     for path in paths:
         merged.update(read_index(path)["products"])
     return merged
-    When items failed, the good items' products stay on disk and :func:`failures_path` (beside the index, not
-    a declared output, so Snakemake keeps it when it marks the job failed) records ``products``, ``skipped`` and
-    ``failed`` (item -> error) before the error is raised; a later successful run removes that record.
-
-    record = failures_path(path)
-def failures_path(index_path: str | Path) -> Path:
-    """The record of a failed batch job beside its index: ``{index stem}.failures.json``."""
-    index_path = Path(index_path)
-    return index_path.with_name(f"{index_path.stem}.failures.json")
-
-
