@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,6 +256,7 @@ class FITSCutout:
                 missed.append(where)
                 continue
             if section is None:
+                check_complete(handle, index)
                 section = handle.section(index)
             data, aperture = extract_padded(section, limits, shape, self.fill_value)
             if shape_2d is not None:
@@ -263,7 +264,6 @@ class FITSCutout:
             on_image = data[(Ellipsis, ov[2], ov[3])]
             empty = is_empty(on_image)
             if empty and not self.allow_empty:
-                check_complete(handle, index)
                 empties.append(f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) "
                                "contains no data (all NaN or zero)")
                 continue
@@ -451,26 +451,6 @@ class FITSCutout:
     parse_size_input = staticmethod(parse_size_input)
 
 
-def colour_channels(insts: list[CutoutInstance]) -> list[CutoutInstance]:
-    """The cutouts to use as R, G, B: with three or more input files, the first cutout (first selected
-    extension) of each file, so that e.g. the SCI, WHT and CTX extensions of one HST file never become
-    different colours; otherwise the cutouts in order. (Extra channels are dropped later with a warning.)"""
-    files = list(dict.fromkeys(i.input_file for i in insts))
-    if len(files) >= 3 and len(files) < len(insts):
-        firsts = [next(i for i in insts if i.input_file == f) for f in files]
-        log.info("colorize: using the first extension of each file (%s)", ", ".join(files[:3]))
-        return firsts
-    return insts
-
-
-def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
-    from .render import normalize_img
-
-    return normalize_img(*args, **kwargs)
-
-
-# ----------------------------------------------------------------------------------------------- functions
-
 def check_complete(handle: Any, index: int) -> None:
     """Raise an error naming the file if it ends before the data of HDU ``index`` do (a truncated file).
 
@@ -508,6 +488,26 @@ def check_complete(handle: Any, index: int) -> None:
     if size < start + nbytes:
         raise truncated_error(handle.name, start + nbytes, size)
 
+
+def colour_channels(insts: list[CutoutInstance]) -> list[CutoutInstance]:
+    """The cutouts to use as R, G, B: with three or more input files, the first cutout (first selected
+    extension) of each file, so that e.g. the SCI, WHT and CTX extensions of one HST file never become
+    different colours; otherwise the cutouts in order. (Extra channels are dropped later with a warning.)"""
+    files = list(dict.fromkeys(i.input_file for i in insts))
+    if len(files) >= 3 and len(files) < len(insts):
+        firsts = [next(i for i in insts if i.input_file == f) for f in files]
+        log.info("colorize: using the first extension of each file (%s)", ", ".join(files[:3]))
+        return firsts
+    return insts
+
+
+def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
+    from .render import normalize_img
+
+    return normalize_img(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- functions
 
 
 def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_wcs: bool = False,
