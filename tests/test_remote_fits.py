@@ -84,14 +84,27 @@ def test_is_remote():
     assert not is_remote("/data/a.fits") and not is_remote("a.fits")
 
 
+def _untimed(opts: dict) -> dict:
+    """``opts`` without the default request timeouts (tested in test_retries.py)."""
+    out = dict(opts)
+    if "config_kwargs" in out:
+        out["config_kwargs"] = {k: v for k, v in out["config_kwargs"].items()
+                                if k not in ("connect_timeout", "read_timeout")}
+    client = {k: v for k, v in (out.pop("client_kwargs", None) or {}).items() if k != "timeout"}
+    if client:
+        out["client_kwargs"] = client
+    return out
+
+
 def test_storage_options_defaults():
     s3 = storage_options("s3://b/k.fits")
     assert s3["anon"] is True and s3["default_block_size"] == DEFAULT_BLOCK_SIZE
     creds = storage_options("s3://b/k.fits", build_fsspec_kwargs(key="k", secret="s", endpoint_url="http://h"))
     assert "anon" not in creds and creds["endpoint_url"] == "http://h"
-    assert storage_options("https://h/a.fits", {"block_size": 1000}) == {"block_size": 1000}
+    assert _untimed(storage_options("https://h/a.fits", {"block_size": 1000})) == {"block_size": 1000}
     # S3 options given for a mixed list of inputs are not passed to the HTTP filesystem
-    assert storage_options("https://h/a.fits", {"anon": False, "key": "k"}) == {"block_size": DEFAULT_BLOCK_SIZE}
+    assert _untimed(storage_options("https://h/a.fits", {"anon": False, "key": "k"})) == {
+        "block_size": DEFAULT_BLOCK_SIZE}
     assert build_fsspec_kwargs(anon=None, token="t") == {"token": "t"}
 
 
@@ -100,16 +113,17 @@ def test_storage_options_per_protocol():
     user = {"anon": True, "endpoint_url": "http://h:9", "key": None, "requester_pays": True, "block_size": 4096,
             "headers": {"X-Test": "1"}, "default_cache_type": "none"}
     pool = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": {"total_max_attempts": 1}}
-    assert storage_options("s3://b/k.fits", user) == {
+    assert _untimed(storage_options("s3://b/k.fits", user)) == {
         "anon": True, "endpoint_url": "http://h:9", "requester_pays": True, "default_block_size": 4096,
         "default_cache_type": "none", "config_kwargs": pool}
-    assert storage_options("https://h/a.fits", user) == {"block_size": 4096, "headers": {"X-Test": "1"}}
-    assert storage_options("http://h/a.fits", {"token": "t", "secret": "s"}) == {"block_size": DEFAULT_BLOCK_SIZE}
+    assert _untimed(storage_options("https://h/a.fits", user)) == {"block_size": 4096, "headers": {"X-Test": "1"}}
+    assert _untimed(storage_options("http://h/a.fits", {"token": "t", "secret": "s"})) == {
+        "block_size": DEFAULT_BLOCK_SIZE}
     assert storage_options("/data/a.fits", user) == {}
-    assert storage_options("s3://b/k.fits", {"token": "t"}) == {
+    assert _untimed(storage_options("s3://b/k.fits", {"token": "t"})) == {
         "token": "t", "default_block_size": DEFAULT_BLOCK_SIZE, "config_kwargs": pool}
     mine = {"config_kwargs": {"max_pool_connections": 3, "connect_timeout": 5}}
-    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == {**mine["config_kwargs"], "retries": {
+    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == {"read_timeout": 60.0, **mine["config_kwargs"], "retries": {
         "total_max_attempts": 1}}
     assert not is_remote("file:///data/a.fits") and is_remote("gs://bucket/a.fits") and not is_remote(None)
 

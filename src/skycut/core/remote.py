@@ -408,8 +408,8 @@ class RemoteFile:
     uri : str
         ``s3://``, ``http(s)://`` (or any fsspec) URI.
     fsspec_kwargs : dict, optional
-        The user's options (see :func:`storage_options`). A ``timeout`` (seconds) there also bounds every request
-        of this file: a request taking longer is abandoned and retried.
+        The user's options (see :func:`storage_options`; its ``timeout`` bounds each request's waits, and a
+        request that times out is retried like any transient failure).
     what : str
         What the file is, for error messages (``"remote cube"``, ``"remote FITS file"``, ...).
     max_in_flight : int, optional
@@ -436,8 +436,6 @@ class RemoteFile:
         self.what = what
         self.max_in_flight = max_in_flight
         self.retry = retry or DEFAULT_RETRY
-        timeout = (fsspec_kwargs or {}).get("timeout")
-        self.timeout = float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None
         self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
         block = (fsspec_kwargs or {}).get("block_size")
         self.block_size = int(block) if isinstance(block, int) and block > 0 else DEFAULT_BLOCK_SIZE
@@ -473,18 +471,15 @@ class RemoteFile:
         return wait
 
     async def _attempts(self, make: Any, what: str) -> Any:
-        """Await ``make()`` (a fresh coroutine per attempt) with the per-request timeout and the retry policy."""
+        """Await ``make()`` (a fresh coroutine per attempt) with the retry policy."""
         import asyncio
 
         attempt = 0
         while True:
             self._count(1, 0)
             try:
-                coro = make()
-                return await (asyncio.wait_for(coro, self.timeout) if self.timeout else coro)
+                return await make()
             except Exception as exc:  # noqa: BLE001 - classified by retryable()
-                if self.timeout and isinstance(exc, TimeoutError) and not str(exc):
-                    exc = TimeoutError(f"no complete answer within {self.timeout:g} s")
                 await asyncio.sleep(self._give_up_or_wait(exc, attempt, what))
             attempt += 1
 
