@@ -406,7 +406,7 @@ class FootprintCutoutSpec(StrictModel):
                                           self.last_sector))
         elif self.footprint_uri is None and self.sectors is None and self.last_sector is None:
             problems.append(_custom_error(
-                ("sectors",), "missing", "the offline sector search needs `sectors` or `last_sector`: tess-point's "
+                ("sectors",), "unbounded", "the offline sector search needs `sectors` or `last_sector`: tess-point's "
                 "pointing table includes planned sectors whose cubes MAST has not released", None))
         _raise_problems("FootprintCutoutSpec", problems)
         return self
@@ -832,7 +832,7 @@ def read_targets_table(path: str | os.PathLike) -> tuple[list[Target], list[tupl
         missing = [c for c in ("name", "ra", "dec") if _blank(row.get(c)) and not (name_only and c != "name")]
         if missing:
             problems.append((f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
-                             {k: v for k, v in row.items() if k is not None and v is not _MASKED}))
+                             {k: v for k, v in row.items() if k is not None and v is not None and v is not _MASKED}))
             continue
         if name_only:
             coordinates = None
