@@ -257,3 +257,77 @@ def test_matching_across_ra_zero_and_at_the_pole(tmp_path):
     # several coordinates: the union of their matches
     assert sorted(ra_dec_crossmatch(ffis, ["0.2 0.5", "10 89.5"], 1)["obs_id"]) == ["tess-s0001-1-1",
                                                                                      "tess-s0002-1-1"]
+
+
+# ------------------------------------------------------------------------------------------ offline (tess-point)
+
+
+def test_offline_search_cuts_without_a_footprint_file(cloud, tmp_path):
+    """footprint_uri=None: the cubes come from tess-point's geometry (the simulator's WCS is the same geometry,
+    sector 11 camera 1 CCD 1); no footprint file is read, and the TPF equals the local cube's."""
+    from skycut.tess.cube_cutout import cube_cut
+
+    c = cloud["center"]
+    server = cloud["server"]
+    server.log.reset()
+    cut = TessFootprintCutout(c, [7, 5], sequence=[11], footprint_uri=None, cube_base_uri=cloud["base"],
+                              fsspec_kwargs=server.fsspec_kwargs)
+    assert [(r["sectorName"], r["sector"], r["camera"], r["ccd"], r["coordinate"], r["cube"])
+            for r in cut.matches] == [("tess-s0011-1-1", 11, 1, 1, 0, cloud["base"] + "tess-s0011-1-1-cube.fits")]
+    assert not any("fp.json" in r.path for r in server.log.requests)
+    local = cube_cut(cloud["cube"], c, [7, 5], memory_only=True)
+    np.testing.assert_array_equal(cut.tpf_cutouts[0][1].data["FLUX"], local[1].data["FLUX"])
+
+
+def test_offline_missing_cube_warns_and_names_it(cloud, tmp_path):
+    """Sector 38 sees the same sky (camera 1, CCD 1) but its cube is not in the bucket: skipped with a warning
+    naming the URI; the sector 11 cutout is still made."""
+    c = cloud["center"]
+    with pytest.warns(DataWarning, match=r"tess-s0038-1-1-cube\.fits.*not found"):
+        cut = TessFootprintCutout(c, 5, sequence=[11, 38], footprint_uri=None, cube_base_uri=cloud["base"],
+                                  fsspec_kwargs=cloud["server"].fsspec_kwargs)
+    assert list(cut.matches["sectorName"]) == ["tess-s0011-1-1", "tess-s0038-1-1"]
+    assert len(cut.cutouts) == 1
+    with pytest.raises(InvalidQueryError, match="no matching cube"):
+        TessFootprintCutout(c, 5, sequence=[38], footprint_uri=None, cube_base_uri=cloud["base"],
+                            fsspec_kwargs=cloud["server"].fsspec_kwargs)
+
+
+def test_get_tess_sectors_offline_agrees_with_the_search():
+    from skycut.tess import sectors
+
+    coords = ["206.84736 -37.22657", "100.0 -74.5"]
+    table = get_tess_sectors(coords, 11, sequence=list(range(1, 40)), footprint_uri=None)
+    found = sectors.find_sectors([206.84736, 100.0], [-37.22657, -74.5], 11, list(range(1, 40)))
+    expected = sorted({(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in found})
+    assert [(r["sector"], r["camera"], r["ccd"]) for r in table] == expected
+    assert ("tess-s0011-1-1", 11, 1, 1) in [tuple(r) for r in table]
+    assert list(table["sectorName"]) == [sectors.obs_id(*t) for t in expected]
+    assert len(get_tess_sectors("206.84736 -37.22657", 0, sequence=5, footprint_uri=None)) == 0
+    with pytest.raises(InvalidQueryError, match="not in tess-point"):
+        get_tess_sectors("206.84736 -37.22657", 0, sequence=[9000], footprint_uri=None)
+
+
+def test_public_names_are_exported():
+    import skycut
+    from skycut.tess import sectors
+
+    assert skycut.find_sectors is sectors.find_sectors and skycut.plan_cubes is sectors.plan_cubes
+    assert {"find_sectors", "plan_cubes"} <= set(dir(skycut))
+
+
+def test_manifest_bounds_the_offline_search():
+    from skycut.exceptions import ManifestError
+    from skycut.pipeline.manifest import validate_manifest
+
+    def manifest(**spec):
+        return {"targets": [{"name": "a", "coordinates": "10 -30"}], "footprint_cutouts": {"f": spec}}
+
+    with pytest.raises(ManifestError, match=r"footprint_cutouts\.f\.sectors: the offline sector search needs"):
+        validate_manifest(manifest())
+    with pytest.raises(ManifestError, match=r"footprint_cutouts\.f\.last_sector: give only one"):
+        validate_manifest(manifest(sectors=[1], last_sector=5))
+    spec = validate_manifest(manifest(last_sector=3)).footprint_cutouts["f"]
+    assert spec.footprint_uri is None and spec.sector_list() == [1, 2, 3]
+    spec = validate_manifest(manifest(footprint_uri="s3://b/fp.json")).footprint_cutouts["f"]
+    assert spec.sector_list() is None  # a footprint file lists released sectors only: no bound needed
