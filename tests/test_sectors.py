@@ -276,3 +276,21 @@ def test_get_tess_sectors_table(scinfo):
     assert list(table["sectorName"]) == [f"tess-s{s:04d}-{c}-{d}" for s, c, d in expected]
     empty = S.get_tess_sectors("270 64.5", 0, sequence=[1])  # a southern sector
     assert len(empty) == 0 and empty.colnames == table.colnames
+
+
+def test_moving_target_sectors_planned_offline(tmp_path, monkeypatch):
+    """A moving target's ``sectors`` become cube URIs from the offline search (no footprint file)."""
+    from skycut.pipeline.manifest import validate_manifest
+    from skycut.pipeline.plan import Plan
+
+    monkeypatch.chdir(tmp_path)
+    ra = np.linspace(206.5, 207.2, 5)
+    dec = np.linspace(-37.0, -37.5, 5)
+    (tmp_path / "path.csv").write_text("time,ra,dec\n" + "".join(
+        f"{2458570.5 + i},{r},{d}\n" for i, (r, d) in enumerate(zip(ra, dec, strict=True))))
+    manifest = validate_manifest({"paths": {"rock": {"table": "path.csv", "size": [5, 5], "sectors": [11, 38]}}})
+    assert manifest.paths["rock"].footprint_uri is None
+    found = S.find_sectors(ra, dec, 0, [11, 38])
+    expected = sorted({S.cube_uri(r["sector"], r["camera"], r["ccd"]) for r in found})
+    assert Plan(manifest).path_cubes("rock") == expected
+    assert "s3://stpubdata/tess/public/mast/tess-s0011-1-1-cube.fits" in expected
