@@ -10,6 +10,8 @@ The run uses ``profiles/slurm`` plus the options a cluster without an accounting
 logs can be checked. Evidence that the jobs really ran under Slurm: the job ids Snakemake reports, then for each
 ``scontrol show job`` (finished jobs stay in slurmctld for ``MinJobAge``: an hour with the setup script) says
 COMPLETED, exit code 0:0, and the job's working directory is this test's directory, and its Slurm log exists.
+Then the same manifest runs locally in another directory with the same ``SOURCE_DATE_EPOCH``, and every product
+(``results/`` without logs and benchmark tables) must be byte for byte the Slurm run's.
 """
 
 from __future__ import annotations
@@ -95,8 +97,22 @@ def _slurm_logs(workdir: Path, tail: int = 3000) -> str:
     return "".join(parts)
 
 
+#: One build time for the Slurm run and the local run, so that time-stamped products compare byte for byte.
+EPOCH = "1700000000"
+
+
+def _products(workdir: Path) -> dict[str, bytes]:
+    """Every product under ``results/``: logs and benchmark tables excluded (they hold times and hosts), and hidden
+    bookkeeping files (the ``.{index}.stat`` caches of each product's size, mtime and inode)."""
+    res = workdir / "results"
+    return {str(p.relative_to(res)): p.read_bytes() for p in sorted(res.rglob("*"))
+            if p.is_file() and p.relative_to(res).parts[0] not in ("logs", "benchmarks")
+            and not p.name.startswith(".")}
+
+
 def test_workflow_runs_through_slurm(slurm, tmp_path):
     manifest, first_input = _tiny_manifest(tmp_path)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(ROOT / "Snakefile"),
@@ -110,7 +126,7 @@ def test_workflow_runs_through_slurm(slurm, tmp_path):
         "--slurm-init-seconds-before-status-checks", "5",
         "--slurm-keep-successful-logs",
     ]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(tmp_path)}"
 
@@ -138,3 +154,16 @@ def test_workflow_runs_through_slurm(slurm, tmp_path):
         assert job["ExitCode"] == "0:0", f"Slurm job {slurm_id}: {job}"
         assert Path(job["WorkDir"]).resolve() == tmp_path.resolve(), f"Slurm job {slurm_id}: {job}"
         assert Path(slurm_log).is_file(), f"no Slurm log {slurm_log} for job {slurm_id}"
+
+    # the same manifest run locally in another directory gives the same bytes
+    local = tmp_path / "local"
+    local.mkdir()
+    shutil.copy(manifest, local / manifest.name)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--configfile",
+                           manifest.name, "--cores", "2", "--workflow-profile", "none"], cwd=local,
+                          capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    on_slurm, here = _products(tmp_path), _products(local)
+    assert set(on_slurm) == set(here), sorted(set(on_slurm) ^ set(here))
+    differ = sorted(name for name in on_slurm if on_slurm[name] != here[name])
+    assert not differ, f"products differ between the Slurm run and the local run: {differ}"
