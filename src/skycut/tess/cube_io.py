@@ -127,12 +127,15 @@ class _Unusual(Exception):
     """A header the fast reader leaves to astropy (CONTINUE, HIERARCH, complex values, odd structure)."""
 
 
-def _read_header(fd: int, offset: int) -> RawHeader:
-    """The header at byte ``offset`` of an open file (:class:`skycut.core.fits_bytes.RawHeader`)."""
+def _read_header(fd: int, offset: int, path: str) -> RawHeader:
+    """The header at byte ``offset`` of the open file ``path`` (:class:`skycut.core.fits_bytes.RawHeader`)."""
     blob = b""
     while len(blob) < 20000 * CARD:
         chunk = os.pread(fd, 4 * BLOCK, offset + len(blob))
         if len(chunk) < BLOCK:
+            if blob or chunk:  # the file ends inside a header
+                raise truncated_error(path, offset + len(blob) + BLOCK, offset + len(blob) + len(chunk),
+                                      what="FFI file")
             raise _Unusual("truncated header")
         blob += chunk[:len(chunk) // BLOCK * BLOCK]
         header = RawHeader.parse(blob, offset)
@@ -169,13 +172,13 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
     """Scan a local plain-image FFI by reading its three headers directly (much faster than astropy)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        h0 = _read_header(fd, 0)
+        h0 = _read_header(fd, 0, path)
         primary, _ = _parse_cards(h0)
         if primary.get("SIMPLE") is not True:
             raise _Unusual("not FITS")
-        h1 = _read_header(fd, h0.nbytes + padded(h0.data_nbytes()))
+        h1 = _read_header(fd, h0.nbytes + padded(h0.data_nbytes()), path)
         values, comments = _parse_cards(h1)
-        h2 = _read_header(fd, h1.offset + h1.nbytes + padded(h1.data_nbytes()))
+        h2 = _read_header(fd, h1.offset + h1.nbytes + padded(h1.data_nbytes()), path)
         values2, _ = _parse_cards(h2)
         size = os.fstat(fd).st_size
     finally:

@@ -119,7 +119,8 @@ class CubeReader:
         while hdr is None:
             more = self._src.read(offset + len(blob), offset + len(blob) + BLOCK, exact=False)
             if not more:
-                raise InvalidInputError(f"{self.name!r}: truncated FITS header at byte {offset}")
+                # the file ends inside this header (at offset + len(blob): the read there gave nothing)
+                raise truncated_error(self.name, offset + len(blob) + BLOCK, offset + len(blob), what="cube")
             blob += more
             hdr = RawHeader.parse(blob, offset)
         return hdr
@@ -154,6 +155,7 @@ class CubeReader:
                 raise missing
             thdr = RawHeader.parse(blob, table_pos)
             if thdr is None:
+                self._check_size(table_pos + len(blob) + 1)  # the file ends inside the table header
                 raise InvalidInputError(f"{self.name!r}: cannot parse the FFI table header")
             tdata = blob[thdr.nbytes:thdr.nbytes + thdr.data_nbytes()]
             if len(tdata) < thdr.data_nbytes():
