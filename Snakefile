@@ -8,10 +8,18 @@ min_version("8.0")
 include: "rules/common.smk"
 
 
+onsuccess:
+    finish_run(succeeded=True)
+
+
+onerror:
+    finish_run(succeeded=False)
+
+
 rule all:
     default_target: True
     input:
-        PLAN.all_outputs(),
+        all_outputs,
 
 
 include: "rules/simulate.smk"

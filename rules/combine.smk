@@ -11,5 +11,6 @@ rule combine:
     params:
         inputs=combine_inputs,
         spec=combine_spec,
+        provenance=combine_provenance,
     script:
         "../workflow/combine.py"

@@ -117,3 +117,61 @@ def path_cubes(wildcards):
 
 def path_spec(wildcards):
     return MANIFEST.paths[wildcards.name]
+
+
+# provenance: the manifest hashes each job stamps into its products (skycut.pipeline.plan.Plan.provenance); plain
+# dicts of strings, so Snakemake's params trigger reruns exactly the jobs whose targets or entry changed
+def image_provenance(wildcards):
+    return PLAN.job_provenance("inputs", image_job(wildcards))
+
+
+def combine_provenance(wildcards):
+    return PLAN.combine_provenance(wildcards.name)
+
+
+def render_provenance(wildcards):
+    return PLAN.render_provenance(wildcards.name)
+
+
+def cube_provenance(wildcards):
+    return PLAN.provenance("cubes", wildcards.cube)
+
+
+def cube_cutout_provenance(wildcards):
+    return PLAN.job_provenance("cube_cutouts", cube_cutout_job(wildcards))
+
+
+def footprint_provenance(wildcards):
+    return PLAN.job_provenance("footprint_cutouts", footprint_job(wildcards))
+
+
+def footprint_cube_provenance(wildcards):
+    return PLAN.job_provenance("footprint_cutouts", footprint_cube_job(wildcards))
+
+
+def path_provenance(wildcards):
+    return PLAN.provenance("paths", wildcards.name)
+
+
+# tracked products: rule all's input. Snakemake only sees the index of a batch job, so the products each existing
+# index lists are checked here (size, then the stat cached at write time, then SHA-256), and the job of every
+# index with a missing or changed product is forced to run again (shown by `snakemake -n` as forced). The DAG
+# exists when Snakemake asks rule all for its input (workflow.dag_settings.forcerun is read before that).
+def all_outputs(wildcards):
+    damaged = PLAN.damaged_indexes()
+    for index, problems in damaged.items():
+        listing = ", ".join(f"{path} ({why})" for path, why in sorted(problems.items()))
+        print(f"skycut: rebuilding {index}: {listing}", file=sys.stderr)
+    if damaged and workflow.dag is not None:
+        workflow.dag.forcefiles.update(damaged)
+    return PLAN.all_outputs()
+
+
+# the end of a run: the summary per stage, printed and written to <output_dir>/summary.tsv
+def finish_run(succeeded):
+    from skycut.pipeline.summary import finish_run as summarise
+
+    lines, status = summarise(PLAN, succeeded=succeeded)
+    print(*lines, sep="\n", file=sys.stderr)
+    if status:
+        sys.exit(status)

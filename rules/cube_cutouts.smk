@@ -15,6 +15,7 @@ rule cube_cutouts:
         mem_mb=1000,
     params:
         job=cube_cutout_job,
+        provenance=cube_cutout_provenance,
     script:
         "../workflow/cube_cutouts.py"
 
@@ -29,5 +30,7 @@ rule tpf_plots:
         PLAN.log_pattern("tpf_plots"),
     conda:
         "../workflow/envs/skycut.yaml"
+    params:
+        provenance=cube_cutout_provenance,
     script:
         "../workflow/tpf_plots.py"

@@ -14,5 +14,6 @@ rule cube:
         mem_mb=cube_mem_mb,
     params:
         spec=cube_spec,
+        provenance=cube_provenance,
     script:
         "../workflow/cube.py"

@@ -16,6 +16,7 @@ rule footprint_cube_cutouts:
         mem_mb=1000,
     params:
         job=footprint_cube_job,
+        provenance=footprint_cube_provenance,
     script:
         "../workflow/footprint_cutouts.py"
 
@@ -35,5 +36,6 @@ rule footprint_cutouts:
         mem_mb=1000,
     params:
         job=footprint_job,
+        provenance=footprint_provenance,
     script:
         "../workflow/footprint_cutouts.py"

@@ -15,5 +15,6 @@ rule image_cutouts:
     params:
         files=image_files,
         job=image_job,
+        provenance=image_provenance,
     script:
         "../workflow/image_cutouts.py"

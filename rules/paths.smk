@@ -15,6 +15,7 @@ rule moving_target:
     params:
         cubes=path_cubes,
         spec=path_spec,
+        provenance=path_provenance,
     script:
         "../workflow/moving_target.py"
 

@@ -11,5 +11,6 @@ rule render:
     params:
         inputs=render_inputs,
         spec=render_spec,
+        provenance=render_provenance,
     script:
         "../workflow/render.py"

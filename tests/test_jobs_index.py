@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 
 import pytest
 
+import skycut
 from skycut.core.batch import BatchResult
 from skycut.exceptions import DataWarning
 from skycut.pipeline.jobs.index import BatchFailedError, finish, merge_products, read_index, write_index
@@ -14,12 +16,14 @@ from skycut.pipeline.jobs.joblog import job_log
 
 
 def test_index_from_batch_result(tmp_path):
+    (tmp_path / "a.fits").write_bytes(b"abc")
     result = BatchResult()
     result.add("a", [tmp_path / "a.fits"])
     result.skip("b", "entirely off the CCD")
     index = write_index(tmp_path / "i.json", result, cube="c.fits")
     assert index == {"products": {"a": [str(tmp_path / "a.fits")]}, "skipped": {"b": "entirely off the CCD"},
-                     "cube": "c.fits"}
+                     "cube": "c.fits", "provenance": {"skycut_version": skycut.__version__},
+                     "files": {str(tmp_path / "a.fits"): {"size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}}}
     assert read_index(tmp_path / "i.json") == index
     assert merge_products([tmp_path / "i.json"]) == {"a": [str(tmp_path / "a.fits")]}
 

@@ -5,8 +5,8 @@ skycut writes: the ``DATE`` card of a new file and the time astropy stamps into 
 ``DATASUM``. Without it, the current UTC time is used, as astropy and astrocut do.
 
 Every product also records the skycut version and :func:`entry_hash`, the hash of the manifest entries that made
-it (:func:`stamp_product`: FITS cards, PNG text chunks, an ASDF tree entry); ASDF history extensions are written
-in a fixed order (:func:`settle_asdf_history`).
+it (:func:`skycut.core.stamps.stamp_product` writes it: FITS cards, PNG text chunks, an ASDF tree entry); ASDF
+history extensions are written in a fixed order (:func:`settle_asdf_history`).
 """
 
 from __future__ import annotations
@@ -15,18 +15,11 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import logging
 import os
-import shutil
-import struct
-import zlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidInputError
-
-log = logging.getLogger(__name__)
 
 
 def build_time() -> _dt.datetime:
@@ -51,10 +44,10 @@ def checksum_stamp() -> str:
 
 
 # ------------------------------------------------------------------------------------------ what made a product
-#: FITS keywords of the primary header that record what made a product (:func:`stamp_fits`).
+#: FITS keywords of the primary header that record what made a product (:mod:`skycut.core.stamps`).
 VERSION_KEY = "SKYCVER"
 HASH_KEY = "SKYCHASH"
-#: PNG text-chunk keywords (:func:`stamp_png`) and the ASDF tree key (:func:`stamp_asdf`).
+#: PNG text-chunk keywords and the ASDF tree key of the same.
 PNG_VERSION_KEY = "skycut version"
 PNG_HASH_KEY = "skycut manifest hash"
 ASDF_KEY = "skycut"
@@ -103,142 +96,58 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def stamp_product(path: str | os.PathLike, digest: str, version: str | None = None) -> bool:
-    """Record the skycut version and the manifest hash ``digest`` (:func:`entry_hash`) in a product, in place.
-
-    FITS (``.fits``, ``.fits.gz`` excluded): :func:`stamp_fits`; PNG: :func:`stamp_png`; ASDF:
-    :func:`stamp_asdf`. Other formats (JPEG, GIF, ...) are left as they are.
-
-    Parameters
-    ----------
-    path : path-like
-        The product.
-    digest : str
-        The manifest hash.
-    version : str, optional
-        The skycut version (default: the running one).
-
-    Returns
-    -------
-    bool
-        Whether the file was stamped.
-    """
-    from .. import __version__
-
-    version = version or __version__
-    suffix = Path(path).suffix.lower()
-    if suffix in (".fits", ".fit", ".fts"):
-        stamp_fits(path, digest, version)
-    elif suffix == ".png":
-        stamp_png(path, digest, version)
-    elif suffix == ".asdf":
-        stamp_asdf(path, digest, version)
-    else:
-        log.debug("%s: no provenance stamp for this format", path)
-        return False
-    return True
-
-
-def stamp_fits(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Set ``SKYCVER`` (the skycut version) and ``SKYCHASH`` (the manifest hash; 64 hex digits leave no room
-    for a comment, so a ``COMMENT`` card after it says what it is) in the primary header of a FITS file.
-
-    Works on the bytes: the cards replace earlier ones of the same keywords, or go before ``END`` (in the header's
-    padding when it has room, else the file is rewritten, atomically, one block longer); the other bytes are kept,
-    and the ``CHECKSUM`` of every HDU that has one is recomputed with the reproducible time stamp
-    (:func:`skycut.core.atomic.restamp_checksums`).
-    """
-    from .atomic import atomic_output, restamp_checksums
-    from .fits_bytes import BLOCK, CARD, RawHeader, format_card
-
-    with open(path, "rb") as fh:
-        blob = fh.read(BLOCK)
-        header = RawHeader.parse(blob, 0)
-        while header is None:
-            more = fh.read(BLOCK)
-            if not more:
-                raise ValueError(f"{path}: no END card in the primary header")
-            blob += more
-            header = RawHeader.parse(blob, 0)
-    note = f"{HASH_KEY}: sha256 of the manifest entries that made this file"
-    cards = [c for c in header.cards
-             if c[:8].strip() not in (VERSION_KEY, HASH_KEY) and c.rstrip() != f"COMMENT {note}"]
-    cards += [format_card(VERSION_KEY, version, "skycut version that made this file"),
-              format_card(HASH_KEY, digest), format_card("COMMENT", note)]
-    text = "".join(cards) + f"{'END':<{CARD}}"
-    nbytes = -(-len(text) // BLOCK) * BLOCK
-    raw = (text + " " * (nbytes - len(text))).encode("ascii")
-    if nbytes == header.nbytes:
-        with open(path, "r+b") as fh:
-            fh.write(raw)
-    else:
-        with atomic_output(path) as tmp, open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(raw)
-            src.seek(header.nbytes)
-            shutil.copyfileobj(src, dst, 1 << 20)
-    restamp_checksums(path)
-
-
-def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Add ``tEXt`` chunks ``skycut version`` and ``skycut manifest hash`` right after a PNG's ``IHDR`` (earlier
-    chunks of those keywords are dropped); the image data are untouched."""
-    data = Path(path).read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{path}: not a PNG file")
-    chunks, pos = [], 8
-    while pos < len(data):
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
-        end = pos + 12 + length
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        if not (kind == b"tEXt" and body.split(b"\0", 1)[0] in (PNG_VERSION_KEY.encode(), PNG_HASH_KEY.encode())):
-            chunks.append(data[pos:end])
-        pos = end
-
-    def text_chunk(key: str, value: str) -> bytes:
-        body = b"tEXt" + key.encode("latin-1") + b"\0" + value.encode("latin-1")
-        return struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
-
-    out = [data[:8], chunks[0], text_chunk(PNG_VERSION_KEY, version), text_chunk(PNG_HASH_KEY, digest), *chunks[1:]]
-    from .atomic import write_bytes
-
-    write_bytes(out, path)
-
-
-def stamp_asdf(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Set the tree entry ``skycut: {version, manifest_hash}`` of an ASDF file (rewritten atomically, arrays
-    and the rest of the tree kept; history extensions in a fixed order, :func:`settle_asdf_history`)."""
-    import asdf
-
-    from .atomic import atomic_output
-
-    with asdf.open(path, memmap=False, lazy_load=False) as af:
-        af.tree[ASDF_KEY] = {"version": version, "manifest_hash": digest}
-        settle_asdf_history(af)
-        with atomic_output(path) as tmp:
-            af.write_to(tmp)
-
-
 def settle_asdf_history(af: Any) -> Any:
     """Fix the order of an ``AsdfFile``'s ``history/extensions`` before it is written, and return it.
 
     asdf lists the extensions a write used by iterating over a set of extension objects, so two processes writing
-    the same tree list them in different orders. A write updates the entries already listed in place and appends
-    the others; so the tree is serialised once to a discarding sink, and the list that leaves sorted by
-    extension URI (then class name). The next write keeps that order.
+    the same tree list them in different orders. A write updates the entries already listed (matched by extension
+    URI) in place and appends the others; so the tree is serialised once to a sink that keeps only the YAML
+    document, the extensions listed there are put into ``af.tree["history"]["extensions"]`` sorted by URI (then
+    class name), and the next write keeps that order.
     """
-    af.write_to(_Discard())
+    from asdf import yamlutil
+
+    sink = _YamlSink()
+    af.write_to(sink)
+    tagged = yamlutil.load_tree(io.BytesIO(sink.yaml()))
+    listed = (tagged.get("history") or {}).get("extensions") or [] if isinstance(tagged, dict) else []
+    seeds = []
+    for entry in listed:
+        seed = {"extension_class": str(entry["extension_class"])}
+        if entry.get("extension_uri") is not None:
+            seed["extension_uri"] = str(entry["extension_uri"])
+        seeds.append(seed)
+    seeds.sort(key=lambda e: (e.get("extension_uri", ""), e["extension_class"]))
     history = af.tree.get("history")
-    if isinstance(history, dict) and history.get("extensions"):
-        history["extensions"] = sorted(
-            history["extensions"], key=lambda e: (str(e.get("extension_uri") or ""), str(e.get("extension_class"))))
+    if seeds and history is None:
+        af.tree["history"] = {"extensions": seeds}
+    elif seeds and isinstance(history, dict):
+        history["extensions"] = seeds
     return af
 
 
-class _Discard(io.RawIOBase):
-    """A writable, seekable-looking binary sink that keeps nothing (for :func:`settle_asdf_history`)."""
+class _YamlSink(io.RawIOBase):
+    """A writable binary sink that keeps what is written up to the end of the first YAML document (``...``) and
+    discards the rest (an ASDF file's blocks), for :func:`settle_asdf_history`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept = bytearray()
+        self._done = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, b) -> int:
-        return len(memoryview(b))
+        n = len(memoryview(b))
+        if not self._done:
+            self._kept += bytes(b)
+            end = self._kept.find(b"\n...\n")
+            if end >= 0:
+                del self._kept[end + 5:]
+                self._done = True
+        return n
+
+    def yaml(self) -> bytes:
+        """The YAML document written (after the ``#ASDF`` comment lines)."""
+        return bytes(self._kept)

@@ -33,6 +33,7 @@ patterns (:meth:`Plan.output`). A job writes its products beside its index file:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import glob
 import math
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from ..core.provenance import entry_hash
 from ..core.remote import is_remote
 from .manifest import (
     SAFE_NAME_PATTERN,
@@ -439,6 +441,95 @@ class Plan:
         cubes = [c for c in self.path_cubes(name) if not is_remote(c)] if spec.cubes is not None else []
         return {"table": [posixpath.normpath(spec.table)], "cubes": cubes}
 
+    # ---------------------------------------------------------------------------------------- provenance, tracking
+    def provenance(self, section: str, name: str, targets: list[str] | None = None) -> dict[str, str]:
+        """The manifest hashes of the products of one manifest entry (:func:`skycut.core.provenance.entry_hash`).
+
+        The entry is ``manifest.<section>[name]`` as validated (``model_dump(mode="json")``); each target is its
+        entry as validated (``model_dump(mode="json", by_alias=True)``: ``name``, ``coordinates`` and ``size`` as
+        written) plus ``"resolved": {"ra", "dec", "size": {"x", "y", "units", "label"}}``, the typed values the
+        jobs use (so a position resolved from the name or a changed ``target_defaults.size`` changes the hash).
+
+        Parameters
+        ----------
+        section, name : str
+            The manifest section and the entry's name in it.
+        targets : list of str, optional
+            Target names; None for an entry whose product is of no single target (a cube, a moving target).
+
+        Returns
+        -------
+        dict
+            Target name -> hash, or ``{"": hash}`` without targets. A rule hands it to its job as a params value
+            (plain strings, so Snakemake's params trigger reruns exactly the jobs whose hashes changed).
+        """
+        entry = getattr(self.manifest, section)[name].model_dump(mode="json")
+        if targets is None:
+            return {"": entry_hash(section, name, entry)}
+        tmap = self.manifest.target_map()
+        return {t: entry_hash(section, name, entry, target_entry(tmap[t])) for t in targets}
+
+    def job_provenance(self, section: str, job: TargetJob) -> dict[str, str]:
+        """:meth:`provenance` of the targets of one batch job (the section's entry is ``job.key``'s first part)."""
+        return self.provenance(section, job.key.split("/")[0], [t.name for t in job.targets])
+
+    def product_targets(self, name: str) -> list[str]:
+        """The targets whose cutouts an input set or a combine group can hold, in manifest order."""
+        m = self.manifest
+        if name in m.combine:
+            spec = m.combine[name]
+            if spec.targets:
+                return list(spec.targets)
+            sets = [set(self.product_targets(ref)) for ref in spec.inputs]
+            return [t.name for t in m.targets if all(t.name in s for s in sets)]
+        return [t.name for t in self.target_records(m.inputs[name].targets)]
+
+    def combine_provenance(self, group: str) -> dict[str, str]:
+        """:meth:`provenance` of a combine group's products (its targets, or every target of its inputs)."""
+        return self.provenance("combine", group, self.product_targets(group))
+
+    def render_provenance(self, name: str) -> dict[str, str]:
+        """:meth:`provenance` of a render set's images (its targets, or every target of its inputs)."""
+        spec = self.manifest.render[name]
+        names = set(spec.targets) if spec.targets else {t for ref in spec.inputs for t in self.product_targets(ref)}
+        return self.provenance("render", name, [t.name for t in self.manifest.targets if t.name in names])
+
+    def index_outputs(self) -> list[tuple[str, str]]:
+        """``(rule, index)`` of every job that writes a JSON index of its products (what a run tracks)."""
+        m = self.manifest
+        outs = [("image_cutouts", self.image_index(j.key, j.batch)) for j in self.image_jobs()]
+        outs += [("combine", self.combine_index(g)) for g in m.combine]
+        outs += [("render", self.render_index(r)) for r in m.render]
+        outs += [("cube_cutouts", self.cube_cutout_index(j.key, j.batch)) for j in self.cube_cutout_jobs()]
+        outs += [("tpf_plots", self.tpf_plot_index(j.key, j.batch)) for j in self.cube_cutout_jobs() if j.spec.plots]
+        outs += [("footprint_cube_cutouts" if "/" in j.key else "footprint_cutouts", self.footprint_index(j.key, j.batch))
+                 for j in self.footprint_jobs()]
+        return outs
+
+    def damaged_indexes(self) -> dict[str, dict[str, str]]:
+        """The existing indexes some of whose products are missing or changed since their job wrote them.
+
+        Returns
+        -------
+        dict
+            Index path -> {product: what is wrong} (:func:`skycut.pipeline.jobs.index.damaged_products`); an
+            index that cannot be read maps to ``{index: "unreadable index"}``. The workflow forces these jobs
+            to run again (``rules/common.smk``).
+        """
+        from .jobs.index import damaged_products
+
+        damaged: dict[str, dict[str, str]] = {}
+        for _rule, index in self.index_outputs():
+            if not posixpath.exists(index):
+                continue
+            try:
+                found = damaged_products(index)
+            except (OSError, ValueError, KeyError, TypeError):
+                found = {index: "unreadable index"}
+            if found:
+                damaged[index] = found
+        return damaged
+
     # ---------------------------------------------------------------------------------------- everything
     def gallery_outputs(self) -> list[str]:
         """The report gallery's directories (:data:`GALLERY_KINDS`), when the manifest makes images to show."""
@@ -469,6 +560,14 @@ def _find(jobs: list[TargetJob], key: str, batch: str) -> TargetJob:
         if job.key == key and job.batch == batch:
             return job
     raise KeyError(f"no job {key}/{batch}")
+
+
+def target_entry(target: Target) -> dict[str, Any]:
+    """A target as :meth:`Plan.provenance` hashes it: its validated entry plus its resolved, typed values."""
+    size = None if target.size is None else {k: list(v) if isinstance(v, tuple) else v
+                                             for k, v in dataclasses.asdict(target.size).items()}
+    return {**target.model_dump(mode="json", by_alias=True),
+            "resolved": {"ra": target.ra, "dec": target.dec, "size": size}}
 
 
 def memory_mb(max_memory_gb: float) -> int:
