@@ -51,14 +51,7 @@ WHOLE_FILES = [
     "dist_lookup.fits.gz",  # HST ACS: TAN-SIP + D2IM (D2IMARR) + CPDIS lookup tables (WCSDVARR)
     "dss.14.29.56-62.41.05.fits.gz",  # DSS plate solution (AMDX/AMDY, PLTRA*, CNPIX)
 ]
-LOOKUP_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="lookup-table distortions are not carried into the cutout: image.fits_helpers.celestial_wcs reads "
-           "the header without the HDUList (astropy then cannot load D2IMARR/WCSDVARR, so the tables are "
-           "stripped) and the cutout file gets no distortion extensions; the cutout WCS is off by the D2IM+CPDIS "
-           "correction, ~5e-7 deg here (core.geometry.shifted_wcs itself shifts the tables exactly, see "
-           "test_shifted_wcs_moves_lookup_tables)")
-CASES = HEADER_ONLY + [pytest.param(WHOLE_FILES[0], marks=LOOKUP_XFAIL), WHOLE_FILES[1]]
+CASES = HEADER_ONLY + WHOLE_FILES
 _KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
 _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT", "GCOUNT", "XTENSION"}
 
@@ -114,8 +107,8 @@ def _cut(api: str, path: Path, sky, size: int, out_dir: Path) -> Path:
 def _check_ds9_readable(cut: fits.HDUList, header: fits.Header, original: fits.Header) -> None:
     """Keywords DS9 (AST / WCSTools) understands: standard syntax, standard distortion conventions, no
     wcslib-only sequent distortions, referenced distortion arrays present in the same file."""
-    for card in header.cards:
-        assert card.keyword in ("", "COMMENT", "HISTORY") or _KEYWORD.match(card.keyword), card.keyword
+    for card in header.cards:  # (the keyword as written: DP1 of the record-valued card DP1 = 'EXTVER: 1')
+        assert card.rawkeyword in ("", "COMMENT", "HISTORY") or _KEYWORD.match(card.rawkeyword), card.rawkeyword
     ctype1, ctype2 = header["CTYPE1"], header["CTYPE2"]
     assert re.match(r"^[A-Z]{2,4}-*-[A-Z0-9]{3}(-SIP)?$", ctype1) and len(ctype1) >= 8, ctype1
     assert ctype1[4:8] == ctype2[4:8]
@@ -178,6 +171,9 @@ def test_cutout_matches_original(name, where, api, tmp_path):
         cwcs = _wcs(cut, 1)
         cdata = np.asarray(cut[1].data, dtype=np.float64)
         _check_ds9_readable(cut, header, original)
+        assert [c.keyword for c in header.cards].count("DATE-OBS") == ("DATE-OBS" in original)
+        if "DATE-OBS" in original:  # the original's card, as written (not wcslib's echo of it)
+            assert header["DATE-OBS"] == original["DATE-OBS"]
         # placement: the box of `size` pixels whose lower edge is x - size/2 rounded (astrocut's rule)
         xmin = int(np.floor(px[0] - size / 2 + 0.5))
         ymin = int(np.floor(px[1] - size / 2 + 0.5))
@@ -250,3 +246,101 @@ def test_shifted_wcs_moves_lookup_tables(shift):
     theirs = _positions(wcs, cx.ravel() + xmin, cy.ravel() + ymin)
     assert np.degrees(np.linalg.norm(mine - theirs, axis=0)).max() < TOL_DEG
     assert tuple(wcs.cpdis1.crval) == (0.0, 0.0)  # the input is left alone
+
+
+def test_old_style_date_obs_written_once(tmp_path):
+    """An old-style ``DATE-OBS = 'dd/mm/yy'`` is kept as the original wrote it, once (wcslib's ISO rewrite of
+    it, and the MJD-OBS it derives, are not added)."""
+    header = _read_header("maps/1904-66_TAN.hdr")
+    header["DATE-OBS"] = ("02/01/95", "old-style date")
+    hdu = fits.PrimaryHDU(data=np.arange(1.0, 101.0).reshape(10, 10))
+    for card in header.cards:
+        if card.keyword not in _STRUCTURAL:
+            hdu.header.append(card)
+    path = tmp_path / "old_date.fits"
+    hdu.writeto(path, output_verify="silentfix")
+    with fits.open(path) as hdul:
+        sky = _wcs(hdul, 0).pixel_to_world(4.2, 5.1)
+    out = _cut("FITSCutout", path, sky, 6, tmp_path / "out")
+    with fits.open(out) as cut:
+        cards = [c for c in cut[1].header.cards if c.keyword == "DATE-OBS"]
+        assert [(c.value, c.comment) for c in cards] == [("02/01/95", "old-style date")]
+        assert "MJD-OBS" not in cut[1].header
+
+
+def _lookup_refs(cut: fits.HDUList, index: int) -> set[tuple[str, int]]:
+    h = cut[index].header
+    return {(name, int(h[f"{prefix}{axis}.EXTVER"])) for prefix, name in (("DP", "WCSDVARR"), ("D2IM", "D2IMARR"))
+            for axis in (1, 2) if f"{prefix}{axis}.EXTVER" in h}
+
+
+def _shifted_copy(src: Path, dst: Path, dx: float) -> Path:
+    """``src`` with the SCI WCS (and so SIP) moved by ``dx`` pixels, the lookup tables not: the same sky falls
+    on other pixels, where the tables hold other corrections."""
+    shutil.copy(src, dst)
+    with fits.open(dst, mode="update") as hdul:
+        hdul[1].header["CRPIX1"] += dx
+    return dst
+
+
+@pytest.mark.parametrize("single_outfile", [True, False])
+def test_lookup_tables_of_several_cutouts_in_one_file(tmp_path, single_outfile):
+    """Several cutouts with lookup tables in one file (``single_outfile``, two coordinates): each cutout has its
+    own WCSDVARR/D2IMARR extensions (unique EXTVERs, after the cutouts), and each reads back to its own WCS."""
+    first = tmp_path / "a.fits"
+    shutil.copy(DATA / "dist_lookup.fits.gz", first)
+    second = _shifted_copy(DATA / "dist_lookup.fits.gz", tmp_path / "b.fits", 7.0)
+    originals = {}
+    for p in (first, second):
+        with fits.open(p) as hdul:
+            originals[p.name] = _wcs(hdul, 1)
+    sky = originals["a.fits"].pixel_to_world([30.2, 61.7], [40.6, 55.2])
+    out = tmp_path / "out"
+    out.mkdir()
+    written = FITSCutout([str(first), str(second)], sky, 9, single_outfile=single_outfile).write_as_fits(out)
+    assert len(written) == (2 if single_outfile else 4)
+    for path in written:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            cut = fits.open(path, checksum=True)
+        with cut:
+            cut.verify("exception")
+            cutouts = [i for i, h in enumerate(cut) if h.name == "CUTOUT"]
+            assert cutouts == list(range(1, 1 + (2 if single_outfile else 1)))
+            tables = [(h.name, h.ver) for h in cut[1 + len(cutouts):]]
+            assert sorted(tables) == sorted(set(tables)) and len(tables) == 3 * len(cutouts)
+            assert {n for n, _v in tables} == {"WCSDVARR", "D2IMARR"}
+            refs = [_lookup_refs(cut, i) for i in cutouts]
+            assert all(len(r) == 3 for r in refs) and set().union(*refs) == set(tables)  # each its own
+            for i in cutouts:
+                h = cut[i].header
+                cwcs = _wcs(cut, i)
+                assert cwcs.cpdis1 is not None and cwcs.cpdis2 is not None and cwcs.det2im1 is not None
+                xmin, ymin = int(h["CRVAL1P"]) - 1, int(h["CRVAL2P"]) - 1
+                cy, cx = np.mgrid[0:9, 0:9].astype(float)
+                mine = _positions(cwcs, cx.ravel(), cy.ravel())
+                theirs = _positions(originals[h["ORIG_FLE"]], cx.ravel() + xmin, cy.ravel() + ymin)
+                assert np.degrees(np.linalg.norm(mine - theirs, axis=0)).max() < TOL_DEG
+
+
+def test_lookup_tables_batch_takes_the_astropy_route(tmp_path, monkeypatch):
+    """The workflow's batch cuts files with lookup tables by the astropy route: the same file as FITSCutout +
+    write_hdulist, tables included."""
+    from skycut.core.atomic import write_hdulist
+    from skycut.image import fits_batch
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # reproducible checksum comments
+    path = tmp_path / "acs.fits"
+    shutil.copy(DATA / "dist_lookup.fits.gz", path)
+    with fits.open(path) as hdul:
+        sky = _wcs(hdul, 1).pixel_to_world(50.3, 44.8)
+    coords = f"{sky.ra.deg} {sky.dec.deg}"
+    before = dict(fits_batch.STATS)
+    result = fits_batch.cut_fits_targets([str(path)], [("t", coords, 11)], [tmp_path / "batch.fits"])
+    assert fits_batch.STATS["astropy"] == before["astropy"] + 1 and fits_batch.STATS["fast"] == before["fast"]
+    assert not result.failed and not result.skipped
+    write_hdulist(FITSCutout(str(path), coords, 11).fits_cutouts[0], tmp_path / "direct.fits")
+    assert (tmp_path / "batch.fits").read_bytes() == (tmp_path / "direct.fits").read_bytes()
+    with fits.open(tmp_path / "batch.fits", checksum=True) as a:
+        assert [(h.name, h.ver) for h in a] == [("PRIMARY", 1), ("CUTOUT", 1), ("D2IMARR", 1), ("WCSDVARR", 1),
+                                                ("WCSDVARR", 2)]

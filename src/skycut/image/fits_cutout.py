@@ -14,7 +14,10 @@ Output layout (as astrocut 1.4.0): a ``PRIMARY`` HDU without data carrying ``ORI
 original extension's header with the WCS replaced by the cutout's (SIP kept, ``CRPIX`` shifted), plus
 ``O_EXT_NM``, ``ORIG_FLE``, ``ORIG_EXT`` and, for kept empty cutouts, ``EMPTY = T``. Unlike astrocut, skycut
 also writes a physical alternate WCS (``WCSNAMEP = 'PHYSICAL'``, ``CRVAL1P`` = original 1-based column of
-cutout column 1) and IRAF ``LTV1/LTV2``, and shifts ``CRPIX`` of any other alternate WCS.
+cutout column 1) and IRAF ``LTV1/LTV2``, and shifts ``CRPIX`` of any other alternate WCS. Lookup-table
+distortions (HST's ``CPDISj``/``D2IMDISj``) are kept: each cutout's tables, moved with its pixel origin, follow the
+cutouts as ``WCSDVARR``/``D2IMARR`` extensions numbered (``EXTVER``) across the file, as its ``DPj``/``D2IMj``
+cards reference them.
 
 Several coordinates (astrocut keeps only the first): every coordinate is cut from every file. With
 ``single_outfile=True`` there is one HDUList (and one file) per coordinate holding the cutouts of all files;
@@ -50,6 +53,8 @@ from .fits_helpers import (
     input_stem,
     is_empty,
     linearize_asinh,
+    lookup_tables,
+    number_lookup_tables,
     primary_hdu,
     rounded_limits,
     select_extensions,
@@ -186,6 +191,7 @@ class FITSCutout:
         self.allow_empty = allow_empty
         self.cutouts_by_file: dict[str, list[CutoutInstance]] = {}
         self.hdu_cutouts_by_file: dict[str, list[fits.ImageHDU]] = {}
+        self._lookup: dict[int, list[fits.ImageHDU]] = {}  # id(cutout HDU) -> its lookup-table extensions
         self._fits_cutouts: list[fits.HDUList] | None = None
         self._image_cutouts: list[Image.Image] | None = None
         self.cutout()
@@ -196,6 +202,7 @@ class FITSCutout:
         """Make every cutout (called by the constructor) and return :attr:`fits_cutouts`."""
         self.cutouts_by_file.clear()
         self.hdu_cutouts_by_file.clear()
+        self._lookup.clear()
         self._fits_cutouts = None
         missed: list[str] = []
         empties: list[str] = []
@@ -205,7 +212,7 @@ class FITSCutout:
 
                 def wcs_of(i: int, hdul=handle.hdul, cache=cache) -> WCS | None:
                     if i not in cache:
-                        cache[i] = celestial_wcs(hdul[i].header)
+                        cache[i] = celestial_wcs(hdul[i].header, hdul)
                     return cache[i]
 
                 for index in select_extensions(handle.hdul, self.extension, name, wcs_of):
@@ -289,7 +296,11 @@ class FITSCutout:
         orig_file = name if is_remote(name) else Path(name).name
         hdr = cutout_header(header, inst.wcs, int(inst.limits[0][0]), int(inst.limits[1][0]),
                             orig_file=orig_file, orig_ext=inst.extension, linearized=linearized, empty=inst.empty)
-        return fits.ImageHDU(data=inst.data, header=hdr)  # EXTNAME = CUTOUT is in hdr
+        hdu = fits.ImageHDU(data=inst.data, header=hdr)  # EXTNAME = CUTOUT is in hdr
+        tables = lookup_tables(inst.wcs)[1]
+        if tables:  # numbered per output file in fits_cutouts
+            self._lookup[id(hdu)] = tables
+        return hdu
 
     # -- results ---------------------------------------------------------------------------------------
 
@@ -321,8 +332,17 @@ class FITSCutout:
         if self._fits_cutouts is None:
             from astropy.io import fits
 
-            self._fits_cutouts = [fits.HDUList([primary_hdu(coord)] + [m[2] for m in members])
-                                  for coord, _name, members in self._groups()]
+            self._fits_cutouts = []
+            for coord, _name, members in self._groups():
+                # lookup-table distortions: each cutout's own WCSDVARR/D2IMARR extensions after the cutouts,
+                # numbered (EXTVER) across the file (each cutout HDU is in exactly one file)
+                counters: dict[str, int] = {}
+                tables = []
+                for m in members:
+                    own = self._lookup.get(id(m[2]), [])
+                    number_lookup_tables(m[2].header, own, counters)
+                    tables += own
+                self._fits_cutouts.append(fits.HDUList([primary_hdu(coord)] + [m[2] for m in members] + tables))
         return self._fits_cutouts
 
     @property

@@ -73,15 +73,18 @@ def _modernize(header: fits.Header) -> fits.Header:
     return out
 
 
-def celestial_wcs(header: fits.Header) -> WCS | None:
-    """The celestial WCS of an image header (SIP kept; lookup-table distortions ignored), or None."""
+def celestial_wcs(header: fits.Header, hdulist: fits.HDUList | None = None) -> WCS | None:
+    """The celestial WCS of an image header, or None. SIP is kept; lookup-table distortions (``CPDISj``,
+    ``D2IMDISj``) are kept when ``hdulist``, the open file of ``header``, holds their ``WCSDVARR``/``D2IMARR``
+    extensions (and dropped otherwise). ``hdulist`` is only used for headers with such distortions."""
     from astropy.wcs import WCS, FITSFixedWarning
 
     header = _modernize(header)
+    lookup = hdulist is not None and any(f"{k}{j}" in header for k in ("CPDIS", "D2IMDIS") for j in (1, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
-            wcs = WCS(header, relax=True)
+            wcs = WCS(header, hdulist, relax=True) if lookup else WCS(header, relax=True)
         except Exception:
             header = header.copy()
             for key in [k for k in header.keys() if _DISTORTION_KEY.match(k)]:
@@ -151,7 +154,7 @@ def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
     hdus = list(hdul)
     if wcs_of is None:
         def wcs_of(i: int) -> WCS | None:
-            return celestial_wcs(hdus[i].header)
+            return celestial_wcs(hdus[i].header, hdul)
     if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
         idx = [i for i, h in enumerate(hdus) if _is_image_with_data(h)]
         if extension is None:
@@ -231,9 +234,11 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     if wcs.sip is not None and not wcs_header.get("CTYPE1", "").endswith("-SIP"):  # keep SIP explicitly
         wcs_header["CTYPE1"] = wcs_header["CTYPE1"] + "-SIP"
         wcs_header["CTYPE2"] = wcs_header["CTYPE2"] + "-SIP"
-    added_by_wcslib = {"MJD-OBS", "DATE-OBS", "DATEREF", "MJDREF"} - set(original.keys())
+    # DATE-OBS once: the original's card as written (an old-style '02/01/95' too), never wcslib's ISO echo of it
+    added_by_wcslib = {"MJD-OBS", "DATEREF", "MJDREF"} - set(original.keys()) | {"DATE-OBS"}
     if not dss:
         cards += [c for c in wcs_header.cards if c.keyword not in added_by_wcslib]
+        cards += lookup_tables(wcs)[0]
     # physical coordinates: pixel (1-based) in the original image, as IRAF LTV/LTM and an alternate WCS "P"
     for axis, lo in (("1", xmin), ("2", ymin)):
         cards.append((f"LTV{axis}", float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset"))
@@ -254,6 +259,43 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     if empty:
         cards.append(("EMPTY", True, "Indicates no data in cutout image."))
     return header_from_cards(cards)
+
+
+_LOOKUP_REFS = (("DP", "WCSDVARR"), ("D2IM", "D2IMARR"))
+
+
+def lookup_tables(wcs: WCS) -> tuple[list[Any], list[fits.ImageHDU]]:
+    """The lookup-table distortions of ``wcs`` (``cpdis1/2``, ``det2im1/2``) as FITS: the header cards
+    (``CPDISj``/``DPj``, ``D2IMDISj``/``D2IMj``, written by astropy's ``WCS.to_fits``) and the ``WCSDVARR`` and
+    ``D2IMARR`` extensions they reference (``EXTVER`` 1 and 2, see :func:`number_lookup_tables`); ``([], [])``
+    for a WCS without them."""
+    if all(getattr(wcs, name, None) is None for name in ("cpdis1", "cpdis2", "det2im1", "det2im2")):
+        return [], []
+    from astropy.wcs import FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        hdulist = wcs.to_fits(relax=True)
+    cards = [c for c in hdulist[0].header.cards
+             if c.keyword.split(".")[0].rstrip("12") in ("CPDIS", "DP", "D2IMDIS", "D2IM")]
+    return cards, list(hdulist[1:])
+
+
+def number_lookup_tables(header: fits.Header, tables: list[fits.ImageHDU], counters: dict[str, int]) -> None:
+    """Give ``tables`` (one cutout's :func:`lookup_tables` extensions) the next free ``EXTVER`` of their
+    ``EXTNAME`` in the output file (``counters``: the last one used per EXTNAME, updated) and point the
+    cutout's ``header`` (``DPj.EXTVER``, ``D2IMj.EXTVER``) at them; both are changed in place."""
+    new = {}
+    for hdu in tables:
+        counters[hdu.name] = counters.get(hdu.name, 0) + 1
+        new[(hdu.name, int(hdu.ver))] = counters[hdu.name]
+    for hdu in tables:
+        hdu.ver = new[(hdu.name, int(hdu.ver))]
+    for prefix, extname in _LOOKUP_REFS:
+        for axis in (1, 2):
+            key = f"{prefix}{axis}.EXTVER"
+            if key in header:
+                header[key] = new[(extname, int(header[key]))]
 
 
 def header_from_cards(cards: list[Any]) -> fits.Header:
