@@ -477,8 +477,8 @@ def check_complete(handle: Any, index: int) -> None:
     Parameters
     ----------
     handle : skycut.core.remote.FITSHandle
-        The opened file (local or remote; whole-file compressed files are not checked: their offsets refer to
-        the decompressed stream, and the decompressor reports a short stream itself).
+        The opened file (local or remote). Whole-file compressed files (their offsets refer to the decompressed
+        stream) and tile-compressed HDUs (their header describes the image, not the stored table) are not checked.
     index : int
         The HDU about to be read.
 
@@ -487,9 +487,11 @@ def check_complete(handle: Any, index: int) -> None:
     InvalidInputError
         ``"FITS file '<name>' is truncated: its headers need N bytes, the file has M"``.
     """
-    if not handle.plain:
-        return
+    from astropy.io import fits
+
     hdu = handle.hdul[index]
+    if not handle.plain or isinstance(hdu, fits.CompImageHDU):  # a tile-compressed image's header is the image's
+        return
     header = hdu.header
     try:
         start = int(hdu.fileinfo()["datLoc"])
