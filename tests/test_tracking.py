@@ -300,7 +300,7 @@ def test_fail_on_skip_fails_the_run(tmp_path):
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
     proc = _snakemake(tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "image_cutouts: 3 made, 1 skipped, 0 failed" in proc.stderr
+    assert "image_cutouts: 3 made, 2 skipped, 0 failed" in proc.stderr  # far: in a (every target) and b
     assert "skipped far (image_cutouts/b/batch-0000.json)" in proc.stderr
     assert "fail_on_skip" in proc.stderr
     rows = (tmp_path / "results" / "summary.tsv").read_text().splitlines()
