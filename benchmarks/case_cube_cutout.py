@@ -7,6 +7,11 @@ Measures (full run, ``python -m benchmarks cube_cutout``):
   open, every TPF written) vs astrocut's ``TessCubeCutout(...).write_as_tpf()`` per target on the first 50 targets.
   Figures are milliseconds per target including the written file; ``disk`` is the time to write the same bytes
   with plain ``os.write`` + rename (the I/O floor).
+* **deep cube** — 100 targets of 15 x 15 on a 1,500-cadence cube of a 100 x 120 window (the remote-cube
+  benchmark's, ``bench-data/remote-cube-1500``), TPFs written: skycut's ``cut_cube_targets``, the I/O floor in the
+  same run (``os.pread`` of every target's pixel rows + ``os.write`` and rename of every TPF's bytes) and astrocut
+  (first 10 targets, scaled), after one warm-up run, repeated 3 times (skycut and the floor alternating in order,
+  each one's files deleted at once); medians, and skycut/floor of every run.
 * **fresh process** — one 30 x 30 cutout (``cube_cut``) in a new Python process, wall time from process start,
   median of 3 after one warm-up run, bytecode cached for both tools (``PYTHONPYCACHEPREFIX`` in bench-data).
 * **S3** — one 30 x 30 cutout over moto's S3 server on loopback, skycut with 8 threads and with 1 thread, astrocut
@@ -138,6 +143,104 @@ def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------ deep cube
+
+DEEP_SIZE, DEEP_TARGETS, DEEP_ASTROCUT, DEEP_REPEATS = 15, 100, 10, 3
+
+
+def _deep_floor(cube: Path, lims: list, tpfs: list[bytes], out: Path) -> float:
+    """Seconds to read every target's pixel rows (``os.pread`` of each row's byte run) and write every TPF's
+    bytes (``os.write`` + rename, one file each): the I/O floor of a deep-cube batch."""
+    from skycut.tess.cube_reader import CubeReader
+
+    with CubeReader(cube) as reader:
+        runs = [reader.runs(lim) for lim in lims]
+    out.mkdir()
+    t0 = time.perf_counter()
+    fd = os.open(cube, os.O_RDONLY)
+    try:
+        for i, (target_runs, blob) in enumerate(zip(runs, tpfs, strict=True)):
+            for a, b in target_runs:
+                os.pread(fd, b - a, a)
+            part = out / f".{i}.part"
+            wfd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(wfd, blob)
+            os.close(wfd)
+            os.replace(part, out / f"{i}.fits")
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0
+
+
+def _deep(quick: bool) -> list[dict]:
+    """The deep cube: 1,500 cadences (150 with ``--quick``) of a 100 x 120 window, ``DEEP_TARGETS`` targets of
+    15 x 15, TPFs written; skycut, the I/O floor and astrocut (on ``DEEP_ASTROCUT`` targets) side by side, repeated
+    ``DEEP_REPEATS`` times; medians and the per-run ratios skycut/floor are reported."""
+    from benchmarks.case_remote_cube import deep_cube
+    from skycut.tess.cube_cutout import _CubeSession, cut_cube_targets
+
+    cube = deep_cube(150 if quick else 1500)
+    n_sky, n_ac = (20, 3) if quick else (DEEP_TARGETS, DEEP_ASTROCUT)
+    session = _CubeSession(cube, fill_value=float("nan"), rounding="round", threads=1, fsspec_kwargs=None)
+    try:
+        nrows, ncols = session.reader.nrows, session.reader.ncols
+        ntime = session.reader.ntime
+        rng = np.random.default_rng(17)
+        x = rng.uniform(DEEP_SIZE, ncols - DEEP_SIZE, n_sky)
+        y = rng.uniform(DEEP_SIZE, nrows - DEEP_SIZE, n_sky)
+        ra, dec = session.wcs.all_pix2world(x, y, 0)
+        targets = [(f"t{i:04d}", (float(ra[i]), float(dec[i]))) for i in range(n_sky)]
+        lims = session.locate(np.asarray(ra), np.asarray(dec), (DEEP_SIZE, DEEP_SIZE))
+        clipped = [[[int(lim[0, 0]), int(lim[0, 1])], [int(lim[1, 0]), int(lim[1, 1])]] for lim in lims]
+    finally:
+        session.close()
+    with open(cube, "rb") as f:  # the page cache holds the cube for every tool alike
+        while f.read(1 << 24):
+            pass
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:  # a warm-up run, which also gives the TPF bytes
+        result = cut_cube_targets(cube, targets, DEEP_SIZE, output_dir=tmp)
+        assert len(result.written) == n_sky, result.failed
+        tpfs = [result.written[name][0].read_bytes() for name, _ in targets]
+    tpf_mb = sum(len(b) for b in tpfs) / 1e6
+    sk, floor, ac, ratios = [], [], [], []
+    for rep in range(DEEP_REPEATS):
+        # skycut and the floor alternate in order, and each one's files are deleted at once (before writeback
+        # throttles the next writer), so neither pays for the other's dirty pages
+        for which in (("skycut", "floor") if rep % 2 == 0 else ("floor", "skycut")):
+            with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+                tmp = Path(tmp)
+                if which == "skycut":
+                    t0 = time.perf_counter()
+                    result = cut_cube_targets(cube, targets, DEEP_SIZE, output_dir=tmp / "sk")
+                    sk.append(time.perf_counter() - t0)
+                    assert len(result.written) == n_sky, result.failed
+                else:
+                    floor.append(_deep_floor(cube, clipped, tpfs, tmp / "floor"))
+        ratios.append(sk[-1] / floor[-1])
+        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+            try:
+                import astrocut
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t0 = time.perf_counter()
+                    for _, (r, d) in targets[:n_ac]:
+                        astrocut.TessCubeCutout(str(cube), f"{r} {d}", DEEP_SIZE).write_as_tpf(tmp)
+                    ac.append((time.perf_counter() - t0) / n_ac * n_sky)
+            except ImportError:
+                log.warning("astrocut not installed: no astrocut figures")
+        log.info("deep run %d: skycut %.1f ms/target, floor %.1f ms/target, skycut/floor %.3f, astrocut %s", rep,
+                 sk[-1] / n_sky * 1e3, floor[-1] / n_sky * 1e3, ratios[-1],
+                 f"{ac[-1] / n_sky * 1e3:.1f} ms/target" if ac else "-")
+    med = statistics.median
+    return [{"case": CASE, "measure": f"deep cube, {ntime} cadences: {n_sky} targets {DEEP_SIZE}x{DEEP_SIZE}, per "
+                                      f"target incl. write ({tpf_mb:.0f} MB of TPFs; astrocut on {n_ac}; disk = read "
+                                      f"pixels + write TPF bytes; median of {DEEP_REPEATS}; skycut/disk per run "
+                                      f"{', '.join(f'{r:.3f}' for r in ratios)})", "unit": "ms",
+             "skycut": med(sk) / n_sky * 1e3, "astrocut": med(ac) / n_sky * 1e3 if ac else None,
+             "disk": med(floor) / n_sky * 1e3, "ratios": ratios}]
+
+
 # ------------------------------------------------------------------------------------------ fresh process
 
 _ONE = {
@@ -249,6 +352,7 @@ def run(quick: bool) -> list[dict]:
     cube = _main_cube(quick)
     log.info("cube %s (%.0f MB)", cube, cube.stat().st_size / 1e6)
     rows = _batch(cube, 20 if quick else 500, 5 if quick else 50)
+    rows += _deep(quick)
     rows += _fresh(cube)
     rows += _s3(quick)
     return rows

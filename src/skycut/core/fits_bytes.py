@@ -180,7 +180,12 @@ def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
         col = rec[name]
         code = str(v[f"TFORM{i + 1}"]).strip().lstrip("0123456789")[:1]
         if code == "A":
-            out[name] = np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
+            col = np.ascontiguousarray(col)
+            if (col.view(np.uint8) < 128).all():  # plain ASCII (always, for FITS): a cast decodes it, fast
+                text = np.strings.rstrip(col.astype(f"U{max(1, col.dtype.itemsize)}"))
+                out[name] = text.astype(f"U{max(1, int(np.strings.str_len(text).max(initial=0)))}")
+            else:
+                out[name] = np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
         elif code == "L":
             out[name] = col == ord("T")
         else:
@@ -341,15 +346,18 @@ def encode_checksum(value: int) -> str:
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
-def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = None) -> list:
+def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = None, *,
+              datasum: int | None = None) -> list:
     """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
 
     ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
     ``stamp`` (e.g. :func:`skycut.core.provenance.checksum_stamp`) ends the two comments with ``updated <stamp>``,
-    as astropy writes them.
+    as astropy writes them. ``datasum``: the data's :func:`ones_complement_sum` when the caller knows it already
+    (e.g. from sums of its parts), else it is computed here.
     """
     nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
-    datasum = ones_complement_sum(data)
+    if datasum is None:
+        datasum = ones_complement_sum(data)
     cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
     suffix = f" updated {stamp}" if stamp else ""
     cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum" + suffix))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -212,7 +213,8 @@ class CubeCutoutInstance:
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        return write_bytes(tpf_parts(self._parent.meta, self.tpf_input()), path)
+        with self._parent.write_lock:  # the table is built in the cube's reused buffer, written, then released
+            return write_bytes(tpf_parts(self._parent.meta, self.tpf_input(), scratch=True), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
         """astrocut's TPF name for this cutout (``cutout_size`` as the user gave it)."""
@@ -249,6 +251,7 @@ class _CubeSession:
         self.physical = physical_origin(self.reader.table, self.row)
         self.fill_value = fill_value
         self.rounding = rounding
+        self.write_lock = threading.Lock()
 
     @property
     def astropy_wcs(self):

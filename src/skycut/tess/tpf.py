@@ -30,6 +30,7 @@ from ..core.fits_bytes import (
     card_value,
     format_card,
     hdu_parts,
+    ones_complement_sum,
     set_card,
     value_field,
 )
@@ -269,20 +270,37 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
                 format_card("NAXIS2", len(rec), "length of dimension 2"),
                 format_card("PCOUNT", 0, "number of group params"), format_card("GCOUNT", 1, "number of groups"),
                 format_card("TFIELDS", len(cols), "number of table fields")]
-        meta.cache[key] = (rec, head, column_cards)
+        # the template's words sum (FLUX and FLUX_ERR are zero in it); a cutout's data sum adds the sum of its block
+        # when every FLUX/FLUX_ERR value sits on a 4-byte word of the file (rows a whole number of words long)
+        base_sum = ones_complement_sum(rec) if rec.dtype.itemsize % 4 == 0 else None
+        meta.cache[key] = (rec, head, column_cards, base_sum)
     return meta.cache[key]
 
 
-def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
-    """The PIXELS binary table HDU (header and data) of one cutout."""
+def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: bool = False) -> list:
+    """The PIXELS binary table HDU (header and data) of one cutout.
+
+    ``scratch=True`` builds the table in a buffer kept in ``meta.cache`` for the cutout shape and reused by the next
+    call (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are valid only until then, so the
+    caller must consume them first and never make two such calls at once.
+    """
     ny, nx = cut.aperture.shape
-    template, head, column_cards = _pixels_layout(meta, nx, ny)
-    rec = template.copy()
+    template, head, column_cards, base_sum = _pixels_layout(meta, nx, ny)
+    if scratch:
+        rec = meta.cache.get(("scratch", nx, ny))
+        if rec is None:
+            rec = meta.cache[("scratch", nx, ny)] = template.copy()
+    else:
+        rec = template.copy()
     block = cut.block
     if block.dtype != np.dtype(">f4"):
         block = block.astype(">f4")
+    block = np.ascontiguousarray(block)
+    # every column but FLUX and FLUX_ERR is the template's: a reused buffer still holds it
     rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
     rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
+    # the block holds exactly the FLUX and FLUX_ERR values (big-endian float32 words): its sum plus the template's
+    datasum = ones_complement_sum(block, base_sum) if base_sum is not None else None
     cards = list(head)
     for i, name, defs in column_cards:
         cards += defs
@@ -294,7 +312,7 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
     cards += [format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
               format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS")]
     cards += _inherited(meta, "PIXELS", primary, cards)
-    return hdu_parts(cards, rec)
+    return hdu_parts(cards, rec, datasum=datasum)
 
 
 # ------------------------------------------------------------------------------------------ APERTURE
@@ -339,10 +357,14 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
 # ------------------------------------------------------------------------------------------ the file
 
 
-def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> list:
-    """The whole TPF file (three HDUs with checksums) as a list of buffers, to write without joining."""
+def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None,
+              scratch: bool = False) -> list:
+    """The whole TPF file (three HDUs with checksums) as a list of buffers, to write without joining.
+
+    ``scratch``: see :func:`pixels_hdu` (the parts are valid until the next such call for the same cube).
+    """
     primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
-    return hdu_parts(primary, b"") + pixels_hdu(meta, cut, primary) + aperture_hdu(meta, cut, primary)
+    return hdu_parts(primary, b"") + pixels_hdu(meta, cut, primary, scratch=scratch) + aperture_hdu(meta, cut, primary)
 
 
 def tpf_bytes(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> bytes:
