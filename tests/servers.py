@@ -7,7 +7,10 @@ assert how much a cutout transferred:
   :meth:`S3Server.upload` puts local files in it and :attr:`S3Server.fsspec_kwargs` gives the s3fs options
   (``endpoint_url``, ``key``, ``secret``) that reach it.
 * :class:`RangeHTTPServer` — a threaded HTTP server serving one directory with ``rangehttpserver``'s
-  ``RangeRequestHandler`` (honours ``Range: bytes=a-b``); :meth:`RangeHTTPServer.url` builds URLs.
+  ``RangeRequestHandler`` (honours ``Range: bytes=a-b``); :meth:`RangeHTTPServer.url` builds URLs. It also answers
+  anonymous path-style S3 ``GET``s (``s3://<subdirectory>/<key>`` with ``endpoint_url`` = its
+  :attr:`~RangeHTTPServer.endpoint_url`), and :meth:`RangeHTTPServer.fail_next` makes its next ``GET`` requests fail
+  (5xx, S3 ``SlowDown``, 403/404, a dropped connection, a truncated body), for testing retries.
 
 Both have a :class:`TransferLog` at ``.log`` with ``requests`` (list of :class:`Request`), ``bytes_sent``
 (response body bytes), ``reset()``, and ``body_requests(method="GET")``.
@@ -30,6 +33,7 @@ measuring. ``http_server`` is function-scoped and serves the test's ``tmp_path``
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -248,12 +252,57 @@ class _CountingWriter:
         self.raw.flush()
 
 
-def _handler_class(log: TransferLog):
+#: What :meth:`RangeHTTPServer.fail_next` can make a ``GET`` do instead of answering: an HTTP status (plain body),
+#: S3's ``SlowDown`` (503 with S3's XML error), closing the connection before answering (``"drop"``), or sending
+#: the headers and half the body, then closing (``"truncate"``); ``"ok"`` answers normally (to skip a request).
+FAULTS = ("500", "502", "503", "slowdown", "403", "404", "drop", "truncate", "ok")
+_SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your '
+             b"request rate.</Message><RequestId>0</RequestId></Error>")
+
+
+def _handler_class(log: TransferLog, faults: collections.deque | None = None):
     from RangeHTTPServer import RangeRequestHandler
 
     class CountingRangeHandler(RangeRequestHandler):
         def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
             pass
+
+        def do_GET(self):
+            try:
+                fault = faults.popleft() if faults else None
+            except IndexError:  # another thread took the last one
+                fault = None
+            if fault is None or fault == "ok":
+                return super().do_GET()
+            req = Request("GET", self.path, self.headers.get("Range"))
+            log.add(req)
+            if fault in ("drop", "truncate"):
+                if fault == "truncate":
+                    self._skycut_req = req
+                    body = super().send_head()  # status and headers of the real answer
+                    if body is not None:  # half of the announced bytes, from where the answer starts
+                        with body:
+                            size = os.fstat(body.fileno()).st_size
+                            first, last = getattr(self, "range", None) or (0, None)
+                            last = size - 1 if last is None else min(last, size - 1)
+                            body.seek(first)
+                            part = body.read((last - first + 1) // 2)
+                        self.wfile.write(part)
+                        req.nbytes = len(part)
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return None
+            status = 503 if fault == "slowdown" else int(fault)
+            body = _SLOWDOWN if fault == "slowdown" else f"injected fault {status}".encode()
+            req.status = status
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml" if fault == "slowdown" else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            req.nbytes = len(body)
+            return None
 
         def send_head(self):
             self._skycut_req = Request(self.command, self.path, self.headers.get("Range"))
@@ -282,12 +331,13 @@ class RangeHTTPServer(_LoopbackServer):
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self.log = TransferLog()
+        self.faults: collections.deque[str] = collections.deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
     def start(self) -> RangeHTTPServer:
-        handler = functools.partial(_handler_class(self.log), directory=str(self.directory))
+        handler = functools.partial(_handler_class(self.log, self.faults), directory=str(self.directory))
         self._server = _Server(("127.0.0.1", 0), handler)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
@@ -295,6 +345,18 @@ class RangeHTTPServer(_LoopbackServer):
         self._thread.start()
         return self
 
+
+    def fail_next(self, *kinds: str) -> None:
+        """Make the next ``GET`` requests fail, one per kind, in order (see :data:`FAULTS`); each is logged."""
+        unknown = [k for k in kinds if k not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {FAULTS}")
+        self.faults.extend(kinds)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The server as an S3 endpoint (path style, anonymous): ``s3://<dir>/<key>`` reads ``<dir>/<key>``."""
+        return self.base_url
 
     def url(self, name: str | os.PathLike) -> str:
         """URL of a file given by its name relative to the served directory (or an absolute path in it)."""

@@ -288,7 +288,8 @@ def _unsatisfiable(exc: BaseException) -> bool:
         if getattr(e, "status", None) == 416 or "InvalidRange" in str(e) or "416" in type(e).__name__:
             return True
         response = getattr(e, "response", None)
-        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "InvalidRange":
+        if isinstance(response, dict) and (response.get("Error", {}).get("Code") == "InvalidRange"
+                                           or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416):
             return True
     return False
 

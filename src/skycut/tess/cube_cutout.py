@@ -375,6 +375,9 @@ class TessCubeCutout:
         Log progress at DEBUG level on the ``skycut`` logger.
     fsspec_kwargs : dict, optional
         Options for remote cubes (``anon`` defaults to True for s3; ``endpoint_url``, ``key``, ``secret``, ...).
+
+    With several cubes, one that is missing or cannot be read is skipped with a :class:`DataWarning` naming it and
+    the cause, and the other cubes are cut; an error is raised only when no cube gives a cutout.
     """
 
     def __init__(self, input_files, coordinates, cutout_size=25, fill_value: float = np.nan,
@@ -400,9 +403,18 @@ class TessCubeCutout:
 
         start = time.perf_counter()
         problems: list[str] = []
+        unreadable: list[InvalidInputError] = []
         for file in self._files:
-            session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
-                                   threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
+            try:
+                session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
+                                       threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
+            except InvalidInputError as exc:  # a missing or unreadable cube: the other cubes are still cut
+                if len(self._files) == 1:
+                    raise
+                log.warning("cube %s cannot be read, skipped: %s", file, exc)
+                unreadable.append(exc)
+                problems.append(str(exc))
+                continue
             try:
                 shape_xy = session.size_pixels(self._size)
                 located = session.locate(self._ra, self._dec, shape_xy)
@@ -424,7 +436,9 @@ class TessCubeCutout:
             finally:
                 session.close()
         if not self.cutouts_by_file:
-            raise InvalidQueryError("; ".join(problems) + " (cutout entirely off the CCD)")
+            if len(unreadable) == len(self._files):
+                raise InvalidInputError("no cube could be read: " + "; ".join(problems))
+            raise InvalidQueryError("; ".join(problems) + " (cutout entirely off the CCD or cube unreadable)")
         for p in problems:
             warnings.warn(p + "; skipped", DataWarning, stacklevel=3)
         log.debug("total time: %.3f s", time.perf_counter() - start)
