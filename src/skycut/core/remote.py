@@ -68,6 +68,8 @@ S3_MAX_POOL_CONNECTIONS = 64
 DEFAULT_TIMEOUT = 60.0
 #: botocore's own retries are off (one attempt per call): skycut's :class:`RetryPolicy` retries, once, bounded and
 #: logged (botocore's default would multiply with it and with s3fs's, up to 25 attempts per read).
+#: (A fresh copy goes to every filesystem: botocore adds keys to the dict it is given, which would change the
+#: option set, and so the cached filesystem and its connection pool, after the first use.)
 S3_BOTOCORE_RETRIES = {"total_max_attempts": 1}
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -170,7 +172,7 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
         if "anon" not in opts and not any(k in opts for k in _CREDENTIAL_KEYS):
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
-        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": S3_BOTOCORE_RETRIES,
+        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": dict(S3_BOTOCORE_RETRIES),
                                  **(opts.get("config_kwargs") or {})}
         if timeout is not None:
             opts["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout, **opts["config_kwargs"]}
