@@ -57,6 +57,8 @@ def test_decimal_forms(given, ra, dec):
     ("25:00:00 +10:00:00", "'25:00:00 +10:00:00'"),
     ("25h00m00s +10d00m00s", "'25h00m00s +10d00m00s'"),
     ("10:00:00 +91:00:00", "'10:00:00 +91:00:00'"),
+    ("400d 10d", "'400d'"),  # an RA with its own unit: astropy would wrap it to 40
+    ({"ra": "400d", "dec": "10d"}, "'400d'"),
 ])
 def test_refused_coordinates_name_the_value(given, words):
     with pytest.raises(InvalidInputError) as info:

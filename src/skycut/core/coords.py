@@ -204,16 +204,37 @@ def _astropy_skycoord(value: Any) -> SkyCoord:
         return value.icrs
     try:
         if isinstance(value, str):
-            # astropy's sexagesimal parser itself refuses hours outside [0, 24) and |dec| > 90
+            # astropy's sexagesimal parser itself refuses hours outside [0, 24) and |dec| > 90, but an RA with
+            # its own unit ("400d 10d") would be wrapped silently by astropy's Longitude: check it first
+            parts = value.split()
+            if len(parts) == 2:
+                _check_ra_angle(parts[0], value)
             sc = SkyCoord(value.strip(), unit=(u.hourangle, u.deg))
         else:
             unit = "deg" if _is_real(value["ra"]) else (u.hourangle, u.deg)
+            if not _is_real(value["ra"]):
+                _check_ra_angle(value["ra"], value)
             sc = SkyCoord(value["ra"], value["dec"], unit=unit, frame=value.get("frame", "icrs"))
+    except InvalidInputError:
+        raise
     except Exception as exc:  # astropy raises several types here
         raise InvalidInputError(
             f"cannot parse coordinates {value!r}: give 'ra dec' in degrees or sexagesimal 'hh:mm:ss dd:mm:ss' "
             f"({exc})") from None
     return sc.icrs
+
+
+def _check_ra_angle(text: Any, value: Any) -> None:
+    """Refuse an RA written with its own unit outside [0, 360] degrees (astropy would wrap it)."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        degrees = Angle(text, unit=u.hourangle).degree
+    except Exception:  # not an angle on its own: let SkyCoord parse (and judge) the whole value
+        return
+    if not 0 <= float(degrees) <= 360:
+        raise InvalidInputError(f"right ascension {text!r} in {value!r} is outside [0, 360] degrees")
 
 
 def parse_coordinates(coordinates: Any) -> SkyCoord:

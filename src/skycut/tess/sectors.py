@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.coords import parse_size
 from ..exceptions import InvalidInputError, InvalidQueryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,42 +160,27 @@ def available_sectors() -> np.ndarray:
 
 
 def _size_px(cutout_size: Any, pixel_scale: float) -> tuple[float, float]:
-    """``(nx, ny)`` in pixels (x = columns): one value for both or two; plain numbers are pixels, angles
-    (Quantity or a string such as ``"3 arcmin"``) are divided by ``pixel_scale``. Not rounded: the box is the
-    continuous one."""
-    if hasattr(cutout_size, "unit") and not np.isscalar(getattr(cutout_size, "value", 0)):
-        values = list(cutout_size.ravel())
-    elif isinstance(cutout_size, (list, tuple, np.ndarray)):
-        values = list(cutout_size)
-    else:
-        values = [cutout_size]
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2:
-        raise InvalidInputError(f"cutout_size needs one or two values, got {cutout_size!r}")
-    out = []
-    for v in values:
-        if isinstance(v, str) or hasattr(v, "unit"):
-            from astropy import units as u
+    """``(nx, ny)`` in pixels (x = columns), each value read by :func:`skycut.core.coords.parse_size`: plain
+    numbers are pixels, angles are divided by ``pixel_scale`` (arcsec per pixel). Not rounded: the box is the
+    continuous one. A value of 0 (astrocut's footprint convention) is no extent along that axis."""
+    def px(value: float, unit: str) -> float:
+        return float(value) if unit == "pixel" else float(value) * 3600.0 / pixel_scale
 
-            try:
-                q = u.Quantity(v)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"cannot interpret cutout_size {cutout_size!r}: {exc}") from None
-            if q.unit in (u.pix, u.dimensionless_unscaled):
-                n = float(q.value)
-            elif q.unit.physical_type == "angle":
-                n = float(q.to_value(u.arcsec)) / pixel_scale
-            else:
-                raise InvalidInputError(f"cutout_size {v!r} must be in pixels or an angular unit")
-        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
-            n = float(v)
-        else:
-            raise InvalidInputError(f"cannot interpret cutout_size {cutout_size!r}")
-        if not np.isfinite(n) or n < 0:
-            raise InvalidInputError(f"cutout_size must be zero or positive, got {cutout_size!r}")
-        out.append(n)
+    if not isinstance(cutout_size, (list, tuple)):
+        if _is_zero(cutout_size):
+            return 0.0, 0.0
+        size = parse_size(cutout_size)
+        return px(size.x, size.units[0]), px(size.y, size.units[1])
+    values = list(cutout_size) * (2 if len(cutout_size) == 1 else 1)
+    if len(values) != 2:
+        raise InvalidInputError(f"cutout_size needs one or two values [nx, ny], got {cutout_size!r}")
+    out = [0.0 if _is_zero(v) else px(parse_size(v).x, parse_size(v).units[0]) for v in values]
     return out[0], out[1]
+
+
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and value == 0
 
 
 def _positions(ra: Any, dec: Any) -> tuple[np.ndarray, np.ndarray]:
