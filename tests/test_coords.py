@@ -195,3 +195,30 @@ print(sorted(k for k in sys.modules if k.startswith("astropy")))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pixel_limit_bounds_every_conversion_inside_the_block():
+    from skycut.core.coords import pixel_limit
+
+    size = parse_size("1 deg")  # harmless in degrees, 72,000 pixels at HST's 0.05 arcsec
+    scales = (0.05 / 3600, 0.05 / 3600)
+    assert size.pixels(scales) == (72000, 72000)
+    with pixel_limit(10000):
+        with pytest.raises(InvalidInputError, match="limit of 10000"):
+            size.pixels(scales)
+        assert parse_size(25).pixels() == (25, 25)
+        assert size.pixels(scales, max_pixels=100000) == (72000, 72000)  # an explicit bound wins
+    assert size.pixels(scales) == (72000, 72000)  # the bound ends with the block
+
+
+def test_plan_hands_jobs_the_manifest_pixel_limit():
+    from skycut.pipeline.manifest import validate_manifest
+    from skycut.pipeline.plan import Plan
+
+    manifest = validate_manifest({
+        "targets": [{"name": "a", "coordinates": "10 20", "size": "30 arcsec"}],
+        "inputs": {"img": {"paths": ["x.fits"], "targets": ["a"]}},
+        "limits": {"max_cutout_pixels": 500},
+    })
+    jobs = Plan(manifest).image_jobs()
+    assert [j.max_pixels for j in jobs] == [500]

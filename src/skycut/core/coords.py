@@ -28,9 +28,11 @@ moving targets) applies it through :meth:`CutoutSize.pixels`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -325,8 +327,26 @@ class CutoutSize:
             else:
                 values.append(amount / float(scales_deg[axis]))
         nx, ny = (max(1, int(math.floor(v + 0.5))) for v in values)
-        _check_max(nx, ny, max_pixels, self.label)
+        _check_max(nx, ny, max_pixels if max_pixels is not None else _PIXEL_LIMIT.get(), self.label)
         return nx, ny
+
+
+_PIXEL_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("skycut_pixel_limit", default=None)
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Bound every cutout size converted to pixels inside the block (:meth:`CutoutSize.pixels`) to
+    ``max_pixels`` per axis, unless a call gives its own bound; ``None`` sets no bound.
+
+    The workflow's jobs run inside the manifest's ``limits.max_cutout_pixels``, so an angular size that is
+    harmless in degrees cannot become an allocation of billions of pixels on an image with tiny pixels.
+    """
+    token = _PIXEL_LIMIT.set(max_pixels)
+    try:
+        yield
+    finally:
+        _PIXEL_LIMIT.reset(token)
 
 
 def _check_max(nx: float, ny: float, max_pixels: int | None, label: str) -> None:

@@ -160,6 +160,7 @@ class TargetJob:
     targets: list[Target]
     spec: InputSet | CubeCutoutSpec | FootprintCutoutSpec
     cube: str | None = None
+    max_pixels: int | None = None  # the manifest's limits.max_cutout_pixels
 
 
 @dataclass
@@ -223,7 +224,7 @@ class Plan:
         return [tmap[n] for n in names] if names else list(self.manifest.targets)
 
     def _target_jobs(self, key: str, spec: Any, batch_size: int, cube: str | None = None) -> list[TargetJob]:
-        return [TargetJob(key, BATCH_FORMAT.format(i), chunk, spec, cube)
+        return [TargetJob(key, BATCH_FORMAT.format(i), chunk, spec, cube, self.manifest.limits.max_cutout_pixels)
                 for i, chunk in enumerate(batches(self.target_records(spec.targets), batch_size))]
 
     # ---------------------------------------------------------------------------------------- demo
@@ -372,7 +373,8 @@ class Plan:
             except ValueError as exc:
                 raise ValueError(f"footprint_cutouts.{name}: {exc}") from None
             for uri, group in per_cube.items():
-                jobs += [TargetJob(f"{name}/{self.cube_key(uri)}", BATCH_FORMAT.format(i), chunk, spec, uri)
+                jobs += [TargetJob(f"{name}/{self.cube_key(uri)}", BATCH_FORMAT.format(i), chunk, spec, uri,
+                                   self.manifest.limits.max_cutout_pixels)
                          for i, chunk in enumerate(batches(group, spec.batch_size))]
         return jobs
 
