@@ -88,6 +88,9 @@ def cube_meta(reader: CubeReader, row: int) -> CubeMeta:
         time=(tstart + tstop) / 2.0,
         timecorr=col("BARYCORR", 0.0).astype(float),
         cadenceno=np.arange(n, dtype=np.int64),
+        # QUALITY = the FFIs' DQUALITY: SPOC's bits (1..32768) as the FFI headers gave them, plus skycut's bit
+        # cube_table.NONFINITE_FFI_BIT (65536), set by the cube builder on FFIs whose science image has no finite
+        # pixel (all NaN/inf)
         quality=col("DQUALITY", 0).astype(np.int64),
         ffi_files=names,
         image_cards=image_cards,

@@ -20,6 +20,14 @@ final ``fsync``, and the cube does not crowd the page cache). Everything goes to
 cube's directory (flock-ed while in use) that is renamed to the final name after an ``fsync``; a killed build
 leaves nothing at the final name, and the next build removes the stale temporary files.
 
+FFIs without data: an FFI whose science image (ext 1) has no finite pixel (all NaN/inf) is kept in the cube,
+named in a warning, and its cadence flagged with bit ``NONFINITE_FFI_BIT`` = 65536 of ``DQUALITY`` in the table
+(hence of ``QUALITY`` in the TPFs cut from the cube; see :mod:`skycut.tess.cube_table`). The check costs no extra
+read: each FFI's rows are tested with ``isfinite`` as they pass through the transposition, and only until a
+finite value is found (for a normal FFI, within its first slab). The table is built after the last block is
+assembled, while that block is written. Cubes of normal FFIs are byte-identical to unchecked builds. Planes
+copied from an old cube by ``update_cube`` are not re-checked (their ``DQUALITY`` is kept).
+
 Memory: ``max_memory`` (GB) bounds the buffers (two blocks in flight, the slab stage, a block's share of an
 old cube for ``update_cube``, one whole FFI when inputs must be read whole) to 85 % of ``max_memory``; the interpreter, astropy and the headers need well under
 300 MB more. Blocks are small (``MAX_BLOCK_BYTES`` = 16 MiB, or one image row if that is bigger) even when
@@ -268,6 +276,7 @@ class CubeFactory:
         self._cube_shape: tuple[int, ...] = ()
         self._file_list: list[str] = []
         self._strategy_used = ""
+        self._nonfinite_ffis: list[str] = []  # FFIs of the last build whose science image had no finite pixel
 
     # ------------------------------------------------------------------ public API
     def make_cube(self, file_list: list[str], cube_file: str = "img-cube.fits", sector: int | None = None,
@@ -297,8 +306,7 @@ class CubeFactory:
         if not any(flags):
             raise InvalidInputError(f"none of the {len(infos)} FFIs in file_list has a usable WCS")
         primary = cube_table.make_primary_header(infos[0], records[-1], sector)
-        table = cube_table.build_table_hdu(records, cube_table.merge_comments(comments),
-                                           [i.name for i in infos], flags)
+        table = _TableParts(records, cube_table.merge_comments(comments), [i.name for i in infos], flags)
         sources = [("ffi", i) for i in infos]
         self._file_list = [i.path for i in infos]
         log.log(level, "scanned %d FFIs in %.1f s", len(infos), time.perf_counter() - t0)
@@ -366,13 +374,14 @@ class CubeFactory:
         primary.add_history(f"Updated on {creation_date()} with new image delivery.")
         primary.add_history(f"First image is {infos[0].name}.")
         comments = cube_table.merge_comments([old_comments, *new_comments])
-        table = cube_table.build_table_hdu(records, comments, names, flags)
+        table = _TableParts(records, comments, names, flags)
         self._file_list = [s[1].path if s[0] == "ffi" else f"{cube_file}[{s[1]}]" for s in sources]
         self._write(cube_file, primary, table, sources, (old.shape[0], old.shape[1]), memory, level, old=old)
         return str(cube_file)
 
     # ------------------------------------------------------------------ machinery
-    def _write(self, cube_file, primary, table, sources, shape, memory, level, old: OldCube | None) -> None:
+    def _write(self, cube_file, primary, table: _TableParts, sources, shape, memory, level,
+               old: OldCube | None) -> None:
         n = len(sources)
         new_infos = [s[1] for s in sources if s[0] == "ffi"]
         n_old = n - len(new_infos)
@@ -401,9 +410,12 @@ class CubeFactory:
                 pwrite_all(fd, head, 0)
                 if strategy == "scratch":
                     store = self._stage(final, new_infos, shape, block_rows, level, n)
-                encoded: list[bytes] = []  # the table is encoded while the last block is being written
-                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level,
-                                   meanwhile=lambda: encoded.append(cube_table.table_bytes(table)))
+                # True once a finite flux value of the plane was seen; planes of an old cube are not checked
+                finite = np.array([kind == "old" for kind, _ in sources], dtype=bool)
+                encoded: list[bytes] = []  # the table is built and encoded while the last block is being written
+                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level, finite,
+                                   meanwhile=lambda: encoded.append(
+                                       cube_table.table_bytes(self._table_hdu(table, sources, finite))))
                 tail = (-data_bytes) % BLOCK
                 end = len(head) + data_bytes
                 pwrite_all(fd, encoded[0], end + tail)
@@ -415,6 +427,18 @@ class CubeFactory:
                 self._writer.close()
                 os.close(fd)
                 os.close(lock)
+
+    def _table_hdu(self, table: _TableParts, sources, finite: np.ndarray):
+        """The cube's table, with the cadences of FFIs that had no finite flux value flagged (and warned of)."""
+        records = list(table.records)
+        self._nonfinite_ffis = []
+        for j in np.flatnonzero(~finite):
+            info = sources[j][1]
+            log.warning("FFI %s: its science image (ext 1) has no finite pixel (all NaN/inf); kept in the cube, "
+                        "cadence %d flagged with DQUALITY bit %d", info.path, j, cube_table.NONFINITE_FFI_BIT)
+            records[j] = cube_table.flag_quality(records[j], cube_table.NONFINITE_FFI_BIT)
+            self._nonfinite_ffis.append(info.path)
+        return cube_table.build_table_hdu(records, table.comments, table.names, table.wcs_ok)
 
     def _stage(self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int,
                n_total: int) -> ScratchStore:
@@ -439,9 +463,12 @@ class CubeFactory:
             raise
         return store
 
-    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level,
+    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level, finite,
                       meanwhile=None) -> None:
-        """Assemble and write every block of rows; ``meanwhile()`` runs while the last block is written."""
+        """Assemble and write every block of rows; ``meanwhile()`` runs while the last block is written.
+
+        ``finite[j]`` is set once a finite flux value of plane ``j`` passed through (see :meth:`_fill_slabs`).
+        """
         rows, cols = shape
         n = len(sources)
         row_bytes = cols * n * 8
@@ -469,9 +496,9 @@ class CubeFactory:
                     block = aligned_view(buffers[slot], offset, (r1 - r0) * row_bytes).view(">f4")
                     block = block.reshape(r1 - r0, cols, n, 2)
                     if strategy == "whole":
-                        self._fill_whole(block, sources, r0, r1, progress)
+                        self._fill_whole(block, sources, r0, r1, progress, finite)
                     else:
-                        self._fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress)
+                        self._fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress, finite)
                     if old is not None and len(old_pos):
                         self._copy_old(old_fd, old, r0, r1, block, old_pos, old_slice)
                     pending[slot] = writer.submit(self._writer.write, block, offset)
@@ -487,22 +514,26 @@ class CubeFactory:
                     os.close(old_fd)
 
     @staticmethod
-    def _fill_whole(block, sources, r0, r1, progress) -> None:
+    def _fill_whole(block, sources, r0, r1, progress, finite) -> None:
         """Planes of inputs read whole (remote/compressed, single block): one strided copy per plane."""
         for j, (kind, src) in enumerate(sources):
             if kind == "ffi":
                 flux, err = read_whole(src)
                 block[:, :, j, 0] = flux[r0:r1]
                 block[:, :, j, 1] = err[r0:r1]
+                if not finite[j]:
+                    finite[j] = _any_finite(flux[r0:r1])
                 progress.note(f"{j + 1}/{len(sources)} FFIs read")
 
     @staticmethod
-    def _fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress) -> None:
+    def _fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress, finite) -> None:
         """Fill ``block`` (rows ``r0:r1``) slab by slab of ``slab`` rows.
 
         For each slab, rows of every FFI are read into ``stage`` (one row of it per FFI, a few MB in all, so it
         stays in the CPU cache), then copied into the slab of the block (also cache-sized): the transposition
         happens in cache, about 3x faster than copying whole FFI planes into the block with a large stride.
+        The flux rows of a plane not yet known to hold a finite value are checked while in cache
+        (``finite[j]``); once one is found, the plane is not checked again.
         """
         cols = block.shape[1]
         planes = [(j, src) for j, (kind, src) in enumerate(sources) if kind == "ffi"]
@@ -521,6 +552,8 @@ class CubeFactory:
             for (j, _), pair in zip(planes, pairs, strict=True):
                 dst[:, :, j, 0] = pair[0].reshape(n, cols)
                 dst[:, :, j, 1] = pair[1].reshape(n, cols)
+                if not finite[j]:
+                    finite[j] = _any_finite(pair[0])
             progress.note(f"rows {s1}/{progress.rows} assembled")
 
     @staticmethod
@@ -533,6 +566,22 @@ class CubeFactory:
             block[:, :, old_slice, :] = buf
         else:
             block[:, :, old_pos, :] = buf
+
+
+@dataclass(frozen=True)
+class _TableParts:
+    """What the cube's table is built from (see :func:`skycut.tess.cube_table.build_table_hdu`), in cube order."""
+
+    records: list[dict]
+    comments: dict[str, str]
+    names: list[str]
+    wcs_ok: list[bool]
+
+
+def _any_finite(values: np.ndarray) -> bool:
+    """True if ``values`` hold a finite number (tests the first value alone first: the usual answer)."""
+    flat = values.reshape(-1)
+    return bool(flat.size) and (bool(np.isfinite(flat[0])) or bool(np.isfinite(flat).any()))
 
 
 def _as_slice(positions: np.ndarray) -> slice | None:

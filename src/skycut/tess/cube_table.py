@@ -14,6 +14,11 @@ Differences from astrocut 1.4, all deliberate:
   take it. The FFI's pixels stay in the cube.
 * The table header carries ``EXTNAME`` and the original card comments as comments of the ``TTYPEn`` cards, instead
   of astrocut's ``<KEYWORD> = '<comment>'`` cards.
+* ``DQUALITY`` gains bit ``NONFINITE_FFI_BIT`` = 65536 (bit 17, above the 16 bits SPOC defines, so it means
+  nothing else) for an FFI whose science image (ext 1) has no finite pixel (all NaN/inf): the cube builder finds
+  such FFIs while their rows pass through the transposition, logs a warning naming the file, and ORs the bit into
+  the row's ``DQUALITY`` (a missing ``DQUALITY`` counts as 0). TPFs copy ``DQUALITY`` into ``QUALITY``, so the
+  cadence arrives flagged there (astrocut's cutouts of the cube too). The FFI's pixels stay in the cube.
 
 Column types: all-string or mixed -> ``A<longest>``; all logical -> ``L``; all integer (bools counted as
 integers) -> ``J`` (``K`` beyond int32); otherwise ``D``. Missing values are ``''``, ``False``, ``0`` and NaN.
@@ -37,6 +42,8 @@ SKIPPED_KEYWORDS = frozenset({"COMMENT", "HISTORY", ""})
 FILE_COLUMN = "FFI_FILE"
 WCS_FLAG_COLUMN = "WCS_OK"
 TABLE_EXTNAME = "FFI_HEADERS"
+QUALITY_COLUMN = "DQUALITY"
+NONFINITE_FFI_BIT = 1 << 16  # skycut's DQUALITY/QUALITY bit: the FFI's science image has no finite pixel
 _INT32 = (-(2**31), 2**31 - 1)
 
 
@@ -102,6 +109,28 @@ def has_usable_wcs(values: Mapping[str, Any]) -> bool:
     if not np.all(np.isfinite(m)):
         return False
     return abs(float(np.linalg.det(m))) > 0.0
+
+
+def flag_quality(record: Mapping[str, Any], bit: int) -> dict[str, Any]:
+    """A copy of ``record`` (keyword -> value of one FFI) with ``bit`` ORed into its ``DQUALITY``.
+
+    A missing or non-integer ``DQUALITY`` counts as 0 (an integral float keeps its value).
+
+    Parameters
+    ----------
+    record : mapping
+        Keyword -> value of an FFI's ext-1 header, as stored in a row of the cube's table.
+    bit : int
+        The flag to set, e.g. :data:`NONFINITE_FFI_BIT`.
+    """
+    value = record.get(QUALITY_COLUMN)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if value is not None:
+            log.warning("DQUALITY = %r is not an integer: replaced by the flag %d", value, bit)
+        value = 0
+    return {**record, QUALITY_COLUMN: int(value) | int(bit)}
 
 
 def _column_format(values: Sequence[Any]) -> str:

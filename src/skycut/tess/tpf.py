@@ -10,6 +10,8 @@ Layout (TESScut's / astrocut's, ``astrocut-formats.md`` §b) plus what astrocut 
   the physical WCS whose ``1CRV5P``/``2CRV5P`` give the cutout's lower-left corner on the CCD (1-based column and
   row, what lightkurve reports as ``tpf.column``/``tpf.row``). ``WCS_MSEP``/``WCS_SIG`` are the real residuals of
   the linear fit against the full SIP WCS. ``FFI_FILE`` holds whole file names.
+  ``QUALITY`` is the cube table's ``DQUALITY``: SPOC's bits, plus bit 65536
+  (:data:`skycut.tess.cube_table.NONFINITE_FFI_BIT`) on cadences whose FFI had no finite flux pixel.
 * ``APERTURE`` int32 image ``(ny, nx)``: 1 where the pixel is on the CCD, 0 for padding; linear WCS header.
 
 Headers are assembled from 80-character card strings and checksums computed here, so writing hundreds of TPFs
@@ -250,7 +252,7 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
         rec["TIMECORR"] = meta.timecorr
         rec["CADENCENO"] = meta.cadenceno
         rec["RAW_CNTS"] = -1
-        rec["QUALITY"] = meta.quality
+        rec["QUALITY"] = meta.quality  # the cube table's DQUALITY, incl. skycut's bit 65536 (no finite flux)
         rec["FFI_FILE"] = encoded
         column_cards = []
         for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
