@@ -560,6 +560,23 @@ def test_tile_compressed_inputs(ffis, cube, tmp_path, max_memory):
         CubeFactory(strategy="direct").make_cube([str(f) for f in files], str(tmp_path / "d.fits"), verbose=False)
 
 
+def test_gzip_inputs(ffis, cube, tmp_path):
+    """Whole-file gzip FFIs (.fits.gz) build the same cube: their offsets are the decompressed stream's, so
+    neither the byte-level header scan nor the truncation check may read them raw."""
+    import gzip
+
+    files = []
+    for f in ffis:
+        gz = tmp_path / (f.name + ".gz")
+        with open(f, "rb") as src, gzip.open(gz, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        files.append(gz)
+    out = tmp_path / "c.fits"
+    CubeFactory().make_cube([str(f) for f in files], str(out), verbose=False)
+    with fits.open(out) as ours, fits.open(cube) as ref:
+        assert np.array_equal(ours[1].data, ref[1].data)
+
+
 def test_remote_inputs_over_http_and_s3(ffis, cube, tmp_path, http_server, s3_server):  # noqa: F811
     urls = [http_server.add(p) for p in ffis]
     factory = CubeFactory()

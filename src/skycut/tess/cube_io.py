@@ -76,14 +76,21 @@ def _open(path: str, fsspec_kwargs: dict | None = None, **kwargs):
         raise remote_error(path, exc, what="remote FFI") from exc
 
 
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip")
+
+
 def _check_complete(hdul, path: str, fsspec_kwargs: dict | None) -> None:
     """Raise an error naming the FFI if the file ends before the data of ext 2 do (a truncated file).
 
     Whole-file compressed inputs (gzip) are not checked: their offsets refer to the decompressed stream.
     """
-    if path.endswith((".gz", ".bz2", ".zip")):
+    from astropy.io import fits
+
+    if path.endswith(_COMPRESSED_SUFFIXES):
         return
     hdu = hdul[2]
+    if isinstance(hdu, fits.CompImageHDU):  # the header describes the image, not the compressed table on disk
+        return
     h = hdu.header
     axes = [int(h.get(f"NAXIS{i}", 0)) for i in range(1, int(h.get("NAXIS", 0)) + 1)]
     nbytes = abs(int(h["BITPIX"])) // 8 * int(h.get("GCOUNT", 1)) * (
@@ -102,7 +109,7 @@ def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
     """Data offsets of ext 1 and ext 2 if both are plain, unscaled images readable with ``pread``."""
     from astropy.io import fits
 
-    if is_remote(path):
+    if is_remote(path) or path.endswith(_COMPRESSED_SUFFIXES):  # no raw offsets in a compressed stream
         return None, ">f4"
     dtypes = []
     offsets = []
@@ -220,7 +227,7 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
     name = path.rstrip("/").rsplit("/", 1)[-1]
     if not is_remote(path) and not Path(path).is_file():
         raise InvalidInputError(f"FFI file {path!r} does not exist")
-    if not is_remote(path):
+    if not is_remote(path) and not path.endswith(_COMPRESSED_SUFFIXES):  # offsets of gzip refer to the stream
         try:
             return _scan_fast(path, name)
         except (_Unusual, KeyError, ValueError, TypeError, OSError) as exc:
