@@ -181,6 +181,7 @@ class ASDFCutout:
         self.cutout()
 
     def __repr__(self) -> str:
+        """Summarise the cutter: number of cutouts, files, coordinates, the size and the mode."""
         return (f"<ASDFCutout {len(self._pieces)} cutout(s) of {len(self._input_files)} file(s) at "
                 f"{len(self._coordinates)} coordinate(s), size {self._cutout_size!r}, lite={self._lite}>")
 
@@ -253,7 +254,7 @@ class ASDFCutout:
 
     def _full_roman(self, handle: Any, roman: Any, data_cut: Any, limits: np.ndarray, parent_shape: tuple[int, int],
                     sliced: Any, key: str, coord: Any) -> Any:
-        """The output ``roman`` node in full mode (see the module docstring)."""
+        """Build the output ``roman`` node in full mode (see the module docstring)."""
         file = handle.name
         out = copy_node(roman)
         required = schema_required(roman)
@@ -356,8 +357,11 @@ class ASDFCutout:
 
     @property
     def cutouts_by_file(self) -> dict[str, CoordinateCutouts]:
-        """``{file: CoordinateCutouts}``: per input file, its ``Cutout2D`` objects in coordinate order, also
-        indexable by coordinate key (``"ra dec"``, 8 decimals). Files without any cutout are left out."""
+        """Map each input file to its cutouts: ``{file: CoordinateCutouts}``.
+
+        Per input file, its ``Cutout2D`` objects in coordinate order, also indexable by coordinate key
+        (``"ra dec"``, 8 decimals). Files without any cutout are left out.
+        """
         out: dict[str, list] = {}
         for p in self._pieces:
             out.setdefault(p.file, []).append((p.key, p.cutout))
@@ -375,8 +379,11 @@ class ASDFCutout:
 
     @property
     def fits_cutouts(self) -> CutoutList:
-        """The cutouts as FITS ``HDUList``: PRIMARY, CUTOUT (science data, FITS-approximated WCS, ORIG_FLE) and
-        ASDF (the metadata tree, see :func:`read_asdf_metadata`)."""
+        """The cutouts as FITS ``HDUList``.
+
+        Each holds PRIMARY, CUTOUT (science data, FITS-approximated WCS, ORIG_FLE) and ASDF (the metadata
+        tree, see :func:`read_asdf_metadata`).
+        """
         return self._list(self._pieces, [self._fits_hdulist(p) for p in self._pieces])
 
     @property
@@ -392,6 +399,7 @@ class ASDFCutout:
         return make_table([p.file for p in pieces], [p.coordinate for p in pieces], [p.cutout for p in pieces])
 
     def iter_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+        """Yield ``(file, coordinate, Cutout2D)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, p.cutout
 
@@ -401,6 +409,7 @@ class ASDFCutout:
         return make_table([p.file for p in pieces], [p.coordinate for p in pieces], [self._asdf_file(p) for p in pieces])
 
     def iter_asdf_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+        """Yield ``(file, coordinate, asdf.AsdfFile)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, self._asdf_file(p)
 
@@ -411,6 +420,7 @@ class ASDFCutout:
                       [self._fits_hdulist(p) for p in pieces])
 
     def iter_fits_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+        """Yield ``(file, coordinate, HDUList)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, self._fits_hdulist(p)
 
@@ -442,8 +452,10 @@ class ASDFCutout:
 
     def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None, *,
                      output_format: str = ".asdf", input_files: Any = None, coordinates: Any = None) -> str:
-        """Write the selected cutouts (ASDF or FITS) into one zip file; default name
-        ``astrocut_{asdf|fits}_cutouts.zip``. Returns its path."""
+        """Write the selected cutouts (ASDF or FITS) into one zip file and return its path.
+
+        The default name is ``astrocut_{asdf|fits}_cutouts.zip``.
+        """
         kind = output_kind(output_format)
 
         def members():
@@ -508,6 +520,7 @@ class ASDFCutout:
 
     def iter_image_cutouts(self, *, input_files: Any = None, coordinates: Any = None, **options: Any
                            ) -> Iterator[tuple[Any, Any, Any]]:
+        """Yield ``(file, coordinate, PIL.Image)`` rows of :meth:`get_image_cutouts` (same options)."""
         t = self.get_image_cutouts(input_files=input_files, coordinates=coordinates, **options)
         for row in t:
             yield row["file"], row["coordinate"], row["cutout"]
@@ -549,10 +562,47 @@ def asdf_cut(input_files: Any, ra: float, dec: float, cutout_size: Any = 25,
              verbose: bool = False) -> Any:
     """Cut Roman ASDF image(s) at ``(ra, dec)`` degrees (astrocut's functional API).
 
-    ``output_file`` is deprecated and ignored (as in astrocut >= 1.0): names follow the module docstring.
-    ``write_file=False`` returns the :meth:`ASDFCutout.get_cutouts` table; otherwise the list of written
-    paths, ``.asdf`` or ``.fits`` per ``output_format`` (anything else: :class:`InvalidInputError`).
-    ``lite`` defaults to ``False`` (see :class:`ASDFCutout`).
+    Pixel conventions: see the module docstring (``cutout_size=[nx, ny]`` gives arrays of numpy shape
+    ``(ny, nx)``).
+
+    Parameters
+    ----------
+    input_files : str, pathlib.Path, or a list of them
+        Local ASDF files, ``s3://`` URIs or ``https://`` URLs.
+    ra, dec : float
+        The cutout centre, ICRS degrees.
+    cutout_size : int, two-element sequence, Quantity or str
+        As for :class:`ASDFCutout`.
+    output_file : str or os.PathLike
+        Deprecated and ignored (as in astrocut >= 1.0): names follow the module docstring. A non-default value
+        warns (:class:`DeprecationWarning`).
+    write_file : bool
+        Write files (default) or return the cutouts in memory.
+    fill_value : int or float
+        Value for the part of a cutout outside the image.
+    output_dir : str or os.PathLike
+        Directory of the written files.
+    output_format : {".asdf", ".fits"}
+        Format of the written files (anything else: :class:`InvalidInputError`).
+    key, secret, token : str, optional
+        S3 credentials; without them S3 is read anonymously.
+    lite : bool
+        Defaults to ``False`` (see :class:`ASDFCutout`).
+    verbose : bool
+        Set the ``skycut`` logger to DEBUG.
+
+    Returns
+    -------
+    astropy.table.Table or list of str
+        ``write_file=False``: the :meth:`ASDFCutout.get_cutouts` table; otherwise the list of written paths,
+        ``.asdf`` or ``.fits`` per ``output_format``.
+
+    Raises
+    ------
+    InvalidInputError
+        A bad input file, size, fill value or ``output_format``.
+    InvalidQueryError
+        The coordinate falls on no image.
     """
     if os.fspath(output_file) != _DEFAULT_OUTPUT_FILE:
         warnings.warn("asdf_cut: output_file is deprecated and ignored; output names are generated",

@@ -1,5 +1,6 @@
-"""I/O helpers for Roman ASDF cutouts: opening local/remote ASDF files, cutting arrays, result containers,
-and ASDF metadata embedded in FITS.
+"""I/O helpers for Roman ASDF cutouts.
+
+Opening local/remote ASDF files, cutting arrays, result containers, and ASDF metadata embedded in FITS.
 
 Pixel conventions as :mod:`skycut.core.geometry`: 0-based, ``x`` = column (numpy axis -1), ``y`` = row (axis -2);
 limits are half-open ``[[xmin, xmax], [ymin, ymax]]`` in original pixels. asdf/astropy are imported inside
@@ -36,7 +37,13 @@ MISSION_KEY = "roman"
 # ------------------------------------------------------------------------------------------------------------
 
 def file_key(f: Any) -> str:
-    """The string an input is known by: a path as given, a URL/URI as given (``S3Path`` -> ``s3://`` URI)."""
+    """Return the string an input is known by: a path or URL/URI as given (``S3Path`` -> ``s3://`` URI).
+
+    Raises
+    ------
+    InvalidInputError
+        ``f`` is not a path, an ``S3Path``, or a string.
+    """
     if type(f).__name__ in ("S3Path", "PureS3Path", "VersionedS3Path"):
         return f.as_uri()
     if isinstance(f, (str, os.PathLike)):
@@ -45,6 +52,13 @@ def file_key(f: Any) -> str:
 
 
 def as_file_list(input_files: Any) -> list[str]:
+    """Return the :func:`file_key` of each input file; a single path, URL or ``S3Path`` makes a list of one.
+
+    Raises
+    ------
+    InvalidInputError
+        ``input_files`` is empty or holds something that is not a file.
+    """
     if isinstance(input_files, (str, os.PathLike)) or type(input_files).__name__.endswith("S3Path"):
         input_files = [input_files]
     files = [file_key(f) for f in input_files]
@@ -64,6 +78,7 @@ def coordinate_key(coord: Any) -> str:
 
 
 def is_array(value: Any) -> bool:
+    """Return True if ``value`` is array-like (``shape`` and ``dtype``: ndarray, asdf lazy array, Quantity)."""
     return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (str, bytes))
 
 
@@ -84,9 +99,23 @@ def integer_fill(dtype: np.dtype, fill_value: Any) -> Any:
 
 
 def cut_array(array: Any, limits: np.ndarray, fill_value: Any) -> Any:
-    """Cut ``limits`` out of an array of shape ``(..., ny, nx)`` (ndarray, memmap, asdf lazy array or Quantity),
-    reading only the overlapping part and padding the rest; the result owns its memory (it outlives the file).
-    A Quantity stays a Quantity."""
+    """Cut ``limits`` out of an array of shape ``(..., ny, nx)``, reading only the overlapping part.
+
+    Parameters
+    ----------
+    array : ndarray, memmap, asdf lazy array or Quantity
+        The array; its last two axes are ``(y, x)``.
+    limits : ndarray
+        Half-open ``[[xmin, xmax], [ymin, ymax]]`` in original 0-based pixels, not clipped to the image.
+    fill_value : int or float
+        Value of the part outside the array (integer arrays: see :func:`integer_fill`).
+
+    Returns
+    -------
+    ndarray or Quantity
+        Shape ``(..., ymax - ymin, xmax - xmin)``, padded outside the array; the result owns its memory (it
+        outlives the file). A Quantity stays a Quantity.
+    """
     unit = getattr(array, "unit", None)
     values = array.value if unit is not None and hasattr(array, "value") else array
     dtype = np.dtype(values.dtype)
@@ -110,7 +139,10 @@ def schema_required(node: Any) -> set[str]:
 
 
 def copy_node(node: Any) -> Any:
-    """A shallow copy of a mapping node that keeps its class and tag (roman_datamodels nodes have ``copy``)."""
+    """Return a shallow copy of a mapping node that keeps its class and tag.
+
+    roman_datamodels nodes have ``copy``.
+    """
     if isinstance(node, dict) or not hasattr(node, "copy"):
         return dict(node)
     return node.copy()
@@ -122,8 +154,11 @@ def copy_node(node: Any) -> Any:
 
 @dataclass
 class AsdfHandle:
-    """An opened ASDF input: ``af`` (the ``AsdfFile``) and, for a remote file, the
-    :class:`skycut.core.remote.RemoteFile` it is read from (None for a local file)."""
+    """An opened ASDF input.
+
+    Holds ``af`` (the ``AsdfFile``) and, for a remote file, the :class:`skycut.core.remote.RemoteFile` it is
+    read from (None for a local file).
+    """
 
     name: str
     af: Any
@@ -132,6 +167,7 @@ class AsdfHandle:
 
     @property
     def tree(self) -> Any:
+        """The ``AsdfFile``'s tree."""
         return self.af.tree
 
     def _bytes(self) -> RemoteFile | LocalFile:
@@ -148,7 +184,7 @@ class AsdfHandle:
             self._local = None
 
     def source(self, value: Any) -> Any:
-        """What to cut ``value`` (an array of the tree) from, reading as little as possible.
+        """Return what to cut ``value`` (an array of the tree) from, reading as little as possible.
 
         * lz4-compressed block (what roman_datamodels writes): a :class:`Lz4BlockView` that decompresses only
           the compression chunks holding the needed rows (local or remote).
@@ -171,8 +207,10 @@ class AsdfHandle:
 
 
 def _block_layout(value: Any) -> tuple[str, int, tuple[int, ...], np.dtype, int] | None:
-    """``(compression, data offset in the file, shape, dtype, stored block size)`` of a lazily loaded asdf
-    ``NDArrayType`` that is a plain C-ordered view of a whole block, else None.
+    """Return the block layout of a lazily loaded asdf array, or None.
+
+    The layout is ``(compression, data offset in the file, shape, dtype, stored block size)`` of an
+    ``NDArrayType`` that is a plain C-ordered view of a whole block; anything else gives None.
 
     Uses asdf's block bookkeeping (``_data_callback``: block header and data offset, read without loading the
     data); any surprise in those internals gives None, i.e. the normal asdf read.
@@ -255,6 +293,7 @@ class Lz4BlockView:
         return data[start - chunks[0][2]:stop - chunks[0][2]]
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        """Read ``[..., y0:y1, x0:x1]``, decompressing only the chunks that hold those rows."""
         y0, y1, x0, x1, nplanes = window_key(key, self.shape, "Lz4BlockView")
         lead, (ny, nx) = self.shape[:-2], self.shape[-2:]
         size = self.dtype.itemsize
@@ -330,8 +369,11 @@ def roman_parts(tree: Any, file: str) -> tuple[Any, Any, Any]:
 # ------------------------------------------------------------------------------------------------------------
 
 class CutoutList(list):
-    """A list of cutout objects (what the astrocut documentation describes) that also answers astrocut 1.4.0's
-    table-style access: ``lst["cutout"]``, ``lst["file"]``, ``lst["coordinate"]`` and :meth:`to_table`."""
+    """A list of cutout objects that also answers astrocut 1.4.0's table-style access.
+
+    A list is what the astrocut documentation describes; ``lst["cutout"]``, ``lst["file"]``,
+    ``lst["coordinate"]`` and :meth:`to_table` give the table view.
+    """
 
     def __init__(self, values: Sequence[Any], files: Sequence[str], coordinates: Sequence[Any]):
         super().__init__(values)
@@ -339,6 +381,7 @@ class CutoutList(list):
         self._coordinates = list(coordinates)
 
     def __getitem__(self, index: Any) -> Any:
+        """Return an item or slice, or a column (``"file"``, ``"coordinate"``, ``"cutout"``) as a list."""
         if isinstance(index, str):
             if index == "cutout":
                 return list(self)
@@ -351,22 +394,27 @@ class CutoutList(list):
 
     @property
     def colnames(self) -> list[str]:
+        """The table-style column names: ``["file", "coordinate", "cutout"]``."""
         return ["file", "coordinate", "cutout"]
 
     def to_table(self) -> Any:
-        """An astropy ``Table`` with columns ``file``, ``coordinate`` (SkyCoord) and ``cutout`` (objects)."""
+        """Return an astropy ``Table``: columns ``file``, ``coordinate`` (SkyCoord) and ``cutout`` (objects)."""
         return make_table(self._files, self._coordinates, list(self))
 
 
 class CoordinateCutouts(list):
-    """The cutouts of one input file: a list (in coordinate order) that is also indexable by coordinate key
-    (``"ra dec"``, 8 decimals) and has ``keys()``, ``values()`` and ``items()`` like astrocut 1.4.0's dict."""
+    """The cutouts of one input file, as a list that is also indexable by coordinate key.
+
+    A list in coordinate order, also indexable by coordinate key (``"ra dec"``, 8 decimals), with ``keys()``,
+    ``values()`` and ``items()`` like astrocut 1.4.0's dict.
+    """
 
     def __init__(self, items: Sequence[tuple[str, Any]] = ()):
         super().__init__(v for _, v in items)
         self._keys = [k for k, _ in items]
 
     def __getitem__(self, index: Any) -> Any:
+        """Return an item or slice, or the cutout of a coordinate key (``KeyError`` if unknown)."""
         if isinstance(index, str):
             try:
                 return super().__getitem__(self._keys.index(index))
@@ -375,19 +423,24 @@ class CoordinateCutouts(list):
         return super().__getitem__(index)
 
     def __contains__(self, item: Any) -> bool:
+        """Test a coordinate key (a str) against the keys, anything else against the cutouts."""
         return item in self._keys if isinstance(item, str) else super().__contains__(item)
 
     def keys(self) -> list[str]:
+        """Return the coordinate keys, in coordinate order."""
         return list(self._keys)
 
     def values(self) -> list[Any]:
+        """Return the cutouts, in coordinate order."""
         return list(self)
 
     def items(self) -> list[tuple[str, Any]]:
+        """Return ``(coordinate key, cutout)`` pairs, in coordinate order."""
         return list(zip(self._keys, self, strict=True))
 
 
 def make_table(files: Sequence[str], coordinates: Sequence[Any], values: Sequence[Any]) -> Any:
+    """Build an astropy ``Table``: columns ``file``, ``coordinate`` (SkyCoord) and ``cutout`` (objects)."""
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
@@ -409,8 +462,11 @@ def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
 
 
 def asdf_metadata_hdu(tree: dict) -> Any:
-    """A ``BinTableHDU`` named ``ASDF`` with one row and one column ``ASDF_METADATA`` (``uint8`` array) holding a
-    serialized ASDF file of ``tree`` (no arrays expected). Read it back with :func:`read_asdf_metadata`."""
+    """Embed ``tree`` in a ``BinTableHDU`` named ``ASDF``.
+
+    The table has one row and one column ``ASDF_METADATA`` (``uint8`` array) holding a serialized ASDF file of
+    ``tree`` (no arrays expected). Read it back with :func:`read_asdf_metadata`.
+    """
     import asdf
     from astropy.io import fits
 
@@ -422,8 +478,13 @@ def asdf_metadata_hdu(tree: dict) -> Any:
 
 
 def read_asdf_metadata(hdul: Any) -> Any:
-    """Open the ASDF metadata embedded by :func:`asdf_metadata_hdu` in ``hdul["ASDF"]``: an ``AsdfFile``
-    (use it as a context manager)."""
+    """Open the ASDF metadata embedded by :func:`asdf_metadata_hdu` in ``hdul["ASDF"]``.
+
+    Returns
+    -------
+    asdf.AsdfFile
+        Use it as a context manager.
+    """
     import asdf
 
     raw = np.asarray(hdul["ASDF"].data["ASDF_METADATA"][0], dtype=np.uint8)
@@ -431,6 +492,13 @@ def read_asdf_metadata(hdul: Any) -> Any:
 
 
 def output_kind(output_format: str) -> str:
+    """Return ``"asdf"`` or ``"fits"`` for ``output_format`` (``".asdf"``; ``".fits"``, ``".fit"``, ``".fts"``).
+
+    Raises
+    ------
+    InvalidInputError
+        Any other format.
+    """
     kind = str(output_format).lower().lstrip(".")
     if kind in ("asdf",):
         return "asdf"

@@ -47,7 +47,7 @@ __all__ = [
 
 
 def is_gwcs(obj: Any) -> bool:
-    """True if ``obj`` is a :class:`gwcs.wcs.WCS` (without importing gwcs when it cannot be one)."""
+    """Return True if ``obj`` is a :class:`gwcs.wcs.WCS` (without importing gwcs when it cannot be one)."""
     if obj is None or type(obj).__module__.split(".")[0] != "gwcs":
         return False
     from gwcs.wcs import WCS as GWCS
@@ -65,8 +65,10 @@ def sky_of_pixels(gwcsobj: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]
 
 
 def _tangent_plane(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection about ``(ra0, dec0)``: standard coordinates ``(xi, eta)`` in degrees,
-    ``xi`` growing to the East (increasing RA) and ``eta`` to the North."""
+    """Project gnomonically about ``(ra0, dec0)`` to standard coordinates ``(xi, eta)`` in degrees.
+
+    ``xi`` grows to the East (increasing RA) and ``eta`` to the North.
+    """
     a, d = np.radians(ra), np.radians(dec)
     a0, d0 = math.radians(ra0), math.radians(dec0)
     cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
@@ -97,7 +99,9 @@ def local_jacobian(gwcsobj: Any, x: float, y: float) -> tuple[float, float, np.n
 
 
 def local_linear_wcs(gwcsobj: Any, x: float, y: float) -> WCS:
-    """A linear ``RA---TAN``/``DEC--TAN`` astropy WCS tangent to ``gwcsobj`` at pixel ``(x, y)``.
+    """Return a linear ``RA---TAN``/``DEC--TAN`` astropy WCS tangent to ``gwcsobj`` at pixel ``(x, y)``.
+
+    ``(x, y)`` is a 0-based pixel position.
 
     Used for pixel scales (angular cutout sizes) near a target, where a global fit would be overkill.
     """
@@ -167,7 +171,7 @@ def get_center_pixel(gwcsobj: Any, ra: float, dec: float) -> tuple[float, float]
 
 
 def _bbox_tuple(gwcsobj: Any) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The gwcs bounding box as ``((xlow, xhigh), (ylow, yhigh))``, or ``None``."""
+    """Return the gwcs bounding box as ``((xlow, xhigh), (ylow, yhigh))``, or ``None``."""
     try:
         bbox = gwcsobj.bounding_box
     except (NotImplementedError, AttributeError):
@@ -182,7 +186,9 @@ def _bbox_tuple(gwcsobj: Any) -> tuple[tuple[float, float], tuple[float, float]]
 
 
 def slice_gwcs(gwcsobj: Any, limits: np.ndarray) -> Any:
-    """A deep copy of ``gwcsobj`` for a cutout whose pixel ``(0, 0)`` is original pixel ``(xmin, ymin)``.
+    """Return a deep copy of ``gwcsobj`` for a cutout starting at original pixel ``(xmin, ymin)``.
+
+    The cutout's pixel ``(0, 0)`` is original pixel ``(xmin, ymin)``.
 
     ``Shift(xmin) & Shift(ymin)`` is prepended to the transform leaving the input (detector) frame, so that
     ``sliced(x, y) == original(x + xmin, y + ymin)``. The bounding box becomes ``((0, nx - 1), (0, ny - 1))``
@@ -194,6 +200,11 @@ def slice_gwcs(gwcsobj: Any, limits: np.ndarray) -> Any:
         WCS of the full image.
     limits : array ``[[xmin, xmax], [ymin, ymax]]``
         Half-open cutout limits in original pixels (may extend beyond the image).
+
+    Returns
+    -------
+    gwcs.wcs.WCS
+        The sliced copy; ``gwcsobj`` is not changed.
     """
     from astropy.modeling.models import Shift
 
@@ -210,7 +221,7 @@ def slice_gwcs(gwcsobj: Any, limits: np.ndarray) -> Any:
 
 
 def fits_approximation(gwcsobj: Any, image_shape: tuple[int, int], *, max_pix_error: float = 0.1) -> WCS:
-    """A FITS (TAN-SIP) astropy WCS approximating ``gwcsobj`` over an image of numpy shape ``(ny, nx)``.
+    """Fit a FITS (TAN-SIP) astropy WCS approximating ``gwcsobj`` over an image of numpy shape ``(ny, nx)``.
 
     Uses ``gwcs.WCS.to_fits_sip``; the fit covers the gwcs bounding box, or the whole image (pixel edges)
     when the gwcs has none. ``max_pix_error`` (pixels) bounds the forward and inverse fit errors.
@@ -229,8 +240,11 @@ def fits_approximation(gwcsobj: Any, image_shape: tuple[int, int], *, max_pix_er
 
 
 def s_region_polygon(gwcsobj: Any, shape: tuple[int, int]) -> str:
-    """``"POLYGON ICRS ra1 dec1 ... ra4 dec4"`` of the outer pixel edges of an image of numpy shape ``(ny, nx)``,
-    corners in the order (xlow, ylow), (xhigh, ylow), (xhigh, yhigh), (xlow, yhigh)."""
+    """Return the S_REGION of an image of numpy shape ``(ny, nx)``: ``"POLYGON ICRS ra1 dec1 ... ra4 dec4"``.
+
+    The polygon follows the outer pixel edges, corners in the order (xlow, ylow), (xhigh, ylow),
+    (xhigh, yhigh), (xlow, yhigh).
+    """
     ny, nx = int(shape[0]), int(shape[1])
     xs = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
     ys = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
@@ -251,7 +265,7 @@ def _unset(value: Any) -> bool:
 
 def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
                     parent_shape: tuple[int, int] | None = None) -> Any:
-    """A copy of Roman ``meta.wcsinfo`` describing a cutout.
+    """Return a copy of Roman ``meta.wcsinfo`` describing a cutout.
 
     ``s_region`` is recomputed from ``sliced`` (the cutout's gwcs). When present in the input, ``x_ref`` and
     ``y_ref`` (pixel of the projection reference point) are moved into cutout pixels (unless they hold the
@@ -289,8 +303,11 @@ def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Box limits of ASDF cutouts: :func:`skycut.core.geometry.cutout_limits` with ``"ceil"``
-    (``xmin = ceil(x - nx / 2)``, astropy ``Cutout2D``'s rule, as astrocut uses for ASDF)."""
+    """Return the half-open box limits ``[[xmin, xmax], [ymin, ymax]]`` of an ASDF cutout.
+
+    This is :func:`skycut.core.geometry.cutout_limits` with ``"ceil"`` (``xmin = ceil(x - nx / 2)``, astropy
+    ``Cutout2D``'s rule, as astrocut uses for ASDF).
+    """
     from ..core.geometry import cutout_limits
 
     return cutout_limits(center_xy, shape_xy, "ceil")
@@ -304,6 +321,10 @@ class FileFitsWcs:
         self._done, self._wcs = False, None
 
     def get(self) -> Any:
+        """Return the fitted FITS WCS (fitting it on the first call), or None if the gwcs cannot be fitted.
+
+        A failed fit warns once (:class:`DataWarning`); the cutouts then have no FITS WCS.
+        """
         if not self._done:
             self._done = True
             try:
@@ -339,7 +360,7 @@ def _lazy_cutout2d_class() -> type:
 
 
 def make_cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: FileFitsWcs) -> Any:
-    """An astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, holding ``data``.
+    """Make an astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, with ``data``.
 
     Its bookkeeping (``xmin_original``, ``slices_original``, ...) comes from astropy, computed on a zero-cost
     stand-in for the full image; the pixels are the ones already cut by :func:`skycut.image.asdf_io.cut_array`.

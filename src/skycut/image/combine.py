@@ -45,7 +45,10 @@ FunctionBuilder = Callable[..., CombineFunction]
 
 
 def _as_array(item: Any) -> np.ndarray:
-    """The image array of an HDU, or the array itself (astrocut passes arrays, custom code may pass HDUs)."""
+    """Return the image array of an HDU, or the array itself.
+
+    astrocut passes arrays, custom code may pass HDUs.
+    """
     if isinstance(item, np.ndarray):
         return item
     data = getattr(item, "data", None)
@@ -66,7 +69,7 @@ def _stack(images: Sequence[Any]) -> np.ndarray:
 
 
 def _valid_mask(stack: np.ndarray, no_data_val: float) -> np.ndarray:
-    """True where a pixel holds data: not NaN, and not equal to ``no_data_val`` unless that is NaN."""
+    """Return True where a pixel holds data: not NaN, and not equal to ``no_data_val`` unless that is NaN."""
     valid = ~np.isnan(stack) if stack.dtype.kind == "f" else np.ones(stack.shape, dtype=bool)
     if not (isinstance(no_data_val, float) and np.isnan(no_data_val)):
         valid &= stack != no_data_val
@@ -203,7 +206,7 @@ def _is_image_hdu(hdu: Any) -> bool:
 
 
 def _as_image_hdu(hdu: Any) -> fits.ImageHDU:
-    """An in-memory ImageHDU copy (data and header) of a primary or image extension."""
+    """Return an in-memory ImageHDU copy (data and header) of a primary or image extension."""
     from astropy.io import fits
 
     header = hdu.header.copy()

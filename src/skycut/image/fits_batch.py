@@ -146,7 +146,7 @@ def _astropy_target(files, coordinates, size, path: Path, extension, fill_value,
 
 
 def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) -> dict[str, Exception]:
-    """The input files that cannot be read (missing, unreachable, not FITS, truncated), with their errors.
+    """Find the input files that cannot be read (missing, unreachable, not FITS, truncated) and their errors.
 
     Each file is opened (headers only) and the end of the data of every selected image HDU checked against the
     file's size (:func:`skycut.image.fits_cutout.check_complete`); no pixels are read.
@@ -168,8 +168,11 @@ def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) ->
 
 
 def _prepare(files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: dict | None) -> list[_Prepared] | None:
-    """Every selected image of every file ready for the fast route, or None (then every target takes the astropy
-    route, which also reports unreadable inputs properly)."""
+    """Prepare every selected image of every file for the fast route.
+
+    Returns None when the fast route cannot be used: then every target takes the astropy route, which also
+    reports unreadable inputs properly.
+    """
     try:
         _need(fsspec_kwargs is None, "fsspec_kwargs given")
         _need(isinstance(fill_value, (int, float, np.integer, np.floating))
@@ -194,7 +197,7 @@ def _prepare(files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: d
 
 
 def _fast_target(prepared: list[_Prepared], coordinates: Any, size: Any, fill_value: Any) -> list | None:
-    """The buffers of one target's file by the fast route, or None where the astropy route must cut it."""
+    """Return the buffers of one target's file by the fast route, or None if the astropy route must cut it."""
     from ..core.coords import parse_coordinates, parse_size, size_in_pixels
     from ..core.provenance import checksum_stamp
 

@@ -104,14 +104,17 @@ class CutoutInstance:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Numpy shape of the cutout data, ``(ny, nx)`` (``(..., ny, nx)`` for images with more axes)."""
         return self.data.shape
 
     @property
     def shape_input(self) -> tuple[int, ...]:
+        """Numpy shape of the original image (astrocut's name for :attr:`original_shape`)."""
         return self.original_shape
 
     @property
     def xmin_original(self) -> int:
+        """First (0-based) original column in the cutout, clipped to the image, as astrocut reports it."""
         return self.slices_original[1].start
 
     @property
@@ -121,10 +124,12 @@ class CutoutInstance:
 
     @property
     def ymin_original(self) -> int:
+        """First (0-based) original row in the cutout, clipped to the image, as astrocut reports it."""
         return self.slices_original[0].start
 
     @property
     def ymax_original(self) -> int:
+        """End (exclusive) of the original rows in the cutout, as astrocut reports it."""
         return self.slices_original[0].stop
 
 
@@ -425,10 +430,31 @@ class FITSCutout:
     def get_image_cutouts(self, stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
                           minmax_value: Sequence[float] | None = None, invert: bool = False,
                           colorize: bool = False, flip_orientation: bool = True) -> list[Image.Image]:
-        """8-bit PIL images of the cutouts (see :func:`skycut.image.render.to_pil_images`; default interval
-        ``minmax_percent=[0.5, 99.5]``). With ``colorize``, one RGB image per coordinate from its first three
-        cutouts (the first extension of each of the first three files when several extensions were cut,
-        see :func:`colour_channels`)."""
+        """Render the cutouts as 8-bit PIL images.
+
+        See :func:`skycut.image.render.to_pil_images` for the stretch and interval options.
+
+        Parameters
+        ----------
+        stretch : str
+            Stretch applied after normalisation (default ``"asinh"``).
+        minmax_percent : [low, high], optional
+            Percentile interval; the default interval is ``minmax_percent=[0.5, 99.5]``.
+        minmax_value : [low, high], optional
+            Explicit value interval (instead of percentiles).
+        invert : bool
+            Invert the grey scale.
+        colorize : bool
+            One RGB image per coordinate from its first three cutouts (the first extension of each of the
+            first three files when several extensions were cut, see :func:`colour_channels`).
+        flip_orientation : bool
+            Flip rows so that the image's top row is the cutout's last row (north up for a north-up WCS).
+
+        Returns
+        -------
+        list of PIL.Image.Image
+            One image per cutout, or one per coordinate with ``colorize``.
+        """
         groups = self._render(stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation)
         return [img for _c, _i, imgs in groups for img in imgs]
 
@@ -512,9 +538,23 @@ def check_complete(handle: Any, index: int) -> None:
 
 
 def colour_channels(insts: list[CutoutInstance]) -> list[CutoutInstance]:
-    """The cutouts to use as R, G, B: with three or more input files, the first cutout (first selected
-    extension) of each file, so that e.g. the SCI, WHT and CTX extensions of one HST file never become
-    different colours; otherwise the cutouts in order. (Extra channels are dropped later with a warning.)"""
+    """Choose the cutouts to use as R, G, B.
+
+    With three or more input files, the first cutout (first selected extension) of each file, so that e.g.
+    the SCI, WHT and CTX extensions of one HST file never become different colours; otherwise the cutouts in
+    order.
+    (Extra channels are dropped later with a warning.)
+
+    Parameters
+    ----------
+    insts : list of CutoutInstance
+        The cutouts of one coordinate, in input-file order.
+
+    Returns
+    -------
+    list of CutoutInstance
+        The cutouts to colour, in R, G, B order.
+    """
     files = list(dict.fromkeys(i.input_file for i in insts))
     if len(files) >= 3 and len(files) < len(insts):
         firsts = [next(i for i in insts if i.input_file == f) for f in files]
@@ -539,9 +579,53 @@ def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_
              allow_empty: bool = False) -> str | list[str] | list[fits.HDUList]:
     """Cut FITS images and write the cutouts (astrocut's ``fits_cut``).
 
-    Returns the list of HDULists with ``memory_only``, else the written path (a single string when one file
-    was written) or list of paths. ``correct_wcs`` is accepted for compatibility and ignored (deprecated in
-    astrocut 1.0).
+    Pixels are 0-based, ``x`` is the column (FITS axis 1) and ``y`` the row (FITS axis 2); ``cutout_size=[200,
+    300]`` gives FITS dimensions ``(200, 300)``, i.e. numpy arrays of shape ``(300, 200)`` (see the module
+    docstring for the output layout).
+
+    Parameters
+    ----------
+    input_files : str, Path, or list of those
+        Local paths, ``https://`` URLs or ``s3://`` URIs.
+    coordinates : SkyCoord, str, or list
+        Centre(s); every coordinate is cut from every file.
+    cutout_size : int, [nx, ny], Quantity, or str
+        Pixels or angular size (``"30 arcsec"``).
+    correct_wcs : bool
+        Accepted for compatibility and ignored (deprecated in astrocut 1.0); ``True`` warns.
+    extension : None, int, str, list, or "all"
+        HDUs to cut; default every image HDU with data and a celestial WCS.
+    single_outfile : bool
+        One file per coordinate with all files' cutouts, or one per (file, coordinate).
+    cutout_prefix : str
+        Stem of the output names with ``single_outfile`` (see :meth:`FITSCutout.write_as_fits`).
+    output_dir : str or Path
+        Directory of the written files.
+    memory_only : bool
+        Return the HDULists instead of writing files.
+    fill_value : int or float
+        Value of pixels outside the image.
+    limit_rounding_method : {"round", "ceil", "floor"}
+        How the box's lower edge ``x - n/2 + 0.5`` is rounded to a whole pixel.
+    verbose : bool
+        Set the ``skycut`` logger to DEBUG.
+    fsspec_kwargs : dict, optional
+        Options for remote inputs.
+    allow_empty : bool
+        Keep cutouts whose pixels are all NaN or zero instead of skipping them.
+
+    Returns
+    -------
+    str, list of str, or list of astropy.io.fits.HDUList
+        The list of HDULists with ``memory_only``, else the written path (a single string when one file was
+        written) or list of paths.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable/missing/non-FITS file, no celestial WCS, bad arguments.
+    InvalidQueryError
+        No cutout could be made.
     """
     if correct_wcs:
         warnings.warn("correct_wcs is deprecated and ignored", DeprecationWarning, stacklevel=2)
@@ -571,8 +655,35 @@ def img_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, stretch: 
             output_dir: str | Path = ".", extension: Any = None, fill_value: float = np.nan,
             limit_rounding_method: str = "round", verbose: bool = False, *,
             fsspec_kwargs: dict | None = None) -> str | list[str]:
-    """Cut FITS images and write them as PNG/JPEG/... images (astrocut's ``img_cut``); a single path string
-    when one image was written."""
+    """Cut FITS images and write them as PNG/JPEG/... images (astrocut's ``img_cut``).
+
+    Parameters
+    ----------
+    input_files, coordinates, cutout_size, extension, fill_value, limit_rounding_method
+        As for :class:`FITSCutout`.
+    verbose, fsspec_kwargs
+        As for :class:`FITSCutout`.
+    stretch, minmax_percent, minmax_value, invert, colorize
+        As for :meth:`FITSCutout.get_image_cutouts`.
+    img_format : str
+        Output format, e.g. ``".jpg"`` or ``".png"``.
+    cutout_prefix : str
+        Stem of the name of a colour image.
+    output_dir : str or Path
+        Directory of the written images.
+
+    Returns
+    -------
+    str or list of str
+        The written paths; a single path string when one image was written.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable/missing/non-FITS file, no celestial WCS, bad arguments.
+    InvalidQueryError
+        No cutout could be made.
+    """
     cut = FITSCutout(input_files, coordinates, cutout_size, fill_value=fill_value,
                      limit_rounding_method=limit_rounding_method, extension=extension, verbose=verbose,
                      fsspec_kwargs=fsspec_kwargs)

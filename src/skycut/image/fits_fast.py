@@ -1,5 +1,6 @@
-"""An astropy-free fast path for :func:`skycut.fits_cut` writing files, used only when provably equivalent; its
-checks and pieces also serve the workflow's image job (:func:`skycut.image.fits_batch.cut_fits_targets`).
+"""An astropy-free fast path for :func:`skycut.fits_cut` writing files, used only when provably equivalent.
+
+Its checks and pieces also serve the workflow's image job (:func:`skycut.image.fits_batch.cut_fits_targets`).
 
 Why it exists (``python -m benchmarks fits_cut --quick``, 2000 x 2000 float32 TAN image, 200 x 300 cutout):
 an in-process ``fits_cut`` takes 3.9 ms here against 12.0 ms on the astropy path (astrocut: 21 ms); a fresh
@@ -106,8 +107,11 @@ _MAX_CONTRACTION = 0.5
 
 
 def margin_px(pixel_scale_deg: float, sip: bool = False) -> float:
-    """Safety margin in pixels for an image with this (smallest) pixel scale in degrees; with SIP, astropy's
-    answer may also differ from the exact inverse by up to its iteration tolerance."""
+    """Return the safety margin in pixels for an image with this (smallest) pixel scale in degrees.
+
+    With SIP, astropy's answer may also differ from the exact inverse by up to its iteration tolerance, which
+    is added.
+    """
     return _MARGIN_PX + _MARGIN_DEG / pixel_scale_deg + (_ASTROPY_TOLERANCE if sip else 0.0)
 
 _KEY_OK = re.compile(r"^[A-Z0-9_-]{0,8}$")
@@ -260,8 +264,10 @@ def _has_ctype(h: RawHeader) -> bool:
 
 
 def _select(hdus: list[RawHeader], extension: Any, name: str) -> list[int]:
-    """The HDUs to cut, with :func:`skycut.image.fits_helpers.select_extensions` semantics (fallback on any case
-    that would warn or raise there)."""
+    """Return the HDUs to cut, with :func:`skycut.image.fits_helpers.select_extensions` semantics.
+
+    Falls back (raises ``_Fallback``) on any case that would warn or raise there.
+    """
     if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
         idx = [i for i, h in enumerate(hdus) if _is_image_with_data(i, h)]
         if extension is None:
@@ -375,7 +381,7 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
 
 
 def _mjd_card(key: str, date_value: Any, where: str) -> str:
-    """The ``MJD-xxx`` card wcslib derives from ``DATE-xxx`` (value rounded as ``to_header`` writes it)."""
+    """Format the ``MJD-xxx`` card wcslib derives from ``DATE-xxx`` (value rounded as ``to_header`` does)."""
     m = _DATE.match(date_value) if isinstance(date_value, str) else None
     _need(m, f"{where}: cannot derive {key} from {date_value!r}")
     try:
@@ -419,8 +425,10 @@ def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
 
 
 def _contraction(wcs: TanSip, pix: np.ndarray) -> np.ndarray:
-    """Max-row-sum norm of the SIP distortion's Jacobian at 0-based pixels ``pix`` (astropy's fixed-point
-    iteration contracts by this factor per step near the solution)."""
+    """Return the max-row-sum norm of the SIP distortion's Jacobian at 0-based pixels ``pix``.
+
+    Astropy's fixed-point iteration contracts by this factor per step near the solution.
+    """
     from numpy.polynomial import polynomial as P
 
     u, v = pix[:, 0] + 1.0 - wcs.crpix[0], pix[:, 1] + 1.0 - wcs.crpix[1]
@@ -506,7 +514,7 @@ def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool
 
 
 def counts_once(h: RawHeader, key: str) -> bool:
-    """True if ``key`` occurs exactly once among the cards of ``h``."""
+    """Return True if ``key`` occurs exactly once among the cards of ``h``."""
     return sum(1 for c in h.cards if c[:8].strip() == key) == 1
 
 

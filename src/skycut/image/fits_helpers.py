@@ -1,5 +1,7 @@
-"""Pure helpers for FITS image cutouts: extension selection, celestial WCS, pixel positions, cutout limits,
-and the headers of the output HDUs. Used by :mod:`skycut.image.fits_cutout`.
+"""Pure helpers for FITS image cutouts.
+
+Extension selection, celestial WCS, pixel positions, cutout limits, and the headers of the output HDUs. Used
+by :mod:`skycut.image.fits_cutout`.
 
 Conventions as in :mod:`skycut.core.geometry`: 0-based pixels, ``x`` = column = FITS axis 1, ``y`` = row.
 """
@@ -46,6 +48,13 @@ _STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCO
 
 
 def input_name(path: Any) -> str:
+    """Return the string an input file is known by: a ``str`` as given, a path-like as ``str(Path(path))``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is neither a str nor path-like.
+    """
     if isinstance(path, str):
         return path
     if hasattr(path, "__fspath__"):
@@ -61,8 +70,10 @@ def input_stem(name: str) -> str:
 
 
 def _modernize(header: fits.Header) -> fits.Header:
-    """``header`` with archaic ``PC00i00j``/``CD00i00j`` keywords renamed to ``PCi_j``/``CDi_j`` (a copy if any
-    was renamed; the header itself otherwise)."""
+    """Rename archaic ``PC00i00j``/``CD00i00j`` keywords of ``header`` to ``PCi_j``/``CDi_j``.
+
+    Returns a copy if any was renamed; the header itself otherwise.
+    """
     if not any(_ARCHAIC.match(k) and "_" not in k for k in header.keys()):
         return header
     out = header.copy()
@@ -74,9 +85,23 @@ def _modernize(header: fits.Header) -> fits.Header:
 
 
 def celestial_wcs(header: fits.Header, hdulist: fits.HDUList | None = None) -> WCS | None:
-    """The celestial WCS of an image header, or None. SIP is kept; lookup-table distortions (``CPDISj``,
-    ``D2IMDISj``) are kept when ``hdulist``, the open file of ``header``, holds their ``WCSDVARR``/``D2IMARR``
-    extensions (and dropped otherwise). ``hdulist`` is only used for headers with such distortions."""
+    """Return the celestial WCS of an image header, or None.
+
+    SIP is kept; lookup-table distortions (``CPDISj``, ``D2IMDISj``) are kept when ``hdulist``, the open file
+    of ``header``, holds their ``WCSDVARR``/``D2IMARR`` extensions (and dropped otherwise).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The image header (archaic ``PC00i00j``/``CD00i00j`` keywords are understood).
+    hdulist : astropy.io.fits.HDUList, optional
+        The open file of ``header``; only used for headers with lookup-table distortions.
+
+    Returns
+    -------
+    astropy.wcs.WCS or None
+        A 2-D celestial WCS, or None when the header has none (or it cannot be parsed).
+    """
     from astropy.wcs import WCS, FITSFixedWarning
 
     header = _modernize(header)
@@ -145,11 +170,30 @@ def _is_image_with_data(hdu: Any) -> bool:
 
 def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
                       wcs_of: Any = None) -> list[int]:
-    """Indices of the HDUs to cut.
+    """Return the indices of the HDUs to cut.
 
-    ``None``: every image HDU with data and a celestial WCS; ``"all"``: every image HDU with data; an int or
-    an EXTNAME (or ``(EXTNAME, EXTVER)``); or a list of those (missing ones -> DataWarning).
-    ``wcs_of(index)`` returns the celestial WCS of an HDU (default :func:`celestial_wcs` of its header).
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The open file.
+    extension : None, "all", int, str, tuple, or list of those
+        ``None``: every image HDU with data and a celestial WCS; ``"all"``: every image HDU with data; an int
+        or an EXTNAME (or ``(EXTNAME, EXTVER)``); or a list of those (missing ones -> DataWarning).
+    name : str
+        The file's name, for messages.
+    wcs_of : callable, optional
+        ``wcs_of(index)`` returns the celestial WCS of an HDU (default :func:`celestial_wcs` of its header).
+
+    Returns
+    -------
+    list of int
+        HDU indices, in order, without duplicates.
+
+    Raises
+    ------
+    InvalidInputError
+        No HDU qualifies, a single requested extension is missing, or a requested one is not an image with
+        data.
     """
     hdus = list(hdul)
     if wcs_of is None:
@@ -199,8 +243,33 @@ def linearize_asinh(data: np.ndarray, header: fits.Header) -> np.ndarray:
 
 def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig_file: str, orig_ext: int,
                   linearized: bool = False, empty: bool = False) -> fits.Header:
-    """The header of a ``CUTOUT`` HDU: the original keywords with the WCS replaced by ``wcs`` (already
-    shifted by ``(xmin, ymin)``), alternate WCSs shifted, a physical WCS, and the provenance keywords."""
+    """Build the header of a ``CUTOUT`` HDU.
+
+    The original keywords with the WCS replaced by ``wcs`` (already shifted by ``(xmin, ymin)``), alternate
+    WCSs shifted, a physical WCS, and the provenance keywords.
+
+    Parameters
+    ----------
+    original : astropy.io.fits.Header
+        Header of the original extension.
+    wcs : astropy.wcs.WCS
+        The cutout's WCS (already shifted).
+    xmin, ymin : int
+        0-based original column and row of the cutout's pixel ``(0, 0)``.
+    orig_file : str
+        ``ORIG_FLE`` value (the original's ``FILENAME`` card takes precedence).
+    orig_ext : int
+        ``ORIG_EXT`` value: the extension's index in the original file.
+    linearized : bool
+        The data were linearised from Pan-STARRS asinh scaling (``BSOFTEN``/``BOFFSET`` dropped, a
+        ``HISTORY`` card added).
+    empty : bool
+        Add ``EMPTY = T``.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+    """
     from astropy.wcs import FITSFixedWarning
 
     naxis = original.get("NAXIS", 0)
@@ -265,10 +334,16 @@ _LOOKUP_REFS = (("DP", "WCSDVARR"), ("D2IM", "D2IMARR"))
 
 
 def lookup_tables(wcs: WCS) -> tuple[list[Any], list[fits.ImageHDU]]:
-    """The lookup-table distortions of ``wcs`` (``cpdis1/2``, ``det2im1/2``) as FITS: the header cards
-    (``CPDISj``/``DPj``, ``D2IMDISj``/``D2IMj``, written by astropy's ``WCS.to_fits``) and the ``WCSDVARR`` and
-    ``D2IMARR`` extensions they reference (``EXTVER`` 1 and 2, see :func:`number_lookup_tables`); ``([], [])``
-    for a WCS without them."""
+    """Return the lookup-table distortions of ``wcs`` (``cpdis1/2``, ``det2im1/2``) as FITS.
+
+    Returns
+    -------
+    cards : list
+        The header cards (``CPDISj``/``DPj``, ``D2IMDISj``/``D2IMj``, written by astropy's ``WCS.to_fits``).
+    tables : list of astropy.io.fits.ImageHDU
+        The ``WCSDVARR`` and ``D2IMARR`` extensions they reference (``EXTVER`` 1 and 2, see
+        :func:`number_lookup_tables`). ``([], [])`` for a WCS without them.
+    """
     if all(getattr(wcs, name, None) is None for name in ("cpdis1", "cpdis2", "det2im1", "det2im2")):
         return [], []
     from astropy.wcs import FITSFixedWarning
@@ -282,9 +357,12 @@ def lookup_tables(wcs: WCS) -> tuple[list[Any], list[fits.ImageHDU]]:
 
 
 def number_lookup_tables(header: fits.Header, tables: list[fits.ImageHDU], counters: dict[str, int]) -> None:
-    """Give ``tables`` (one cutout's :func:`lookup_tables` extensions) the next free ``EXTVER`` of their
-    ``EXTNAME`` in the output file (``counters``: the last one used per EXTNAME, updated) and point the
-    cutout's ``header`` (``DPj.EXTVER``, ``D2IMj.EXTVER``) at them; both are changed in place."""
+    """Assign one cutout's lookup-table extensions their ``EXTVER``s within the output file, in place.
+
+    Gives ``tables`` (one cutout's :func:`lookup_tables` extensions) the next free ``EXTVER`` of their
+    ``EXTNAME`` in the output file (``counters``: the last one used per EXTNAME, updated) and points the
+    cutout's ``header`` (``DPj.EXTVER``, ``D2IMj.EXTVER``) at them; both are changed in place.
+    """
     new = {}
     for hdu in tables:
         counters[hdu.name] = counters.get(hdu.name, 0) + 1
@@ -299,9 +377,12 @@ def number_lookup_tables(header: fits.Header, tables: list[fits.ImageHDU], count
 
 
 def header_from_cards(cards: list[Any]) -> fits.Header:
-    """A Header from astropy Cards and 80-character card images (kept as they are) and ``(key, value, comment)``
-    tuples (formatted by :func:`skycut.core.fits_bytes.format_card`), built by parsing one string (much faster than appending cards
-    one by one, which re-reads astropy's configuration per card)."""
+    """Build a Header from astropy Cards, 80-character card images and ``(key, value, comment)`` tuples.
+
+    Cards and card images are kept as they are; tuples are formatted by
+    :func:`skycut.core.fits_bytes.format_card`. The header is built by parsing one string (much faster than
+    appending cards one by one, which re-reads astropy's configuration per card).
+    """
     from astropy.io import fits
 
     images = (format_card(*c) if isinstance(c, tuple) else c if isinstance(c, str) else c.image for c in cards)
@@ -309,7 +390,7 @@ def header_from_cards(cards: list[Any]) -> fits.Header:
 
 
 def orig_file_card(value: str) -> str:
-    """The ``ORIG_FLE`` card; its comment is dropped when value and comment would not fit in one card."""
+    """Format the ``ORIG_FLE`` card; its comment is dropped when value and comment do not fit in one card."""
     comment = "Original image filename."
     if len(value) + len(comment) > 80 - 16:
         comment = ""
@@ -317,7 +398,7 @@ def orig_file_card(value: str) -> str:
 
 
 def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
-    """The data-less primary HDU of a cutout file (``ORIGIN, DATE, PROCVER, RA_OBJ, DEC_OBJ``)."""
+    """Build the data-less primary HDU of a cutout file (``ORIGIN, DATE, PROCVER, RA_OBJ, DEC_OBJ``)."""
     from astropy.io import fits
 
     ra, dec = float(coordinate.ra.deg), float(coordinate.dec.deg)
@@ -331,6 +412,7 @@ def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
 
 
 def is_empty(block: np.ndarray) -> bool:
+    """Return True if ``block`` holds no data: no pixels, or all NaN or zero (all zero for integer data)."""
     if block.size == 0:
         return True
     if block.dtype.kind == "f":
@@ -339,6 +421,9 @@ def is_empty(block: np.ndarray) -> bool:
 
 
 def rounded_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str) -> np.ndarray:
-    """Half-open limits: :func:`skycut.core.geometry.cutout_limits` (``method`` rounds ``x - n/2`` as astrocut's
-    ``limit_rounding_method`` does)."""
+    """Return half-open limits ``[[xmin, xmax], [ymin, ymax]]`` (0-based) of a box around ``center_xy``.
+
+    This is :func:`skycut.core.geometry.cutout_limits`; ``method`` rounds ``x - n/2`` as astrocut's
+    ``limit_rounding_method`` does.
+    """
     return cutout_limits(center_xy, shape_xy, method)

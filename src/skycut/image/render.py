@@ -134,7 +134,7 @@ def normalize_img(img_arr: Any, stretch: str = "asinh", minmax_percent: Sequence
 
 
 def sky_level(img_arr: Any, nsigma: float = 3.0, iterations: int = 5) -> tuple[float, float]:
-    """The sky of an image: the sigma-clipped median and standard deviation of its finite pixels.
+    """Estimate the sky of an image: the sigma-clipped median and standard deviation of its finite pixels.
 
     Parameters
     ----------
@@ -365,7 +365,18 @@ def save_image(img: Image.Image, path: str | Path, output_format: str | None = N
 
 
 def read_image_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata :func:`save_image` stored in an image file (PNG text chunks or EXIF JSON)."""
+    """Read the metadata :func:`save_image` stored in an image file (PNG text chunks or EXIF JSON).
+
+    Parameters
+    ----------
+    path : str or Path
+        A PNG, JPEG, TIFF or WebP file.
+
+    Returns
+    -------
+    dict
+        The stored keys (:data:`METADATA_KEYS`); empty if the file holds none or its EXIF JSON is invalid.
+    """
     from PIL import Image
 
     with Image.open(path) as img:

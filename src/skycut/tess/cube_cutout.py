@@ -182,16 +182,19 @@ class CubeCutoutInstance:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """Shape of :attr:`data`: ``(ntime, ny, nx)``."""
         ny, nx = self.aperture.shape
         return (self._block.shape[2], ny, nx)
 
     @property
     def wcs(self):
+        """The cutout's linear TAN astropy ``WCS`` (fitted to the cube's SIP WCS over the cutout)."""
         if self._wcs is None:
             self._wcs = linear_wcs(self._fit, self.aperture.shape)
         return self._wcs
 
     def tpf_input(self) -> TpfCutout:
+        """Return what :mod:`skycut.tess.tpf` needs to serialise this cutout's TPF (a :class:`TpfCutout`)."""
         f = self._fit
         return TpfCutout(ra=self.ra, dec=self.dec,
                          lims=self.cutout_lims, block=self._block, aperture=self.aperture, crval=f.crval,
@@ -200,18 +203,20 @@ class CubeCutoutInstance:
 
     @property
     def ccd_corner(self) -> tuple[int, int]:
-        """1-based CCD (column, row) of the cutout's first pixel, from the FFI's physical WCS (as SPOC's
-        ``1CRV5P``/``2CRV5P``; lightkurve's ``tpf.column``/``tpf.row``)."""
+        """1-based CCD ``(column, row)`` of the cutout's first pixel, from the FFI's physical WCS.
+
+        As SPOC's ``1CRV5P``/``2CRV5P``; lightkurve's ``tpf.column``/``tpf.row``.
+        """
         c1, p1, d1, c2, p2, d2 = self._parent.physical
         (xmin, _), (ymin, _) = self.cutout_lims
         return int(round(c1 + (xmin + 1 - p1) * d1)), int(round(c2 + (ymin + 1 - p2) * d2))
 
     def tpf_bytes(self) -> bytes:
-        """This cutout's target pixel file as FITS bytes."""
+        """Serialise this cutout's target pixel file to FITS bytes."""
         return tpf_bytes(self._parent.meta, self.tpf_input())
 
     def to_tpf(self):
-        """This cutout's target pixel file as an astropy ``HDUList``."""
+        """Return this cutout's target pixel file as an astropy ``HDUList``."""
         return tpf_hdulist(self._parent.meta, self.tpf_input())
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
@@ -220,7 +225,20 @@ class CubeCutoutInstance:
             return write_bytes(tpf_parts(self._parent.meta, self.tpf_input(), scratch=True), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
-        """astrocut's TPF name for this cutout (``cutout_size`` as the user gave it)."""
+        """Return astrocut's TPF name for this cutout (``cutout_size`` as the user gave it).
+
+        Parameters
+        ----------
+        cutout_size : Any
+            The size as the user gave it (it appears in the name as ``{s0}-x-{s1}``).
+        legacy : bool
+            astrocut's old form ``{stem}_{ra:.6f}_{dec:.6f}_{nx}x{ny}_astrocut.fits``.
+
+        Returns
+        -------
+        str
+            ``{cube stem without -cube}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut.fits`` (or the legacy form).
+        """
         stem = cube_stem(self.cube_filename)
         if legacy:
             (x0, x1), (y0, y1) = self.cutout_lims
@@ -258,6 +276,7 @@ class _CubeSession:
 
     @property
     def astropy_wcs(self):
+        """The cube's WCS as an astropy ``WCS`` (SIP kept)."""
         return self.wcs.to_astropy() if isinstance(self.wcs, TanSip) else self.wcs
 
     def size_pixels(self, size: CutoutSize) -> tuple[int, int]:
@@ -311,7 +330,7 @@ class _CubeSession:
 
     def cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
             targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
-        """The cutouts of :meth:`iter_cut`, in order; raises the first read error."""
+        """Return the cutouts of :meth:`iter_cut`, in order; raise the first read error."""
         out: list[Any] = [None] * len(lims_list)
         for i, cutout in self.iter_cut(ra, dec, lims_list, targets):
             if isinstance(cutout, InvalidInputError):
@@ -326,6 +345,7 @@ class _CubeSession:
         return (x1 - x0) * (y1 - y0) * int(np.prod(self.reader.shape[2:])) * self.reader.dtype.itemsize
 
     def close(self) -> None:
+        """Close the cube's reader."""
         self.reader.close()
 
 
@@ -381,6 +401,13 @@ class TessCubeCutout:
 
     With several cubes, one that is missing or cannot be read is skipped with a :class:`DataWarning` naming it and
     the cause, and the other cubes are cut; an error is raised only when no cube gives a cutout.
+
+    Raises
+    ------
+    InvalidInputError
+        A bad argument, the single cube cannot be read, or no cube could be read.
+    InvalidQueryError
+        No cube gives a cutout (every target entirely off the CCD).
     """
 
     def __init__(self, input_files, coordinates, cutout_size=25, fill_value: float = np.nan,
@@ -449,6 +476,7 @@ class TessCubeCutout:
     # -- results
     @property
     def cutouts(self) -> list[CubeCutoutInstance]:
+        """Every cutout (:class:`CubeCutoutInstance`), cube by cube, in coordinate order."""
         return [c for cs in self.cutouts_by_file.values() for c in cs]
 
     @property
@@ -460,6 +488,7 @@ class TessCubeCutout:
 
     @property
     def tpf_cutouts(self) -> list:
+        """Every target pixel file (``HDUList``), in :attr:`cutouts` order."""
         return [h for hs in self.tpf_cutouts_by_file.values() for h in hs]
 
     # -- output
@@ -501,7 +530,43 @@ class TessCubeCutout:
 def cube_cut(cube_file, coordinates, cutout_size, target_pixel_file=None, output_path: str | os.PathLike = ".",
              memory_only: bool = False, threads: int | str = 1, verbose: bool = False,
              legacy_filenames: bool = False, *, fsspec_kwargs: dict | None = None):
-    """Cut one cube; returns the TPF path (or ``HDUList`` with ``memory_only``). Several coordinates give a list."""
+    """Cut one cube into target pixel files (astrocut's ``cube_cut``).
+
+    Parameters
+    ----------
+    cube_file : str or path-like
+        Local path, ``s3://`` URI or ``https://`` URL of one cube.
+    coordinates : SkyCoord, str, or list
+        Cutout centre(s); every coordinate gives its own TPF.
+    cutout_size : int, array, Quantity
+        ``(nx, ny)`` in pixels or angular units (one value: square).
+    target_pixel_file : str or list of str, optional
+        Output name(s) (see :meth:`TessCubeCutout.write_as_tpf`); default astrocut's names.
+    output_path : str or path-like
+        Directory of the written TPFs.
+    memory_only : bool
+        Return ``HDUList`` objects instead of writing files.
+    threads : int or "auto"
+        Parallel ranged requests for a remote cube.
+    verbose : bool
+        Log progress at DEBUG level on the ``skycut`` logger.
+    legacy_filenames : bool
+        astrocut's old file names (see :meth:`CubeCutoutInstance.filename`).
+    fsspec_kwargs : dict, optional
+        Options for a remote cube.
+
+    Returns
+    -------
+    str, HDUList, or list of them
+        The TPF path (or ``HDUList`` with ``memory_only``). Several coordinates give a list.
+
+    Raises
+    ------
+    InvalidInputError
+        A bad argument or an unreadable cube.
+    InvalidQueryError
+        Every target is entirely off the CCD.
+    """
     cut = TessCubeCutout(cube_file, coordinates, cutout_size, threads=threads, verbose=verbose,
                          fsspec_kwargs=fsspec_kwargs)
     single = len(cut.cutouts) == 1

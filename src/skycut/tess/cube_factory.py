@@ -116,7 +116,9 @@ class OldCube:
 
 def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old: int = 0,
                     whole_ffi: bool = False, small: bool = True) -> int:
-    """Number of image rows per block for a cube of ``n_ffi`` planes of numpy ``shape`` (rows, columns).
+    """Return the number of image rows per block for a cube of ``n_ffi`` planes of numpy ``shape``.
+
+    ``shape`` is ``(rows, columns)``.
 
     Parameters
     ----------
@@ -429,7 +431,7 @@ class CubeFactory:
                 os.close(lock)
 
     def _table_hdu(self, table: _TableParts, sources, finite: np.ndarray):
-        """The cube's table, with the cadences of FFIs that had no finite flux value flagged (and warned of)."""
+        """Build the cube's table, flagging (and warning of) the cadences of FFIs without a finite flux value."""
         records = list(table.records)
         self._nonfinite_ffis = []
         for j in np.flatnonzero(~finite):
@@ -579,7 +581,7 @@ class _TableParts:
 
 
 def _any_finite(values: np.ndarray) -> bool:
-    """True if ``values`` hold a finite number (tests the first value alone first: the usual answer)."""
+    """Return True if ``values`` hold a finite number (tests the first value alone first: the usual case)."""
     flat = values.reshape(-1)
     return bool(flat.size) and (bool(np.isfinite(flat[0])) or bool(np.isfinite(flat).any()))
 

@@ -61,6 +61,7 @@ class FFIInfo:
 
     @property
     def direct(self) -> bool:
+        """True if the data of ext 1 and ext 2 can be read directly at :attr:`offsets`."""
         return self.offsets is not None
 
 
@@ -106,7 +107,7 @@ def _check_complete(hdul, path: str, fsspec_kwargs: dict | None) -> None:
 
 
 def _direct_layout(hdul, path: str) -> tuple[tuple[int, int] | None, str]:
-    """Data offsets of ext 1 and ext 2 if both are plain, unscaled images readable with ``pread``."""
+    """Return the data offsets of ext 1 and ext 2 if both are plain, unscaled images to ``pread``."""
     from astropy.io import fits
 
     if is_remote(path) or path.endswith(_COMPRESSED_SUFFIXES):  # no raw offsets in a compressed stream
@@ -135,7 +136,10 @@ class _Unusual(Exception):
 
 
 def _read_header(fd: int, offset: int, path: str) -> RawHeader:
-    """The header at byte ``offset`` of the open file ``path`` (:class:`skycut.core.fits_bytes.RawHeader`)."""
+    """Read the header at byte ``offset`` of the open file ``path``.
+
+    Returns a :class:`skycut.core.fits_bytes.RawHeader`.
+    """
     blob = b""
     while len(blob) < 20000 * CARD:
         chunk = os.pread(fd, 4 * BLOCK, offset + len(blob))
@@ -154,8 +158,10 @@ def _read_header(fd: int, offset: int, path: str) -> RawHeader:
 
 
 def _parse_cards(header: RawHeader) -> tuple[dict[str, Any], dict[str, str]]:
-    """Keyword -> value / comment as :func:`skycut.tess.cube_table.header_record` gives them (first card wins;
-    undefined values are left out of the values)."""
+    """Map keyword -> value and keyword -> comment as :func:`skycut.tess.cube_table.header_record` gives them.
+
+    The first card wins; undefined values are left out of the values.
+    """
     values: dict[str, Any] = {}
     comments: dict[str, str] = {}
     for card in header.cards:
@@ -362,6 +368,7 @@ class ScratchStore:
         return result
 
     def close(self) -> None:
+        """Close the HDF5 file and delete it."""
         with contextlib.suppress(Exception):
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
@@ -383,8 +390,11 @@ ALIGN = 4096  # O_DIRECT alignment of memory, file offsets and lengths (covers 5
 
 
 def aligned_view(raw: np.ndarray, file_offset: int, nbytes: int) -> np.ndarray:
-    """``nbytes`` of ``raw`` (uint8, ``2 * ALIGN`` spare) starting where the address is congruent to
-    ``file_offset`` modulo ``ALIGN``: the file-aligned part of the block is then memory-aligned too."""
+    """Return ``nbytes`` of ``raw`` from where the address is congruent to ``file_offset`` modulo ``ALIGN``.
+
+    ``raw`` is uint8 with ``2 * ALIGN`` bytes to spare; the file-aligned part of the block is then
+    memory-aligned too.
+    """
     address = raw.__array_interface__["data"][0]
     k = (file_offset - address) % ALIGN
     return raw[k:k + nbytes]
@@ -411,6 +421,7 @@ class BlockWriter:
                 self.dfd = None
 
     def write(self, block: np.ndarray, offset: int) -> None:
+        """Write ``block``'s bytes at file ``offset``, the page-aligned middle with ``O_DIRECT`` if possible."""
         data = memoryview(block).cast("B")
         n = len(data)
         if self.dfd is not None:
@@ -433,6 +444,7 @@ class BlockWriter:
             os.posix_fadvise(self.fd, offset, n, os.POSIX_FADV_DONTNEED)
 
     def close(self) -> None:
+        """Close the ``O_DIRECT`` descriptor (``fd`` belongs to the caller)."""
         if self.dfd is not None:
             os.close(self.dfd)
             self.dfd = None

@@ -184,14 +184,22 @@ class CubeReader:
     # -- pixel access
     @property
     def nrows(self) -> int:
+        """Number of CCD rows of the cube image (``shape[0]``)."""
         return self.shape[0]
 
     @property
     def ncols(self) -> int:
+        """Number of CCD columns of the cube image (``shape[1]``)."""
         return self.shape[1]
 
     def memmap(self) -> np.ndarray:
-        """The local cube image as a read-only ``np.memmap`` of shape ``(nrows, ncols, ntime, nplanes)``."""
+        """Return the local cube image as a read-only ``np.memmap``, shape ``(nrows, ncols, ntime, nplanes)``.
+
+        Raises
+        ------
+        InvalidInputError
+            The cube is remote.
+        """
         if self.remote:
             raise InvalidInputError(f"{self.name!r} is remote; it cannot be memory-mapped")
         if self._memmap is None:
@@ -200,7 +208,7 @@ class CubeReader:
         return self._memmap
 
     def runs(self, clipped_lims) -> list[tuple[int, int]]:
-        """Merged byte runs of a clipped ``[[x0, x1], [y0, y1]]`` block (see :func:`byte_runs`)."""
+        """Return the merged byte runs of a clipped ``[[x0, x1], [y0, y1]]`` block (see :func:`byte_runs`)."""
         return byte_runs(clipped_lims, self.shape, self.dtype.itemsize, self.data_offset)
 
     def iter_blocks(self, clipped: list) -> Iterator[tuple[int, np.ndarray | InvalidInputError]]:
@@ -256,13 +264,16 @@ class CubeReader:
         return self._src.bytes_read
 
     def close(self) -> None:
+        """Drop the memory map and close the byte source."""
         self._memmap = None
         self._src.close()
 
     def __enter__(self) -> CubeReader:
+        """Return the reader itself."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the reader."""
         self.close()
 
 

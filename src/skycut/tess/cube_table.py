@@ -83,9 +83,9 @@ def _finite(values: Mapping[str, Any], *keys: str) -> bool:
 
 
 def has_usable_wcs(values: Mapping[str, Any]) -> bool:
-    """True if ``values`` (keyword -> value of an ext-1 header) describe a usable celestial TAN(-SIP) WCS.
+    """Return True if ``values`` describe a usable celestial TAN(-SIP) WCS.
 
-    Usable means: ``CTYPE1``/``CTYPE2`` are RA/Dec, ``CRVAL1/2`` and ``CRPIX1/2`` are finite, and the linear
+    ``values`` maps keyword -> value of an ext-1 header. Usable means: ``CTYPE1``/``CTYPE2`` are RA/Dec, ``CRVAL1/2`` and ``CRPIX1/2`` are finite, and the linear
     transformation (``CD`` or ``PC`` x ``CDELT``) is finite and not singular.
     """
     ctype1, ctype2 = str(values.get("CTYPE1", "")), str(values.get("CTYPE2", ""))
@@ -112,7 +112,7 @@ def has_usable_wcs(values: Mapping[str, Any]) -> bool:
 
 
 def flag_quality(record: Mapping[str, Any], bit: int) -> dict[str, Any]:
-    """A copy of ``record`` (keyword -> value of one FFI) with ``bit`` ORed into its ``DQUALITY``.
+    """Return a copy of ``record`` (keyword -> value of one FFI) with ``bit`` ORed into its ``DQUALITY``.
 
     A missing or non-integer ``DQUALITY`` counts as 0 (an integral float keeps its value).
 
@@ -272,7 +272,7 @@ def merge_comments(parts: Iterable[Mapping[str, str]]) -> dict[str, str]:
 
 
 def table_bytes(hdu) -> bytes:
-    """The bytes of ``hdu`` (a table extension) as it appears in a FITS file: header + padded data."""
+    """Serialise ``hdu`` (a table extension) as it appears in a FITS file: header + padded data."""
     import io
 
     from astropy.io import fits

@@ -60,7 +60,7 @@ def cube_wcs_row(table: dict[str, np.ndarray], name: str = "cube") -> int:
 
 
 def sip_wcs_from_row(table: dict[str, np.ndarray], row: int, cube_shape: tuple[int, ...] | None = None):
-    """An astropy ``WCS`` (SIP kept) built from the WCS keywords of one row of the cube's FFI table.
+    """Build an astropy ``WCS`` (SIP kept) from the WCS keywords of one row of the cube's FFI table.
 
     ``cube_shape`` (numpy ``(nrows, ncols, ...)``) sets ``pixel_shape = (ncols, nrows)``.
     """
@@ -86,7 +86,7 @@ def physical_origin(table: dict[str, np.ndarray], row: int) -> tuple[float, floa
 
 
 def wcs_header_from_row(table: dict[str, np.ndarray], row: int) -> dict[str, Any]:
-    """The celestial WCS keywords (SIP included) of one row of the cube's FFI table, as a plain dict."""
+    """Return the celestial WCS keywords (SIP included) of one row of the cube's FFI table, as a dict."""
     header: dict[str, Any] = {}
     for key, col in table.items():
         if not _WCS_KEY.match(key):
@@ -103,8 +103,23 @@ def wcs_header_from_row(table: dict[str, np.ndarray], row: int) -> dict[str, Any
 
 
 def cube_wcs_from_row(table: dict[str, np.ndarray], row: int, cube_shape: tuple[int, ...] | None = None):
-    """The cube's WCS from one table row: a numpy :class:`TanSip` for TAN(-SIP) headers (TESS FFIs), otherwise an
-    astropy ``WCS``. ``cube_shape`` (numpy ``(nrows, ncols, ...)``) records the image size."""
+    """Build the cube's WCS from one table row.
+
+    Parameters
+    ----------
+    table : dict of str to ndarray
+        The cube's FFI table, column by column.
+    row : int
+        The row whose WCS keywords are used.
+    cube_shape : tuple of int, optional
+        The cube's numpy shape ``(nrows, ncols, ...)``; records the image size (``NAXIS1 = ncols``,
+        ``NAXIS2 = nrows``).
+
+    Returns
+    -------
+    TanSip or astropy.wcs.WCS
+        A numpy :class:`TanSip` for TAN(-SIP) headers (TESS FFIs), otherwise an astropy ``WCS``.
+    """
     header = wcs_header_from_row(table, row)
     if cube_shape is not None:
         header["NAXIS1"], header["NAXIS2"] = int(cube_shape[1]), int(cube_shape[0])

@@ -118,7 +118,7 @@ def _unit(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
 
 
 def _tangent_basis(ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit vectors (centre, east, north) of the tangent plane at (ra, dec)."""
+    """Return the unit vectors (centre, east, north) of the tangent plane at (ra, dec) degrees."""
     c = _unit(np.array(ra_deg), np.array(dec_deg))
     ra = np.radians(ra_deg)
     east = np.array([-np.sin(ra), np.cos(ra), 0.0])
@@ -156,7 +156,7 @@ def _on_segment(a, b, c) -> bool:
 
 
 def _segments_intersect(p1, p2, q1, q2) -> bool:
-    """Do segments p1-p2 and q1-q2 meet (touching counts)?"""
+    """Return True if segments p1-p2 and q1-q2 meet (touching counts)."""
     d1, d2 = _orient(q1, q2, p1), _orient(q1, q2, p2)
     d3, d4 = _orient(p1, p2, q1), _orient(p1, p2, q2)
     if d1 * d2 < 0 and d3 * d4 < 0:
@@ -166,7 +166,7 @@ def _segments_intersect(p1, p2, q1, q2) -> bool:
 
 
 def _ring_hits_box(xs: np.ndarray, ys: np.ndarray, hx: float, hy: float) -> bool:
-    """Does the polygon (tangent-plane vertices) touch the box ``|x| <= hx, |y| <= hy``?"""
+    """Return True if the polygon (tangent-plane vertices) touches the box ``|x| <= hx, |y| <= hy``."""
     if hx == 0 and hy == 0:
         return _point_in_polygon(0.0, 0.0, xs, ys)
     if np.any((np.abs(xs) <= hx) & (np.abs(ys) <= hy)):
@@ -184,7 +184,7 @@ def _ring_hits_box(xs: np.ndarray, ys: np.ndarray, hx: float, hy: float) -> bool
 
 
 def _match_rows(ffis: Table, coord: SkyCoord, size_px: tuple[float, float], arcsec_per_px: float) -> np.ndarray:
-    """Indices of rows whose polygon touches the RA/Dec-aligned box around ``coord``."""
+    """Return the indices of rows whose polygon touches the RA/Dec-aligned box around ``coord``."""
     half_x = np.radians(size_px[0] * arcsec_per_px / 2 / 3600.0)
     half_y = np.radians(size_px[1] * arcsec_per_px / 2 / 3600.0)
     if half_x >= np.pi / 2 or half_y >= np.pi / 2:
@@ -212,7 +212,7 @@ def _match_rows(ffis: Table, coord: SkyCoord, size_px: tuple[float, float], arcs
 
 
 def _rings_of(table: Table) -> dict:
-    """Unit vectors, centres and angular radii of every polygon ring of ``table``.
+    """Return the unit vectors, centres and angular radii of every polygon ring of ``table``.
 
     Cached in ``table.meta`` and tied to the identity of the ``polygon`` column, so a sliced or reordered
     table (which gets a new column) never reuses another table's geometry.
@@ -348,7 +348,9 @@ def _load_npz(path: Path) -> Table:
 
 def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | None = None,
              cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Table:
-    """The footprint table: the JSON's columns plus ``polygon`` (list of ``(n, 2)`` ra/dec arrays per row).
+    """Load the footprint table: the JSON's columns plus ``polygon``.
+
+    ``polygon`` holds a list of ``(n, 2)`` ra/dec arrays per row.
 
     Cached in memory (per URI and endpoint, :data:`MEMORY_TTL_S`) and on disk under ``cache_dir`` as
     ``footprints/<hash of endpoint + URI>-<hash of ETag, size>.npz``: a new process sends one metadata request
@@ -578,22 +580,27 @@ class TessFootprintCutout:
 
     @property
     def tess_cube_cutout(self) -> Any:
+        """The first :class:`TessCubeCutout` (as in astrocut), or None if there is none."""
         return self.tess_cube_cutouts[0] if self.tess_cube_cutouts else None
 
     @property
     def cutouts_by_file(self) -> dict:
+        """``{cube URI: [CubeCutoutInstance, ...]}`` over every matching cube."""
         return {k: v for cut in self.tess_cube_cutouts for k, v in cut.cutouts_by_file.items()}
 
     @property
     def cutouts(self) -> list:
+        """Every cutout (:class:`CubeCutoutInstance`), cube by cube."""
         return [c for cut in self.tess_cube_cutouts for c in cut.cutouts]
 
     @property
     def tpf_cutouts_by_file(self) -> dict:
+        """``{cube URI: [HDUList, ...]}``: one target pixel file per cutout, over every matching cube."""
         return {k: v for cut in self.tess_cube_cutouts for k, v in cut.tpf_cutouts_by_file.items()}
 
     @property
     def tpf_cutouts(self) -> list:
+        """Every target pixel file (``HDUList``), in :attr:`cutouts` order."""
         return [h for cut in self.tess_cube_cutouts for h in cut.tpf_cutouts]
 
     def write_as_tpf(self, output_dir: str | os.PathLike = ".", legacy_filenames: bool = False) -> list[str]:
@@ -618,11 +625,37 @@ class TessFootprintCutout:
 def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = None, memory_only: bool = False,
                             output_dir: str | os.PathLike = ".", verbose: bool = False,
                             legacy_filenames: bool = False, **kwargs: Any) -> list:
-    """Cut the cloud TESS cubes overlapping the cutout(s): TPF paths, or HDULists with ``memory_only``.
+    """Cut the cloud TESS cubes overlapping the cutout(s) (astrocut's ``cube_cut_from_footprint``).
 
-    ``kwargs`` are :class:`TessFootprintCutout`'s keywords (``footprint_uri``, ``cube_base_uri``,
-    ``fsspec_kwargs``, ``threads``, ``cache_dir``, ``fill_value``, ``limit_rounding_method``). Files are
-    written flat into ``output_dir``.
+    Parameters
+    ----------
+    coordinates : SkyCoord, str, or list
+        Cutout centre(s).
+    cutout_size : int, (nx, ny), Quantity
+        Cutout size in pixels or angular units.
+    sequence : int or list of int, optional
+        Restrict to these sectors.
+    memory_only : bool
+        Return the TPFs as ``HDUList`` objects instead of writing them.
+    output_dir : str or path-like
+        Files are written flat into ``output_dir`` (astrocut's names).
+    verbose : bool
+        Log progress at DEBUG level on the ``skycut`` logger.
+    legacy_filenames : bool
+        astrocut's old TPF names.
+    **kwargs
+        :class:`TessFootprintCutout`'s keywords (``footprint_uri``, ``cube_base_uri``, ``fsspec_kwargs``,
+        ``threads``, ``cache_dir``, ``fill_value``, ``limit_rounding_method``).
+
+    Returns
+    -------
+    list of str or list of HDUList
+        TPF paths, or HDULists with ``memory_only``.
+
+    Raises
+    ------
+    InvalidQueryError
+        No matching cube holds the cutout, or there is no footprint for the given sectors.
     """
     cut = TessFootprintCutout(coordinates, cutout_size, sequence=sequence, verbose=verbose, **kwargs)
     if memory_only:
@@ -633,7 +666,9 @@ def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = 
 def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None,
                      footprint_uri: str | None = S3_FOOTPRINT_CACHE, fsspec_kwargs: dict | None = None,
                      cache_dir: str | os.PathLike | None = None) -> Table:
-    """TESS sectors/cameras/CCDs whose FFI footprints overlap the cutout(s) (size 0: contain the point).
+    """Find the TESS sectors/cameras/CCDs whose FFI footprints overlap the cutout(s).
+
+    With size 0, the footprints that contain the point.
 
     Parameters
     ----------

@@ -53,8 +53,11 @@ _COLUMN_KEYWORD = re.compile(
 
 
 def _size_xy(size: Any, wcs: WCS | None = None) -> tuple[int, int]:
-    """``size`` as whole pixels ``(nx, ny)`` by :func:`skycut.core.coords.size_in_pixels` (the one size rule:
-    positive, fractional pixels rounded halves up, angular sizes through ``wcs``'s pixel scale)."""
+    """Convert ``size`` to whole pixels ``(nx, ny)`` by :func:`skycut.core.coords.size_in_pixels`.
+
+    The one size rule: positive, fractional pixels rounded halves up, angular sizes through ``wcs``'s pixel
+    scale.
+    """
     return size_in_pixels(size, wcs)
 
 
@@ -67,15 +70,18 @@ def _image_shape(img_wcs: WCS) -> tuple[int, int]:
 
 
 def centered_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int]) -> np.ndarray:
-    """Half-open limits of a box centred on ``center_xy``: :func:`skycut.core.geometry.cutout_limits` with
-    ``"ceil"`` (the target within half a pixel of the box middle; for odd sizes in the middle pixel)."""
+    """Return half-open limits ``[[xmin, xmax], [ymin, ymax]]`` of a box centred on ``center_xy``.
+
+    This is :func:`skycut.core.geometry.cutout_limits` with ``"ceil"`` (the target within half a pixel of the
+    box middle; for odd sizes in the middle pixel). Pixels are 0-based, ``x`` the column.
+    """
     from ..core.geometry import cutout_limits
 
     return cutout_limits(center_xy, shape_xy, "ceil")
 
 
 def _box_center(limits: np.ndarray) -> tuple[float, float]:
-    """A centre from which a cutout of the box's size gives back exactly the box.
+    """Return a centre from which a cutout of the box's size gives back exactly the box.
 
     The geometric centre ``xmin + (n - 1) / 2`` puts ``c - n/2 + 0.5`` exactly on an integer, so a float
     round trip through the sky can shift the box by one pixel; ``xmin + n/2 - 0.25`` is a quarter pixel away
@@ -147,7 +153,7 @@ def _check_path_table(path: Any) -> tuple[np.ndarray, SkyCoord]:
 
 
 def path_interpolator(jd: np.ndarray, positions: SkyCoord):
-    """An interpolating spline through the path: ``f(jd_tdb) -> SkyCoord`` (ICRS).
+    """Build an interpolating spline through the path: ``f(jd_tdb) -> SkyCoord`` (ICRS).
 
     Interpolates the Cartesian unit vectors (so RA wrap-around and the poles are harmless) with
     :func:`scipy.interpolate.make_interp_spline` of order ``min(3, n - 1)`` and re-normalises.
@@ -300,10 +306,13 @@ def _footprint(box: np.ndarray, img_wcs: WCS) -> dict:
 
 
 def _tpf_wcs(hdul: fits.HDUList, img_wcs: WCS | None, label: str) -> WCS:
-    """Pixel -> sky of a TPF: the APERTURE header's (linear) WCS, or, when ``img_wcs`` (the FFI's WCS) is
-    given, ``img_wcs`` shifted to the TPF's origin in the FFI. The origin is found by projecting the TPF's
-    centre and corners through both WCSs (an integer offset, robust to windowed FFIs whose physical
-    ``CRVAL1P`` offsets differ); if the two disagree by more than 0.3 px the TPF's own WCS is used."""
+    """Return the pixel -> sky WCS of a TPF.
+
+    The APERTURE header's (linear) WCS, or, when ``img_wcs`` (the FFI's WCS) is given, ``img_wcs`` shifted to
+    the TPF's origin in the FFI. The origin is found by projecting the TPF's centre and corners through both
+    WCSs (an integer offset, robust to windowed FFIs whose physical ``CRVAL1P`` offsets differ); if the two
+    disagree by more than 0.3 px the TPF's own WCS is used.
+    """
     from astropy.wcs import WCS, FITSFixedWarning
 
     if len(hdul) < 3:

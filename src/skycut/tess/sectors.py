@@ -160,9 +160,11 @@ def available_sectors() -> np.ndarray:
 
 
 def _size_px(cutout_size: Any, pixel_scale: float) -> tuple[float, float]:
-    """``(nx, ny)`` in pixels (x = columns), each value read by :func:`skycut.core.coords.parse_size`: plain
-    numbers are pixels, angles are divided by ``pixel_scale`` (arcsec per pixel). Not rounded: the box is the
-    continuous one. A value of 0 (astrocut's footprint convention) is no extent along that axis."""
+    """Return ``(nx, ny)`` in pixels (x = columns), each read by :func:`skycut.core.coords.parse_size`.
+
+    Plain numbers are pixels, angles are divided by ``pixel_scale`` (arcsec per pixel). Not rounded: the box is
+    the continuous one. A value of 0 (astrocut's footprint convention) is no extent along that axis.
+    """
     def px(value: float, unit: str) -> float:
         return float(value) if unit == "pixel" else float(value) * 3600.0 / pixel_scale
 
@@ -361,8 +363,15 @@ def cube_name(sector: int, camera: int, ccd: int) -> str:
 
 
 def obs_id(sector: int, camera: int, ccd: int) -> str:
-    """MAST's FFI observation id ``tess-sSSSS-C-D`` (the footprint file's ``obs_id``, astrocut's
-    ``sectorName``)."""
+    """Return MAST's FFI observation id ``tess-sSSSS-C-D``.
+
+    The footprint file's ``obs_id``, astrocut's ``sectorName``.
+
+    Raises
+    ------
+    InvalidInputError
+        No TESS cube can have this sector (1-9999), camera (1-4) or CCD (1-4).
+    """
     sector, camera, ccd = int(sector), int(camera), int(ccd)
     if not (0 < sector <= 9999 and 1 <= camera <= 4 and 1 <= ccd <= 4):
         raise InvalidInputError(f"no TESS cube for sector {sector}, camera {camera}, CCD {ccd}")
@@ -370,8 +379,11 @@ def obs_id(sector: int, camera: int, ccd: int) -> str:
 
 
 def cube_uri(sector: int, camera: int, ccd: int, base_uri: str = CUBE_BASE_URI) -> str:
-    """The cube's URI: ``{base_uri}tess-sSSSS-C-D-cube.fits``, by default on MAST's public S3 bucket
-    (``s3://stpubdata/tess/public/mast/tess-s0038-2-2-cube.fits``, astrocut's naming)."""
+    """Return the cube's URI: ``{base_uri}tess-sSSSS-C-D-cube.fits``.
+
+    By default on MAST's public S3 bucket (``s3://stpubdata/tess/public/mast/tess-s0038-2-2-cube.fits``,
+    astrocut's naming); a ``/`` is added to ``base_uri`` when missing.
+    """
     base = base_uri if base_uri.endswith("/") else base_uri + "/"
     return base + cube_name(sector, camera, ccd)
 

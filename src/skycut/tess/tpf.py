@@ -280,7 +280,7 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
 
 
 def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: bool = False) -> list:
-    """The PIXELS binary table HDU (header and data) of one cutout.
+    """Serialise the PIXELS binary table HDU (header and data) of one cutout.
 
     ``scratch=True`` builds the table in a buffer kept in ``meta.cache`` for the cutout shape and reused by the next
     call (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are valid only until then, so the
@@ -321,7 +321,7 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: b
 
 
 def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
-    """The APERTURE image HDU: 1 on the CCD, 0 for padding, with the linear WCS of the cutout."""
+    """Serialise the APERTURE image HDU: 1 on the CCD, 0 for padding, with the linear WCS of the cutout."""
     ny, nx = cut.aperture.shape
     cd = cut.cd
     npix_missing = int((cut.aperture == 0).sum())
@@ -361,7 +361,7 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
 
 def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None,
               scratch: bool = False) -> list:
-    """The whole TPF file (three HDUs with checksums) as a list of buffers, to write without joining.
+    """Serialise the whole TPF file (three HDUs with checksums) as buffers, to write without joining.
 
     ``scratch``: see :func:`pixels_hdu` (the parts are valid until the next such call for the same cube).
     """
@@ -370,12 +370,15 @@ def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", versio
 
 
 def tpf_bytes(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> bytes:
-    """The whole TPF file as bytes."""
+    """Serialise the whole TPF file to bytes."""
     return b"".join(tpf_parts(meta, cut, creator=creator, version=version))
 
 
 def tpf_hdulist(meta: CubeMeta, cut: TpfCutout):
-    """The TPF as an in-memory astropy ``HDUList`` (parsed from :func:`tpf_bytes`, so identical to the file)."""
+    """Return the TPF as an in-memory astropy ``HDUList``.
+
+    Parsed from :func:`tpf_bytes`, so identical to the file.
+    """
     from astropy.io import fits
 
     return fits.HDUList.fromfile(io.BytesIO(tpf_bytes(meta, cut)))
