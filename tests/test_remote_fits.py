@@ -12,15 +12,13 @@ import servers
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skycut.core.byte_sources import LocalFile, RemoteFile
+from skycut.core.fits_open import open_fits, open_fits_handle
 from skycut.core.remote import (
     DEFAULT_BLOCK_SIZE,
     S3_MAX_POOL_CONNECTIONS,
-    LocalFile,
-    RemoteFile,
     build_fsspec_kwargs,
     is_remote,
-    open_fits,
-    open_fits_handle,
     storage_options,
 )
 from skycut.exceptions import InvalidInputError

@@ -62,6 +62,13 @@ __all__ = sorted([*_LAZY, "__version__", "log"])
 
 
 def __getattr__(name: str) -> Any:
+    """Import the module that defines public name ``name`` on first use and return the name's value.
+
+    Raises
+    ------
+    AttributeError
+        ``name`` is not one of skycut's public names.
+    """
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'skycut' has no attribute {name!r}")
@@ -71,4 +78,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """Return the public names, loaded or not."""
     return __all__

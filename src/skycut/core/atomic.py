@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def writer_tag() -> str:
-    """``{host}-{pid}`` of this process, as temporary names carry it (host without its domain, no dots)."""
+    """Return ``{host}-{pid}`` of this process, as temporary names carry it (host without its domain, no dots)."""
     host = socket.gethostname().split(".", 1)[0].replace("-", "_") or "localhost"
     return f"{host}-{os.getpid()}"
 
@@ -58,7 +58,7 @@ def temporary_path(final: str | os.PathLike) -> Path:
 
 
 def _writer_of(name: str) -> tuple[str, int] | None:
-    """``(host, pid)`` of the writer of a temporary named ``name`` (see :func:`temporary_path`), else None."""
+    """Return ``(host, pid)`` of the writer of a temporary named ``name`` (see :func:`temporary_path`), else None."""
     if not name.startswith(".") or not name.endswith(_TEMPORARY_SUFFIXES):
         return None
     for part in reversed(name[1:].split(".")):
@@ -69,7 +69,7 @@ def _writer_of(name: str) -> tuple[str, int] | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if ``pid`` is the id of a running process on this host."""
+    """Return True if ``pid`` is the id of a running process on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -199,9 +199,17 @@ def write_hdulist(hdulist, final: str | os.PathLike, *, checksum: bool = True) -
 
 
 def restamp_checksums(path: str | os.PathLike) -> None:
-    """Rewrite, in place, the time in the ``CHECKSUM``/``DATASUM`` comments of every HDU of a FITS file to
-    :func:`~skycut.core.provenance.checksum_stamp`, and recompute ``CHECKSUM`` (only header blocks change; the
-    data sums, recorded in ``DATASUM``, stay valid)."""
+    """Rewrite the checksum time stamps of a FITS file in place, reproducibly.
+
+    The time in the ``CHECKSUM``/``DATASUM`` comments of every HDU becomes
+    :func:`~skycut.core.provenance.checksum_stamp`, and ``CHECKSUM`` is recomputed (only header blocks change;
+    the data sums, recorded in ``DATASUM``, stay valid).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file, rewritten in place.
+    """
     from .fits_bytes import BLOCK, RawHeader, encode_checksum, format_card, ones_complement_sum, padded
     from .provenance import checksum_stamp
 
@@ -252,7 +260,7 @@ def write_bytes(data: bytes | bytearray | memoryview | Sequence, final: str | os
 
 
 def _write_all(fd: int, parts: list) -> None:
-    """``os.writev`` the buffers, resuming after short writes."""
+    """Write the buffers with ``os.writev``, resuming after short writes."""
     views = [memoryview(p).cast("B") for p in parts]
     while views:
         n = os.writev(fd, views[:1024])  # IOV_MAX

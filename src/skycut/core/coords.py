@@ -59,17 +59,17 @@ _REAL_TYPES = (int, float, np.integer, np.floating)
 
 
 def _is_real(value: Any) -> bool:
-    """A plain real number (Python or numpy), booleans excluded."""
+    """Return True for a plain real number (Python or numpy), booleans excluded."""
     return isinstance(value, _REAL_TYPES) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_quantity(value: Any) -> bool:
-    """An astropy Quantity, recognised without importing astropy."""
+    """Return True for an astropy Quantity, recognised without importing astropy."""
     return hasattr(value, "unit") and type(value).__module__.startswith("astropy.")
 
 
 def _is_skycoord(value: Any) -> bool:
-    """An astropy SkyCoord, recognised without importing astropy."""
+    """Return True for an astropy SkyCoord, recognised without importing astropy."""
     return type(value).__name__ == "SkyCoord" and type(value).__module__.startswith("astropy.")
 
 
@@ -102,7 +102,7 @@ def check_radec(ra: float, dec: float, given: Any = None) -> tuple[float, float]
 
 
 def _decimal_one(value: Any) -> tuple[float, float] | None:
-    """``(ra, dec)`` of one plain-decimal coordinate, checked; ``None`` when it needs astropy."""
+    """Return ``(ra, dec)`` of one plain-decimal coordinate, checked; ``None`` when it needs astropy."""
     if isinstance(value, str):
         m = _DECIMAL_PAIR.match(value)
         return check_radec(float(m[1]), float(m[2]), value) if m else None
@@ -336,8 +336,10 @@ _PIXEL_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("skycu
 
 @contextlib.contextmanager
 def pixel_limit(max_pixels: int | None) -> Iterator[None]:
-    """Bound every cutout size converted to pixels inside the block (:meth:`CutoutSize.pixels`) to
-    ``max_pixels`` per axis, unless a call gives its own bound; ``None`` sets no bound.
+    """Bound every cutout size converted to pixels inside the block to ``max_pixels`` per axis.
+
+    The bound applies to every :meth:`CutoutSize.pixels` conversion in the block, unless a call gives its own
+    bound; ``None`` sets no bound.
 
     The workflow's jobs run inside the manifest's ``limits.max_cutout_pixels``, so an angular size that is
     harmless in degrees cannot become an allocation of billions of pixels on an image with tiny pixels.
@@ -370,7 +372,7 @@ def _size_values(cutout_size: Any) -> list[Any]:
 
 
 def _one_size(value: Any) -> tuple[float, str, str]:
-    """``(amount, unit, label text)`` of one size value; unit "pixel" or "deg"."""
+    """Return ``(amount, unit, label text)`` of one size value; unit "pixel" or "deg"."""
     if isinstance(value, str):
         m = _SIZE_TEXT.match(value)
         if m and m[2].lower() in _SIZE_UNITS:
@@ -445,12 +447,15 @@ def parse_size(cutout_size: Any, max_pixels: int | None = None) -> CutoutSize:
 
 
 def size_label(cutout_size: Any) -> str:
-    """The ``{s0}-x-{s1}`` part of astrocut-style file names, as the user gave the size (see :class:`CutoutSize`)."""
+    """Return the ``{s0}-x-{s1}`` part of astrocut-style file names, as the user gave the size.
+
+    See :class:`CutoutSize`.
+    """
     return parse_size(cutout_size).label
 
 
 def pixel_scales_deg(wcs: WCS) -> tuple[float, float]:
-    """Degrees per pixel along x and y of a celestial WCS (its projected plane scales)."""
+    """Return the degrees per pixel along x and y of a celestial WCS (its projected plane scales)."""
     from astropy import units as u
     from astropy.wcs.utils import proj_plane_pixel_scales
 
@@ -481,7 +486,7 @@ def size_in_pixels(cutout_size: Any, wcs: WCS | None = None, max_pixels: int | N
 
 
 def parse_size_input(cutout_size: Any) -> Any:
-    """astrocut's ``Cutout.parse_size_input``: the size as Quantities ``(x, y)``, each in pix or deg."""
+    """Return the size as Quantities ``(x, y)``, each in pix or deg, as astrocut's ``Cutout.parse_size_input``."""
     from astropy import units as u
 
     size = parse_size(cutout_size)

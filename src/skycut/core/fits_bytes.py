@@ -31,7 +31,7 @@ BITPIX_DTYPES = {-32: ">f4", -64: ">f8", 16: ">i2", 32: ">i4", 8: "u1", 64: ">i8
 
 
 def bitpix_of(dtype: Any) -> int | None:
-    """The BITPIX of image data of this numpy dtype (either byte order), ``None`` if FITS has no such type."""
+    """Return the BITPIX of image data of this numpy dtype (either byte order), ``None`` if FITS has no such type."""
     d = np.dtype(dtype)
     for bitpix, code in BITPIX_DTYPES.items():
         ref = np.dtype(code)
@@ -90,8 +90,11 @@ def card_parts(card: str) -> tuple[Any, str]:
 
 
 def card_value(card: str) -> Any:
-    """The value of one 80-character card, leniently: as :func:`card_parts`, but a malformed value comes back
-    as its raw text (``str``) instead of raising (callers that must reject it check for that)."""
+    """Return the value of one 80-character card, leniently.
+
+    As :func:`card_parts`, but a malformed value comes back as its raw text (``str``) instead of raising
+    (callers that must reject it check for that).
+    """
     try:
         return card_parts(card)[0]
     except CardError:
@@ -139,7 +142,7 @@ class RawHeader:
 
 
 def padded(n: int) -> int:
-    """``n`` rounded up to a whole number of 2880-byte FITS blocks."""
+    """Return ``n`` rounded up to a whole number of 2880-byte FITS blocks."""
     return -(-n // BLOCK) * BLOCK
 
 
@@ -214,7 +217,7 @@ def _format_float(value: float) -> str:
 
 
 def value_field(value: Any) -> str | None:
-    """The value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
+    """Return the value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
     if isinstance(value, (bool, np.bool_)):
         vfield = f"{'T' if value else 'F':>20}"
     elif isinstance(value, (int, np.integer)):
@@ -233,7 +236,7 @@ def value_field(value: Any) -> str | None:
 
 
 def card_from_field(key: str, vfield: str, comment: str = "") -> str:
-    """An 80-character card from a keyword and a value vfield made by :func:`value_field`."""
+    """Return an 80-character card from a keyword and a value field made by :func:`value_field`."""
     card = f"{key:<8}= {vfield}"
     if comment:
         card += f" / {comment}"
@@ -263,8 +266,10 @@ def format_card(key: str, value: Any = None, comment: str = "") -> str:
 
 
 def plain_card(key: str, value: Any = None, comment: str = "") -> str | None:
-    """The card :func:`format_card` writes without astropy, or ``None`` where it delegates to astropy (callers
-    that must not import astropy check this)."""
+    """Return the card :func:`format_card` writes without astropy, or ``None`` where it delegates to astropy.
+
+    Callers that must not import astropy check this.
+    """
     if key in _COMMENTARY:
         text = "" if value is None else str(value)
         return f"{key:<8}{text:<72}" if len(text) <= 72 and _printable(text) else None
@@ -279,14 +284,14 @@ def _printable(text: str) -> bool:
 
 
 def header_block(cards: list[str]) -> bytes:
-    """Cards + ``END``, padded with blanks to whole 2880-byte blocks."""
+    """Return the cards + ``END``, padded with blanks to whole 2880-byte blocks."""
     text = "".join(cards) + f"{'END':<80}"
     text += " " * (-len(text) % BLOCK)
     return text.encode("ascii", errors="replace")
 
 
 def card_key(card: str) -> str:
-    """The keyword of an 80-character card (blanks stripped)."""
+    """Return the keyword of an 80-character card (blanks stripped)."""
     return card[:8].strip()
 
 
@@ -309,7 +314,7 @@ def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
 
 
 def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) -> int:
-    """32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
+    """Return the 32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
 
     A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
     """
@@ -327,7 +332,7 @@ _EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
 
 
 def encode_checksum(value: int) -> str:
-    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
+    """Return the 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
     raw = value.to_bytes(4, "big")
     chars = [0] * 16
     for i, byte in enumerate(raw):
@@ -370,7 +375,7 @@ def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = No
 
 
 def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
-    """:func:`hdu_parts` joined into bytes."""
+    """Return :func:`hdu_parts` joined into bytes."""
     return b"".join(hdu_parts(cards, data))
 
 

@@ -35,7 +35,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _close_everywhere(headers: Sequence[fits.Header], key: str) -> bool:
-    """The keyword is present everywhere with numerically equal values (to 1e-9 relative)."""
+    """Return True if the keyword is present everywhere with numerically equal values (to 1e-9 relative)."""
     values = [h.get(key) for h in headers]
     if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
         return False
@@ -43,11 +43,31 @@ def _close_everywhere(headers: Sequence[fits.Header], key: str) -> bool:
 
 
 def combine_headers(headers: Sequence[fits.Header], constant_only: bool = False) -> fits.Header:
-    """Combine headers: keywords with the same value in every header are kept once (card of the first);
-    varying or partly missing ones are recorded, for every header ``i`` (1-based) that has them, as
-    ``Fii_Kmm = keyword``, ``Fii_Vmm = value``, ``Fii_Cmm = comment`` (``mm`` numbers the varying keywords),
-    unless ``constant_only``. Structural keywords, checksums and ``S_REGION`` are dropped; COMMENT/HISTORY
-    cards are kept when every header has them.
+    """Combine headers into one.
+
+    Keywords with the same value in every header are kept once (card of the first); varying or partly missing
+    ones are recorded, for every header ``i`` (1-based) that has them, as ``Fii_Kmm = keyword``,
+    ``Fii_Vmm = value``, ``Fii_Cmm = comment`` (``mm`` numbers the varying keywords), unless ``constant_only``.
+    Structural keywords, checksums and ``S_REGION`` are dropped; COMMENT/HISTORY cards are kept when every
+    header has them.
+
+    Parameters
+    ----------
+    headers : sequence of astropy.io.fits.Header
+        The headers to combine.
+    constant_only : bool, optional
+        Keep only the keywords with the same value in every header (no ``Fii_*`` records).
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        The combined header (empty for no headers).
+
+    Warns
+    -----
+    DataWarning
+        When celestial WCS keywords differ between the headers (beyond 1e-9 relative): the combined header
+        keeps the values of every input.
     """
     from astropy.io import fits
 

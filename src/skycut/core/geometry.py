@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def cutout_basename(prefix: str, coordinate: SkyCoord, cutout_size: Any) -> str:
-    """``{prefix}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut`` (no extension), astrocut's naming."""
+    """Return ``{prefix}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut`` (no extension), astrocut's naming."""
     return f"{prefix}_{coordinate.ra.deg:.7f}_{coordinate.dec.deg:.7f}_{size_label(cutout_size)}_astrocut"
 
 
@@ -36,8 +36,10 @@ ROUNDING_METHODS = ("round", "ceil", "floor")
 
 
 def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str = "round") -> np.ndarray:
-    """Half-open pixel limits ``[[xmin, xmax], [ymin, ymax]]`` of a box of ``shape_xy`` pixels centred on
-    ``center_xy`` (0-based pixel coordinates); the box always holds exactly ``nx`` x ``ny`` pixels.
+    """Return the half-open pixel limits ``[[xmin, xmax], [ymin, ymax]]`` of a box centred on a position.
+
+    The box has ``shape_xy`` pixels and is centred on ``center_xy`` (0-based pixel coordinates); it always holds
+    exactly ``nx`` x ``ny`` pixels.
 
     ``method`` rounds the lower edge ``x - nx/2`` (astrocut's ``limit_rounding_method``):
 
@@ -111,15 +113,17 @@ def overlap(limits: np.ndarray, image_shape: tuple[int, ...]) -> tuple[slice, sl
 
 def extract_padded(source: Any, limits: np.ndarray, image_shape: tuple[int, ...], fill_value: float = np.nan,
                    dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Cut ``limits`` out of ``source`` (an ndarray, astropy ``Section`` or anything sliceable as
-    ``source[..., y0:y1, x0:x1]``), padding outside the image with ``fill_value``.
+    """Cut ``limits`` out of ``source``, padding outside the image with ``fill_value``.
 
+    ``source`` is an ndarray, an astropy ``Section`` or anything sliceable as ``source[..., y0:y1, x0:x1]``.
     Only the overlapping rows and columns are read from ``source``.
 
     Returns
     -------
     data : ndarray of shape ``(..., ny, nx)``
-    aperture : int32 ndarray of shape ``(ny, nx)``, 1 where the pixel is on the image, 0 for padding.
+        The cutout.
+    aperture : int32 ndarray of shape ``(ny, nx)``
+        1 where the pixel is on the image, 0 for padding.
     """
     (xmin, xmax), (ymin, ymax) = limits
     lead = tuple(image_shape[:-2])
@@ -152,9 +156,10 @@ def _fill_dtype(dtype: np.dtype, fill_value: Any) -> np.dtype:
 
 
 def shifted_wcs(wcs: WCS, xmin: int, ymin: int, shape_xy: tuple[int, int] | None = None) -> WCS:
-    """A copy of ``wcs`` whose pixel origin is moved to ``(xmin, ymin)`` (SIP distortion and lookup-table
-    distortions (``cpdis1/2``, ``det2im1/2``) kept: a table's ``crval`` is the image pixel of its reference
-    point, so it moves with the origin).
+    """Return a copy of ``wcs`` whose pixel origin is moved to ``(xmin, ymin)``.
+
+    SIP distortion and lookup-table distortions (``cpdis1/2``, ``det2im1/2``) are kept: a table's ``crval`` is
+    the image pixel of its reference point, so it moves with the origin.
 
     ``shape_xy`` sets ``pixel_shape`` of the result (``(nx, ny)``).
     """

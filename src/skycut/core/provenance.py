@@ -23,7 +23,15 @@ from ..exceptions import InvalidInputError
 
 
 def build_time() -> _dt.datetime:
-    """The time stamp of the products being made: ``$SOURCE_DATE_EPOCH`` if set, else now (UTC, whole seconds)."""
+    """Return the time stamp of the products being made.
+
+    ``$SOURCE_DATE_EPOCH`` if set, else now (UTC, whole seconds).
+
+    Raises
+    ------
+    InvalidInputError
+        ``SOURCE_DATE_EPOCH`` is not whole seconds since 1970.
+    """
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
@@ -34,12 +42,12 @@ def build_time() -> _dt.datetime:
 
 
 def creation_date() -> str:
-    """The ``DATE`` card value of a new file: the ISO date (``YYYY-MM-DD``) of :func:`build_time`."""
+    """Return the ``DATE`` card value of a new file: the ISO date (``YYYY-MM-DD``) of :func:`build_time`."""
     return build_time().date().isoformat()
 
 
 def checksum_stamp() -> str:
-    """The time astropy writes after "HDU checksum updated": ISO seconds of :func:`build_time`, no zone."""
+    """Return the time astropy writes after "HDU checksum updated": ISO seconds of :func:`build_time`, no zone."""
     return build_time().strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -54,13 +62,15 @@ ASDF_KEY = "skycut"
 
 
 def canonical_json(value: Any) -> str:
-    """``value`` as canonical JSON: keys sorted, no whitespace (``","`` and ``":"``), ASCII only (``\\uXXXX``
-    escapes), no NaN or infinity; what :func:`entry_hash` hashes."""
+    r"""Return ``value`` as canonical JSON, what :func:`entry_hash` hashes.
+
+    Keys sorted, no whitespace (``","`` and ``":"``), ASCII only (``\uXXXX`` escapes), no NaN or infinity.
+    """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def entry_hash(section: str, name: str, entry: Mapping[str, Any], target: Mapping[str, Any] | None = None) -> str:
-    """The hash a product records of the manifest entries that made it.
+    """Return the hash a product records of the manifest entries that made it.
 
     The lowercase hexadecimal SHA-256 of the UTF-8 bytes of :func:`canonical_json` of
     ``{"section": section, "name": name, "entry": entry, "target": target}`` (``target`` is ``null`` for a
@@ -88,7 +98,7 @@ def entry_hash(section: str, name: str, entry: Mapping[str, Any], target: Mappin
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 (hexadecimal) of a file's bytes, read in 1 MiB chunks."""
+    """Return the SHA-256 (hexadecimal) of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -127,8 +137,11 @@ def settle_asdf_history(af: Any) -> Any:
 
 
 class _YamlSink(io.RawIOBase):
-    """A writable binary sink that keeps what is written up to the end of the first YAML document (``...``) and
-    discards the rest (an ASDF file's blocks), for :func:`settle_asdf_history`."""
+    """A writable binary sink that keeps only the first YAML document written to it.
+
+    What is written up to the end of the first YAML document (``...``) is kept and the rest (an ASDF file's
+    blocks) discarded, for :func:`settle_asdf_history`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,5 +162,5 @@ class _YamlSink(io.RawIOBase):
         return n
 
     def yaml(self) -> bytes:
-        """The YAML document written (after the ``#ASDF`` comment lines)."""
+        """Return the YAML document written (after the ``#ASDF`` comment lines)."""
         return bytes(self._kept)

@@ -1,5 +1,7 @@
-"""Stamping a finished product with what made it: the skycut version and the manifest hash
-(:func:`skycut.core.provenance.entry_hash`), in place, for FITS, PNG and ASDF files."""
+"""Stamping a finished product with what made it, in place, for FITS, PNG and ASDF files.
+
+What made it: the skycut version and the manifest hash (:func:`skycut.core.provenance.entry_hash`).
+"""
 
 from __future__ import annotations
 
@@ -53,8 +55,10 @@ def stamp_product(path: str | os.PathLike, digest: str, version: str | None = No
 
 
 def stamp_fits(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Set ``SKYCVER`` (the skycut version) and ``SKYCHASH`` (the manifest hash; 64 hex digits leave no room
-    for a comment, so a ``COMMENT`` card after it says what it is) in the primary header of a FITS file.
+    """Set ``SKYCVER`` and ``SKYCHASH`` in the primary header of a FITS file.
+
+    ``SKYCVER`` is the skycut version, ``SKYCHASH`` the manifest hash (64 hex digits leave no room for a
+    comment, so a ``COMMENT`` card after it says what it is).
 
     Works on the bytes: the cards replace earlier ones of the same keywords, or go before ``END`` (in the header's
     padding when it has room, else the file is rewritten, atomically, one block longer); the other bytes are kept,
@@ -90,8 +94,15 @@ def stamp_fits(path: str | os.PathLike, digest: str, version: str) -> None:
 
 
 def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Add ``tEXt`` chunks ``skycut version`` and ``skycut manifest hash`` right after a PNG's ``IHDR`` (earlier
-    chunks of those keywords are dropped); the image data are untouched."""
+    """Add ``tEXt`` chunks ``skycut version`` and ``skycut manifest hash`` right after a PNG's ``IHDR``.
+
+    Earlier chunks of those keywords are dropped; the image data are untouched.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a PNG file.
+    """
     data = Path(path).read_bytes()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError(f"{path}: not a PNG file")
@@ -113,8 +124,11 @@ def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
 
 
 def stamp_asdf(path: str | os.PathLike, digest: str, version: str) -> None:
-    """Set the tree entry ``skycut: {version, manifest_hash}`` of an ASDF file (rewritten atomically, arrays
-    and the rest of the tree kept; history extensions in a fixed order, :func:`settle_asdf_history`)."""
+    """Set the tree entry ``skycut: {version, manifest_hash}`` of an ASDF file.
+
+    The file is rewritten atomically, arrays and the rest of the tree kept; history extensions in a fixed order
+    (:func:`settle_asdf_history`).
+    """
     import asdf
 
 

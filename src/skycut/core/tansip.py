@@ -52,7 +52,7 @@ class TanSip:
 
     @staticmethod
     def supports(header: dict[str, Any]) -> bool:
-        """True for celestial RA/Dec TAN(-SIP) headers with the default pole (what TESS FFIs carry)."""
+        """Return True for celestial RA/Dec TAN(-SIP) headers with the default pole (what TESS FFIs carry)."""
         ok = str(header.get("CTYPE1", "")).startswith("RA---TAN") and str(header.get("CTYPE2", "")).startswith(
             "DEC--TAN")
         ok &= all(k in header for k in ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2"))
@@ -62,8 +62,11 @@ class TanSip:
         return bool(ok) and _frame(header) in ("ICRS", "FK5")
 
     def icrs_to_native(self, ra, dec) -> tuple[np.ndarray, np.ndarray]:
-        """ICRS (ra, dec) in degrees converted to the header's frame (unchanged for ICRS; FK5 J2000: the frame
-        bias rotation, as astropy's ``ICRS -> FK5(equinox=J2000)`` transform)."""
+        """Convert ICRS (ra, dec) in degrees to the header's frame.
+
+        Unchanged for ICRS; FK5 J2000: the frame bias rotation, as astropy's ``ICRS -> FK5(equinox=J2000)``
+        transform.
+        """
         ra, dec = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
         if self.frame == "ICRS":
             return ra, dec
@@ -90,7 +93,7 @@ class TanSip:
         return np.zeros_like(u) if m is None else P.polyval2d(u, v, m)
 
     def all_pix2world(self, x, y, origin: int):
-        """(ra, dec) in degrees of pixels ``(x, y)`` (SIP applied)."""
+        """Return (ra, dec) in degrees of pixels ``(x, y)`` (SIP applied; ``origin`` 0 or 1, as in astropy)."""
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         u = x + (1 - origin) - self.crpix[0]
         v = y + (1 - origin) - self.crpix[1]
@@ -101,7 +104,7 @@ class TanSip:
 
     def all_world2pix(self, ra, dec, origin: int, quiet: bool = True, tolerance: float = 1e-8,
                       maxiter: int = 30):
-        """Pixels ``(x, y)`` of sky positions (SIP inverted by Newton's method, started from AP/BP).
+        """Return pixels ``(x, y)`` of sky positions (SIP inverted by Newton's method, started from AP/BP).
 
         Points more than 90 degrees from the reference point, or where the iteration does not converge,
         come back as NaN.
@@ -137,20 +140,26 @@ class TanSip:
         return u + self.crpix[0] - (1 - origin), v + self.crpix[1] - (1 - origin)
 
     def pixel_scales(self) -> tuple[float, float]:
-        """Degrees per pixel along x and y of the linear part (as ``astropy.wcs.utils.proj_plane_pixel_scales``)."""
+        """Return the degrees per pixel along x and y of the linear part.
+
+        As ``astropy.wcs.utils.proj_plane_pixel_scales``.
+        """
         s = np.sqrt((self.cd ** 2).sum(axis=0))
         return float(s[0]), float(s[1])
 
     def to_astropy(self):
-        """The equivalent astropy ``WCS`` (built once, on first use)."""
+        """Return the equivalent astropy ``WCS`` (built once, on first use)."""
         if self._astropy is None:
             self._astropy = _astropy_wcs(self.header)
         return self._astropy
 
 
 def _frame(header: dict[str, Any]) -> str:
-    """The celestial frame as wcslib reads it: ``RADESYS``, else FK5 (``EQUINOX`` >= 1984) or FK4 (earlier),
-    else ICRS; FK5 with an equinox other than 2000 is reported as ``FK5-<equinox>`` (not supported here)."""
+    """Return the celestial frame as wcslib reads it.
+
+    ``RADESYS``, else FK5 (``EQUINOX`` >= 1984) or FK4 (earlier), else ICRS; FK5 with an equinox other than
+    2000 is reported as ``FK5-<equinox>`` (not supported here).
+    """
     radesys = str(header.get("RADESYS", "")).strip().upper()
     equinox = header.get("EQUINOX")
     if not radesys:
@@ -161,7 +170,7 @@ def _frame(header: dict[str, Any]) -> str:
 
 
 def _rotation(angle_deg: float, axis: int) -> np.ndarray:
-    """Rotation of the coordinate frame by ``angle_deg`` about ``axis`` (0 = x, 1 = y, 2 = z)."""
+    """Return the rotation of the coordinate frame by ``angle_deg`` about ``axis`` (0 = x, 1 = y, 2 = z)."""
     c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
     i, j = [(1, 2), (2, 0), (0, 1)][axis]
     m = np.eye(3)
@@ -174,7 +183,7 @@ _ICRS_TO_FK5 = _rotation(19.9 / 3.6e6, 0) @ _rotation(9.1 / 3.6e6, 1) @ _rotatio
 
 
 def _project(ra, dec, crval):
-    """Gnomonic standard coordinates (deg) about ``crval`` and a mask of points in front of the tangent plane."""
+    """Return gnomonic standard coordinates (deg) about ``crval`` and a mask of points in front of the tangent plane."""
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])
     a, d = np.radians(ra), np.radians(dec)
     cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
@@ -186,7 +195,7 @@ def _project(ra, dec, crval):
 
 
 def _deproject(xi, eta, crval):
-    """(ra, dec) in degrees of gnomonic standard coordinates (deg) about ``crval``."""
+    """Return (ra, dec) in degrees of gnomonic standard coordinates (deg) about ``crval``."""
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])
     x, y = np.radians(xi), np.radians(eta)
     rho = np.hypot(x, y)
@@ -219,8 +228,11 @@ def _astropy_wcs(header: dict[str, Any]):
 
 @dataclass
 class LinearFit:
-    """A linear TAN WCS: ``crval`` (deg), ``crpix`` (1-based, in the cutout), ``cd`` (deg/pixel, 2x2), with the
-    max (``msep``) and rms (``sig``) separations in degrees from the SIP WCS it was fitted to."""
+    """A linear TAN WCS fitted to a SIP WCS, with the quality of the fit.
+
+    ``crval`` (deg), ``crpix`` (1-based, in the cutout), ``cd`` (deg/pixel, 2x2), with the max (``msep``) and
+    rms (``sig``) separations in degrees from the SIP WCS it was fitted to.
+    """
 
     crval: tuple[float, float]
     crpix: tuple[float, float]
@@ -235,19 +247,21 @@ def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 
 def gnomonic(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Standard coordinates (xi, eta) in degrees of points on the plane tangent at ``crval`` (FITS TAN with the
-    default LONPOLE = 180: xi grows with RA, eta with Dec)."""
+    """Return the standard coordinates (xi, eta) in degrees of points on the plane tangent at ``crval``.
+
+    FITS TAN with the default LONPOLE = 180: xi grows with RA, eta with Dec.
+    """
     xi, eta, _ = _project(ra, dec, crval)
     return xi, eta
 
 
 def inverse_gnomonic(xi: np.ndarray, eta: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(ra, dec) in degrees of standard coordinates (xi, eta) in degrees about ``crval``."""
+    """Return (ra, dec) in degrees of standard coordinates (xi, eta) in degrees about ``crval``."""
     return _deproject(xi, eta, crval)
 
 
 def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle separation in degrees (Vincenty formula, stable at tiny angles)."""
+    """Return the great-circle separation in degrees (Vincenty formula, stable at tiny angles)."""
     a1, d1, a2, d2 = (np.radians(v) for v in (ra1, dec1, ra2, dec2))
     da = a2 - a1
     num = np.hypot(np.cos(d2) * np.sin(da), np.cos(d1) * np.sin(d2) - np.sin(d1) * np.cos(d2) * np.cos(da))
@@ -256,7 +270,7 @@ def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
 
 
 def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFit:
-    """Least-squares linear TAN WCS of a cutout, fitted to the full (SIP) WCS of the cube.
+    """Fit the least-squares linear TAN WCS of a cutout to the full (SIP) WCS of the cube.
 
     The model is that of ``astropy.wcs.utils.fit_wcs_from_points(..., projection="TAN",
     proj_point="center")``: CRVAL is the spherical mean of sample points spread over the cutout (edges and
@@ -291,7 +305,7 @@ def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFi
 
 
 def linear_wcs(fit: LinearFit, shape_yx: tuple[int, int]):
-    """The astropy ``WCS`` of a :class:`LinearFit` (``pixel_shape = (nx, ny)``)."""
+    """Return the astropy ``WCS`` of a :class:`LinearFit` (``pixel_shape = (nx, ny)``)."""
     from astropy.wcs import WCS
 
     w = WCS(naxis=2)

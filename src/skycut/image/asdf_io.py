@@ -22,9 +22,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..core.byte_sources import LocalFile, RemoteFile
+from ..core.fits_open import RangeSection
 from ..core.geometry import extract_padded, window_key
 from ..core.provenance import settle_asdf_history
-from ..core.remote import LocalFile, RangeSection, RemoteFile, is_remote
+from ..core.remote import is_remote
 from ..exceptions import InvalidInputError
 from .asdf_wcs import is_gwcs
 

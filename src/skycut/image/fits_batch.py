@@ -151,7 +151,7 @@ def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) ->
     Each file is opened (headers only) and the end of the data of every selected image HDU checked against the
     file's size (:func:`skycut.image.fits_cutout.check_complete`); no pixels are read.
     """
-    from ..core.remote import open_fits_handle
+    from ..core.fits_open import open_fits_handle
     from .fits_cutout import check_complete
     from .fits_helpers import select_extensions
 

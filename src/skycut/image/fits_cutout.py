@@ -40,9 +40,10 @@ import numpy as np
 from .. import __version__
 from ..core.atomic import atomic_output, write_zip
 from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels, size_label
+from ..core.fits_open import open_fits_handle
 from ..core.geometry import cutout_basename, extract_padded, overlap, shifted_wcs
 from ..core.logs import set_verbose
-from ..core.remote import is_remote, open_fits_handle, truncated_error
+from ..core.remote import is_remote, truncated_error
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
     ORIGIN,

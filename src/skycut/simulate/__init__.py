@@ -86,7 +86,7 @@ def _shape_or_none(value: Any, where: str) -> tuple[int, int] | None:
 
 
 def demo_file_names(spec: dict, out_dir: str | Path) -> dict[str, list[str]]:
-    """The data file paths :func:`simulate_demo` would make for ``spec``, without making anything.
+    """Return the data file paths :func:`simulate_demo` would make for ``spec``, without making anything.
 
     Returns ``{"tess": [...], "hst": [...], "roman": [...]}`` (only the sections present), each a list of
     path strings under ``out_dir/tess``, ``out_dir/hst`` and ``out_dir/roman``.

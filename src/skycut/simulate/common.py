@@ -76,8 +76,10 @@ def write_truth(truth: dict, path: str | Path) -> Path:
 
 
 def write_fits(hdulist, path: str | Path) -> Path:
-    """Write ``hdulist`` atomically with CHECKSUM/DATASUM cards whose comments carry no time stamp, so the
-    same content gives byte-identical files."""
+    """Write ``hdulist`` atomically with CHECKSUM/DATASUM cards whose comments carry no time stamp.
+
+    So the same content gives byte-identical files. Returns the path written.
+    """
     for hdu in hdulist:
         hdu.add_checksum(when="deterministic checksum")
     return write_hdulist(hdulist, path, checksum=False)

@@ -62,7 +62,7 @@ def _band(band: str) -> tuple[str, tuple]:
 
 
 def hst_image_names(bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"), pcell: int = 1) -> list[str]:
-    """File names :func:`make_hst_images` makes, band by band, skycell ``x05y09`` then ``x06y09``."""
+    """Return the file names :func:`make_hst_images` makes, band by band, skycell ``x05y09`` then ``x06y09``."""
     if isinstance(bands, str):
         bands = (bands,)
     names = []
@@ -90,7 +90,7 @@ def _tan_wcs(crval: tuple[float, float], crpix: tuple[float, float], scale_deg: 
 
 
 def _hst_sources(rng: np.random.Generator, rows: int, cols: int, shift: int) -> dict[str, Any]:
-    """Stars and Gaussian "galaxies" over the union of the two skycells, in skycell x05's 0-based pixels."""
+    """Return stars and Gaussian "galaxies" over the union of the two skycells, in skycell x05's 0-based pixels."""
     area = (cols + shift) * rows
     n_star, n_gal = max(12, area // 3000), max(12, area // 2000)
     n = n_star + n_gal
@@ -238,13 +238,18 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
 # ----------------------------------------------------------------------------------------------------------
 
 def roman_asdf_name(detector: int = 1) -> str:
-    """File name of the simulated Roman WFI Level 2 image: ``r0000101001001001001_0001_wfi{nn}_cal.asdf``."""
+    """Return the file name of the simulated Roman WFI Level 2 image.
+
+    ``r0000101001001001001_0001_wfi{nn}_cal.asdf``, ``nn`` the two-digit ``detector``.
+    """
     return f"r0000101001001001001_0001_wfi{int(detector):02d}_cal.asdf"
 
 
 def _shear_step(axis: int, coeffs: tuple[float, ...]):
-    """``(u, v) -> (u + f(v), v)`` (``axis=0``) or ``(u, v + f(u))`` (``axis=1``), ``f`` a polynomial with
-    ``f(0) = 0``, with its exact inverse (subtract the same ``f``)."""
+    """Return the shear ``(u, v) -> (u + f(v), v)`` (``axis=0``) or ``(u, v + f(u))`` (``axis=1``).
+
+    ``f`` is a polynomial with ``f(0) = 0``; the model has its exact inverse (subtract the same ``f``).
+    """
     from astropy.modeling import models
 
     other = 1 - axis
@@ -263,7 +268,7 @@ def _shear_step(axis: int, coeffs: tuple[float, ...]):
 
 
 def _distortion(half: float, quad_px: float, cubic_px: float):
-    """A small optical distortion (pixels, about the reference pixel) with an exact analytic inverse.
+    """Return a small optical distortion (pixels, about the reference pixel) with an exact analytic inverse.
 
     Two shears: ``u1 = u + f(v)``, then ``v1 = v + g(u1)``, with ``f(t) = g(t) = quad_px (t/half)^2 +
     cubic_px (t/half)^3``: a displacement of up to ``quad_px + cubic_px`` pixels at the image edge, none
@@ -276,7 +281,7 @@ def _distortion(half: float, quad_px: float, cubic_px: float):
 def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTER, x_ref: float | None = None,
                y_ref: float | None = None, scale_arcsec: float = ROMAN_SCALE_ARCSEC, roll_deg: float = 30.0,
                distortion: bool = True):
-    """A gwcs ``detector -> world`` (ICRS) imaging WCS with a bounding box over ``shape`` (rows, cols).
+    """Return a gwcs ``detector -> world`` (ICRS) imaging WCS with a bounding box over ``shape`` (rows, cols).
 
     Pipeline: shift by ``(-x_ref, -y_ref)`` (0-based; default the image centre) -> optional small
     distortion (see :func:`_distortion`: up to ~0.9 px at the image edge, zero at the reference

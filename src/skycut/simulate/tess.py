@@ -97,7 +97,7 @@ def _pointing(sector: int):
 
 
 def _reverse(sector: int, camera: int, ccd: int, col: float, row: float) -> tuple[float, float]:
-    """tess-point reverse: 1-based FFI (col, row) -> (ra, dec) degrees."""
+    """Return (ra, dec) degrees of 1-based FFI (col, row), by tess-point's reverse transform."""
     import tess_stars2px
 
     ra, dec, _ = tess_stars2px.tess_stars2px_reverse_function_entry(sector, camera, ccd, float(col), float(row),
@@ -106,15 +106,17 @@ def _reverse(sector: int, camera: int, ccd: int, col: float, row: float) -> tupl
 
 
 def ccd_center(sector: int, camera: int, ccd: int) -> tuple[float, float]:
-    """(ra, dec) in degrees of the centre of the science area (0-based pixel (1067.5, 1023.5))."""
+    """Return (ra, dec) in degrees of the centre of the science area (0-based pixel (1067.5, 1023.5))."""
     sector, camera, ccd = _check_ccd(sector, camera, ccd)
     return _reverse(sector, camera, ccd, SCI_X0 + SCI_NX / 2 + 0.5, SCI_NY / 2 + 0.5)
 
 
 def _fit_inverse_sip(sip_a: np.ndarray, sip_b: np.ndarray, order: int, nx: int, ny: int,
                      crpix: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """AP/BP coefficients (polynomials of degree ``order``) inverting the forward SIP ``(A, B)`` over an
-    ``nx`` x ``ny`` pixel area (``crpix`` 1-based)."""
+    """Return AP/BP coefficients (polynomials of degree ``order``) inverting the forward SIP ``(A, B)``.
+
+    Fitted over an ``nx`` x ``ny`` pixel area (``crpix`` 1-based).
+    """
     from astropy.modeling import fitting, models
 
     x, y = np.meshgrid(np.linspace(0, nx - 1, 40), np.linspace(0, ny - 1, 40))
@@ -180,7 +182,13 @@ def cadence_seconds(sector: int) -> float:
 
 
 def window_origin(shape: tuple[int, int]) -> tuple[int, int]:
-    """0-based ``(x0, y0)`` of a ``(rows, cols)`` window in the full FFI (centred on the science area)."""
+    """Return the 0-based ``(x0, y0)`` of a ``(rows, cols)`` window in the full FFI (centred on the science area).
+
+    Raises
+    ------
+    InvalidInputError
+        The window is larger than the full FFI.
+    """
     rows, cols = shape
     if rows > FFI_ROWS or cols > FFI_COLS:
         raise InvalidInputError(f"shape {shape} exceeds the full FFI ({FFI_ROWS}, {FFI_COLS})")
@@ -192,7 +200,7 @@ def window_origin(shape: tuple[int, int]) -> tuple[int, int]:
 
 
 def tess_sector_times(sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: int = 8) -> dict[str, Any]:
-    """Times of ``n_ffi`` consecutive FFIs from the start of ``sector`` (see the module notes).
+    """Return the times of ``n_ffi`` consecutive FFIs from the start of ``sector`` (see the module notes).
 
     Returns a dict of lists: ``tstart``, ``tstop``, ``tmid`` (TJD, TDB), ``barycorr`` (d), ``date_obs``,
     ``date_end`` (UTC ISO strings), ``stamp`` (``YYYYDDDHHMMSS`` of DATE-END) and ``cadence_s``.
@@ -231,8 +239,10 @@ def tess_sector_times(sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: in
 
 
 def tess_ffi_names(sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: int = 8) -> list[str]:
-    """SPOC file names (44 characters) of the FFIs :func:`make_tess_ffis` makes, in time order:
-    ``tess{YYYYDDDHHMMSS}-s{sector:04d}-{camera}-{ccd}-{scid:04d}-s_ffic.fits``."""
+    """Return the SPOC file names (44 characters) of the FFIs :func:`make_tess_ffis` makes, in time order.
+
+    Each is ``tess{YYYYDDDHHMMSS}-s{sector:04d}-{camera}-{ccd}-{scid:04d}-s_ffic.fits``.
+    """
     sector, camera, ccd = _check_ccd(sector, camera, ccd)
     times = tess_sector_times(sector, camera, ccd, n_ffi)
     scid = _SCID.get(sector, 120 + sector)
@@ -372,8 +382,11 @@ def _primary_cards(sector: int, camera: int, ccd: int, times: dict, i: int, ffii
 
 
 def _quality_flags(n: int) -> list[int]:
-    """DQUALITY per FFI: 32 (reaction-wheel desaturation) on every 5th FFI from index 2, 2048 (stray light)
-    on the last FFI when there are at least 4."""
+    """Return the DQUALITY of each of ``n`` FFIs.
+
+    32 (reaction-wheel desaturation) on every 5th FFI from index 2, 2048 (stray light) on the last FFI when
+    there are at least 4.
+    """
     flags = [32 if i % 5 == 2 else 0 for i in range(n)]
     if n >= 4:
         flags[-1] |= 2048
@@ -385,7 +398,7 @@ def _quality_flags(n: int) -> list[int]:
 # ----------------------------------------------------------------------------------------------------------
 
 def _science_mask(rows: int, cols: int, x0: int, y0: int) -> tuple[slice, slice]:
-    """Slices (rows, cols) of the window that are science pixels."""
+    """Return the slices (rows, cols) of the window that are science pixels."""
     xs = slice(max(SCI_X0 - x0, 0), max(min(SCI_X0 + SCI_NX - x0, cols), 0))
     ys = slice(max(-y0, 0), max(min(SCI_NY - y0, rows), 0))
     return ys, xs
@@ -401,7 +414,7 @@ def _variable_flux(mean: float, amp: float, period: float, t0: float, tstart: np
 
 def _scene(rows: int, cols: int, x0: int, y0: int, tstart: np.ndarray, tstop: np.ndarray,
            rng: np.random.Generator) -> dict[str, Any]:
-    """Positions (0-based window pixels) and fluxes (e-/s) of everything in the FFIs; see the module notes."""
+    """Return positions (0-based window pixels) and fluxes (e-/s) of everything in the FFIs; see the module notes."""
     sy, sx = _science_mask(rows, cols, x0, y0)
     xlo, xhi = max(sx.start - 3, SCI_X0 - x0), min(sx.stop + 3, SCI_X0 + SCI_NX - x0)
     ylo, yhi = max(sy.start - 3, -y0), min(sy.stop + 3, SCI_NY - y0)
@@ -429,8 +442,10 @@ def _scene(rows: int, cols: int, x0: int, y0: int, tstart: np.ndarray, tstop: np
 
 
 def _expose(model: np.ndarray, texp: float, nread: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy image and its 1-sigma uncertainty (float32, e-/s) for a noise-free ``model`` (e-/s): Poisson
-    noise of ``model * texp`` electrons plus ``nread`` reads of :data:`READ_NOISE` electrons."""
+    """Return a noisy image and its 1-sigma uncertainty (float32, e-/s) for a noise-free ``model`` (e-/s).
+
+    Poisson noise of ``model * texp`` electrons plus ``nread`` reads of :data:`READ_NOISE` electrons.
+    """
     sigma = np.sqrt(np.maximum(model, 0) * np.float32(texp) + np.float32(nread * READ_NOISE**2))
     sigma /= np.float32(texp)
     data = model + sigma * rng.standard_normal(model.shape, dtype=np.float32)

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.byte_sources import open_source
 from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, CARD, CardError, RawHeader, card_parts, padded
-from ..core.remote import is_remote, open_source, remote_error, storage_options, truncated_error
+from ..core.remote import is_remote, remote_error, storage_options, truncated_error
 from ..exceptions import InvalidInputError
 from .cube_table import header_record
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.byte_sources import open_source
 from ..core.fits_bytes import BITPIX_DTYPES, BLOCK, RawHeader, padded, parse_table
-from ..core.remote import is_remote, open_source, truncated_error
+from ..core.remote import is_remote, truncated_error
 from ..exceptions import InvalidInputError
 
 log = logging.getLogger(__name__)

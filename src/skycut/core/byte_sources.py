@@ -1,0 +1,431 @@
+"""Byte sources of local and remote files: sizes, ranged reads, many ranges in flight at once, file objects.
+
+:func:`open_source` gives a byte source with ``size``, ``read(start, end)`` and ``read_ranges(ranges)``:
+:class:`LocalFile` (``os.pread``) or :class:`RemoteFile`. A remote file's ranges go out together through the
+filesystem's ``cat_ranges``: for the asynchronous filesystems (s3fs, HTTP) that is one batch of concurrent
+requests on fsspec's event loop over the filesystem's pooled connections (filesystem instances are cached per
+option set, so every file of a batch shares them). No thread pool of skycut's own. The options, errors and retry
+policy of remote reads come from :mod:`skycut.core.remote`; FITS images are opened on top of these sources by
+:mod:`skycut.core.fits_open`, and the ASDF reader (:mod:`skycut.image.asdf_io`) and the cube reader
+(:mod:`skycut.tess.cube_reader`) use them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import InvalidInputError
+from . import remote
+from .remote import (
+    DEFAULT_BLOCK_SIZE,
+    RetryPolicy,
+    describe_error,
+    filesystem,
+    is_remote,
+    range_unsatisfiable,
+    remote_error,
+    retryable,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+class LocalFile:
+    """A local file read with ``os.pread``: the local twin of :class:`RemoteFile` (same methods, counters).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, opened read-only at once.
+    what : str
+        What the file is, for error messages.
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be opened; the message names ``what`` and the path.
+    """
+
+    remote = False
+
+    def __init__(self, path: str | os.PathLike, *, what: str = "file"):
+        self.path = self.uri = os.fspath(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot open {what} {self.path!r}: {exc.strerror or exc}") from exc
+        self.size = os.fstat(self._fd).st_size
+        self.requests = 0
+        self.bytes_read = 0
+
+    def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
+        """Return bytes ``[start, end)`` (``end=None``: to the end of the file).
+
+        ``exact=False`` allows a short read at the end of the file; otherwise a short read raises
+        :class:`InvalidInputError`.
+        """
+        stop = self.size if end is None else end
+        blob = os.pread(self._fd, max(0, stop - start), start)
+        self.requests += 1
+        self.bytes_read += len(blob)
+        if exact and end is not None and len(blob) != end - start:
+            raise InvalidInputError(f"short read from {self.path!r}: wanted bytes {start}-{end}, got {len(blob)}")
+        return blob
+
+    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
+        """Return the bytes of every ``(start, end)`` range, in order (``max_in_flight`` is ignored)."""
+        return [self.read(a, b) for a, b in ranges]
+
+    def close(self) -> None:
+        """Close the file descriptor (a second call does nothing)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> LocalFile:
+        """Return the file itself."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Close the file."""
+        self.close()
+
+
+class RemoteFile:
+    """Byte-range reads of one remote file through its fsspec filesystem, with bounded retries.
+
+    Parameters
+    ----------
+    uri : str
+        ``s3://``, ``http(s)://`` (or any fsspec) URI.
+    fsspec_kwargs : dict, optional
+        The user's options (see :func:`storage_options`; its ``timeout`` bounds each request's waits, and a
+        request that times out is retried like any transient failure).
+    what : str
+        What the file is, for error messages (``"remote cube"``, ``"remote FITS file"``, ...).
+    max_in_flight : int, optional
+        Default bound on concurrent requests of :meth:`read_ranges` (None: every range at once, up to the
+        filesystem's connection pool).
+    retry : RetryPolicy, optional
+        Attempts and backoff for transient failures (default :data:`DEFAULT_RETRY`); every retry is logged at
+        warning level with the URI, the byte range and the cause.
+
+    For the asynchronous filesystems (s3fs, HTTP) every request is a coroutine run on fsspec's event loop
+    (``fs._cat_file`` per range, ``asyncio.gather`` over the ranges, a semaphore for ``max_in_flight``), so the
+    ranges of a batch share the filesystem's pooled connections; the retries are skycut's own (s3fs's and
+    botocore's are turned off for the filesystems :func:`filesystem` builds, so attempts are bounded and counted
+    once). Nothing is requested until a read: the first request that fails for good raises
+    :class:`InvalidInputError` naming the URI and the cause. ``requests`` (every attempt, retries included),
+    ``retries`` and ``bytes_read`` count what was fetched.
+    """
+
+    remote = True
+
+    def __init__(self, uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file",
+                 max_in_flight: int | None = None, retry: RetryPolicy | None = None):
+        self.uri = uri
+        self.what = what
+        self.max_in_flight = max_in_flight
+        self.retry = retry or remote.DEFAULT_RETRY  # looked up at each call: the module default may be replaced
+        self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
+        block = (fsspec_kwargs or {}).get("block_size")
+        self.block_size = int(block) if isinstance(block, int) and block > 0 else DEFAULT_BLOCK_SIZE
+        self._async = bool(getattr(self.fs, "async_impl", False))
+        self._size: int | None = None
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.bytes_read = 0
+
+    def error(self, exc: BaseException) -> InvalidInputError:
+        """Return the error to raise for a failed access (names the URI and the cause)."""
+        return remote_error(self.uri, exc, what=self.what)
+
+    def _count(self, n_requests: int, n_bytes: int, n_retries: int = 0) -> None:
+        with self._lock:
+            self.requests += n_requests
+            self.bytes_read += n_bytes
+            self.retries += n_retries
+
+    def _give_up_or_wait(self, exc: BaseException, attempt: int, what: str) -> float:
+        """Return the seconds to wait before retrying after ``exc`` on attempt ``attempt`` (0-based).
+
+        Re-raises ``exc`` when it is not transient or the attempts are used up.
+        """
+        if not retryable(exc) or attempt + 1 >= self.retry.attempts:
+            if attempt:
+                log.warning("%s %s: giving up after %d attempts: %s", self.uri, what, attempt + 1,
+                            describe_error(exc))
+            raise exc
+        wait = self.retry.delay(attempt)
+        log.warning("%s %s: %s; retry %d of %d in %.2f s", self.uri, what, describe_error(exc), attempt + 1,
+                    self.retry.attempts - 1, wait)
+        self._count(0, 0, 1)
+        return wait
+
+    async def _attempts(self, make: Any, what: str) -> Any:
+        """Await ``make()`` (a fresh coroutine per attempt) with the retry policy."""
+        import asyncio
+
+        attempt = 0
+        while True:
+            self._count(1, 0)
+            try:
+                return await make()
+            except Exception as exc:  # noqa: BLE001 - classified by retryable()
+                await asyncio.sleep(self._give_up_or_wait(exc, attempt, what))
+            attempt += 1
+
+    def _attempts_sync(self, call: Any, what: str) -> Any:
+        """Call ``call()`` with the retry policy, for filesystems without an asynchronous implementation."""
+        import time
+
+        attempt = 0
+        while True:
+            self._count(1, 0)
+            try:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - classified by retryable()
+                time.sleep(self._give_up_or_wait(exc, attempt, what))
+            attempt += 1
+
+    def _run(self, coro: Any) -> Any:
+        from fsspec.asyn import sync
+
+        return sync(self.fs.loop, lambda: coro)
+
+    @property
+    def size(self) -> int:
+        """File size in bytes (one metadata request, the first time)."""
+        if self._size is None:
+            try:
+                if self._async:
+                    self._size = int(self._run(self._attempts(lambda: self.fs._size(self.path), "size")))
+                else:
+                    self._size = int(self._attempts_sync(lambda: self.fs.size(self.path), "size"))
+            except Exception as exc:
+                raise self.error(exc) from exc
+        return self._size
+
+    def _cat_sync(self, start: int, end: int | None) -> bytes:
+        return bytes(self._attempts_sync(lambda: self.fs.cat_file(self.path, start=start, end=end),
+                                         f"bytes {start}-{'' if end is None else end}"))
+
+    async def _cat(self, start: int, end: int | None) -> bytes:
+        blob = await self._attempts(lambda: self.fs._cat_file(self.path, start=start, end=end),
+                                    f"bytes {start}-{'' if end is None else end}")
+        return bytes(blob)
+
+    def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
+        """Return bytes ``[start, end)``; ``end=None`` reads to the end of the file in the same request.
+
+        With ``exact=False`` a range running past the end of the file gives the bytes there are (``b""`` when it
+        starts past the end) instead of an error.
+        """
+        try:
+            blob = self._run(self._cat(start, end)) if self._async else self._cat_sync(start, end)
+        except Exception as exc:
+            if not exact and range_unsatisfiable(exc):
+                return b""
+            raise self.error(exc) from exc
+        self._count(0, len(blob))
+        if exact and end is not None and len(blob) != end - start:
+            raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {start}-{end}, got {len(blob)}")
+        return blob
+
+    async def _gather(self, ranges: list[tuple[int, int]], bound: int | None) -> list[Any]:
+        import asyncio
+
+        if not bound or bound >= len(ranges):
+            return await asyncio.gather(*(self._cat(a, b) for a, b in ranges), return_exceptions=True)
+        gate = asyncio.Semaphore(bound)
+
+        async def one(a: int, b: int) -> bytes:
+            async with gate:
+                return await self._cat(a, b)
+
+        return await asyncio.gather(*(one(a, b) for a, b in ranges), return_exceptions=True)
+
+    def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
+        """Return the bytes of every ``(start, end)`` range, in order, all requested concurrently.
+
+        At most ``max_in_flight`` (default: the file's ``max_in_flight``; None: all of them, up to the
+        filesystem's connection pool) requests are in flight at once; each is retried on its own. Any range that
+        fails for good, or comes back short, raises :class:`InvalidInputError` naming the URI.
+        """
+        if not ranges:
+            return []
+        starts_ends = [(int(a), int(b)) for a, b in ranges]
+        bound = max_in_flight or self.max_in_flight
+        if self._async:
+            blobs = self._run(self._gather(starts_ends, bound))
+        else:
+            blobs = []
+            for a, b in starts_ends:
+                try:
+                    blobs.append(self._cat_sync(a, b))
+                except Exception as exc:  # noqa: BLE001 - reported below like an async failure
+                    blobs.append(exc)
+        checked = self._checked(starts_ends, blobs)
+        if isinstance(checked, InvalidInputError):
+            raise checked
+        return checked
+
+    def iter_range_groups(self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None
+                          ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
+        """Fetch every range of every group concurrently; yield ``(group index, blobs)`` as each group completes.
+
+        All requests go out together on fsspec's event loop (at most ``max_in_flight`` at once, default the file's
+        ``max_in_flight``; requests start in group order, so the first groups tend to complete first), and the
+        caller works on a completed group while the others are still arriving. A group with a range that fails
+        for good (or comes back short) yields an :class:`InvalidInputError` naming the URI instead of its blobs;
+        the other groups are unaffected. Leaving the iteration early cancels the requests not yet made.
+        """
+        if not self._async:
+            for i, group in enumerate(groups):
+                try:
+                    yield i, self.read_ranges(group, max_in_flight)
+                except InvalidInputError as exc:
+                    yield i, exc
+            return
+        import asyncio
+        import queue
+
+        bound = max_in_flight or self.max_in_flight
+        done: queue.Queue = queue.Queue()
+
+        async def fetch_all() -> None:
+            gate = asyncio.Semaphore(bound) if bound else contextlib.nullcontext()
+
+            async def one(a: int, b: int) -> bytes:
+                async with gate:
+                    return await self._cat(a, b)
+
+            async def group(i: int, ranges: list[tuple[int, int]]) -> None:
+                done.put((i, await asyncio.gather(*(one(int(a), int(b)) for a, b in ranges), return_exceptions=True)))
+
+            await asyncio.gather(*(group(i, g) for i, g in enumerate(groups)))
+
+        future = asyncio.run_coroutine_threadsafe(fetch_all(), self.fs.loop)
+        try:
+            for _ in groups:
+                while True:
+                    try:
+                        i, blobs = done.get(timeout=0.2)
+                        break
+                    except queue.Empty:
+                        if not future.done():
+                            continue
+                    try:  # every group was queued before the gathering ended
+                        i, blobs = done.get_nowait()
+                        break
+                    except queue.Empty:
+                        future.result()  # raises what broke the gathering
+                        raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: requests lost") from None
+                yield i, self._checked(groups[i], blobs)
+        finally:
+            future.cancel()
+
+    def _checked(self, ranges: list[tuple[int, int]], blobs: list[Any]) -> list[bytes] | InvalidInputError:
+        """Return ``blobs`` if every one is the full range asked for, else the error naming the URI.
+
+        Counts the bytes received either way.
+        """
+        self._count(0, sum(len(x) for x in blobs if not isinstance(x, BaseException)))
+        for (a, b), blob in zip(ranges, blobs, strict=True):
+            if isinstance(blob, BaseException):
+                err = self.error(blob)
+                if err is not blob:
+                    err.__cause__ = blob
+                return err
+            if len(blob) != b - a:
+                return InvalidInputError(f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}")
+        return blobs
+
+    def open(self, compression: str | None = None) -> io.BufferedIOBase:
+        """Return a seekable, buffered binary file reading through this source.
+
+        For parsers such as astropy and asdf.
+
+        Every buffer fill is one :meth:`read` (so retried, timed and counted like the other reads), of
+        ``block_size`` bytes (the user's ``block_size``, default :data:`DEFAULT_BLOCK_SIZE`). ``compression``
+        (``"gzip"`` or ``"bz2"``) gives the decompressed stream of a file compressed as a whole.
+        """
+        fileobj: io.BufferedIOBase = io.BufferedReader(_RangeReader(self), buffer_size=self.block_size)
+        if compression == "gzip":
+            import gzip
+
+            return gzip.GzipFile(fileobj=fileobj, mode="rb")
+        if compression == "bz2":
+            import bz2
+
+            return bz2.BZ2File(fileobj, mode="rb")
+        if compression is not None:
+            raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: unknown compression {compression!r}")
+        return fileobj
+
+    def close(self) -> None:
+        """Release nothing: connections belong to the (shared) filesystem's pool."""
+
+    def __enter__(self) -> RemoteFile:
+        """Return the file itself."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Close the file (nothing to release)."""
+        self.close()
+
+
+class _RangeReader(io.RawIOBase):
+    """The raw, seekable file of a :class:`RemoteFile`: every ``readinto`` is one ranged read at the position."""
+
+    def __init__(self, source: RemoteFile):
+        super().__init__()
+        self._source = source
+        self._pos = 0
+        self.name = source.uri
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            base = self._source.size
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset} in {self._source.uri!r}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        blob = self._source.read(self._pos, self._pos + len(view), exact=False)
+        view[:len(blob)] = blob
+        self._pos += len(blob)
+        return len(blob)
+
+
+def open_source(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "file",
+                max_in_flight: int | None = None) -> LocalFile | RemoteFile:
+    """Return a byte source for ``path``: :class:`RemoteFile` for a URI, :class:`LocalFile` for a local path.
+
+    ``what`` names the input in errors (``"cube"`` gives ``"cannot read remote cube ..."`` for a URI).
+    """
+    if is_remote(path):
+        return RemoteFile(path, fsspec_kwargs, what=f"remote {what}", max_in_flight=max_in_flight)
+    return LocalFile(path, what=what)
