@@ -197,8 +197,8 @@ def test_timeout_reaches_botocore_and_aiohttp():
 
 
 def test_manifest_timeout_field():
-    from skycut.pipeline.manifest import FsspecOptions
     from skycut.pipeline.options import fsspec_kwargs
+    from skycut.pipeline.sections import FsspecOptions
 
     assert fsspec_kwargs(FsspecOptions(timeout=5)) == {"timeout": 5}
     with pytest.raises(ValueError):

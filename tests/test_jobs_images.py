@@ -12,7 +12,9 @@ from astropy.io import fits
 from skycut.pipeline.jobs.images import cut_images
 from skycut.pipeline.jobs.index import read_index
 from skycut.pipeline.jobs.render import render_images
-from skycut.pipeline.manifest import InputSet, RenderSpec, Target, validate_manifest
+from skycut.pipeline.manifest import validate_manifest
+from skycut.pipeline.sections import InputSet, RenderSpec
+from skycut.pipeline.targets import Target
 
 s3_server = servers.s3_server  # loopback moto S3 fixture
 

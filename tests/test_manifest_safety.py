@@ -17,14 +17,11 @@ import pytest
 import yaml
 
 from skycut.exceptions import ManifestError
+from skycut.pipeline.checks import DEFAULT_MAX_CUTOUT_PIXELS
 from skycut.pipeline.cli import main
-from skycut.pipeline.manifest import (
-    DEFAULT_MAX_CUTOUT_PIXELS,
-    load_manifest,
-    read_targets_file,
-    validate_manifest,
-)
+from skycut.pipeline.manifest import load_manifest, validate_manifest
 from skycut.pipeline.manifest_file import MAX_NODES, parse_manifest_text
+from skycut.pipeline.targets import read_targets_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,6 @@
-"""The ``skycut`` command: validate manifests, run the workflow on one, print the schema, show the plan, make
-demo data.
+"""The ``skycut`` command: ``validate``, ``run``, ``schema``, ``plan`` and ``simulate``.
+
+It validates manifests, runs the workflow on one, prints the schema, shows the plan and makes demo data.
 
 Exit status: 0 on success; 2 for an invalid manifest, bad arguments, or a run refused (custom combiners without
 --allow-code); ``skycut run`` otherwise exits with Snakemake's status; 1 for other errors.
@@ -108,7 +109,7 @@ def glob_problems(data: dict) -> list[Problem]:
 
 
 def report_lines(problems: list[Problem], warnings: Sequence[str] = ()) -> list[str]:
-    """The lines that describe ``problems`` and ``warnings``, the same in ``skycut validate`` and the Snakefile."""
+    """Return the lines describing ``problems`` and ``warnings``, alike in ``skycut validate`` and the Snakefile."""
     lines = [f"  {field}: {message} (got {value!r})" for field, message, value in problems]
     return lines + [f"  warning: {text}" for text in warnings]
 
@@ -118,8 +119,10 @@ def _count(n: int, word: str) -> str:
 
 
 def _read_and_check(path: str, *, globs: bool = True) -> tuple[Any, Any, list[Problem], list[str]]:
-    """``(data, manifest, problems, warnings)`` of a manifest file; a file that cannot be read as a safe manifest
-    is one problem (and ``data`` None)."""
+    """Read and check a manifest file; return ``(data, manifest, problems, warnings)``.
+
+    A file that cannot be read as a safe manifest is one problem (and ``data`` None).
+    """
     from ..exceptions import ManifestError
     from .manifest_file import read_manifest_file
 
@@ -168,8 +171,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _load_plan(path: str, *, globs: bool = True):
-    """The plan of a manifest, or ``None`` after printing why it cannot be made (invalid manifest, a glob
-    matching nothing, a target that cannot be resolved, ...)."""
+    """Return the plan of a manifest, or ``None`` after printing why it cannot be made.
+
+    It cannot be made for an invalid manifest, a glob matching nothing, a target that cannot be resolved, ...
+    """
     from .plan import Plan
 
     _, manifest, problems, warnings = _read_and_check(path, globs=globs)
@@ -228,9 +233,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def find_snakefile(snakemake_args: Sequence[str]) -> str | None:
-    """The Snakefile ``skycut run`` hands Snakemake: ``None`` when the arguments name one (``-s``/``--snakefile``,
-    which wins); else ``./Snakefile`` when the working directory has one; else the skycut repository's
-    ``Snakefile`` beside the installed package source (``src/skycut`` -> the repository root).
+    """Find the Snakefile ``skycut run`` hands Snakemake.
+
+    ``None`` when the arguments name one (``-s``/``--snakefile``, which wins); else ``./Snakefile`` when the
+    working directory has one; else the skycut repository's ``Snakefile`` beside the installed package source
+    (``src/skycut`` -> the repository root).
+
+    Returns
+    -------
+    str or None
+        The Snakefile's path, or ``None`` when the arguments name one.
 
     Raises
     ------
@@ -302,6 +314,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``skycut`` command's argument parser: one subcommand per task, each with its handler (``func``)."""
     parser = argparse.ArgumentParser(prog="skycut", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"skycut {__version__}")
@@ -341,6 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``skycut`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (see the module docstring).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # the application installs the handler

@@ -63,7 +63,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _expanded_size(root: yaml.Node, limit: int) -> int:
-    """Number of nodes ``root`` expands to with every alias followed; stops counting past ``limit``.
+    """Count the nodes ``root`` expands to with every alias followed; stop counting past ``limit``.
 
     Aliases make the composed graph a DAG whose shared nodes are counted once per reference, which is what
     the constructed data would hold once something (validation, JSON) walks it. Memoised per node, so the

@@ -59,7 +59,7 @@ def check_target_name(name: str) -> str:
 
 
 def slugify(name: str) -> str:
-    """The file-name stem of a target: deterministic, safe in any path, a safe name kept as it is.
+    """Return the file-name stem of a target: deterministic, safe in any path, a safe name kept as it is.
 
     Parameters
     ----------
@@ -101,13 +101,16 @@ def slug_collisions(names: list[str]) -> list[tuple[int, int]]:
 
 
 def tic_id(name: str) -> int | None:
-    """The TIC number a name gives (``"TIC 261136679"``, ``"TIC261136679"``, ``"tic 261136679"``), else ``None``."""
+    """Return the TIC number a name gives, else ``None``.
+
+    ``"TIC 261136679"``, ``"TIC261136679"`` and ``"tic 261136679"`` all give 261136679.
+    """
     match = _TIC.fullmatch(name.strip())
     return int(match.group(1)) if match else None
 
 
 def object_name(name: str, *, resolved: bool) -> str:
-    """The ``OBJECT`` card of a target's TPF: its display name when the name identifies an object, else ``""``.
+    """Return the ``OBJECT`` card of a target's TPF: its display name when it identifies an object, else ``""``.
 
     A name identifies an object when it is a TIC name, when its coordinates were resolved from it
     (``resolved``), or when it is not a plain file-safe label (it holds spaces or punctuation, as catalogue

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .manifest import FsspecOptions
+from .sections import FsspecOptions
 
 
 def fsspec_kwargs(options: FsspecOptions | None) -> dict[str, Any] | None:
-    """Manifest fsspec options as keyword arguments for the library (``None`` when nothing is set)."""
+    """Return manifest fsspec options as keyword arguments for the library (``None`` when nothing is set)."""
     if options is None:
         return None
     out = {k: v for k, v in options.model_dump().items() if v is not None}
@@ -17,5 +17,5 @@ def fsspec_kwargs(options: FsspecOptions | None) -> dict[str, Any] | None:
 
 
 def fill(value: float | None) -> float:
-    """A manifest fill/null value as the library takes it (``None`` = NaN)."""
+    """Return a manifest fill/null value as the library takes it (``None`` = NaN)."""
     return math.nan if value is None else value

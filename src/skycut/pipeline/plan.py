@@ -45,17 +45,12 @@ from typing import Any
 
 from ..core.provenance import entry_hash
 from ..core.remote import is_remote
-from .manifest import (
-    SAFE_NAME_PATTERN,
-    CubeCutoutSpec,
-    Demo,
-    FootprintCutoutSpec,
-    InputSet,
-    Manifest,
-    Target,
-)
+from .checks import SAFE_NAME_PATTERN
+from .manifest import Manifest
 from .options import fsspec_kwargs
 from .resolve import resolve_targets
+from .sections import CubeCutoutSpec, Demo, FootprintCutoutSpec, InputSet
+from .targets import Target
 
 BATCH_FORMAT = "batch-{:04d}"
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -106,13 +101,15 @@ BATCH_WILDCARD = r"batch-\d+"  # BATCH_FORMAT pads to 4 digits (5 from batch 100
 
 
 def normalise_dir(path: str) -> str:
-    """``output_dir`` as the workflow spells it: ``"."``, ``"./results"``, ``"results/"`` -> ``"."``, ``"results"``,
-    ``"results"`` (no trailing slash, no ``./``)."""
+    """Return ``output_dir`` as the workflow spells it: no trailing slash, no ``./``.
+
+    ``"."``, ``"./results"``, ``"results/"`` -> ``"."``, ``"results"``, ``"results"``.
+    """
     return posixpath.normpath(path or ".")
 
 
 def under(base: str, relative: str) -> str:
-    """``relative`` under the normalised directory ``base`` (just ``relative`` when ``base`` is ``"."``)."""
+    """Return ``relative`` under the normalised directory ``base`` (just ``relative`` when ``base`` is ``"."``)."""
     return relative if base == "." else f"{base}/{relative}"
 
 
@@ -126,7 +123,11 @@ def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[st
 
     Remote URIs are kept as given; local paths and globs are normalised (``./a/b`` -> ``a/b``) so they compare
     equal to the planned outputs of other rules. The result is sorted per pattern and de-duplicated.
-    A glob that matches nothing raises ``ValueError`` naming the pattern.
+
+    Raises
+    ------
+    ValueError
+        Naming the pattern, for a glob that matches nothing.
     """
     known = known or set()
     out: list[str] = []
@@ -150,7 +151,7 @@ def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[st
 class TargetJob:
     """One batch of targets for one product (an input set, a cube, ...): what its job is handed.
 
-    ``targets`` are the manifest's :class:`~skycut.pipeline.manifest.Target` objects (resolved ``ra``, ``dec``,
+    ``targets`` are the manifest's :class:`~skycut.pipeline.targets.Target` objects (resolved ``ra``, ``dec``,
     ``size``); ``spec`` is the manifest section the job belongs to; ``cube`` is the cube path/URI of a
     cube-cutout job.
     """
@@ -197,29 +198,29 @@ class Plan:
 
     # ---------------------------------------------------------------------------------------- paths
     def output_pattern(self, rule: str) -> str:
-        """The ``output`` of ``rule`` with its ``{wildcards}`` (from :data:`LAYOUT`)."""
+        """Return the ``output`` of ``rule`` with its ``{wildcards}`` (from :data:`LAYOUT`)."""
         pattern = LAYOUT[rule].output
         if pattern is None:
             raise KeyError(f"rule {rule!r} has no output pattern")
         return under(self.out, pattern)
 
     def log_pattern(self, rule: str) -> str:
-        """The ``log`` of ``rule`` with its ``{wildcards}``."""
+        """Return the ``log`` of ``rule`` with its ``{wildcards}``."""
         return under(self.out, LAYOUT[rule].log)
 
     def benchmark_pattern(self, rule: str) -> str:
-        """The ``benchmark`` of ``rule`` with its ``{wildcards}``."""
+        """Return the ``benchmark`` of ``rule`` with its ``{wildcards}``."""
         pattern = LAYOUT[rule].benchmark
         if pattern is None:
             raise KeyError(f"rule {rule!r} has no benchmark pattern")
         return under(self.out, pattern)
 
     def output(self, rule: str, **wildcards: str) -> str:
-        """The concrete output of one ``rule`` job: its pattern formatted with ``wildcards``."""
+        """Return the concrete output of one ``rule`` job: its pattern formatted with ``wildcards``."""
         return self.output_pattern(rule).format(**wildcards)
 
     def target_records(self, names: list[str] | None) -> list[Target]:
-        """The manifest's targets named ``names`` (all targets when ``names`` is None), in that order."""
+        """Return the manifest's targets named ``names`` (all targets when ``names`` is None), in that order."""
         tmap = self.manifest.target_map()
         return [tmap[n] for n in names] if names else list(self.manifest.targets)
 
@@ -244,22 +245,25 @@ class Plan:
 
     @property
     def demo_dir(self) -> str:
+        """The demo data's directory, normalised (:meth:`~skycut.pipeline.manifest.Manifest.demo_directory`)."""
         return normalise_dir(self.manifest.demo_directory())
 
     def demo_spec(self) -> dict[str, Any]:
-        """The demo section as the simulator takes it (a mapping without ``directory``)."""
+        """Return the demo section as the simulator takes it (a mapping without ``directory``)."""
         return self.manifest.demo.model_dump(exclude={"directory"}) if self.manifest.demo else {}
 
     def demo_job(self) -> DemoJob:
-        """What the ``simulate`` job is handed."""
+        """Return what the ``simulate`` job is handed."""
         extras = self._demo_files.get("tess_extras", [None, None])
         return DemoJob(self.manifest.demo, self.demo_dir, extras[0], extras[1])
 
     def demo_outputs(self) -> list[str]:
+        """Return every file the demo makes, sorted."""
         return sorted(self.known_files)
 
     # ---------------------------------------------------------------------------------------- images
     def input_files(self, name: str) -> list[str]:
+        """Return the files of input set ``name``: its ``paths`` with globs expanded (:func:`resolve_paths`)."""
         return self._resolve(f"inputs.{name}.paths", self.manifest.inputs[name].paths)
 
     def _resolve(self, field_path: str, patterns: list[str]) -> list[str]:
@@ -269,59 +273,74 @@ class Plan:
             raise ValueError(f"{field_path}: {exc}") from None
 
     def local_inputs(self, files: list[str]) -> list[str]:
+        """Return the local ``files`` (remote URIs left out): what a rule can declare as input."""
         return [f for f in files if not is_remote(f)]
 
     @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def image_jobs(self) -> list[TargetJob]:
+        """Return the image-cutout jobs: one per (input set, target batch)."""
         jobs = []
         for name, spec in self.manifest.inputs.items():
             jobs += self._target_jobs(name, spec, spec.batch_size)
         return jobs
 
     def image_job(self, input_set: str, batch: str) -> TargetJob:
+        """Return the image-cutout job of ``input_set``, ``batch``."""
         return _find(self.image_jobs(), input_set, batch)
 
     def image_index(self, input_set: str, batch: str) -> str:
+        """Return the JSON index of the image-cutout job of ``input_set``, ``batch``."""
         return self.output("image_cutouts", input_set=input_set, batch=batch)
 
     def image_indexes(self, input_set: str) -> list[str]:
+        """Return the JSON indexes of every image-cutout job of ``input_set``."""
         return [self.image_index(j.key, j.batch) for j in self.image_jobs() if j.key == input_set]
 
     # ---------------------------------------------------------------------------------------- combine / render
     def combine_index(self, group: str) -> str:
+        """Return the JSON index of combine group ``group``."""
         return self.output("combine", name=group)
 
     def combine_inputs(self, group: str) -> dict[str, list[str]]:
-        """Index files of each input set a combine group reads (input set -> index paths, in manifest order)."""
+        """Return the index files of each input set a combine group reads (input set -> index paths, in order)."""
         return {ref: self.image_indexes(ref) for ref in self.manifest.combine[group].inputs}
 
     def render_index(self, name: str) -> str:
+        """Return the JSON index of render set ``name``."""
         return self.output("render", name=name)
 
     def product_indexes(self, name: str) -> list[str]:
-        """Index files of an input set or a combine group (what render reads)."""
+        """Return the index files of an input set or a combine group (what render reads)."""
         if name in self.manifest.combine:
             return [self.combine_index(name)]
         return self.image_indexes(name)
 
     def render_inputs(self, name: str) -> dict[str, list[str]]:
-        """Index files of each product a render set reads (product -> index paths, in manifest order: R, G, B)."""
+        """Return the index files of each product a render set reads.
+
+        Returns
+        -------
+        dict
+            Product -> index paths, in manifest order (R, G, B for a colour image).
+        """
         return {ref: self.product_indexes(ref) for ref in self.manifest.render[name].inputs}
 
     # ---------------------------------------------------------------------------------------- cubes
     def cube_path(self, name: str) -> str:
+        """Return the path of the cube ``name`` of ``cubes`` (built by the workflow)."""
         return self.output("cube", cube=name)
 
     def cube_files(self, name: str) -> list[str]:
+        """Return the FFIs of cube ``name``: its ``files`` with globs expanded (:func:`resolve_paths`)."""
         return self._resolve(f"cubes.{name}.files", self.manifest.cubes[name].files)
 
     def cube_source(self, ref: str) -> str:
-        """A cube reference (name in ``cubes`` or a path/URI) as a path/URI."""
+        """Return a cube reference (name in ``cubes`` or a path/URI) as a path/URI."""
         return self.cube_path(ref) if ref in self.manifest.cubes else ref
 
     @staticmethod
     def cube_key(ref: str) -> str:
-        """A safe directory name for a cube reference."""
+        """Return a safe directory name for a cube reference."""
         stem = ref.rstrip("/").rsplit("/", 1)[-1]
         stem = re.sub(r"\.fits(\.gz)?$", "", stem)
         stem = re.sub(r"-cube$", "", stem)
@@ -329,6 +348,7 @@ class Plan:
 
     @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def cube_cutout_jobs(self) -> list[TargetJob]:
+        """Return the cube-cutout jobs: one per (entry, cube, target batch), keyed ``"{spec}/{cube}"``."""
         jobs = []
         for spec_name, spec in self.manifest.cube_cutouts.items():
             for ref in spec.cubes:
@@ -337,29 +357,42 @@ class Plan:
         return jobs
 
     def cube_cutout_job(self, spec: str, cube: str, batch: str) -> TargetJob:
+        """Return the cube-cutout job of entry ``spec``, cube key ``cube`` (:meth:`cube_key`), ``batch``."""
         return _find(self.cube_cutout_jobs(), f"{spec}/{cube}", batch)
 
     def cube_ref(self, spec: str, cube_key: str) -> str:
+        """Return the cube reference, as the manifest writes it, of ``cube_key`` in ``cube_cutouts.<spec>``.
+
+        Raises
+        ------
+        KeyError
+            When no cube of the entry has that key.
+        """
         for ref in self.manifest.cube_cutouts[spec].cubes:
             if self.cube_key(ref) == cube_key:
                 return ref
         raise KeyError(f"cube_cutouts.{spec}: no cube {cube_key!r}")
 
     def cube_cutout_index(self, key: str, batch: str) -> str:
+        """Return the JSON index of the cube-cutout job ``key`` (``"{spec}/{cube}"``), ``batch``."""
         spec, cube = key.split("/")
         return self.output("cube_cutouts", spec=spec, cube=cube, batch=batch)
 
     def tpf_plot_index(self, key: str, batch: str) -> str:
+        """Return the JSON index of the TPF plots of cube-cutout job ``key`` (``"{spec}/{cube}"``), ``batch``."""
         spec, cube = key.split("/")
         return self.output("tpf_plots", spec=spec, cube=cube, batch=batch)
 
     # ---------------------------------------------------------------------------------------- footprints, paths
     @cache  # noqa: B019 - one Plan per workflow run; input functions call this per job
     def footprint_jobs(self) -> list[TargetJob]:
-        """Footprint-cutout jobs. A set without ``footprint_uri`` is planned offline: its targets grouped per
-        cube (:func:`skycut.pipeline.jobs.footprints.plan_footprint_cubes`), one job per (cube, batch) with the key
+        """Return the footprint-cutout jobs.
+
+        A set without ``footprint_uri`` is planned offline: its targets grouped per cube
+        (:func:`skycut.pipeline.jobs.footprints.plan_footprint_cubes`), one job per (cube, batch) with the key
         ``"{spec}/{cube}"`` and the cube's URI; a set with a footprint file gets one job per target batch (key
-        ``spec``), matched when the job runs."""
+        ``spec``), matched when the job runs.
+        """
         from .jobs.footprints import plan_footprint_cubes
 
         jobs = []
@@ -383,21 +416,24 @@ class Plan:
         return {(j.key, j.batch): j for j in self.footprint_jobs()}
 
     def footprint_job(self, key: str, batch: str) -> TargetJob:
-        """The footprint job ``key`` (``spec`` or ``"spec/cube"``), ``batch``."""
+        """Return the footprint job ``key`` (``spec`` or ``"spec/cube"``), ``batch``."""
         try:
             return self._footprint_job_map()[(key, batch)]
         except KeyError:
             raise KeyError(f"no job {key}/{batch}") from None
 
     def footprint_index(self, key: str, batch: str) -> str:
+        """Return the JSON index of the footprint job ``key`` (``spec`` or ``"spec/cube"``), ``batch``."""
         if "/" in key:
             spec, cube = key.split("/")
             return self.output("footprint_cube_cutouts", spec=spec, cube=cube, batch=batch)
         return self.output("footprint_cutouts", spec=key, batch=batch)
 
     def footprint_cube_inputs(self, spec: str, cube: str, batch: str) -> list[str]:
-        """The local cube an offline-planned footprint job reads, when it exists or the workflow builds it (a
-        missing one is the job's to report: its targets are skipped, naming the cube)."""
+        """Return the local cube an offline-planned footprint job reads, when it exists or the workflow builds it.
+
+        A missing one is the job's to report: its targets are skipped, naming the cube.
+        """
         uri = self.footprint_job(f"{spec}/{cube}", batch).cube
         if uri is None or is_remote(uri):
             return []
@@ -406,8 +442,11 @@ class Plan:
         return [path] if path in built or posixpath.exists(path) else []
 
     def footprint_local_inputs(self, key: str) -> list[str]:
-        """Local files a footprint job matched to a footprint file reads: a local footprint file and the
-        manifest's own cubes under a local ``cube_base_uri`` (so the workflow builds them first)."""
+        """Return the local files a footprint job matched to a footprint file reads.
+
+        They are a local footprint file and the manifest's own cubes under a local ``cube_base_uri`` (so the
+        workflow builds them first).
+        """
         spec = self.manifest.footprint_cutouts[key]
         if spec.footprint_uri is None:
             return []
@@ -419,13 +458,17 @@ class Plan:
         return files
 
     def path_output(self, name: str) -> str:
+        """Return the moving-target TPF of path ``name``."""
         return self.output("moving_target", name=name)
 
     @cache  # noqa: B019 - a sectors lookup reads the footprint file; the rule asks for input and params
     def path_cubes(self, name: str) -> list[str]:
-        """Cubes a moving target is cut from: its ``cubes``, or the cube URIs of its ``sectors`` (the
-        sector/camera/CCDs whose footprints the path crosses, looked up when the job is planned: offline with
-        tess-point's geometry, or in ``footprint_uri``'s file when given)."""
+        """Return the cubes a moving target is cut from.
+
+        They are its ``cubes``, or the cube URIs of its ``sectors`` (the sector/camera/CCDs whose footprints the
+        path crosses, looked up when the job is planned: offline with tess-point's geometry, or in
+        ``footprint_uri``'s file when given).
+        """
         spec = self.manifest.paths[name]
         if spec.cubes is not None:
             return [self.cube_source(ref) for ref in spec.cubes]
@@ -438,14 +481,14 @@ class Plan:
         return sorted({cube_uri(spec.cube_base_uri, str(n)) for n in found["sectorName"]})
 
     def path_inputs(self, name: str) -> dict[str, list[str]]:
-        """Local files a moving-target job reads (the path table and local cubes)."""
+        """Return the local files a moving-target job reads (the path table and local cubes)."""
         spec = self.manifest.paths[name]
         cubes = [c for c in self.path_cubes(name) if not is_remote(c)] if spec.cubes is not None else []
         return {"table": [posixpath.normpath(spec.table)], "cubes": cubes}
 
     # ---------------------------------------------------------------------------------------- provenance, tracking
     def provenance(self, section: str, name: str, targets: list[str] | None = None) -> dict[str, str]:
-        """The manifest hashes of the products of one manifest entry (:func:`skycut.core.provenance.entry_hash`).
+        """Return the manifest hashes of the products of one entry (:func:`skycut.core.provenance.entry_hash`).
 
         The entry is ``manifest.<section>[name]`` as validated (``model_dump(mode="json")``); each target is its
         entry as validated (``model_dump(mode="json", by_alias=True)``: ``name``, ``coordinates`` and ``size`` as
@@ -472,11 +515,11 @@ class Plan:
         return {t: entry_hash(section, name, entry, target_entry(tmap[t])) for t in targets}
 
     def job_provenance(self, section: str, job: TargetJob) -> dict[str, str]:
-        """:meth:`provenance` of the targets of one batch job (the section's entry is ``job.key``'s first part)."""
+        """Return the :meth:`provenance` of the targets of one batch job (the entry is ``job.key``'s first part)."""
         return self.provenance(section, job.key.split("/")[0], [t.name for t in job.targets])
 
     def product_targets(self, name: str) -> list[str]:
-        """The targets whose cutouts an input set or a combine group can hold, in manifest order."""
+        """Return the targets whose cutouts an input set or a combine group can hold, in manifest order."""
         m = self.manifest
         if name in m.combine:
             spec = m.combine[name]
@@ -487,17 +530,17 @@ class Plan:
         return [t.name for t in self.target_records(m.inputs[name].targets)]
 
     def combine_provenance(self, group: str) -> dict[str, str]:
-        """:meth:`provenance` of a combine group's products (its targets, or every target of its inputs)."""
+        """Return the :meth:`provenance` of a combine group's products (its targets, or all of its inputs')."""
         return self.provenance("combine", group, self.product_targets(group))
 
     def render_provenance(self, name: str) -> dict[str, str]:
-        """:meth:`provenance` of a render set's images (its targets, or every target of its inputs)."""
+        """Return the :meth:`provenance` of a render set's images (its targets, or every target of its inputs)."""
         spec = self.manifest.render[name]
         names = set(spec.targets) if spec.targets else {t for ref in spec.inputs for t in self.product_targets(ref)}
         return self.provenance("render", name, [t.name for t in self.manifest.targets if t.name in names])
 
     def index_outputs(self) -> list[tuple[str, str]]:
-        """``(rule, index)`` of every job that writes a JSON index of its products (what a run tracks)."""
+        """Return ``(rule, index)`` of every job that writes a JSON index of its products (what a run tracks)."""
         m = self.manifest
         outs = [("image_cutouts", self.image_index(j.key, j.batch)) for j in self.image_jobs()]
         outs += [("combine", self.combine_index(g)) for g in m.combine]
@@ -509,7 +552,7 @@ class Plan:
         return outs
 
     def damaged_indexes(self) -> dict[str, dict[str, str]]:
-        """The existing indexes some of whose products are missing or changed since their job wrote them.
+        """Find the existing indexes some of whose products are missing or changed since their job wrote them.
 
         Returns
         -------
@@ -534,13 +577,14 @@ class Plan:
 
     # ---------------------------------------------------------------------------------------- everything
     def gallery_outputs(self) -> list[str]:
-        """The report gallery's directories (:data:`GALLERY_KINDS`), when the manifest makes images to show."""
+        """Return the report gallery's directories (:data:`GALLERY_KINDS`) when the manifest makes images to show."""
         m = self.manifest
         if not (m.render or m.paths or any(j.spec.plots for j in self.cube_cutout_jobs())):
             return []
         return [self.output("gallery", kind=k) for k in GALLERY_KINDS]
 
     def all_outputs(self) -> list[str]:
+        """Return every final output of the run (rule ``all``'s input); the demo's files if there is nothing else."""
         m = self.manifest
         outs = [self.image_index(j.key, j.batch) for j in self.image_jobs()]
         outs += [self.combine_index(g) for g in m.combine]
@@ -565,7 +609,7 @@ def _find(jobs: list[TargetJob], key: str, batch: str) -> TargetJob:
 
 
 def target_entry(target: Target) -> dict[str, Any]:
-    """A target as :meth:`Plan.provenance` hashes it: its validated entry plus its resolved, typed values."""
+    """Return a target as :meth:`Plan.provenance` hashes it: its validated entry plus its resolved, typed values."""
     size = None if target.size is None else {k: list(v) if isinstance(v, tuple) else v
                                              for k, v in dataclasses.asdict(target.size).items()}
     return {**target.model_dump(mode="json", by_alias=True),
@@ -573,5 +617,5 @@ def target_entry(target: Target) -> dict[str, Any]:
 
 
 def memory_mb(max_memory_gb: float) -> int:
-    """Snakemake ``mem_mb`` for a cube build: the budget plus the process overhead (300 MB)."""
+    """Return Snakemake's ``mem_mb`` for a cube build: the budget plus the process overhead (300 MB)."""
     return int(math.ceil(max_memory_gb * 1000 + 300))

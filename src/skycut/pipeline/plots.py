@@ -59,9 +59,10 @@ def _observation(info: dict[str, Any]) -> str:
 
 
 def light_curve_figure(lc: Any, tpf: str, target: str):
-    """The light curve of :func:`~skycut.pipeline.jobs.cube_cutouts.measure_light_curve`: background-subtracted
-    aperture flux with 1-sigma error bars (QUALITY = 0 cadences, flagged ones as red crosses) above the
-    background that was subtracted.
+    """Plot the light curve of :func:`~skycut.pipeline.jobs.cube_cutouts.measure_light_curve`.
+
+    The background-subtracted aperture flux with 1-sigma error bars (QUALITY = 0 cadences, flagged ones as red
+    crosses) above the background that was subtracted.
 
     Parameters
     ----------
@@ -106,8 +107,11 @@ def light_curve_figure(lc: Any, tpf: str, target: str):
 
 
 def aperture_outline(mask: Any) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    """The outline of a pixel mask as line segments on pixel edges (pixel centres at integers, as matplotlib
-    and WCSAxes place them): every edge between a masked pixel and an unmasked (or outside) one."""
+    """Return the outline of a pixel mask as line segments on pixel edges.
+
+    Pixel centres are at integers, as matplotlib and WCSAxes place them; the outline is every edge between a
+    masked pixel and an unmasked (or outside) one.
+    """
     import numpy as np
 
     mask = np.asarray(mask, dtype=bool)
@@ -127,8 +131,9 @@ def aperture_outline(mask: Any) -> list[tuple[tuple[float, float], tuple[float, 
 
 
 def mean_image_figure(lc: Any, tpf: str, target: str):
-    """A TPF's mean image on WCS axes (the TPF's linear WCS from its APERTURE extension), asinh-scaled, with a
-    colour bar in e-/s, the light curve's aperture outlined in red and the target's position marked.
+    """Plot a TPF's mean image on WCS axes (the TPF's linear WCS from its APERTURE extension), asinh-scaled.
+
+    With a colour bar in e-/s, the light curve's aperture outlined in red and the target's position marked.
 
     Parameters
     ----------
@@ -182,8 +187,9 @@ def mean_image_figure(lc: Any, tpf: str, target: str):
 
 
 def path_frames(tpf: str, strip_path: str | Path, gif_path: str | Path, title: str | None = None) -> list[Path]:
-    """The frames of a moving-target TPF (re-centred on the target every cadence): a strip (PNG, rows of
-    :data:`STRIP_COLUMNS` frames) and an animated GIF, both following the target.
+    """Draw the frames of a moving-target TPF (re-centred on the target every cadence), as a strip and a GIF.
+
+    The strip is a PNG, rows of :data:`STRIP_COLUMNS` frames; the GIF is animated; both follow the target.
 
     Every frame shares one asinh scale (the 0.5-99.5 percentiles of all frames); each TPF pixel is a
     :data:`FRAME_SCALE`-pixel block; the target's pixel (the frame's centre) is outlined in red, and each

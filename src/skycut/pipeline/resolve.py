@@ -37,7 +37,7 @@ from ..exceptions import SkycutError
 from .names import tic_id
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .manifest import Target
+    from .targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def mast_url() -> str:
 
 
 def query_mast_tic(tic: int, *, timeout: float = TIMEOUT) -> tuple[float, float]:
-    """The TIC position (ICRS degrees, epoch J2000) of TIC ``tic`` from MAST's ``Mast.Catalogs.Filtered.Tic``."""
+    """Query the TIC position (ICRS degrees, epoch J2000) of TIC ``tic`` from MAST's ``Mast.Catalogs.Filtered.Tic``."""
     url = f"{mast_url()}/api/v0/invoke"
     request = {"service": MAST_TIC_SERVICE, "format": "json", "pagesize": 10, "page": 1,
                "params": {"columns": "ID,ra,dec", "filters": [{"paramName": "ID", "values": [str(tic)]}]}}
@@ -221,7 +221,7 @@ def _checked(ra: Any, dec: Any, what: str) -> tuple[float, float]:
 
 
 def read_pins(path: str | os.PathLike) -> dict[str, Resolved]:
-    """The resolved-targets file's pins (empty when it does not exist).
+    """Read the resolved-targets file's pins (empty when it does not exist).
 
     Raises
     ------

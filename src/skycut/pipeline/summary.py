@@ -86,8 +86,10 @@ def _relative_to(out: str):
 
 
 def write_summary(rows: list[SummaryRow], path: str | Path) -> Path:
-    """Write ``rows`` as a tab-separated table with a header line, atomically (tabs and line breaks inside a
-    value become spaces)."""
+    """Write ``rows`` as a tab-separated table with a header line, atomically.
+
+    Tabs and line breaks inside a value become spaces.
+    """
 
     def clean(value: str) -> str:
         return " ".join(str(value).split())
@@ -99,8 +101,11 @@ def write_summary(rows: list[SummaryRow], path: str | Path) -> Path:
 
 
 def format_summary(rows: list[SummaryRow]) -> list[str]:
-    """Per stage, one line of counts (products made, targets skipped, jobs failed), then one line per skipped
-    target with its reason and one per failed job."""
+    """Format the summary's lines.
+
+    Per stage, one line of counts (products made, targets skipped, jobs failed), then one line per skipped
+    target with its reason and one per failed job.
+    """
     lines = []
     for stage in dict.fromkeys(r.stage for r in rows):
         mine = [r for r in rows if r.stage == stage]

@@ -1,5 +1,7 @@
-"""The workflow's jobs, one module per stage; each job takes typed specs and plain paths, writes its products
-through :mod:`skycut.core.atomic` beside its output, and (batch stages) a JSON index of what it made.
+"""The workflow's jobs, one module per stage.
+
+Each job takes typed specs and plain paths, writes its products through :mod:`skycut.core.atomic` beside its
+output, and (batch stages) a JSON index of what it made.
 
 The Snakemake scripts in ``workflow/`` only unpack ``snakemake.input/params/output/log`` and call one function
 here inside :func:`~skycut.pipeline.jobs.joblog.job_log`, so every job can be run and tested without Snakemake.

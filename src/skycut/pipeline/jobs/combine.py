@@ -1,5 +1,7 @@
-"""Combined cutouts: each target's FITS cutouts from several input sets combined into one
-(:class:`~skycut.image.combine.CutoutsCombiner`)."""
+"""Combined cutouts: each target's FITS cutouts from several input sets combined into one.
+
+The combining is :class:`~skycut.image.combine.CutoutsCombiner`'s.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from ..options import fill
 from .index import finish, merge_products
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import CombineSpec
+    from ..sections import CombineSpec
 
 log = logging.getLogger(__name__)
 

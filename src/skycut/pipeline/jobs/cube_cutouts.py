@@ -1,5 +1,6 @@
-"""Target pixel files of one (cube, target batch); light curves measured as lightkurve measures them, and a
-light-curve plot and mean image per TPF.
+"""Target pixel files of one (cube, target batch), their light curves, and a light-curve plot and mean image each.
+
+The light curves are measured as lightkurve measures them.
 
 The cube-cutout job is numpy-only for decimal targets: it hands the library the targets' resolved ICRS
 ``(ra, dec)`` floats, so neither it nor :func:`~skycut.tess.cube_cutout.cut_cube_targets` loads
@@ -19,7 +20,8 @@ from ..options import fill, fsspec_kwargs
 from .index import finish, read_index
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import CubeCutoutSpec, Target
+    from ..sections import CubeCutoutSpec
+    from ..targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class LightCurve:
 
 
 def threshold_mask(image: Any, threshold: float = 3.0, reference_pixel: tuple[float, float] | str | None = "center"):
-    """lightkurve's ``TargetPixelFile.create_threshold_mask`` on an image (the median image of a TPF).
+    """Compute lightkurve's ``TargetPixelFile.create_threshold_mask`` on an image (the median image of a TPF).
 
     Pixels at or above ``median + threshold * 1.4826 * MAD`` of the image's finite pixels; with a reference
     pixel, only the contiguous region (``scipy.ndimage.label``, 4-connected) holding the above-threshold pixel
@@ -133,7 +135,7 @@ def threshold_mask(image: Any, threshold: float = 3.0, reference_pixel: tuple[fl
 
 
 def measure_light_curve(tpf_path: str, threshold: float = 3.0) -> LightCurve:
-    """The light curve of a TPF's target, measured as lightkurve measures one.
+    """Measure the light curve of a TPF's target as lightkurve measures one.
 
     * Aperture: :func:`threshold_mask` (lightkurve's ``create_threshold_mask(threshold)``) of the median
       image: the contiguous region above ``threshold`` robust sigmas nearest the cutout's centre. Pixels off
@@ -212,8 +214,10 @@ def measure_light_curve(tpf_path: str, threshold: float = 3.0) -> LightCurve:
 
 
 def tpf_light_curve(tpf_path: str) -> tuple[Any, Any, Any]:
-    """``(time, flux, quality)`` of :func:`measure_light_curve`: BTJD, background-subtracted aperture flux
-    (e-/s) and QUALITY."""
+    """Return ``(time, flux, quality)`` of :func:`measure_light_curve`.
+
+    They are BTJD, background-subtracted aperture flux (e-/s) and QUALITY.
+    """
     lc = measure_light_curve(tpf_path)
     return lc.time, lc.flux, lc.quality
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import CubeSpec
+    from ..sections import CubeSpec
 
 
 def build_cube(files: list[str], spec: CubeSpec, cube_file: str) -> str:

@@ -1,5 +1,7 @@
-"""The offline demo's data: the simulator's FFIs, skycells and ASDF image, plus the footprint file and the
-moving-target path table the footprint and moving-target stages read."""
+"""The offline demo's data: the simulator's FFIs, skycells and ASDF image, a footprint file and a path table.
+
+The footprint file and the moving-target path table are what the footprint and moving-target stages read.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.atomic import atomic_output
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import Demo
+    from ..sections import Demo
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ def make_demo(spec: Demo, directory: str, *, path_table: str | None = None,
 
 
 def write_footprint_json(ffi_files: list[str], path: str | Path) -> Path:
-    """Write a footprint file in MAST's format (column lists ``s_region``, ``sequence_number``,
-    ``target_name``, ``obs_id``) for the sector/camera/CCDs of ``ffi_files`` (one FFI each).
+    """Write a footprint file in MAST's format for the sector/camera/CCDs of ``ffi_files`` (one FFI each).
+
+    The file holds column lists ``s_region``, ``sequence_number``, ``target_name``, ``obs_id``.
 
     Each polygon is the FFI's four image corners through its WCS; this is what lets the demo run footprint
     cutouts offline against locally built cubes.

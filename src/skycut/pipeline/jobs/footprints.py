@@ -25,7 +25,8 @@ from ..options import fill, fsspec_kwargs
 from .index import finish
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import FootprintCutoutSpec, Target
+    from ..sections import FootprintCutoutSpec
+    from ..targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ ARCSEC_PER_PX = 21.0
 
 
 def plan_footprint_cubes(targets: list[Target], spec: FootprintCutoutSpec) -> dict[str, list[Target]]:
-    """The cubes each target is cut from, found offline: ``{cube URI: targets}`` (no network).
+    """Find the cubes each target is cut from, offline: ``{cube URI: targets}`` (no network).
 
     Parameters
     ----------
@@ -124,8 +125,11 @@ def footprint_cube_cutouts(cube: str, targets: list[Target], spec: FootprintCuto
 
 
 def _is_missing(exc: BaseException) -> bool:
-    """Does the error come from a cube that does not exist? fsspec turns an HTTP or S3 404 into a
-    ``FileNotFoundError``, as a missing local file is; the library's error chains to it."""
+    """Tell whether the error comes from a cube that does not exist.
+
+    fsspec turns an HTTP or S3 404 into a ``FileNotFoundError``, as a missing local file is; the library's error
+    chains to it.
+    """
     node: BaseException | None = exc
     for _ in range(10):
         if node is None:
@@ -137,8 +141,11 @@ def _is_missing(exc: BaseException) -> bool:
 
 
 def _astrocut_path(folder: Path, cube: str, target: Target, size: Any) -> Path:
-    """astrocut's TPF name for a cube and a target, as :class:`~skycut.tess.footprint.TessFootprintCutout` writes
-    it: ``{sectorName}_{ra:.7f}_{dec:.7f}_{size label}_astrocut.fits``."""
+    """Return astrocut's TPF name for a cube and a target.
+
+    As :class:`~skycut.tess.footprint.TessFootprintCutout` writes it:
+    ``{sectorName}_{ra:.7f}_{dec:.7f}_{size label}_astrocut.fits``.
+    """
     from ...core.coords import size_label
     from ...tess.cube_reader import cube_stem
 
@@ -146,7 +153,7 @@ def _astrocut_path(folder: Path, cube: str, target: Target, size: Any) -> Path:
 
 
 def footprint_cutouts(targets: list[Target], spec: FootprintCutoutSpec, index_path: str) -> dict[str, Any]:
-    """A job matched to a footprint file: TPFs for each target from every matching cube, in ``{target}/``.
+    """Run a job matched to a footprint file: TPFs for each target from every matching cube, in ``{target}/``.
 
     Parameters
     ----------

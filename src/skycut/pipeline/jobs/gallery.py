@@ -61,31 +61,36 @@ class GallerySpec:
 
     # The report's labels of one gallery image, from the wildcards of its pattern (rules/report.smk).
     def target_name(self, slug: str) -> str:
-        """A target's display name from its slug (the slug itself when not a manifest target)."""
+        """Return a target's display name from its slug (the slug itself when not a manifest target)."""
         return self.names.get(slug, slug)
 
     def image_labels(self, wildcards: Any) -> dict[str, str]:
+        """Return the labels of a rendered image of an input set (wildcards ``target``, ``input_set``, ``image``)."""
         return {"target": self.target_name(wildcards.target), "input set": wildcards.input_set,
                 "image": wildcards.image}
 
     def combined_labels(self, wildcards: Any) -> dict[str, str]:
+        """Return the labels of a rendered image of a combine group (wildcards ``target``, ``group``, ``image``)."""
         return {"target": self.target_name(wildcards.target), "combined from": wildcards.group,
                 "image": wildcards.image}
 
     def colour_labels(self, wildcards: Any) -> dict[str, str]:
+        """Return the labels of a colour image (wildcards ``target``, ``render``): its R, G, B inputs."""
         return {"target": self.target_name(wildcards.target),
                 "R, G, B": ", ".join(self.renders[wildcards.render]["inputs"])}
 
     def tpf_labels(self, wildcards: Any) -> dict[str, str]:
+        """Return the labels of a TPF plot (wildcards ``target``, ``cube``): the cube's sector, camera and CCD."""
         cube = self.cubes[wildcards.cube]
         return {"target": self.target_name(wildcards.target), "cube": wildcards.cube,
                 "sector": str(cube["sector"]), "camera/CCD": f"{cube['camera']}/{cube['ccd']}"}
 
     def path_labels(self, wildcards: Any) -> dict[str, str]:
+        """Return the labels of a moving target's frames (wildcards ``path``, ``file``): its object name."""
         return {"path": wildcards.path, "object": self.paths[wildcards.path]["object"], "file": wildcards.file}
 
     def files(self) -> list[str]:
-        """Every file the gallery job reads (its Snakemake input)."""
+        """Return every file the gallery job reads (its Snakemake input)."""
         return ([r["index"] for r in self.renders.values()] + [index for _, _, index in self.plots]
                 + [p["strip"] for p in self.paths.values()])
 
@@ -101,7 +106,7 @@ def _cube_info(plan: Plan, ref: str) -> dict[str, Any]:
 
 
 def gallery_spec(plan: Plan) -> GallerySpec:
-    """The gallery job's spec, from the plan (see :class:`GallerySpec`)."""
+    """Return the gallery job's spec, from the plan (see :class:`GallerySpec`)."""
     m = plan.manifest
     spec = GallerySpec(combined=list(m.combine), names={slugify(t.name): t.name for t in m.targets})
     for name, render in m.render.items():

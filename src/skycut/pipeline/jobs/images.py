@@ -14,7 +14,8 @@ from ..options import fill, fsspec_kwargs
 from .index import finish
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import InputSet, Target
+    from ..sections import InputSet
+    from ..targets import Target
 
 log = logging.getLogger(__name__)
 

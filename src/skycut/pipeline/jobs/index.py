@@ -72,7 +72,7 @@ def provenance(hashes: Mapping[str, str] | None, stamp: Sequence[str | os.PathLi
 
 
 def stat_cache_path(index_path: str | Path) -> Path:
-    """The hidden file beside an index that caches its products' ``stat`` (``.{index name}.stat``)."""
+    """Return the hidden file beside an index that caches its products' ``stat`` (``.{index name}.stat``)."""
     index_path = Path(index_path)
     return index_path.with_name(f".{index_path.name}.stat")
 
@@ -83,7 +83,7 @@ def _stat_key(path: str | Path) -> list[int]:
 
 
 def damaged_products(index_path: str | Path) -> dict[str, str]:
-    """The products of an index that are missing or no longer what the job wrote, with what is wrong.
+    """Find the products of an index that are missing or no longer what the job wrote, with what is wrong.
 
     A product is intact when its size is the recorded one and either its ``stat`` is the one cached when the
     index was written (:func:`stat_cache_path`) or its SHA-256 is the recorded one. An index without ``"files"``
@@ -191,7 +191,7 @@ def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any
 
 
 def failures_path(index_path: str | Path) -> Path:
-    """The record of a failed batch job beside its index: ``{index stem}.failures.json``."""
+    """Return the record of a failed batch job beside its index: ``{index stem}.failures.json``."""
     index_path = Path(index_path)
     return index_path.with_name(f"{index_path.stem}.failures.json")
 
@@ -202,7 +202,7 @@ def read_index(path: str | Path) -> dict[str, Any]:
 
 
 def merge_products(paths: list[str]) -> dict[str, list[str]]:
-    """The ``products`` of several index files merged into one ``{item: [files...]}`` mapping."""
+    """Merge the ``products`` of several index files into one ``{item: [files...]}`` mapping."""
     merged: dict[str, list[str]] = {}
     for path in paths:
         merged.update(read_index(path)["products"])

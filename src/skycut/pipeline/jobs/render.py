@@ -12,13 +12,13 @@ from ..names import slugify
 from .index import finish, merge_products
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..manifest import RenderSpec
+    from ..sections import RenderSpec
 
 log = logging.getLogger(__name__)
 
 
 def cutout_arrays(path: str) -> list[tuple[Any, dict[str, Any]]]:
-    """The image arrays of a cutout file with rendering metadata: FITS CUTOUT HDUs or an ASDF's data."""
+    """Read the image arrays of a cutout file with rendering metadata: FITS CUTOUT HDUs or an ASDF's data."""
     import numpy as np
 
     from ... import __version__
