@@ -190,6 +190,20 @@ def test_http_cutout_equals_local(tmp_path, http_server):
     assert http_server.log.body_requests("GET"), "data must have come over HTTP"
 
 
+def test_http_cutout_fetches_each_byte_once(tmp_path, http_server):
+    """A remote cutout reads the headers once and the rows once: no range fetched twice, no read past the end
+    (astropy seeks back into the header block and probes for an HDU after the last)."""
+    path = tmp_path / "img.fits"
+    w = small_image(path, shape=(600, 700))
+    http_server.log.reset()
+    FITSCutout(http_server.url("img.fits"), w.pixel_to_world(300.2, 200.7), [9, 5])
+    gets = http_server.log.body_requests("GET")
+    ranges = [r.range for r in gets]
+    assert len(ranges) == len(set(ranges)), ranges
+    assert all(r.status == 206 for r in gets), [(r.range, r.status) for r in gets]
+    assert http_server.log.n_requests <= 3  # header block, size, the cutout's rows
+
+
 def test_http_padded_edge_and_unsigned_ints(tmp_path, http_server):
     path = tmp_path / "u16.fits"
     w = small_image(path, dtype=np.float64, bzero=32768)

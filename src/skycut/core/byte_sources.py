@@ -390,6 +390,7 @@ class _RangeReader(io.RawIOBase):
         super().__init__()
         self._source = source
         self._pos = 0
+        self._last: tuple[int, bytes] = (0, b"")  # the last block fetched: parsers seek back into it
         self.name = source.uri
 
     def readable(self) -> bool:
@@ -414,7 +415,15 @@ class _RangeReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not len(view):
             return 0
-        blob = self._source.read(self._pos, self._pos + len(view), exact=False)
+        size = self._source._size  # known once anything asked for it (astropy seeks to the end first)
+        if size is not None and self._pos >= size:
+            return 0
+        start, cached = self._last
+        if start <= self._pos and self._pos + len(view) <= start + len(cached):
+            blob = cached[self._pos - start:self._pos - start + len(view)]
+        else:
+            blob = self._source.read(self._pos, self._pos + len(view), exact=False)
+            self._last = (self._pos, bytes(blob))
         view[:len(blob)] = blob
         self._pos += len(blob)
         return len(blob)
