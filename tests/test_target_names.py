@@ -111,12 +111,11 @@ def test_tic_names():
 
 
 def test_object_names():
-    assert object_name("tess-variable", resolved=False) == ""  # a plain label: astrocut's empty OBJECT
-    assert object_name("tess-variable", resolved=True) == "tess-variable"
-    assert object_name("TIC261136679", resolved=False) == "TIC261136679"
-    assert object_name("NGC 1300", resolved=False) == "NGC 1300"
-    assert object_name("Hélène 1", resolved=False) == "Helene 1"
-    assert object_name("α Cen", resolved=False) == "? Cen"
+    assert object_name("tess-variable") == "tess-variable"  # the display name, always (astrocut writes "")
+    assert object_name("TIC261136679") == "TIC261136679"
+    assert object_name("NGC 1300") == "NGC 1300"
+    assert object_name("Hélène 1") == "Helene 1"
+    assert object_name("α Cen") == "? Cen"
 
 
 # ------------------------------------------------------------------------------------------ TPFs
@@ -140,7 +139,7 @@ def test_tpf_object_and_ticid(sim_tess, cube, tmp_path):
     assert index["products"] == {"TIC 261136679": [str(tmp_path / "tpf" / "TIC-261136679.fits")],
                                  "NGC 1300": [str(tmp_path / "tpf" / "NGC-1300.fits")],
                                  "label": [str(tmp_path / "tpf" / "label.fits")]}
-    expected = {"TIC 261136679": ("TIC 261136679", TIC_NUMBER), "NGC 1300": ("NGC 1300", None), "label": ("", None)}
+    expected = {"TIC 261136679": ("TIC 261136679", TIC_NUMBER), "NGC 1300": ("NGC 1300", None), "label": ("label", None)}
     for name, (obj, ticid) in expected.items():
         with fits.open(index["products"][name][0], checksum=True) as hdul:
             for hdu in hdul:  # PIXELS and APERTURE inherit the primary's target keywords, as astrocut's

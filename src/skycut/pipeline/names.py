@@ -109,17 +109,12 @@ def tic_id(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def object_name(name: str, *, resolved: bool) -> str:
-    """Return the ``OBJECT`` card of a target's TPF: its display name when it identifies an object, else ``""``.
+def object_name(name: str) -> str:
+    """Return the ``OBJECT`` card of a target's products: its display name, as FITS allows it.
 
-    A name identifies an object when it is a TIC name, when its coordinates were resolved from it
-    (``resolved``), or when it is not a plain file-safe label (it holds spaces or punctuation, as catalogue
-    names do). A plain label given with coordinates (``"tess-variable"``) keeps astrocut's empty ``OBJECT``, so
-    the products of existing manifests do not change.
-
-    FITS headers are ASCII: accents are dropped (Unicode NFKD) and any other non-ASCII character becomes ``?``.
+    The display name is what the manifest calls the target (``"NGC 1300"``, ``"TIC 261136679"``,
+    ``"tess-variable"``); astrocut writes an empty ``OBJECT``, which loses it. FITS headers are ASCII: accents are
+    dropped (Unicode NFKD) and any other non-ASCII character becomes ``?``.
     """
-    if not (resolved or tic_id(name) is not None or slugify(name) != name):
-        return ""
     decomposed = unicodedata.normalize("NFKD", name)
     return "".join(c if " " <= c <= "~" else "?" for c in decomposed if not unicodedata.combining(c))

@@ -62,7 +62,7 @@ def cut_cube(cube: str, targets: list[Target], spec: CubeCutoutSpec, index_path:
         result.merge(cut_cube_targets(
             cube, [(t.name, (t.ra, t.dec)) for t in group], size,
             output_paths={t.name: out / f"{t.slug}.fits" for t in group},
-            object_names={t.name: object_name(t.name, resolved=t.coordinates is None) for t in group},
+            object_names={t.name: object_name(t.name) for t in group},
             tic_ids={t.name: tic_id(t.name) for t in group if tic_id(t.name) is not None},
             fill_value=fill(spec.fill_value), threads=spec.threads, fsspec_kwargs=fsspec_kwargs(spec.fsspec)))
     return finish(index_path, result, cube=cube)
