@@ -19,7 +19,11 @@ import benchmarks
 
 
 def available_cases() -> list[str]:
-    return sorted(m.name[len("case_"):] for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("case_"))
+    return sorted(
+        m.name[len("case_") :]
+        for m in pkgutil.iter_modules(benchmarks.__path__)
+        if m.name.startswith("case_")
+    )
 
 
 def _fmt(value) -> str:
@@ -37,9 +41,21 @@ def format_table(rows: list[dict]) -> str:
         sk, ac, dk = r.get("skycut"), r.get("astrocut"), r.get("disk")
         ratio_a = ac / sk if isinstance(sk, (int, float)) and isinstance(ac, (int, float)) and sk else None
         ratio_d = sk / dk if isinstance(sk, (int, float)) and isinstance(dk, (int, float)) and dk else None
-        lines.append([r.get("case", ""), r.get("measure", ""), r.get("unit", ""), _fmt(sk), _fmt(ac), _fmt(dk),
-                      _fmt(ratio_a), _fmt(ratio_d)])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+        lines.append(
+            [
+                r.get("case", ""),
+                r.get("measure", ""),
+                r.get("unit", ""),
+                _fmt(sk),
+                _fmt(ac),
+                _fmt(dk),
+                _fmt(ratio_a),
+                _fmt(ratio_d),
+            ]
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)
+    ]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]

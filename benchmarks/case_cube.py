@@ -83,14 +83,27 @@ def _run(tool: str, files: list[Path], out: Path, max_memory: float = 50, **extr
     if out.exists():
         out.unlink()
     _warm(files)
-    args = {"tool": tool, "files": [str(f) for f in files], "out": str(out), "max_memory": max_memory, **extra}
-    res = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True,
-                         cwd=ROOT)
+    args = {
+        "tool": tool,
+        "files": [str(f) for f in files],
+        "out": str(out),
+        "max_memory": max_memory,
+        **extra,
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True, cwd=ROOT
+    )
     if res.returncode:
         raise RuntimeError(f"{tool} build failed:\n{res.stderr[-3000:]}")
     figures = json.loads(res.stdout.strip().splitlines()[-1])
-    log.info("%s %s max_memory=%s: %.1f s, peak RSS %.0f MB", tool, out.name, max_memory, figures["seconds"],
-             figures["maxrss_mb"])
+    log.info(
+        "%s %s max_memory=%s: %.1f s, peak RSS %.0f MB",
+        tool,
+        out.name,
+        max_memory,
+        figures["seconds"],
+        figures["maxrss_mb"],
+    )
     return figures
 
 
@@ -129,8 +142,12 @@ def _patched_copies(base: list[Path], files: list[Path], n: int) -> None:
             with fits.open(tmp, mode="update") as hdul:
                 for ext in (0, 1, 2):
                     h = hdul[ext].header
-                    for key, col in (("TSTART", "tstart"), ("TSTOP", "tstop"), ("DATE-OBS", "date_obs"),
-                                     ("DATE-END", "date_end")):
+                    for key, col in (
+                        ("TSTART", "tstart"),
+                        ("TSTOP", "tstop"),
+                        ("DATE-OBS", "date_obs"),
+                        ("DATE-END", "date_end"),
+                    ):
                         if key in h:
                             h[key] = times[col][i]
         tmp.rename(target)
@@ -138,14 +155,31 @@ def _patched_copies(base: list[Path], files: list[Path], n: int) -> None:
 
 
 def _rows(label: str, sk: dict, ac: dict | None = None, disk: dict | None = None) -> list[dict]:
-    rows = [{"case": "cube", "measure": f"{label} time", "unit": "s", "skycut": round(sk["seconds"], 2),
-             "astrocut": round(ac["seconds"], 2) if ac else None,
-             "disk": round(disk["seconds"], 2) if disk else None},
-            {"case": "cube", "measure": f"{label} CPU (user+sys, incl. imports)", "unit": "s",
-             "skycut": round(sk["cpu"], 2), "astrocut": round(ac["cpu"], 2) if ac else None,
-             "disk": round(disk["cpu"], 2) if disk else None},
-            {"case": "cube", "measure": f"{label} peak RSS", "unit": "MB", "skycut": round(sk["maxrss_mb"]),
-             "astrocut": round(ac["maxrss_mb"]) if ac else None}]
+    rows = [
+        {
+            "case": "cube",
+            "measure": f"{label} time",
+            "unit": "s",
+            "skycut": round(sk["seconds"], 2),
+            "astrocut": round(ac["seconds"], 2) if ac else None,
+            "disk": round(disk["seconds"], 2) if disk else None,
+        },
+        {
+            "case": "cube",
+            "measure": f"{label} CPU (user+sys, incl. imports)",
+            "unit": "s",
+            "skycut": round(sk["cpu"], 2),
+            "astrocut": round(ac["cpu"], 2) if ac else None,
+            "disk": round(disk["cpu"], 2) if disk else None,
+        },
+        {
+            "case": "cube",
+            "measure": f"{label} peak RSS",
+            "unit": "MB",
+            "skycut": round(sk["maxrss_mb"]),
+            "astrocut": round(ac["maxrss_mb"]) if ac else None,
+        },
+    ]
     return rows
 
 
@@ -170,14 +204,27 @@ def run(quick: bool) -> list[dict]:
     sk_lo = _run("skycut", n40, cube_dir / "sk-lowmem.fits", max_memory=0.3)
     ac_lo = _run("astrocut", n40, theirs, max_memory=0.3)
     rows += _rows(f"{label} max_memory=0.3", sk_lo, ac_lo, dk)
-    rows.append({"case": "cube", "measure": f"{label} cube size", "unit": "MB", "skycut": round(cube_bytes / 1e6)})
+    rows.append(
+        {"case": "cube", "measure": f"{label} cube size", "unit": "MB", "skycut": round(cube_bytes / 1e6)}
+    )
     for strategy in ("direct", "scratch"):
         for mem in (0.3, low):
             r = _run("skycut", n40, cube_dir / f"sk-{strategy}.fits", max_memory=mem, strategy=strategy)
-            rows += [{"case": "cube", "measure": f"{label} max_memory={mem} strategy={strategy} time", "unit": "s",
-                      "skycut": round(r["seconds"], 2), "disk": round(dk["seconds"], 2)},
-                     {"case": "cube", "measure": f"{label} max_memory={mem} strategy={strategy} peak RSS",
-                      "unit": "MB", "skycut": round(r["maxrss_mb"])}]
+            rows += [
+                {
+                    "case": "cube",
+                    "measure": f"{label} max_memory={mem} strategy={strategy} time",
+                    "unit": "s",
+                    "skycut": round(r["seconds"], 2),
+                    "disk": round(dk["seconds"], 2),
+                },
+                {
+                    "case": "cube",
+                    "measure": f"{label} max_memory={mem} strategy={strategy} peak RSS",
+                    "unit": "MB",
+                    "skycut": round(r["maxrss_mb"]),
+                },
+            ]
             (cube_dir / f"sk-{strategy}.fits").unlink()
     for f in (theirs, disk_out, cube_dir / "sk-lowmem.fits"):
         f.unlink(missing_ok=True)

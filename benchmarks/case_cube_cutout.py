@@ -135,11 +135,24 @@ def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
             os.close(fd)
             os.replace(part, tmp / "disk" / f"{i}.fits")
         disk_ms = (time.perf_counter() - t0) / len(targets) * 1e3
-        log.info("batch: skycut %.2f ms/target (%d), astrocut %s ms/target (%d), disk %.2f ms", sk_ms, n_sky,
-                 f"{ac_ms:.1f}" if ac_ms else "-", n_ac, disk_ms)
-        rows.append({"case": CASE, "measure": f"{n_sky} targets {SIZE}x{SIZE}, per target incl. write "
-                                              f"(astrocut on {n_ac})", "unit": "ms",
-                     "skycut": sk_ms, "astrocut": ac_ms, "disk": disk_ms})
+        log.info(
+            "batch: skycut %.2f ms/target (%d), astrocut %s ms/target (%d), disk %.2f ms",
+            sk_ms,
+            n_sky,
+            f"{ac_ms:.1f}" if ac_ms else "-",
+            n_ac,
+            disk_ms,
+        )
+        rows.append(
+            {
+                "case": CASE,
+                "measure": f"{n_sky} targets {SIZE}x{SIZE}, per target incl. write (astrocut on {n_ac})",
+                "unit": "ms",
+                "skycut": sk_ms,
+                "astrocut": ac_ms,
+                "disk": disk_ms,
+            }
+        )
     return rows
 
 
@@ -206,7 +219,7 @@ def _deep(quick: bool) -> list[dict]:
     for rep in range(DEEP_REPEATS):
         # skycut and the floor alternate in order, and each one's files are deleted at once (before writeback
         # throttles the next writer), so neither pays for the other's dirty pages
-        for which in (("skycut", "floor") if rep % 2 == 0 else ("floor", "skycut")):
+        for which in ("skycut", "floor") if rep % 2 == 0 else ("floor", "skycut"):
             with tempfile.TemporaryDirectory(dir=DATA) as tmp:
                 tmp = Path(tmp)
                 if which == "skycut":
@@ -229,29 +242,44 @@ def _deep(quick: bool) -> list[dict]:
                     ac.append((time.perf_counter() - t0) / n_ac * n_sky)
             except ImportError:
                 log.warning("astrocut not installed: no astrocut figures")
-        log.info("deep run %d: skycut %.1f ms/target, floor %.1f ms/target, skycut/floor %.3f, astrocut %s", rep,
-                 sk[-1] / n_sky * 1e3, floor[-1] / n_sky * 1e3, ratios[-1],
-                 f"{ac[-1] / n_sky * 1e3:.1f} ms/target" if ac else "-")
+        log.info(
+            "deep run %d: skycut %.1f ms/target, floor %.1f ms/target, skycut/floor %.3f, astrocut %s",
+            rep,
+            sk[-1] / n_sky * 1e3,
+            floor[-1] / n_sky * 1e3,
+            ratios[-1],
+            f"{ac[-1] / n_sky * 1e3:.1f} ms/target" if ac else "-",
+        )
     med = statistics.median
-    return [{"case": CASE, "measure": f"deep cube, {ntime} cadences: {n_sky} targets {DEEP_SIZE}x{DEEP_SIZE}, per "
-                                      f"target incl. write ({tpf_mb:.0f} MB of TPFs; astrocut on {n_ac}; disk = read "
-                                      f"pixels + write TPF bytes; median of {DEEP_REPEATS}; skycut/disk per run "
-                                      f"{', '.join(f'{r:.3f}' for r in ratios)})", "unit": "ms",
-             "skycut": med(sk) / n_sky * 1e3, "astrocut": med(ac) / n_sky * 1e3 if ac else None,
-             "disk": med(floor) / n_sky * 1e3, "ratios": ratios}]
+    return [
+        {
+            "case": CASE,
+            "measure": f"deep cube, {ntime} cadences: {n_sky} targets {DEEP_SIZE}x{DEEP_SIZE}, per "
+            f"target incl. write ({tpf_mb:.0f} MB of TPFs; astrocut on {n_ac}; disk = read "
+            f"pixels + write TPF bytes; median of {DEEP_REPEATS}; skycut/disk per run "
+            f"{', '.join(f'{r:.3f}' for r in ratios)})",
+            "unit": "ms",
+            "skycut": med(sk) / n_sky * 1e3,
+            "astrocut": med(ac) / n_sky * 1e3 if ac else None,
+            "disk": med(floor) / n_sky * 1e3,
+            "ratios": ratios,
+        }
+    ]
 
 
 # ------------------------------------------------------------------------------------------ fresh process
 
 _ONE = {
     "skycut": "import sys, skycut; skycut.cube_cut(sys.argv[1], sys.argv[2], {size}, output_path=sys.argv[3])",
-    "astrocut": ("import sys, warnings; warnings.simplefilter('ignore'); import astrocut; "
-                 "astrocut.cube_cut(sys.argv[1], sys.argv[2], {size}, output_path=sys.argv[3])"),
+    "astrocut": (
+        "import sys, warnings; warnings.simplefilter('ignore'); import astrocut; "
+        "astrocut.cube_cut(sys.argv[1], sys.argv[2], {size}, output_path=sys.argv[3])"
+    ),
 }
 
 
 def _fresh(cube: Path, repeats: int = 3) -> list[dict]:
-    (_, (ra, dec)), = _targets(cube, 1, seed=9)
+    ((_, (ra, dec)),) = _targets(cube, 1, seed=9)
     env = dict(os.environ, PYTHONPYCACHEPREFIX=str(DATA / "pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     figures = {}
@@ -260,8 +288,12 @@ def _fresh(cube: Path, repeats: int = 3) -> list[dict]:
             times = []
             for i in range(repeats + 1):
                 t0 = time.perf_counter()
-                res = subprocess.run([sys.executable, "-c", code.format(size=SIZE), str(cube), f"{ra} {dec}", tmp],
-                                     env=env, capture_output=True, text=True)
+                res = subprocess.run(
+                    [sys.executable, "-c", code.format(size=SIZE), str(cube), f"{ra} {dec}", tmp],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
                 if res.returncode:
                     log.warning("%s one-cutout process failed: %s", tool, res.stderr[-2000:])
                     break
@@ -269,8 +301,15 @@ def _fresh(cube: Path, repeats: int = 3) -> list[dict]:
                     times.append(time.perf_counter() - t0)
             figures[tool] = statistics.median(times) if times else None
     log.info("fresh process: %s", figures)
-    return [{"case": CASE, "measure": f"one {SIZE}x{SIZE} cutout, fresh process (wall)", "unit": "s",
-             "skycut": figures["skycut"], "astrocut": figures["astrocut"]}]
+    return [
+        {
+            "case": CASE,
+            "measure": f"one {SIZE}x{SIZE} cutout, fresh process (wall)",
+            "unit": "s",
+            "skycut": figures["skycut"],
+            "astrocut": figures["astrocut"],
+        }
+    ]
 
 
 # ------------------------------------------------------------------------------------------ S3
@@ -307,10 +346,14 @@ def _s3(quick: bool) -> list[dict]:
     from skycut.tess.cube_reader import CubeReader
 
     cube = _main_cube(True) if quick else _simulated_cube(DATA / "cutout-s3", 40, (256, 256))
-    (_, (ra, dec)), = _targets(cube, 1, seed=13)
+    ((_, (ra, dec)),) = _targets(cube, 1, seed=13)
     with CubeReader(cube) as r:
-        overhead = r.primary.nbytes + r.image_header.nbytes + r.table_header.nbytes + padded(
-            r.table_header.data_nbytes())
+        overhead = (
+            r.primary.nbytes
+            + r.image_header.nbytes
+            + r.table_header.nbytes
+            + padded(r.table_header.data_nbytes())
+        )
         minimal = SIZE * SIZE * r.ntime * 2 * r.dtype.itemsize + overhead
     rows = []
     with S3Server() as s3:
@@ -320,31 +363,76 @@ def _s3(quick: bool) -> list[dict]:
         s3.log.reset()
         for tool, threads in (("skycut", 8), ("skycut", 1), ("astrocut", 8)):
             s3.log.reset()
-            args = {"tool": tool, "uri": uri, "coord": f"{ra} {dec}", "size": SIZE, "threads": threads,
-                    "fsspec_kwargs": s3.fsspec_kwargs}
-            env = dict(os.environ, AWS_ACCESS_KEY_ID=s3.key, AWS_SECRET_ACCESS_KEY=s3.secret,
-                       AWS_DEFAULT_REGION="us-east-1")
-            res = subprocess.run([sys.executable, "-c", _S3_CHILD, json.dumps(args)], capture_output=True, text=True,
-                                 env=env, timeout=600)
+            args = {
+                "tool": tool,
+                "uri": uri,
+                "coord": f"{ra} {dec}",
+                "size": SIZE,
+                "threads": threads,
+                "fsspec_kwargs": s3.fsspec_kwargs,
+            }
+            env = dict(
+                os.environ,
+                AWS_ACCESS_KEY_ID=s3.key,
+                AWS_SECRET_ACCESS_KEY=s3.secret,
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+            res = subprocess.run(
+                [sys.executable, "-c", _S3_CHILD, json.dumps(args)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=600,
+            )
             if res.returncode:
                 log.warning("%s over S3 failed: %s", tool, res.stderr[-1500:])
                 continue
             seconds = json.loads(res.stdout.strip().splitlines()[-1])["seconds"]
             time.sleep(0.2)  # let the server log the last responses
-            rows.append({"tool": tool, "threads": threads, "seconds": seconds, "bytes": s3.log.bytes_sent,
-                         "requests": s3.log.n_requests})
-            log.info("S3 %s threads=%d: %.2f s, %d bytes, %d requests", tool, threads, seconds,
-                     s3.log.bytes_sent, s3.log.n_requests)
+            rows.append(
+                {
+                    "tool": tool,
+                    "threads": threads,
+                    "seconds": seconds,
+                    "bytes": s3.log.bytes_sent,
+                    "requests": s3.log.n_requests,
+                }
+            )
+            log.info(
+                "S3 %s threads=%d: %.2f s, %d bytes, %d requests",
+                tool,
+                threads,
+                seconds,
+                s3.log.bytes_sent,
+                s3.log.n_requests,
+            )
     by = {(r["tool"], r["threads"]): r for r in rows}
     sk8, sk1, ac8 = by.get(("skycut", 8)), by.get(("skycut", 1)), by.get(("astrocut", 8))
     out = []
-    for label, key, unit, disk in (("time", "seconds", "s", None), ("bytes read", "bytes", "B", minimal),
-                                   ("requests", "requests", "", None)):
-        out.append({"case": CASE, "measure": f"{SIZE}x{SIZE} over loopback S3, threads=8: {label}", "unit": unit,
-                    "skycut": sk8[key] if sk8 else None, "astrocut": ac8[key] if ac8 else None, "disk": disk})
+    for label, key, unit, disk in (
+        ("time", "seconds", "s", None),
+        ("bytes read", "bytes", "B", minimal),
+        ("requests", "requests", "", None),
+    ):
+        out.append(
+            {
+                "case": CASE,
+                "measure": f"{SIZE}x{SIZE} over loopback S3, threads=8: {label}",
+                "unit": unit,
+                "skycut": sk8[key] if sk8 else None,
+                "astrocut": ac8[key] if ac8 else None,
+                "disk": disk,
+            }
+        )
     if sk1:
-        out.append({"case": CASE, "measure": f"{SIZE}x{SIZE} over loopback S3, threads=1: time", "unit": "s",
-                    "skycut": sk1["seconds"]})
+        out.append(
+            {
+                "case": CASE,
+                "measure": f"{SIZE}x{SIZE} over loopback S3, threads=1: time",
+                "unit": "s",
+                "skycut": sk1["seconds"],
+            }
+        )
     return out
 
 

@@ -112,29 +112,61 @@ def local_rows(quick: bool) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fast_before = fits_fast.STATS["fast"]
-            sk = _time_in_process(lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats)
+            sk = _time_in_process(
+                lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats
+            )
             assert fits_fast.STATS["fast"] == fast_before + repeats + 1, "the fast path did not apply"
-            ac = _time_in_process(lambda: astrocut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats)
+            ac = _time_in_process(
+                lambda: astrocut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats
+            )
             fits_fast.ENABLED = False
             try:
-                slow = _time_in_process(lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out),
-                                        repeats)
+                slow = _time_in_process(
+                    lambda: skycut.fits_cut(str(path), coord, [200, 300], output_dir=out), repeats
+                )
             finally:
                 fits_fast.ENABLED = True
-        rows.append({"case": CASE, "measure": f"in-process 200x300 from {n}x{n} float32 (median of {repeats})",
-                     "unit": "s", "skycut": sk, "astrocut": ac})
-        rows.append({"case": CASE, "measure": "in-process, same cut, skycut's astropy path forced (reference)",
-                     "unit": "s", "skycut": slow, "astrocut": ac})
+        rows.append(
+            {
+                "case": CASE,
+                "measure": f"in-process 200x300 from {n}x{n} float32 (median of {repeats})",
+                "unit": "s",
+                "skycut": sk,
+                "astrocut": ac,
+            }
+        )
+        rows.append(
+            {
+                "case": CASE,
+                "measure": "in-process, same cut, skycut's astropy path forced (reference)",
+                "unit": "s",
+                "skycut": slow,
+                "astrocut": ac,
+            }
+        )
         fresh = 1 if quick else 5
         call = f"fits_cut({str(path)!r}, {coord!r}, [200, 300], output_dir={out!r})"
         check = "; from skycut.image import fits_fast; assert fits_fast.STATS['fast'] == 1"
         sk = _time_fresh(f"import skycut; skycut.{call}{check}", fresh)
         ac = _time_fresh(f"import astrocut; astrocut.{call}", fresh)
         floor = _time_fresh("import astropy.wcs, astropy.io.fits", fresh)
-    rows.append({"case": CASE, "measure": f"fresh process: import + one cutout (median of {fresh})", "unit": "s",
-                 "skycut": sk, "astrocut": ac})
-    rows.append({"case": CASE, "measure": "fresh process: import astropy.wcs+fits only (floor)", "unit": "s",
-                 "skycut": floor})
+    rows.append(
+        {
+            "case": CASE,
+            "measure": f"fresh process: import + one cutout (median of {fresh})",
+            "unit": "s",
+            "skycut": sk,
+            "astrocut": ac,
+        }
+    )
+    rows.append(
+        {
+            "case": CASE,
+            "measure": "fresh process: import astropy.wcs+fits only (floor)",
+            "unit": "s",
+            "skycut": floor,
+        }
+    )
     return rows
 
 
@@ -173,10 +205,24 @@ def remote_rows(quick: bool) -> list[dict]:
             note = " (astrocut failed on this server)"
         elif ac_bytes >= 0.5 * path.stat().st_size:
             note = f" (astrocut fetched {ac_bytes / path.stat().st_size:.0%} of the file)"
-        rows.append({"case": CASE, "measure": f"50x50 over loopback {label} of a {mb:.0f} MB image: bytes sent{note}",
-                     "unit": "B", "skycut": res["skycut"][0], "astrocut": ac_bytes})
-        rows.append({"case": CASE, "measure": f"50x50 over loopback {label}: requests", "unit": "n",
-                     "skycut": res["skycut"][1], "astrocut": res["astrocut"][1]})
+        rows.append(
+            {
+                "case": CASE,
+                "measure": f"50x50 over loopback {label} of a {mb:.0f} MB image: bytes sent{note}",
+                "unit": "B",
+                "skycut": res["skycut"][0],
+                "astrocut": ac_bytes,
+            }
+        )
+        rows.append(
+            {
+                "case": CASE,
+                "measure": f"50x50 over loopback {label}: requests",
+                "unit": "n",
+                "skycut": res["skycut"][1],
+                "astrocut": res["astrocut"][1],
+            }
+        )
 
     with RangeHTTPServer(path.parent) as http:
         url = http.url(path.name)
@@ -186,8 +232,13 @@ def remote_rows(quick: bool) -> list[dict]:
             clear_download_cache(cached)
     with S3Server() as s3:
         uri = s3.upload(path)
-        measure(s3, uri, {"fsspec_kwargs": s3.fsspec_kwargs},
-                {"fsspec_kwargs": dict(s3.fsspec_kwargs, anon=False)}, "S3")
+        measure(
+            s3,
+            uri,
+            {"fsspec_kwargs": s3.fsspec_kwargs},
+            {"fsspec_kwargs": dict(s3.fsspec_kwargs, anon=False)},
+            "S3",
+        )
         s3.delete(path.name)
     if not quick:
         path.unlink()
@@ -209,15 +260,21 @@ def batch_rows(quick: bool) -> list[dict]:
     path, w = make_image(n)
     rng = np.random.default_rng(0)
     xy = rng.uniform(0.2 * n, 0.8 * n, size=(count, 2))
-    targets = [(f"t{i}", f"{ra} {dec}", [200, 300])
-               for i, (ra, dec) in enumerate(zip(*w.pixel_to_world_values(xy[:, 0], xy[:, 1]), strict=True))]
+    targets = [
+        (f"t{i}", f"{ra} {dec}", [200, 300])
+        for i, (ra, dec) in enumerate(zip(*w.pixel_to_world_values(xy[:, 0], xy[:, 1]), strict=True))
+    ]
     with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         before = fits_batch.STATS["fast"]
         t0 = time.perf_counter()
-        result = fits_batch.cut_fits_targets([str(path)], targets, [Path(out) / f"{t[0]}.fits" for t in targets])
+        result = fits_batch.cut_fits_targets(
+            [str(path)], targets, [Path(out) / f"{t[0]}.fits" for t in targets]
+        )
         batch = (time.perf_counter() - t0) / count
-        assert len(result.written) == count and fits_batch.STATS["fast"] > before, "the fast route did not apply"
+        assert len(result.written) == count and fits_batch.STATS["fast"] > before, (
+            "the fast route did not apply"
+        )
         t0 = time.perf_counter()
         for name, coord, size in targets:
             cut = FITSCutout([str(path)], coord, size, single_outfile=True)
@@ -227,10 +284,22 @@ def batch_rows(quick: bool) -> list[dict]:
         for _name, coord, size in targets:
             astrocut.fits_cut(str(path), coord, size, output_dir=out)
         ac = (time.perf_counter() - t0) / count
-    return [{"case": CASE, "measure": f"batch of {count} targets, 200x300 each, one file per target: per target",
-             "unit": "s", "skycut": batch, "astrocut": ac},
-            {"case": CASE, "measure": "same batch, per-target astropy route (FITSCutout + write_hdulist, reference)",
-             "unit": "s", "skycut": slow, "astrocut": ac}]
+    return [
+        {
+            "case": CASE,
+            "measure": f"batch of {count} targets, 200x300 each, one file per target: per target",
+            "unit": "s",
+            "skycut": batch,
+            "astrocut": ac,
+        },
+        {
+            "case": CASE,
+            "measure": "same batch, per-target astropy route (FITSCutout + write_hdulist, reference)",
+            "unit": "s",
+            "skycut": slow,
+            "astrocut": ac,
+        },
+    ]
 
 
 def run(quick: bool) -> list[dict]:

@@ -125,9 +125,15 @@ def cube_layout(cube: Path) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = WCS(header, relax=True)
-    return {"overhead": overhead, "shape": shape, "itemsize": itemsize, "wcs": wcs,
-            "header_span": (0, img["datLoc"]), "table_span": (tab["hdrLoc"], tab["datLoc"] + tab["datSpan"]),
-            "data_offset": img["datLoc"]}
+    return {
+        "overhead": overhead,
+        "shape": shape,
+        "itemsize": itemsize,
+        "wcs": wcs,
+        "header_span": (0, img["datLoc"]),
+        "table_span": (tab["hdrLoc"], tab["datLoc"] + tab["datSpan"]),
+        "data_offset": img["datLoc"],
+    }
 
 
 def targets_on(layout: dict, n: int, seed: int = 7) -> list[tuple[str, tuple[float, float]]]:
@@ -155,8 +161,9 @@ def row_ranges(layout: dict, xy: list[tuple[float, float]]) -> list[tuple[int, i
     return out
 
 
-def curl_floor(store, key: str, layout: dict, ranges: list[tuple[int, int]], parallel: int,
-               workdir: Path) -> float | None:
+def curl_floor(
+    store, key: str, layout: dict, ranges: list[tuple[int, int]], parallel: int, workdir: Path
+) -> float | None:
     """What this server and machine deliver for the batch, with a C client: curl fetches the header, then the
     table, then every row range with up to ``parallel`` transfers at once; the summed wall time (seconds, curl's
     process starts included), or None without curl."""
@@ -170,10 +177,16 @@ def curl_floor(store, key: str, layout: dict, ranges: list[tuple[int, int]], par
     total = 0.0
     for i, spans in enumerate(([layout["header_span"]], [layout["table_span"]], ranges)):
         cfg = workdir / f"curl-{i}.cfg"
-        cfg.write_text("".join(f'url = "{url}"\nrange = {a}-{b - 1}\noutput = "/dev/null"\n' for a, b in spans))
+        cfg.write_text(
+            "".join(f'url = "{url}"\nrange = {a}-{b - 1}\noutput = "/dev/null"\n' for a, b in spans)
+        )
         t0 = time.perf_counter()
-        res = subprocess.run([curl, "-s", "-S", "--fail", "--parallel", "--parallel-max", str(parallel), "-K",
-                              str(cfg)], capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [curl, "-s", "-S", "--fail", "--parallel", "--parallel-max", str(parallel), "-K", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         total += time.perf_counter() - t0
         if res.returncode:
             log.warning("curl floor failed: %s", res.stderr[-500:])
@@ -181,8 +194,9 @@ def curl_floor(store, key: str, layout: dict, ranges: list[tuple[int, int]], par
     return total
 
 
-def bound_seconds(latency: float, overhead: int, pixel_bytes: int, row_requests: int,
-                  bandwidth: float = BANDWIDTH) -> float:
+def bound_seconds(
+    latency: float, overhead: int, pixel_bytes: int, row_requests: int, bandwidth: float = BANDWIDTH
+) -> float:
     """The batch's bound: header and table in two round trips, then every row request at once (module notes)."""
     return 3 * latency + overhead / bandwidth + pixel_bytes / (bandwidth * row_requests)
 
@@ -231,13 +245,27 @@ def _run_child(tool: str, store, uri: str, warmup_uri: str, targets: list, out: 
     """Run one tool in a child process: a one-target warm-up on ``warmup_uri`` (imports, lazy imports, the
     s3 client and its connections; a different key, so no per-cube state carries over), then the timed batch on
     ``uri``. Returns the child's figures and the store's counters for exactly the timed batch."""
-    args = {"tool": tool, "uri": uri, "warmup_uri": warmup_uri, "endpoint_url": store.endpoint_url,
-            "targets": targets, "size": SIZE, "out": str(out)}
+    args = {
+        "tool": tool,
+        "uri": uri,
+        "warmup_uri": warmup_uri,
+        "endpoint_url": store.endpoint_url,
+        "targets": targets,
+        "size": SIZE,
+        "out": str(out),
+    }
     env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPYCACHEPREFIX=str(DATA / "pycache"))
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(k, None)  # anonymous, as against MAST's public bucket
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
     killer = threading.Timer(CHILD_TIMEOUT, proc.kill)  # bounded: a hung child is killed
     killer.start()
     try:
@@ -250,15 +278,25 @@ def _run_child(tool: str, store, uri: str, warmup_uri: str, targets: list, out: 
     finally:
         killer.cancel()
     if proc.returncode:
-        log.warning("%s failed at latency %.0f ms (rc %s): %s", tool, store.latency * 1e3, proc.returncode,
-                    stderr[-2000:])
+        log.warning(
+            "%s failed at latency %.0f ms (rc %s): %s",
+            tool,
+            store.latency * 1e3,
+            proc.returncode,
+            stderr[-2000:],
+        )
         return None
     out_json = json.loads(stdout.strip().splitlines()[-1])
     time.sleep(0.05)  # let the server close its books on the last responses
     out_json.update(store.stats())
     if out_json["written"] != len(targets):
-        log.warning("%s wrote %d of %d targets (%d failed)", tool, out_json["written"], len(targets),
-                    out_json["failed"])
+        log.warning(
+            "%s wrote %d of %d targets (%d failed)",
+            tool,
+            out_json["written"],
+            len(targets),
+            out_json["failed"],
+        )
     return out_json
 
 
@@ -302,8 +340,17 @@ def run(quick: bool) -> list[dict]:
     row_bytes = SIZE * ntime * 2 * itemsize
     pixel_target = SIZE * row_bytes
     minimal_target = pixel_target + overhead / n_targets
-    log.info("cube %s: %s, %.0f MB; %d targets %dx%d, %d B of pixels each, header+table %d B", cube,
-             layout["shape"], cube.stat().st_size / 1e6, n_targets, SIZE, SIZE, pixel_target, overhead)
+    log.info(
+        "cube %s: %s, %.0f MB; %d targets %dx%d, %d B of pixels each, header+table %d B",
+        cube,
+        layout["shape"],
+        cube.stat().st_size / 1e6,
+        n_targets,
+        SIZE,
+        SIZE,
+        pixel_target,
+        overhead,
+    )
     with open(cube, "rb") as f:  # warm the page cache, so the server's disk reads cost the same for both
         while f.read(1 << 24):
             pass
@@ -313,8 +360,12 @@ def run(quick: bool) -> list[dict]:
     for latency in latencies:
         ms = latency * 1e3
         bound = bound_seconds(latency, overhead, n_targets * pixel_target, n_targets * SIZE) / n_targets
-        with tempfile.TemporaryDirectory(dir=DATA) as tmp, \
-                ObjectStore(cube.parent, latency=latency, bandwidth=BANDWIDTH, lifetime=4 * CHILD_TIMEOUT) as store:
+        with (
+            tempfile.TemporaryDirectory(dir=DATA) as tmp,
+            ObjectStore(
+                cube.parent, latency=latency, bandwidth=BANDWIDTH, lifetime=4 * CHILD_TIMEOUT
+            ) as store,
+        ):
             uri, warmup_uri = store.uri(CUBE_NAME), store.uri(warmup)
             sk = _run_child("skycut", store, uri, warmup_uri, targets, Path(tmp) / "sk")
             ac = _run_child("astrocut", store, uri, warmup_uri, targets[:n_ac], Path(tmp) / "ac")
@@ -325,31 +376,73 @@ def run(quick: bool) -> list[dict]:
         fig = functools.partial(_figure, per)
         sk_ms = fig("skycut", "seconds") * 1e3 if sk else None
         ac_ms = fig("astrocut", "seconds") * 1e3 if ac else None
-        log.info("latency %.0f ms: skycut %s ms/target, astrocut %s ms/target, bound %.2f ms/target", ms,
-                 f"{sk_ms:.1f}" if sk_ms else "-", f"{ac_ms:.1f}" if ac_ms else "-", bound * 1e3)
+        log.info(
+            "latency %.0f ms: skycut %s ms/target, astrocut %s ms/target, bound %.2f ms/target",
+            ms,
+            f"{sk_ms:.1f}" if sk_ms else "-",
+            f"{ac_ms:.1f}" if ac_ms else "-",
+            bound * 1e3,
+        )
         rows += [
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: per target ({label}; astrocut on {n_ac}; disk=bound)",
-             "unit": "ms", "skycut": sk_ms, "astrocut": ac_ms, "disk": bound * 1e3, "latency_ms": ms,
-             "bound_ms": bound * 1e3},
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: per target vs server floor (disk=curl, header, table, "
-                                      f"then all rows {FLOOR_PARALLEL} at once)", "unit": "ms", "skycut": sk_ms,
-             "disk": None if floor is None else floor / n_targets * 1e3, "latency_ms": ms,
-             "floor_bytes": floor_bytes},
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: bytes fetched per target (disk=pixels+header+table/"
-                                      f"{n_targets})", "unit": "B",
-             "skycut": fig("skycut", "bytes_sent"), "astrocut": fig("astrocut", "bytes_sent"),
-             "disk": minimal_target, "latency_ms": ms, "pixel_bytes_per_target": pixel_target,
-             "overhead_bytes": overhead},
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: requests per target", "unit": "",
-             "skycut": fig("skycut", "requests"), "astrocut": fig("astrocut", "requests"), "latency_ms": ms},
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: one-target warm-up call, cold client (not in the "
-                                      "figures above)", "unit": "ms", "skycut": _ms(sk, "warmup"),
-             "astrocut": _ms(ac, "warmup"), "latency_ms": ms},
-            {"case": CASE, "measure": f"{ms:.0f} ms latency: most requests in flight (connections used: "
-                                      f"skycut {fig('skycut', 'connections_used', False)}, "
-                                      f"astrocut {fig('astrocut', 'connections_used', False)})", "unit": "",
-             "skycut": fig("skycut", "max_in_flight", False), "astrocut": fig("astrocut", "max_in_flight", False),
-             "latency_ms": ms},
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: per target ({label}; astrocut on {n_ac}; disk=bound)",
+                "unit": "ms",
+                "skycut": sk_ms,
+                "astrocut": ac_ms,
+                "disk": bound * 1e3,
+                "latency_ms": ms,
+                "bound_ms": bound * 1e3,
+            },
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: per target vs server floor (disk=curl, header, table, "
+                f"then all rows {FLOOR_PARALLEL} at once)",
+                "unit": "ms",
+                "skycut": sk_ms,
+                "disk": None if floor is None else floor / n_targets * 1e3,
+                "latency_ms": ms,
+                "floor_bytes": floor_bytes,
+            },
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: bytes fetched per target (disk=pixels+header+table/"
+                f"{n_targets})",
+                "unit": "B",
+                "skycut": fig("skycut", "bytes_sent"),
+                "astrocut": fig("astrocut", "bytes_sent"),
+                "disk": minimal_target,
+                "latency_ms": ms,
+                "pixel_bytes_per_target": pixel_target,
+                "overhead_bytes": overhead,
+            },
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: requests per target",
+                "unit": "",
+                "skycut": fig("skycut", "requests"),
+                "astrocut": fig("astrocut", "requests"),
+                "latency_ms": ms,
+            },
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: one-target warm-up call, cold client (not in the "
+                "figures above)",
+                "unit": "ms",
+                "skycut": _ms(sk, "warmup"),
+                "astrocut": _ms(ac, "warmup"),
+                "latency_ms": ms,
+            },
+            {
+                "case": CASE,
+                "measure": f"{ms:.0f} ms latency: most requests in flight (connections used: "
+                f"skycut {fig('skycut', 'connections_used', False)}, "
+                f"astrocut {fig('astrocut', 'connections_used', False)})",
+                "unit": "",
+                "skycut": fig("skycut", "max_in_flight", False),
+                "astrocut": fig("astrocut", "max_in_flight", False),
+                "latency_ms": ms,
+            },
         ]
     return rows
 

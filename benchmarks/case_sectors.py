@@ -74,37 +74,79 @@ def run(quick: bool) -> list[dict]:
     t0 = time.perf_counter()
     ref = tess_stars2px.tess_stars2px_function_entry(np.arange(n_ref), ra[:n_ref], dec[:n_ref], scInfo=scinfo)
     ref_seconds = (time.perf_counter() - t0) * n / n_ref
-    log.info("tess-point: %d targets in %.2f s (scaled to %d: %.1f s)", n_ref, ref_seconds * n_ref / n, n,
-             ref_seconds)
+    log.info(
+        "tess-point: %d targets in %.2f s (scaled to %d: %.1f s)",
+        n_ref,
+        ref_seconds * n_ref / n,
+        n,
+        ref_seconds,
+    )
 
     for size in (0, 30):
         seconds, found = _best(lambda size=size: find_sectors(ra, dec, size), repeat)
-        row = {"case": "sectors", "measure": f"find, {label}, size {size} px (ref: tess-point, "
-               f"{n_ref} scaled x{n // n_ref})" if size == 0 else f"find, {label}, size {size} px",
-               "unit": "s", "skycut": seconds, "matches": int(found.size)}
+        row = {
+            "case": "sectors",
+            "measure": f"find, {label}, size {size} px (ref: tess-point, {n_ref} scaled x{n // n_ref})"
+            if size == 0
+            else f"find, {label}, size {size} px",
+            "unit": "s",
+            "skycut": seconds,
+            "matches": int(found.size),
+        }
         if size == 0:
             row["astrocut"] = ref_seconds
         rows.append(row)
 
     out = subprocess.run([sys.executable, "-c", _CHILD, str(n)], capture_output=True, text=True, check=True)
     child = json.loads(out.stdout.strip().splitlines()[-1])
-    rows.append({"case": "sectors", "measure": f"first call in a fresh process (tess-point import), {label}",
-                 "unit": "s", "skycut": child["seconds"]})
+    rows.append(
+        {
+            "case": "sectors",
+            "measure": f"first call in a fresh process (tess-point import), {label}",
+            "unit": "s",
+            "skycut": child["seconds"],
+        }
+    )
 
     seconds, plan = _best(lambda: plan_cubes(ra, dec, 30), repeat)
-    rows.append({"case": "sectors", "measure": f"plan cubes, {label}, size 30 px ({len(plan)} cubes)",
-                 "unit": "s", "skycut": seconds})
+    rows.append(
+        {
+            "case": "sectors",
+            "measure": f"plan cubes, {label}, size 30 px ({len(plan)} cubes)",
+            "unit": "s",
+            "skycut": seconds,
+        }
+    )
 
     ids, _, _, sec, cam, ccd, col, row_px, _ = ref
-    theirs = {(int(i), int(s), int(c), int(d)): (x, y)
-              for i, s, c, d, x, y in zip(ids, sec, cam, ccd, col, row_px, strict=True) if s >= 0}
-    mine = {(int(r["target"]), int(r["sector"]), int(r["camera"]), int(r["ccd"])): (r["column"], r["row"])
-            for r in find_sectors(ra[:n_ref], dec[:n_ref], edge_margin=0.5)}
+    theirs = {
+        (int(i), int(s), int(c), int(d)): (x, y)
+        for i, s, c, d, x, y in zip(ids, sec, cam, ccd, col, row_px, strict=True)
+        if s >= 0
+    }
+    mine = {
+        (int(r["target"]), int(r["sector"]), int(r["camera"]), int(r["ccd"])): (r["column"], r["row"])
+        for r in find_sectors(ra[:n_ref], dec[:n_ref], edge_margin=0.5)
+    }
     differ = len(set(theirs) ^ set(mine))
-    worst = max((max(abs(mine[k][0] - v[0]), abs(mine[k][1] - v[1])) for k, v in theirs.items() if k in mine),
-                default=0.0)
-    rows.append({"case": "sectors", "measure": f"entries differing from tess-point ({n_ref} targets, "
-                 f"{len(theirs)} entries)", "unit": "count", "skycut": differ})
-    rows.append({"case": "sectors", "measure": "largest column/row difference from tess-point", "unit": "px",
-                 "skycut": float(worst)})
+    worst = max(
+        (max(abs(mine[k][0] - v[0]), abs(mine[k][1] - v[1])) for k, v in theirs.items() if k in mine),
+        default=0.0,
+    )
+    rows.append(
+        {
+            "case": "sectors",
+            "measure": f"entries differing from tess-point ({n_ref} targets, {len(theirs)} entries)",
+            "unit": "count",
+            "skycut": differ,
+        }
+    )
+    rows.append(
+        {
+            "case": "sectors",
+            "measure": "largest column/row difference from tess-point",
+            "unit": "px",
+            "skycut": float(worst),
+        }
+    )
     return rows

@@ -172,8 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         if rng and not head:
             parsed = _parse_range(rng, size)
             if parsed is None:
-                self._error(416, "InvalidRange", "The requested range is not satisfiable", head, rec,
-                            extra={"Content-Range": f"bytes */{size}"})
+                self._error(
+                    416,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                    head,
+                    rec,
+                    extra={"Content-Range": f"bytes */{size}"},
+                )
                 return
             (start, stop), status = parsed, 206
         self.send_response(status)
@@ -212,8 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if wait > 0:
                     time.sleep(wait)
 
-    def _send_bytes(self, status: int, body: bytes, head: bool, rec: Served, content_type: str,
-                    extra: dict | None = None) -> None:
+    def _send_bytes(
+        self, status: int, body: bytes, head: bool, rec: Served, content_type: str, extra: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -225,10 +232,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             rec.nbytes = len(body)
 
-    def _error(self, status: int, code: str, message: str, head: bool, rec: Served,
-               extra: dict | None = None) -> None:
-        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-                f"<Message>{escape(message)}</Message><Resource>{escape(rec.path)}</Resource></Error>").encode()
+    def _error(
+        self, status: int, code: str, message: str, head: bool, rec: Served, extra: dict | None = None
+    ) -> None:
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>{escape(message)}</Message><Resource>{escape(rec.path)}</Resource></Error>"
+        ).encode()
         self._send_bytes(status, b"" if head else body, head, rec, "application/xml", extra)
 
     def _bucket(self, query: dict, head: bool, rec: Served) -> None:
@@ -259,8 +269,15 @@ class ObjectStore:
         manager stops it).
     """
 
-    def __init__(self, directory: str | os.PathLike, *, bucket: str = "skycut-bench", latency: float = 0.0,
-                 bandwidth: float | None = None, lifetime: float = 3600.0):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        bucket: str = "skycut-bench",
+        latency: float = 0.0,
+        bandwidth: float | None = None,
+        lifetime: float = 3600.0,
+    ):
         self.directory = Path(directory).resolve()
         if not self.directory.is_dir():
             raise NotADirectoryError(f"object store directory {self.directory} does not exist")
@@ -291,18 +308,29 @@ class ObjectStore:
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"objstore-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"objstore-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         self._timer = threading.Timer(self.lifetime, self._expire)
         self._timer.daemon = True
         self._timer.start()
-        log.info("object store on %s (bucket %s, latency %.0f ms, bandwidth %s per connection)", self.endpoint_url,
-                 self.bucket, self.latency * 1e3, f"{self.bandwidth / 1e6:.0f} MB/s" if self.bandwidth else "unlimited")
+        log.info(
+            "object store on %s (bucket %s, latency %.0f ms, bandwidth %s per connection)",
+            self.endpoint_url,
+            self.bucket,
+            self.latency * 1e3,
+            f"{self.bandwidth / 1e6:.0f} MB/s" if self.bandwidth else "unlimited",
+        )
         return self
 
     def _expire(self) -> None:
-        log.warning("object store %s reached its lifetime (%.0f s): stopping", self.endpoint_url, self.lifetime)
+        log.warning(
+            "object store %s reached its lifetime (%.0f s): stopping", self.endpoint_url, self.lifetime
+        )
         self.stop()
 
     def stop(self) -> None:
@@ -370,13 +398,17 @@ class ObjectStore:
         c = self._counters
         with c.lock:
             served = list(c.served)
-            return {"requests": len(served), "bytes_sent": sum(r.nbytes for r in served),
-                    "connections": c.connections, "connections_used": len({r.connection for r in served}),
-                    "max_in_flight": c.max_in_flight,
-                    "max_connections_open": c.max_connections_open,
-                    "gets": sum(r.method == "GET" and r.path.count("/") > 1 for r in served),
-                    "heads": sum(r.method == "HEAD" for r in served),
-                    "lists": sum(r.method == "GET" and r.path.count("/") <= 1 for r in served)}
+            return {
+                "requests": len(served),
+                "bytes_sent": sum(r.nbytes for r in served),
+                "connections": c.connections,
+                "connections_used": len({r.connection for r in served}),
+                "max_in_flight": c.max_in_flight,
+                "max_connections_open": c.max_connections_open,
+                "gets": sum(r.method == "GET" and r.path.count("/") > 1 for r in served),
+                "heads": sum(r.method == "HEAD" for r in served),
+                "lists": sum(r.method == "GET" and r.path.count("/") <= 1 for r in served),
+            }
 
     def served(self) -> list[Served]:
         """The log of answered (and in-progress) requests since the last :meth:`reset`."""
@@ -449,12 +481,14 @@ class ObjectStore:
         delimiter = query.get("delimiter", [""])[0]
         max_keys = int(query.get("max-keys", ["1000"])[0] or 1000)
         after = query.get("start-after", [""])[0] or query.get("continuation-token", [""])[0]
-        keys = sorted(p.relative_to(self.directory).as_posix() for p in self.directory.rglob("*") if p.is_file())
+        keys = sorted(
+            p.relative_to(self.directory).as_posix() for p in self.directory.rglob("*") if p.is_file()
+        )
         contents, prefixes = [], []
         for k in keys:
             if not k.startswith(prefix) or (after and k <= after):
                 continue
-            rest = k[len(prefix):]
+            rest = k[len(prefix) :]
             if delimiter and delimiter in rest:
                 common = prefix + rest.split(delimiter, 1)[0] + delimiter
                 if common not in prefixes:
@@ -464,11 +498,14 @@ class ObjectStore:
         entries = sorted([(k, False) for k in contents] + [(p, True) for p in prefixes])
         truncated = len(entries) > max_keys
         entries = entries[:max_keys]
-        out = ['<?xml version="1.0" encoding="UTF-8"?>', f'<ListBucketResult xmlns="{_S3_NS}">',
-               f"<Name>{escape(self.bucket)}</Name><Prefix>{escape(prefix)}</Prefix>",
-               f"<Delimiter>{escape(delimiter)}</Delimiter>" if delimiter else "",
-               f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(entries)}</KeyCount>",
-               f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+        out = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            f'<ListBucketResult xmlns="{_S3_NS}">',
+            f"<Name>{escape(self.bucket)}</Name><Prefix>{escape(prefix)}</Prefix>",
+            f"<Delimiter>{escape(delimiter)}</Delimiter>" if delimiter else "",
+            f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(entries)}</KeyCount>",
+            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
+        ]
         if truncated and entries:
             out.append(f"<NextContinuationToken>{escape(entries[-1][0])}</NextContinuationToken>")
         for name, is_prefix in entries:
@@ -478,8 +515,10 @@ class ObjectStore:
             path = self.directory / name
             st = path.stat()
             modified = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(st.st_mtime))
-            out.append(f"<Contents><Key>{escape(name)}</Key><LastModified>{modified}</LastModified>"
-                       f"<ETag>{escape(self._etag(path.resolve(), st))}</ETag><Size>{st.st_size}</Size>"
-                       "<StorageClass>STANDARD</StorageClass></Contents>")
+            out.append(
+                f"<Contents><Key>{escape(name)}</Key><LastModified>{modified}</LastModified>"
+                f"<ETag>{escape(self._etag(path.resolve(), st))}</ETag><Size>{st.st_size}</Size>"
+                "<StorageClass>STANDARD</StorageClass></Contents>"
+            )
         out.append("</ListBucketResult>")
         return "".join(out).encode()

@@ -83,9 +83,14 @@ class FakeSesame(_FakeService):
         lines = [f"# {name}\t#Q12345", f"#=S=Simbad (via url):    {1 if name in self.known else 0}"]
         if name in self.known:
             ra, dec = self.known[name]
-            lines += [f"%@ {abs(hash(name)) % 10**7}", f"%I.0 {name}", "%C.0 G",
-                      f"%J {ra:.6f} {dec:+.6f} = 00:00:00.00 +00:00:00.0", "%J.E [3.9 2.5 90] A 2020yCat.1350....0G",
-                      "#B 12"]
+            lines += [
+                f"%@ {abs(hash(name)) % 10**7}",
+                f"%I.0 {name}",
+                "%C.0 G",
+                f"%J {ra:.6f} {dec:+.6f} = 00:00:00.00 +00:00:00.0",
+                "%J.E [3.9 2.5 90] A 2020yCat.1350....0G",
+                "#B 12",
+            ]
         else:
             lines.append("#! *** Nothing found *** ")
         lines.append("#====Done (2024-Jan-01,00:00:00z)====")
@@ -102,16 +107,35 @@ class FakeMast(_FakeService):
         try:
             request = json.loads(form["request"][0])
             service = request["service"]
-            ids = [str(v) for f in request["params"]["filters"] if f["paramName"] == "ID" for v in f["values"]]
+            ids = [
+                str(v) for f in request["params"]["filters"] if f["paramName"] == "ID" for v in f["values"]
+            ]
         except (KeyError, IndexError, TypeError, json.JSONDecodeError):
             return 400, "application/json", b'{"status": "ERROR", "msg": "malformed request"}'
         if service != "Mast.Catalogs.Filtered.Tic":
-            return 200, "application/json", json.dumps({"status": "ERROR", "msg": f"unknown {service}"}).encode()
+            return (
+                200,
+                "application/json",
+                json.dumps({"status": "ERROR", "msg": f"unknown {service}"}).encode(),
+            )
         self.requests += ids
         rows = [{"ID": i, "ra": self.known[i][0], "dec": self.known[i][1]} for i in ids if i in self.known]
-        answer = {"status": "COMPLETE", "msg": "", "data": rows,
-                  "fields": [{"name": "ID", "type": "string"}, {"name": "ra", "type": "float"},
-                             {"name": "dec", "type": "float"}],
-                  "paging": {"page": 1, "pageSize": 10, "pagesFiltered": 1, "rows": len(rows),
-                             "rowsFiltered": len(rows), "rowsTotal": len(rows)}}
+        answer = {
+            "status": "COMPLETE",
+            "msg": "",
+            "data": rows,
+            "fields": [
+                {"name": "ID", "type": "string"},
+                {"name": "ra", "type": "float"},
+                {"name": "dec", "type": "float"},
+            ],
+            "paging": {
+                "page": 1,
+                "pageSize": 10,
+                "pagesFiltered": 1,
+                "rows": len(rows),
+                "rowsFiltered": len(rows),
+                "rowsTotal": len(rows),
+            },
+        }
         return 200, "application/json", json.dumps(answer).encode()

@@ -120,8 +120,9 @@ class _CountingApp:
         self.log = log
 
     def __call__(self, environ, start_response):
-        req = Request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
-                      environ.get("HTTP_RANGE"))
+        req = Request(
+            environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE")
+        )
 
         def _start(status, headers, exc_info=None):
             try:
@@ -197,26 +198,35 @@ class S3Server(_LoopbackServer):
         )
         from werkzeug.serving import make_server
 
-        for name, value in (("AWS_ACCESS_KEY_ID", self.key), ("AWS_SECRET_ACCESS_KEY", self.secret),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", self.key),
+            ("AWS_SECRET_ACCESS_KEY", self.secret),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             os.environ.setdefault(name, value)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         app = _CountingApp(DomainDispatcherApplication(create_backend_app), self.log)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-s3", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-s3", daemon=True
+        )
         self._thread.start()
         self._client().create_bucket(Bucket=self.bucket)
         self.log.reset()
         return self
 
-
     def _client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
-                            aws_secret_access_key=self.secret, region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
 
     @property
     def fsspec_kwargs(self) -> dict:
@@ -233,7 +243,6 @@ class S3Server(_LoopbackServer):
 
     def delete(self, key: str) -> None:
         self._client().delete_object(Bucket=self.bucket, Key=key)
-
 
 
 # --------------------------------------------------------------------------------------------- HTTP (Range)
@@ -256,8 +265,10 @@ class _CountingWriter:
 #: S3's ``SlowDown`` (503 with S3's XML error), closing the connection before answering (``"drop"``), or sending
 #: the headers and half the body, then closing (``"truncate"``); ``"ok"`` answers normally (to skip a request).
 FAULTS = ("500", "502", "503", "slowdown", "403", "404", "drop", "truncate", "ok")
-_SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your '
-             b"request rate.</Message><RequestId>0</RequestId></Error>")
+_SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your '
+    b"request rate.</Message><RequestId>0</RequestId></Error>"
+)
 
 
 def _handler_class(log: TransferLog, faults: collections.deque | None = None):
@@ -341,10 +352,11 @@ class RangeHTTPServer(_LoopbackServer):
         self._server = _Server(("127.0.0.1", 0), handler)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="range-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="range-http", daemon=True
+        )
         self._thread.start()
         return self
-
 
     def fail_next(self, *kinds: str) -> None:
         """Make the next ``GET`` requests fail, one per kind, in order (see :data:`FAULTS`); each is logged."""
@@ -371,7 +383,6 @@ class RangeHTTPServer(_LoopbackServer):
         if path.parent.resolve() != self.directory.resolve():
             shutil.copy(path, self.directory / path.name)
         return self.url(path.name)
-
 
 
 # --------------------------------------------------------------------------------------------- fixtures

@@ -34,6 +34,7 @@ SCALE_DEG = 0.11 / 3600.0
 # helpers
 # ----------------------------------------------------------------------------------------------------------
 
+
 def distorted_gwcs(shape, center=(30.0, 45.0), scale_arcsec=0.11, roll_deg=30.0, dist=2e-5):
     """A gwcs with a quadratic distortion and NO analytic inverse (gwcs must fall back to a numerical one)."""
     from astropy import coordinates
@@ -62,14 +63,18 @@ def write_roman_like(path, shape=(40, 50), gwcs_obj=None, data_dtype=np.float32,
     yy, xx = np.mgrid[0:ny, 0:nx]
     data = (1000 * yy + xx).astype(data_dtype)
     roman = {
-        "meta": {"wcs": gwcs_obj if gwcs_obj is not None else distorted_gwcs(shape),
-                 "instrument": {"name": "WFI", "detector": "WFI02"},
-                 "wcsinfo": wcsinfo or {"s_region": "?", "ra_ref": 30.0, "dec_ref": 45.0}},
+        "meta": {
+            "wcs": gwcs_obj if gwcs_obj is not None else distorted_gwcs(shape),
+            "instrument": {"name": "WFI", "detector": "WFI02"},
+            "wcsinfo": wcsinfo or {"s_region": "?", "ra_ref": 30.0, "dec_ref": 45.0},
+        },
         "data": data,
         "err": (data.astype(np.float32) / 10),
         "dq": (yy * 7 + xx).astype(np.uint32) + 1,
         "context": np.stack([data.astype(np.uint32), data.astype(np.uint32) + 5]),
-        "amp33": np.ones((2, ny, 4), dtype=np.uint16),   # not image-shaped -> dropped in full mode (plain dict)
+        "amp33": np.ones(
+            (2, ny, 4), dtype=np.uint16
+        ),  # not image-shaped -> dropped in full mode (plain dict)
     }
     roman.update(extra or {})
     asdf.AsdfFile({"roman": roman}).write_to(path)
@@ -106,13 +111,16 @@ def roman_file(sim_roman):
 def original(roman_file):
     with asdf.open(roman_file, lazy_load=False) as af:
         r = af["roman"]
-        yield {k: np.array(r[k]) for k in ("data", "err", "dq", "context")} | {"wcs": r["meta"]["wcs"],
-                                                                                "meta": r["meta"]}
+        yield {k: np.array(r[k]) for k in ("data", "err", "dq", "context")} | {
+            "wcs": r["meta"]["wcs"],
+            "meta": r["meta"],
+        }
 
 
 # ----------------------------------------------------------------------------------------------------------
 # geometry: shapes, orientation, the sliced gwcs
 # ----------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [[9, 5], [5, 9], 7, [12, 6]])
 def test_shape_values_and_sliced_gwcs(sim_roman, roman_file, original, size):
@@ -126,7 +134,7 @@ def test_shape_values_and_sliced_gwcs(sim_roman, roman_file, original, size):
     xmin, ymin = cut.xmin_original, cut.ymin_original
     assert xmin - 0.5 <= x - (nx - 1) / 2 <= xmin + 0.5
     assert ymin - 0.5 <= y - (ny - 1) / 2 <= ymin + 0.5
-    np.testing.assert_array_equal(cut.data, original["data"][ymin:ymin + ny, xmin:xmin + nx])
+    np.testing.assert_array_equal(cut.data, original["data"][ymin : ymin + ny, xmin : xmin + nx])
 
     sliced = c.asdf_cutouts[0]["roman"]["meta"]["wcs"]
     assert sliced.array_shape == (ny, nx)
@@ -146,8 +154,14 @@ def test_shape_values_and_sliced_gwcs(sim_roman, roman_file, original, size):
 
 
 @settings(max_examples=25, deadline=None)
-@given(xmin=st.integers(-30, 60), ymin=st.integers(-30, 60), nx=st.integers(1, 40), ny=st.integers(1, 40),
-       fx=st.floats(0, 1), fy=st.floats(0, 1))
+@given(
+    xmin=st.integers(-30, 60),
+    ymin=st.integers(-30, 60),
+    nx=st.integers(1, 40),
+    ny=st.integers(1, 40),
+    fx=st.floats(0, 1),
+    fy=st.floats(0, 1),
+)
 def test_slice_gwcs_property(xmin, ymin, nx, ny, fx, fy):
     """For any box, sliced(x, y) == original(x + xmin, y + ymin), and the bounding box is (x, y) ordered."""
     gw = distorted_gwcs((40, 50))
@@ -176,10 +190,14 @@ def test_gwcs_without_inverse_and_distortion(tmp_path):
     assert (x, y) == (pytest.approx(31.0, abs=1e-6), pytest.approx(17.0, abs=1e-6))
     c = ASDFCutout(path, SkyCoord(ra, dec, unit="deg"), cutout_size=[7, 3])
     cut = c.cutouts[0]
-    assert cut.data[1, 3] == 1000 * 17 + 31           # the pixel value encodes (x, y)
+    assert cut.data[1, 3] == 1000 * 17 + 31  # the pixel value encodes (x, y)
     sliced = c.asdf_cutouts[0]["roman"]["meta"]["wcs"]
-    np.testing.assert_allclose(sky(sliced, [0, 6, 0, 6], [0, 0, 2, 2]),
-                               sky(gw, [28, 34, 28, 34], [16, 16, 18, 18]), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        sky(sliced, [0, 6, 0, 6], [0, 0, 2, 2]),
+        sky(gw, [28, 34, 28, 34], [16, 16, 18, 18]),
+        rtol=0,
+        atol=1e-10,
+    )
 
 
 def test_angular_size_uses_local_pixel_scale(sim_roman, roman_file):
@@ -192,9 +210,10 @@ def test_angular_size_uses_local_pixel_scale(sim_roman, roman_file):
 # full and lite content
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_full_mode_arrays_and_metadata(sim_roman, roman_file, original):
     x, y, coord = star(sim_roman, inner_star(sim_roman))
-    c = ASDFCutout(roman_file, coord, cutout_size=[9, 5])          # lite=False is the documented default
+    c = ASDFCutout(roman_file, coord, cutout_size=[9, 5])  # lite=False is the documented default
     af = c.asdf_cutouts[0]
     r = af["roman"]
     cut = c.cutouts[0]
@@ -236,17 +255,27 @@ def test_full_mode_arrays_and_metadata(sim_roman, roman_file, original):
 def test_wcsinfo_centre_quantities(tmp_path, order):
     """L3-style wcsinfo entries describe the cutout centre; image_shape keeps the input's axis order."""
     gw = distorted_gwcs((40, 50), roll_deg=30.0)
-    info = {"s_region": "?", "ra": 0.0, "dec": 0.0, "pixel_scale": 0.0, "orientation": 0.0,
-            "x_ref": 24.5, "y_ref": 19.5, "image_shape": [50, 40] if order == "xy" else [40, 50]}
+    info = {
+        "s_region": "?",
+        "ra": 0.0,
+        "dec": 0.0,
+        "pixel_scale": 0.0,
+        "orientation": 0.0,
+        "x_ref": 24.5,
+        "y_ref": 19.5,
+        "image_shape": [50, 40] if order == "xy" else [40, 50],
+    }
     path = write_roman_like(tmp_path / "l3.asdf", gwcs_obj=gw, wcsinfo=info)
-    ra, dec = sky(gw, 24.0, 20.0)                                  # pixel (24, 20): centre of a 9 x 5 box
+    ra, dec = sky(gw, 24.0, 20.0)  # pixel (24, 20): centre of a 9 x 5 box
     c = ASDFCutout(path, SkyCoord(ra, dec, unit="deg"), cutout_size=[9, 5])
     out = c.asdf_cutouts[0]["roman"]["meta"]["wcsinfo"]
     assert out["image_shape"] == ([9, 5] if order == "xy" else [5, 9])
     assert (out["x_ref"], out["y_ref"]) == (pytest.approx(24.5 - 20), pytest.approx(19.5 - 18))
-    assert out["ra"] == pytest.approx(float(ra), abs=1e-10) and out["dec"] == pytest.approx(float(dec), abs=1e-10)
+    assert out["ra"] == pytest.approx(float(ra), abs=1e-10) and out["dec"] == pytest.approx(
+        float(dec), abs=1e-10
+    )
     assert out["pixel_scale"] == pytest.approx(SCALE_DEG, rel=2e-3)
-    assert out["orientation"] == pytest.approx(30.0, abs=0.05)     # the detector's roll: +y is 30 deg E of N
+    assert out["orientation"] == pytest.approx(30.0, abs=0.05)  # the detector's roll: +y is 30 deg E of N
 
 
 def test_lite_mode_content(sim_roman, roman_file, original):
@@ -270,11 +299,12 @@ def test_full_mode_drops_non_image_arrays_of_plain_trees(tmp_path):
 # padding and integer fill
 # ----------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("fill", "int_fill"), [(np.nan, 0), (-3.0, 0), (7, 7)])
 def test_padding_partly_off_image(tmp_path, fill, int_fill):
     gw = distorted_gwcs((40, 50))
     path = write_roman_like(tmp_path / "edge.asdf", gwcs_obj=gw)
-    coord = SkyCoord(*sky(gw, 1.0, 0.0), unit="deg")                 # pixel (1, 0): 2 columns, 3 rows missing
+    coord = SkyCoord(*sky(gw, 1.0, 0.0), unit="deg")  # pixel (1, 0): 2 columns, 3 rows missing
     c = ASDFCutout(path, coord, cutout_size=[7, 7], fill_value=fill)
     r = c.asdf_cutouts[0]["roman"]
     data, dq, ctx = r["data"], r["dq"], r["context"]
@@ -288,7 +318,7 @@ def test_padding_partly_off_image(tmp_path, fill, int_fill):
         assert np.all(np.isnan(data[pad]))
     else:
         assert np.all(data[pad] == fill)
-    assert dq.dtype == np.uint32 and ctx.dtype == np.uint32          # integer arrays stay integer
+    assert dq.dtype == np.uint32 and ctx.dtype == np.uint32  # integer arrays stay integer
     assert np.all(dq[pad] == int_fill) and np.all(ctx[:, pad] == int_fill)
     np.testing.assert_array_equal(dq[on], yy * 7 + xx + 1)
     # the sliced gwcs extends over the padding consistently, and so does the FITS WCS
@@ -311,12 +341,13 @@ def test_integer_science_data_gets_integer_fill(tmp_path):
 # several coordinates, selectors, warnings and errors
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_several_coordinates_and_selectors(sim_roman, roman_file, tmp_path):
     s = sim_roman.truth["stars"]
     ny, nx = sim_roman.truth["shape"]
     inner = [i for i in range(len(s["x"])) if 10 < s["x"][i] < nx - 10 and 10 < s["y"][i] < ny - 10][:2]
     coords = [star(sim_roman, i)[2] for i in inner]
-    far = SkyCoord(s["ra"][0] + 1.0, s["dec"][0], unit="deg")         # 1 degree away: off the image
+    far = SkyCoord(s["ra"][0] + 1.0, s["dec"][0], unit="deg")  # 1 degree away: off the image
     with pytest.warns(DataWarning, match="does not overlap|outside"):
         c = ASDFCutout([roman_file], [*coords, far], cutout_size=5)
     keys = [co.to_string(precision=8) for co in coords]
@@ -373,6 +404,7 @@ def test_bad_inputs_name_the_file(tmp_path):
 # files: names, ASDF, FITS, zip
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_file_names_match_astrocut(sim_roman, roman_file, tmp_path):
     astrocut = pytest.importorskip("astrocut")
     _, _, coord = star(sim_roman, inner_star(sim_roman))
@@ -384,13 +416,14 @@ def test_file_names_match_astrocut(sim_roman, roman_file, tmp_path):
                 theirs = astrocut.ASDFCutout([str(roman_file)], coord, cutout_size=size, lite=lite)
                 their_asdf = theirs.write_as_asdf(tmp_path / "astrocut")
                 their_fits = theirs.write_as_fits(tmp_path / "astrocut")
-            assert [Path(p).name for p in ours.write_as_asdf(tmp_path / "skycut")] == \
-                [Path(p).name for p in their_asdf]
-            assert [Path(p).name for p in ours.write_as_fits(tmp_path / "skycut")] == \
-                [Path(p).name for p in their_fits]
+            assert [Path(p).name for p in ours.write_as_asdf(tmp_path / "skycut")] == [
+                Path(p).name for p in their_asdf
+            ]
+            assert [Path(p).name for p in ours.write_as_fits(tmp_path / "skycut")] == [
+                Path(p).name for p in their_fits
+            ]
             # same pixels for the same request
-            np.testing.assert_array_equal(ours.cutouts[0].data,
-                                          np.asarray(theirs.cutouts["cutout"][0].data))
+            np.testing.assert_array_equal(ours.cutouts[0].data, np.asarray(theirs.cutouts["cutout"][0].data))
     assert not list((tmp_path / "skycut").glob("*.part"))
 
 
@@ -406,8 +439,11 @@ def test_written_asdf_opens_and_round_trips(sim_roman, roman_file, tmp_path):
         entry = af["history"]["entries"][-1]
         assert entry["description"].startswith("Cutout of size (5, 9) at sky coordinates (")
         assert entry["software"]["name"] == "skycut"
-        np.testing.assert_allclose(sky(r["meta"]["wcs"], [0, 8], [0, 4]),
-                                   sky(c.asdf_cutouts[0]["roman"]["meta"]["wcs"], [0, 8], [0, 4]), atol=1e-12)
+        np.testing.assert_allclose(
+            sky(r["meta"]["wcs"], [0, 8], [0, 4]),
+            sky(c.asdf_cutouts[0]["roman"]["meta"]["wcs"], [0, 8], [0, 4]),
+            atol=1e-12,
+        )
 
 
 @pytest.mark.parametrize("distorted", [False, True])
@@ -462,8 +498,14 @@ def test_zip_and_functional_api(sim_roman, roman_file, tmp_path):
     with zipfile.ZipFile(z2) as zf:
         assert Path(z2).name == "mine.zip" and zf.namelist() == names
 
-    paths = asdf_cut(roman_file, coord.ra.deg, coord.dec.deg, cutout_size=5, output_dir=tmp_path / "f",
-                     output_format="fits")
+    paths = asdf_cut(
+        roman_file,
+        coord.ra.deg,
+        coord.dec.deg,
+        cutout_size=5,
+        output_dir=tmp_path / "f",
+        output_format="fits",
+    )
     assert [Path(p).name for p in paths] == [n.replace(".asdf", ".fits") for n in names]
     table = asdf_cut(roman_file, coord.ra.deg, coord.dec.deg, cutout_size=5, write_file=False)
     np.testing.assert_array_equal(table["cutout"][0].data, c.cutouts[0].data)
@@ -474,6 +516,7 @@ def test_zip_and_functional_api(sim_roman, roman_file, tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 # roman_datamodels
 # ----------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model_name", ["ImageModel", "MosaicModel"])
 def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path, model_name):
@@ -491,18 +534,20 @@ def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path,
     c = ASDFCutout(src, coord, cutout_size=[11, 7])
     (path,) = c.write_as_asdf(tmp_path / "out")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")          # e.g. no FilenameMismatchWarning: meta.filename was updated
+        warnings.simplefilter("error")  # e.g. no FilenameMismatchWarning: meta.filename was updated
         out = rdm.open(path)
     with out:
         assert isinstance(out, model_class)
         assert out.data.shape == (7, 11)
         np.testing.assert_array_equal(out.data, model.data[27:34, 15:26])
         assert out.err.shape == (7, 11) and np.all(out.err == 3)
-        np.testing.assert_allclose(sky(out.meta.wcs, [0, 10], [0, 6]), sky(gw, [15, 25], [27, 33]), atol=1e-12)
+        np.testing.assert_allclose(
+            sky(out.meta.wcs, [0, 10], [0, 6]), sky(gw, [15, 25], [27, 33]), atol=1e-12
+        )
         out.validate()
         info = out.meta.wcsinfo
         assert info.s_region.startswith("POLYGON ICRS ")
-        if "x_ref" in info:                     # L3: placeholders stay placeholders, centre values are set
+        if "x_ref" in info:  # L3: placeholders stay placeholders, centre values are set
             assert info["x_ref"] == model.meta.wcsinfo["x_ref"] == -999999
             assert list(info["image_shape"]) == [11, 7]
             assert info["ra"] == pytest.approx(coord.ra.deg, abs=1e-9)
@@ -515,6 +560,7 @@ def test_full_cutout_of_tagged_roman_model_opens_with_roman_datamodels(tmp_path,
 # ----------------------------------------------------------------------------------------------------------
 # rendering
 # ----------------------------------------------------------------------------------------------------------
+
 
 def test_images_and_png_metadata(sim_roman, roman_file, tmp_path):
     from PIL import Image
@@ -532,8 +578,10 @@ def test_images_and_png_metadata(sim_roman, roman_file, tmp_path):
     ((f, co, im),) = list(c.iter_image_cutouts(stretch="log", invert=True))
     assert f == str(roman_file) and co.separation(coord).arcsec < 1e-6 and im.size == (9, 5)
     (path,) = c.write_as_img(output_format="png", output_dir=tmp_path, stretch="sqrt")
-    assert Path(path).name == Path(c._output_name(str(roman_file), coord, "png", lite=False)).name.replace(
-        ".png", "") + ".png"
+    assert (
+        Path(path).name
+        == Path(c._output_name(str(roman_file), coord, "png", lite=False)).name.replace(".png", "") + ".png"
+    )
     with Image.open(path) as im:
         assert im.size == (9, 5)
     meta = read_image_metadata(path)
@@ -570,6 +618,7 @@ def test_colour_image_from_three_files(sim_roman, roman_file, tmp_path):
 # remote inputs (loopback servers)
 # ----------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def big_roman(tmp_path_factory):
     """A 512 x 512 uncompressed Roman-like file (~5 MB of arrays) and its gwcs."""
@@ -596,8 +645,15 @@ def test_remote_s3_reads_only_needed_rows(s3_server, big_roman, lite):  # noqa: 
     assert remote.asdf_cutouts[0]["roman"]["meta"]["orig_file"] == uri
     # explicit credentials (key/secret) instead of fsspec_kwargs ones
     opts = dict(s3_server.fsspec_kwargs)
-    creds = ASDFCutout(uri, coord, cutout_size=25, lite=lite, key=opts.pop("key"), secret=opts.pop("secret"),
-                       fsspec_kwargs=opts)
+    creds = ASDFCutout(
+        uri,
+        coord,
+        cutout_size=25,
+        lite=lite,
+        key=opts.pop("key"),
+        secret=opts.pop("secret"),
+        fsspec_kwargs=opts,
+    )
     np.testing.assert_array_equal(creds.cutouts[0].data, local.cutouts[0].data)
 
 
@@ -623,7 +679,9 @@ def test_remote_https_with_s3_options_and_clear_errors(http_server, big_roman): 
     coord = SkyCoord(*sky(gw, 100.0, 200.0), unit="deg")
     options = {"anon": True, "endpoint_url": "http://127.0.0.1:9"}
     remote = ASDFCutout(url, coord, cutout_size=11, fsspec_kwargs=options)
-    np.testing.assert_array_equal(remote.cutouts[0].data, ASDFCutout(path, coord, cutout_size=11).cutouts[0].data)
+    np.testing.assert_array_equal(
+        remote.cutouts[0].data, ASDFCutout(path, coord, cutout_size=11).cutouts[0].data
+    )
     with pytest.raises(InvalidInputError, match=r"missing_cal\.asdf.*not found"):
         ASDFCutout(http_server.url("missing_cal.asdf"), coord, fsspec_kwargs=options)
 
@@ -647,7 +705,9 @@ def test_documentation_example_runs(sim_roman, roman_file, tmp_path, monkeypatch
     with fits.open(path[0]) as hdul:
         assert (hdul[1].header["NAXIS1"], hdul[1].header["NAXIS2"]) == (25, 25)
     assert Path(path[0]).parent == Path(".")
-    lite = astrocut.ASDFCutout(input_files=[str(roman_file)], coordinates=center_coord, cutout_size=25, lite=True)
+    lite = astrocut.ASDFCutout(
+        input_files=[str(roman_file)], coordinates=center_coord, cutout_size=25, lite=True
+    )
     tree = lite.asdf_cutouts[0].tree["roman"]
     assert set(tree["meta"]) >= {"wcs"} and tree["data"].shape == (25, 25)
     assert isinstance(asdf_cutout.cutouts_by_file[str(roman_file)][0].data, np.ndarray)
@@ -657,8 +717,9 @@ def _write_lz4(src, dst, chunk_bytes):
     """Rewrite ``src`` with lz4-compressed blocks of ``chunk_bytes`` uncompressed bytes per chunk."""
     with asdf.open(src, lazy_load=False) as af:
         tree = {"roman": {k: (np.array(v) if k != "meta" else v) for k, v in af["roman"].items()}}
-        asdf.AsdfFile(tree).write_to(dst, all_array_compression="lz4",
-                                     compression_kwargs={"compression_block_size": chunk_bytes})
+        asdf.AsdfFile(tree).write_to(
+            dst, all_array_compression="lz4", compression_kwargs={"compression_block_size": chunk_bytes}
+        )
     return Path(dst)
 
 
@@ -667,7 +728,7 @@ def test_lz4_compressed_blocks_read_by_chunks(tmp_path, x, y):
     """Chunk-wise lz4 reading gives exactly what asdf's whole-block read gives (padding included)."""
     gw = distorted_gwcs((40, 50))
     plain = write_roman_like(tmp_path / "plain.asdf", gwcs_obj=gw)
-    packed = _write_lz4(plain, tmp_path / "lz4.asdf", chunk_bytes=1000)   # 250 float32 per chunk: many chunks
+    packed = _write_lz4(plain, tmp_path / "lz4.asdf", chunk_bytes=1000)  # 250 float32 per chunk: many chunks
     with asdf.open(packed) as af:
         blk = af["roman"]["data"]._data_callback(_attr="header")
         assert bytes(blk["compression"]).startswith(b"lz4")
@@ -697,7 +758,7 @@ def test_remote_lz4_fetches_only_needed_chunks(http_server, big_roman, tmp_path)
 def test_all_nan_region_is_skipped_even_with_finite_fill(tmp_path):
     gw = distorted_gwcs((40, 50))
     data = np.full((40, 50), np.nan, dtype=np.float32)
-    data[30:, 40:] = 1.0                                            # only the top-right corner has data
+    data[30:, 40:] = 1.0  # only the top-right corner has data
     path = write_roman_like(tmp_path / "nan.asdf", gwcs_obj=gw, extra={"data": data})
     empty = SkyCoord(*sky(gw, 5.0, 5.0), unit="deg")
     full = SkyCoord(*sky(gw, 45.0, 35.0), unit="deg")

@@ -53,8 +53,10 @@ def fake_snakemake(monkeypatch):
 
 
 def _small_manifest(**extra) -> dict:
-    data = {"targets": [{"name": "t1", "coordinates": "10 20", "size": 5}],
-            "inputs": {"a": {"paths": ["a.fits"]}, "b": {"paths": ["b.fits"]}}}
+    data = {
+        "targets": [{"name": "t1", "coordinates": "10 20", "size": 5}],
+        "inputs": {"a": {"paths": ["a.fits"]}, "b": {"paths": ["b.fits"]}},
+    }
     data.update(extra)
     return data
 
@@ -74,20 +76,46 @@ def test_yte_manifest_is_refused_and_never_evaluated(in_tmp, capsys):
 def test_yte_manifest_through_skycut_run_vs_plain_configfile(tmp_path):
     """The README's claim: plain `snakemake --configfile` evaluates the template; `skycut run` does not."""
     (tmp_path / "m.yaml").write_text(YTE_MANIFEST)
-    run = subprocess.run([*SKYCUT, "run", "m.yaml", "-n", "--cores", "1"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [*SKYCUT, "run", "m.yaml", "-n", "--cores", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2, run.stderr
     assert not (tmp_path / "EVALUATED").exists()
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", "m.yaml",
-                    "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            "m.yaml",
+            "-n",
+            "--cores",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert (tmp_path / "EVALUATED").read_text() == "yte ran"  # what skycut run protects against
 
 
 @pytest.mark.slow
 def test_demo_manifest_dry_run(tmp_path):
     shutil.copy(ROOT / "config.example.yaml", tmp_path)
-    proc = subprocess.run([*SKYCUT, "run", "config.example.yaml", "-n", "--cores", "2"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*SKYCUT, "run", "config.example.yaml", "-n", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "simulate" in out and "cube_cutouts" in out  # the demo's jobs were planned
@@ -147,8 +175,9 @@ def test_builtin_combiners_need_no_permission(in_tmp, fake_snakemake):
     assert main(["run", "m.yaml"]) == 0
 
 
-@pytest.mark.parametrize("option", [["--configfile", "x.yaml"], ["--config", "a=1"], ["--configfile=x.yaml"],
-                                    ["-C", "a=1"]])
+@pytest.mark.parametrize(
+    "option", [["--configfile", "x.yaml"], ["--config", "a=1"], ["--configfile=x.yaml"], ["-C", "a=1"]]
+)
 def test_other_config_sources_are_refused(in_tmp, fake_snakemake, option, capsys):
     (in_tmp / "m.yaml").write_text(yaml.safe_dump(_small_manifest()))
     assert main(["run", "m.yaml", *option]) == 2
@@ -163,5 +192,7 @@ def test_invalid_manifest_is_not_run(in_tmp, fake_snakemake, capsys):
     (in_tmp / "m.yaml").write_text(yaml.safe_dump(data))
     assert main(["run", "m.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "INVALID (2 problems)" in err and "limits.max_cutout_pixels" in err and "allow_output_outside" in err
+    assert (
+        "INVALID (2 problems)" in err and "limits.max_cutout_pixels" in err and "allow_output_outside" in err
+    )
     assert fake_snakemake.commands == []

@@ -31,8 +31,9 @@ def _wcs(nx: int = 12, ny: int = 8) -> WCS:
     return w
 
 
-def _cutout_hdulist(data: np.ndarray, *, extra: dict | None = None, in_primary: bool = False,
-                    ra_obj: bool = True) -> fits.HDUList:
+def _cutout_hdulist(
+    data: np.ndarray, *, extra: dict | None = None, in_primary: bool = False, ra_obj: bool = True
+) -> fits.HDUList:
     """An astrocut-like cutout file (empty primary + CUTOUT) or a file whose primary holds the image."""
     ny, nx = data.shape
     header = _wcs(nx, ny).to_header()
@@ -103,7 +104,10 @@ def test_mean_uses_the_images_combined_not_the_template(images):
 def test_resolve_combiner():
     assert resolve_combiner("mean") is build_default_combine_function
     assert resolve_combiner("MEDIAN") is build_median_combine_function
-    assert resolve_combiner("skycut.image.combine:build_median_combine_function") is build_median_combine_function
+    assert (
+        resolve_combiner("skycut.image.combine:build_median_combine_function")
+        is build_median_combine_function
+    )
     with pytest.raises(InvalidInputError, match="nosuchmodule"):
         resolve_combiner("nosuchmodule.sub:f")
     with pytest.raises(InvalidInputError, match="no attribute"):
@@ -115,7 +119,9 @@ def test_resolve_combiner():
 
 
 def test_combine_headers_constant_and_varying():
-    h1 = fits.Header([("A", 1, "same"), ("B", "x", "differs"), ("ONLY1", 5, "first only"), ("CHECKSUM", "zz")])
+    h1 = fits.Header(
+        [("A", 1, "same"), ("B", "x", "differs"), ("ONLY1", 5, "first only"), ("CHECKSUM", "zz")]
+    )
     h2 = fits.Header([("A", 1, "same"), ("B", "y", "differs")])
     out = combine_headers([h1, h2])
     assert out["A"] == 1
@@ -145,8 +151,9 @@ def test_combiner_in_memory_files_and_headers(images, tmp_path):
     assert len(combined) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        np.testing.assert_allclose(combined[1].data, np.nanmean(np.stack(images), axis=0), rtol=1e-6,
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            combined[1].data, np.nanmean(np.stack(images), axis=0), rtol=1e-6, equal_nan=True
+        )
     hdr = combined[1].header
     assert hdr["EXTNAME"] == "CUTOUT" and hdr["FILTER"] == "F275W"
     assert [hdr[f"F0{i + 1}_V01"] for i in range(3)] == ["image_0.fits", "image_1.fits", "image_2.fits"]
@@ -164,6 +171,7 @@ def test_write_file_and_custom_combiner(images, tmp_path):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return np.nanmax(np.stack(arrays), axis=0)
+
         return maximum
 
     cc = CutoutsCombiner()
@@ -185,8 +193,9 @@ def test_image_in_primary_and_string_combiner(images):
     combined = CutoutsCombiner(hduls, img_combiner="median").combine(memory_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        np.testing.assert_allclose(combined[1].data, np.nanmedian(np.stack(images), axis=0), rtol=1e-6,
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            combined[1].data, np.nanmedian(np.stack(images), axis=0), rtol=1e-6, equal_nan=True
+        )
     # no RA_OBJ: the centre comes from the image WCS
     assert combined[0].header["RA_OBJ"] == pytest.approx(150.0, abs=1e-4)
 
@@ -232,11 +241,14 @@ def test_explicit_exts_selects_named_extensions(images):
 
 def test_combine_cutouts_helper(images, tmp_path):
     hduls = [_cutout_hdulist(im) for im in images]
-    path = combine_cutouts(hduls, tmp_path / "c.fits", combiner="skycut.image.combine:build_median_combine_function")
+    path = combine_cutouts(
+        hduls, tmp_path / "c.fits", combiner="skycut.image.combine:build_median_combine_function"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        np.testing.assert_allclose(fits.getdata(path, 1), np.nanmedian(np.stack(images), axis=0), rtol=1e-6,
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            fits.getdata(path, 1), np.nanmedian(np.stack(images), axis=0), rtol=1e-6, equal_nan=True
+        )
 
 
 def _write_overlapping_images(tmp_path):
@@ -266,17 +278,26 @@ def test_astrocut_made_inputs(tmp_path):
     center = w.pixel_to_world(29.5, 19.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cuts = [astrocut.fits_cut(str(f), center, [30, 20], extension="all", cutout_prefix=f"cut{i}",
-                                  output_dir=str(tmp_path)) for i, f in enumerate(files)]
+        cuts = [
+            astrocut.fits_cut(
+                str(f), center, [30, 20], extension="all", cutout_prefix=f"cut{i}", output_dir=str(tmp_path)
+            )
+            for i, f in enumerate(files)
+        ]
     combined = CutoutsCombiner(cuts).combine(tmp_path / "combined_cut.fits")
     with fits.open(combined) as out, fits.open(cuts[0]) as c0, fits.open(cuts[1]) as c1:
         a, b = c0[1].data, c1[1].data
         assert out[1].data.shape == a.shape == (20, 30)
         both = np.isfinite(a) & np.isfinite(b)
-        assert both.any() and (np.isfinite(a) & ~np.isfinite(b)).any() and (np.isfinite(b) & ~np.isfinite(a)).any()
+        assert (
+            both.any()
+            and (np.isfinite(a) & ~np.isfinite(b)).any()
+            and (np.isfinite(b) & ~np.isfinite(a)).any()
+        )
         np.testing.assert_allclose(out[1].data[both], (a[both] + b[both]) / 2)
-        np.testing.assert_array_equal(out[1].data[np.isfinite(a) & ~np.isfinite(b)],
-                                      a[np.isfinite(a) & ~np.isfinite(b)])
+        np.testing.assert_array_equal(
+            out[1].data[np.isfinite(a) & ~np.isfinite(b)], a[np.isfinite(a) & ~np.isfinite(b)]
+        )
         assert np.isfinite(out[1].data).all()
         coord = SkyCoord(out[0].header["RA_OBJ"], out[0].header["DEC_OBJ"], unit="deg")
         assert coord.separation(center) < 0.001 * u.arcsec
@@ -296,18 +317,23 @@ def test_simulated_skycells_with_skycut_fits_cut(sim_hst, tmp_path):
     f1, f2 = [f for f in sim_hst.files if "f435w" in f.name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cut1 = astrocut.fits_cut(str(f1), center, size, extension="all", cutout_prefix="cutout_p05",
-                                 output_dir=str(tmp_path))
-        cut2 = astrocut.fits_cut(str(f2), center, size, extension="all", cutout_prefix="cutout_p06",
-                                 memory_only=True)[0]
+        cut1 = astrocut.fits_cut(
+            str(f1), center, size, extension="all", cutout_prefix="cutout_p05", output_dir=str(tmp_path)
+        )
+        cut2 = astrocut.fits_cut(
+            str(f2), center, size, extension="all", cutout_prefix="cutout_p06", memory_only=True
+        )[0]
     combined = astrocut.CutoutsCombiner([cut1, cut2]).combine(tmp_path / "combined_cut.fits")
     with fits.open(combined) as out, fits.open(cut1) as c1:
         assert len(out) == len(c1) == 3  # SCI and WHT cutouts combined
         for k in (1, 2):
             a, b, got = c1[k].data, cut2[k].data, out[k].data
             assert got.shape == (40, size[0])
-            only_a, only_b, both = (np.isfinite(a) & ~np.isfinite(b), np.isfinite(b) & ~np.isfinite(a),
-                                    np.isfinite(a) & np.isfinite(b))
+            only_a, only_b, both = (
+                np.isfinite(a) & ~np.isfinite(b),
+                np.isfinite(b) & ~np.isfinite(a),
+                np.isfinite(a) & np.isfinite(b),
+            )
             assert only_a.any() and only_b.any() and both.any()
             assert np.isfinite(got).all()
             np.testing.assert_allclose(got[both], (a[both] + b[both]) / 2, rtol=1e-6)

@@ -21,45 +21,51 @@ from skycut.exceptions import InvalidInputError
 # ------------------------------------------------------------------------------------------------ coordinates
 
 
-@pytest.mark.parametrize("given, ra, dec", [
-    ("150.0945 2.38681", [150.0945], [2.38681]),
-    ("150.0945, -2.5", [150.0945], [-2.5]),
-    ((10, 20), [10.0], [20.0]),
-    ([10.5, -89.5], [10.5], [-89.5]),
-    (np.array([1.0, 2.0]), [1.0], [2.0]),
-    ({"ra": 359.0, "dec": 90.0}, [359.0], [90.0]),
-    ({"ra": 1, "dec": -90, "frame": "icrs"}, [1.0], [-90.0]),
-    ("360 0", [0.0], [0.0]),  # 360 is taken as 0
-    (["10 20", (30, 40), {"ra": 50, "dec": 60}], [10.0, 30.0, 50.0], [20.0, 40.0, 60.0]),
-    (np.array([[1.0, 2.0], [3.0, 4.0]]), [1.0, 3.0], [2.0, 4.0]),
-])
+@pytest.mark.parametrize(
+    "given, ra, dec",
+    [
+        ("150.0945 2.38681", [150.0945], [2.38681]),
+        ("150.0945, -2.5", [150.0945], [-2.5]),
+        ((10, 20), [10.0], [20.0]),
+        ([10.5, -89.5], [10.5], [-89.5]),
+        (np.array([1.0, 2.0]), [1.0], [2.0]),
+        ({"ra": 359.0, "dec": 90.0}, [359.0], [90.0]),
+        ({"ra": 1, "dec": -90, "frame": "icrs"}, [1.0], [-90.0]),
+        ("360 0", [0.0], [0.0]),  # 360 is taken as 0
+        (["10 20", (30, 40), {"ra": 50, "dec": 60}], [10.0, 30.0, 50.0], [20.0, 40.0, 60.0]),
+        (np.array([[1.0, 2.0], [3.0, 4.0]]), [1.0, 3.0], [2.0, 4.0]),
+    ],
+)
 def test_decimal_forms(given, ra, dec):
     got_ra, got_dec = radec_arrays(given)
     assert got_ra.dtype == np.float64 and got_dec.dtype == np.float64
     assert got_ra.tolist() == ra and got_dec.tolist() == dec
 
 
-@pytest.mark.parametrize("given, words", [
-    ("nan 10", "finite"),
-    ("10 inf", "finite"),
-    ((float("nan"), 1.0), "finite"),
-    ("400 0", "400"),
-    ((-1.0, 0.0), "-1.0"),
-    ("10 91", "91"),
-    ({"ra": 10.0, "dec": -91.0}, "-91"),
-    ({"ra": 400.0, "dec": 0.0, "frame": "galactic"}, "400"),
-    ([1.0, 2.0, 3.0], "[1.0, 2.0, 3.0]"),
-    ((True, 1.0), "True"),
-    (True, "True"),
-    ([], "empty"),
-    ({"ra": 1.0, "decl": 2.0}, "exactly the keys"),
-    ("not a place", "cannot parse"),
-    ("25:00:00 +10:00:00", "'25:00:00 +10:00:00'"),
-    ("25h00m00s +10d00m00s", "'25h00m00s +10d00m00s'"),
-    ("10:00:00 +91:00:00", "'10:00:00 +91:00:00'"),
-    ("400d 10d", "'400d'"),  # an RA with its own unit: astropy would wrap it to 40
-    ({"ra": "400d", "dec": "10d"}, "'400d'"),
-])
+@pytest.mark.parametrize(
+    "given, words",
+    [
+        ("nan 10", "finite"),
+        ("10 inf", "finite"),
+        ((float("nan"), 1.0), "finite"),
+        ("400 0", "400"),
+        ((-1.0, 0.0), "-1.0"),
+        ("10 91", "91"),
+        ({"ra": 10.0, "dec": -91.0}, "-91"),
+        ({"ra": 400.0, "dec": 0.0, "frame": "galactic"}, "400"),
+        ([1.0, 2.0, 3.0], "[1.0, 2.0, 3.0]"),
+        ((True, 1.0), "True"),
+        (True, "True"),
+        ([], "empty"),
+        ({"ra": 1.0, "decl": 2.0}, "exactly the keys"),
+        ("not a place", "cannot parse"),
+        ("25:00:00 +10:00:00", "'25:00:00 +10:00:00'"),
+        ("25h00m00s +10d00m00s", "'25h00m00s +10d00m00s'"),
+        ("10:00:00 +91:00:00", "'10:00:00 +91:00:00'"),
+        ("400d 10d", "'400d'"),  # an RA with its own unit: astropy would wrap it to 40
+        ({"ra": "400d", "dec": "10d"}, "'400d'"),
+    ],
+)
 def test_refused_coordinates_name_the_value(given, words):
     with pytest.raises(InvalidInputError) as info:
         radec_arrays(given)
@@ -73,8 +79,9 @@ def test_invalid_input_error_is_a_value_error():
         radec_arrays("10 95")
 
 
-@pytest.mark.parametrize("text", ["10:00:22.7 +02:23:12.5", "10h00m22.7s -02d23m12.5s", "23 59 59.9 -89 59 59",
-                                  "0h0m0s +0d0m0s"])
+@pytest.mark.parametrize(
+    "text", ["10:00:22.7 +02:23:12.5", "10h00m22.7s -02d23m12.5s", "23 59 59.9 -89 59 59", "0h0m0s +0d0m0s"]
+)
 def test_sexagesimal_agrees_with_astropy(text):
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -93,7 +100,9 @@ def test_skycoord_and_other_frames_become_icrs():
 
     gal = SkyCoord(120.0, -30.0, unit="deg", frame="galactic")
     ra, dec = radec_arrays(gal)
-    assert ra[0] == pytest.approx(gal.icrs.ra.deg, abs=1e-12) and dec[0] == pytest.approx(gal.icrs.dec.deg, abs=1e-12)
+    assert ra[0] == pytest.approx(gal.icrs.ra.deg, abs=1e-12) and dec[0] == pytest.approx(
+        gal.icrs.dec.deg, abs=1e-12
+    )
     ra2, dec2 = radec_arrays({"ra": 120.0, "dec": -30.0, "frame": "galactic"})
     assert ra2[0] == pytest.approx(ra[0], abs=1e-12) and dec2[0] == pytest.approx(dec[0], abs=1e-12)
     both = parse_coordinates([gal, "10 20"])
@@ -110,17 +119,20 @@ def test_parse_coordinates_matches_decimal_arrays():
 # ------------------------------------------------------------------------------------------------------ sizes
 
 
-@pytest.mark.parametrize("given, x, y, units, label", [
-    (25, 25.0, 25.0, ("pixel", "pixel"), "25-x-25"),
-    (25.0, 25.0, 25.0, ("pixel", "pixel"), "25-x-25"),
-    (np.int64(7), 7.0, 7.0, ("pixel", "pixel"), "7-x-7"),
-    ([200, 300], 200.0, 300.0, ("pixel", "pixel"), "200-x-300"),
-    ("25 pix", 25.0, 25.0, ("pixel", "pixel"), "25pix-x-25pix"),
-    ("30 arcsec", 30 / 3600, 30 / 3600, ("deg", "deg"), "30arcsec-x-30arcsec"),
-    ("2 arcmin", 2 / 60, 2 / 60, ("deg", "deg"), "2arcmin-x-2arcmin"),
-    ("0.1 deg", 0.1, 0.1, ("deg", "deg"), "0.1deg-x-0.1deg"),
-    (["1 arcmin", 40], 1 / 60, 40.0, ("deg", "pixel"), "1arcmin-x-40"),
-])
+@pytest.mark.parametrize(
+    "given, x, y, units, label",
+    [
+        (25, 25.0, 25.0, ("pixel", "pixel"), "25-x-25"),
+        (25.0, 25.0, 25.0, ("pixel", "pixel"), "25-x-25"),
+        (np.int64(7), 7.0, 7.0, ("pixel", "pixel"), "7-x-7"),
+        ([200, 300], 200.0, 300.0, ("pixel", "pixel"), "200-x-300"),
+        ("25 pix", 25.0, 25.0, ("pixel", "pixel"), "25pix-x-25pix"),
+        ("30 arcsec", 30 / 3600, 30 / 3600, ("deg", "deg"), "30arcsec-x-30arcsec"),
+        ("2 arcmin", 2 / 60, 2 / 60, ("deg", "deg"), "2arcmin-x-2arcmin"),
+        ("0.1 deg", 0.1, 0.1, ("deg", "deg"), "0.1deg-x-0.1deg"),
+        (["1 arcmin", 40], 1 / 60, 40.0, ("deg", "pixel"), "1arcmin-x-40"),
+    ],
+)
 def test_size_forms(given, x, y, units, label):
     size = parse_size(given)
     assert size.x == pytest.approx(x, rel=1e-12) and size.y == pytest.approx(y, rel=1e-12)
@@ -138,11 +150,23 @@ def test_quantity_sizes_and_labels():
         parse_size(3 * u.kg)
 
 
-@pytest.mark.parametrize("given, words", [
-    (0, "positive"), (-3, "positive"), ([10, -3], "positive"), (float("nan"), "positive"),
-    (float("inf"), "positive"), ("0 arcsec", "positive"), (True, "True"), ([True, 5], "True"),
-    ([1, 2, 3], "two values"), ([], "two values"), ("30 kg", "pixels or an angular"), (None, "None"),
-])
+@pytest.mark.parametrize(
+    "given, words",
+    [
+        (0, "positive"),
+        (-3, "positive"),
+        ([10, -3], "positive"),
+        (float("nan"), "positive"),
+        (float("inf"), "positive"),
+        ("0 arcsec", "positive"),
+        (True, "True"),
+        ([True, 5], "True"),
+        ([1, 2, 3], "two values"),
+        ([], "two values"),
+        ("30 kg", "pixels or an angular"),
+        (None, "None"),
+    ],
+)
 def test_refused_sizes(given, words):
     with pytest.raises(InvalidInputError) as info:
         parse_size(given)
@@ -215,10 +239,12 @@ def test_plan_hands_jobs_the_manifest_pixel_limit():
     from skycut.pipeline.manifest import validate_manifest
     from skycut.pipeline.plan import Plan
 
-    manifest = validate_manifest({
-        "targets": [{"name": "a", "coordinates": "10 20", "size": "30 arcsec"}],
-        "inputs": {"img": {"paths": ["x.fits"], "targets": ["a"]}},
-        "limits": {"max_cutout_pixels": 500},
-    })
+    manifest = validate_manifest(
+        {
+            "targets": [{"name": "a", "coordinates": "10 20", "size": "30 arcsec"}],
+            "inputs": {"img": {"paths": ["x.fits"], "targets": ["a"]}},
+            "limits": {"max_cutout_pixels": 500},
+        }
+    )
     jobs = Plan(manifest).image_jobs()
     assert [j.max_pixels for j in jobs] == [500]

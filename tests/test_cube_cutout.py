@@ -43,8 +43,10 @@ def make_cube(files, path, *, tool: str = "skycut") -> Path:
 @pytest.fixture(scope="module")
 def cubes(sim_tess, tmp_path_factory):
     out = tmp_path_factory.mktemp("cubes")
-    return {"skycut": make_cube(sim_tess.files, out / "tess-s0011-1-1-cube.fits"),
-            "astrocut": make_cube(sim_tess.files, out / "astrocut-s0011-1-1-cube.fits", tool="astrocut")}
+    return {
+        "skycut": make_cube(sim_tess.files, out / "tess-s0011-1-1-cube.fits"),
+        "astrocut": make_cube(sim_tess.files, out / "astrocut-s0011-1-1-cube.fits", tool="astrocut"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +84,56 @@ def test_tpf_layout_columns_and_keywords(cubes, sim_tess, tmp_path):
     with open_checked(path) as h:
         assert [hdu.name for hdu in h] == ["PRIMARY", "PIXELS", "APERTURE"]
         cols = h["PIXELS"].columns
-        assert cols.names == ["TIME", "TIMECORR", "CADENCENO", "RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG",
-                              "FLUX_BKG_ERR", "QUALITY", "POS_CORR1", "POS_CORR2", "FFI_FILE"]
+        assert cols.names == [
+            "TIME",
+            "TIMECORR",
+            "CADENCENO",
+            "RAW_CNTS",
+            "FLUX",
+            "FLUX_ERR",
+            "FLUX_BKG",
+            "FLUX_BKG_ERR",
+            "QUALITY",
+            "POS_CORR1",
+            "POS_CORR2",
+            "FFI_FILE",
+        ]
         assert [c.format for c in cols][:9] == ["D", "E", "J", "35J", "35E", "35E", "35E", "35E", "J"]
         hdr = h["PIXELS"].header
         for n in range(4, 9):  # RAW_CNTS..FLUX_BKG_ERR carry the SPOC per-column WCS
             assert hdr[f"TDIM{n}"] == "(7,5)"
-            for key in ("1CTYP", "2CTYP", "1CRPX", "2CRPX", "1CRVL", "2CRVL", "1CUNI", "2CUNI", "1CDLT", "2CDLT",
-                        "11PC", "12PC", "21PC", "22PC", "WCAX"):
+            for key in (
+                "1CTYP",
+                "2CTYP",
+                "1CRPX",
+                "2CRPX",
+                "1CRVL",
+                "2CRVL",
+                "1CUNI",
+                "2CUNI",
+                "1CDLT",
+                "2CDLT",
+                "11PC",
+                "12PC",
+                "21PC",
+                "22PC",
+                "WCAX",
+            ):
                 assert f"{key}{n}" in hdr
-            for key in ("WCSN", "WCAX", "1CTY", "2CTY", "1CUN", "2CUN", "1CRV", "2CRV", "1CDL", "2CDL", "1CRP",
-                        "2CRP"):
+            for key in (
+                "WCSN",
+                "WCAX",
+                "1CTY",
+                "2CTY",
+                "1CUN",
+                "2CUN",
+                "1CRV",
+                "2CRV",
+                "1CDL",
+                "2CDL",
+                "1CRP",
+                "2CRP",
+            ):
                 assert f"{key}{n}P" in hdr
         assert hdr["TNULL4"] == -1
         assert h["PIXELS"].data["FLUX"].shape == (len(sim_tess.files), 5, 7)
@@ -100,9 +141,18 @@ def test_tpf_layout_columns_and_keywords(cubes, sim_tess, tmp_path):
         # whole FFI file names (astrocut truncates them to 38 characters)
         assert list(h["PIXELS"].data["FFI_FILE"]) == [Path(f).name for f in sim_tess.files]
         prim = h[0].header
-        assert prim["RA_OBJ"] == pytest.approx(coord.ra.deg) and prim["DEC_OBJ"] == pytest.approx(coord.dec.deg)
-        for key, value in (("TIMEREF", "SOLARSYSTEM"), ("TASSIGN", "SPACECRAFT"), ("TIMESYS", "TDB"),
-                           ("BJDREFI", 2457000), ("TIMEUNIT", "d"), ("FFI_TYPE", "SPOC"), ("TELESCOP", "TESS")):
+        assert prim["RA_OBJ"] == pytest.approx(coord.ra.deg) and prim["DEC_OBJ"] == pytest.approx(
+            coord.dec.deg
+        )
+        for key, value in (
+            ("TIMEREF", "SOLARSYSTEM"),
+            ("TASSIGN", "SPACECRAFT"),
+            ("TIMESYS", "TDB"),
+            ("BJDREFI", 2457000),
+            ("TIMEUNIT", "d"),
+            ("FFI_TYPE", "SPOC"),
+            ("TELESCOP", "TESS"),
+        ):
             assert prim[key] == value
         assert prim["TELAPSE"] == pytest.approx(prim["TSTOP"] - prim["TSTART"])
         assert not any(k.startswith(("CTYPE", "CRVAL", "A_", "AP_", "CD")) for k in prim)
@@ -158,7 +208,10 @@ def test_linear_wcs_matches_truth_and_residual_keywords(cubes, sim_tess, ffi_sta
     inside = (np.array(stars["x"]) - lims_x0 >= 0) & (np.array(stars["x"]) - lims_x0 < 41)
     inside &= (np.array(stars["y"]) - lims_y0 >= 0) & (np.array(stars["y"]) - lims_y0 < 41)
     assert inside.sum() >= 2
-    assert np.max(np.hypot(x - (np.array(stars["x"]) - lims_x0), y - (np.array(stars["y"]) - lims_y0))[inside]) < 0.05
+    assert (
+        np.max(np.hypot(x - (np.array(stars["x"]) - lims_x0), y - (np.array(stars["y"]) - lims_y0))[inside])
+        < 0.05
+    )
     # WCS_MSEP / WCS_SIG: real residuals against the SIP WCS of the FFI named in WCS_FFI
     sip = WCS(ffi_stack[2][[Path(f).name for f in sim_tess.files].index(ffi_name)])
     yy, xx = np.mgrid[0:41, 0:41]
@@ -167,7 +220,7 @@ def test_linear_wcs_matches_truth_and_residual_keywords(cubes, sim_tess, ffi_sta
     sep = angular_separation(ra1, dec1, ra2, dec2)
     assert 0 < msep < 1 / 3600 and 0 < sig <= msep
     assert 0.3 * msep <= sep.max() <= msep * 1.01
-    assert np.sqrt(np.mean(sep ** 2)) == pytest.approx(sig, rel=0.5)
+    assert np.sqrt(np.mean(sep**2)) == pytest.approx(sig, rel=0.5)
 
 
 def test_linear_fit_agrees_with_astropy_fit_wcs_from_points(cubes):
@@ -181,7 +234,9 @@ def test_linear_fit_agrees_with_astropy_fit_wcs_from_points(cubes):
     fit = fit_linear_tan(sip, lims)
     yy, xx = np.mgrid[40:60:2, 30:55:2]
     world = sip.pixel_to_world(xx.ravel(), yy.ravel())
-    ref = fit_wcs_from_points((xx.ravel() - 30, yy.ravel() - 40), world, proj_point="center", projection="TAN")
+    ref = fit_wcs_from_points(
+        (xx.ravel() - 30, yy.ravel() - 40), world, proj_point="center", projection="TAN"
+    )
     ours = linear_wcs(fit, (20, 25))
     yy, xx = np.mgrid[0:20, 0:25]
     a = ours.pixel_to_world(xx.ravel(), yy.ravel())
@@ -325,7 +380,12 @@ def test_bad_inputs_raise_value_errors_naming_the_file(sim_tess, cubes, tmp_path
         TessCubeCutout(sim_tess.files[0], "0 0", 5)  # an FFI is not a cube
     with pytest.raises(InvalidInputError, match="missing-cube.fits"):
         TessCubeCutout(tmp_path / "missing-cube.fits", "0 0", 5)
-    for kwargs in ({"fill_value": "x"}, {"limit_rounding_method": "up"}, {"threads": "many"}, {"cutout_size": 0}):
+    for kwargs in (
+        {"fill_value": "x"},
+        {"limit_rounding_method": "up"},
+        {"threads": "many"},
+        {"cutout_size": 0},
+    ):
         with pytest.raises(ValueError):
             TessCubeCutout(cubes["skycut"], var_coord(sim_tess.truth), **{"cutout_size": 5, **kwargs})
 
@@ -336,8 +396,12 @@ def test_bad_inputs_raise_value_errors_naming_the_file(sim_tess, cubes, tmp_path
 def test_file_names_follow_astrocut_and_any_cube_name_works(cubes, sim_tess, tmp_path):
     coord = var_coord(sim_tess.truth)
     tail = f"_{coord.ra.deg:.7f}_{coord.dec.deg:.7f}_5-x-5_astrocut.fits"
-    for name, stem in (("image-cube.fits", "image"), ("cube.fits", "cube"), ("my data.cube", "my data.cube"),
-                       ("tess-s0011-1-1-cube.fits", "tess-s0011-1-1")):
+    for name, stem in (
+        ("image-cube.fits", "image"),
+        ("cube.fits", "cube"),
+        ("my data.cube", "my data.cube"),
+        ("tess-s0011-1-1-cube.fits", "tess-s0011-1-1"),
+    ):
         cube = tmp_path / name
         shutil.copy(cubes["skycut"], cube)
         paths = TessCubeCutout(cube, coord, 5).write_as_tpf(tmp_path / "out")
@@ -374,15 +438,26 @@ def test_functional_api_and_cutout_factory(cubes, sim_tess, tmp_path):
     coord = var_coord(sim_tess.truth)
     hdul = skycut.cube_cut(cubes["skycut"], coord, 5, memory_only=True)
     assert isinstance(hdul, fits.HDUList) and hdul[1].data["FLUX"].shape[1:] == (5, 5)
-    path = skycut.cube_cut(cubes["skycut"], f"{coord.ra.deg} {coord.dec.deg}", 5, target_pixel_file="t.fits",
-                           output_path=tmp_path)
+    path = skycut.cube_cut(
+        cubes["skycut"],
+        f"{coord.ra.deg} {coord.dec.deg}",
+        5,
+        target_pixel_file="t.fits",
+        output_path=tmp_path,
+    )
     assert Path(path) == tmp_path / "t.fits"
     np.testing.assert_array_equal(fits.getdata(path, 1)["FLUX"], hdul[1].data["FLUX"])
     factory = skycut.CutoutFactory()
-    positional = factory.cube_cut(cubes["skycut"], coord, 5, "positional.fits", tmp_path)  # astrocut 1.4 order
+    positional = factory.cube_cut(
+        cubes["skycut"], coord, 5, "positional.fits", tmp_path
+    )  # astrocut 1.4 order
     assert Path(positional) == tmp_path / "positional.fits"
     assert factory.center_coord.separation(coord) < 1e-6 * u.deg
-    assert factory.cutout_lims.shape == (2, 2) and factory.cutout_wcs.naxis == 2 and factory.cube_wcs.sip is not None
+    assert (
+        factory.cutout_lims.shape == (2, 2)
+        and factory.cutout_wcs.naxis == 2
+        and factory.cube_wcs.sip is not None
+    )
 
 
 def test_batch_writes_named_targets_to_chosen_paths(cubes, sim_tess, tmp_path):
@@ -419,7 +494,9 @@ def test_astrocut_cube_and_astrocut_tpf_agree(cubes, sim_tess, tmp_path):
     # same box up to astrocut's rounding of the lower edge (it can put the box one pixel further on)
     shift = np.asarray(t.cutout_lims)[:, 0] - ours.cutout_lims[:, 0]
     assert np.all(np.abs(shift) <= 1)
-    np.testing.assert_array_equal(np.asarray(t.cutout_lims) - ours.cutout_lims, np.column_stack([shift, shift]))
+    np.testing.assert_array_equal(
+        np.asarray(t.cutout_lims) - ours.cutout_lims, np.column_stack([shift, shift])
+    )
     dx, dy = int(shift[0]), int(shift[1])
     theirs_data = np.asarray(t.data, dtype=np.float32)
     ys, xs = slice(max(dy, 0), 8 + min(dy, 0)), slice(max(dx, 0), 8 + min(dx, 0))
@@ -429,8 +506,12 @@ def test_astrocut_cube_and_astrocut_tpf_agree(cubes, sim_tess, tmp_path):
     a_tpf, s_tpf = theirs.tpf_cutouts[0], TessCubeCutout(cubes["astrocut"], coord, 8).tpf_cutouts[0]
     np.testing.assert_allclose(a_tpf[1].data["TIME"], s_tpf[1].data["TIME"])
     assert a_tpf[1].columns.names == s_tpf[1].columns.names
-    sep = angular_separation(a_tpf[2].header["CRVAL1"], a_tpf[2].header["CRVAL2"], s_tpf[2].header["CRVAL1"],
-                             s_tpf[2].header["CRVAL2"])
+    sep = angular_separation(
+        a_tpf[2].header["CRVAL1"],
+        a_tpf[2].header["CRVAL2"],
+        s_tpf[2].header["CRVAL1"],
+        s_tpf[2].header["CRVAL2"],
+    )
     assert sep < 2 / 3600  # both fit a linear TAN about the cutout centre
 
 
@@ -483,10 +564,16 @@ def test_one_cutout_process_does_not_import_astropy(cubes, sim_tess, tmp_path):
     import sys
 
     v = sim_tess.truth["variable"]
-    code = ("import sys, skycut; p = skycut.cube_cut(sys.argv[1], sys.argv[2], 9, output_path=sys.argv[3]); "
-            "print(p); print(sorted(m for m in sys.modules if m.split('.')[0] in ('astropy', 'scipy')))")
-    res = subprocess.run([sys.executable, "-c", code, str(cubes["skycut"]), f"{v['ra']} {v['dec']}", str(tmp_path)],
-                         capture_output=True, text=True, check=True)
+    code = (
+        "import sys, skycut; p = skycut.cube_cut(sys.argv[1], sys.argv[2], 9, output_path=sys.argv[3]); "
+        "print(p); print(sorted(m for m in sys.modules if m.split('.')[0] in ('astropy', 'scipy')))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(cubes["skycut"]), f"{v['ra']} {v['dec']}", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     path, modules = res.stdout.strip().splitlines()
     assert modules == "[]"
     with open_checked(path) as h:
@@ -507,7 +594,7 @@ def test_float64_cube_from_astrocut_update_cube(sim_tess, ffi_stack, tmp_path):
     cut = TessCubeCutout(cube, var_coord(sim_tess.truth), 6)
     c = cut.cutouts[0]
     (x0, x1), (y0, y1) = c.cutout_lims
-    order = [[Path(f).name[:len(n)] for f in sim_tess.files].index(n) for n in names]
+    order = [[Path(f).name[: len(n)] for f in sim_tess.files].index(n) for n in names]
     np.testing.assert_array_equal(c.data, ffi_stack[0][order, y0:y1, x0:x1])
     assert cut.tpf_cutouts[0]["PIXELS"].data["FLUX"].dtype.kind == "f"
 
@@ -532,11 +619,15 @@ def test_byte_runs_property(cubes):
         nrows, ncols = reader.nrows, reader.ncols
 
         @settings(max_examples=40, deadline=None)
-        @given(st.integers(0, ncols - 1), st.integers(1, ncols), st.integers(0, nrows - 1), st.integers(1, nrows))
+        @given(
+            st.integers(0, ncols - 1), st.integers(1, ncols), st.integers(0, nrows - 1), st.integers(1, nrows)
+        )
         def check(x0, nx, y0, ny):
             x1, y1 = min(ncols, x0 + nx), min(nrows, y0 + ny)
             runs = byte_runs([[x0, x1], [y0, y1]], reader.shape, reader.dtype.itemsize, reader.data_offset)
-            assert all(a < b for a, b in runs) and all(runs[i][1] < runs[i + 1][0] for i in range(len(runs) - 1))
+            assert all(a < b for a, b in runs) and all(
+                runs[i][1] < runs[i + 1][0] for i in range(len(runs) - 1)
+            )
             blob = b"".join(reader._src.read(a, b) for a, b in runs)
             got = np.frombuffer(blob, dtype=reader.dtype).reshape(y1 - y0, x1 - x0, *reader.shape[2:])
             np.testing.assert_array_equal(got, image[y0:y1, x0:x1])
@@ -546,8 +637,13 @@ def test_byte_runs_property(cubes):
 
 def test_batch_result_records_skips_and_failures_and_goes_on(cubes, sim_tess, tmp_path):
     stars = sim_tess.truth["stars"]
-    targets = [("good", f"{stars['ra'][0]} {stars['dec'][0]}"), ("nan", "nan 10"), ("dec95", (10.0, 95.0)),
-               ("off", "10 10"), ("good2", (float(stars["ra"][1]), float(stars["dec"][1])))]
+    targets = [
+        ("good", f"{stars['ra'][0]} {stars['dec'][0]}"),
+        ("nan", "nan 10"),
+        ("dec95", (10.0, 95.0)),
+        ("off", "10 10"),
+        ("good2", (float(stars["ra"][1]), float(stars["dec"][1]))),
+    ]
     result = cut_cube_targets(cubes["skycut"], targets, 5.4, output_dir=tmp_path)
     assert sorted(result.written) == ["good", "good2"] and not result.ok
     assert sorted(result.failed) == ["dec95", "nan"] and "95" in result.failed["dec95"]

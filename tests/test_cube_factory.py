@@ -49,7 +49,7 @@ def _edit(path: Path, ext: int | tuple[int, ...], **cards) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path, mode="update") as hdul:
-            for e in (ext if isinstance(ext, tuple) else (ext,)):
+            for e in ext if isinstance(ext, tuple) else (ext,):
                 for key, value in cards.items():
                     if value is None:
                         hdul[e].header.remove(key, ignore_missing=True)
@@ -78,8 +78,14 @@ def test_layout_shape_dtype_and_offset(cube, ffis):
     with fits.open(cube) as hdul:
         assert len(hdul) == 3
         h1 = hdul[1].header
-        assert (h1["BITPIX"], h1["NAXIS"], h1["NAXIS1"], h1["NAXIS2"], h1["NAXIS3"], h1["NAXIS4"]) == \
-            (-32, 4, 2, N_FFI, SHAPE[1], SHAPE[0])
+        assert (h1["BITPIX"], h1["NAXIS"], h1["NAXIS1"], h1["NAXIS2"], h1["NAXIS3"], h1["NAXIS4"]) == (
+            -32,
+            4,
+            2,
+            N_FFI,
+            SHAPE[1],
+            SHAPE[0],
+        )
         offset = hdul.fileinfo(1)["datLoc"]
         n_primary_blocks = len(hdul[0].header.tostring()) // 2880
         assert offset == (n_primary_blocks + 1) * 2880
@@ -457,8 +463,12 @@ _SLOW_BUILD = textwrap.dedent("""
 @pytest.mark.parametrize("strategy", ["direct", "scratch"])
 def test_kill_9_mid_build_leaves_nothing_and_rerun_matches(ffis, tmp_path, cube, strategy):
     out = tmp_path / "killed.fits"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, *map(str, ffis), str(out), strategy],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_BUILD, *map(str, ffis), str(out), strategy],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+    )
     seen = 0
     for line in proc.stdout:
         seen += line.startswith("WROTE")
@@ -501,9 +511,20 @@ def big_ffis(tmp_path_factory) -> list[Path]:
     files = []
     for i in range(12):
         primary = fits.PrimaryHDU(header=fits.Header([("SECTOR", 5), ("CAMERA", 2), ("CCD", 3)]))
-        header = fits.Header([("TSTART", 1000.0 + i), ("TSTOP", 1000.02 + i), ("CTYPE1", "RA---TAN-SIP"),
-                              ("CTYPE2", "DEC--TAN-SIP"), ("CRVAL1", 10.0), ("CRVAL2", 20.0), ("CRPIX1", 1.0),
-                              ("CRPIX2", 1.0), ("CD1_1", 0.006), ("CD2_2", 0.006)])
+        header = fits.Header(
+            [
+                ("TSTART", 1000.0 + i),
+                ("TSTOP", 1000.02 + i),
+                ("CTYPE1", "RA---TAN-SIP"),
+                ("CTYPE2", "DEC--TAN-SIP"),
+                ("CRVAL1", 10.0),
+                ("CRVAL2", 20.0),
+                ("CRPIX1", 1.0),
+                ("CRPIX2", 1.0),
+                ("CD1_1", 0.006),
+                ("CD2_2", 0.006),
+            ]
+        )
         hdul = fits.HDUList([primary, fits.ImageHDU(base + i, header), fits.ImageHDU(base * 0 + i, header)])
         files.append(out / f"ffi-{i:02d}.fits")
         hdul.writeto(files[-1])
@@ -518,8 +539,12 @@ def test_peak_rss_bounded_by_max_memory(big_ffis, tmp_path, strategy):
     if strategy.startswith("update"):  # a 6-FFI cube updated with 6 more, in a fresh process
         _build(big_ffis[:6], out)
         inputs = big_ffis[6:]
-    run = subprocess.run([sys.executable, "-c", _RSS_BUILD, *map(str, inputs), str(out), str(max_memory)],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", _RSS_BUILD, *map(str, inputs), str(out), str(max_memory)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     peak, n_blocks = (int(v) for v in run.stdout.split())
     assert int(n_blocks) > 1
     cube_bytes = 1024 * 2048 * 12 * 8
@@ -539,8 +564,15 @@ def _compressed_copies(ffis: list[Path], dest: Path) -> list[Path]:
         with fits.open(p) as f:
             hdus = [fits.PrimaryHDU(header=f[0].header)]
             for ext in (1, 2):
-                hdus.append(fits.CompImageHDU(f[ext].data, f[ext].header, compression_type="GZIP_2",
-                                              quantize_level=0.0, tile_shape=(8, SHAPE[1])))
+                hdus.append(
+                    fits.CompImageHDU(
+                        f[ext].data,
+                        f[ext].header,
+                        compression_type="GZIP_2",
+                        quantize_level=0.0,
+                        tile_shape=(8, SHAPE[1]),
+                    )
+                )
             fits.HDUList(hdus).writeto(dest / p.name)
         out.append(dest / p.name)
     return out
@@ -557,7 +589,9 @@ def test_tile_compressed_inputs(ffis, cube, tmp_path, max_memory):
         assert np.array_equal(ours[1].data, ref[1].data)
         assert list(ours[2].data["FFI_FILE"]) == list(ref[2].data["FFI_FILE"])
     with pytest.raises(InvalidInputError, match="direct"):
-        CubeFactory(strategy="direct").make_cube([str(f) for f in files], str(tmp_path / "d.fits"), verbose=False)
+        CubeFactory(strategy="direct").make_cube(
+            [str(f) for f in files], str(tmp_path / "d.fits"), verbose=False
+        )
 
 
 def test_gzip_inputs(ffis, cube, tmp_path):
@@ -629,7 +663,12 @@ def test_fast_header_scan_matches_astropy(ffis, tmp_path, continue_card):
     info = cube_io.scan_ffi(files[0])
     assert info.values == ref.values and info.comments == ref.comments
     assert {k: type(v) for k, v in info.values.items()} == {k: type(v) for k, v in ref.values.items()}
-    assert (info.offsets, info.shape, info.tstart, info.dtype) == (ref.offsets, ref.shape, ref.tstart, ref.dtype)
+    assert (info.offsets, info.shape, info.tstart, info.dtype) == (
+        ref.offsets,
+        ref.shape,
+        ref.tstart,
+        ref.dtype,
+    )
     assert info.values["QUOTED"] == "it's 'quoted'" and info.values["DEXP"] == 1500.0
     assert "UNDEF" not in info.values and info.comments["UNDEF"] == "undefined value"
     if continue_card:

@@ -58,8 +58,11 @@ def test_truncated_image_named_local(skycells, tmp_path):
     from skycut.image.fits_cutout import FITSCutout
 
     bad = _truncate(skycells[0], tmp_path / "short.fits")
-    with pytest.raises(InvalidInputError, match=r"short\.fits' is truncated: its headers need \d+ bytes, the file "
-                                                 rf"has {bad.stat().st_size}"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"short\.fits' is truncated: its headers need \d+ bytes, the file "
+        rf"has {bad.stat().st_size}",
+    ):
         FITSCutout([str(bad)], _centre(skycells[0]), 11)
 
 
@@ -76,8 +79,11 @@ def test_batch_keeps_good_file_and_records_bad_file_and_bad_target(skycells, tmp
 
     bad = _truncate(skycells[1], tmp_path / "short.fits")
     both = _overlap(skycells)
-    result = cut_fits_targets([str(skycells[0]), str(bad)], [("good", both, 11), ("impossible", (10.0, 95.0), 11)],
-                              [tmp_path / "good.fits", tmp_path / "impossible.fits"])
+    result = cut_fits_targets(
+        [str(skycells[0]), str(bad)],
+        [("good", both, 11), ("impossible", (10.0, 95.0), 11)],
+        [tmp_path / "good.fits", tmp_path / "impossible.fits"],
+    )
     assert list(result.written) == ["good"]
     with fits.open(tmp_path / "good.fits") as hdul:  # cut from the good file only
         assert {h.header.get("ORIG_FLE") for h in hdul[1:]} == {skycells[0].name}
@@ -92,7 +98,9 @@ def test_truncated_ffi_named_in_cube_build(tmp_path):
 
     files = [Path(p) for p in make_tess_ffis(tmp_path / "ffi", n_ffi=3, shape=(20, 18), seed=3).files]
     files[1].write_bytes(files[1].read_bytes()[:-3000])
-    with pytest.raises(InvalidInputError, match=rf"FFI file '{files[1]}' is truncated: its headers need \d+ bytes"):
+    with pytest.raises(
+        InvalidInputError, match=rf"FFI file '{files[1]}' is truncated: its headers need \d+ bytes"
+    ):
         CubeFactory().make_cube([str(f) for f in files], str(tmp_path / "cube.fits"), verbose=False)
     assert not (tmp_path / "cube.fits").exists()
 
@@ -113,7 +121,9 @@ def test_truncated_cube_named(small_cube, tmp_path, http_server, cut):  # noqa: 
 
     short = _truncate(small_cube, tmp_path / "short-cube.fits", cut)
     for path in (str(short), http_server.url(short.name)):
-        with pytest.raises(InvalidInputError, match=r"cube '.*short-cube\.fits' is truncated: its headers need"):
+        with pytest.raises(
+            InvalidInputError, match=r"cube '.*short-cube\.fits' is truncated: its headers need"
+        ):
             CubeReader(path)
 
 
@@ -156,7 +166,12 @@ def refused_port():
 def _remote(kind: str, port: int, **extra) -> tuple[str, dict]:
     if kind == "http":
         return f"http://127.0.0.1:{port}/image.fits", dict(extra)
-    return "s3://bucket/image.fits", {"endpoint_url": f"http://127.0.0.1:{port}", "key": "k", "secret": "s", **extra}
+    return "s3://bucket/image.fits", {
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "key": "k",
+        "secret": "s",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])
@@ -192,7 +207,10 @@ def test_timeout_reaches_botocore_and_aiohttp():
     assert "timeout" not in http  # not handed to every request as well
     default = storage_options("s3://b/k")["config_kwargs"]
     assert default["read_timeout"] == default["connect_timeout"] == DEFAULT_TIMEOUT == 60
-    assert storage_options("s3://b/k", {"config_kwargs": {"read_timeout": 7}})["config_kwargs"]["read_timeout"] == 7
+    assert (
+        storage_options("s3://b/k", {"config_kwargs": {"read_timeout": 7}})["config_kwargs"]["read_timeout"]
+        == 7
+    )
     assert storage_options("/local/file.fits", {"timeout": 3}) == {}
 
 
@@ -270,8 +288,23 @@ def test_workflow_bad_file_recorded_good_products_kept(skycells, tmp_path):
         "inputs": {"mixed": {"paths": [str(good), str(bad)], "extensions": "SCI", "targets": ["centre"]}},
     }
     (work / "manifest.yaml").write_text(yaml.safe_dump(manifest))
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "1",
-                          "--configfile", "manifest.yaml"], cwd=work, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--cores",
+            "1",
+            "--configfile",
+            "manifest.yaml",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode != 0
     out = work / "results" / "image_cutouts" / "mixed"
     assert (out / "centre.fits").is_file()  # the good file's cutout is kept

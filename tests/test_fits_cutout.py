@@ -42,8 +42,16 @@ def index_image(shape=(80, 100)) -> np.ndarray:
     return (np.arange(ny)[:, None] * 1000 + np.arange(nx)[None, :]).astype(np.float32)
 
 
-def write_image(path: Path, data=None, shape=(80, 100), crval=(150.0, 2.0), sip=False, extra=None,
-                n_ext=1, compressed=False) -> WCS:
+def write_image(
+    path: Path,
+    data=None,
+    shape=(80, 100),
+    crval=(150.0, 2.0),
+    sip=False,
+    extra=None,
+    n_ext=1,
+    compressed=False,
+) -> WCS:
     data = index_image(shape) if data is None else data
     w = make_wcs(data.shape[-2:], crval, sip)
     hdus = [fits.PrimaryHDU(header=fits.Header([("FILENAME", path.name), ("TELESCOP", "SIM")]))]
@@ -79,8 +87,9 @@ def test_star_peak_at_centre_of_simulated_hst(sim_hst):
     ny, nx = truth["shape"]
     src = truth["sources"]
     x, y = np.asarray(cell["x"]), np.asarray(cell["y"])
-    stars = np.flatnonzero((np.asarray(src["sigma_pix"]) == 0) & (x > 15) & (x < nx - 15) & (y > 15)
-                           & (y < ny - 15))
+    stars = np.flatnonzero(
+        (np.asarray(src["sigma_pix"]) == 0) & (x > 15) & (x < nx - 15) & (y > 15) & (y < ny - 15)
+    )
     assert stars.size, "the simulator should put stars inside the first skycell"
     flux = np.asarray(src["flux"][cell["band"]])
     star = stars[np.argmax(flux[stars])]
@@ -102,8 +111,11 @@ def test_default_extension_cuts_every_celestial_image(sim_hst):
     cut = FITSCutout(sim_hst.files[:2], coord, 15)
     for f in sim_hst.files[:2]:
         with fits.open(f) as hdul:
-            wanted = [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) == 2
-                      and WCS(h.header).has_celestial]
+            wanted = [
+                i
+                for i, h in enumerate(hdul)
+                if h.is_image and h.header.get("NAXIS", 0) == 2 and WCS(h.header).has_celestial
+            ]
         assert [i.extension for i in cut.cutouts_by_file[str(f)]] == wanted
     (hdul,) = cut.fits_cutouts
     assert len(hdul) == 1 + sum(len(v) for v in cut.cutouts_by_file.values())
@@ -120,7 +132,7 @@ def test_size_order_and_pixel_values(image):
     assert inst.shape == (5, 7) and inst.shape_input == (80, 100)
     assert inst.data.flags.writeable and inst.data.flags.owndata  # not a view of the input file
     xmin, ymin = expected_box(w, coord, 7, 5)
-    np.testing.assert_array_equal(inst.data, index_image()[ymin:ymin + 5, xmin:xmin + 7])
+    np.testing.assert_array_equal(inst.data, index_image()[ymin : ymin + 5, xmin : xmin + 7])
     assert (inst.xmin_original, inst.ymin_original) == (xmin, ymin)
     assert inst.slices_original == (slice(ymin, ymin + 5), slice(xmin, xmin + 7))
     hdu = cut.fits_cutouts[0][1]
@@ -184,8 +196,10 @@ def test_tile_compressed_input_matches_uncompressed(tmp_path):
 def test_rounding_methods(image):
     path, w = image
     coord = w.pixel_to_world(40.3, 30.3)  # x - 4/2 + 0.5 = 38.8
-    starts = {m: FITSCutout(path, coord, 4, limit_rounding_method=m).cutouts[0].xmin_original
-              for m in ("round", "floor", "ceil")}
+    starts = {
+        m: FITSCutout(path, coord, 4, limit_rounding_method=m).cutouts[0].xmin_original
+        for m in ("round", "floor", "ceil")
+    }
     assert starts == {"round": 38, "floor": 38, "ceil": 39}
     with pytest.raises(InvalidInputError, match="limit_rounding_method"):
         FITSCutout(path, coord, 4, limit_rounding_method="nearest")
@@ -262,10 +276,15 @@ def test_pan_starrs_asinh_linearised(tmp_path):
     h = FITSCutout(path, "150 2", 4).fits_cutouts[0][1].header
     assert "BSOFTEN" not in h and any("BSOFTEN" in str(c) for c in h["HISTORY"])
     # padding keeps the fill value (it is not "linearised")
-    corner = FITSCutout(path, WCS(fits.getheader(path, 1)).pixel_to_world(0, 0), 4, fill_value=-5.0).cutouts[0]
+    corner = FITSCutout(path, WCS(fits.getheader(path, 1)).pixel_to_world(0, 0), 4, fill_value=-5.0).cutouts[
+        0
+    ]
     assert (corner.data[:2] == -5.0).all() and (corner.data[:, :2] == -5.0).all()
-    np.testing.assert_allclose(corner.data[2:, 2:], 10.0 + 2.5 * (10 ** (0.4 * raw[:2, :2].astype(float))
-                                                                - 10 ** (-0.4 * raw[:2, :2].astype(float))), rtol=1e-5)
+    np.testing.assert_allclose(
+        corner.data[2:, 2:],
+        10.0 + 2.5 * (10 ** (0.4 * raw[:2, :2].astype(float)) - 10 ** (-0.4 * raw[:2, :2].astype(float))),
+        rtol=1e-5,
+    )
 
 
 # ----------------------------------------------------------------------------------------- vs astrocut
@@ -292,15 +311,20 @@ def test_same_names_shapes_values_as_astrocut(tmp_path):
                     assert hs.data.shape == hr.data.shape and hs.data.dtype == hr.data.dtype
                     np.testing.assert_array_equal(hs.data, hr.data)
                     for key in ("CRPIX1", "CRPIX2", "CRVAL1", "ORIG_EXT", "O_EXT_NM"):
-                        assert hs.header[key] == pytest.approx(hr.header[key]) if isinstance(
-                            hr.header[key], float) else hs.header[key] == hr.header[key]
+                        assert (
+                            hs.header[key] == pytest.approx(hr.header[key])
+                            if isinstance(hr.header[key], float)
+                            else hs.header[key] == hr.header[key]
+                        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ac_img = astrocut.FITSCutout([str(a), str(b)], coord, [11, 7]).write_as_img(
-            output_format="png", output_dir=str(tmp_path / "aci"))
+            output_format="png", output_dir=str(tmp_path / "aci")
+        )
         ac_zip = astrocut.FITSCutout([str(a)], coord, [11, 7]).write_as_zip(str(tmp_path / "acz"))
-    sk_img = FITSCutout([str(a), str(b)], coord, [11, 7]).write_as_img(output_format="png",
-                                                                       output_dir=tmp_path / "ski")
+    sk_img = FITSCutout([str(a), str(b)], coord, [11, 7]).write_as_img(
+        output_format="png", output_dir=tmp_path / "ski"
+    )
     assert [Path(p).name for p in sk_img] == [Path(p).name for p in ac_img]
     sk_zip = FITSCutout([str(a)], coord, [11, 7]).write_as_zip(tmp_path / "skz")
     assert Path(sk_zip).name == Path(ac_zip).name
@@ -309,9 +333,12 @@ def test_same_names_shapes_values_as_astrocut(tmp_path):
 def test_every_extension_gets_its_own_image(tmp_path):
     path = tmp_path / "two.fits"
     write_image(path, n_ext=2)
-    paths = FITSCutout(path, "150 2", 6, extension="all").write_as_img(output_format="png",
-                                                                        output_dir=tmp_path / "img")
-    assert [Path(p).name for p in paths] == [f"two_150.0000000_2.0000000_6-x-6_astrocut_{i}.png" for i in (0, 1)]
+    paths = FITSCutout(path, "150 2", 6, extension="all").write_as_img(
+        output_format="png", output_dir=tmp_path / "img"
+    )
+    assert [Path(p).name for p in paths] == [
+        f"two_150.0000000_2.0000000_6-x-6_astrocut_{i}.png" for i in (0, 1)
+    ]
     from PIL import Image
 
     with Image.open(paths[0]) as im0, Image.open(paths[1]) as im1:
@@ -325,8 +352,15 @@ def test_colour_image_and_img_cut(tmp_path):
         f = tmp_path / f"band{k}.fits"
         write_image(f, data=index_image() * (k + 1))
         files.append(f)
-    out = img_cut(files, "150 2", [8, 6], colorize=True, img_format="png", output_dir=tmp_path / "c",
-                  cutout_prefix="rgb")
+    out = img_cut(
+        files,
+        "150 2",
+        [8, 6],
+        colorize=True,
+        img_format="png",
+        output_dir=tmp_path / "c",
+        cutout_prefix="rgb",
+    )
     assert Path(out).name == "rgb_150.0000000_2.0000000_8-x-6_astrocut.png"
     from PIL import Image
 
@@ -446,16 +480,18 @@ def test_astrocut_doc_example_runs_on_simulated_hst(sim_hst, tmp_path, monkeypat
     input_files = [str(sim_hst.files[2]), str(sim_hst.files[4])]  # f606w, f814w (skycell x05)
     center_coord = SkyCoord(*sim_hst.truth["center"], unit="deg")
     cutout_size = [200, 300]
-    fits_cutout = astrocut.FITSCutout(input_files=input_files, coordinates=center_coord,
-                                      cutout_size=cutout_size, single_outfile=True)
+    fits_cutout = astrocut.FITSCutout(
+        input_files=input_files, coordinates=center_coord, cutout_size=cutout_size, single_outfile=True
+    )
     cutout = fits_cutout.fits_cutouts[0]
     n_cut = sum(len(v) for v in fits_cutout.cutouts_by_file.values())
     assert len(cutout) == 1 + n_cut >= 3
     assert all(h.data.shape == (300, 200) for h in cutout[1:])
     path = fits_cutout.write_as_fits()
     ra, dec = sim_hst.truth["center"]
-    assert path == [f"./cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"] or \
-        [Path(p).name for p in path] == [f"cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"]
+    assert path == [f"./cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"] or [
+        Path(p).name for p in path
+    ] == [f"cutout_{ra:.7f}_{dec:.7f}_200-x-300_astrocut.fits"]
     fits_img = fits_cutout.get_image_cutouts(stretch="linear", minmax_percent=[10, 99])[1]
     assert fits_img.size == (200, 300)
     paths = fits_cutout.write_as_img(stretch="sqrt", invert=True, output_format="png")
@@ -468,8 +504,9 @@ def test_colour_from_three_multi_extension_files_uses_each_files_first_extension
     files = [sim_hst.files[0], sim_hst.files[2], sim_hst.files[4]]  # f435w, f606w, f814w
     coord = SkyCoord(*sim_hst.truth["center"], unit="deg")
     cut = FITSCutout(files, coord, [40, 30])
-    (img,) = cut.get_image_cutouts(colorize=True, stretch="linear", minmax_percent=[0, 100],
-                                   flip_orientation=False)
+    (img,) = cut.get_image_cutouts(
+        colorize=True, stretch="linear", minmax_percent=[0, 100], flip_orientation=False
+    )
     pix = np.asarray(img)
     for channel, f in enumerate(files):
         sci = fits.getdata(f, 1)[cut.cutouts_by_file[str(f)][0].slices_original]
@@ -515,8 +552,13 @@ def test_galactic_image_with_icrs_target(tmp_path):
 def test_extension_without_wcs(tmp_path):
     path = tmp_path / "mixed.fits"
     w = make_wcs()
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(index_image(), w.to_header(), name="SCI"),
-                  fits.ImageHDU(index_image(), name="MASK")]).writeto(path)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(index_image(), w.to_header(), name="SCI"),
+            fits.ImageHDU(index_image(), name="MASK"),
+        ]
+    ).writeto(path)
     assert [c.extension for c in FITSCutout(path, "150 2", 3).cutouts] == [1]  # default skips MASK silently
     with pytest.warns(DataWarning, match="extension 2 of .*mixed.fits has no celestial WCS"):
         assert [c.extension for c in FITSCutout(path, "150 2", 3, extension="all").cutouts] == [1]
@@ -535,8 +577,28 @@ def test_inputs_with_the_same_stem_get_distinct_files(tmp_path):
     assert fits.getdata(paths[1], 1)[0, 0] == fits.getdata(paths[0], 1)[0, 0] + 1
 
 
-@pytest.mark.parametrize("value", [0, -7, 2**40, True, False, 1.0, -0.5, 1e-30, 6.02214076e23, 150.0945,
-                                   -1.1111111111111e-05, 1 / 3, "", "SCI", "it's", "x" * 40, "RA---TAN-SIP"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -7,
+        2**40,
+        True,
+        False,
+        1.0,
+        -0.5,
+        1e-30,
+        6.02214076e23,
+        150.0945,
+        -1.1111111111111e-05,
+        1 / 3,
+        "",
+        "SCI",
+        "it's",
+        "x" * 40,
+        "RA---TAN-SIP",
+    ],
+)
 def test_format_card_round_trips_through_astropy(value):
     from skycut.core.fits_bytes import format_card, plain_card
 

@@ -68,7 +68,7 @@ def compare(fast: list[Path], slow: list[Path]) -> None:
             for a, b in zip(hf, hs, strict=True):
                 ka = {k for k in a.header if k and not _WCS_KEY.match(k)} - IGNORED
                 kb = {k for k in b.header if k and not _WCS_KEY.match(k)} - IGNORED
-                assert ka == kb, (ka ^ kb)
+                assert ka == kb, ka ^ kb
                 for key in ka - {"COMMENT", "HISTORY"}:
                     assert a.header[key] == b.header[key], key
                 assert list(a.header.get("HISTORY", [])) == list(b.header.get("HISTORY", []))
@@ -126,8 +126,9 @@ def test_several_files_single_and_separate_outfiles(sim_hst, tmp_path, monkeypat
     ra, dec = sim_hst.truth["center"]
     coord = SkyCoord(ra, dec, unit="deg")
     for single in (True, False):
-        out = both(tmp_path / str(single), monkeypatch, files, coord, 11, single_outfile=single,
-                   cutout_prefix="pre")
+        out = both(
+            tmp_path / str(single), monkeypatch, files, coord, 11, single_outfile=single, cutout_prefix="pre"
+        )
         assert len(out) == (1 if single else len(files))
 
 
@@ -144,7 +145,9 @@ def test_partly_off_the_image_nan_padding(sim_hst, tmp_path, monkeypatch):
 def test_rounding_methods_and_fill_value(sim_hst, tmp_path, monkeypatch, method):
     path = sim_hst.files[0]
     ra, dec = _pixel_to_radec(path, 1, 2.5, 40.5)
-    both(tmp_path, monkeypatch, str(path), f"{ra} {dec}", [8, 7], limit_rounding_method=method, fill_value=-1.5)
+    both(
+        tmp_path, monkeypatch, str(path), f"{ra} {dec}", [8, 7], limit_rounding_method=method, fill_value=-1.5
+    )
 
 
 def test_tess_ffi_tan_sip(sim_tess, tmp_path, monkeypatch):
@@ -153,13 +156,21 @@ def test_tess_ffi_tan_sip(sim_tess, tmp_path, monkeypatch):
     # iteration stops up to 1e-4 px from the exact inverse, so nearer than that the fast path must fall back
     coords = [list(_pixel_to_radec(path, 1, x, y)) for x, y in ((70.3, 60.2), (3.3, 117.9), (138.6, 1.2))]
     both(tmp_path / "one", monkeypatch, str(path), coords, [10, 15], extension=1)
-    both(tmp_path / "all", monkeypatch, [str(f) for f in sim_tess.files[:3]], coords[0], 21,
-         single_outfile=False)
+    both(
+        tmp_path / "all",
+        monkeypatch,
+        [str(f) for f in sim_tess.files[:3]],
+        coords[0],
+        21,
+        single_outfile=False,
+    )
 
 
 def test_tess_target_on_a_rounding_boundary_falls_back(sim_tess, tmp_path, monkeypatch):
     path = sim_tess.files[0]
-    coord = list(_pixel_to_radec(path, 1, 70.0, 60.0))  # y - 15/2 = 52.5: the box depends on astropy's last digits
+    coord = list(
+        _pixel_to_radec(path, 1, 70.0, 60.0)
+    )  # y - 15/2 = 52.5: the box depends on astropy's last digits
     before = dict(fits_fast.STATS)
     slow = _run(False, tmp_path / "slow", monkeypatch, str(path), coord, [10, 15], extension=1)
     monkeypatch.setattr(fits_fast, "ENABLED", True)
@@ -273,12 +284,17 @@ def test_unsupported_inputs_fall_back(sim_hst, tmp_path, monkeypatch, caplog):
     with fits.open(scaled, mode="update") as hdul:
         hdul[1].header["BSCALE"] = 2.0
     _fell_back(caplog, "scaled data", str(scaled), coord, 5, **out)
-    cases = {"sin": ({"CTYPE1": "RA---SIN", "CTYPE2": "DEC--SIN"}, "projection"),
-             "tpv": ({"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "PV1_1": 1.0}, "PV1_1"),
-             "pv": ({"PV2_1": 0.001}, "PV2_1"), "fk5": ({"RADESYS": "FK5", "EQUINOX": 1975.0}, "FK5"),
-             "equinox": ({"RADESYS": None, "EQUINOX": 1950.0}, "not supported by TanSip"), "dp": ({"DP1": "EXTVER: 1"}, "DP1"),
-             "asinh": ({"BSOFTEN": 1.0, "BOFFSET": 0.0}, "asinh"), "mjd": ({"MJD-END": 59000.0}, "MJD-END"),
-             "crota": ({"CROTA2": 0.0}, "CROTA")}
+    cases = {
+        "sin": ({"CTYPE1": "RA---SIN", "CTYPE2": "DEC--SIN"}, "projection"),
+        "tpv": ({"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "PV1_1": 1.0}, "PV1_1"),
+        "pv": ({"PV2_1": 0.001}, "PV2_1"),
+        "fk5": ({"RADESYS": "FK5", "EQUINOX": 1975.0}, "FK5"),
+        "equinox": ({"RADESYS": None, "EQUINOX": 1950.0}, "not supported by TanSip"),
+        "dp": ({"DP1": "EXTVER: 1"}, "DP1"),
+        "asinh": ({"BSOFTEN": 1.0, "BOFFSET": 0.0}, "asinh"),
+        "mjd": ({"MJD-END": 59000.0}, "MJD-END"),
+        "crota": ({"CROTA2": 0.0}, "CROTA"),
+    }
     for name, (cards, reason) in cases.items():
         path = _edited(src, tmp_path / f"{name}.fits", **cards)
         _fell_back(caplog, reason, str(path), coord, 5, **out)
@@ -287,9 +303,21 @@ def test_unsupported_inputs_fall_back(sim_hst, tmp_path, monkeypatch, caplog):
     far = _pixel_to_radec(src, 1, 1000.0, 1000.0)
     _fell_back(caplog, "misses", str(src), list(far), 5, **out)  # the astropy path reports the miss
     _fell_back(caplog, "", str(src), coord, 5, verbose=True, dispatched=False, **out)
-    assert fits_fast.try_fits_cut("https://example.invalid/x.fits", coord, 5, extension=None, single_outfile=True,
-                                  cutout_prefix="c", output_dir=str(tmp_path), fill_value=np.nan,
-                                  limit_rounding_method="round", allow_empty=False) is None
+    assert (
+        fits_fast.try_fits_cut(
+            "https://example.invalid/x.fits",
+            coord,
+            5,
+            extension=None,
+            single_outfile=True,
+            cutout_prefix="c",
+            output_dir=str(tmp_path),
+            fill_value=np.nan,
+            limit_rounding_method="round",
+            allow_empty=False,
+        )
+        is None
+    )
 
 
 def test_memory_only_uses_astropy(sim_hst, monkeypatch):
@@ -308,8 +336,9 @@ def test_world_to_pixel_matches_astropy_within_the_margin(sim_tess, sim_hst, whi
     decides whether a cutout box is the same for both."""
     from skycut.image.fits_fast import _Fallback, _image, scan_headers, world_to_pixel
 
-    path, ext, span = (str(sim_tess.files[0]), 1, (-20, 160)) if which == "tess" else (str(sim_hst.files[0]), 1,
-                                                                                       (-20, 320))
+    path, ext, span = (
+        (str(sim_tess.files[0]), 1, (-20, 160)) if which == "tess" else (str(sim_hst.files[0]), 1, (-20, 320))
+    )
     img = _image(path, ext, scan_headers(path)[ext])
     margin = fits_fast.margin_px(min(img.wcs.pixel_scales()), img.wcs.a is not None)
     with fits.open(path) as hdul, warnings.catch_warnings():
@@ -372,19 +401,27 @@ def test_cut_fits_targets_writes_the_astropy_paths_bytes(sim_hst, tmp_path, monk
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     path = str(sim_hst.files[0])
     inside = [_pixel_to_radec(path, 1, x, y) for x, y in ((150.2, 149.7), (30.3, 270.4), (2.2, 150.1))]
-    targets = [("a", f"{inside[0][0]} {inside[0][1]}", [20, 30]), ("b", list(inside[1]), 11),
-               ("edge", f"{inside[2][0]} {inside[2][1]}", 9), ("angular", f"{inside[0][0]} {inside[0][1]}", "3 arcsec"),
-               ("far", "10 10", 5)]
+    targets = [
+        ("a", f"{inside[0][0]} {inside[0][1]}", [20, 30]),
+        ("b", list(inside[1]), 11),
+        ("edge", f"{inside[2][0]} {inside[2][1]}", 9),
+        ("angular", f"{inside[0][0]} {inside[0][1]}", "3 arcsec"),
+        ("far", "10 10", 5),
+    ]
     before = dict(fits_batch.STATS)
     out = tmp_path / "batch"
     out.mkdir()
-    result = fits_batch.cut_fits_targets([path], targets, [out / f"{t[0]}.fits" for t in targets], extension="SCI")
+    result = fits_batch.cut_fits_targets(
+        [path], targets, [out / f"{t[0]}.fits" for t in targets], extension="SCI"
+    )
     assert sorted(result.written) == ["a", "angular", "b", "edge"] and list(result.skipped) == ["far"]
     assert "outside" in result.skipped["far"] and not result.failed
     assert fits_batch.STATS["fast"] == before["fast"] + 4
     for name, coord, size in targets[:4]:
         ref = tmp_path / f"{name}.ref.fits"
-        write_hdulist(FITSCutout([path], coord, size, extension="SCI", single_outfile=True).fits_cutouts[0], ref)
+        write_hdulist(
+            FITSCutout([path], coord, size, extension="SCI", single_outfile=True).fits_cutouts[0], ref
+        )
         assert (out / f"{name}.fits").read_bytes() == ref.read_bytes(), name
         _open(out / f"{name}.fits").close()  # checksums valid
 

@@ -48,8 +48,12 @@ def _polygon(wcs: WCS) -> str:
 
 
 def _box_polygon(ra: float, dec: float, half_ra_deg: float, half_dec_deg: float) -> str:
-    pts = [(ra - half_ra_deg, dec - half_dec_deg), (ra + half_ra_deg, dec - half_dec_deg),
-           (ra + half_ra_deg, dec + half_dec_deg), (ra - half_ra_deg, dec + half_dec_deg)]
+    pts = [
+        (ra - half_ra_deg, dec - half_dec_deg),
+        (ra + half_ra_deg, dec - half_dec_deg),
+        (ra + half_ra_deg, dec + half_dec_deg),
+        (ra - half_ra_deg, dec + half_dec_deg),
+    ]
     return "POLYGON " + " ".join(f"{a:.8f} {b:.8f}" for a, b in pts)
 
 
@@ -64,12 +68,20 @@ def write_footprint_json(path: Path, sim_wcs: WCS, center: SkyCoord) -> Path:
         ("tess-s0030-4-4", 30, "TESS FFI", _box_polygon(10.0, 60.0, 3, 3)),
         ("tess-s0011-1-1-tica", 11, "SOMETHING ELSE", _polygon(sim_wcs)),
         # a 1-degree square whose west edge (a meridian) is 0.9 half-widths east of the centre
-        ("tess-s0012-2-3", 12, "TESS FFI",
-         _box_polygon(east.ra.deg + 0.5 / cosd, center.dec.deg, 0.5 / cosd, 0.5)),
+        (
+            "tess-s0012-2-3",
+            12,
+            "TESS FFI",
+            _box_polygon(east.ra.deg + 0.5 / cosd, center.dec.deg, 0.5 / cosd, 0.5),
+        ),
     ]
-    payload = {"obs_id": [r[0] for r in rows], "sequence_number": [r[1] for r in rows],
-               "target_name": [r[2] for r in rows], "s_region": [r[3] for r in rows],
-               "t_exptime": [1800.0] * len(rows)}
+    payload = {
+        "obs_id": [r[0] for r in rows],
+        "sequence_number": [r[1] for r in rows],
+        "target_name": [r[2] for r in rows],
+        "s_region": [r[3] for r in rows],
+        "t_exptime": [1800.0] * len(rows),
+    }
     path.write_text(json.dumps(payload))
     return path
 
@@ -84,17 +96,29 @@ def cloud(sim_tess, tmp_path_factory, s3_server):  # noqa: F811
     nx, ny = wcs.pixel_shape
     center = wcs.pixel_to_world(nx / 2 - 0.25, ny / 2 - 0.25)
     fp = write_footprint_json(d / "fp.json", wcs, center)
-    cube = CubeFactory().make_cube([str(f) for f in sim_tess.files], str(d / "tess-s0011-1-1-cube.fits"),
-                                   verbose=False)
+    cube = CubeFactory().make_cube(
+        [str(f) for f in sim_tess.files], str(d / "tess-s0011-1-1-cube.fits"), verbose=False
+    )
     fp_uri = s3_server.upload(fp, "footprints/fp.json")
     s3_server.upload(cube, "mast/tess-s0011-1-1-cube.fits")
-    return {"server": s3_server, "fp_uri": fp_uri, "base": f"s3://{s3_server.bucket}/mast/", "wcs": wcs,
-            "center": center, "cube": cube, "local_fp": fp}
+    return {
+        "server": s3_server,
+        "fp_uri": fp_uri,
+        "base": f"s3://{s3_server.bucket}/mast/",
+        "wcs": wcs,
+        "center": center,
+        "cube": cube,
+        "local_fp": fp,
+    }
 
 
 def _kw(cloud, tmp_path):
-    return {"footprint_uri": cloud["fp_uri"], "cube_base_uri": cloud["base"],
-            "fsspec_kwargs": cloud["server"].fsspec_kwargs, "cache_dir": tmp_path / "cache"}
+    return {
+        "footprint_uri": cloud["fp_uri"],
+        "cube_base_uri": cloud["base"],
+        "fsspec_kwargs": cloud["server"].fsspec_kwargs,
+        "cache_dir": tmp_path / "cache",
+    }
 
 
 def test_parse_s_region():
@@ -230,9 +254,14 @@ def test_local_footprint_file_and_cubes(cloud, tmp_path):
     """A local footprint JSON and a local cube directory work the same way (no S3 needed)."""
     cube_dir = Path(cloud["cube"]).parent
     clear_memory_cache()
-    out = cube_cut_from_footprint(cloud["center"], 5, footprint_uri=str(cloud["local_fp"]),
-                                  cube_base_uri=str(cube_dir), cache_dir=tmp_path / "cache",
-                                  output_dir=tmp_path / "tpf")
+    out = cube_cut_from_footprint(
+        cloud["center"],
+        5,
+        footprint_uri=str(cloud["local_fp"]),
+        cube_base_uri=str(cube_dir),
+        cache_dir=tmp_path / "cache",
+        output_dir=tmp_path / "tpf",
+    )
     assert len(out) == 1 and Path(out[0]).parent == tmp_path / "tpf"
     with fits.open(out[0]) as hdul:
         assert hdul[1].data["FLUX"].shape == (6, 5, 5)
@@ -240,10 +269,15 @@ def test_local_footprint_file_and_cubes(cloud, tmp_path):
 
 
 def test_matching_across_ra_zero_and_at_the_pole(tmp_path):
-    payload = {"obs_id": ["tess-s0001-1-1", "tess-s0002-1-1"], "sequence_number": [1, 2],
-               "target_name": ["TESS FFI", "TESS FFI"],
-               "s_region": ["POLYGON 359.0 -1.0 1.0 -1.0 1.0 1.0 359.0 1.0",
-                            "POLYGON 0.0 88.0 90.0 88.0 180.0 88.0 270.0 88.0"]}
+    payload = {
+        "obs_id": ["tess-s0001-1-1", "tess-s0002-1-1"],
+        "sequence_number": [1, 2],
+        "target_name": ["TESS FFI", "TESS FFI"],
+        "s_region": [
+            "POLYGON 359.0 -1.0 1.0 -1.0 1.0 1.0 359.0 1.0",
+            "POLYGON 0.0 88.0 90.0 88.0 180.0 88.0 270.0 88.0",
+        ],
+    }
     fp = tmp_path / "fp.json"
     fp.write_text(json.dumps(payload))
     ffis = get_ffis(str(fp), cache_dir=tmp_path / "cache")
@@ -255,8 +289,10 @@ def test_matching_across_ra_zero_and_at_the_pole(tmp_path):
     assert len(ra_dec_crossmatch(ffis, "357.9 0.0", 2 * 60 * 60 / 21)) == 0
     assert len(ra_dec_crossmatch(ffis, "357.9 0.0", 2.4 * 60 * 60 / 21)) == 1
     # several coordinates: the union of their matches
-    assert sorted(ra_dec_crossmatch(ffis, ["0.2 0.5", "10 89.5"], 1)["obs_id"]) == ["tess-s0001-1-1",
-                                                                                     "tess-s0002-1-1"]
+    assert sorted(ra_dec_crossmatch(ffis, ["0.2 0.5", "10 89.5"], 1)["obs_id"]) == [
+        "tess-s0001-1-1",
+        "tess-s0002-1-1",
+    ]
 
 
 # ------------------------------------------------------------------------------------------ offline (tess-point)
@@ -270,10 +306,17 @@ def test_offline_search_cuts_without_a_footprint_file(cloud, tmp_path):
     c = cloud["center"]
     server = cloud["server"]
     server.log.reset()
-    cut = TessFootprintCutout(c, [7, 5], sequence=[11], footprint_uri=None, cube_base_uri=cloud["base"],
-                              fsspec_kwargs=server.fsspec_kwargs)
-    assert [(r["sectorName"], r["sector"], r["camera"], r["ccd"], r["coordinate"], r["cube"])
-            for r in cut.matches] == [("tess-s0011-1-1", 11, 1, 1, 0, cloud["base"] + "tess-s0011-1-1-cube.fits")]
+    cut = TessFootprintCutout(
+        c,
+        [7, 5],
+        sequence=[11],
+        footprint_uri=None,
+        cube_base_uri=cloud["base"],
+        fsspec_kwargs=server.fsspec_kwargs,
+    )
+    assert [
+        (r["sectorName"], r["sector"], r["camera"], r["ccd"], r["coordinate"], r["cube"]) for r in cut.matches
+    ] == [("tess-s0011-1-1", 11, 1, 1, 0, cloud["base"] + "tess-s0011-1-1-cube.fits")]
     assert not any("fp.json" in r.path for r in server.log.requests)
     local = cube_cut(cloud["cube"], c, [7, 5], memory_only=True)
     np.testing.assert_array_equal(cut.tpf_cutouts[0][1].data["FLUX"], local[1].data["FLUX"])
@@ -284,13 +327,25 @@ def test_offline_missing_cube_warns_and_names_it(cloud, tmp_path):
     naming the URI; the sector 11 cutout is still made."""
     c = cloud["center"]
     with pytest.warns(DataWarning, match=r"tess-s0038-1-1-cube\.fits.*not found"):
-        cut = TessFootprintCutout(c, 5, sequence=[11, 38], footprint_uri=None, cube_base_uri=cloud["base"],
-                                  fsspec_kwargs=cloud["server"].fsspec_kwargs)
+        cut = TessFootprintCutout(
+            c,
+            5,
+            sequence=[11, 38],
+            footprint_uri=None,
+            cube_base_uri=cloud["base"],
+            fsspec_kwargs=cloud["server"].fsspec_kwargs,
+        )
     assert list(cut.matches["sectorName"]) == ["tess-s0011-1-1", "tess-s0038-1-1"]
     assert len(cut.cutouts) == 1
     with pytest.raises(InvalidQueryError, match="no matching cube"):
-        TessFootprintCutout(c, 5, sequence=[38], footprint_uri=None, cube_base_uri=cloud["base"],
-                            fsspec_kwargs=cloud["server"].fsspec_kwargs)
+        TessFootprintCutout(
+            c,
+            5,
+            sequence=[38],
+            footprint_uri=None,
+            cube_base_uri=cloud["base"],
+            fsspec_kwargs=cloud["server"].fsspec_kwargs,
+        )
 
 
 def test_get_tess_sectors_offline_agrees_with_the_search():
@@ -323,7 +378,9 @@ def test_manifest_bounds_the_offline_search():
     def manifest(**spec):
         return {"targets": [{"name": "a", "coordinates": "10 -30"}], "footprint_cutouts": {"f": spec}}
 
-    with pytest.raises(ManifestError, match=r"footprint_cutouts\.f\.sectors: the offline sector search needs"):
+    with pytest.raises(
+        ManifestError, match=r"footprint_cutouts\.f\.sectors: the offline sector search needs"
+    ):
         validate_manifest(manifest())
     with pytest.raises(ManifestError, match=r"footprint_cutouts\.f\.last_sector: give only one"):
         validate_manifest(manifest(sectors=[1], last_sector=5))

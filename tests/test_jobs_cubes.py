@@ -28,15 +28,20 @@ def _manifest(cube, targets):
 
 def test_cut_cube_batch_skips_off_ccd_targets(sim_tess, cube, tmp_path):
     var = sim_tess.truth["variable"]
-    m = _manifest(cube, [
-        {"name": "var", "coordinates": [var["ra"], var["dec"]], "size": 7},
-        {"name": "var9", "coordinates": [var["ra"], var["dec"]], "size": 9},
-        {"name": "nowhere", "coordinates": [(var["ra"] + 180) % 360, -var["dec"]], "size": 7},
-    ])
+    m = _manifest(
+        cube,
+        [
+            {"name": "var", "coordinates": [var["ra"], var["dec"]], "size": 7},
+            {"name": "var9", "coordinates": [var["ra"], var["dec"]], "size": 9},
+            {"name": "nowhere", "coordinates": [(var["ra"] + 180) % 360, -var["dec"]], "size": 7},
+        ],
+    )
     index = cut_cube(str(cube), m.targets, m.cube_cutouts["tpf"], str(tmp_path / "tpf" / "b.json"))
     assert set(index["products"]) == {"var", "var9"}
     assert "nowhere" in index["skipped"]
-    assert "CCD" in index["skipped"]["nowhere"] or "cube" in index["skipped"]["nowhere"]  # the library's reason
+    assert (
+        "CCD" in index["skipped"]["nowhere"] or "cube" in index["skipped"]["nowhere"]
+    )  # the library's reason
     assert index["cube"] == str(cube)
     with fits.open(index["products"]["var9"][0]) as hdul:
         assert hdul["PIXELS"].data["FLUX"].shape[1:] == (9, 9)
@@ -47,8 +52,10 @@ def test_cut_cube_batch_skips_off_ccd_targets(sim_tess, cube, tmp_path):
 def test_cube_cutout_job_loads_no_astropy_coordinates(sim_tess, cube, tmp_path):
     """Decimal targets: the job hands the library resolved floats, so astropy.coordinates is never imported."""
     var = sim_tess.truth["variable"]
-    targets = [{"name": "var", "coordinates": f"{var['ra']} {var['dec']}", "size": 5},
-               {"name": "list", "coordinates": [var["ra"], var["dec"]], "size": [5, 7]}]
+    targets = [
+        {"name": "var", "coordinates": f"{var['ra']} {var['dec']}", "size": 5},
+        {"name": "list", "coordinates": [var["ra"], var["dec"]], "size": [5, 7]},
+    ]
     index = tmp_path / "out" / "batch-0000.json"
     code = f"""
 import json, sys

@@ -32,8 +32,9 @@ def test_cut_images_writes_one_file_per_target_and_skips_misses(sim_hst, tmp_pat
     image = next(f for f in sim_hst.files if "x05y09" in f.name and "f606w" in f.name)
     ra, dec = truth["center"]
     targets = [_target("inside", ra, dec, [21, 31]), _target("far", ra + 1.0, dec)]
-    index = cut_images([str(image)], targets, _fits_set([image], extensions="SCI"),
-                       str(tmp_path / "out" / "batch-0000.json"))
+    index = cut_images(
+        [str(image)], targets, _fits_set([image], extensions="SCI"), str(tmp_path / "out" / "batch-0000.json")
+    )
     assert set(index["products"]) == {"inside"}
     assert "far" in index["skipped"] and image.name in index["skipped"]["far"]
     assert index["products"]["inside"] == [str(tmp_path / "out" / "inside.fits")]  # beside the index
@@ -46,11 +47,17 @@ def test_cut_images_writes_one_file_per_target_and_skips_misses(sim_hst, tmp_pat
 def test_render_greyscale_from_index(sim_hst, tmp_path):
     image = next(f for f in sim_hst.files if "x05y09" in f.name and "f435w" in f.name)
     ra, dec = sim_hst.truth["center"]
-    cut_images([str(image)], [_target("c", ra, dec, 40)], _fits_set([image], extensions="SCI"),
-               str(tmp_path / "cut" / "cut.json"))
-    index = render_images({"b": [str(tmp_path / "cut" / "cut.json")]},
-                          RenderSpec(inputs=["b"], stretch="linear", minmax_value=[0, 1]),
-                          str(tmp_path / "png" / "png.json"))
+    cut_images(
+        [str(image)],
+        [_target("c", ra, dec, 40)],
+        _fits_set([image], extensions="SCI"),
+        str(tmp_path / "cut" / "cut.json"),
+    )
+    index = render_images(
+        {"b": [str(tmp_path / "cut" / "cut.json")]},
+        RenderSpec(inputs=["b"], stretch="linear", minmax_value=[0, 1]),
+        str(tmp_path / "png" / "png.json"),
+    )
     (png,) = index["products"]["c"]
     assert png == str(tmp_path / "png" / "b" / "c.png")
     from PIL import Image
@@ -71,16 +78,31 @@ def test_manifest_fsspec_options_reach_a_loopback_s3_input(sim_hst, s3_server, t
     uri = s3_server.upload(image)
     ra, dec = sim_hst.truth["center"]
     opts = s3_server.fsspec_kwargs
-    manifest = validate_manifest({
-        "targets": [{"name": "c", "coordinates": [ra, dec], "size": 25}],
-        "inputs": {"remote": {"paths": [uri], "extensions": "SCI",
-                              "fsspec": {"endpoint_url": opts["endpoint_url"], "key": opts["key"],
-                                         "secret": opts["secret"]}},
-                   "local": {"paths": [str(image)], "extensions": "SCI"}},
-    })
+    manifest = validate_manifest(
+        {
+            "targets": [{"name": "c", "coordinates": [ra, dec], "size": 25}],
+            "inputs": {
+                "remote": {
+                    "paths": [uri],
+                    "extensions": "SCI",
+                    "fsspec": {
+                        "endpoint_url": opts["endpoint_url"],
+                        "key": opts["key"],
+                        "secret": opts["secret"],
+                    },
+                },
+                "local": {"paths": [str(image)], "extensions": "SCI"},
+            },
+        }
+    )
     s3_server.log.reset()
     index = cut_images([uri], manifest.targets, manifest.inputs["remote"], str(tmp_path / "out" / "i.json"))
-    local = cut_images([str(image)], manifest.targets, manifest.inputs["local"], str(tmp_path / "loc" / "l.json"))
-    with fits.open(index["products"]["c"][0]) as remote_hdul, fits.open(local["products"]["c"][0]) as local_hdul:
+    local = cut_images(
+        [str(image)], manifest.targets, manifest.inputs["local"], str(tmp_path / "loc" / "l.json")
+    )
+    with (
+        fits.open(index["products"]["c"][0]) as remote_hdul,
+        fits.open(local["products"]["c"][0]) as local_hdul,
+    ):
         np.testing.assert_array_equal(remote_hdul[1].data, local_hdul[1].data)
     assert 0 < s3_server.log.bytes_sent < image.stat().st_size / 2  # a cutout, not the whole file

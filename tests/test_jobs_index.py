@@ -21,9 +21,13 @@ def test_index_from_batch_result(tmp_path):
     result.add("a", [tmp_path / "a.fits"])
     result.skip("b", "entirely off the CCD")
     index = write_index(tmp_path / "i.json", result, cube="c.fits")
-    assert index == {"products": {"a": [str(tmp_path / "a.fits")]}, "skipped": {"b": "entirely off the CCD"},
-                     "cube": "c.fits", "provenance": {"skycut_version": skycut.__version__},
-                     "files": {str(tmp_path / "a.fits"): {"size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}}}
+    assert index == {
+        "products": {"a": [str(tmp_path / "a.fits")]},
+        "skipped": {"b": "entirely off the CCD"},
+        "cube": "c.fits",
+        "provenance": {"skycut_version": skycut.__version__},
+        "files": {str(tmp_path / "a.fits"): {"size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}},
+    }
     assert read_index(tmp_path / "i.json") == index
     assert merge_products([tmp_path / "i.json"]) == {"a": [str(tmp_path / "a.fits")]}
 

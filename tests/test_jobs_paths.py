@@ -20,8 +20,9 @@ def sim_path(sim_tess, tmp_path_factory):
     from skycut.tess.cube_factory import CubeFactory
 
     out = tmp_path_factory.mktemp("jobs_paths")
-    cube = CubeFactory().make_cube([str(f) for f in sim_tess.files], str(out / "tess-s0011-1-1-cube.fits"),
-                                   verbose=False)
+    cube = CubeFactory().make_cube(
+        [str(f) for f in sim_tess.files], str(out / "tess-s0011-1-1-cube.fits"), verbose=False
+    )
     table = write_path_table(sim_tess.truth, out / "path.csv")
     return str(cube), str(table)
 

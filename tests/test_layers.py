@@ -66,8 +66,13 @@ GRAPH = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def test_the_graph_was_read():
-    assert {"skycut.core.geometry", "skycut.image.fits_cutout", "skycut.tess.cube_cutout",
-            "skycut.pipeline.plan", "skycut.simulate"} <= set(GRAPH)
+    assert {
+        "skycut.core.geometry",
+        "skycut.image.fits_cutout",
+        "skycut.tess.cube_cutout",
+        "skycut.pipeline.plan",
+        "skycut.simulate",
+    } <= set(GRAPH)
     assert "skycut.core.atomic" in GRAPH["skycut.tess.cube_factory"]
 
 
@@ -87,7 +92,7 @@ def test_no_import_cycles():
         state[node] = 1
         for nxt in sorted(GRAPH.get(node, ())):
             if state.get(nxt) == 1:
-                cycle.extend(stack[stack.index(nxt):] + [nxt])
+                cycle.extend(stack[stack.index(nxt) :] + [nxt])
                 return True
             if state.get(nxt) is None and visit(nxt, stack + [nxt]):
                 return True

@@ -40,8 +40,10 @@ def tpfs(tmp_path_factory):
         near = np.hypot(stars["x"] - x, stars["y"] - y) < 8
         if (stars["flux"][near] > 0.02 * flux).sum() > 1:
             continue  # another star brighter than 2% of this one within 8 pixels
-        if np.hypot(var["x"] - x, var["y"] - y) < 10 or np.min(np.hypot(np.asarray(mov["x"]) - x,
-                                                                          np.asarray(mov["y"]) - y)) < 10:
+        if (
+            np.hypot(var["x"] - x, var["y"] - y) < 10
+            or np.min(np.hypot(np.asarray(mov["x"]) - x, np.asarray(mov["y"]) - y)) < 10
+        ):
             continue
         constant.append(int(i))
     assert len(constant) >= 2, "the simulation has too few isolated bright stars"
@@ -62,8 +64,10 @@ def test_threshold_mask_is_lightkurves(tpfs):
             tpf = lk.read(path, quality_bitmask="none")
         lc = measure_light_curve(path)
         np.testing.assert_array_equal(lc.aperture, tpf.create_threshold_mask(threshold=3))
-        np.testing.assert_array_equal(threshold_mask(lc.median_image, 3, None),
-                                      tpf.create_threshold_mask(threshold=3, reference_pixel=None))
+        np.testing.assert_array_equal(
+            threshold_mask(lc.median_image, 3, None),
+            tpf.create_threshold_mask(threshold=3, reference_pixel=None),
+        )
         # the flux is lightkurve's aperture sum minus its background estimate on our sky pixels
         sap = tpf.to_lightcurve(aperture_mask=lc.aperture).flux.value
         sky = tpf.estimate_background(aperture_mask=lc.background_pixels).flux.value * lc.aperture.sum()

@@ -23,22 +23,40 @@ def good() -> dict:
             {"name": "m1", "coordinates": "150.0945 2.38681", "size": [200, 300]},
             {"name": "m2", "coordinates": "10:00:22.7 +02:23:12.5", "size": "30 arcsec"},
             {"name": "m3", "coordinates": [150.1, 2.4]},
-            {"name": "m4", "coordinates": {"ra": 150.2, "dec": 2.5, "frame": "icrs"}, "size": ["1 arcmin", 40]},
+            {
+                "name": "m4",
+                "coordinates": {"ra": 150.2, "dec": 2.5, "frame": "icrs"},
+                "size": ["1 arcmin", 40],
+            },
         ],
         "inputs": {
             "hst": {"paths": ["data/*.fits"], "extensions": "all", "fill_value": 0},
-            "roman": {"paths": ["s3://bucket/r.asdf"], "format": "asdf", "lite": True,
-                      "fsspec": {"anon": True, "endpoint_url": "http://127.0.0.1:5000"}},
+            "roman": {
+                "paths": ["s3://bucket/r.asdf"],
+                "format": "asdf",
+                "lite": True,
+                "fsspec": {"anon": True, "endpoint_url": "http://127.0.0.1:5000"},
+            },
             "hst2": {"paths": ["https://example.org/x.fits"], "targets": ["m1"]},
         },
         "cubes": {"s11": {"files": ["ffis/*.fits"], "sector": 11, "camera": 1, "ccd": 1, "max_memory": 0.5}},
-        "cube_cutouts": {"tpfs": {"cubes": ["s11", "s3://stpubdata/tess/public/mast/tess-s0038-2-2-cube.fits"],
-                                  "threads": "auto", "batch_size": 10}},
+        "cube_cutouts": {
+            "tpfs": {
+                "cubes": ["s11", "s3://stpubdata/tess/public/mast/tess-s0038-2-2-cube.fits"],
+                "threads": "auto",
+                "batch_size": 10,
+            }
+        },
         "footprint_cutouts": {"cloud": {"targets": ["m1"], "sectors": [1, 2]}},
         "paths": {"rock": {"table": "path.csv", "size": [15, 15], "target": "2000 AB", "cubes": ["s11"]}},
         "combine": {"mosaic": {"inputs": ["hst", "hst2"], "combiner": "median"}},
         "render": {
-            "grey": {"inputs": ["hst", "mosaic"], "stretch": "sqrt", "minmax_percent": [1, 99], "invert": True},
+            "grey": {
+                "inputs": ["hst", "mosaic"],
+                "stretch": "sqrt",
+                "minmax_percent": [1, 99],
+                "invert": True,
+            },
             "rgb": {"inputs": ["hst", "hst2", "hst"], "colorize": True, "format": "jpg"},
         },
         "demo": {"seed": 3, "tess": {"n_ffi": 4, "shape": [64, 64]}, "hst": {"bands": ["f606w"]}},
@@ -77,7 +95,11 @@ def test_targets_file(tmp_path):
 
 
 def test_nan_fill_value_from_yaml():
-    m = validate_manifest(yaml.safe_load("targets: [{name: t, coordinates: '1 2'}]\ninputs: {a: {paths: [x.fits], fill_value: .nan}}"))
+    m = validate_manifest(
+        yaml.safe_load(
+            "targets: [{name: t, coordinates: '1 2'}]\ninputs: {a: {paths: [x.fits], fill_value: .nan}}"
+        )
+    )
     assert math.isnan(m.inputs["a"].fill_value)
 
 

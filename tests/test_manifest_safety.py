@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def base() -> dict:
-    return {"targets": [{"name": "a", "coordinates": "10 20", "size": 11}],
-            "inputs": {"img": {"paths": ["x.fits"], "targets": ["a"]}}}
+    return {
+        "targets": [{"name": "a", "coordinates": "10 20", "size": 11}],
+        "inputs": {"img": {"paths": ["x.fits"], "targets": ["a"]}},
+    }
 
 
 def problems_of(data) -> list[tuple[str, str, object]]:
@@ -50,7 +52,8 @@ def message_for(problems, field: str) -> str:
 # ------------------------------------------------------------------------------------------ reading the file
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
 
 
 def test_alias_bomb_is_refused_before_it_expands():
@@ -70,15 +73,18 @@ def test_alias_bomb_through_skycut_validate(tmp_path, capsys):
 
 def test_small_aliases_still_work(tmp_path):
     path = tmp_path / "m.yaml"
-    path.write_text("target_defaults: &d {size: 7}\ntargets: [{name: a, coordinates: '1 2'}]\n"
-                    "inputs: {x: {paths: [a.fits]}}\n")
+    path.write_text(
+        "target_defaults: &d {size: 7}\ntargets: [{name: a, coordinates: '1 2'}]\n"
+        "inputs: {x: {paths: [a.fits]}}\n"
+    )
     assert load_manifest(path).targets[0].size.pixels() == (7, 7)
 
 
 def test_duplicate_top_level_key_is_refused(tmp_path):
     path = tmp_path / "m.yaml"
-    path.write_text("targets: [{name: a, coordinates: '1 2'}]\noutput_dir: x\n"
-                    "targets: [{name: b, coordinates: '3 4'}]\n")
+    path.write_text(
+        "targets: [{name: a, coordinates: '1 2'}]\noutput_dir: x\ntargets: [{name: b, coordinates: '3 4'}]\n"
+    )
     with pytest.raises(ManifestError, match=r"duplicate key 'targets' \(first on line 1, again on line 3\)"):
         load_manifest(path)
 
@@ -121,13 +127,16 @@ def test_yte_marker_is_named(tmp_path):
 # ------------------------------------------------------------------------------------------ bounds
 
 
-@pytest.mark.parametrize(("size", "word"), [
-    (10**9, "limits.max_cutout_pixels"),
-    ("1e9", "limits.max_cutout_pixels"),
-    ([10, 10**6], "limits.max_cutout_pixels"),
-    ("100000 deg", "limits.max_cutout_degrees"),
-    (["1 arcmin", "5 deg"], "limits.max_cutout_degrees"),
-])
+@pytest.mark.parametrize(
+    ("size", "word"),
+    [
+        (10**9, "limits.max_cutout_pixels"),
+        ("1e9", "limits.max_cutout_pixels"),
+        ([10, 10**6], "limits.max_cutout_pixels"),
+        ("100000 deg", "limits.max_cutout_degrees"),
+        (["1 arcmin", "5 deg"], "limits.max_cutout_degrees"),
+    ],
+)
 def test_sizes_are_bounded(size, word):
     data = base()
     data["targets"][0]["size"] = size
@@ -191,20 +200,23 @@ def test_max_memory_inf_from_yaml_file(tmp_path):
 # ------------------------------------------------------------------------------------------ coordinates, sizes
 
 
-@pytest.mark.parametrize(("coordinates", "word"), [
-    ([math.nan, 53.66], "finite"),
-    ("nan 53.66", "finite"),
-    ([math.inf, 10], "finite"),
-    ({"ra": 10, "dec": math.nan}, "finite"),
-    ([400, 10], "right ascension"),
-    ("400 10", "right ascension"),
-    ("400d 10d", "right ascension"),
-    ({"ra": "400d", "dec": "10d"}, "right ascension"),
-    ({"ra": "370 deg", "dec": "10 deg"}, "right ascension"),
-    ("10 91", "declination"),
-    ({"ra": 1, "dec": 91}, "declination"),
-    ([True, 10], "true/false"),
-])
+@pytest.mark.parametrize(
+    ("coordinates", "word"),
+    [
+        ([math.nan, 53.66], "finite"),
+        ("nan 53.66", "finite"),
+        ([math.inf, 10], "finite"),
+        ({"ra": 10, "dec": math.nan}, "finite"),
+        ([400, 10], "right ascension"),
+        ("400 10", "right ascension"),
+        ("400d 10d", "right ascension"),
+        ({"ra": "400d", "dec": "10d"}, "right ascension"),
+        ({"ra": "370 deg", "dec": "10 deg"}, "right ascension"),
+        ("10 91", "declination"),
+        ({"ra": 1, "dec": 91}, "declination"),
+        ([True, 10], "true/false"),
+    ],
+)
 def test_bad_coordinates_name_the_field(coordinates, word):
     data = base()
     data["targets"][0]["coordinates"] = coordinates
@@ -282,13 +294,15 @@ def test_output_dir_that_is_a_file(in_tmp, capsys):
 
 def test_csv_takes_every_size_form(tmp_path):
     table = tmp_path / "t.csv"
-    table.write_text('name,ra,dec,size\n'
-                     'pix,10,20,11\n'
-                     'ang,10.5,20,30 arcsec\n'
-                     'pair,11,20,"[200, 300]"\n'
-                     'mixed,12,20,"[1 arcmin, 40]"\n'
-                     'sexa,10:00:22.7,+02:23:12.5,\n'
-                     'NGC 1300,49.92,-19.41,7.0\n')
+    table.write_text(
+        "name,ra,dec,size\n"
+        "pix,10,20,11\n"
+        "ang,10.5,20,30 arcsec\n"
+        'pair,11,20,"[200, 300]"\n'
+        'mixed,12,20,"[1 arcmin, 40]"\n'
+        "sexa,10:00:22.7,+02:23:12.5,\n"
+        "NGC 1300,49.92,-19.41,7.0\n"
+    )
     m = validate_manifest({"targets_file": str(table)})
     by_name = {t.name: t for t in m.targets}
     assert by_name["pix"].size.pixels() == (11, 11)
@@ -303,13 +317,22 @@ def test_ecsv_takes_every_size_form(tmp_path):
     from astropy import units as u
     from astropy.table import Table
 
-    table = Table({"name": ["a", "b", "c"], "ra": [10.0, 11.0, 12.0] * u.deg, "dec": [20.0, 21.0, 22.0] * u.deg,
-                   "size": ["11", "30 arcsec", "[200, 300]"]})
+    table = Table(
+        {
+            "name": ["a", "b", "c"],
+            "ra": [10.0, 11.0, 12.0] * u.deg,
+            "dec": [20.0, 21.0, 22.0] * u.deg,
+            "size": ["11", "30 arcsec", "[200, 300]"],
+        }
+    )
     path = tmp_path / "t.ecsv"
     table.write(path, format="ascii.ecsv")
     m = validate_manifest({"targets_file": str(path)})
     assert [t.size.pixels() if t.size.in_pixels else t.size.label for t in m.targets] == [
-        (11, 11), "30arcsec-x-30arcsec", (200, 300)]
+        (11, 11),
+        "30arcsec-x-30arcsec",
+        (200, 300),
+    ]
     assert [(t.ra, t.dec) for t in m.targets] == [(10.0, 20.0), (11.0, 21.0), (12.0, 22.0)]
     pairs = Table({"name": ["p"], "ra": [1.0 * 15] * u.deg, "dec": [2.0] * u.deg, "size": [[9, 13]]})
     pairs["ra"] = pairs["ra"].to(u.hourangle)  # a unit other than degrees is converted
@@ -320,14 +343,13 @@ def test_ecsv_takes_every_size_form(tmp_path):
 
 def test_bad_rows_name_file_and_line_without_cascade(tmp_path):
     table = tmp_path / "t.csv"
-    table.write_text("name,ra,dec,size\n"
-                     "good,10,20,5\n"
-                     "nodec,10\n"
-                     "badnum,10,abc,5\n"
-                     "badsize,10,20,-3\n"
-                     "far,400,20,5\n")
-    data = {"targets_file": str(table),
-            "inputs": {"img": {"paths": ["x.fits"], "targets": ["good", "nodec", "badnum", "badsize", "far"]}}}
+    table.write_text(
+        "name,ra,dec,size\ngood,10,20,5\nnodec,10\nbadnum,10,abc,5\nbadsize,10,20,-3\nfar,400,20,5\n"
+    )
+    data = {
+        "targets_file": str(table),
+        "inputs": {"img": {"paths": ["x.fits"], "targets": ["good", "nodec", "badnum", "badsize", "far"]}},
+    }
     problems = problems_of(data)
     messages = [p[1] for p in problems if p[0] == "targets_file"]
     assert any(f"{table} line 3: dec is missing" in m for m in messages), messages
@@ -361,7 +383,9 @@ def test_targets_file_duplicates_and_missing_columns(tmp_path):
     problems = problems_of({**base(), "targets_file": str(table)})
     assert "line 2: duplicate target name (also targets[0])" in message_for(problems, "targets_file")
     table.write_text("name,ra\na,1\n")
-    assert "missing column(s) ['dec']" in message_for(problems_of({"targets_file": str(table)}), "targets_file")
+    assert "missing column(s) ['dec']" in message_for(
+        problems_of({"targets_file": str(table)}), "targets_file"
+    )
 
 
 # ------------------------------------------------------------------------------------------ one pass
@@ -426,7 +450,10 @@ def test_validate_warns_that_custom_combiners_are_code(in_tmp, capsys):
     assert main(["validate", "m.yaml"]) == 0
     captured = capsys.readouterr()
     assert "OK" in captured.out
-    assert "combine.m.combiner: 'mypkg.combiners:build' is code" in captured.err and "--allow-code" in captured.err
+    assert (
+        "combine.m.combiner: 'mypkg.combiners:build' is code" in captured.err
+        and "--allow-code" in captured.err
+    )
 
 
 def test_plan_exits_2_for_file_level_problems(tmp_path, capsys):

@@ -40,9 +40,15 @@ def small_tess_wcs(nx: int, ny: int) -> WCS:
     return w
 
 
-def write_small_ffis(out_dir: Path, n: int = 10, shape: tuple[int, int] = (40, 64),
-                     x_path: tuple[float, float] = (8.0, 50.0), y_path: tuple[float, float] = (15.0, 26.0),
-                     sector: int = 11, wcs: WCS | None = None) -> tuple[list[Path], WCS, dict]:
+def write_small_ffis(
+    out_dir: Path,
+    n: int = 10,
+    shape: tuple[int, int] = (40, 64),
+    x_path: tuple[float, float] = (8.0, 50.0),
+    y_path: tuple[float, float] = (15.0, 26.0),
+    sector: int = 11,
+    wcs: WCS | None = None,
+) -> tuple[list[Path], WCS, dict]:
     """SPOC-like FFIs (primary + cal + uncert) with a Gaussian source moving linearly in pixels.
 
     Returns the files, the WCS and the truth: ``tmid`` (TJD), ``x``, ``y`` (0-based pixels), ``ra``, ``dec``.
@@ -59,18 +65,41 @@ def write_small_ffis(out_dir: Path, n: int = 10, shape: tuple[int, int] = (40, 6
         x = x_path[0] + frac * (x_path[1] - x_path[0])
         y = y_path[0] + frac * (y_path[1] - y_path[0])
         sky = wcs.pixel_to_world(x, y)
-        img = 10 + rng.normal(0, 0.1, shape) + 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 0.8 ** 2))
-        ph = fits.Header([("TELESCOP", "TESS"), ("SECTOR", sector), ("CAMERA", 1), ("CCD", 1), ("TSTART", tstart),
-                          ("TSTOP", tstop), ("DATE-OBS", "2019-03-01T00:00:00.000"),
-                          ("DATE-END", "2019-03-01T00:30:00.000"), ("FFIINDEX", 1000 + i), ("DATE", "2019-03-02")])
+        img = 10 + rng.normal(0, 0.1, shape) + 1000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 0.8**2))
+        ph = fits.Header(
+            [
+                ("TELESCOP", "TESS"),
+                ("SECTOR", sector),
+                ("CAMERA", 1),
+                ("CCD", 1),
+                ("TSTART", tstart),
+                ("TSTOP", tstop),
+                ("DATE-OBS", "2019-03-01T00:00:00.000"),
+                ("DATE-END", "2019-03-01T00:30:00.000"),
+                ("FFIINDEX", 1000 + i),
+                ("DATE", "2019-03-02"),
+            ]
+        )
         h = wcs.to_header(relax=True)
         h["WCSAXES"] = 2
-        for k, v in (("TSTART", tstart), ("TSTOP", tstop), ("BARYCORR", 0.001), ("DQUALITY", 0), ("CAMERA", 1),
-                     ("CCD", 1), ("DATE-END", "2019-03-01T00:30:00.000")):
+        for k, v in (
+            ("TSTART", tstart),
+            ("TSTOP", tstop),
+            ("BARYCORR", 0.001),
+            ("DQUALITY", 0),
+            ("CAMERA", 1),
+            ("CCD", 1),
+            ("DATE-END", "2019-03-01T00:30:00.000"),
+        ):
             h[k] = v
         name = out_dir / f"tess2019{i:09d}-s{sector:04d}-1-1-0143-s_ffic.fits"
-        fits.HDUList([fits.PrimaryHDU(header=ph), fits.ImageHDU(img.astype(np.float32), h),
-                      fits.ImageHDU(np.full(shape, 0.5, np.float32), h)]).writeto(name)
+        fits.HDUList(
+            [
+                fits.PrimaryHDU(header=ph),
+                fits.ImageHDU(img.astype(np.float32), h),
+                fits.ImageHDU(np.full(shape, 0.5, np.float32), h),
+            ]
+        ).writeto(name)
         files.append(name)
         truth["tmid"].append((tstart + tstop) / 2)
         truth["x"].append(x)
@@ -85,15 +114,20 @@ def astrocut_tpf(tmp_path: Path, files: list[Path], wcs: WCS, center_xy=(30, 20)
     astrocut = pytest.importorskip("astrocut")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cube = astrocut.CubeFactory().make_cube([str(f) for f in files], str(tmp_path / "tess-s0011-1-1-cube.fits"),
-                                                verbose=False)
+        cube = astrocut.CubeFactory().make_cube(
+            [str(f) for f in files], str(tmp_path / "tess-s0011-1-1-cube.fits"), verbose=False
+        )
         return astrocut.cube_cut(cube, wcs.pixel_to_world(*center_xy), list(size), output_path=str(tmp_path))
 
 
 def path_table(truth: dict, every: int = 1) -> Table:
     idx = sorted(set(range(0, len(truth["tmid"]), every)) | {len(truth["tmid"]) - 1})
-    return Table({"time": Time(np.array(truth["tmid"])[idx] + TJD0, format="jd", scale="tdb"),
-                  "position": SkyCoord(np.array(truth["ra"])[idx], np.array(truth["dec"])[idx], unit="deg")})
+    return Table(
+        {
+            "time": Time(np.array(truth["tmid"])[idx] + TJD0, format="jd", scale="tdb"),
+            "position": SkyCoord(np.array(truth["ra"])[idx], np.array(truth["dec"])[idx], unit="deg"),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +158,10 @@ def test_path_to_footprints_covers_path_on_non_square_image():
     fine_x = np.linspace(2, 117, 500)
     for x, y in zip(fine_x, 5 + 0.15 * fine_x, strict=True):
         (bx0, bx1), (by0, by1) = centered_limits((x, y), size)
-        assert any(b[0, 0] <= bx0 and bx1 <= b[0, 1] and b[1, 0] <= by0 and by1 <= b[1, 1] for b in boxes), (x, y)
+        assert any(b[0, 0] <= bx0 and bx1 <= b[0, 1] and b[1, 0] <= by0 and by1 <= b[1, 1] for b in boxes), (
+            x,
+            y,
+        )
     # the last point (x = 117 > number of rows) is covered
     assert max(b[0, 1] for b in boxes) >= 117 + 3
 
@@ -184,8 +221,15 @@ def test_center_on_path_astrocut_tpf(moving_source, tmp_path):
     d, files, wcs, truth = moving_source
     tpf = astrocut_tpf(tmp_path, files, wcs)
     size = (9, 7)
-    out = center_on_path(path_table(truth, every=3), size, [tpf], target="2000 AB/x", img_wcs=wcs,
-                         output_path=tmp_path / "out", verbose=False)
+    out = center_on_path(
+        path_table(truth, every=3),
+        size,
+        [tpf],
+        target="2000 AB/x",
+        img_wcs=wcs,
+        output_path=tmp_path / "out",
+        verbose=False,
+    )
     name = Path(out).name
     assert name.startswith("2000_AB-x_") and name.endswith("_9-x-7_astrocut.fits")
     with fits.open(out) as hdul:
@@ -225,8 +269,11 @@ def test_center_on_path_errors(moving_source, tmp_path):
 def test_read_path_table_formats(tmp_path):
     jd = np.array([2458468.2758, 2458468.9008, 2458469.5258])
     csv = tmp_path / "p.csv"
-    csv.write_text("time,ra,dec\n" + "\n".join(f"{t},{82.2 - i * 0.15},{-1.58 + i * 0.03}"
-                                               for i, t in enumerate(jd[::-1])) + "\n")
+    csv.write_text(
+        "time,ra,dec\n"
+        + "\n".join(f"{t},{82.2 - i * 0.15},{-1.58 + i * 0.03}" for i, t in enumerate(jd[::-1]))
+        + "\n"
+    )
     tab = read_path_table(csv)
     assert tab.colnames == ["time", "position"]
     np.testing.assert_allclose(tab["time"].jd, jd)  # sorted by time
@@ -236,8 +283,9 @@ def test_read_path_table_formats(tmp_path):
     t2 = read_path_table(iso, time_scale="tdb")
     assert t2["time"].scale == "tdb" and t2["time"][0].isot.startswith("2018-12-18T18:37:11")
     ecsv = tmp_path / "p.ecsv"
-    Table({"time": Time(jd, format="jd", scale="tdb"), "position": SkyCoord([1, 2, 3], [4, 5, 6], unit="deg")}
-          ).write(ecsv)
+    Table(
+        {"time": Time(jd, format="jd", scale="tdb"), "position": SkyCoord([1, 2, 3], [4, 5, 6], unit="deg")}
+    ).write(ecsv)
     t3 = read_path_table(ecsv)
     assert t3["time"].scale == "tdb" and t3["position"][2].dec.deg == pytest.approx(6)
     bad = tmp_path / "bad.csv"
@@ -264,21 +312,24 @@ def test_center_on_path_skycut_simulated_tpf(sim_tess, tmp_path):
 
     cube_factory = pytest.importorskip("skycut.tess.cube_factory")
     cube_cutout = pytest.importorskip("skycut.tess.cube_cutout")
-    cube = cube_factory.CubeFactory().make_cube([str(f) for f in sim_tess.files],
-                                                str(tmp_path / "tess-s0011-1-1-cube.fits"), verbose=False)
+    cube = cube_factory.CubeFactory().make_cube(
+        [str(f) for f in sim_tess.files], str(tmp_path / "tess-s0011-1-1-cube.fits"), verbose=False
+    )
     with fits.open(sim_tess.files[0]) as h, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ffi_wcs = WCS(h[1].header).celestial
         ffi_wcs.pixel_shape = (h[1].header["NAXIS1"], h[1].header["NAXIS2"])
     ny, nx = sim_tess.truth["shape"]
     # centre a quarter pixel off the exact middle, so that the sky round trip cannot move the TPF's origin
-    tpf = cube_cutout.cube_cut(cube, ffi_wcs.pixel_to_world(nx / 2 - 0.25, ny / 2 - 0.25), [nx, ny],
-                               output_path=str(tmp_path))
+    tpf = cube_cutout.cube_cut(
+        cube, ffi_wcs.pixel_to_world(nx / 2 - 0.25, ny / 2 - 0.25), [nx, ny], output_path=str(tmp_path)
+    )
     path_file = write_path_table(sim_tess.truth, tmp_path / "path.csv")
     moving = sim_tess.truth["moving"]
     size = (9, 7)
-    out = center_on_path(str(path_file), size, [tpf], target="sim", img_wcs=ffi_wcs, output_path=tmp_path,
-                         verbose=False)
+    out = center_on_path(
+        str(path_file), size, [tpf], target="sim", img_wcs=ffi_wcs, output_path=tmp_path, verbose=False
+    )
     with fits.open(out) as hdul:
         tab = hdul[1].data.copy()
         assert len(tab) == len(moving["tjd"])  # the whole path lies inside the window
@@ -299,8 +350,10 @@ def test_center_on_path_skycut_simulated_tpf(sim_tess, tmp_path):
         x0, y0 = fx[i] - row["TGT_X"], fy[i] - row["TGT_Y"]
         assert abs(x0 - round(x0)) < 1e-6 and abs(y0 - round(y0)) < 1e-6
         x0, y0 = int(round(x0)), int(round(y0))
-        np.testing.assert_array_equal(row["FLUX"], tpf_flux[i, y0:y0 + 7, x0:x0 + 9])  # re-cut, not resampled
-        moving_only = row["FLUX"] - static[y0:y0 + 7, x0:x0 + 9]
+        np.testing.assert_array_equal(
+            row["FLUX"], tpf_flux[i, y0 : y0 + 7, x0 : x0 + 9]
+        )  # re-cut, not resampled
+        moving_only = row["FLUX"] - static[y0 : y0 + 7, x0 : x0 + 9]
         py, px = np.unravel_index(np.nanargmax(moving_only), moving_only.shape)
         assert abs(px - row["TGT_X"]) <= 0.5 + 1e-6 and abs(py - row["TGT_Y"]) <= 0.5 + 1e-6
 
@@ -316,13 +369,21 @@ def test_footprints_to_tpfs_to_moving_cutout(tmp_path):
     assert len(fps) >= 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cube = astrocut.CubeFactory().make_cube([str(f) for f in files], str(tmp_path / "tess-s0011-1-1-cube.fits"),
-                                                verbose=False)
+        cube = astrocut.CubeFactory().make_cube(
+            [str(f) for f in files], str(tmp_path / "tess-s0011-1-1-cube.fits"), verbose=False
+        )
         tpfs = []
         for i, fp in enumerate(fps):
             ny, nx = fp["size"]
-            tpfs.append(astrocut.cube_cut(cube, fp["coordinates"], [nx, ny], output_path=str(tmp_path),
-                                          target_pixel_file=f"fp{i}.fits"))
+            tpfs.append(
+                astrocut.cube_cut(
+                    cube,
+                    fp["coordinates"],
+                    [nx, ny],
+                    output_path=str(tmp_path),
+                    target_pixel_file=f"fp{i}.fits",
+                )
+            )
     out = center_on_path(path, size, tpfs, img_wcs=wcs, output_path=tmp_path, verbose=False)
     with fits.open(out) as hdul:
         np.testing.assert_allclose(hdul[1].data["TIME"], truth["tmid"])  # each cadence exactly once

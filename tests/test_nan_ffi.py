@@ -57,8 +57,11 @@ def _spoc_quality(files) -> np.ndarray:
 
 
 def _warnings_naming(caplog, path: Path) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and r.name.startswith("skycut") and str(path) in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("skycut") and str(path) in r.getMessage()
+    ]
 
 
 def _tpf_quality(cube: Path, truth) -> np.ndarray:
@@ -77,11 +80,14 @@ def test_normal_ffis_not_flagged(sim, tmp_path, caplog):
     assert not np.any(_tpf_quality(cube, sim.truth) & NONFINITE_FFI_BIT)
 
 
-@pytest.mark.parametrize(("kwargs", "fill"), [
-    ({}, "nan"),                                            # direct reads, one block
-    ({"max_memory": 0.00003}, "mixed"),                      # direct reads, many small blocks, NaN and +-inf
-    ({"max_memory": 0.00003, "strategy": "scratch"}, "nan"),  # rows read back from the HDF5 scratch file
-])
+@pytest.mark.parametrize(
+    ("kwargs", "fill"),
+    [
+        ({}, "nan"),  # direct reads, one block
+        ({"max_memory": 0.00003}, "mixed"),  # direct reads, many small blocks, NaN and +-inf
+        ({"max_memory": 0.00003, "strategy": "scratch"}, "nan"),  # rows read back from the HDF5 scratch file
+    ],
+)
 def test_all_nan_ffi_flagged(sim, tmp_path, caplog, kwargs, fill):
     files = _copy(sim.files, tmp_path / "ffis")
     _spoil(files[BAD], fill)
@@ -129,8 +135,8 @@ def test_partly_nan_ffi_not_flagged(sim, tmp_path, caplog):
 def test_update_cube_flags_added_all_nan_ffi(sim, tmp_path, caplog):
     files = _copy(sim.files, tmp_path / "ffis")
     first, added = files[:4], files[4:]
-    _spoil(first[1])      # flagged by make_cube; update_cube keeps the flag
-    _spoil(added[-1])     # the last FFI: SPOC DQUALITY 2048 (stray light), the bit is ORed in
+    _spoil(first[1])  # flagged by make_cube; update_cube keeps the flag
+    _spoil(added[-1])  # the last FFI: SPOC DQUALITY 2048 (stray light), the bit is ORed in
     cube = tmp_path / "cube.fits"
     caplog.set_level("WARNING", logger="skycut")
     CubeFactory().make_cube([str(f) for f in first], str(cube), verbose=False)

@@ -62,8 +62,12 @@ def test_plain_http_ranges_and_keepalive(blob_dir):
     data = (blob_dir / "cube.fits").read_bytes()
     with ObjectStore(blob_dir, bucket="b") as store:
         conn = http.client.HTTPConnection("127.0.0.1", store.port, timeout=10)
-        cases = [("bytes=0-99", 206, data[:100]), ("bytes=-7", 206, data[-7:]),
-                 (f"bytes={SIZE - 5}-{SIZE + 100}", 206, data[-5:]), (None, 200, data)]
+        cases = [
+            ("bytes=0-99", 206, data[:100]),
+            ("bytes=-7", 206, data[-7:]),
+            (f"bytes={SIZE - 5}-{SIZE + 100}", 206, data[-5:]),
+            (None, 200, data),
+        ]
         for rng, status, body in cases:
             conn.request("GET", "/b/cube.fits", headers={"Range": rng} if rng else {})
             resp = conn.getresponse()

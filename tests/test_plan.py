@@ -15,8 +15,10 @@ def manifest(n_targets=7, **extra):
     data = {
         "output_dir": "out",
         "targets": [{"name": f"t{i}", "coordinates": [(10 + i) % 360, 20]} for i in range(n_targets)],
-        "inputs": {"img": {"paths": ["a.fits"], "batch_size": 3},
-                   "few": {"paths": ["https://host/x.fits"], "targets": ["t1", "t2"]}},
+        "inputs": {
+            "img": {"paths": ["a.fits"], "batch_size": 3},
+            "few": {"paths": ["https://host/x.fits"], "targets": ["t1", "t2"]},
+        },
         "cubes": {"s11": {"files": ["ffi/*.fits"], "sector": 11, "camera": 2, "ccd": 3, "max_memory": 0.5}},
         "cube_cutouts": {"tpf": {"cubes": ["s11", "s3://bucket/tess-s0038-2-2-cube.fits"], "batch_size": 4}},
     }
@@ -78,30 +80,46 @@ def test_misc_helpers():
     assert memory_mb(0.3) == 600
     m = manifest()
     assert fsspec_kwargs(m.inputs["img"].fsspec) is None
-    m2 = validate_manifest({"targets": [{"name": "a", "coordinates": "1 2"}],
-                            "inputs": {"r": {"paths": ["s3://b/x.fits"], "fsspec": {"endpoint_url": "http://e"}}}})
+    m2 = validate_manifest(
+        {
+            "targets": [{"name": "a", "coordinates": "1 2"}],
+            "inputs": {"r": {"paths": ["s3://b/x.fits"], "fsspec": {"endpoint_url": "http://e"}}},
+        }
+    )
     assert fsspec_kwargs(m2.inputs["r"].fsspec) == {"endpoint_url": "http://e"}
 
 
 def test_demo_outputs_are_known_to_globs():
-    m = validate_manifest({
-        "output_dir": "out",
-        "targets": [{"name": "a", "coordinates": "1 2"}],
-        "demo": {"tess": {"n_ffi": 3, "shape": [32, 32]}},
-        "cubes": {"s": {"files": ["out/demo/tess/*ffic.fits"], "sector": 11, "camera": 1, "ccd": 1}},
-    })
+    m = validate_manifest(
+        {
+            "output_dir": "out",
+            "targets": [{"name": "a", "coordinates": "1 2"}],
+            "demo": {"tess": {"n_ffi": 3, "shape": [32, 32]}},
+            "cubes": {"s": {"files": ["out/demo/tess/*ffic.fits"], "sector": 11, "camera": 1, "ccd": 1}},
+        }
+    )
     plan = Plan(m)
     ffis = [f for f in plan.demo_outputs() if f.endswith("ffic.fits")]
     assert len(ffis) == 3
     assert plan.cube_files("s") == ffis
     # the path table and footprint file the demo writes for moving-target and footprint stages
-    assert {p.rsplit("/", 1)[-1] for p in plan.demo_outputs()} >= {"moving_target_path.ecsv",
-                                                                    "tess_ffi_footprint_cache.json"}
+    assert {p.rsplit("/", 1)[-1] for p in plan.demo_outputs()} >= {
+        "moving_target_path.ecsv",
+        "tess_ffi_footprint_cache.json",
+    }
 
 
-@pytest.mark.parametrize(("output_dir", "prefix"), [("results", "results/"), ("./results", "results/"),
-                                                    ("results/", "results/"), (".", ""), ("./", ""),
-                                                    ("/data/run1/", "/data/run1/")])
+@pytest.mark.parametrize(
+    ("output_dir", "prefix"),
+    [
+        ("results", "results/"),
+        ("./results", "results/"),
+        ("results/", "results/"),
+        (".", ""),
+        ("./", ""),
+        ("/data/run1/", "/data/run1/"),
+    ],
+)
 def test_output_dir_is_normalised(output_dir, prefix):
     plan = Plan(manifest(output_dir=output_dir, allow_output_outside=True))  # /data/run1/ is outside the cwd
     assert plan.cube_path("s11") == f"{prefix}cubes/s11-cube.fits"
@@ -114,24 +132,33 @@ def test_concrete_paths_are_the_rule_patterns_formatted():
     plan = Plan(manifest())
     for job in plan.image_jobs():
         assert plan.image_index(job.key, job.batch) == plan.output_pattern("image_cutouts").format(
-            input_set=job.key, batch=job.batch)
-    assert plan.output("cube_cutouts", spec="tpf", cube="s11", batch="batch-0000") == \
-        plan.cube_cutout_index("tpf/s11", "batch-0000") == "out/cube_cutouts/tpf/s11/batch-0000.json"
+            input_set=job.key, batch=job.batch
+        )
+    assert (
+        plan.output("cube_cutouts", spec="tpf", cube="s11", batch="batch-0000")
+        == plan.cube_cutout_index("tpf/s11", "batch-0000")
+        == "out/cube_cutouts/tpf/s11/batch-0000.json"
+    )
     # every rule has a log; every output pattern lives under output_dir
     assert all(paths.log.startswith("logs/") for paths in LAYOUT.values())
     assert normalise_dir("a/./b/") == "a/b"
 
 
 def test_demo_paths_under_dot_output_dir_match_manifest_globs():
-    m = validate_manifest({
-        "output_dir": "./",
-        "targets": [{"name": "a", "coordinates": "1 2"}],
-        "demo": {"tess": {"n_ffi": 2, "shape": [32, 32]}},
-        "cubes": {"s": {"files": ["./demo/tess/*ffic.fits"], "sector": 11, "camera": 1, "ccd": 1}},
-    })
+    m = validate_manifest(
+        {
+            "output_dir": "./",
+            "targets": [{"name": "a", "coordinates": "1 2"}],
+            "demo": {"tess": {"n_ffi": 2, "shape": [32, 32]}},
+            "cubes": {"s": {"files": ["./demo/tess/*ffic.fits"], "sector": 11, "camera": 1, "ccd": 1}},
+        }
+    )
     plan = Plan(m)
     assert plan.cube_files("s") == [f for f in plan.demo_outputs() if f.endswith("ffic.fits")]
     assert all(f.startswith("demo/tess/") for f in plan.cube_files("s"))
     job = plan.demo_job()
     assert (job.directory, job.path_table, job.footprints) == (
-        "demo", "demo/tess/moving_target_path.ecsv", "demo/tess/tess_ffi_footprint_cache.json")
+        "demo",
+        "demo/tess/moving_target_path.ecsv",
+        "demo/tess/tess_ffi_footprint_cache.json",
+    )

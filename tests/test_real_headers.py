@@ -108,7 +108,9 @@ def _check_ds9_readable(cut: fits.HDUList, header: fits.Header, original: fits.H
     """Keywords DS9 (AST / WCSTools) understands: standard syntax, standard distortion conventions, no
     wcslib-only sequent distortions, referenced distortion arrays present in the same file."""
     for card in header.cards:  # (the keyword as written: DP1 of the record-valued card DP1 = 'EXTVER: 1')
-        assert card.rawkeyword in ("", "COMMENT", "HISTORY") or _KEYWORD.match(card.rawkeyword), card.rawkeyword
+        assert card.rawkeyword in ("", "COMMENT", "HISTORY") or _KEYWORD.match(card.rawkeyword), (
+            card.rawkeyword
+        )
     ctype1, ctype2 = header["CTYPE1"], header["CTYPE2"]
     assert re.match(r"^[A-Z]{2,4}-*-[A-Z0-9]{3}(-SIP)?$", ctype1) and len(ctype1) >= 8, ctype1
     assert ctype1[4:8] == ctype2[4:8]
@@ -208,7 +210,17 @@ def test_dss_modern_keywords_fast_path(tmp_path):
     with fits.open(src) as hdul:
         header = hdul[0].header.copy()
         data = hdul[0].data.copy()
-    for key in ("EPOCH", "PC001001", "PC001002", "PC002001", "PC002002", "CROTA1", "CROTA2", "CDELT1", "CDELT2"):
+    for key in (
+        "EPOCH",
+        "PC001001",
+        "PC001002",
+        "PC002001",
+        "PC002002",
+        "CROTA1",
+        "CROTA2",
+        "CDELT1",
+        "CDELT2",
+    ):
         header.remove(key)
     header["RADESYS"] = "ICRS"  # (FK5 images are never on the fast path)
     path = tmp_path / "dss_modern.fits"
@@ -240,7 +252,9 @@ def test_shifted_wcs_moves_lookup_tables(shift):
     xmin, ymin = shift
     out = shifted_wcs(wcs, xmin, ymin, (20, 20))
     assert out.pixel_shape == (20, 20)
-    assert np.array_equal(out.cpdis1.data, wcs.cpdis1.data) and np.array_equal(out.det2im1.data, wcs.det2im1.data)
+    assert np.array_equal(out.cpdis1.data, wcs.cpdis1.data) and np.array_equal(
+        out.det2im1.data, wcs.det2im1.data
+    )
     cy, cx = np.mgrid[0:20, 0:20].astype(float)
     mine = _positions(out, cx.ravel(), cy.ravel())
     theirs = _positions(wcs, cx.ravel() + xmin, cy.ravel() + ymin)
@@ -270,8 +284,12 @@ def test_old_style_date_obs_written_once(tmp_path):
 
 def _lookup_refs(cut: fits.HDUList, index: int) -> set[tuple[str, int]]:
     h = cut[index].header
-    return {(name, int(h[f"{prefix}{axis}.EXTVER"])) for prefix, name in (("DP", "WCSDVARR"), ("D2IM", "D2IMARR"))
-            for axis in (1, 2) if f"{prefix}{axis}.EXTVER" in h}
+    return {
+        (name, int(h[f"{prefix}{axis}.EXTVER"]))
+        for prefix, name in (("DP", "WCSDVARR"), ("D2IM", "D2IMARR"))
+        for axis in (1, 2)
+        if f"{prefix}{axis}.EXTVER" in h
+    }
 
 
 def _shifted_copy(src: Path, dst: Path, dx: float) -> Path:
@@ -307,7 +325,7 @@ def test_lookup_tables_of_several_cutouts_in_one_file(tmp_path, single_outfile):
             cut.verify("exception")
             cutouts = [i for i, h in enumerate(cut) if h.name == "CUTOUT"]
             assert cutouts == list(range(1, 1 + (2 if single_outfile else 1)))
-            tables = [(h.name, h.ver) for h in cut[1 + len(cutouts):]]
+            tables = [(h.name, h.ver) for h in cut[1 + len(cutouts) :]]
             assert sorted(tables) == sorted(set(tables)) and len(tables) == 3 * len(cutouts)
             assert {n for n, _v in tables} == {"WCSDVARR", "D2IMARR"}
             refs = [_lookup_refs(cut, i) for i in cutouts]
@@ -342,5 +360,10 @@ def test_lookup_tables_batch_takes_the_astropy_route(tmp_path, monkeypatch):
     write_hdulist(FITSCutout(str(path), coords, 11).fits_cutouts[0], tmp_path / "direct.fits")
     assert (tmp_path / "batch.fits").read_bytes() == (tmp_path / "direct.fits").read_bytes()
     with fits.open(tmp_path / "batch.fits", checksum=True) as a:
-        assert [(h.name, h.ver) for h in a] == [("PRIMARY", 1), ("CUTOUT", 1), ("D2IMARR", 1), ("WCSDVARR", 1),
-                                                ("WCSDVARR", 2)]
+        assert [(h.name, h.ver) for h in a] == [
+            ("PRIMARY", 1),
+            ("CUTOUT", 1),
+            ("D2IMARR", 1),
+            ("WCSDVARR", 1),
+            ("WCSDVARR", 2),
+        ]

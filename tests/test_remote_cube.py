@@ -31,15 +31,22 @@ def cube(sim_tess, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("remote_cube")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Path(CubeFactory().make_cube([str(f) for f in sim_tess.files],
-                                            str(out / "tess-s0011-1-1-cube.fits"), verbose=False))
+        return Path(
+            CubeFactory().make_cube(
+                [str(f) for f in sim_tess.files], str(out / "tess-s0011-1-1-cube.fits"), verbose=False
+            )
+        )
 
 
 def overhead_bytes(cube: Path) -> int:
     """Bytes of the header blocks (primary, image, table) and the table data: what any reader must fetch."""
     with CubeReader(cube) as r:
-        return r.primary.nbytes + r.image_header.nbytes + r.table_header.nbytes + padded(
-            r.table_header.data_nbytes())
+        return (
+            r.primary.nbytes
+            + r.image_header.nbytes
+            + r.table_header.nbytes
+            + padded(r.table_header.data_nbytes())
+        )
 
 
 def minimal_bytes(cutout, ntime: int) -> int:
@@ -100,8 +107,9 @@ def test_remote_batch_of_targets(s3_server, cube, sim_tess, tmp_path):
     stars = sim_tess.truth["stars"]
     targets = [(f"s{i}", SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i in range(5)]
     s3_server.log.reset()
-    result = cut_cube_targets(uri, targets, 5, output_dir=tmp_path, threads=4,
-                              fsspec_kwargs=s3_server.fsspec_kwargs)
+    result = cut_cube_targets(
+        uri, targets, 5, output_dir=tmp_path, threads=4, fsspec_kwargs=s3_server.fsspec_kwargs
+    )
     written = {name: path for name, (path,) in result.written.items()}
     assert sorted(written) == [f"s{i}" for i in range(5)] and not result.skipped and not result.failed
     local = {n: TessCubeCutout(cube, c, 5).cutouts[0] for n, c in targets}
@@ -115,8 +123,9 @@ def test_remote_batch_of_targets(s3_server, cube, sim_tess, tmp_path):
 
 def test_missing_remote_cube_is_a_clear_error(s3_server, http_server):
     with pytest.raises(InvalidInputError, match="nothing-here-cube.fits"):
-        TessCubeCutout(f"s3://{s3_server.bucket}/nothing-here-cube.fits", "0 0", 5,
-                       fsspec_kwargs=s3_server.fsspec_kwargs)
+        TessCubeCutout(
+            f"s3://{s3_server.bucket}/nothing-here-cube.fits", "0 0", 5, fsspec_kwargs=s3_server.fsspec_kwargs
+        )
     with pytest.raises(InvalidInputError, match="absent-cube.fits"):
         TessCubeCutout(http_server.url("absent-cube.fits"), "0 0", 5)
 
@@ -131,8 +140,9 @@ def test_s3_reads_anonymously_by_default(s3_server, cube, sim_tess):
     public = s3_server.upload(cube, key=f"public/{cube.name}")
     s3_server._client().put_object_acl(Bucket=s3_server.bucket, Key=f"public/{cube.name}", ACL="public-read")
     cut = TessCubeCutout(public, var_coord(sim_tess.truth), 5, fsspec_kwargs=endpoint_only)
-    np.testing.assert_array_equal(cut.cutouts[0].data, TessCubeCutout(cube, var_coord(sim_tess.truth), 5)
-                                  .cutouts[0].data)
+    np.testing.assert_array_equal(
+        cut.cutouts[0].data, TessCubeCutout(cube, var_coord(sim_tess.truth), 5).cutouts[0].data
+    )
 
 
 def test_https_cube_with_anon_option_equals_local(http_server, cube, sim_tess, tmp_path):

@@ -86,8 +86,9 @@ def _untimed(opts: dict) -> dict:
     """``opts`` without the default request timeouts (tested in test_retries.py)."""
     out = dict(opts)
     if "config_kwargs" in out:
-        out["config_kwargs"] = {k: v for k, v in out["config_kwargs"].items()
-                                if k not in ("connect_timeout", "read_timeout")}
+        out["config_kwargs"] = {
+            k: v for k, v in out["config_kwargs"].items() if k not in ("connect_timeout", "read_timeout")
+        }
     client = {k: v for k, v in (out.pop("client_kwargs", None) or {}).items() if k != "timeout"}
     if client:
         out["client_kwargs"] = client
@@ -97,32 +98,57 @@ def _untimed(opts: dict) -> dict:
 def test_storage_options_defaults():
     s3 = storage_options("s3://b/k.fits")
     assert s3["anon"] is True and s3["default_block_size"] == DEFAULT_BLOCK_SIZE
-    creds = storage_options("s3://b/k.fits", build_fsspec_kwargs(key="k", secret="s", endpoint_url="http://h"))
+    creds = storage_options(
+        "s3://b/k.fits", build_fsspec_kwargs(key="k", secret="s", endpoint_url="http://h")
+    )
     assert "anon" not in creds and creds["endpoint_url"] == "http://h"
     assert _untimed(storage_options("https://h/a.fits", {"block_size": 1000})) == {"block_size": 1000}
     # S3 options given for a mixed list of inputs are not passed to the HTTP filesystem
     assert _untimed(storage_options("https://h/a.fits", {"anon": False, "key": "k"})) == {
-        "block_size": DEFAULT_BLOCK_SIZE}
+        "block_size": DEFAULT_BLOCK_SIZE
+    }
     assert build_fsspec_kwargs(anon=None, token="t") == {"token": "t"}
 
 
 def test_storage_options_per_protocol():
     """Each protocol gets only the options its filesystem accepts; the rest are dropped."""
-    user = {"anon": True, "endpoint_url": "http://h:9", "key": None, "requester_pays": True, "block_size": 4096,
-            "headers": {"X-Test": "1"}, "default_cache_type": "none"}
+    user = {
+        "anon": True,
+        "endpoint_url": "http://h:9",
+        "key": None,
+        "requester_pays": True,
+        "block_size": 4096,
+        "headers": {"X-Test": "1"},
+        "default_cache_type": "none",
+    }
     pool = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": {"total_max_attempts": 1}}
     assert _untimed(storage_options("s3://b/k.fits", user)) == {
-        "anon": True, "endpoint_url": "http://h:9", "requester_pays": True, "default_block_size": 4096,
-        "default_cache_type": "none", "config_kwargs": pool}
-    assert _untimed(storage_options("https://h/a.fits", user)) == {"block_size": 4096, "headers": {"X-Test": "1"}}
+        "anon": True,
+        "endpoint_url": "http://h:9",
+        "requester_pays": True,
+        "default_block_size": 4096,
+        "default_cache_type": "none",
+        "config_kwargs": pool,
+    }
+    assert _untimed(storage_options("https://h/a.fits", user)) == {
+        "block_size": 4096,
+        "headers": {"X-Test": "1"},
+    }
     assert _untimed(storage_options("http://h/a.fits", {"token": "t", "secret": "s"})) == {
-        "block_size": DEFAULT_BLOCK_SIZE}
+        "block_size": DEFAULT_BLOCK_SIZE
+    }
     assert storage_options("/data/a.fits", user) == {}
     assert _untimed(storage_options("s3://b/k.fits", {"token": "t"})) == {
-        "token": "t", "default_block_size": DEFAULT_BLOCK_SIZE, "config_kwargs": pool}
+        "token": "t",
+        "default_block_size": DEFAULT_BLOCK_SIZE,
+        "config_kwargs": pool,
+    }
     mine = {"config_kwargs": {"max_pool_connections": 3, "connect_timeout": 5}}
-    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == {"read_timeout": 60.0, **mine["config_kwargs"], "retries": {
-        "total_max_attempts": 1}}
+    assert storage_options("s3://b/k.fits", mine)["config_kwargs"] == {
+        "read_timeout": 60.0,
+        **mine["config_kwargs"],
+        "retries": {"total_max_attempts": 1},
+    }
     assert not is_remote("file:///data/a.fits") and is_remote("gs://bucket/a.fits") and not is_remote(None)
 
 
@@ -131,7 +157,10 @@ def test_remote_file_ranges_and_counters(tmp_path, http_server):
     blob = bytes(range(256)) * 40
     (tmp_path / "bytes.bin").write_bytes(blob)
     ranges = [(0, 10), (5000, 5100), (100, 300), (10230, 10240)]
-    with RemoteFile(http_server.url("bytes.bin"), {"anon": True}) as remote, LocalFile(tmp_path / "bytes.bin") as local:
+    with (
+        RemoteFile(http_server.url("bytes.bin"), {"anon": True}) as remote,
+        LocalFile(tmp_path / "bytes.bin") as local,
+    ):
         for source in (remote, local):
             assert source.read(7, 19) == blob[7:19]
             assert source.read(10000, None) == blob[10000:]
@@ -150,8 +179,13 @@ def test_https_with_s3_options_equals_local(tmp_path, http_server):
     w = small_image(path)
     coord = w.pixel_to_world(30.0, 20.0)
     local = FITSCutout(path, coord, [9, 5]).cutouts[0].data
-    remote = FITSCutout(http_server.url("img.fits"), coord, [9, 5],
-                        fsspec_kwargs={"anon": True, "requester_pays": True}).cutouts[0].data
+    remote = (
+        FITSCutout(
+            http_server.url("img.fits"), coord, [9, 5], fsspec_kwargs={"anon": True, "requester_pays": True}
+        )
+        .cutouts[0]
+        .data
+    )
     np.testing.assert_array_equal(remote, local)
 
 
@@ -279,7 +313,9 @@ def test_s3_cutout_equals_local_and_transfers_little(tmp_path, s3_server):
         assert cut.cutouts[0].data.shape == (20, 30)
         assert 0 < s3_server.log.bytes_sent < 2_000_000
         assert s3_server.log.body_requests("GET")
-        paths = fits_cut(uri, coord, [30, 20], output_dir=tmp_path / "o", fsspec_kwargs=s3_server.fsspec_kwargs)
+        paths = fits_cut(
+            uri, coord, [30, 20], output_dir=tmp_path / "o", fsspec_kwargs=s3_server.fsspec_kwargs
+        )
         with fits.open(paths) as hdul:
             assert hdul[1].header["ORIG_FLE"] == uri
     finally:
@@ -315,5 +351,7 @@ def test_gzipped_inputs_local_and_http(tmp_path, http_server):
     coord = w.pixel_to_world(20, 30)
     expected = FITSCutout(path, coord, [5, 3]).cutouts[0].data
     np.testing.assert_array_equal(FITSCutout(gz, coord, [5, 3]).cutouts[0].data, expected)
-    np.testing.assert_array_equal(FITSCutout(http_server.url(gz.name), coord, [5, 3]).cutouts[0].data, expected)
+    np.testing.assert_array_equal(
+        FITSCutout(http_server.url(gz.name), coord, [5, 3]).cutouts[0].data, expected
+    )
     assert expected[1, 2] == 30 * 100 + 20

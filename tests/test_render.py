@@ -13,9 +13,7 @@ from skycut.exceptions import InputWarning, InvalidInputError
 from skycut.image.render import normalize_img, read_image_metadata, save_image, to_pil_images
 
 # A known array: a ramp with a NaN, a negative value and an outlier.
-ARR = np.array([[np.nan, -2.0, 0.0, 1.0, 2.0],
-                [3.0, 4.0, 5.0, 6.0, 7.0],
-                [8.0, 9.0, 10.0, 11.0, 40.0]])
+ARR = np.array([[np.nan, -2.0, 0.0, 1.0, 2.0], [3.0, 4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 11.0, 40.0]])
 
 # The stretch formulas (astropy.visualization defaults), written out independently.
 FORMULAS = {
@@ -113,8 +111,14 @@ def test_default_interval_is_half_to_99_and_a_half_percent():
 
 def test_colorize_three_channels():
     r, g, b = (np.arange(12.0).reshape(3, 4) * k for k in (1, 2, -1))
-    (img,) = to_pil_images([r, g, b], [{"input_file": n} for n in "rgb"], stretch="linear",
-                           minmax_percent=[0, 100], colorize=True, flip_orientation=False)
+    (img,) = to_pil_images(
+        [r, g, b],
+        [{"input_file": n} for n in "rgb"],
+        stretch="linear",
+        minmax_percent=[0, 100],
+        colorize=True,
+        flip_orientation=False,
+    )
     assert img.mode == "RGB" and img.size == (4, 3)
     pix = np.asarray(img)
     for channel, arr in enumerate((r, g, b)):
@@ -132,9 +136,16 @@ def test_colorize_count_rules():
 
 
 def test_save_png_text_chunks(tmp_path):
-    meta = {"input_file": "x.fits", "cutout_size_x_pix": 6, "cutout_size_y_pix": 4,
-            "pixel_scale_arcsec_per_pix": 0.04, "center_ra_deg": 10.5, "center_dec_deg": -3.25,
-            "origin": "skycut", "version": "0"}
+    meta = {
+        "input_file": "x.fits",
+        "cutout_size_x_pix": 6,
+        "cutout_size_y_pix": 4,
+        "pixel_scale_arcsec_per_pix": 0.04,
+        "center_ra_deg": 10.5,
+        "center_dec_deg": -3.25,
+        "origin": "skycut",
+        "version": "0",
+    }
     (img,) = to_pil_images([np.arange(24.0).reshape(4, 6)], [meta])
     path = save_image(img, tmp_path / "a.png", "png")
     assert path == tmp_path / "a.png"
@@ -169,7 +180,7 @@ def test_save_unknown_format(tmp_path):
 def _sky_pixels(truth: dict, name: str, shape: tuple[int, int], radius: float = 8.0) -> np.ndarray:
     """Pixels of the skycell file ``name`` farther than ``radius`` from every simulated source (the truth)."""
     cell = truth["skycells"][name]
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     sky = np.ones(shape, dtype=bool)
     for x, y in zip(cell["x"], cell["y"], strict=True):
         if -radius <= x < shape[1] + radius and -radius <= y < shape[0] + radius:
@@ -211,14 +222,24 @@ def test_neutral_sky_is_opt_in_and_minmax_value_is_shared():
         a[20, 20] += 500.0
     (astrocut,) = to_pil_images(arrays, colorize=True, stretch="linear", flip_orientation=False)
     for channel, a in enumerate(arrays):  # default: astrocut's per-channel percentiles
-        np.testing.assert_array_equal(np.asarray(astrocut)[..., channel],
-                                      normalize_img(a, stretch="linear", minmax_percent=[0.5, 99.5]))
-    (manual,) = to_pil_images(arrays, colorize=True, stretch="linear", minmax_value=[0, 100], neutral_sky=True,
-                              flip_orientation=False)
+        np.testing.assert_array_equal(
+            np.asarray(astrocut)[..., channel], normalize_img(a, stretch="linear", minmax_percent=[0.5, 99.5])
+        )
+    (manual,) = to_pil_images(
+        arrays,
+        colorize=True,
+        stretch="linear",
+        minmax_value=[0, 100],
+        neutral_sky=True,
+        flip_orientation=False,
+    )
     for channel, a in enumerate(arrays):  # explicit values apply to the three channels as given
-        np.testing.assert_array_equal(np.asarray(manual)[..., channel],
-                                      normalize_img(a, stretch="linear", minmax_value=[0, 100]))
-    (neutral,) = to_pil_images(arrays, colorize=True, stretch="linear", neutral_sky=True, flip_orientation=False)
+        np.testing.assert_array_equal(
+            np.asarray(manual)[..., channel], normalize_img(a, stretch="linear", minmax_value=[0, 100])
+        )
+    (neutral,) = to_pil_images(
+        arrays, colorize=True, stretch="linear", neutral_sky=True, flip_orientation=False
+    )
     medians = np.median(np.asarray(neutral, dtype=float).reshape(-1, 3), axis=0)
     assert medians.max() - medians.min() <= 1, medians
 

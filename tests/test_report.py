@@ -15,20 +15,42 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2",
-             "--configfile", "config.example.yaml"]
+SNAKEMAKE = [
+    sys.executable,
+    "-m",
+    "snakemake",
+    "--snakefile",
+    str(ROOT / "Snakefile"),
+    "--cores",
+    "2",
+    "--configfile",
+    "config.example.yaml",
+]
 
 pytestmark = pytest.mark.slow
 
 #: gallery path (under report/data/raw/<id>/) -> what its caption must say
 EXPECTED = {
-    "grey/f606w/knot/knot.png": ["Greyscale image of <strong>knot</strong>", "input set <strong>f606w</strong>"],
-    "grey/roman/roman-field/roman-field.png": ["<strong>roman-field</strong>", "input set <strong>roman</strong>"],
-    "grey/f606w-mosaic/skycell-overlap/skycell-overlap.png": ["combined cutout of <strong>skycell-overlap</strong>",
-                                                              "combine group\n<strong>f606w-mosaic</strong>"],
-    "colour/skycell-overlap.png": ["Colour composite of <strong>skycell-overlap</strong>",
-                                   "red <strong>f814w</strong>, green <strong>f606w</strong>, blue <strong>f435w"],
-    "tess/tess-s0011-1-1/tess-variable.png": ["<strong>tess-variable</strong>", "TESS sector <strong>11</strong>"],
+    "grey/f606w/knot/knot.png": [
+        "Greyscale image of <strong>knot</strong>",
+        "input set <strong>f606w</strong>",
+    ],
+    "grey/roman/roman-field/roman-field.png": [
+        "<strong>roman-field</strong>",
+        "input set <strong>roman</strong>",
+    ],
+    "grey/f606w-mosaic/skycell-overlap/skycell-overlap.png": [
+        "combined cutout of <strong>skycell-overlap</strong>",
+        "combine group\n<strong>f606w-mosaic</strong>",
+    ],
+    "colour/skycell-overlap.png": [
+        "Colour composite of <strong>skycell-overlap</strong>",
+        "red <strong>f814w</strong>, green <strong>f606w</strong>, blue <strong>f435w",
+    ],
+    "tess/tess-s0011-1-1/tess-variable.png": [
+        "<strong>tess-variable</strong>",
+        "TESS sector <strong>11</strong>",
+    ],
     "demo-asteroid/frames.png": ["Moving target <strong>2019 SK11 (simulated)</strong>"],
     "demo-asteroid/frames.gif": ["Moving target <strong>2019 SK11 (simulated)</strong>"],
 }
@@ -40,8 +62,9 @@ def demo_report(tmp_path_factory):
     shutil.copy(ROOT / "config.example.yaml", workdir)
     run = subprocess.run(SNAKEMAKE, cwd=workdir, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]
-    rep = subprocess.run([*SNAKEMAKE, "--report", "report.zip"], cwd=workdir, capture_output=True, text=True,
-                         timeout=600)
+    rep = subprocess.run(
+        [*SNAKEMAKE, "--report", "report.zip"], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
     assert rep.returncode == 0, rep.stderr[-4000:]
     return workdir, zipfile.ZipFile(workdir / "report.zip")
 
@@ -68,8 +91,14 @@ def test_report_lists_every_kind_of_image_with_its_caption(demo_report):
     html = archive.read("report/report.html").decode()
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html, re.S).group(1))
     counts = {name: sum(len(files) for files in sub.values()) for name, sub in categories.items()}
-    assert counts == {"Images": 3, "Combined cutouts": 2, "Colour composites": 2, "TESS light curves": 3,
-                      "TESS mean images": 3, "Moving targets": 2}, counts
+    assert counts == {
+        "Images": 3,
+        "Combined cutouts": 2,
+        "Colour composites": 2,
+        "TESS light curves": 3,
+        "TESS mean images": 3,
+        "Moving targets": 2,
+    }, counts
     assert set(categories["Images"]) == {"f606w", "roman"}  # subcategory: the input set
     by_file = {}
     for e in entries:
@@ -81,14 +110,18 @@ def test_report_lists_every_kind_of_image_with_its_caption(demo_report):
             assert phrase in caption, f"{path}: {phrase!r} not in {caption!r}"
     lc = [e for e in entries if e["filename"] == "tess/tess-s0011-1-1/tess-variable.png"]
     assert {e["labels"]["sector"] for e in lc} == {"11"}
-    assert any("Light curve of" in e["caption"] for e in lc) and any("Mean image of" in e["caption"] for e in lc)
+    assert any("Light curve of" in e["caption"] for e in lc) and any(
+        "Mean image of" in e["caption"] for e in lc
+    )
 
 
 def test_demo_products_changed_as_the_issue_asks(demo_report):
     workdir, _ = demo_report
     res = workdir / "results"
     # colour composite: the sky (most pixels of this sparse field) is grey
-    pix = np.asarray(Image.open(res / "render" / "colour" / "skycell-overlap.png"), dtype=float).reshape(-1, 3)
+    pix = np.asarray(Image.open(res / "render" / "colour" / "skycell-overlap.png"), dtype=float).reshape(
+        -1, 3
+    )
     medians = np.median(pix, axis=0)
     assert medians.max() - medians.min() <= max(0.03 * medians.mean(), 1.0), medians
     # the moving target's GIF has one frame per cadence, the strip shows them all

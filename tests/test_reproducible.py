@@ -21,18 +21,37 @@ pytestmark = pytest.mark.slow
 def _run_demo(workdir: Path) -> Path:
     shutil.copy(ROOT / "config.example.yaml", workdir)
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2",
-                           "--configfile", "config.example.yaml"], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--cores",
+            "2",
+            "--configfile",
+            "config.example.yaml",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir / "results"
 
 
 def _products(results: Path) -> dict[str, bytes]:
     """Every file under ``results`` but the logs, the benchmarks and the hidden stat caches of the indexes."""
-    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*"))
-            if p.is_file() and not str(p.relative_to(results)).startswith(("logs/", "benchmarks/"))
-            and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted(results.rglob("*"))
+        if p.is_file()
+        and not str(p.relative_to(results)).startswith(("logs/", "benchmarks/"))
+        and not p.name.startswith(".")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +81,11 @@ def test_every_product_records_version_and_hash(two_runs, tmp_path_factory):
 
     results = tmp_path_factory.getbasetemp() / "first0" / "results"
     first, _ = two_runs
-    indexes = [json.loads(first[name]) for name in first if name.endswith(".json") and "/demo/" not in f"/{name}"
-               and "provenance" in json.loads(first[name])]
+    indexes = [
+        json.loads(first[name])
+        for name in first
+        if name.endswith(".json") and "/demo/" not in f"/{name}" and "provenance" in json.loads(first[name])
+    ]
     assert len(indexes) >= 10
     stamped = 0
     for index in indexes:

@@ -52,8 +52,10 @@ def test_transient_and_lasting_failures_are_told_apart():
 
 
 @pytest.mark.parametrize("protocol", ["http", "s3"])
-@pytest.mark.parametrize("faults", [("500", "503"), ("slowdown", "slowdown", "502"), ("drop",), ("truncate",),
-                                    ("drop", "truncate", "500")])
+@pytest.mark.parametrize(
+    "faults",
+    [("500", "503"), ("slowdown", "slowdown", "502"), ("drop",), ("truncate",), ("drop", "truncate", "500")],
+)
 def test_transient_failures_are_retried_and_logged(served, protocol, faults, caplog):
     server, uris, options = served
     source = RemoteFile(uris[protocol], options, retry=FAST)
@@ -78,8 +80,10 @@ def test_retries_are_bounded_then_the_error_names_uri_and_cause(served, protocol
     source = RemoteFile(uris[protocol], options, retry=RetryPolicy(attempts=3, backoff=0.0))
     server.log.reset()
     server.fail_next(*["503"] * 5)
-    with caplog.at_level(logging.WARNING, logger="skycut.core.byte_sources"), \
-            pytest.raises(InvalidInputError, match="service unavailable") as err:
+    with (
+        caplog.at_level(logging.WARNING, logger="skycut.core.byte_sources"),
+        pytest.raises(InvalidInputError, match="service unavailable") as err,
+    ):
         source.read(0, 100)
     assert uris[protocol] in str(err.value)
     assert _gets(server) == [503, 503, 503]  # three attempts, no more
@@ -102,8 +106,11 @@ def test_lasting_failures_are_not_retried(served, protocol, fault, cause):
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}/a.fits", "s3://bucket/a.fits"])
 def test_connection_refused_is_not_retried(uri):
     port = free_port()
-    source = RemoteFile(uri.format(port=port), {"anon": True, "endpoint_url": f"http://127.0.0.1:{port}"},
-                        retry=RetryPolicy(attempts=3, backoff=0.0))
+    source = RemoteFile(
+        uri.format(port=port),
+        {"anon": True, "endpoint_url": f"http://127.0.0.1:{port}"},
+        retry=RetryPolicy(attempts=3, backoff=0.0),
+    )
     with pytest.raises(InvalidInputError, match="connection refused|cannot connect") as err:
         source.read(0, 100)
     assert uri.format(port=port) in str(err.value)
@@ -119,7 +126,9 @@ def test_ranges_of_a_batch_are_retried_one_by_one(served):
     server.fail_next("500", "slowdown", "drop", "truncate")
     assert source.read_ranges(ranges) == [BLOB[a:b] for a, b in ranges]
     statuses = _gets(server)
-    assert len(statuses) == len(ranges) + 4 and statuses.count(206) == len(ranges) + 1  # + the truncated answer
+    assert (
+        len(statuses) == len(ranges) + 4 and statuses.count(206) == len(ranges) + 1
+    )  # + the truncated answer
     assert 3 <= source.retries <= 4  # aiohttp may re-send the dropped one itself (a stale pooled connection)
 
 
@@ -132,7 +141,9 @@ def test_one_failing_group_does_not_stop_the_others(served):
     server.fail_next("ok", "ok", "404")
     got = dict(source.iter_range_groups(groups))
     assert got[0] == [BLOB[0:10], BLOB[20:30]] and got[2] == [BLOB[200:210], BLOB[300:310]]
-    assert isinstance(got[1], InvalidInputError) and uris["http"] in str(got[1]) and "not found" in str(got[1])
+    assert (
+        isinstance(got[1], InvalidInputError) and uris["http"] in str(got[1]) and "not found" in str(got[1])
+    )
     assert len(server.log.body_requests("GET")) == 5
 
 
@@ -176,8 +187,12 @@ def _targets(cube: Path, n: int) -> list[tuple[str, str]]:
     return [(f"t{i}", f"{ra[i]} {dec[i]}") for i in range(n)]
 
 
-def test_remote_cube_batch_survives_transient_faults_and_records_a_lasting_one(http_server, small_cube, tmp_path,  # noqa: F811
-                                                                                 monkeypatch):
+def test_remote_cube_batch_survives_transient_faults_and_records_a_lasting_one(
+    http_server,  # noqa: F811
+    small_cube,
+    tmp_path,
+    monkeypatch,
+):
     """Transient faults while a remote cube's rows arrive are retried (TPFs identical to local ones); a target
     whose rows fail for good is recorded as failed and the other targets are written."""
     from skycut.core import remote
@@ -193,8 +208,9 @@ def test_remote_cube_batch_survives_transient_faults_and_records_a_lasting_one(h
 
     http_server.log.reset()
     http_server.fail_next("503", "ok", "slowdown", "drop", "truncate")  # header (retried), table, then rows
-    remote_ok = cut_cube_targets(uri, targets, 5, output_dir=tmp_path / "remote", fsspec_kwargs=options,
-                                 threads="auto")
+    remote_ok = cut_cube_targets(
+        uri, targets, 5, output_dir=tmp_path / "remote", fsspec_kwargs=options, threads="auto"
+    )
     assert not remote_ok.failed and sorted(remote_ok.written) == sorted(local.written)
     for name, (path,) in local.written.items():
         assert remote_ok.written[name][0].read_bytes() == path.read_bytes()
@@ -204,8 +220,9 @@ def test_remote_cube_batch_survives_transient_faults_and_records_a_lasting_one(h
 
     # one request at a time, in target order: the first target's first row fails for good (404, not retried)
     http_server.fail_next("ok", "ok", "404")
-    partial = cut_cube_targets(uri, targets, 5, output_dir=tmp_path / "partial", fsspec_kwargs=options,
-                               threads=1)
+    partial = cut_cube_targets(
+        uri, targets, 5, output_dir=tmp_path / "partial", fsspec_kwargs=options, threads=1
+    )
     assert list(partial.failed) == ["t0"] and "not found" in str(partial.failed["t0"])
     assert uri in str(partial.failed["t0"])
     assert sorted(partial.written) == ["t1", "t2"]
@@ -217,7 +234,7 @@ def test_one_missing_cube_does_not_stop_the_others(http_server, small_cube, tmp_
 
     good = http_server.add(small_cube)
     missing = http_server.url("tess-s0099-1-1-cube.fits")
-    (_, coord), = _targets(small_cube, 1)
+    ((_, coord),) = _targets(small_cube, 1)
     with pytest.warns(DataWarning, match="tess-s0099-1-1-cube.fits.*not found"):
         cut = TessCubeCutout([missing, good], coord, 5)
     assert list(cut.cutouts_by_file) == [good] and len(cut.cutouts) == 1

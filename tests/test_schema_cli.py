@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_committed_schema_is_current():
     committed = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
-    assert committed == json_schema(), "schemas/manifest.schema.json is stale: run `skycut schema -o schemas/manifest.schema.json`"
+    assert committed == json_schema(), (
+        "schemas/manifest.schema.json is stale: run `skycut schema -o schemas/manifest.schema.json`"
+    )
 
 
 def test_schema_accepts_the_example_config():
@@ -40,10 +42,14 @@ def test_validate_ok(capsys):
 
 def test_validate_reports_each_problem_and_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({
-        "targets": [{"name": "a", "coordinates": "1 2", "size": -4}],
-        "cubes": {"c": {"files": ["x"], "sector": 1, "camera": 9, "ccd": 1}},
-    }))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "targets": [{"name": "a", "coordinates": "1 2", "size": -4}],
+                "cubes": {"c": {"files": ["x"], "sector": 1, "camera": 9, "ccd": 1}},
+            }
+        )
+    )
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "INVALID (2 problems)" in err
@@ -54,7 +60,9 @@ def test_validate_reports_each_problem_and_exits_2(tmp_path, capsys):
 def test_console_script_exit_status(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("render: {r: {inputs: [x], stretch: cubic}}\n")
-    proc = subprocess.run([sys.executable, "-m", "skycut.pipeline.cli", "validate", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skycut.pipeline.cli", "validate", str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "render.r.stretch" in proc.stderr
 
@@ -66,13 +74,17 @@ def test_schema_command_prints_json(capsys):
 
 def test_plan_and_simulate_commands(tmp_path, capsys):
     manifest = tmp_path / "m.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "output_dir": str(tmp_path / "out"),
-        "allow_output_outside": True,  # an absolute path outside the working directory
-        "targets": [{"name": f"t{i}", "coordinates": [10 + i, 20]} for i in range(5)],
-        "inputs": {"a": {"paths": ["x.fits"], "batch_size": 2}},
-        "demo": {"hst": {"bands": ["f606w"], "shape": [64, 64]}},
-    }))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": str(tmp_path / "out"),
+                "allow_output_outside": True,  # an absolute path outside the working directory
+                "targets": [{"name": f"t{i}", "coordinates": [10 + i, 20]} for i in range(5)],
+                "inputs": {"a": {"paths": ["x.fits"], "batch_size": 2}},
+                "demo": {"hst": {"bands": ["f606w"], "shape": [64, 64]}},
+            }
+        )
+    )
     assert main(["plan", str(manifest)]) == 0
     assert "image cutout jobs: 3" in capsys.readouterr().out
     assert main(["simulate", str(manifest)]) == 0

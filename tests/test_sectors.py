@@ -23,14 +23,20 @@ def tess_point(ra, dec, scinfo) -> dict:
     """tess-point's answer: {(target, sector, camera, ccd): (column, row)}."""
     ra, dec = np.atleast_1d(ra), np.atleast_1d(dec)
     ids, _, _, sec, cam, ccd, col, row, _ = tess_stars2px.tess_stars2px_function_entry(
-        np.arange(ra.size), ra, dec, scInfo=scinfo)
-    return {(int(i), int(s), int(c), int(d)): (x, y)
-            for i, s, c, d, x, y in zip(ids, sec, cam, ccd, col, row, strict=True) if s >= 0}
+        np.arange(ra.size), ra, dec, scInfo=scinfo
+    )
+    return {
+        (int(i), int(s), int(c), int(d)): (x, y)
+        for i, s, c, d, x, y in zip(ids, sec, cam, ccd, col, row, strict=True)
+        if s >= 0
+    }
 
 
 def ours(matches) -> dict:
-    return {(int(r["target"]), int(r["sector"]), int(r["camera"]), int(r["ccd"])): (r["column"], r["row"])
-            for r in matches}
+    return {
+        (int(r["target"]), int(r["sector"]), int(r["camera"]), int(r["ccd"])): (r["column"], r["row"])
+        for r in matches
+    }
 
 
 def assert_same(expected: dict, got: dict, tol: float = 1e-6) -> float:
@@ -42,11 +48,14 @@ def assert_same(expected: dict, got: dict, tol: float = 1e-6) -> float:
     return worst
 
 
-def sky_of_pixel(scinfo, sector: int, camera: int, ccd: int, column: float, row: float) -> tuple[float, float]:
+def sky_of_pixel(
+    scinfo, sector: int, camera: int, ccd: int, column: float, row: float
+) -> tuple[float, float]:
     """(ra, dec) of a 1-based FFI column/row through tess-point's own inverse model."""
     idx = int(np.flatnonzero(scinfo.sectors == sector)[0])
-    ra, dec = scinfo.fpgObjs[idx].pix2radec_nocheck_single(camera - 1, ccd - 1,
-                                                           np.array([column - 45.0, row - 1.0]))
+    ra, dec = scinfo.fpgObjs[idx].pix2radec_nocheck_single(
+        camera - 1, ccd - 1, np.array([column - 45.0, row - 1.0])
+    )
     return float(ra), float(dec)
 
 
@@ -141,8 +150,12 @@ def test_ccd_corners_found_where_tess_point_puts_them(scinfo):
 @pytest.mark.parametrize("edge", ["left", "right", "bottom", "top"])
 def test_box_just_off_the_edge_counts_only_when_it_touches(scinfo, edge):
     sector, camera, ccd, off = 14, 2, 3, 3.0  # centre 3 px beyond the outer edge of the edge pixels
-    col, row = {"left": (44.5 - off, 1000.0), "right": (2092.5 + off, 1000.0),
-                "bottom": (1000.0, 0.5 - off), "top": (1000.0, 2048.5 + off)}[edge]
+    col, row = {
+        "left": (44.5 - off, 1000.0),
+        "right": (2092.5 + off, 1000.0),
+        "bottom": (1000.0, 0.5 - off),
+        "top": (1000.0, 2048.5 + off),
+    }[edge]
     ra, dec = sky_of_pixel(scinfo, sector, camera, ccd, col, row)
 
     def on_ccd(size, margin=0.0) -> np.ndarray:
@@ -180,8 +193,12 @@ def test_angular_size_and_box_monotonic():
     box = S.find_sectors(ra, dec, 50)
     assert set(point) <= set(ours(box)) and len(ours(box)) > len(point)
     off = box[~box["inside"]]
-    assert ((off["column"] > 44.5 - 25) & (off["column"] < 2092.5 + 25)
-            & (off["row"] > 0.5 - 25) & (off["row"] < 2048.5 + 25)).all()
+    assert (
+        (off["column"] > 44.5 - 25)
+        & (off["column"] < 2092.5 + 25)
+        & (off["row"] > 0.5 - 25)
+        & (off["row"] < 2048.5 + 25)
+    ).all()
     # 50 px x 21"/px = 1050" = 17.5'
     angular = S.find_sectors(ra, dec, "17.5 arcmin")
     assert np.array_equal(angular, box)
@@ -202,8 +219,19 @@ def test_empty_input():
     assert S.group_by_cube(S.find_sectors([], [])) == {}
 
 
-@pytest.mark.parametrize("ra, dec", [(10.0, 90.5), (10.0, -91.0), (np.nan, 0.0), (10.0, np.inf), (-1.0, 0.0),
-                                     (360.5, 0.0), ([1.0, 2.0], [3.0]), ("abc", 1.0)])
+@pytest.mark.parametrize(
+    "ra, dec",
+    [
+        (10.0, 90.5),
+        (10.0, -91.0),
+        (np.nan, 0.0),
+        (10.0, np.inf),
+        (-1.0, 0.0),
+        (360.5, 0.0),
+        ([1.0, 2.0], [3.0]),
+        ("abc", 1.0),
+    ],
+)
 def test_invalid_positions(ra, dec):
     with pytest.raises(InvalidInputError):
         S.find_sectors(ra, dec)
@@ -258,7 +286,9 @@ def test_group_by_cube_and_plan():
     groups = S.group_by_cube(found)
     assert sum(len(v) for v in groups.values()) == found.size
     for name, targets in groups.items():
-        sector, camera, ccd = (int(p) for p in name.removeprefix("tess-s").removesuffix("-cube.fits").split("-"))
+        sector, camera, ccd = (
+            int(p) for p in name.removeprefix("tess-s").removesuffix("-cube.fits").split("-")
+        )
         sel = found[(found["sector"] == sector) & (found["camera"] == camera) & (found["ccd"] == ccd)]
         assert np.array_equal(targets, np.unique(sel["target"]))
     triples = [tuple(int(p) for p in k[6:-10].split("-")) for k in groups]
@@ -271,7 +301,9 @@ def test_group_by_cube_and_plan():
 def test_get_tess_sectors_table(scinfo):
     table = S.get_tess_sectors(["270 64.5", (95.0, -68.0)], 0, sequence=[13, 14, 27, 40])
     assert table.colnames == ["sectorName", "sector", "camera", "ccd"]
-    expected = sorted({k[1:] for k in tess_point([270.0, 95.0], [64.5, -68.0], scinfo) if k[1] in (13, 14, 27, 40)})
+    expected = sorted(
+        {k[1:] for k in tess_point([270.0, 95.0], [64.5, -68.0], scinfo) if k[1] in (13, 14, 27, 40)}
+    )
     assert [(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in table] == expected
     assert list(table["sectorName"]) == [f"tess-s{s:04d}-{c}-{d}" for s, c, d in expected]
     empty = S.get_tess_sectors("270 64.5", 0, sequence=[1])  # a southern sector
@@ -286,9 +318,13 @@ def test_moving_target_sectors_planned_offline(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ra = np.linspace(206.5, 207.2, 5)
     dec = np.linspace(-37.0, -37.5, 5)
-    (tmp_path / "path.csv").write_text("time,ra,dec\n" + "".join(
-        f"{2458570.5 + i},{r},{d}\n" for i, (r, d) in enumerate(zip(ra, dec, strict=True))))
-    manifest = validate_manifest({"paths": {"rock": {"table": "path.csv", "size": [5, 5], "sectors": [11, 38]}}})
+    (tmp_path / "path.csv").write_text(
+        "time,ra,dec\n"
+        + "".join(f"{2458570.5 + i},{r},{d}\n" for i, (r, d) in enumerate(zip(ra, dec, strict=True)))
+    )
+    manifest = validate_manifest(
+        {"paths": {"rock": {"table": "path.csv", "size": [5, 5], "sectors": [11, 38]}}}
+    )
     assert manifest.paths["rock"].footprint_uri is None
     found = S.find_sectors(ra, dec, 0, [11, 38])
     expected = sorted({S.cube_uri(r["sector"], r["camera"], r["ccd"]) for r in found})

@@ -32,10 +32,41 @@ from skycut.simulate import (
 
 SPOC_NAME = re.compile(r"^tess(\d{13})-s(\d{4})-(\d)-(\d)-(\d{4})-s_ffic\.fits$")
 # the 33 image keywords astrocut copies from an FFI into its cutouts
-IMG_KWDS = ["BACKAPP", "CDPP0_5", "CDPP1_0", "CDPP2_0", "CROWDSAP", "DEADAPP", "DEADC", "EXPOSURE", "FLFRCSAP",
-            "FRAMETIM", "FXDOFF", "GAINA", "GAINB", "GAINC", "GAIND", "INT_TIME", "LIVETIME", "MEANBLCA",
-            "MEANBLCB", "MEANBLCC", "MEANBLCD", "NREADOUT", "NUM_FRM", "READNOIA", "READNOIB", "READNOIC",
-            "READNOID", "READTIME", "TIERRELA", "TIMEDEL", "TIMEPIXR", "TMOFST11", "VIGNAPP"]
+IMG_KWDS = [
+    "BACKAPP",
+    "CDPP0_5",
+    "CDPP1_0",
+    "CDPP2_0",
+    "CROWDSAP",
+    "DEADAPP",
+    "DEADC",
+    "EXPOSURE",
+    "FLFRCSAP",
+    "FRAMETIM",
+    "FXDOFF",
+    "GAINA",
+    "GAINB",
+    "GAINC",
+    "GAIND",
+    "INT_TIME",
+    "LIVETIME",
+    "MEANBLCA",
+    "MEANBLCB",
+    "MEANBLCC",
+    "MEANBLCD",
+    "NREADOUT",
+    "NUM_FRM",
+    "READNOIA",
+    "READNOIB",
+    "READNOIC",
+    "READNOID",
+    "READTIME",
+    "TIERRELA",
+    "TIMEDEL",
+    "TIMEPIXR",
+    "TMOFST11",
+    "VIGNAPP",
+]
 
 
 def _wcs(header) -> WCS:
@@ -60,11 +91,12 @@ def _model_image(truth: dict, i: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
+
 def test_render_gaussians_conserves_flux_and_centroid():
     img = np.zeros((40, 50))
     render_gaussians(img, [20.3, 10.0], [15.7, 30.2], [1000.0, 500.0], [1.2, 0.8])
     assert img.sum() == pytest.approx(1500.0, rel=1e-6)
-    part = img[:, :32][:25]                      # the first source only
+    part = img[:, :32][:25]  # the first source only
     yy, xx = np.mgrid[0:25, 0:32]
     assert (xx * part).sum() / part.sum() == pytest.approx(20.3, abs=1e-3)
     assert (yy * part).sum() / part.sum() == pytest.approx(15.7, abs=1e-3)
@@ -72,11 +104,12 @@ def test_render_gaussians_conserves_flux_and_centroid():
 
 def test_render_gaussians_clips_sources_at_the_edge():
     img = np.zeros((10, 10))
-    render_gaussians(img, [-0.5], [4.5], [100.0], 1.0)   # half the light falls off the left edge
+    render_gaussians(img, [-0.5], [4.5], [100.0], 1.0)  # half the light falls off the left edge
     assert img.sum() == pytest.approx(50.0, rel=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------- TESS
+
 
 def test_tess_names_layout_and_shapes(sim_tess):
     names = [p.name for p in sim_tess.files]
@@ -103,18 +136,31 @@ def test_tess_headers(sim_tess):
         with fits.open(path, checksum=True) as hdul:
             p, h = hdul[0].header, hdul[1].header
             assert p["TELESCOP"] == "TESS" and p["SECTOR"] == 11 and p["CAMERA"] == 1 and p["CCD"] == 1
-            for key in ("INSTRUME", "TSTART", "TSTOP", "DATE-OBS", "DATE-END", "FFIINDEX", "DATA_REL", "ORIGIN",
-                        "CREATOR", "PROCVER", "RA_NOM", "DEC_NOM", "ROLL"):
+            for key in (
+                "INSTRUME",
+                "TSTART",
+                "TSTOP",
+                "DATE-OBS",
+                "DATE-END",
+                "FFIINDEX",
+                "DATA_REL",
+                "ORIGIN",
+                "CREATOR",
+                "PROCVER",
+                "RA_NOM",
+                "DEC_NOM",
+                "ROLL",
+            ):
                 assert key in p, key
             for key in ("TSTART", "TSTOP", "DATE-OBS", "DATE-END", "BARYCORR", "DQUALITY", *IMG_KWDS):
                 assert key in h, key
-            assert "COMMENT" not in h and "HISTORY" not in h      # astrocut's cube factory chokes on them
+            assert "COMMENT" not in h and "HISTORY" not in h  # astrocut's cube factory chokes on them
             assert h["TSTART"] == p["TSTART"] and h["TSTOP"] == p["TSTOP"]
             assert h["TSTOP"] - h["TSTART"] == pytest.approx(1800 / 86400)
             assert h["TIMEDEL"] == pytest.approx(1800 / 86400)
             assert 0 < h["EXPOSURE"] < h["TIMEDEL"]
-            assert 1000 < h["TSTART"] < 4000                            # TJD of the TESS era
-            assert 0 < abs(h["BARYCORR"]) < 0.0058                      # at most ~8.3 minutes
+            assert 1000 < h["TSTART"] < 4000  # TJD of the TESS era
+            assert 0 < abs(h["BARYCORR"]) < 0.0058  # at most ~8.3 minutes
             # DATE-OBS is the UTC spacecraft time of TSTART (barycentric TDB) minus BARYCORR
             utc = Time(h["TSTART"] - h["BARYCORR"] + 2457000, format="jd", scale="tdb").utc
             assert abs((Time(h["DATE-OBS"].rstrip("Z"), scale="utc") - utc).sec) < 0.01
@@ -163,8 +209,9 @@ def test_tess_wcs_agrees_with_tess_point(sim_tess):
     truth = sim_tess.truth
     stars = truth["stars"]
     n = len(stars["ra"])
-    out = tess_stars2px.tess_stars2px_function_entry(np.arange(n), np.asarray(stars["ra"]),
-                                                     np.asarray(stars["dec"]), trySector=11)
+    out = tess_stars2px.tess_stars2px_function_entry(
+        np.arange(n), np.asarray(stars["ra"]), np.asarray(stars["dec"]), trySector=11
+    )
     ids, cam, ccd, col, row = out[0], out[4], out[5], out[6], out[7]
     assert set(zip(cam, ccd, strict=True)) == {(1, 1)} and len(ids) == n
     # tess-point col/row are 1-based FFI pixels: 0-based full-FFI x = col - 1; the file is a window at x0, y0
@@ -185,11 +232,11 @@ def test_full_ccd_wcs_agrees_with_tess_point(sector, camera, ccd):
     x, y = np.meshgrid(np.linspace(50, 2085, 6), np.linspace(5, 2040, 6))
     ra, dec = wcs.all_pix2world(x.ravel(), y.ravel(), 0)
     out = tess_stars2px.tess_stars2px_function_entry(np.arange(ra.size), ra, dec, trySector=sector)
-    mine = (out[4] == camera) & (out[5] == ccd)   # near CCD edges tess-point also lists neighbouring CCDs
+    mine = (out[4] == camera) & (out[5] == ccd)  # near CCD edges tess-point also lists neighbouring CCDs
     ids = out[0][mine]
     assert sorted(ids) == list(range(ra.size))
     err = np.hypot(out[6][mine] - 1 - x.ravel()[ids], out[7][mine] - 1 - y.ravel()[ids])
-    assert err.max() < 0.35           # measured maxima over the CCD: 0.13 (11-1-1) to 0.28 px (40-2-3)
+    assert err.max() < 0.35  # measured maxima over the CCD: 0.13 (11-1-1) to 0.28 px (40-2-3)
 
 
 def test_tess_pixels_match_truth_within_noise(sim_tess):
@@ -202,14 +249,18 @@ def test_tess_pixels_match_truth_within_noise(sim_tess):
         assert 0.95 < z.std() < 1.05
         # uncertainty follows the Poisson + read noise model of the truth
         noise = truth["noise"]
-        expected = np.sqrt(_model_image(truth, i) * noise["exposure_s"]
-                           + noise["n_reads"] * noise["read_noise_e"] ** 2) / noise["exposure_s"]
+        expected = (
+            np.sqrt(
+                _model_image(truth, i) * noise["exposure_s"] + noise["n_reads"] * noise["read_noise_e"] ** 2
+            )
+            / noise["exposure_s"]
+        )
         assert np.allclose(err, expected, rtol=1e-3)
 
 
 def _box_sum(data, x, y, half=4):
     ix, iy = int(round(x)), int(round(y))
-    return float(data[iy - half:iy + half + 1, ix - half:ix + half + 1].sum())
+    return float(data[iy - half : iy + half + 1, ix - half : ix + half + 1].sum())
 
 
 def test_variable_star_follows_truth(sim_tess):
@@ -218,15 +269,15 @@ def test_variable_star_follows_truth(sim_tess):
     measured, contamination = [], []
     for i, path in enumerate(sim_tess.files):
         data = fits.getdata(path, 1).astype(float)
-        bkg = _model_image(truth, i) - 0                 # background + everything else, known from truth
+        bkg = _model_image(truth, i) - 0  # background + everything else, known from truth
         only_var = np.zeros_like(data)
         render_gaussians(only_var, [var["x"]], [var["y"]], [var["flux"][i]], truth["psf_sigma_pix"])
         measured.append(_box_sum(data, var["x"], var["y"]))
         contamination.append(_box_sum(bkg - only_var, var["x"], var["y"]))
     measured = np.array(measured) - np.array(contamination)
     flux = np.array(var["flux"])
-    assert flux.max() / flux.min() > 1.3                       # the sampled variation is large
-    assert np.allclose(measured, flux, rtol=0.01)              # 9x9 box holds > 99.9 % of the PSF
+    assert flux.max() / flux.min() > 1.3  # the sampled variation is large
+    assert np.allclose(measured, flux, rtol=0.01)  # 9x9 box holds > 99.9 % of the PSF
     # the truth flux is the exposure average of the stated sinusoid
     t = np.array(truth["times"]["tmid"])
     model = var["mean_flux"] * (1 + var["amplitude"] * np.sin(2 * np.pi * (t - var["t0"]) / var["period"]))
@@ -239,14 +290,14 @@ def test_moving_source_moves_across_the_frame(sim_tess):
     rows, cols = truth["shape"]
     x, y = np.array(mov["x"]), np.array(mov["y"])
     assert np.all((x > 5) & (x < cols - 6) & (y > 5) & (y < rows - 6))
-    assert x[-1] - x[0] > cols / 2                             # crosses much of the frame
+    assert x[-1] - x[0] > cols / 2  # crosses much of the frame
     assert np.all(np.diff(mov["ra"]) != 0)
     stack = np.array([fits.getdata(p, 1) for p in sim_tess.files], dtype=float)
     median = np.median(stack, axis=0)
     for i in range(len(sim_tess.files)):
         diff = stack[i] - median
         ix, iy = int(round(x[i])), int(round(y[i]))
-        box = diff[iy - 3:iy + 4, ix - 3:ix + 4]
+        box = diff[iy - 3 : iy + 4, ix - 3 : ix + 4]
         peak = np.unravel_index(np.argmax(box), box.shape)
         assert (peak[1] - 3 + ix, peak[0] - 3 + iy) == (ix, iy)
         assert box.sum() > 0.5 * mov["flux"]
@@ -289,6 +340,7 @@ def test_full_size_ffi(tmp_path):
 
 # -------------------------------------------------------------------------------------------------- HST
 
+
 def test_hst_names_and_layout(sim_hst):
     assert [p.name for p in sim_hst.files] == hst_image_names(("f435w", "f606w", "f814w"))
     assert sim_hst.files[0].name == "hst_skycell-p0001x05y09_acs_wfc_f435w_drc.fits"
@@ -298,7 +350,10 @@ def test_hst_names_and_layout(sim_hst):
             p = hdul[0].header
             assert p["FILENAME"] == path.name and p["TELESCOP"] == "HST" and p["INSTRUME"] == "ACS"
             assert p["FILTER"].lower() in path.name
-            assert hdul["SCI"].data.dtype.newbyteorder("=") == np.float32 and hdul["SCI"].data.shape == (300, 300)
+            assert hdul["SCI"].data.dtype.newbyteorder("=") == np.float32 and hdul["SCI"].data.shape == (
+                300,
+                300,
+            )
             assert np.all(hdul["WHT"].data > 0)
             wcs = _wcs(hdul["SCI"].header)
             scales = np.abs(np.diag(wcs.pixel_scale_matrix)) * 3600
@@ -334,14 +389,14 @@ def test_hst_skycells_overlap_with_same_orientation(sim_hst):
     for path, xs in ((sim_hst.files[2], xs5), (sim_hst.files[3], xs6)):
         data = fits.getdata(path, "SCI")
         ix, iy = int(round(xs[k])), int(round(ys[k]))
-        box = data[iy - 2:iy + 3, ix - 2:ix + 3]
+        box = data[iy - 2 : iy + 3, ix - 2 : ix + 3]
         assert np.unravel_index(np.argmax(box), box.shape) == (2, 2)
 
 
 def test_hst_pixels_match_truth_within_noise(sim_hst):
     truth = sim_hst.truth
     src, noise = truth["sources"], truth["noise"]
-    for path in sim_hst.files[3:5]:                      # f606w x06, f814w x05
+    for path in sim_hst.files[3:5]:  # f606w x06, f814w x05
         cell = truth["skycells"][path.name]
         band = cell["band"]
         sigma = np.hypot(truth["psf_sigma_pix"][band], src["sigma_pix"])
@@ -362,6 +417,7 @@ def test_hst_deterministic(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ Roman
+
 
 def test_roman_asdf_structure_and_gwcs(sim_roman):
     import asdf
@@ -418,8 +474,8 @@ def test_roman_gwcs_has_a_small_distortion():
     ra, dec = distorted([149.5, 0, 299, 0], [99.5, 0, 199, 199])
     x, y = plain.invert(ra, dec, with_bounding_box=False)
     shift = np.hypot(x - [149.5, 0, 299, 0], y - [99.5, 0, 199, 199])
-    assert shift[0] < 1e-9                         # none at the reference pixel (the image centre)
-    assert 0.2 < shift[1:].max() < 2.0             # a fraction of a pixel to ~1 px at the corners
+    assert shift[0] < 1e-9  # none at the reference pixel (the image centre)
+    assert 0.2 < shift[1:].max() < 2.0  # a fraction of a pixel to ~1 px at the corners
     # exact analytic inverse everywhere in the bounding box
     gx, gy = np.meshgrid(np.linspace(0, 299, 13), np.linspace(0, 199, 11))
     bx, by = distorted.invert(*distorted(gx, gy))
@@ -433,7 +489,7 @@ def test_roman_explicit_path_and_determinism(tmp_path):
     assert (tmp_path / "a" / "one_truth.json").exists()
     import asdf
 
-    assert filecmp.cmp(a.files[0], b.files[0], shallow=False)       # no time stamps anywhere
+    assert filecmp.cmp(a.files[0], b.files[0], shallow=False)  # no time stamps anywhere
     with asdf.open(a.files[0]) as fa, asdf.open(b.files[0]) as fb:
         for key in ("data", "err", "dq", "context"):
             assert np.array_equal(fa["roman"][key], fb["roman"][key])
@@ -441,9 +497,14 @@ def test_roman_explicit_path_and_determinism(tmp_path):
 
 # --------------------------------------------------------------------------------------- demo and names
 
+
 def test_demo_names_agree_with_what_is_made(tmp_path):
-    spec = {"seed": 4, "tess": {"sector": 11, "camera": 1, "ccd": 1, "n_ffi": 2, "shape": [24, 32]},
-            "hst": {"bands": ["f814w"], "shape": [32, 32]}, "roman": {"shape": [32, 32]}}
+    spec = {
+        "seed": 4,
+        "tess": {"sector": 11, "camera": 1, "ccd": 1, "n_ffi": 2, "shape": [24, 32]},
+        "hst": {"bands": ["f814w"], "shape": [32, 32]},
+        "roman": {"shape": [32, 32]},
+    }
     expected = demo_file_names(spec, tmp_path)
     made = simulate_demo(spec, tmp_path)
     assert {k: [str(p) for p in v] for k, v in made.items()} == expected
@@ -453,21 +514,24 @@ def test_demo_names_agree_with_what_is_made(tmp_path):
     assert demo_file_names({"tess": None, "hst": {"bands": ["f435w"]}}, tmp_path).keys() == {"hst"}
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: make_tess_ffis(p, sector=0, shape=(20, 20)),
-    lambda p: make_tess_ffis(p, camera=5, shape=(20, 20)),
-    lambda p: make_tess_ffis(p, shape=(3, 20)),
-    lambda p: make_tess_ffis(p, shape=(3000, 20)),
-    lambda p: make_tess_ffis(p, n_ffi=0, shape=(20, 20)),
-    lambda p: make_hst_images(p, bands=("f999w",), shape=(20, 20)),
-    lambda p: make_roman_asdf(p, shape="big"),
-    lambda p: simulate_demo({"tess": 5}, p),
-    lambda p: simulate_demo([1, 2], p),
-    lambda p: simulate_demo({"tess": {"sectr": 11}}, p),
-    lambda p: simulate_demo({"tes": {}}, p),
-    lambda p: simulate_demo({"seed": "x", "roman": {}}, p),
-    lambda p: demo_file_names({"hst": {"bands": ["f814w"], "size": 3}}, p),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: make_tess_ffis(p, sector=0, shape=(20, 20)),
+        lambda p: make_tess_ffis(p, camera=5, shape=(20, 20)),
+        lambda p: make_tess_ffis(p, shape=(3, 20)),
+        lambda p: make_tess_ffis(p, shape=(3000, 20)),
+        lambda p: make_tess_ffis(p, n_ffi=0, shape=(20, 20)),
+        lambda p: make_hst_images(p, bands=("f999w",), shape=(20, 20)),
+        lambda p: make_roman_asdf(p, shape="big"),
+        lambda p: simulate_demo({"tess": 5}, p),
+        lambda p: simulate_demo([1, 2], p),
+        lambda p: simulate_demo({"tess": {"sectr": 11}}, p),
+        lambda p: simulate_demo({"tes": {}}, p),
+        lambda p: simulate_demo({"seed": "x", "roman": {}}, p),
+        lambda p: demo_file_names({"hst": {"bands": ["f814w"], "size": 3}}, p),
+    ],
+)
 def test_bad_input_raises_clear_errors(tmp_path, call):
     with pytest.raises(InvalidInputError):
         call(tmp_path)

@@ -43,7 +43,9 @@ def _slurm_problem() -> str | None:
         if shutil.which(tool) is None:
             return f"no Slurm here: '{tool}' is not on PATH (start one: sudo bash tests/slurm/setup_local_slurm.sh)"
     try:
-        proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 20 s"
     if proc.returncode != 0:
@@ -83,7 +85,9 @@ def _tiny_manifest(workdir: Path) -> tuple[Path, str]:
 
 
 def _scontrol_job(job_id: str) -> dict[str, str]:
-    proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, f"scontrol show job {job_id} failed: {proc.stderr.strip()}"
     # one line of Key=Value pairs; values have no spaces except in a few fields we do not read
     return dict(item.split("=", 1) for item in proc.stdout.split() if "=" in item)
@@ -105,25 +109,38 @@ def _products(workdir: Path) -> dict[str, bytes]:
     """Every product under ``results/``: logs and benchmark tables excluded (they hold times and hosts), and hidden
     bookkeeping files (the ``.{index}.stat`` caches of each product's size, mtime and inode)."""
     res = workdir / "results"
-    return {str(p.relative_to(res)): p.read_bytes() for p in sorted(res.rglob("*"))
-            if p.is_file() and p.relative_to(res).parts[0] not in ("logs", "benchmarks")
-            and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(res)): p.read_bytes()
+        for p in sorted(res.rglob("*"))
+        if p.is_file()
+        and p.relative_to(res).parts[0] not in ("logs", "benchmarks")
+        and not p.name.startswith(".")
+    }
 
 
 def test_workflow_runs_through_slurm(slurm, tmp_path):
     manifest, first_input = _tiny_manifest(tmp_path)
     env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
     cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", str(manifest),
-        "--profile", str(ROOT / "profiles" / "slurm"),
-        "--directory", str(tmp_path),
-        "--jobs", "2",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(manifest),
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--directory",
+        str(tmp_path),
+        "--jobs",
+        "2",
         # no slurmdbd on a test cluster: poll with squeue, submit without an account
-        "--slurm-status-command", "squeue",
+        "--slurm-status-command",
+        "squeue",
         "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
         "--slurm-keep-successful-logs",
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
@@ -145,8 +162,12 @@ def test_workflow_runs_through_slurm(slurm, tmp_path):
 
     # the two rule jobs went to Slurm (rule `all` is local), each with its own Slurm job id
     submitted = SUBMITTED.findall(log)
-    rules = sorted(Path(p).relative_to(tmp_path / ".snakemake" / "slurm_logs").parts[0] for _, _, p in submitted)
-    assert rules == ["rule_image_cutouts", "rule_simulate"], f"jobs submitted to Slurm: {submitted}\n{log[-4000:]}"
+    rules = sorted(
+        Path(p).relative_to(tmp_path / ".snakemake" / "slurm_logs").parts[0] for _, _, p in submitted
+    )
+    assert rules == ["rule_image_cutouts", "rule_simulate"], (
+        f"jobs submitted to Slurm: {submitted}\n{log[-4000:]}"
+    )
     assert len({slurm_id for _, slurm_id, _ in submitted}) == 2
     for _, slurm_id, slurm_log in submitted:
         job = _scontrol_job(slurm_id)
@@ -159,9 +180,26 @@ def test_workflow_runs_through_slurm(slurm, tmp_path):
     local = tmp_path / "local"
     local.mkdir()
     shutil.copy(manifest, local / manifest.name)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--configfile",
-                           manifest.name, "--cores", "2", "--workflow-profile", "none"], cwd=local,
-                          capture_output=True, text=True, timeout=1200, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            manifest.name,
+            "--cores",
+            "2",
+            "--workflow-profile",
+            "none",
+        ],
+        cwd=local,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     on_slurm, here = _products(tmp_path), _products(local)
     assert set(on_slurm) == set(here), sorted(set(on_slurm) ^ set(here))
@@ -177,22 +215,60 @@ def test_demo_through_slurm_matches_a_local_run(slurm, tmp_path):
     for workdir in (on_cluster, local):
         workdir.mkdir()
         shutil.copy(ROOT / "config.example.yaml", workdir / "config.example.yaml")
-    proc = subprocess.run([
-        sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", "config.example.yaml", "--profile", str(ROOT / "profiles" / "slurm"),
-        "--jobs", "4", "--slurm-status-command", "squeue", "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks", "5",
-    ], cwd=on_cluster, capture_output=True, text=True, timeout=1800, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            "config.example.yaml",
+            "--profile",
+            str(ROOT / "profiles" / "slurm"),
+            "--jobs",
+            "4",
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks",
+            "5",
+        ],
+        cwd=on_cluster,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+    )
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(on_cluster)}"
+    assert proc.returncode == 0, (
+        f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(on_cluster)}"
+    )
     submitted = SUBMITTED.findall(log)
     assert len(submitted) >= 10, f"only {len(submitted)} jobs went to Slurm:\n{log[-4000:]}"
     for _, slurm_id, _ in submitted[:3]:
         assert _scontrol_job(slurm_id)["JobState"] == "COMPLETED"
 
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--configfile",
-                           "config.example.yaml", "--cores", "2", "--workflow-profile", "none"], cwd=local,
-                          capture_output=True, text=True, timeout=1800, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            "config.example.yaml",
+            "--cores",
+            "2",
+            "--workflow-profile",
+            "none",
+        ],
+        cwd=local,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     on_slurm, here = _products(on_cluster), _products(local)
     assert len(on_slurm) > 50

@@ -14,12 +14,31 @@ from skycut.core.tansip import TanSip
 
 
 def _header(frame: str | None = None, sip: bool = True) -> dict:
-    h = {"CTYPE1": "RA---TAN-SIP" if sip else "RA---TAN", "CTYPE2": "DEC--TAN-SIP" if sip else "DEC--TAN",
-         "CRPIX1": 1024.5, "CRPIX2": 1000.25, "CRVAL1": 206.8, "CRVAL2": -37.2,
-         "CD1_1": -5.8e-3, "CD1_2": 1.1e-4, "CD2_1": -9.0e-5, "CD2_2": -5.7e-3}
+    h = {
+        "CTYPE1": "RA---TAN-SIP" if sip else "RA---TAN",
+        "CTYPE2": "DEC--TAN-SIP" if sip else "DEC--TAN",
+        "CRPIX1": 1024.5,
+        "CRPIX2": 1000.25,
+        "CRVAL1": 206.8,
+        "CRVAL2": -37.2,
+        "CD1_1": -5.8e-3,
+        "CD1_2": 1.1e-4,
+        "CD2_1": -9.0e-5,
+        "CD2_2": -5.7e-3,
+    }
     if sip:
-        h.update({"A_ORDER": 2, "B_ORDER": 2, "A_2_0": 2.1e-6, "A_1_1": -3.3e-6, "A_0_2": 1.2e-6,
-                  "B_2_0": -1.5e-6, "B_1_1": 2.7e-6, "B_0_2": 3.1e-6})
+        h.update(
+            {
+                "A_ORDER": 2,
+                "B_ORDER": 2,
+                "A_2_0": 2.1e-6,
+                "A_1_1": -3.3e-6,
+                "A_0_2": 1.2e-6,
+                "B_2_0": -1.5e-6,
+                "B_1_1": 2.7e-6,
+                "B_0_2": 3.1e-6,
+            }
+        )
     if frame == "FK5":
         h.update({"RADESYS": "FK5", "EQUINOX": 2000.0})
     elif frame == "ICRS":
@@ -65,7 +84,9 @@ def test_icrs_to_fk5_matches_astropy_skycoord():
     lon, lat = mine.icrs_to_native(ra, dec)
     ref = SkyCoord(ra, dec, unit="deg", frame=ICRS()).transform_to(FK5(equinox="J2000"))
     dlon = (lon - ref.ra.deg + 180.0) % 360.0 - 180.0
-    assert np.max(np.abs(dlon * np.cos(np.radians(lat)))) < 1e-12 and np.max(np.abs(lat - ref.dec.deg)) < 1e-12
+    assert (
+        np.max(np.abs(dlon * np.cos(np.radians(lat)))) < 1e-12 and np.max(np.abs(lat - ref.dec.deg)) < 1e-12
+    )
     shift = np.hypot(((lon - ra + 180) % 360 - 180) * np.cos(np.radians(dec)), lat - dec) * 3.6e6  # mas
     assert 10 < np.median(shift) < 40  # the frame bias is really applied
     assert TanSip(_header("ICRS")).icrs_to_native(ra, dec)[0] is not None

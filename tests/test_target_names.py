@@ -47,8 +47,22 @@ def _dead_url() -> str:
 
 # ------------------------------------------------------------------------------------------ names and slugs
 
-@pytest.mark.parametrize("name", ["TIC 261136679", "NGC 1300", "2019 SK11", "Barnard's Star", "M 31 (core)",
-                                  "C/2020 F3 (NEOWISE)", "../escape", "a/b", "α Cen", "x" * 200])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TIC 261136679",
+        "NGC 1300",
+        "2019 SK11",
+        "Barnard's Star",
+        "M 31 (core)",
+        "C/2020 F3 (NEOWISE)",
+        "../escape",
+        "a/b",
+        "α Cen",
+        "x" * 200,
+    ],
+)
 def test_printable_names_validate(name):
     m = validate_manifest({"targets": [{"name": name, "coordinates": "10 20"}]})
     assert m.targets[0].name == name
@@ -57,12 +71,22 @@ def test_printable_names_validate(name):
     assert 1 <= len(slug) <= 100 and "/" not in slug and not slug.startswith(".")
 
 
-@pytest.mark.parametrize(("name", "word"), [("", "empty"), ("   ", "empty"), ("a\tb", "non-printable"),
-                                            ("line\nbreak", "non-printable"), ("NGC 1300 ", "white space"),
-                                            ("x" * 201, "200")])
+@pytest.mark.parametrize(
+    ("name", "word"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("a\tb", "non-printable"),
+        ("line\nbreak", "non-printable"),
+        ("NGC 1300 ", "white space"),
+        ("x" * 201, "200"),
+    ],
+)
 def test_bad_names_are_refused_naming_the_field(name, word):
     with pytest.raises(ManifestError) as info:
-        validate_manifest({"targets": [{"name": "ok", "coordinates": "1 2"}, {"name": name, "coordinates": "1 2"}]})
+        validate_manifest(
+            {"targets": [{"name": "ok", "coordinates": "1 2"}, {"name": name, "coordinates": "1 2"}]}
+        )
     problems = [p for p in info.value.problems if p[0] == "targets[1].name"]
     assert problems and word in problems[0][1], info.value.problems
 
@@ -84,22 +108,36 @@ def test_slugs_are_deterministic_and_keep_safe_names():
 
 def test_slug_collisions_are_refused_naming_both():
     with pytest.raises(ManifestError) as info:
-        validate_manifest({"targets": [{"name": "NGC 1300", "coordinates": "1 2"},
-                                       {"name": "other", "coordinates": "1 2"},
-                                       {"name": "NGC-1300", "coordinates": "3 4"}]})
-    (field, message, _value), = info.value.problems
+        validate_manifest(
+            {
+                "targets": [
+                    {"name": "NGC 1300", "coordinates": "1 2"},
+                    {"name": "other", "coordinates": "1 2"},
+                    {"name": "NGC-1300", "coordinates": "3 4"},
+                ]
+            }
+        )
+    ((field, message, _value),) = info.value.problems
     assert field == "targets[2].name"
     assert "'NGC 1300'" in message and "'NGC-1300'" in message and "targets[0]" in message
 
 
 def test_section_target_lists_take_display_names():
-    m = validate_manifest({"targets": [{"name": "NGC 1300", "coordinates": "1 2"}],
-                           "cube_cutouts": {"t": {"cubes": ["c.fits"], "targets": ["NGC 1300"]}}})
+    m = validate_manifest(
+        {
+            "targets": [{"name": "NGC 1300", "coordinates": "1 2"}],
+            "cube_cutouts": {"t": {"cubes": ["c.fits"], "targets": ["NGC 1300"]}},
+        }
+    )
     assert m.cube_cutouts["t"].targets == ["NGC 1300"]
     with pytest.raises(ManifestError) as info:
-        validate_manifest({"targets": [{"name": "NGC 1300", "coordinates": "1 2"}],
-                           "cube_cutouts": {"t": {"cubes": ["c.fits"], "targets": ["NGC-1300"]}}})
-    (field, message, _value), = info.value.problems
+        validate_manifest(
+            {
+                "targets": [{"name": "NGC 1300", "coordinates": "1 2"}],
+                "cube_cutouts": {"t": {"cubes": ["c.fits"], "targets": ["NGC-1300"]}},
+            }
+        )
+    ((field, message, _value),) = info.value.problems
     assert field == "cube_cutouts.t.targets[0]" and message.startswith("unknown target")
 
 
@@ -120,6 +158,7 @@ def test_object_names():
 
 # ------------------------------------------------------------------------------------------ TPFs
 
+
 @pytest.fixture(scope="module")
 def cube(sim_tess, tmp_path_factory):
     from skycut.tess.cube_factory import CubeFactory
@@ -131,15 +170,27 @@ def cube(sim_tess, tmp_path_factory):
 def test_tpf_object_and_ticid(sim_tess, cube, tmp_path):
     var = sim_tess.truth["variable"]
     here = [var["ra"], var["dec"]]
-    m = validate_manifest({"targets": [{"name": "TIC 261136679", "coordinates": here, "size": 5},
-                                       {"name": "NGC 1300", "coordinates": here, "size": 5},
-                                       {"name": "label", "coordinates": here, "size": 5}],
-                           "cube_cutouts": {"tpf": {"cubes": [str(cube)]}}})
+    m = validate_manifest(
+        {
+            "targets": [
+                {"name": "TIC 261136679", "coordinates": here, "size": 5},
+                {"name": "NGC 1300", "coordinates": here, "size": 5},
+                {"name": "label", "coordinates": here, "size": 5},
+            ],
+            "cube_cutouts": {"tpf": {"cubes": [str(cube)]}},
+        }
+    )
     index = cut_cube(str(cube), m.targets, m.cube_cutouts["tpf"], str(tmp_path / "tpf" / "batch-0000.json"))
-    assert index["products"] == {"TIC 261136679": [str(tmp_path / "tpf" / "TIC-261136679.fits")],
-                                 "NGC 1300": [str(tmp_path / "tpf" / "NGC-1300.fits")],
-                                 "label": [str(tmp_path / "tpf" / "label.fits")]}
-    expected = {"TIC 261136679": ("TIC 261136679", TIC_NUMBER), "NGC 1300": ("NGC 1300", None), "label": ("label", None)}
+    assert index["products"] == {
+        "TIC 261136679": [str(tmp_path / "tpf" / "TIC-261136679.fits")],
+        "NGC 1300": [str(tmp_path / "tpf" / "NGC-1300.fits")],
+        "label": [str(tmp_path / "tpf" / "label.fits")],
+    }
+    expected = {
+        "TIC 261136679": ("TIC 261136679", TIC_NUMBER),
+        "NGC 1300": ("NGC 1300", None),
+        "label": ("label", None),
+    }
     for name, (obj, ticid) in expected.items():
         with fits.open(index["products"][name][0], checksum=True) as hdul:
             for hdu in hdul:  # PIXELS and APERTURE inherit the primary's target keywords, as astrocut's
@@ -153,10 +204,14 @@ def test_tpf_object_and_ticid(sim_tess, cube, tmp_path):
 
 # ------------------------------------------------------------------------------------------ resolution
 
+
 def test_resolution_against_the_fakes_is_pinned_and_reused_offline(services, tmp_path, monkeypatch):
     sesame, mast = services
-    data = {"output_dir": str(tmp_path / "out"), "allow_output_outside": True,
-            "targets": [{"name": "NGC 1300"}, {"name": "TIC 261136679"}, {"name": "given", "coordinates": "1 2"}]}
+    data = {
+        "output_dir": str(tmp_path / "out"),
+        "allow_output_outside": True,
+        "targets": [{"name": "NGC 1300"}, {"name": "TIC 261136679"}, {"name": "given", "coordinates": "1 2"}],
+    }
     plan = Plan(validate_manifest(data))
     by_name = {t.name: t for t in plan.manifest.targets}
     assert (by_name["NGC 1300"].ra, by_name["NGC 1300"].dec) == pytest.approx(NGC1300)
@@ -185,7 +240,9 @@ def test_resolution_against_the_fakes_is_pinned_and_reused_offline(services, tmp
         Plan(validate_manifest(data))
     assert isinstance(info.value, ValueError)
     assert list(info.value.problems) == ["NGC 4565"]
-    assert "Sesame" in info.value.problems["NGC 4565"] and "cannot be reached" in info.value.problems["NGC 4565"]
+    assert (
+        "Sesame" in info.value.problems["NGC 4565"] and "cannot be reached" in info.value.problems["NGC 4565"]
+    )
     assert "'NGC 4565'" in str(info.value) and str(pin_file) in str(info.value)
     assert pin_file.read_bytes() == first_bytes
 
@@ -194,8 +251,11 @@ def test_no_network_and_nothing_pinned_names_each_target(tmp_path, monkeypatch):
     dead = _dead_url()
     monkeypatch.setenv(SESAME_URL_ENV, dead)
     monkeypatch.setenv(MAST_URL_ENV, dead)
-    data = {"output_dir": str(tmp_path), "allow_output_outside": True,
-            "targets": [{"name": "NGC 1300"}, {"name": "TIC 261136679"}]}
+    data = {
+        "output_dir": str(tmp_path),
+        "allow_output_outside": True,
+        "targets": [{"name": "NGC 1300"}, {"name": "TIC 261136679"}],
+    }
     with pytest.raises(TargetResolutionError) as info:
         Plan(validate_manifest(data))
     assert set(info.value.problems) == {"NGC 1300", "TIC 261136679"}
@@ -205,8 +265,11 @@ def test_no_network_and_nothing_pinned_names_each_target(tmp_path, monkeypatch):
 
 
 def test_unknown_names_are_errors_and_known_ones_still_pinned(services, tmp_path):
-    data = {"output_dir": str(tmp_path), "allow_output_outside": True,
-            "targets": [{"name": "NGC 1300"}, {"name": "no such thing"}, {"name": "TIC 1"}]}
+    data = {
+        "output_dir": str(tmp_path),
+        "allow_output_outside": True,
+        "targets": [{"name": "NGC 1300"}, {"name": "no such thing"}, {"name": "TIC 1"}],
+    }
     with pytest.raises(TargetResolutionError) as info:
         Plan(validate_manifest(data))
     assert set(info.value.problems) == {"no such thing", "TIC 1"}
@@ -217,38 +280,77 @@ def test_unknown_names_are_errors_and_known_ones_still_pinned(services, tmp_path
 
 def test_manifests_with_coordinates_touch_neither_network_nor_pin_file(tmp_path, monkeypatch):
     monkeypatch.setenv(SESAME_URL_ENV, _dead_url())
-    plan = Plan(validate_manifest({"output_dir": str(tmp_path), "allow_output_outside": True,
-                                   "targets": [{"name": "NGC 1300", "coordinates": "1 2"}]}))
+    plan = Plan(
+        validate_manifest(
+            {
+                "output_dir": str(tmp_path),
+                "allow_output_outside": True,
+                "targets": [{"name": "NGC 1300", "coordinates": "1 2"}],
+            }
+        )
+    )
     assert plan.resolved == {}
     assert list(tmp_path.iterdir()) == []
 
 
 def test_malformed_pin_file_is_an_error_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv(SESAME_URL_ENV, _dead_url())
-    (tmp_path / RESOLVED_TARGETS).write_text(json.dumps({"format": "skycut resolved targets 1", "targets": {
-        "NGC 1300": {"ra": 500, "dec": 0, "source": "x", "query": "x", "resolved_at": "x"}}}))
+    (tmp_path / RESOLVED_TARGETS).write_text(
+        json.dumps(
+            {
+                "format": "skycut resolved targets 1",
+                "targets": {
+                    "NGC 1300": {"ra": 500, "dec": 0, "source": "x", "query": "x", "resolved_at": "x"}
+                },
+            }
+        )
+    )
     with pytest.raises(ValueError, match="NGC 1300.*out of range") as info:
-        Plan(validate_manifest({"output_dir": str(tmp_path), "allow_output_outside": True,
-                                "targets": [{"name": "NGC 1300"}]}))
+        Plan(
+            validate_manifest(
+                {"output_dir": str(tmp_path), "allow_output_outside": True, "targets": [{"name": "NGC 1300"}]}
+            )
+        )
     assert RESOLVED_TARGETS in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------ the workflow
 
+
 @pytest.mark.slow
 def test_workflow_resolves_names_and_names_files_by_slug(sim_tess, cube, tmp_path):
     var = sim_tess.truth["variable"]
     near = (var["ra"], var["dec"])
-    manifest = {"targets": [{"name": "NGC 1300", "size": 5}, {"name": "TIC 261136679", "size": 5},
-                            {"name": "2019 SK11", "coordinates": list(near), "size": 5}],
-                "cube_cutouts": {"tess": {"cubes": [str(cube)]}}}
+    manifest = {
+        "targets": [
+            {"name": "NGC 1300", "size": 5},
+            {"name": "TIC 261136679", "size": 5},
+            {"name": "2019 SK11", "coordinates": list(near), "size": 5},
+        ],
+        "cube_cutouts": {"tess": {"cubes": [str(cube)]}},
+    }
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "1",
-               "--configfile", "m.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--cores",
+        "1",
+        "--configfile",
+        "m.yaml",
+    ]
     with FakeSesame({"NGC 1300": near}) as sesame, FakeMast({str(TIC_NUMBER): near}) as mast:
-        env = {**os.environ, SESAME_URL_ENV: sesame.url, MAST_URL_ENV: mast.url,
-               "SOURCE_DATE_EPOCH": "1700000000"}
-        dry = subprocess.run([*command, "-n"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        env = {
+            **os.environ,
+            SESAME_URL_ENV: sesame.url,
+            MAST_URL_ENV: mast.url,
+            "SOURCE_DATE_EPOCH": "1700000000",
+        }
+        dry = subprocess.run(
+            [*command, "-n"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
         assert sesame.requests == ["NGC 1300"] and mast.requests == [str(TIC_NUMBER)]
     # the services are gone: the run plans from the pinned file
@@ -258,9 +360,11 @@ def test_workflow_resolves_names_and_names_files_by_slug(sim_tess, cube, tmp_pat
     assert (tmp_path / "results" / RESOLVED_TARGETS).read_bytes() == pins
     out = tmp_path / "results" / "cube_cutouts" / "tess" / "c"
     index = json.loads((out / "batch-0000.json").read_text())
-    assert index["products"] == {"NGC 1300": ["results/cube_cutouts/tess/c/NGC-1300.fits"],
-                                 "TIC 261136679": ["results/cube_cutouts/tess/c/TIC-261136679.fits"],
-                                 "2019 SK11": ["results/cube_cutouts/tess/c/2019-SK11.fits"]}
+    assert index["products"] == {
+        "NGC 1300": ["results/cube_cutouts/tess/c/NGC-1300.fits"],
+        "TIC 261136679": ["results/cube_cutouts/tess/c/TIC-261136679.fits"],
+        "2019 SK11": ["results/cube_cutouts/tess/c/2019-SK11.fits"],
+    }
     with fits.open(out / "TIC-261136679.fits") as hdul:
         assert hdul[0].header["OBJECT"] == "TIC 261136679" and hdul[0].header["TICID"] == TIC_NUMBER
         assert hdul[0].header["RA_OBJ"] == pytest.approx(near[0])

@@ -33,8 +33,10 @@ EPOCH = "1700000000"
 def test_entry_hash_is_the_sha256_of_the_canonical_json():
     entry = {"paths": ["a.fits"], "batch_size": 2, "fill_value": None}
     target = {"name": "M 31", "coordinates": "10.68 41.27", "resolved": {"ra": 10.68, "dec": 41.27}}
-    text = ('{"entry":{"batch_size":2,"fill_value":null,"paths":["a.fits"]},"name":"set","section":"inputs",'
-            '"target":{"coordinates":"10.68 41.27","name":"M 31","resolved":{"dec":41.27,"ra":10.68}}}')
+    text = (
+        '{"entry":{"batch_size":2,"fill_value":null,"paths":["a.fits"]},"name":"set","section":"inputs",'
+        '"target":{"coordinates":"10.68 41.27","name":"M 31","resolved":{"dec":41.27,"ra":10.68}}}'
+    )
     assert canonical_json({"section": "inputs", "name": "set", "entry": entry, "target": target}) == text
     assert entry_hash("inputs", "set", entry, target) == hashlib.sha256(text.encode()).hexdigest()
     assert canonical_json({"n": "é"}) == '{"n":"\\u00e9"}'
@@ -46,12 +48,20 @@ def _manifest(**changes) -> dict:
     manifest = {
         "demo": {"seed": 1, "hst": {"bands": ["f606w"], "shape": [64, 64]}},
         "target_defaults": {"size": 9},
-        "targets": [{"name": "t1", "coordinates": "211.27128477 53.66062066"},
-                    {"name": "t2", "coordinates": "211.27140000 53.66070000"}],
-        "inputs": {"a": {"paths": ["results/demo/hst/hst_skycell-p0001x05y09_acs_wfc_f606w_drc.fits"],
-                         "batch_size": 1},
-                   "b": {"paths": ["results/demo/hst/hst_skycell-p0001x05y09_acs_wfc_f606w_drc.fits"],
-                         "targets": ["t1"]}},
+        "targets": [
+            {"name": "t1", "coordinates": "211.27128477 53.66062066"},
+            {"name": "t2", "coordinates": "211.27140000 53.66070000"},
+        ],
+        "inputs": {
+            "a": {
+                "paths": ["results/demo/hst/hst_skycell-p0001x05y09_acs_wfc_f606w_drc.fits"],
+                "batch_size": 1,
+            },
+            "b": {
+                "paths": ["results/demo/hst/hst_skycell-p0001x05y09_acs_wfc_f606w_drc.fits"],
+                "targets": ["t1"],
+            },
+        },
     }
     manifest.update(changes)
     return manifest
@@ -65,13 +75,20 @@ def test_one_changed_target_changes_only_its_hashes(tmp_path, monkeypatch):
     assert list(before[("a", "batch-0001")]) == ["t2"]  # a batch's params hold its own targets only
     t1 = plan.manifest.target_map()["t1"]
     assert before[("a", "batch-0000")]["t1"] == entry_hash(
-        "inputs", "a", plan.manifest.inputs["a"].model_dump(mode="json"), target_entry(t1))
-    assert target_entry(t1)["resolved"]["size"] == {"x": 9.0, "y": 9.0, "units": ["pixel", "pixel"],
-                                                    "label": "9-x-9"}
+        "inputs", "a", plan.manifest.inputs["a"].model_dump(mode="json"), target_entry(t1)
+    )
+    assert target_entry(t1)["resolved"]["size"] == {
+        "x": 9.0,
+        "y": 9.0,
+        "units": ["pixel", "pixel"],
+        "label": "9-x-9",
+    }
     changed = _manifest()
     changed["targets"][0]["size"] = 11
-    after = {(j.key, j.batch): Plan(validate_manifest(changed)).job_provenance("inputs", j)
-             for j in plan.image_jobs()}
+    after = {
+        (j.key, j.batch): Plan(validate_manifest(changed)).job_provenance("inputs", j)
+        for j in plan.image_jobs()
+    }
     assert after[("a", "batch-0001")] == before[("a", "batch-0001")]
     assert after[("a", "batch-0000")] != before[("a", "batch-0000")]
     assert after[("b", "batch-0000")] != before[("b", "batch-0000")]
@@ -133,7 +150,9 @@ def test_asdf_history_extensions_are_sorted():
 # ------------------------------------------------------------------------------------------ damage
 def _index_with_products(tmp_path, hashes=None):
     for name in ("t1", "t2"):
-        (tmp_path / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + bytes(17) + name.encode())
+        (tmp_path / f"{name}.png").write_bytes(
+            b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + bytes(17) + name.encode()
+        )
     result = BatchResult()
     result.add("t1", [tmp_path / "t1.fits"])
     result.add("t2", [tmp_path / "t2.fits"])
@@ -149,8 +168,10 @@ def test_index_records_and_stamps_its_products(tmp_path):
     assert index["provenance"]["manifest_hashes"] == {"t1": "11" * 32, "t2": "22" * 32}
     for name in ("t1", "t2"):
         path = str(tmp_path / f"{name}.fits")
-        assert index["files"][path] == {"size": os.path.getsize(path),
-                                        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+        assert index["files"][path] == {
+            "size": os.path.getsize(path),
+            "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        }
         assert fits.getval(path, "SKYCHASH") == index["provenance"]["manifest_hashes"][name]
     assert damaged_products(tmp_path / "batch-0000.json") == {}
 
@@ -194,17 +215,20 @@ def test_plan_lists_damaged_indexes_and_the_summary(tmp_path, monkeypatch):
     plan = _demo_indexes(tmp_path, monkeypatch)
     assert plan.damaged_indexes() == {}
     Path("results/image_cutouts/b/t1.fits").unlink()
-    assert plan.damaged_indexes() == {"results/image_cutouts/b/batch-0000.json":
-                                      {"results/image_cutouts/b/t1.fits": "missing"}}
+    assert plan.damaged_indexes() == {
+        "results/image_cutouts/b/batch-0000.json": {"results/image_cutouts/b/t1.fits": "missing"}
+    }
     Path("results/image_cutouts/a/batch-0001.json").write_text("{not json")
     assert plan.damaged_indexes()["results/image_cutouts/a/batch-0001.json"] == {
-        "results/image_cutouts/a/batch-0001.json": "unreadable index"}
+        "results/image_cutouts/a/batch-0001.json": "unreadable index"
+    }
     Path("results/image_cutouts/a/batch-0001.json").unlink()
     rows = collect(plan)
     assert [(r.job, r.item, r.status) for r in rows] == [
         ("image_cutouts/a/batch-0000.json", "t1", "made"),
         ("image_cutouts/a/batch-0001.json", "", "failed"),
-        ("image_cutouts/b/batch-0000.json", "t1", "made")]
+        ("image_cutouts/b/batch-0000.json", "t1", "made"),
+    ]
     assert format_summary(rows)[0] == "image_cutouts: 2 made, 0 skipped, 1 failed"
 
 
@@ -216,8 +240,10 @@ def test_fail_on_skip_sets_the_exit_status(tmp_path, monkeypatch):
     assert "  skipped t2 (image_cutouts/a/batch-0001.json): the cutout is entirely outside the image" in lines
     table = Path("results/summary.tsv").read_text().splitlines()
     assert table[0] == "stage\tjob\titem\tstatus\tdetail"
-    assert "image_cutouts\timage_cutouts/a/batch-0001.json\tt2\tskipped\tthe cutout is entirely outside the image" \
+    assert (
+        "image_cutouts\timage_cutouts/a/batch-0001.json\tt2\tskipped\tthe cutout is entirely outside the image"
         in table
+    )
     strict = _demo_indexes(tmp_path, monkeypatch, fail_on_skip=True)
     lines, status = finish_run(strict, succeeded=True)
     assert status == 1 and "fail_on_skip" in lines[-1]
@@ -226,8 +252,14 @@ def test_fail_on_skip_sets_the_exit_status(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------ snakemake runs
 def _snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    return subprocess.run([*SNAKEMAKE, "--configfile", "m.yaml", *extra], cwd=workdir, capture_output=True,
-                          text=True, timeout=900, env=env)
+    return subprocess.run(
+        [*SNAKEMAKE, "--configfile", "m.yaml", *extra],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 def _planned(dry: subprocess.CompletedProcess) -> dict[str, str]:
@@ -259,7 +291,9 @@ def test_damaged_or_changed_batches_rerun_alone(tmp_path):
     # a deleted product: its batch alone is forced, and comes back byte for byte
     t1.unlink()
     dry = _snakemake(tmp_path, "-n")
-    assert _planned(dry) == {"results/image_cutouts/a/batch-0000.json": "Forced execution"}, dry.stdout[-3000:]
+    assert _planned(dry) == {"results/image_cutouts/a/batch-0000.json": "Forced execution"}, dry.stdout[
+        -3000:
+    ]
     assert "rebuilding results/image_cutouts/a/batch-0000.json" in dry.stderr
     assert not t1.exists()  # a dry run changes nothing
     untouched = (res / "a" / "batch-0001.json").stat().st_mtime_ns
@@ -284,7 +318,10 @@ def test_damaged_or_changed_batches_rerun_alone(tmp_path):
     changed["targets"][0]["size"] = 11
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(changed))
     planned = _planned(_snakemake(tmp_path, "-n"))
-    assert set(planned) == {"results/image_cutouts/a/batch-0000.json", "results/image_cutouts/b/batch-0000.json"}
+    assert set(planned) == {
+        "results/image_cutouts/a/batch-0000.json",
+        "results/image_cutouts/b/batch-0000.json",
+    }
     assert all("Params have changed" in reason for reason in planned.values()), planned
     assert _snakemake(tmp_path).returncode == 0
     with fits.open(t1) as hdul:

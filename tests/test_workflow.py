@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 def run_snakemake(workdir: Path, config: str = "config.example.yaml", *extra: str):
-    return subprocess.run([*SNAKEMAKE, "--configfile", config, *extra], cwd=workdir, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [*SNAKEMAKE, "--configfile", config, *extra], cwd=workdir, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,9 @@ def test_demo_products(demo_run):
     with fits.open(workdir / tpfs["products"]["tess-edge"][0]) as hdul:
         aperture = hdul["APERTURE"].data
         assert 0 < aperture.sum() < aperture.size  # half off the simulated window: padded, marked
-    plots = json.loads((res / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "plots" / "batch-0000.json").read_text())
+    plots = json.loads(
+        (res / "cube_cutouts" / "tess" / "tess-s0011-1-1" / "plots" / "batch-0000.json").read_text()
+    )
     assert all((workdir / p).is_file() for files in plots["products"].values() for p in files)
     # footprint-matched cutouts against the locally built cube
     fp = json.loads((res / "footprint_cutouts" / "local-sky" / "batch-0000.json").read_text())
@@ -100,8 +103,10 @@ def test_second_run_has_nothing_to_do(demo_run):
 
 
 def test_invalid_manifest_stops_before_any_job(tmp_path):
-    bad = {"targets": [{"name": "x", "coordinates": "10 20", "size": -1}],
-           "inputs": {"a": {"paths": ["a.fits"], "format": "tiff"}}}
+    bad = {
+        "targets": [{"name": "x", "coordinates": "10 20", "size": -1}],
+        "inputs": {"a": {"paths": ["a.fits"], "format": "tiff"}},
+    }
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     proc = run_snakemake(tmp_path, "bad.yaml")
     assert proc.returncode != 0
@@ -109,16 +114,22 @@ def test_invalid_manifest_stops_before_any_job(tmp_path):
     assert "targets[0].size" in out and "inputs.a.format" in out
     assert not (tmp_path / "results").exists()
     # the same messages as `skycut validate`
-    cli = subprocess.run([sys.executable, "-m", "skycut.pipeline.cli", "validate", "bad.yaml"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    cli = subprocess.run(
+        [sys.executable, "-m", "skycut.pipeline.cli", "validate", "bad.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert cli.returncode == 2
     for line in cli.stderr.splitlines()[1:]:
         assert line.strip() in out
 
 
 def test_glob_matching_nothing_names_the_field(tmp_path):
-    manifest = {"targets": [{"name": "x", "coordinates": "10 20"}],
-                "cubes": {"s1": {"files": ["ffis/*ffic.fits"], "sector": 1, "camera": 1, "ccd": 1}}}
+    manifest = {
+        "targets": [{"name": "x", "coordinates": "10 20"}],
+        "cubes": {"s1": {"files": ["ffis/*ffic.fits"], "sector": 1, "camera": 1, "ccd": 1}},
+    }
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
     proc = run_snakemake(tmp_path, "m.yaml")
     assert proc.returncode != 0
@@ -126,8 +137,10 @@ def test_glob_matching_nothing_names_the_field(tmp_path):
 
 
 def test_missing_input_file_is_named(tmp_path):
-    manifest = {"targets": [{"name": "x", "coordinates": "10 20"}],
-                "inputs": {"a": {"paths": ["data/nothing-here.fits"]}}}
+    manifest = {
+        "targets": [{"name": "x", "coordinates": "10 20"}],
+        "inputs": {"a": {"paths": ["data/nothing-here.fits"]}},
+    }
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
     proc = run_snakemake(tmp_path, "m.yaml")
     assert proc.returncode != 0
@@ -142,12 +155,22 @@ def _tool(name: str) -> str:
 
 
 def test_snakemake_lint_and_snakefmt_report_nothing():
-    lint = subprocess.run([*SNAKEMAKE[:-2], "--lint", "--configfile", "config.example.yaml"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    lint = subprocess.run(
+        [*SNAKEMAKE[:-2], "--lint", "--configfile", "config.example.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert lint.returncode == 0, lint.stderr[-3000:]
     assert "Lints for" not in lint.stdout + lint.stderr
-    fmt = subprocess.run([_tool("snakefmt"), "--check", "Snakefile", "rules/"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    fmt = subprocess.run(
+        [_tool("snakefmt"), "--check", "Snakefile", "rules/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 

@@ -1,4 +1,5 @@
 """Rule `combine`: combine each target's cutouts from several input sets."""
+
 from skycut.pipeline.jobs.combine import combine_cutouts
 from skycut.pipeline.jobs.index import provenance
 from skycut.pipeline.jobs.joblog import job_log

@@ -1,4 +1,5 @@
 """Rule `cube`: build one TESS FFI cube."""
+
 from skycut.pipeline.jobs.cubes import build_cube
 from skycut.pipeline.jobs.index import provenance
 from skycut.pipeline.jobs.joblog import job_log

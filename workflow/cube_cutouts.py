@@ -1,4 +1,5 @@
 """Rule `cube_cutouts`: cut one batch of targets from one cube into target pixel files."""
+
 from skycut.core.coords import pixel_limit
 from skycut.pipeline.jobs.cube_cutouts import cut_cube
 from skycut.pipeline.jobs.index import provenance

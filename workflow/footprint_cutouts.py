@@ -1,5 +1,6 @@
 """Rules `footprint_cube_cutouts` and `footprint_cutouts`: TPFs for one batch of targets, from one cube found by
 the offline plan (the job has a cube), or from every cube a footprint file matches."""
+
 from skycut.core.coords import pixel_limit
 from skycut.pipeline.jobs.footprints import footprint_cube_cutouts, footprint_cutouts
 from skycut.pipeline.jobs.index import provenance

@@ -1,4 +1,5 @@
 """Rule `gallery`: the workflow's images copied into the report's gallery directories."""
+
 from skycut.pipeline.jobs.gallery import build_gallery
 from skycut.pipeline.jobs.joblog import job_log
 

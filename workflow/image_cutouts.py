@@ -1,4 +1,5 @@
 """Rule `image_cutouts`: cut one batch of targets from one input set."""
+
 from skycut.core.coords import pixel_limit
 from skycut.pipeline.jobs.images import cut_images
 from skycut.pipeline.jobs.index import provenance

@@ -1,4 +1,5 @@
 """Rule `moving_target`: follow one path through its cubes into a moving-target TPF."""
+
 from skycut.pipeline.jobs.index import provenance
 from skycut.pipeline.jobs.joblog import job_log
 from skycut.pipeline.jobs.paths import moving_target

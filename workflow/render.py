@@ -1,4 +1,5 @@
 """Rule `render`: PNG/JPG images of cutouts."""
+
 from skycut.pipeline.jobs.index import provenance
 from skycut.pipeline.jobs.joblog import job_log
 from skycut.pipeline.jobs.render import render_images

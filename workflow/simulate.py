@@ -1,4 +1,5 @@
 """Rule `simulate`: make the manifest's demo data."""
+
 from skycut.pipeline.jobs.demo import make_demo
 from skycut.pipeline.jobs.joblog import job_log
 

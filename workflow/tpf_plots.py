@@ -1,4 +1,5 @@
 """Rule `tpf_plots`: light-curve plots and mean images of one batch of TPFs."""
+
 from skycut.pipeline.jobs.cube_cutouts import plot_tpfs
 from skycut.pipeline.jobs.index import provenance
 from skycut.pipeline.jobs.joblog import job_log

@@ -134,8 +134,12 @@ def sweep_directory(directory: str | os.PathLike) -> list[Path]:
         return []
     removed = [p for p in sorted(entries) if _remove_if_stale(p)]
     if removed:
-        log.info("removed %d stale temporary file(s) in %s left by killed writers: %s", len(removed), directory,
-                 ", ".join(p.name for p in removed))
+        log.info(
+            "removed %d stale temporary file(s) in %s left by killed writers: %s",
+            len(removed),
+            directory,
+            ", ".join(p.name for p in removed),
+        )
     return removed
 
 
@@ -235,8 +239,9 @@ def restamp_checksums(path: str | os.PathLike) -> None:
                 cards[i_sum] = format_card("CHECKSUM", "0" * 16, f"HDU checksum updated {stamp}")
                 block = _header_bytes(cards, header.nbytes)
                 total = ones_complement_sum(block, datasum)
-                cards[i_sum] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF),
-                                           f"HDU checksum updated {stamp}")
+                cards[i_sum] = format_card(
+                    "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), f"HDU checksum updated {stamp}"
+                )
                 fh.seek(offset)
                 fh.write(_header_bytes(cards, header.nbytes))
             offset += header.nbytes + padded(header.data_nbytes())
@@ -271,7 +276,9 @@ def _write_all(fd: int, parts: list) -> None:
             views[0] = views[0][n:]
 
 
-def write_zip(members: Iterable[tuple[str, bytes]], output_dir: str | os.PathLike, filename: str | os.PathLike) -> str:
+def write_zip(
+    members: Iterable[tuple[str, bytes]], output_dir: str | os.PathLike, filename: str | os.PathLike
+) -> str:
     """Write ``(member name, bytes)`` pairs into one deflated zip archive, atomically, and return its path.
 
     ``.zip`` is appended to ``filename`` when missing (astrocut's ``write_as_zip`` convention).

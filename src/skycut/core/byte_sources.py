@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+
 class LocalFile:
     """A local file read with ``os.pread``: the local twin of :class:`RemoteFile` (same methods, counters).
 
@@ -76,7 +77,9 @@ class LocalFile:
         self.requests += 1
         self.bytes_read += len(blob)
         if exact and end is not None and len(blob) != end - start:
-            raise InvalidInputError(f"short read from {self.path!r}: wanted bytes {start}-{end}, got {len(blob)}")
+            raise InvalidInputError(
+                f"short read from {self.path!r}: wanted bytes {start}-{end}, got {len(blob)}"
+            )
         return blob
 
     def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
@@ -128,12 +131,21 @@ class RemoteFile:
 
     remote = True
 
-    def __init__(self, uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file",
-                 max_in_flight: int | None = None, retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        uri: str,
+        fsspec_kwargs: dict[str, Any] | None = None,
+        *,
+        what: str = "remote file",
+        max_in_flight: int | None = None,
+        retry: RetryPolicy | None = None,
+    ):
         self.uri = uri
         self.what = what
         self.max_in_flight = max_in_flight
-        self.retry = retry or remote.DEFAULT_RETRY  # looked up at each call: the module default may be replaced
+        self.retry = (
+            retry or remote.DEFAULT_RETRY
+        )  # looked up at each call: the module default may be replaced
         self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
         block = (fsspec_kwargs or {}).get("block_size")
         self.block_size = int(block) if isinstance(block, int) and block > 0 else DEFAULT_BLOCK_SIZE
@@ -161,12 +173,20 @@ class RemoteFile:
         """
         if not retryable(exc) or attempt + 1 >= self.retry.attempts:
             if attempt:
-                log.warning("%s %s: giving up after %d attempts: %s", self.uri, what, attempt + 1,
-                            describe_error(exc))
+                log.warning(
+                    "%s %s: giving up after %d attempts: %s", self.uri, what, attempt + 1, describe_error(exc)
+                )
             raise exc
         wait = self.retry.delay(attempt)
-        log.warning("%s %s: %s; retry %d of %d in %.2f s", self.uri, what, describe_error(exc), attempt + 1,
-                    self.retry.attempts - 1, wait)
+        log.warning(
+            "%s %s: %s; retry %d of %d in %.2f s",
+            self.uri,
+            what,
+            describe_error(exc),
+            attempt + 1,
+            self.retry.attempts - 1,
+            wait,
+        )
         self._count(0, 0, 1)
         return wait
 
@@ -215,12 +235,18 @@ class RemoteFile:
         return self._size
 
     def _cat_sync(self, start: int, end: int | None) -> bytes:
-        return bytes(self._attempts_sync(lambda: self.fs.cat_file(self.path, start=start, end=end),
-                                         f"bytes {start}-{'' if end is None else end}"))
+        return bytes(
+            self._attempts_sync(
+                lambda: self.fs.cat_file(self.path, start=start, end=end),
+                f"bytes {start}-{'' if end is None else end}",
+            )
+        )
 
     async def _cat(self, start: int, end: int | None) -> bytes:
-        blob = await self._attempts(lambda: self.fs._cat_file(self.path, start=start, end=end),
-                                    f"bytes {start}-{'' if end is None else end}")
+        blob = await self._attempts(
+            lambda: self.fs._cat_file(self.path, start=start, end=end),
+            f"bytes {start}-{'' if end is None else end}",
+        )
         return bytes(blob)
 
     def read(self, start: int, end: int | None = None, *, exact: bool = True) -> bytes:
@@ -237,7 +263,9 @@ class RemoteFile:
             raise self.error(exc) from exc
         self._count(0, len(blob))
         if exact and end is not None and len(blob) != end - start:
-            raise InvalidInputError(f"short read from {self.uri!r}: wanted bytes {start}-{end}, got {len(blob)}")
+            raise InvalidInputError(
+                f"short read from {self.uri!r}: wanted bytes {start}-{end}, got {len(blob)}"
+            )
         return blob
 
     async def _gather(self, ranges: list[tuple[int, int]], bound: int | None) -> list[Any]:
@@ -278,8 +306,9 @@ class RemoteFile:
             raise checked
         return checked
 
-    def iter_range_groups(self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None
-                          ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
+    def iter_range_groups(
+        self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None
+    ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
         """Fetch every range of every group concurrently; yield ``(group index, blobs)`` as each group completes.
 
         All requests go out together on fsspec's event loop (at most ``max_in_flight`` at once, default the file's
@@ -309,7 +338,14 @@ class RemoteFile:
                     return await self._cat(a, b)
 
             async def group(i: int, ranges: list[tuple[int, int]]) -> None:
-                done.put((i, await asyncio.gather(*(one(int(a), int(b)) for a, b in ranges), return_exceptions=True)))
+                done.put(
+                    (
+                        i,
+                        await asyncio.gather(
+                            *(one(int(a), int(b)) for a, b in ranges), return_exceptions=True
+                        ),
+                    )
+                )
 
             await asyncio.gather(*(group(i, g) for i, g in enumerate(groups)))
 
@@ -328,7 +364,9 @@ class RemoteFile:
                         break
                     except queue.Empty:
                         future.result()  # raises what broke the gathering
-                        raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: requests lost") from None
+                        raise InvalidInputError(
+                            f"cannot read {self.what} {self.uri!r}: requests lost"
+                        ) from None
                 yield i, self._checked(groups[i], blobs)
         finally:
             future.cancel()
@@ -346,7 +384,9 @@ class RemoteFile:
                     err.__cause__ = blob
                 return err
             if len(blob) != b - a:
-                return InvalidInputError(f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}")
+                return InvalidInputError(
+                    f"short read from {self.uri!r}: wanted bytes {a}-{b}, got {len(blob)}"
+                )
         return blobs
 
     def open(self, compression: str | None = None) -> io.BufferedIOBase:
@@ -368,7 +408,9 @@ class RemoteFile:
 
             return bz2.BZ2File(fileobj, mode="rb")
         if compression is not None:
-            raise InvalidInputError(f"cannot read {self.what} {self.uri!r}: unknown compression {compression!r}")
+            raise InvalidInputError(
+                f"cannot read {self.what} {self.uri!r}: unknown compression {compression!r}"
+            )
         return fileobj
 
     def close(self) -> None:
@@ -420,17 +462,22 @@ class _RangeReader(io.RawIOBase):
             return 0
         start, cached = self._last
         if start <= self._pos and self._pos + len(view) <= start + len(cached):
-            blob = cached[self._pos - start:self._pos - start + len(view)]
+            blob = cached[self._pos - start : self._pos - start + len(view)]
         else:
             blob = self._source.read(self._pos, self._pos + len(view), exact=False)
             self._last = (self._pos, bytes(blob))
-        view[:len(blob)] = blob
+        view[: len(blob)] = blob
         self._pos += len(blob)
         return len(blob)
 
 
-def open_source(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "file",
-                max_in_flight: int | None = None) -> LocalFile | RemoteFile:
+def open_source(
+    path: str | os.PathLike,
+    fsspec_kwargs: dict[str, Any] | None = None,
+    *,
+    what: str = "file",
+    max_in_flight: int | None = None,
+) -> LocalFile | RemoteFile:
     """Return a byte source for ``path``: :class:`RemoteFile` for a URI, :class:`LocalFile` for a local path.
 
     ``what`` names the input in errors (``"cube"`` gives ``"cannot read remote cube ..."`` for a URI).

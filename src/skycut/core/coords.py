@@ -51,9 +51,15 @@ _ARCMIN = 1.0 / 60.0
 _ARCSEC = _ARCMIN / 60.0
 # unit words read without astropy: degrees per unit, or None for pixels
 _SIZE_UNITS: dict[str, float | None] = {
-    "": None, "pix": None, "pixel": None, "pixels": None,
-    "deg": 1.0, "degree": 1.0, "degrees": 1.0,
-    "arcmin": _ARCMIN, "arcsec": _ARCSEC,
+    "": None,
+    "pix": None,
+    "pixel": None,
+    "pixels": None,
+    "deg": 1.0,
+    "degree": 1.0,
+    "degrees": 1.0,
+    "arcmin": _ARCMIN,
+    "arcsec": _ARCSEC,
 }
 _REAL_TYPES = (int, float, np.integer, np.floating)
 
@@ -111,7 +117,8 @@ def _decimal_one(value: Any) -> tuple[float, float] | None:
         if not {"ra", "dec"} <= keys or keys - {"ra", "dec", "frame"}:
             raise InvalidInputError(
                 f"coordinates {dict(value)!r}: a coordinate mapping needs exactly the keys ra, dec and optionally "
-                "frame")
+                "frame"
+            )
         if _is_real(value["ra"]) and _is_real(value["dec"]):
             if str(value.get("frame", "icrs")).lower() == "icrs":
                 return check_radec(float(value["ra"]), float(value["dec"]), dict(value))
@@ -170,16 +177,22 @@ def radec_arrays(coordinates: Any) -> tuple[np.ndarray, np.ndarray]:
         if not items:
             raise InvalidInputError("no coordinates given (an empty list)")
         if not any(isinstance(v, (str, Mapping, Sequence, np.ndarray)) or _is_skycoord(v) for v in items):
-            raise InvalidInputError(f"cannot interpret coordinates {_plain(coordinates)!r}: give [ra, dec] as "
-                                    "exactly two numbers in degrees")
+            raise InvalidInputError(
+                f"cannot interpret coordinates {_plain(coordinates)!r}: give [ra, dec] as "
+                "exactly two numbers in degrees"
+            )
         ra = np.empty(len(items))
         dec = np.empty(len(items))
         for i, item in enumerate(items):
             if _is_sequence_of_coordinates(item) and not _is_pair_of_numbers(item):
-                raise InvalidInputError(f"cannot interpret coordinates {_plain(item)!r}: nested lists of positions")
+                raise InvalidInputError(
+                    f"cannot interpret coordinates {_plain(item)!r}: nested lists of positions"
+                )
             r, d = radec_arrays(item)
             if len(r) != 1:
-                raise InvalidInputError(f"cannot interpret coordinates {_plain(item)!r}: one position per item")
+                raise InvalidInputError(
+                    f"cannot interpret coordinates {_plain(item)!r}: one position per item"
+                )
             ra[i], dec[i] = r[0], d[0]
         return ra, dec
     raise InvalidInputError(f"cannot interpret coordinates {_plain(coordinates)!r}")
@@ -222,7 +235,8 @@ def _astropy_skycoord(value: Any) -> SkyCoord:
     except Exception as exc:  # astropy raises several types here
         raise InvalidInputError(
             f"cannot parse coordinates {value!r}: give 'ra dec' in degrees or sexagesimal 'hh:mm:ss dd:mm:ss' "
-            f"({exc})") from None
+            f"({exc})"
+        ) from None
     return sc.icrs
 
 
@@ -298,7 +312,9 @@ class CutoutSize:
         """True when both axes are in pixels (no pixel scale needed)."""
         return self.units == ("pixel", "pixel")
 
-    def pixels(self, scales_deg: Sequence[float] | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+    def pixels(
+        self, scales_deg: Sequence[float] | None = None, max_pixels: int | None = None
+    ) -> tuple[int, int]:
         """Whole-pixel size ``(nx, ny)`` (FITS axis order).
 
         Parameters
@@ -323,7 +339,9 @@ class CutoutSize:
             if unit == "pixel":
                 values.append(amount)
             elif scales_deg is None:
-                raise InvalidInputError("an angular cutout size needs a pixel scale (a WCS) to convert it to pixels")
+                raise InvalidInputError(
+                    "an angular cutout size needs a pixel scale (a WCS) to convert it to pixels"
+                )
             else:
                 values.append(amount / float(scales_deg[axis]))
         nx, ny = (max(1, int(math.floor(v + 0.5))) for v in values)
@@ -354,7 +372,8 @@ def pixel_limit(max_pixels: int | None) -> Iterator[None]:
 def _check_max(nx: float, ny: float, max_pixels: int | None, label: str) -> None:
     if max_pixels is not None and max(nx, ny) > max_pixels:
         raise InvalidInputError(
-            f"cutout size {label} is {nx:g} x {ny:g} pixels, more than the limit of {max_pixels} pixels per axis")
+            f"cutout size {label} is {nx:g} x {ny:g} pixels, more than the limit of {max_pixels} pixels per axis"
+        )
 
 
 def _size_values(cutout_size: Any) -> list[Any]:
@@ -385,16 +404,23 @@ def _one_size(value: Any) -> tuple[float, str, str]:
             q = u.Quantity(value)
         except Exception:  # astropy raises several types here
             raise InvalidInputError(
-                f"cannot parse cutout size {value!r}: give pixels or an angle such as '30 arcsec'") from None
+                f"cannot parse cutout size {value!r}: give pixels or an angle such as '30 arcsec'"
+            ) from None
         amount, unit = _quantity_size(q, value)
         return amount, unit, value.replace(" ", "")
     if _is_quantity(value):
         amount, unit = _quantity_size(value, value)
         return amount, unit, f"{value.value}{value.unit.to_string()}".replace(" ", "")
     if _is_real(value):
-        text = str(int(value)) if isinstance(value, (float, np.floating)) and float(value).is_integer() else str(value)
+        text = (
+            str(int(value))
+            if isinstance(value, (float, np.floating)) and float(value).is_integer()
+            else str(value)
+        )
         return float(value), "pixel", text
-    raise InvalidInputError(f"cannot interpret cutout size {value!r}: give pixels or an angle such as '30 arcsec'")
+    raise InvalidInputError(
+        f"cannot interpret cutout size {value!r}: give pixels or an angle such as '30 arcsec'"
+    )
 
 
 def _quantity_size(q: Any, given: Any) -> tuple[float, str]:
@@ -439,7 +465,9 @@ def parse_size(cutout_size: Any, max_pixels: int | None = None) -> CutoutSize:
         (ax, ux, lx), (ay, uy, ly) = (_one_size(v) for v in _size_values(cutout_size))
         for amount in (ax, ay):
             if not (math.isfinite(amount) and amount > 0):
-                raise InvalidInputError(f"cutout size must be positive and finite, got {_plain(cutout_size)!r}")
+                raise InvalidInputError(
+                    f"cutout size must be positive and finite, got {_plain(cutout_size)!r}"
+                )
         size = CutoutSize(ax, ay, (ux, uy), f"{lx}-x-{ly}")
     if size.in_pixels:
         size.pixels(max_pixels=max_pixels)
@@ -464,7 +492,9 @@ def pixel_scales_deg(wcs: WCS) -> tuple[float, float]:
     return tuple(float((scales[i] * u.Unit(cel.wcs.cunit[i] or "deg")).to_value(u.deg)) for i in range(2))
 
 
-def size_in_pixels(cutout_size: Any, wcs: WCS | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+def size_in_pixels(
+    cutout_size: Any, wcs: WCS | None = None, max_pixels: int | None = None
+) -> tuple[int, int]:
     """Whole-pixel ``(nx, ny)`` of any cutout size, angular sizes through ``wcs``'s pixel scale.
 
     Parameters
@@ -490,9 +520,20 @@ def parse_size_input(cutout_size: Any) -> Any:
     from astropy import units as u
 
     size = parse_size(cutout_size)
-    return tuple(v * (u.pix if unit == "pixel" else u.deg) for v, unit in zip((size.x, size.y), size.units,
-                                                                              strict=True))
+    return tuple(
+        v * (u.pix if unit == "pixel" else u.deg)
+        for v, unit in zip((size.x, size.y), size.units, strict=True)
+    )
 
 
-__all__ = ["CutoutSize", "check_radec", "parse_coordinates", "parse_size", "parse_size_input", "pixel_scales_deg",
-           "radec_arrays", "size_in_pixels", "size_label"]
+__all__ = [
+    "CutoutSize",
+    "check_radec",
+    "parse_coordinates",
+    "parse_size",
+    "parse_size_input",
+    "pixel_scales_deg",
+    "radec_arrays",
+    "size_in_pixels",
+    "size_label",
+]

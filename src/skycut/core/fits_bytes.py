@@ -62,12 +62,12 @@ def card_parts(card: str) -> tuple[Any, str]:
             j = body.find("'", i)
             if j < 0:
                 raise CardError(f"card {card[:8].strip()}: unterminated string")
-            if body[j + 1:j + 2] == "'":
-                parts.append(body[i:j + 1])
+            if body[j + 1 : j + 2] == "'":
+                parts.append(body[i : j + 1])
                 i = j + 2
                 continue
             parts.append(body[i:j])
-            rest = body[j + 1:]
+            rest = body[j + 1 :]
             break
         head, _, comment = rest.partition("/")
         if head.strip():
@@ -117,7 +117,7 @@ class RawHeader:
         text = blob.decode("ascii", errors="replace")
         cards: list[str] = []
         for i in range(0, len(text) - CARD + 1, CARD):
-            card = text[i:i + CARD]
+            card = text[i : i + CARD]
             if card.startswith("END") and card[3:].strip() == "":
                 nbytes = -(-(i + CARD) // BLOCK) * BLOCK
                 values: dict[str, Any] = {}
@@ -137,8 +137,12 @@ class RawHeader:
         n = 1
         for i in range(1, naxis + 1):
             n *= int(self.values[f"NAXIS{i}"])
-        return abs(int(self.values["BITPIX"])) // 8 * int(self.values.get("GCOUNT", 1)) * (
-            int(self.values.get("PCOUNT", 0)) + n)
+        return (
+            abs(int(self.values["BITPIX"]))
+            // 8
+            * int(self.values.get("GCOUNT", 1))
+            * (int(self.values.get("PCOUNT", 0)) + n)
+        )
 
 
 def padded(n: int) -> int:
@@ -161,7 +165,7 @@ def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
         while j < len(tform) and tform[j].isdigit():
             j += 1
         repeat = int(tform[:j]) if j else 1
-        code = tform[j:j + 1]
+        code = tform[j : j + 1]
         if code not in _TFORM_CODES:
             raise InvalidInputError(f"unsupported table column format TFORM{i} = {tform!r}")
         if code == "A":
@@ -194,7 +198,6 @@ def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
         else:
             out[name] = col.astype(col.dtype.newbyteorder("="))
     return out
-
 
 
 # ------------------------------------------------------------------------------------------ cards
@@ -273,7 +276,11 @@ def plain_card(key: str, value: Any = None, comment: str = "") -> str | None:
     if key in _COMMENTARY:
         text = "" if value is None else str(value)
         return f"{key:<8}{text:<72}" if len(text) <= 72 and _printable(text) else None
-    if not _KEYWORD.match(key) or not _printable(comment) or (isinstance(value, str) and not _printable(value)):
+    if (
+        not _KEYWORD.match(key)
+        or not _printable(comment)
+        or (isinstance(value, str) and not _printable(value))
+    ):
         return None
     vfield = value_field(value)
     return None if vfield is None else card_from_field(key, vfield, comment)
@@ -318,7 +325,11 @@ def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) ->
 
     A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
     """
-    raw = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.reshape(-1).view(np.uint8)
+    raw = (
+        np.frombuffer(buf, dtype=np.uint8)
+        if not isinstance(buf, np.ndarray)
+        else buf.reshape(-1).view(np.uint8)
+    )
     whole = len(raw) // 4 * 4
     total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
     if whole < len(raw):
@@ -351,8 +362,9 @@ def encode_checksum(value: int) -> str:
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
-def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = None, *,
-              datasum: int | None = None) -> list:
+def hdu_parts(
+    cards: list[str], data: bytes | np.ndarray, stamp: str | None = None, *, datasum: int | None = None
+) -> list:
     """One HDU as a list of buffers ``[header, data, zero padding]`` with ``CHECKSUM``/``DATASUM`` filled in.
 
     ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
@@ -377,5 +389,3 @@ def hdu_parts(cards: list[str], data: bytes | np.ndarray, stamp: str | None = No
 def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
     """Return :func:`hdu_parts` joined into bytes."""
     return b"".join(hdu_parts(cards, data))
-
-

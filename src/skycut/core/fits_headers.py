@@ -18,8 +18,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
 # keywords never compared: astropy rewrites them for the new HDU, or they are meaningless once combined
-_SKIP_KEYWORDS = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
-                  "EXTEND", "CHECKSUM", "DATASUM", "S_REGION", "BSCALE", "BZERO"}
+_SKIP_KEYWORDS = {
+    "SIMPLE",
+    "XTENSION",
+    "BITPIX",
+    "NAXIS",
+    "NAXIS1",
+    "NAXIS2",
+    "NAXIS3",
+    "PCOUNT",
+    "GCOUNT",
+    "EXTEND",
+    "CHECKSUM",
+    "DATASUM",
+    "S_REGION",
+    "BSCALE",
+    "BZERO",
+}
 _COMMENTARY = {"COMMENT", "HISTORY", ""}
 _CELESTIAL_WCS = re.compile(r"^((CRVAL|CRPIX|CTYPE|CDELT|CUNIT)[12]|(CD|PC)[12]_[12])$")
 
@@ -110,13 +125,18 @@ def combine_headers(headers: Sequence[fits.Header], constant_only: bool = False)
     commentary: list[fits.Card] = []
     for card in headers[0].cards:
         if card.keyword in ("COMMENT", "HISTORY") and all(
-                any(c.keyword == card.keyword and c.value == card.value for c in h.cards) for h in headers[1:]):
+            any(c.keyword == card.keyword and c.value == card.value for c in h.cards) for h in headers[1:]
+        ):
             commentary.append(card)
 
     wcs_varying = [k for k in varying_names if _CELESTIAL_WCS.match(k) and not _close_everywhere(headers, k)]
     if wcs_varying:
-        warnings.warn(f"the cutouts being combined do not share one WCS (varying: {', '.join(wcs_varying)}); "
-                      "the combined header keeps the values of every input", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"the cutouts being combined do not share one WCS (varying: {', '.join(wcs_varying)}); "
+            "the combined header keeps the values of every input",
+            DataWarning,
+            stacklevel=3,
+        )
     out = fits.Header(uniform)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # long keywords become HIERARCH cards beyond 99 inputs/keywords

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Adjacent row ranges closer than this many bytes are fetched as one range.
 DEFAULT_MERGE_GAP = 16 * 1024
 
+
 @dataclass
 class FITSHandle:
     """An opened FITS input: the ``HDUList`` plus, for a remote input, its :class:`RemoteFile`.
@@ -98,8 +99,13 @@ def memmap_image(hdu: Any, path: str) -> np.ndarray | None:
         return None
     h = hdu.header
     naxis = h.get("NAXIS", 0)
-    if (h.get("BITPIX") not in _BITPIX or naxis < 2 or h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0
-            or "BLANK" in h):
+    if (
+        h.get("BITPIX") not in _BITPIX
+        or naxis < 2
+        or h.get("BSCALE", 1) != 1
+        or h.get("BZERO", 0) != 0
+        or "BLANK" in h
+    ):
         return None
     try:
         offset = int(hdu.fileinfo()["datLoc"])
@@ -133,8 +139,11 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
     name = os.fspath(path) if not isinstance(path, str) else path
     if not is_remote(name):
         if not Path(name).is_file():
-            raise InvalidInputError(f"input file not found: {name}" if not Path(name).exists()
-                                    else f"input {name} is not a regular file")
+            raise InvalidInputError(
+                f"input file not found: {name}"
+                if not Path(name).exists()
+                else f"input {name} is not a regular file"
+            )
         try:
             with open(name, "rb") as fh:
                 plain = fh.read(6) == b"SIMPLE"
@@ -258,11 +267,13 @@ class RangeSection:
             for (plane, (_start, _end, rows)), blob in zip(jobs, blobs, strict=True):
                 buf = np.frombuffer(blob, dtype=self.dtype)
                 for i, row in enumerate(rows):  # merged ranges hold whole rows between the wanted columns
-                    out[plane, row - y0] = buf[i * nx:i * nx + (x1 - x0)]
+                    out[plane, row - y0] = buf[i * nx : i * nx + (x1 - x0)]
         data = out.astype(self.dtype.newbyteorder("="), copy=False)
         if self.out_dtype is not None:
             # FITS unsigned convention: adding BZERO = 2**(bits-1) (or -128 for signed bytes) flips the top bit
             bits = data.dtype.itemsize * 8
-            as_unsigned = data.view(f"u{data.dtype.itemsize}") ^ np.array(1 << (bits - 1), f"u{data.dtype.itemsize}")
+            as_unsigned = data.view(f"u{data.dtype.itemsize}") ^ np.array(
+                1 << (bits - 1), f"u{data.dtype.itemsize}"
+            )
             data = as_unsigned.view(self.out_dtype)
         return data.reshape(lead + (y1 - y0, x1 - x0))

@@ -35,7 +35,9 @@ def cutout_basename(prefix: str, coordinate: SkyCoord, cutout_size: Any) -> str:
 ROUNDING_METHODS = ("round", "ceil", "floor")
 
 
-def cutout_limits(center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str = "round") -> np.ndarray:
+def cutout_limits(
+    center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str = "round"
+) -> np.ndarray:
     """Return the half-open pixel limits ``[[xmin, xmax], [ymin, ymax]]`` of a box centred on a position.
 
     The box has ``shape_xy`` pixels and is centred on ``center_xy`` (0-based pixel coordinates); it always holds
@@ -111,8 +113,13 @@ def overlap(limits: np.ndarray, image_shape: tuple[int, ...]) -> tuple[slice, sl
     )
 
 
-def extract_padded(source: Any, limits: np.ndarray, image_shape: tuple[int, ...], fill_value: float = np.nan,
-                   dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def extract_padded(
+    source: Any,
+    limits: np.ndarray,
+    image_shape: tuple[int, ...],
+    fill_value: float = np.nan,
+    dtype: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``limits`` out of ``source``, padding outside the image with ``fill_value``.
 
     ``source`` is an ndarray, an astropy ``Section`` or anything sliceable as ``source[..., y0:y1, x0:x1]``.
@@ -173,8 +180,16 @@ def shifted_wcs(wcs: WCS, xmin: int, ymin: int, shape_xy: tuple[int, int] | None
     for name in ("cpdis1", "cpdis2", "det2im1", "det2im2"):
         t = getattr(out, name, None)
         if t is not None:
-            setattr(out, name, DistortionLookupTable(np.asarray(t.data, dtype=np.float32), tuple(t.crpix),
-                                                     (t.crval[0] - xmin, t.crval[1] - ymin), tuple(t.cdelt)))
+            setattr(
+                out,
+                name,
+                DistortionLookupTable(
+                    np.asarray(t.data, dtype=np.float32),
+                    tuple(t.crpix),
+                    (t.crval[0] - xmin, t.crval[1] - ymin),
+                    tuple(t.cdelt),
+                ),
+            )
     if shape_xy is not None:
         out.pixel_shape = tuple(int(v) for v in shape_xy)
     return out

@@ -37,7 +37,9 @@ def build_time() -> _dt.datetime:
         try:
             return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
         except (ValueError, OverflowError, OSError):
-            raise InvalidInputError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch!r}") from None
+            raise InvalidInputError(
+                f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch!r}"
+            ) from None
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
@@ -69,7 +71,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def entry_hash(section: str, name: str, entry: Mapping[str, Any], target: Mapping[str, Any] | None = None) -> str:
+def entry_hash(
+    section: str, name: str, entry: Mapping[str, Any], target: Mapping[str, Any] | None = None
+) -> str:
     """Return the hash a product records of the manifest entries that made it.
 
     The lowercase hexadecimal SHA-256 of the UTF-8 bytes of :func:`canonical_json` of
@@ -157,7 +161,7 @@ class _YamlSink(io.RawIOBase):
             self._kept += bytes(b)
             end = self._kept.find(b"\n...\n")
             if end >= 0:
-                del self._kept[end + 5:]
+                del self._kept[end + 5 :]
                 self._done = True
         return n
 

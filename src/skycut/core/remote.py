@@ -54,21 +54,58 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _S3_PROTOCOLS = ("s3", "s3a")
 _HTTP_PROTOCOLS = ("http", "https")
 #: Options of any fsspec filesystem (instance cache and listings cache of ``AbstractFileSystem``).
-_GENERIC_OPTIONS = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"})
+_GENERIC_OPTIONS = frozenset(
+    {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"}
+)
 #: What ``s3fs.S3FileSystem`` accepts (``block_size`` is translated to ``default_block_size``).
-_S3_OPTIONS = frozenset({
-    "anon", "endpoint_url", "key", "secret", "token", "profile", "username", "password", "use_ssl",
-    "client_kwargs", "requester_pays", "default_block_size", "default_fill_cache", "default_cache_type",
-    "version_aware", "config_kwargs", "s3_additional_kwargs", "session", "cache_regions", "max_concurrency",
-    "fixed_upload_size",
-})
+_S3_OPTIONS = frozenset(
+    {
+        "anon",
+        "endpoint_url",
+        "key",
+        "secret",
+        "token",
+        "profile",
+        "username",
+        "password",
+        "use_ssl",
+        "client_kwargs",
+        "requester_pays",
+        "default_block_size",
+        "default_fill_cache",
+        "default_cache_type",
+        "version_aware",
+        "config_kwargs",
+        "s3_additional_kwargs",
+        "session",
+        "cache_regions",
+        "max_concurrency",
+        "fixed_upload_size",
+    }
+)
 #: What ``HTTPFileSystem`` accepts: its own parameters, plus keyword arguments of the aiohttp requests it makes
 #: (HTTPFileSystem hands every other option to each request, which is why ``anon`` used to break https inputs).
-_HTTP_OPTIONS = frozenset({
-    "block_size", "simple_links", "same_scheme", "size_policy", "cache_type", "cache_options", "client_kwargs",
-    "get_client", "encoded", "headers", "auth", "cookies", "ssl", "proxy", "proxy_auth", "allow_redirects",
-    "timeout",
-})
+_HTTP_OPTIONS = frozenset(
+    {
+        "block_size",
+        "simple_links",
+        "same_scheme",
+        "size_policy",
+        "cache_type",
+        "cache_options",
+        "client_kwargs",
+        "get_client",
+        "encoded",
+        "headers",
+        "auth",
+        "cookies",
+        "ssl",
+        "proxy",
+        "proxy_auth",
+        "allow_redirects",
+        "timeout",
+    }
+)
 _CREDENTIAL_KEYS = ("key", "secret", "token", "profile", "username", "password", "session")
 _SECRET_KEYS = frozenset({"key", "secret", "token", "password", "session"})
 
@@ -89,15 +126,29 @@ def protocol(path: str) -> str:
     return path.split("://", 1)[0].lower() if is_remote(path) else "file"
 
 
-def build_fsspec_kwargs(*, anon: bool | None = None, endpoint_url: str | None = None, key: str | None = None,
-                        secret: str | None = None, token: str | None = None,
-                        block_size: int | None = None, **extra: Any) -> dict[str, Any]:
+def build_fsspec_kwargs(
+    *,
+    anon: bool | None = None,
+    endpoint_url: str | None = None,
+    key: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    block_size: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Collect fsspec/s3fs options (``None`` values dropped), e.g. from a manifest's ``fsspec`` section.
 
     The result is protocol-neutral; :func:`storage_options` turns it into the options of one filesystem.
     """
-    values = {"anon": anon, "endpoint_url": endpoint_url, "key": key, "secret": secret, "token": token,
-              "block_size": block_size, **extra}
+    values = {
+        "anon": anon,
+        "endpoint_url": endpoint_url,
+        "key": key,
+        "secret": secret,
+        "token": token,
+        "block_size": block_size,
+        **extra,
+    }
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -150,17 +201,26 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
         if "anon" not in opts and not any(k in opts for k in _CREDENTIAL_KEYS):
             opts["anon"] = True
         opts.setdefault("default_block_size", block or DEFAULT_BLOCK_SIZE)
-        opts["config_kwargs"] = {"max_pool_connections": S3_MAX_POOL_CONNECTIONS, "retries": dict(S3_BOTOCORE_RETRIES),
-                                 **(opts.get("config_kwargs") or {})}
+        opts["config_kwargs"] = {
+            "max_pool_connections": S3_MAX_POOL_CONNECTIONS,
+            "retries": dict(S3_BOTOCORE_RETRIES),
+            **(opts.get("config_kwargs") or {}),
+        }
         if timeout is not None:
-            opts["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout, **opts["config_kwargs"]}
+            opts["config_kwargs"] = {
+                "connect_timeout": timeout,
+                "read_timeout": timeout,
+                **opts["config_kwargs"],
+            }
     elif proto in _HTTP_PROTOCOLS:
         opts.setdefault("block_size", DEFAULT_BLOCK_SIZE)
         if timeout is not None:
             import aiohttp
 
             client = dict(opts.get("client_kwargs") or {})
-            client.setdefault("timeout", aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+            client.setdefault(
+                "timeout", aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+            )
             opts["client_kwargs"] = client
     return opts
 
@@ -169,8 +229,9 @@ def _shown(opts: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in _SECRET_KEYS else v) for k, v in opts.items()}
 
 
-def filesystem(uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file"
-               ) -> tuple[Any, str]:
+def filesystem(
+    uri: str, fsspec_kwargs: dict[str, Any] | None = None, *, what: str = "remote file"
+) -> tuple[Any, str]:
     """Return ``(fsspec filesystem, path in it)`` for ``uri`` with the options :func:`storage_options` gives.
 
     fsspec caches filesystem instances per option set, so repeated calls share one filesystem (and its
@@ -207,9 +268,18 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-_STATUS_TEXT = {400: "bad request", 401: "not authorised", 403: "access denied", 404: "not found",
-                416: "range not satisfiable", 429: "too many requests", 500: "server error",
-                502: "bad gateway", 503: "service unavailable", 504: "gateway timeout"}
+_STATUS_TEXT = {
+    400: "bad request",
+    401: "not authorised",
+    403: "access denied",
+    404: "not found",
+    416: "range not satisfiable",
+    429: "too many requests",
+    500: "server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -234,17 +304,36 @@ def describe_error(exc: BaseException) -> str:
             return f"{text} (S3 {code}{f', HTTP {http}' if http else ''})"
     for e in chain:
         os_error = getattr(e, "os_error", None)
-        wrapped = (getattr(e, "kwargs", None) or {}).get("error") if isinstance(getattr(e, "kwargs", None), dict) else None
-        for candidate in (e, os_error, *(_exception_chain(wrapped) if isinstance(wrapped, BaseException) else ())):
+        wrapped = (
+            (getattr(e, "kwargs", None) or {}).get("error")
+            if isinstance(getattr(e, "kwargs", None), dict)
+            else None
+        )
+        for candidate in (
+            e,
+            os_error,
+            *(_exception_chain(wrapped) if isinstance(wrapped, BaseException) else ()),
+        ):
             candidate = getattr(candidate, "os_error", None) or candidate
             if isinstance(candidate, ConnectionRefusedError) or (
-                    isinstance(candidate, OSError) and candidate.errno == errno.ECONNREFUSED):
+                isinstance(candidate, OSError) and candidate.errno == errno.ECONNREFUSED
+            ):
                 return f"connection refused ({e})"
         name = type(e).__name__
-        if name in ("ClientConnectorError", "EndpointConnectionError", "ServerDisconnectedError", "ClientOSError", "ConnectionClosedError"):
+        if name in (
+            "ClientConnectorError",
+            "EndpointConnectionError",
+            "ServerDisconnectedError",
+            "ClientOSError",
+            "ConnectionClosedError",
+        ):
             return f"cannot connect ({e})"
-        if isinstance(e, TimeoutError) or name in ("FSTimeoutError", "ReadTimeoutError", "ServerTimeoutError",
-                                                   "ConnectTimeoutError"):
+        if isinstance(e, TimeoutError) or name in (
+            "FSTimeoutError",
+            "ReadTimeoutError",
+            "ServerTimeoutError",
+            "ConnectTimeoutError",
+        ):
             return f"timed out: no answer ({str(e) or name})"
     head = chain[0]
     if isinstance(head, TypeError) and "argument" in str(head):
@@ -268,7 +357,9 @@ def remote_error(uri: str, exc: BaseException, *, what: str = "remote file") -> 
 
 def truncated_error(name: str, expected: int, found: int, *, what: str = "FITS file") -> InvalidInputError:
     """Return the error for a file shorter than its headers say: names the file, expected and found sizes in bytes."""
-    return InvalidInputError(f"{what} {name!r} is truncated: its headers need {expected} bytes, the file has {found}")
+    return InvalidInputError(
+        f"{what} {name!r} is truncated: its headers need {expected} bytes, the file has {found}"
+    )
 
 
 def range_unsatisfiable(exc: BaseException) -> bool:
@@ -277,8 +368,10 @@ def range_unsatisfiable(exc: BaseException) -> bool:
         if getattr(e, "status", None) == 416 or "InvalidRange" in str(e) or "416" in type(e).__name__:
             return True
         response = getattr(e, "response", None)
-        if isinstance(response, dict) and (response.get("Error", {}).get("Code") == "InvalidRange"
-                                           or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416):
+        if isinstance(response, dict) and (
+            response.get("Error", {}).get("Code") == "InvalidRange"
+            or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
+        ):
             return True
     return False
 
@@ -303,21 +396,44 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         """Refuse ``attempts < 1`` and negative backoffs with :class:`InvalidInputError`."""
         if self.attempts < 1 or self.backoff < 0 or self.max_backoff < 0:
-            raise InvalidInputError(f"bad retry policy {self}: attempts >= 1 and non-negative backoffs needed")
+            raise InvalidInputError(
+                f"bad retry policy {self}: attempts >= 1 and non-negative backoffs needed"
+            )
 
     def delay(self, retry: int) -> float:
         """Return the seconds to wait before retry number ``retry`` (0 for the first retry)."""
-        return min(self.max_backoff, self.backoff * 2.0 ** retry)
+        return min(self.max_backoff, self.backoff * 2.0**retry)
 
 
 #: The retry policy of every remote read unless a :class:`RemoteFile` is given another.
 DEFAULT_RETRY = RetryPolicy()
 
-_RETRY_S3_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
-                             "ServiceUnavailable", "RequestTimeTooSkewed"})
-_DROPPED = ("ServerDisconnectedError", "ClientPayloadError", "ClientOSError", "ServerTimeoutError",
-            "ReadTimeoutError", "ConnectTimeoutError", "ConnectionClosedError", "ResponseStreamingError",
-            "IncompleteRead", "IncompleteReadError", "FSTimeoutError", "ContentLengthError", "TransferEncodingError")
+_RETRY_S3_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeTooSkewed",
+    }
+)
+_DROPPED = (
+    "ServerDisconnectedError",
+    "ClientPayloadError",
+    "ClientOSError",
+    "ServerTimeoutError",
+    "ReadTimeoutError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ResponseStreamingError",
+    "IncompleteRead",
+    "IncompleteReadError",
+    "FSTimeoutError",
+    "ContentLengthError",
+    "TransferEncodingError",
+)
 
 
 def retryable(exc: BaseException) -> bool:
@@ -333,7 +449,9 @@ def retryable(exc: BaseException) -> bool:
             http = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             return code in _RETRY_S3_CODES or (isinstance(http, int) and (http >= 500 or http == 429))
     for e in chain:
-        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+        if isinstance(e, ConnectionRefusedError) or (
+            isinstance(e, OSError) and e.errno == errno.ECONNREFUSED
+        ):
             return False
         os_error = getattr(e, "os_error", None)
         if isinstance(os_error, ConnectionRefusedError):

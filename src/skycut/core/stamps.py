@@ -75,10 +75,16 @@ def stamp_fits(path: str | os.PathLike, digest: str, version: str) -> None:
             blob += more
             header = RawHeader.parse(blob, 0)
     note = f"{HASH_KEY}: sha256 of the manifest entries that made this file"
-    cards = [c for c in header.cards
-             if c[:8].strip() not in (VERSION_KEY, HASH_KEY) and c.rstrip() != f"COMMENT {note}"]
-    cards += [format_card(VERSION_KEY, version, "skycut version that made this file"),
-              format_card(HASH_KEY, digest), format_card("COMMENT", note)]
+    cards = [
+        c
+        for c in header.cards
+        if c[:8].strip() not in (VERSION_KEY, HASH_KEY) and c.rstrip() != f"COMMENT {note}"
+    ]
+    cards += [
+        format_card(VERSION_KEY, version, "skycut version that made this file"),
+        format_card(HASH_KEY, digest),
+        format_card("COMMENT", note),
+    ]
     text = "".join(cards) + f"{'END':<{CARD}}"
     nbytes = -(-len(text) // BLOCK) * BLOCK
     raw = (text + " " * (nbytes - len(text))).encode("ascii")
@@ -108,10 +114,12 @@ def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
         raise ValueError(f"{path}: not a PNG file")
     chunks, pos = [], 8
     while pos < len(data):
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
         end = pos + 12 + length
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        if not (kind == b"tEXt" and body.split(b"\0", 1)[0] in (PNG_VERSION_KEY.encode(), PNG_HASH_KEY.encode())):
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if not (
+            kind == b"tEXt" and body.split(b"\0", 1)[0] in (PNG_VERSION_KEY.encode(), PNG_HASH_KEY.encode())
+        ):
             chunks.append(data[pos:end])
         pos = end
 
@@ -119,7 +127,13 @@ def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
         body = b"tEXt" + key.encode("latin-1") + b"\0" + value.encode("latin-1")
         return struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
 
-    out = [data[:8], chunks[0], text_chunk(PNG_VERSION_KEY, version), text_chunk(PNG_HASH_KEY, digest), *chunks[1:]]
+    out = [
+        data[:8],
+        chunks[0],
+        text_chunk(PNG_VERSION_KEY, version),
+        text_chunk(PNG_HASH_KEY, digest),
+        *chunks[1:],
+    ]
     write_bytes(out, path)
 
 
@@ -130,7 +144,6 @@ def stamp_asdf(path: str | os.PathLike, digest: str, version: str) -> None:
     (:func:`settle_asdf_history`).
     """
     import asdf
-
 
     with asdf.open(path, memmap=False, lazy_load=False) as af:
         af.tree[ASDF_KEY] = {"version": version, "manifest_hash": digest}

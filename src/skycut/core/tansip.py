@@ -38,11 +38,21 @@ class TanSip:
         self.crpix = np.array([header["CRPIX1"], header["CRPIX2"]], dtype=float)
         self.crval = (float(header["CRVAL1"]), float(header["CRVAL2"]))
         if "CD1_1" in header:
-            self.cd = np.array([[header.get("CD1_1", 0.0), header.get("CD1_2", 0.0)],
-                                [header.get("CD2_1", 0.0), header.get("CD2_2", 0.0)]], dtype=float)
+            self.cd = np.array(
+                [
+                    [header.get("CD1_1", 0.0), header.get("CD1_2", 0.0)],
+                    [header.get("CD2_1", 0.0), header.get("CD2_2", 0.0)],
+                ],
+                dtype=float,
+            )
         else:
-            pc = np.array([[header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
-                           [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)]], dtype=float)
+            pc = np.array(
+                [
+                    [header.get("PC1_1", 1.0), header.get("PC1_2", 0.0)],
+                    [header.get("PC2_1", 0.0), header.get("PC2_2", 1.0)],
+                ],
+                dtype=float,
+            )
             self.cd = pc * np.array([header.get("CDELT1", 1.0), header.get("CDELT2", 1.0)])[:, None]
         self.cd_inv = np.linalg.inv(self.cd)
         self.a, self.b = self._poly("A"), self._poly("B")
@@ -53,12 +63,16 @@ class TanSip:
     @staticmethod
     def supports(header: dict[str, Any]) -> bool:
         """Return True for celestial RA/Dec TAN(-SIP) headers with the default pole (what TESS FFIs carry)."""
-        ok = str(header.get("CTYPE1", "")).startswith("RA---TAN") and str(header.get("CTYPE2", "")).startswith(
-            "DEC--TAN")
+        ok = str(header.get("CTYPE1", "")).startswith("RA---TAN") and str(
+            header.get("CTYPE2", "")
+        ).startswith("DEC--TAN")
         ok &= all(k in header for k in ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2"))
-        ok &= float(header.get("LONPOLE", 180.0)) == 180.0 and abs(float(header["CRVAL2"] if ok else 0)) < 90.0
+        ok &= (
+            float(header.get("LONPOLE", 180.0)) == 180.0 and abs(float(header["CRVAL2"] if ok else 0)) < 90.0
+        )
         ok &= str(header.get("CUNIT1", "deg")).strip().lower() in ("deg", "") and str(
-            header.get("CUNIT2", "deg")).strip().lower() in ("deg", "")
+            header.get("CUNIT2", "deg")
+        ).strip().lower() in ("deg", "")
         return bool(ok) and _frame(header) in ("ICRS", "FK5")
 
     def icrs_to_native(self, ra, dec) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +116,9 @@ class TanSip:
         eta = self.cd[1, 0] * uu + self.cd[1, 1] * vv
         return _deproject(xi, eta, self.crval)
 
-    def all_world2pix(self, ra, dec, origin: int, quiet: bool = True, tolerance: float = 1e-8,
-                      maxiter: int = 30):
+    def all_world2pix(
+        self, ra, dec, origin: int, quiet: bool = True, tolerance: float = 1e-8, maxiter: int = 30
+    ):
         """Return pixels ``(x, y)`` of sky positions (SIP inverted by Newton's method, started from AP/BP).
 
         Points more than 90 degrees from the reference point, or where the iteration does not converge,
@@ -120,7 +135,12 @@ class TanSip:
 
             a = self.a if self.a is not None else np.zeros((1, 1))
             b = self.b if self.b is not None else np.zeros((1, 1))
-            au, av, bu, bv = P.polyder(a, axis=0), P.polyder(a, axis=1), P.polyder(b, axis=0), P.polyder(b, axis=1)
+            au, av, bu, bv = (
+                P.polyder(a, axis=0),
+                P.polyder(a, axis=1),
+                P.polyder(b, axis=0),
+                P.polyder(b, axis=1),
+            )
             with np.errstate(invalid="ignore", over="ignore"):
                 for _ in range(maxiter):
                     fu = u + P.polyval2d(u, v, a) - big_u
@@ -131,8 +151,9 @@ class TanSip:
                     du = (fu * j22 - fv * j12) / det
                     dv = (fv * j11 - fu * j21) / det
                     u, v = u - du, v - dv
-                    if not np.any(np.abs(np.nan_to_num(du, nan=0.0)) + np.abs(np.nan_to_num(dv, nan=0.0))
-                                  > tolerance):
+                    if not np.any(
+                        np.abs(np.nan_to_num(du, nan=0.0)) + np.abs(np.nan_to_num(dv, nan=0.0)) > tolerance
+                    ):
                         break
                 bad = ~np.isfinite(u) | ~np.isfinite(v) | (np.abs(du) + np.abs(dv) > 1e-3)
                 u, v = np.where(bad, np.nan, u), np.where(bad, np.nan, v)
@@ -144,7 +165,7 @@ class TanSip:
 
         As ``astropy.wcs.utils.proj_plane_pixel_scales``.
         """
-        s = np.sqrt((self.cd ** 2).sum(axis=0))
+        s = np.sqrt((self.cd**2).sum(axis=0))
         return float(s[0]), float(s[1])
 
     def to_astropy(self):
@@ -222,7 +243,6 @@ def _astropy_wcs(header: dict[str, Any]):
     return wcs
 
 
-
 # ------------------------------------------------------------------------------------------ linear WCS fit
 
 
@@ -255,7 +275,9 @@ def gnomonic(ra: np.ndarray, dec: np.ndarray, crval: tuple[float, float]) -> tup
     return xi, eta
 
 
-def inverse_gnomonic(xi: np.ndarray, eta: np.ndarray, crval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def inverse_gnomonic(
+    xi: np.ndarray, eta: np.ndarray, crval: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (ra, dec) in degrees of standard coordinates (xi, eta) in degrees about ``crval``."""
     return _deproject(xi, eta, crval)
 
@@ -291,7 +313,10 @@ def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFi
     xs, ys = xs.ravel(), ys.ravel()
     ra, dec = sip_wcs.all_pix2world(xs, ys, 0)
     v = _unit_vectors(ra, dec).mean(axis=0)
-    crval = (float(np.degrees(np.arctan2(v[1], v[0])) % 360.0), float(np.degrees(np.arcsin(v[2] / np.linalg.norm(v)))))
+    crval = (
+        float(np.degrees(np.arctan2(v[1], v[0])) % 360.0),
+        float(np.degrees(np.arcsin(v[2] / np.linalg.norm(v)))),
+    )
     xi, eta = gnomonic(ra, dec, crval)
     design = np.column_stack([xi, eta, np.ones_like(xi)])
     px, py = xs - xmin + 1.0, ys - ymin + 1.0  # 1-based FITS pixels of the cutout
@@ -301,7 +326,7 @@ def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFi
     pxi, peta = cd @ np.vstack([px - crpix[0], py - crpix[1]])
     fra, fdec = inverse_gnomonic(pxi, peta, crval)
     sep = angular_separation(ra, dec, fra, fdec)
-    return LinearFit(crval, crpix, cd, float(sep.max()), float(np.sqrt(np.mean(sep ** 2))))
+    return LinearFit(crval, crpix, cd, float(sep.max()), float(np.sqrt(np.mean(sep**2))))
 
 
 def linear_wcs(fit: LinearFit, shape_yx: tuple[int, int]):

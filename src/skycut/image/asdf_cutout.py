@@ -88,7 +88,14 @@ from .asdf_wcs import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ASDFCutout", "CoordinateCutouts", "CutoutList", "asdf_cut", "get_center_pixel", "read_asdf_metadata"]
+__all__ = [
+    "ASDFCutout",
+    "CoordinateCutouts",
+    "CutoutList",
+    "asdf_cut",
+    "get_center_pixel",
+    "read_asdf_metadata",
+]
 
 ORIGIN = "STScI/MAST"
 SOFTWARE = {"name": "skycut", "version": __version__, "author": "skycut developers"}
@@ -100,10 +107,10 @@ class _Piece:
 
     file: str
     key: str
-    coordinate: Any            # scalar SkyCoord
-    limits: np.ndarray         # [[xmin, xmax], [ymin, ymax]]
-    cutout: Any                # astropy Cutout2D (data + FITS-approximated WCS)
-    roman: Any                 # the output "roman" node (full: the input's node type; lite: dict)
+    coordinate: Any  # scalar SkyCoord
+    limits: np.ndarray  # [[xmin, xmax], [ymin, ymax]]
+    cutout: Any  # astropy Cutout2D (data + FITS-approximated WCS)
+    roman: Any  # the output "roman" node (full: the input's node type; lite: dict)
     pixel_scale_deg: float
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -119,6 +126,7 @@ class _Piece:
 # ------------------------------------------------------------------------------------------------------------
 # the cutout class
 # ------------------------------------------------------------------------------------------------------------
+
 
 class ASDFCutout:
     """Cutouts of Roman ASDF images at one or more sky positions (astrocut's ``ASDFCutout``).
@@ -156,9 +164,21 @@ class ASDFCutout:
         No coordinate falls on any image (each miss is also reported as a :class:`DataWarning`).
     """
 
-    def __init__(self, input_files: Any, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
-                 key: str | None = None, secret: str | None = None, token: str | None = None, lite: bool = False,
-                 asdf_kwargs: dict | None = None, verbose: bool = False, *, fsspec_kwargs: dict | None = None):
+    def __init__(
+        self,
+        input_files: Any,
+        coordinates: Any,
+        cutout_size: Any = 25,
+        fill_value: float = np.nan,
+        key: str | None = None,
+        secret: str | None = None,
+        token: str | None = None,
+        lite: bool = False,
+        asdf_kwargs: dict | None = None,
+        verbose: bool = False,
+        *,
+        fsspec_kwargs: dict | None = None,
+    ):
         if verbose:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
         self._input_files = list(dict.fromkeys(as_file_list(input_files)))  # duplicates cut once
@@ -174,7 +194,9 @@ class ASDFCutout:
         self._fill_value = fill_value
         self._lite = bool(lite)
         self._asdf_kwargs = dict(asdf_kwargs or {})
-        self._credentials = {k: v for k, v in (("key", key), ("secret", secret), ("token", token)) if v is not None}
+        self._credentials = {
+            k: v for k, v in (("key", key), ("secret", secret), ("token", token)) if v is not None
+        }
         self._fsspec_kwargs = dict(fsspec_kwargs or {})
         self._pieces: list[_Piece] = []
         self._cache: dict[str, Any] = {}
@@ -182,8 +204,10 @@ class ASDFCutout:
 
     def __repr__(self) -> str:
         """Summarise the cutter: number of cutouts, files, coordinates, the size and the mode."""
-        return (f"<ASDFCutout {len(self._pieces)} cutout(s) of {len(self._input_files)} file(s) at "
-                f"{len(self._coordinates)} coordinate(s), size {self._cutout_size!r}, lite={self._lite}>")
+        return (
+            f"<ASDFCutout {len(self._pieces)} cutout(s) of {len(self._input_files)} file(s) at "
+            f"{len(self._coordinates)} coordinate(s), size {self._cutout_size!r}, lite={self._lite}>"
+        )
 
     # -- cutting -------------------------------------------------------------------------------------------
 
@@ -198,7 +222,9 @@ class ASDFCutout:
         """Cut every file at every coordinate (called by the constructor); returns :attr:`cutouts`."""
         self._pieces, self._cache = [], {}
         for file in self._input_files:
-            with open_asdf(file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs) as handle:
+            with open_asdf(
+                file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs
+            ) as handle:
                 roman, gw, data = roman_parts(handle.tree, file)
                 parent_shape = (int(data.shape[0]), int(data.shape[1]))
                 fits_wcs = FileFitsWcs(gw, parent_shape, file)
@@ -208,12 +234,23 @@ class ASDFCutout:
                         self._pieces.append(piece)
         if not self._pieces:
             coords = ", ".join(f"({k})" for k, _ in self._coordinates)
-            raise InvalidQueryError(f"no cutout made: coordinate(s) {coords} fall outside the footprint of "
-                                    f"{', '.join(self._input_files)}")
+            raise InvalidQueryError(
+                f"no cutout made: coordinate(s) {coords} fall outside the footprint of "
+                f"{', '.join(self._input_files)}"
+            )
         return self.cutouts
 
-    def _cut_one(self, handle: Any, roman: Any, gw: Any, data: Any, parent_shape: tuple[int, int], key: str,
-                 coord: Any, fits_wcs: FileFitsWcs) -> _Piece | None:
+    def _cut_one(
+        self,
+        handle: Any,
+        roman: Any,
+        gw: Any,
+        data: Any,
+        parent_shape: tuple[int, int],
+        key: str,
+        coord: Any,
+        fits_wcs: FileFitsWcs,
+    ) -> _Piece | None:
         file = handle.name
         ra, dec = float(coord.ra.deg), float(coord.dec.deg)
         x, y = get_center_pixel(gw, ra, dec)
@@ -227,21 +264,31 @@ class ASDFCutout:
             except InvalidInputError:
                 scale = None
         if scale is None:
-            warnings.warn(f"{file}: coordinate ({key}) is outside the footprint of the gwcs; skipped",
-                          DataWarning, stacklevel=4)
+            warnings.warn(
+                f"{file}: coordinate ({key}) is outside the footprint of the gwcs; skipped",
+                DataWarning,
+                stacklevel=4,
+            )
             return None
         nx, ny = size_in_pixels(self._size, local_linear_wcs(gw, x, y))
         limits = centered_limits((x, y), (nx, ny))
         window = overlap(limits, parent_shape)
         if window is None:
-            warnings.warn(f"{file}: the cutout at ({key}) (centre pixel x={x:.1f}, y={y:.1f}) does not overlap the "
-                          f"image of shape {parent_shape}; skipped", DataWarning, stacklevel=4)
+            warnings.warn(
+                f"{file}: the cutout at ({key}) (centre pixel x={x:.1f}, y={y:.1f}) does not overlap the "
+                f"image of shape {parent_shape}; skipped",
+                DataWarning,
+                stacklevel=4,
+            )
             return None
         cut = cut_array(handle.source(data), limits, self._fill_value)
         values = np.asarray(getattr(cut, "value", cut))
         if values.dtype.kind in "fc" and not np.isfinite(values[window[2], window[3]]).any():
-            warnings.warn(f"{file}: the cutout at ({key}) contains no data (all NaN); skipped", DataWarning,
-                          stacklevel=4)
+            warnings.warn(
+                f"{file}: the cutout at ({key}) contains no data (all NaN); skipped",
+                DataWarning,
+                stacklevel=4,
+            )
             return None
         log.debug("%s: cutout at (%s) limits %s", file, key, limits.tolist())
         sliced = slice_gwcs(gw, limits)
@@ -252,8 +299,17 @@ class ASDFCutout:
             out = self._full_roman(handle, roman, cut, limits, parent_shape, sliced, key, coord)
         return _Piece(file, key, coord, limits, cutout2d, out, scale)
 
-    def _full_roman(self, handle: Any, roman: Any, data_cut: Any, limits: np.ndarray, parent_shape: tuple[int, int],
-                    sliced: Any, key: str, coord: Any) -> Any:
+    def _full_roman(
+        self,
+        handle: Any,
+        roman: Any,
+        data_cut: Any,
+        limits: np.ndarray,
+        parent_shape: tuple[int, int],
+        sliced: Any,
+        key: str,
+        coord: Any,
+    ) -> Any:
         """Build the output ``roman`` node in full mode (see the module docstring)."""
         file = handle.name
         out = copy_node(roman)
@@ -270,7 +326,9 @@ class ASDFCutout:
                     out[name] = cut_array(handle.source(value), limits, self._fill_value)
                 elif name in required:
                     out[name] = value.copy() if hasattr(value, "unit") else np.array(value, copy=True)
-                    log.debug("%s: %s %s is not image-shaped but required by the schema; copied", file, name, shape)
+                    log.debug(
+                        "%s: %s %s is not image-shaped but required by the schema; copied", file, name, shape
+                    )
                 else:
                     del out[name]
                     log.debug("%s: %s %s is not image-shaped; dropped", file, name, shape)
@@ -303,9 +361,13 @@ class ASDFCutout:
             unknown = sorted(keys - {k for k, _ in self._coordinates})
             if unknown:
                 raise InvalidInputError(f"coordinates {unknown} are not coordinates of this ASDFCutout")
-        return [p for p in self._pieces if (files is None or p.file in files) and (keys is None or p.key in keys)]
+        return [
+            p for p in self._pieces if (files is None or p.file in files) and (keys is None or p.key in keys)
+        ]
 
-    def iter_file_coord_pairs(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, str]]:
+    def iter_file_coord_pairs(
+        self, *, input_files: Any = None, coordinates: Any = None
+    ) -> Iterator[tuple[str, str]]:
         """``(file, coordinate key)`` of each cutout made, optionally filtered."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.key
@@ -319,8 +381,10 @@ class ASDFCutout:
     # -- in-memory products --------------------------------------------------------------------------------
 
     def _history(self, piece: _Piece) -> str:
-        return (f"Cutout of size {piece.shape} at sky coordinates "
-                f"({piece.coordinate.ra.deg:.8f}, {piece.coordinate.dec.deg:.8f})")
+        return (
+            f"Cutout of size {piece.shape} at sky coordinates "
+            f"({piece.coordinate.ra.deg:.8f}, {piece.coordinate.dec.deg:.8f})"
+        )
 
     def _asdf_file(self, piece: _Piece) -> Any:
         if "asdf" not in piece._cache:
@@ -347,8 +411,10 @@ class ASDFCutout:
             header = wcs.to_header(relax=True) if wcs is not None else fits.Header()
             header["ORIG_FLE"] = (piece.file, "original ASDF file")
             image = fits.ImageHDU(data=piece.cutout.data, header=header, name="CUTOUT")
-            tree = {MISSION_KEY: {"meta": piece.roman["meta"]},
-                    "history": {"entries": [{"description": self._history(piece), "software": SOFTWARE}]}}
+            tree = {
+                MISSION_KEY: {"meta": piece.roman["meta"]},
+                "history": {"entries": [{"description": self._history(piece), "software": SOFTWARE}]},
+            }
             piece._cache["fits"] = fits.HDUList([primary, image, asdf_metadata_hdu(tree)])
         return piece._cache["fits"]
 
@@ -396,9 +462,13 @@ class ASDFCutout:
     def get_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Any:
         """Table ``file, coordinate, cutout (Cutout2D)`` of the selected cutouts."""
         pieces = self._select(input_files, coordinates)
-        return make_table([p.file for p in pieces], [p.coordinate for p in pieces], [p.cutout for p in pieces])
+        return make_table(
+            [p.file for p in pieces], [p.coordinate for p in pieces], [p.cutout for p in pieces]
+        )
 
-    def iter_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+    def iter_cutouts(
+        self, *, input_files: Any = None, coordinates: Any = None
+    ) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(file, coordinate, Cutout2D)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, p.cutout
@@ -406,9 +476,13 @@ class ASDFCutout:
     def get_asdf_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Any:
         """Table ``file, coordinate, cutout (asdf.AsdfFile)`` of the selected cutouts."""
         pieces = self._select(input_files, coordinates)
-        return make_table([p.file for p in pieces], [p.coordinate for p in pieces], [self._asdf_file(p) for p in pieces])
+        return make_table(
+            [p.file for p in pieces], [p.coordinate for p in pieces], [self._asdf_file(p) for p in pieces]
+        )
 
-    def iter_asdf_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+    def iter_asdf_cutouts(
+        self, *, input_files: Any = None, coordinates: Any = None
+    ) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(file, coordinate, asdf.AsdfFile)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, self._asdf_file(p)
@@ -416,18 +490,22 @@ class ASDFCutout:
     def get_fits_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Any:
         """Table ``file, coordinate, cutout (HDUList)`` of the selected cutouts."""
         pieces = self._select(input_files, coordinates)
-        return make_table([p.file for p in pieces], [p.coordinate for p in pieces],
-                      [self._fits_hdulist(p) for p in pieces])
+        return make_table(
+            [p.file for p in pieces], [p.coordinate for p in pieces], [self._fits_hdulist(p) for p in pieces]
+        )
 
-    def iter_fits_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Iterator[tuple[str, Any, Any]]:
+    def iter_fits_cutouts(
+        self, *, input_files: Any = None, coordinates: Any = None
+    ) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(file, coordinate, HDUList)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
             yield p.file, p.coordinate, self._fits_hdulist(p)
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    def write_as_asdf(self, output_dir: str | os.PathLike = ".", *, input_files: Any = None,
-                      coordinates: Any = None) -> list[str]:
+    def write_as_asdf(
+        self, output_dir: str | os.PathLike = ".", *, input_files: Any = None, coordinates: Any = None
+    ) -> list[str]:
         """Write the selected cutouts as ASDF files (atomically) and return their paths."""
         paths = []
         for p in self._select(input_files, coordinates):
@@ -438,8 +516,9 @@ class ASDFCutout:
             paths.append(str(path))
         return paths
 
-    def write_as_fits(self, output_dir: str | os.PathLike = ".", *, input_files: Any = None,
-                      coordinates: Any = None) -> list[str]:
+    def write_as_fits(
+        self, output_dir: str | os.PathLike = ".", *, input_files: Any = None, coordinates: Any = None
+    ) -> list[str]:
         """Write the selected cutouts as FITS files (atomically, with checksums) and return their paths."""
         paths = []
         for p in self._select(input_files, coordinates):
@@ -450,8 +529,15 @@ class ASDFCutout:
             paths.append(str(path))
         return paths
 
-    def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None, *,
-                     output_format: str = ".asdf", input_files: Any = None, coordinates: Any = None) -> str:
+    def write_as_zip(
+        self,
+        output_dir: str | os.PathLike = ".",
+        filename: str | os.PathLike | None = None,
+        *,
+        output_format: str = ".asdf",
+        input_files: Any = None,
+        coordinates: Any = None,
+    ) -> str:
         """Write the selected cutouts (ASDF or FITS) into one zip file and return its path.
 
         The default name is ``astrocut_{asdf|fits}_cutouts.zip``.
@@ -475,18 +561,28 @@ class ASDFCutout:
 
     def _image_metadata(self, p: _Piece) -> dict[str, Any]:
         ny, nx = p.shape
-        return {"input_file": p.file, "cutout_size_x_pix": nx, "cutout_size_y_pix": ny,
-                "pixel_scale_arcsec_per_pix": p.pixel_scale_deg * 3600.0,
-                "center_ra_deg": float(p.coordinate.ra.deg), "center_dec_deg": float(p.coordinate.dec.deg),
-                "origin": ORIGIN, "version": __version__}
+        return {
+            "input_file": p.file,
+            "cutout_size_x_pix": nx,
+            "cutout_size_y_pix": ny,
+            "pixel_scale_arcsec_per_pix": p.pixel_scale_deg * 3600.0,
+            "center_ra_deg": float(p.coordinate.ra.deg),
+            "center_dec_deg": float(p.coordinate.dec.deg),
+            "origin": ORIGIN,
+            "version": __version__,
+        }
 
     def _images(self, pieces: list[_Piece], colorize: bool, options: dict) -> list[tuple[Any, Any, Any]]:
         """``(file or [files], coordinate, PIL image)`` rows; colour images group the cutouts by coordinate."""
         from .render import to_pil_images
 
         if not colorize:
-            images = to_pil_images([p.cutout.data for p in pieces], [self._image_metadata(p) for p in pieces],
-                                   colorize=False, **options)
+            images = to_pil_images(
+                [p.cutout.data for p in pieces],
+                [self._image_metadata(p) for p in pieces],
+                colorize=False,
+                **options,
+            )
             return [(p.file, p.coordinate, img) for p, img in zip(pieces, images, strict=True)]
         rows = []
         for key, coord in self._coordinates:
@@ -494,42 +590,77 @@ class ASDFCutout:
             if not group:
                 continue
             if len(group) < 3:
-                warnings.warn(f"colorize needs three cutouts at ({key}), got {len(group)}; no colour image made",
-                              DataWarning, stacklevel=3)
+                warnings.warn(
+                    f"colorize needs three cutouts at ({key}), got {len(group)}; no colour image made",
+                    DataWarning,
+                    stacklevel=3,
+                )
                 continue
-            img = to_pil_images([p.cutout.data for p in group], [self._image_metadata(p) for p in group],
-                                colorize=True, **options)[0]
+            img = to_pil_images(
+                [p.cutout.data for p in group],
+                [self._image_metadata(p) for p in group],
+                colorize=True,
+                **options,
+            )[0]
             rows.append(([p.file for p in group[:3]], coord, img))
         return rows
 
-    def get_image_cutouts(self, *, input_files: Any = None, coordinates: Any = None, stretch: str = "asinh",
-                          minmax_percent: Sequence[float] | None = None, minmax_value: Sequence[float] | None = None,
-                          invert: bool = False, colorize: bool = False, flip_orientation: bool = True) -> Any:
+    def get_image_cutouts(
+        self,
+        *,
+        input_files: Any = None,
+        coordinates: Any = None,
+        stretch: str = "asinh",
+        minmax_percent: Sequence[float] | None = None,
+        minmax_value: Sequence[float] | None = None,
+        invert: bool = False,
+        colorize: bool = False,
+        flip_orientation: bool = True,
+    ) -> Any:
         """Table ``file, coordinate, cutout (PIL.Image)`` of the selected cutouts rendered as 8-bit images.
 
         Normalisation as :func:`skycut.image.render.to_pil_images` (default ``minmax_percent=[0.5, 99.5]``). With
         ``colorize`` there is one RGB image per coordinate from the first three files' cutouts (R, G, B); a
         coordinate with fewer than three gets a :class:`DataWarning` and no image; ``file`` lists the three.
         """
-        options = {"stretch": stretch, "minmax_percent": minmax_percent, "minmax_value": minmax_value,
-                   "invert": invert, "flip_orientation": flip_orientation}
+        options = {
+            "stretch": stretch,
+            "minmax_percent": minmax_percent,
+            "minmax_value": minmax_value,
+            "invert": invert,
+            "flip_orientation": flip_orientation,
+        }
         rows = self._images(self._select(input_files, coordinates), colorize, options)
-        t = make_table([", ".join(r[0]) if isinstance(r[0], list) else r[0] for r in rows], [r[1] for r in rows],
-                   [r[2] for r in rows])
+        t = make_table(
+            [", ".join(r[0]) if isinstance(r[0], list) else r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
         return t
 
-    def iter_image_cutouts(self, *, input_files: Any = None, coordinates: Any = None, **options: Any
-                           ) -> Iterator[tuple[Any, Any, Any]]:
+    def iter_image_cutouts(
+        self, *, input_files: Any = None, coordinates: Any = None, **options: Any
+    ) -> Iterator[tuple[Any, Any, Any]]:
         """Yield ``(file, coordinate, PIL.Image)`` rows of :meth:`get_image_cutouts` (same options)."""
         t = self.get_image_cutouts(input_files=input_files, coordinates=coordinates, **options)
         for row in t:
             yield row["file"], row["coordinate"], row["cutout"]
 
-    def write_as_img(self, *, input_files: Any = None, coordinates: Any = None, stretch: str = "asinh",
-                     minmax_percent: Sequence[float] | None = None, minmax_value: Sequence[float] | None = None,
-                     invert: bool = False, colorize: bool = False, output_format: str = ".jpg",
-                     output_dir: str | os.PathLike = ".", cutout_prefix: str = "cutout",
-                     flip_orientation: bool = True) -> list[str]:
+    def write_as_img(
+        self,
+        *,
+        input_files: Any = None,
+        coordinates: Any = None,
+        stretch: str = "asinh",
+        minmax_percent: Sequence[float] | None = None,
+        minmax_value: Sequence[float] | None = None,
+        invert: bool = False,
+        colorize: bool = False,
+        output_format: str = ".jpg",
+        output_dir: str | os.PathLike = ".",
+        cutout_prefix: str = "cutout",
+        flip_orientation: bool = True,
+    ) -> list[str]:
         """Write the selected cutouts as images (any PIL format, metadata embedded); returns the paths.
 
         Names: ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut{ext}``, or with ``colorize``
@@ -538,8 +669,13 @@ class ASDFCutout:
         from .render import image_format, save_image
 
         ext, _ = image_format(output_format)
-        options = {"stretch": stretch, "minmax_percent": minmax_percent, "minmax_value": minmax_value,
-                   "invert": invert, "flip_orientation": flip_orientation}
+        options = {
+            "stretch": stretch,
+            "minmax_percent": minmax_percent,
+            "minmax_value": minmax_value,
+            "invert": invert,
+            "flip_orientation": flip_orientation,
+        }
         paths = []
         for files, coord, img in self._images(self._select(input_files, coordinates), colorize, options):
             stem = cutout_prefix if colorize else input_stem(files)
@@ -555,11 +691,22 @@ class ASDFCutout:
 _DEFAULT_OUTPUT_FILE = "example_roman_cutout.fits"
 
 
-def asdf_cut(input_files: Any, ra: float, dec: float, cutout_size: Any = 25,
-             output_file: str | os.PathLike = _DEFAULT_OUTPUT_FILE, write_file: bool = True,
-             fill_value: float = np.nan, output_dir: str | os.PathLike = ".", output_format: str = ".asdf",
-             key: str | None = None, secret: str | None = None, token: str | None = None, lite: bool = False,
-             verbose: bool = False) -> Any:
+def asdf_cut(
+    input_files: Any,
+    ra: float,
+    dec: float,
+    cutout_size: Any = 25,
+    output_file: str | os.PathLike = _DEFAULT_OUTPUT_FILE,
+    write_file: bool = True,
+    fill_value: float = np.nan,
+    output_dir: str | os.PathLike = ".",
+    output_format: str = ".asdf",
+    key: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    lite: bool = False,
+    verbose: bool = False,
+) -> Any:
     """Cut Roman ASDF image(s) at ``(ra, dec)`` degrees (astrocut's functional API).
 
     Pixel conventions: see the module docstring (``cutout_size=[nx, ny]`` gives arrays of numpy shape
@@ -605,13 +752,25 @@ def asdf_cut(input_files: Any, ra: float, dec: float, cutout_size: Any = 25,
         The coordinate falls on no image.
     """
     if os.fspath(output_file) != _DEFAULT_OUTPUT_FILE:
-        warnings.warn("asdf_cut: output_file is deprecated and ignored; output names are generated",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "asdf_cut: output_file is deprecated and ignored; output names are generated",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     kind = output_kind(output_format) if write_file else None
     from astropy.coordinates import SkyCoord
 
-    cutter = ASDFCutout(input_files, SkyCoord(float(ra), float(dec), unit="deg"), cutout_size, fill_value,
-                        key=key, secret=secret, token=token, lite=lite, verbose=verbose)
+    cutter = ASDFCutout(
+        input_files,
+        SkyCoord(float(ra), float(dec), unit="deg"),
+        cutout_size,
+        fill_value,
+        key=key,
+        secret=secret,
+        token=token,
+        lite=lite,
+        verbose=verbose,
+    )
     if not write_file:
         return cutter.get_cutouts()
     if kind == "asdf":

@@ -38,6 +38,7 @@ MISSION_KEY = "roman"
 # small helpers
 # ------------------------------------------------------------------------------------------------------------
 
+
 def file_key(f: Any) -> str:
     """Return the string an input is known by: a path or URL/URI as given (``S3Path`` -> ``s3://`` URI).
 
@@ -121,8 +122,9 @@ def cut_array(array: Any, limits: np.ndarray, fill_value: Any) -> Any:
     unit = getattr(array, "unit", None)
     values = array.value if unit is not None and hasattr(array, "value") else array
     dtype = np.dtype(values.dtype)
-    out, _ = extract_padded(values, limits, tuple(values.shape), integer_fill(dtype, fill_value),
-                            dtype=dtype.newbyteorder("="))
+    out, _ = extract_padded(
+        values, limits, tuple(values.shape), integer_fill(dtype, fill_value), dtype=dtype.newbyteorder("=")
+    )
     if not out.flags.owndata:
         out = out.copy()
     return out * unit if unit is not None else out
@@ -153,6 +155,7 @@ def copy_node(node: Any) -> Any:
 # ------------------------------------------------------------------------------------------------------------
 # opening inputs
 # ------------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class AsdfHandle:
@@ -268,7 +271,9 @@ class Lz4BlockView:
         import struct
 
         end = self.offset + self.used_size
-        while not self._end_of_index and (not self._chunks or self._chunks[-1][2] + self._chunks[-1][3] < stop):
+        while not self._end_of_index and (
+            not self._chunks or self._chunks[-1][2] + self._chunks[-1][3] < stop
+        ):
             if self._chunks:
                 pos, clen, first, n = self._chunks[-1]
                 pos, first = pos + clen, first + n
@@ -292,7 +297,7 @@ class Lz4BlockView:
             raise InvalidInputError(f"{self.source.uri}: lz4 block shorter than its array")
         blobs = self.source.read_ranges([(c[0], c[0] + c[1]) for c in chunks])
         data = b"".join(lz4.block.decompress(blob) for blob in blobs)
-        return data[start - chunks[0][2]:stop - chunks[0][2]]
+        return data[start - chunks[0][2] : stop - chunks[0][2]]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read ``[..., y0:y1, x0:x1]``, decompressing only the chunks that hold those rows."""
@@ -309,8 +314,9 @@ class Lz4BlockView:
 
 
 @contextlib.contextmanager
-def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None
-              ) -> Iterator[AsdfHandle]:
+def open_asdf(
+    file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None
+) -> Iterator[AsdfHandle]:
     """Open a local or remote ASDF file lazily and yield an :class:`AsdfHandle`.
 
     Local files are memory-mapped (``memmap=True``); remote ones (``s3://``, ``https://``) are read through
@@ -337,7 +343,9 @@ def open_asdf(file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict
         try:
             af = asdf.open(target, **kwargs)
         except Exception as exc:
-            raise InvalidInputError(f"{file} is not a readable ASDF file ({type(exc).__name__}: {exc})") from exc
+            raise InvalidInputError(
+                f"{file} is not a readable ASDF file ({type(exc).__name__}: {exc})"
+            ) from exc
         handle = AsdfHandle(file, af, remote)
         try:
             yield handle
@@ -358,8 +366,9 @@ def roman_parts(tree: Any, file: str) -> tuple[Any, Any, Any]:
     meta = roman.get("meta")
     gw = meta.get("wcs") if hasattr(meta, "get") else None
     if not is_gwcs(gw):
-        raise InvalidInputError(f"{file}: tree['{MISSION_KEY}']['meta']['wcs'] is missing or not a gwcs "
-                                f"(got {type(gw).__name__})")
+        raise InvalidInputError(
+            f"{file}: tree['{MISSION_KEY}']['meta']['wcs'] is missing or not a gwcs (got {type(gw).__name__})"
+        )
     data = roman.get("data")
     if not is_array(data) or len(data.shape) != 2:
         raise InvalidInputError(f"{file}: tree['{MISSION_KEY}']['data'] is not a 2-D image array")
@@ -369,6 +378,7 @@ def roman_parts(tree: Any, file: str) -> tuple[Any, Any, Any]:
 # ------------------------------------------------------------------------------------------------------------
 # results
 # ------------------------------------------------------------------------------------------------------------
+
 
 class CutoutList(list):
     """A list of cutout objects that also answers astrocut 1.4.0's table-style access.

@@ -61,7 +61,9 @@ def sky_of_pixels(gwcsobj: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]
     The bounding box is ignored, so positions outside the image (padding) still get a sky position.
     """
     ra, dec = gwcsobj(np.asarray(x, dtype=float), np.asarray(y, dtype=float), with_bounding_box=False)
-    return np.asarray(getattr(ra, "value", ra), dtype=float), np.asarray(getattr(dec, "value", dec), dtype=float)
+    return np.asarray(getattr(ra, "value", ra), dtype=float), np.asarray(
+        getattr(dec, "value", dec), dtype=float
+    )
 
 
 def _tangent_plane(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +134,9 @@ def pixel_scale_and_orientation(gwcsobj: Any, x: float, y: float) -> tuple[float
     return scale, orientation
 
 
-def _invert_by_iteration(gwcsobj: Any, ra: float, dec: float, start: tuple[float, float],
-                         iterations: int = 20) -> tuple[float, float]:
+def _invert_by_iteration(
+    gwcsobj: Any, ra: float, dec: float, start: tuple[float, float], iterations: int = 20
+) -> tuple[float, float]:
     """Newton iterations on the forward transform in the tangent plane of the target."""
     x, y = start
     for _ in range(iterations):
@@ -232,8 +235,9 @@ def fits_approximation(gwcsobj: Any, image_shape: tuple[int, int], *, max_pix_er
     bbox = _bbox_tuple(gwcsobj)
     if bbox is None:
         bbox = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
-    header = gwcsobj.to_fits_sip(bounding_box=bbox, max_pix_error=max_pix_error,
-                                 max_inv_pix_error=max_pix_error)
+    header = gwcsobj.to_fits_sip(
+        bounding_box=bbox, max_pix_error=max_pix_error, max_inv_pix_error=max_pix_error
+    )
     w = WCS(header)
     w.pixel_shape = (nx, ny)
     return w
@@ -263,8 +267,9 @@ def _unset(value: Any) -> bool:
         return False
 
 
-def updated_wcsinfo(wcsinfo: Any, sliced: Any, limits: np.ndarray,
-                    parent_shape: tuple[int, int] | None = None) -> Any:
+def updated_wcsinfo(
+    wcsinfo: Any, sliced: Any, limits: np.ndarray, parent_shape: tuple[int, int] | None = None
+) -> Any:
     """Return a copy of Roman ``meta.wcsinfo`` describing a cutout.
 
     ``s_region`` is recomputed from ``sliced`` (the cutout's gwcs). When present in the input, ``x_ref`` and
@@ -330,8 +335,12 @@ class FileFitsWcs:
             try:
                 self._wcs = fits_approximation(self._gw, self._shape)
             except Exception as exc:  # gwcs raises various errors for WCSs it cannot fit
-                warnings.warn(f"{self._file}: cannot approximate the gwcs by a FITS WCS ({exc}); cutouts will "
-                              "have no FITS WCS", DataWarning, stacklevel=2)
+                warnings.warn(
+                    f"{self._file}: cannot approximate the gwcs by a FITS WCS ({exc}); cutouts will "
+                    "have no FITS WCS",
+                    DataWarning,
+                    stacklevel=2,
+                )
         return self._wcs
 
 
@@ -359,7 +368,9 @@ def _lazy_cutout2d_class() -> type:
     return LazyWcsCutout2D
 
 
-def make_cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: FileFitsWcs) -> Any:
+def make_cutout2d(
+    data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int, int], fits_wcs: FileFitsWcs
+) -> Any:
     """Make an astropy ``Cutout2D`` for ``limits`` of an image of numpy shape ``parent_shape``, with ``data``.
 
     Its bookkeeping (``xmin_original``, ``slices_original``, ...) comes from astropy, computed on a zero-cost
@@ -370,10 +381,13 @@ def make_cutout2d(data: np.ndarray, limits: np.ndarray, parent_shape: tuple[int,
     (xmin, xmax), (ymin, ymax) = (int(v) for v in limits[0]), (int(v) for v in limits[1])
     nx, ny = xmax - xmin, ymax - ymin
     stand_in = np.broadcast_to(np.float32(0), tuple(parent_shape))
-    cut = _lazy_cutout2d_class()(stand_in, (xmin + nx / 2.0, ymin + ny / 2.0), (ny, nx), wcs=None,
-                                 mode="partial", fill_value=0.0)
+    cut = _lazy_cutout2d_class()(
+        stand_in, (xmin + nx / 2.0, ymin + ny / 2.0), (ny, nx), wcs=None, mode="partial", fill_value=0.0
+    )
     if cut.shape != data.shape or cut.xmin_original != max(xmin, 0) or cut.ymin_original != max(ymin, 0):
-        raise AssertionError(f"Cutout2D bookkeeping {cut.bbox_original} disagrees with limits {limits.tolist()}")
+        raise AssertionError(
+            f"Cutout2D bookkeeping {cut.bbox_original} disagrees with limits {limits.tolist()}"
+        )
     cut.data = data
 
     def shifted() -> Any:

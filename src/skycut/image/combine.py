@@ -40,7 +40,6 @@ CombineFunction = Callable[[Sequence[Any]], np.ndarray]
 FunctionBuilder = Callable[..., CombineFunction]
 
 
-
 # --------------------------------------------------------------------------------------------- image combiners
 
 
@@ -84,11 +83,13 @@ def _result_dtype(stack: np.ndarray) -> np.dtype:
 def _check_count(template_hdu_arr: Any, images: Sequence[Any]) -> None:
     if template_hdu_arr is not None and len(images) != len(template_hdu_arr):
         raise InvalidInputError(
-            f"the combiner was built for {len(template_hdu_arr)} images but was given {len(images)}")
+            f"the combiner was built for {len(template_hdu_arr)} images but was given {len(images)}"
+        )
 
 
-def build_default_combine_function(template_hdu_arr: Sequence[Any] | None,
-                                   no_data_val: float = np.nan) -> CombineFunction:
+def build_default_combine_function(
+    template_hdu_arr: Sequence[Any] | None, no_data_val: float = np.nan
+) -> CombineFunction:
     """Build the default (mean) combine function.
 
     Parameters
@@ -121,8 +122,9 @@ def build_default_combine_function(template_hdu_arr: Sequence[Any] | None,
     return combine_function
 
 
-def build_median_combine_function(template_hdu_arr: Sequence[Any] | None,
-                                  no_data_val: float = np.nan) -> CombineFunction:
+def build_median_combine_function(
+    template_hdu_arr: Sequence[Any] | None, no_data_val: float = np.nan
+) -> CombineFunction:
     """Build a median combine function: each pixel is the median over the images that have data there.
 
     Parameters and return value as :func:`build_default_combine_function` (``no_data_val`` where no image
@@ -176,7 +178,9 @@ def resolve_combiner(spec: str | FunctionBuilder) -> FunctionBuilder:
     if name.lower() in _NAMED_BUILDERS:
         return _NAMED_BUILDERS[name.lower()]
     if ":" not in name:
-        raise InvalidInputError(f"unknown combiner {spec!r}: use 'mean', 'median' or 'package.module:function'")
+        raise InvalidInputError(
+            f"unknown combiner {spec!r}: use 'mean', 'median' or 'package.module:function'"
+        )
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -201,8 +205,11 @@ def resolve_combiner(spec: str | FunctionBuilder) -> FunctionBuilder:
 def _is_image_hdu(hdu: Any) -> bool:
     from astropy.io import fits
 
-    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and hdu.data is not None \
+    return (
+        isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+        and hdu.data is not None
         and hdu.data.size > 0
+    )
 
 
 def _as_image_hdu(hdu: Any) -> fits.ImageHDU:
@@ -254,8 +261,11 @@ def _center_from(primary_header: Any, first_image: Any, label: str) -> SkyCoord 
             return wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
     except Exception:  # no usable WCS either
         pass
-    warnings.warn(f"{label}: no RA_OBJ/DEC_OBJ and no celestial WCS; the combined file has no RA_OBJ/DEC_OBJ",
-                  DataWarning, stacklevel=3)
+    warnings.warn(
+        f"{label}: no RA_OBJ/DEC_OBJ and no celestial WCS; the combined file has no RA_OBJ/DEC_OBJ",
+        DataWarning,
+        stacklevel=3,
+    )
     return None
 
 
@@ -285,8 +295,12 @@ class CutoutsCombiner:
         ``f(list of Header) -> Header`` (:func:`combine_headers`).
     """
 
-    def __init__(self, fits_list: Sequence[Any] | None = None, exts: Sequence[Any] | None = None,
-                 img_combiner: CombineFunction | str | None = None):
+    def __init__(
+        self,
+        fits_list: Sequence[Any] | None = None,
+        exts: Sequence[Any] | None = None,
+        img_combiner: CombineFunction | str | None = None,
+    ):
         self.input_hdulists: list[list[Any]] | None = None
         self.input_names: list[str] = []
         self.center_coord: SkyCoord | None = None
@@ -317,8 +331,10 @@ class CutoutsCombiner:
             fits_list = [fits_list]
         if not fits_list:
             raise InvalidInputError("fits_list is empty: nothing to combine")
-        if exts is not None and (isinstance(exts, (str, int)) or
-                                 (isinstance(exts, tuple) and len(exts) == 2 and isinstance(exts[0], str))):
+        if exts is not None and (
+            isinstance(exts, (str, int))
+            or (isinstance(exts, tuple) and len(exts) == 2 and isinstance(exts[0], str))
+        ):
             exts = [exts]
 
         per_input: list[list[Any]] = []
@@ -338,16 +354,21 @@ class CutoutsCombiner:
                 except (OSError, TypeError) as exc:
                     raise InvalidInputError(f"{label}: cannot read as FITS ({exc})") from exc
             else:
-                raise InvalidInputError(f"input {i}: unsupported type {type(item).__name__} "
-                                        "(give file names or HDUList objects)")
+                raise InvalidInputError(
+                    f"input {i}: unsupported type {type(item).__name__} (give file names or HDUList objects)"
+                )
             if per_input:
                 if len(selected) != len(per_input[0]):
-                    raise InvalidInputError(f"{label}: has {len(selected)} extensions to combine, "
-                                            f"{names[0]} has {len(per_input[0])}")
+                    raise InvalidInputError(
+                        f"{label}: has {len(selected)} extensions to combine, "
+                        f"{names[0]} has {len(per_input[0])}"
+                    )
                 for k, (hdu, ref) in enumerate(zip(selected, per_input[0], strict=True)):
                     if hdu.data.shape != ref.data.shape:
-                        raise InvalidInputError(f"{label}: extension {k} has shape {hdu.data.shape}, "
-                                                f"{names[0]} has {ref.data.shape}; request the same cutout size")
+                        raise InvalidInputError(
+                            f"{label}: extension {k} has shape {hdu.data.shape}, "
+                            f"{names[0]} has {ref.data.shape}; request the same cutout size"
+                        )
             else:
                 center = _center_from(primary_header, selected[0], label)
             per_input.append(selected)
@@ -358,7 +379,9 @@ class CutoutsCombiner:
         self.center_coord = center
         log.debug("loaded %d inputs x %d extensions", len(names), len(self.input_hdulists))
 
-    def build_img_combiner(self, function_builder: FunctionBuilder | str, builder_args: Sequence[Any]) -> None:
+    def build_img_combiner(
+        self, function_builder: FunctionBuilder | str, builder_args: Sequence[Any]
+    ) -> None:
         """Set :attr:`combine_images` to ``function_builder(*builder_args)``.
 
         ``function_builder`` may also be a spec string for :func:`resolve_combiner`.
@@ -392,8 +415,10 @@ class CutoutsCombiner:
             header = self.combine_headers([hdu.header for hdu in group])
             image = np.asarray(func([hdu.data for hdu in group]))
             if image.shape != group[0].data.shape:
-                raise InvalidInputError(f"the combine function returned shape {image.shape} for extension {k}, "
-                                        f"expected {group[0].data.shape}")
+                raise InvalidInputError(
+                    f"the combine function returned shape {image.shape} for extension {k}, "
+                    f"expected {group[0].data.shape}"
+                )
             hdus.append(fits.ImageHDU(data=image, header=header))
 
         primary = fits.PrimaryHDU()
@@ -415,9 +440,15 @@ class CutoutsCombiner:
         return os.fspath(output_file)
 
 
-def combine_cutouts(fits_list: Sequence[Any], output_file: str | os.PathLike = "./cutout.fits", *,
-                    combiner: str | FunctionBuilder = "mean", exts: Sequence[Any] | None = None,
-                    no_data_val: float = np.nan, memory_only: bool = False):
+def combine_cutouts(
+    fits_list: Sequence[Any],
+    output_file: str | os.PathLike = "./cutout.fits",
+    *,
+    combiner: str | FunctionBuilder = "mean",
+    exts: Sequence[Any] | None = None,
+    no_data_val: float = np.nan,
+    memory_only: bool = False,
+):
     """One-call combine for workflows: ``combiner`` is a :func:`resolve_combiner` spec or builder."""
     cc = CutoutsCombiner(fits_list, exts=exts)
     cc.build_img_combiner(combiner, [cc.input_hdulists[0], no_data_val])

@@ -66,9 +66,15 @@ class _Prepared:
     memmap: np.ndarray
 
 
-def cut_fits_targets(input_files: Sequence[str | Path], targets: Iterable[tuple[str, Any, Any]],
-                     output_paths: Sequence[str | Path], *, extension: Any = None, fill_value: float = np.nan,
-                     fsspec_kwargs: dict | None = None) -> BatchResult:
+def cut_fits_targets(
+    input_files: Sequence[str | Path],
+    targets: Iterable[tuple[str, Any, Any]],
+    output_paths: Sequence[str | Path],
+    *,
+    extension: Any = None,
+    fill_value: float = np.nan,
+    fsspec_kwargs: dict | None = None,
+) -> BatchResult:
     """Cut every target from the same input images, one FITS file per target.
 
     Parameters
@@ -138,8 +144,15 @@ def _astropy_target(files, coordinates, size, path: Path, extension, fill_value,
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cutout = FITSCutout(files, coordinates, size, fill_value=fill_value, extension=extension,
-                            single_outfile=True, fsspec_kwargs=fsspec_kwargs)
+        cutout = FITSCutout(
+            files,
+            coordinates,
+            size,
+            fill_value=fill_value,
+            extension=extension,
+            single_outfile=True,
+            fsspec_kwargs=fsspec_kwargs,
+        )
     for w in caught:
         log.warning("%s: %s", path.stem, w.message)
     write_hdulist(cutout.fits_cutouts[0], path)
@@ -167,7 +180,9 @@ def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) ->
     return bad
 
 
-def _prepare(files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: dict | None) -> list[_Prepared] | None:
+def _prepare(
+    files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: dict | None
+) -> list[_Prepared] | None:
     """Prepare every selected image of every file for the fast route.
 
     Returns None when the fast route cannot be used: then every target takes the astropy route, which also
@@ -175,8 +190,11 @@ def _prepare(files: list[str], extension: Any, fill_value: Any, fsspec_kwargs: d
     """
     try:
         _need(fsspec_kwargs is None, "fsspec_kwargs given")
-        _need(isinstance(fill_value, (int, float, np.integer, np.floating))
-              and not isinstance(fill_value, (bool, np.bool_)), "fill_value is not a number")
+        _need(
+            isinstance(fill_value, (int, float, np.integer, np.floating))
+            and not isinstance(fill_value, (bool, np.bool_)),
+            "fill_value is not a number",
+        )
         names = fits_fast._input_names(files)
         from astropy.io import fits
 
@@ -211,8 +229,9 @@ def _fast_target(prepared: list[_Prepared], coordinates: Any, size: Any, fill_va
             img = p.image
             nx, ny = size_in_pixels(parsed, p.wcs)
             pix = fits_fast.world_to_pixel(img.wcs, [(ra, dec)])[0]
-            lims = _limits(pix, (nx, ny), "round",
-                           margin_px(float(min(img.wcs.pixel_scales())), img.wcs.a is not None))
+            lims = _limits(
+                pix, (nx, ny), "round", margin_px(float(min(img.wcs.pixel_scales())), img.wcs.a is not None)
+            )
             ov = overlap(lims, img.shape)
             _need(ov is not None, f"the target misses {p.name}[{img.index}]")
             data, _aperture = extract_padded(p.memmap, lims, img.shape, fill_value)
@@ -220,8 +239,14 @@ def _fast_target(prepared: list[_Prepared], coordinates: Any, size: Any, fill_va
             out = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
             _need(bitpix_of(out.dtype) is not None, f"output dtype {out.dtype}")
             xmin, ymin = int(lims[0][0]), int(lims[1][0])
-            header = cutout_header(p.header, shifted_wcs(p.wcs, xmin, ymin, (nx, ny)), xmin, ymin,
-                                   orig_file=Path(p.name).name, orig_ext=img.index)
+            header = cutout_header(
+                p.header,
+                shifted_wcs(p.wcs, xmin, ymin, (nx, ny)),
+                xmin,
+                ymin,
+                orig_file=Path(p.name).name,
+                orig_ext=img.index,
+            )
             cards = _structural(out) + [c.image for c in header.cards]
             parts += hdu_parts(cards, out, checksum_stamp())
         return parts

@@ -170,9 +170,20 @@ class FITSCutout:
         No cutout could be made (every target misses every image, or every cutout is empty).
     """
 
-    def __init__(self, input_files: Any, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
-                 limit_rounding_method: str = "round", extension: Any = None, single_outfile: bool = True,
-                 verbose: bool = False, *, fsspec_kwargs: dict | None = None, allow_empty: bool = False):
+    def __init__(
+        self,
+        input_files: Any,
+        coordinates: Any,
+        cutout_size: Any = 25,
+        fill_value: float = np.nan,
+        limit_rounding_method: str = "round",
+        extension: Any = None,
+        single_outfile: bool = True,
+        verbose: bool = False,
+        *,
+        fsspec_kwargs: dict | None = None,
+        allow_empty: bool = False,
+    ):
         set_verbose(verbose)
         if isinstance(input_files, (str, Path)) or hasattr(input_files, "__fspath__"):
             input_files = [input_files]
@@ -182,14 +193,18 @@ class FITSCutout:
         self.coordinates = parse_coordinates(coordinates)
         # scalar SkyCoords and plain floats, made once (indexing/attribute access on SkyCoord is slow)
         self._coord_list = list(self.coordinates)
-        self._radec = list(zip(self.coordinates.ra.deg.tolist(), self.coordinates.dec.deg.tolist(), strict=True))
+        self._radec = list(
+            zip(self.coordinates.ra.deg.tolist(), self.coordinates.dec.deg.tolist(), strict=True)
+        )
         self.cutout_size = cutout_size
         self._size = parse_size(cutout_size)
         if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
             raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
         self.fill_value = fill_value
         if limit_rounding_method not in ROUNDING_METHODS:
-            raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {limit_rounding_method!r}")
+            raise InvalidInputError(
+                f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {limit_rounding_method!r}"
+            )
         self.limit_rounding_method = limit_rounding_method
         self.extension = extension
         self.single_outfile = single_outfile
@@ -232,17 +247,21 @@ class FITSCutout:
             warnings.warn(text + "; skipped (use allow_empty=True to keep it)", DataWarning, stacklevel=3)
         return self.fits_cutouts
 
-    def _cut_extension(self, handle: Any, index: int, wcs: WCS | None, missed: list[str],
-                       empties: list[str]) -> None:
+    def _cut_extension(
+        self, handle: Any, index: int, wcs: WCS | None, missed: list[str], empties: list[str]
+    ) -> None:
         name = handle.name
         hdu = handle.hdul[index]
         header = hdu.header
         if wcs is None:
             single = not isinstance(self.extension, list) and not (
-                isinstance(self.extension, str) and self.extension.lower() == "all")
+                isinstance(self.extension, str) and self.extension.lower() == "all"
+            )
             if single:
                 raise InvalidInputError(f"extension {index} of {name} has no celestial WCS")
-            warnings.warn(f"extension {index} of {name} has no celestial WCS; skipped", DataWarning, stacklevel=4)
+            warnings.warn(
+                f"extension {index} of {name} has no celestial WCS; skipped", DataWarning, stacklevel=4
+            )
             return
         naxis = header["NAXIS"]
         shape = tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
@@ -277,8 +296,9 @@ class FITSCutout:
             on_image = data[(Ellipsis, ov[2], ov[3])]
             empty = is_empty(on_image)
             if empty and not self.allow_empty:
-                empties.append(f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) "
-                               "contains no data (all NaN or zero)")
+                empties.append(
+                    f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) contains no data (all NaN or zero)"
+                )
                 continue
             if not data.flags.owndata:  # a view of the memory map: give the caller its own writable array
                 data = data.copy()
@@ -288,20 +308,41 @@ class FITSCutout:
                 data[(Ellipsis, ov[2], ov[3])] = linearize_asinh(data[(Ellipsis, ov[2], ov[3])], header)
             xmin, ymin = int(limits[0][0]), int(limits[1][0])
             cwcs = shifted_wcs(wcs, xmin, ymin, (nx, ny))
-            inst = CutoutInstance(data=data, wcs=cwcs, limits=limits, original_shape=shape,
-                                  slices_original=(ov[0], ov[1]), coordinate=coord, input_file=name,
-                                  extension=index, aperture=aperture, empty=empty,
-                                  coordinate_index=ci)
+            inst = CutoutInstance(
+                data=data,
+                wcs=cwcs,
+                limits=limits,
+                original_shape=shape,
+                slices_original=(ov[0], ov[1]),
+                coordinate=coord,
+                input_file=name,
+                extension=index,
+                aperture=aperture,
+                empty=empty,
+                coordinate_index=ci,
+            )
             self.cutouts_by_file.setdefault(name, []).append(inst)
-            self.hdu_cutouts_by_file.setdefault(name, []).append(self._make_hdu(inst, header, name, linearize))
+            self.hdu_cutouts_by_file.setdefault(name, []).append(
+                self._make_hdu(inst, header, name, linearize)
+            )
             log.debug("cut %s at (%.7f, %.7f): limits %s", ext_label, ra, dec, limits.tolist())
 
-    def _make_hdu(self, inst: CutoutInstance, header: fits.Header, name: str, linearized: bool) -> fits.ImageHDU:
+    def _make_hdu(
+        self, inst: CutoutInstance, header: fits.Header, name: str, linearized: bool
+    ) -> fits.ImageHDU:
         from astropy.io import fits
 
         orig_file = name if is_remote(name) else Path(name).name
-        hdr = cutout_header(header, inst.wcs, int(inst.limits[0][0]), int(inst.limits[1][0]),
-                            orig_file=orig_file, orig_ext=inst.extension, linearized=linearized, empty=inst.empty)
+        hdr = cutout_header(
+            header,
+            inst.wcs,
+            int(inst.limits[0][0]),
+            int(inst.limits[1][0]),
+            orig_file=orig_file,
+            orig_ext=inst.extension,
+            linearized=linearized,
+            empty=inst.empty,
+        )
         hdu = fits.ImageHDU(data=inst.data, header=hdr)  # EXTNAME = CUTOUT is in hdr
         tables = lookup_tables(inst.wcs)[1]
         if tables:  # numbered per output file in fits_cutouts
@@ -312,8 +353,9 @@ class FITSCutout:
 
     def _instances(self) -> Iterable[tuple[str, CutoutInstance, fits.ImageHDU]]:
         for name in self.input_files:
-            for inst, hdu in zip(self.cutouts_by_file.get(name, []), self.hdu_cutouts_by_file.get(name, []),
-                                 strict=True):
+            for inst, hdu in zip(
+                self.cutouts_by_file.get(name, []), self.hdu_cutouts_by_file.get(name, []), strict=True
+            ):
                 yield name, inst, hdu
 
     def _groups(self) -> list[tuple[Any, str | None, list[tuple[str, CutoutInstance, fits.ImageHDU]]]]:
@@ -348,7 +390,9 @@ class FITSCutout:
                     own = self._lookup.get(id(m[2]), [])
                     number_lookup_tables(m[2].header, own, counters)
                     tables += own
-                self._fits_cutouts.append(fits.HDUList([primary_hdu(coord)] + [m[2] for m in members] + tables))
+                self._fits_cutouts.append(
+                    fits.HDUList([primary_hdu(coord)] + [m[2] for m in members] + tables)
+                )
         return self._fits_cutouts
 
     @property
@@ -392,6 +436,7 @@ class FITSCutout:
         if filename is None:
             c = self._coord_list[0]
             filename = f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self.cutout_size)}.zip"
+
         def members():
             for hdul, fname in zip(self.fits_cutouts, self._fits_names(), strict=True):
                 member = io.BytesIO()
@@ -406,10 +451,16 @@ class FITSCutout:
         from astropy.wcs.utils import proj_plane_pixel_scales
 
         scale = float(np.mean(proj_plane_pixel_scales(inst.wcs)) * 3600.0)
-        return {"input_file": inst.input_file, "cutout_size_x_pix": int(inst.data.shape[-1]),
-                "cutout_size_y_pix": int(inst.data.shape[-2]), "pixel_scale_arcsec_per_pix": scale,
-                "center_ra_deg": float(inst.coordinate.ra.deg), "center_dec_deg": float(inst.coordinate.dec.deg),
-                "origin": ORIGIN, "version": __version__}
+        return {
+            "input_file": inst.input_file,
+            "cutout_size_x_pix": int(inst.data.shape[-1]),
+            "cutout_size_y_pix": int(inst.data.shape[-2]),
+            "pixel_scale_arcsec_per_pix": scale,
+            "center_ra_deg": float(inst.coordinate.ra.deg),
+            "center_dec_deg": float(inst.coordinate.dec.deg),
+            "origin": ORIGIN,
+            "version": __version__,
+        }
 
     def _render(self, stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation):
         """``[(coordinate, [instances], [images])]`` per coordinate."""
@@ -422,15 +473,28 @@ class FITSCutout:
                 continue
             if colorize:
                 insts = colour_channels(insts)
-            imgs = to_pil_images([i.data for i in insts], [self._image_metadata(i) for i in insts],
-                                 stretch=stretch, minmax_percent=minmax_percent, minmax_value=minmax_value,
-                                 invert=invert, colorize=colorize, flip_orientation=flip_orientation)
+            imgs = to_pil_images(
+                [i.data for i in insts],
+                [self._image_metadata(i) for i in insts],
+                stretch=stretch,
+                minmax_percent=minmax_percent,
+                minmax_value=minmax_value,
+                invert=invert,
+                colorize=colorize,
+                flip_orientation=flip_orientation,
+            )
             out.append((coord, insts, imgs))
         return out
 
-    def get_image_cutouts(self, stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
-                          minmax_value: Sequence[float] | None = None, invert: bool = False,
-                          colorize: bool = False, flip_orientation: bool = True) -> list[Image.Image]:
+    def get_image_cutouts(
+        self,
+        stretch: str = "asinh",
+        minmax_percent: Sequence[float] | None = None,
+        minmax_value: Sequence[float] | None = None,
+        invert: bool = False,
+        colorize: bool = False,
+        flip_orientation: bool = True,
+    ) -> list[Image.Image]:
         """Render the cutouts as 8-bit PIL images.
 
         See :func:`skycut.image.render.to_pil_images` for the stretch and interval options.
@@ -466,10 +530,18 @@ class FITSCutout:
             self._image_cutouts = self.get_image_cutouts()
         return self._image_cutouts
 
-    def write_as_img(self, stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
-                     minmax_value: Sequence[float] | None = None, invert: bool = False, colorize: bool = False,
-                     output_format: str = ".jpg", output_dir: str | Path = ".", cutout_prefix: str = "cutout",
-                     flip_orientation: bool = True) -> str | list[str]:
+    def write_as_img(
+        self,
+        stretch: str = "asinh",
+        minmax_percent: Sequence[float] | None = None,
+        minmax_value: Sequence[float] | None = None,
+        invert: bool = False,
+        colorize: bool = False,
+        output_format: str = ".jpg",
+        output_dir: str | Path = ".",
+        cutout_prefix: str = "cutout",
+        flip_orientation: bool = True,
+    ) -> str | list[str]:
         """Write the cutouts as images; returns a list of paths (one path string for a colour image).
 
         Names: ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}_astrocut_{i}.{fmt}`` where ``i`` counts the
@@ -480,8 +552,9 @@ class FITSCutout:
 
         ext, _fmt = image_format(output_format)
         paths: list[str] = []
-        for coord, insts, imgs in self._render(stretch, minmax_percent, minmax_value, invert, colorize,
-                                               flip_orientation):
+        for coord, insts, imgs in self._render(
+            stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation
+        ):
             if colorize:
                 name = cutout_basename(cutout_prefix, coord, self.cutout_size) + ext
                 paths.append(str(save_image(imgs[0], Path(output_dir) / name, ext)))
@@ -517,7 +590,9 @@ def check_complete(handle: Any, index: int) -> None:
     from astropy.io import fits
 
     hdu = handle.hdul[index]
-    if not handle.plain or isinstance(hdu, fits.CompImageHDU):  # a tile-compressed image's header is the image's
+    if not handle.plain or isinstance(
+        hdu, fits.CompImageHDU
+    ):  # a tile-compressed image's header is the image's
         return
     header = hdu.header
     try:
@@ -526,7 +601,12 @@ def check_complete(handle: Any, index: int) -> None:
         if header.get("GROUPS") and axes and axes[0] == 0:  # random groups: NAXIS1 = 0 does not count
             axes = axes[1:]
         count = int(np.prod(axes, dtype=np.int64)) if axes else 0
-        nbytes = abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count)
+        nbytes = (
+            abs(int(header["BITPIX"]))
+            // 8
+            * int(header.get("GCOUNT", 1))
+            * (int(header.get("PCOUNT", 0)) + count)
+        )
     except Exception:  # noqa: BLE001 - an odd header: astropy reports it when reading
         return
     if handle.remote:
@@ -573,11 +653,23 @@ def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- functions
 
 
-def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_wcs: bool = False,
-             extension: Any = None, single_outfile: bool = True, cutout_prefix: str = "cutout",
-             output_dir: str | Path = ".", memory_only: bool = False, fill_value: float = np.nan,
-             limit_rounding_method: str = "round", verbose: bool = False, *, fsspec_kwargs: dict | None = None,
-             allow_empty: bool = False) -> str | list[str] | list[fits.HDUList]:
+def fits_cut(
+    input_files: Any,
+    coordinates: Any,
+    cutout_size: Any = 25,
+    correct_wcs: bool = False,
+    extension: Any = None,
+    single_outfile: bool = True,
+    cutout_prefix: str = "cutout",
+    output_dir: str | Path = ".",
+    memory_only: bool = False,
+    fill_value: float = np.nan,
+    limit_rounding_method: str = "round",
+    verbose: bool = False,
+    *,
+    fsspec_kwargs: dict | None = None,
+    allow_empty: bool = False,
+) -> str | list[str] | list[fits.HDUList]:
     """Cut FITS images and write the cutouts (astrocut's ``fits_cut``).
 
     Pixels are 0-based, ``x`` is the column (FITS axis 1) and ``y`` the row (FITS axis 2); ``cutout_size=[200,
@@ -634,28 +726,57 @@ def fits_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, correct_
         # astropy-free fast path for plain local TAN(-SIP) images; None when not provably equivalent
         from .fits_fast import try_fits_cut
 
-        paths = try_fits_cut(input_files, coordinates, cutout_size, extension=extension,
-                             single_outfile=single_outfile, cutout_prefix=cutout_prefix, output_dir=output_dir,
-                             fill_value=fill_value, limit_rounding_method=limit_rounding_method,
-                             allow_empty=allow_empty)
+        paths = try_fits_cut(
+            input_files,
+            coordinates,
+            cutout_size,
+            extension=extension,
+            single_outfile=single_outfile,
+            cutout_prefix=cutout_prefix,
+            output_dir=output_dir,
+            fill_value=fill_value,
+            limit_rounding_method=limit_rounding_method,
+            allow_empty=allow_empty,
+        )
         if paths is not None:
             return paths[0] if len(paths) == 1 else paths
-    cut = FITSCutout(input_files, coordinates, cutout_size, fill_value=fill_value,
-                     limit_rounding_method=limit_rounding_method, extension=extension,
-                     single_outfile=single_outfile, verbose=verbose, fsspec_kwargs=fsspec_kwargs,
-                     allow_empty=allow_empty)
+    cut = FITSCutout(
+        input_files,
+        coordinates,
+        cutout_size,
+        fill_value=fill_value,
+        limit_rounding_method=limit_rounding_method,
+        extension=extension,
+        single_outfile=single_outfile,
+        verbose=verbose,
+        fsspec_kwargs=fsspec_kwargs,
+        allow_empty=allow_empty,
+    )
     if memory_only:
         return cut.fits_cutouts
     paths = cut.write_as_fits(output_dir, cutout_prefix)
     return paths[0] if len(paths) == 1 else paths
 
 
-def img_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, stretch: str = "asinh",
-            minmax_percent: Sequence[float] | None = None, minmax_value: Sequence[float] | None = None,
-            invert: bool = False, img_format: str = ".jpg", colorize: bool = False, cutout_prefix: str = "cutout",
-            output_dir: str | Path = ".", extension: Any = None, fill_value: float = np.nan,
-            limit_rounding_method: str = "round", verbose: bool = False, *,
-            fsspec_kwargs: dict | None = None) -> str | list[str]:
+def img_cut(
+    input_files: Any,
+    coordinates: Any,
+    cutout_size: Any = 25,
+    stretch: str = "asinh",
+    minmax_percent: Sequence[float] | None = None,
+    minmax_value: Sequence[float] | None = None,
+    invert: bool = False,
+    img_format: str = ".jpg",
+    colorize: bool = False,
+    cutout_prefix: str = "cutout",
+    output_dir: str | Path = ".",
+    extension: Any = None,
+    fill_value: float = np.nan,
+    limit_rounding_method: str = "round",
+    verbose: bool = False,
+    *,
+    fsspec_kwargs: dict | None = None,
+) -> str | list[str]:
     """Cut FITS images and write them as PNG/JPEG/... images (astrocut's ``img_cut``).
 
     Parameters
@@ -685,12 +806,26 @@ def img_cut(input_files: Any, coordinates: Any, cutout_size: Any = 25, stretch: 
     InvalidQueryError
         No cutout could be made.
     """
-    cut = FITSCutout(input_files, coordinates, cutout_size, fill_value=fill_value,
-                     limit_rounding_method=limit_rounding_method, extension=extension, verbose=verbose,
-                     fsspec_kwargs=fsspec_kwargs)
-    paths = cut.write_as_img(stretch=stretch, minmax_percent=minmax_percent, minmax_value=minmax_value,
-                             invert=invert, colorize=colorize, output_format=img_format, output_dir=output_dir,
-                             cutout_prefix=cutout_prefix)
+    cut = FITSCutout(
+        input_files,
+        coordinates,
+        cutout_size,
+        fill_value=fill_value,
+        limit_rounding_method=limit_rounding_method,
+        extension=extension,
+        verbose=verbose,
+        fsspec_kwargs=fsspec_kwargs,
+    )
+    paths = cut.write_as_img(
+        stretch=stretch,
+        minmax_percent=minmax_percent,
+        minmax_value=minmax_value,
+        invert=invert,
+        colorize=colorize,
+        output_format=img_format,
+        output_dir=output_dir,
+        cutout_prefix=cutout_prefix,
+    )
     if isinstance(paths, list) and len(paths) == 1:
         return paths[0]
     return paths

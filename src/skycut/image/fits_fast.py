@@ -114,18 +114,48 @@ def margin_px(pixel_scale_deg: float, sip: bool = False) -> float:
     """
     return _MARGIN_PX + _MARGIN_DEG / pixel_scale_deg + (_ASTROPY_TOLERANCE if sip else 0.0)
 
+
 _KEY_OK = re.compile(r"^[A-Z0-9_-]{0,8}$")
 _ARCHAIC = re.compile(r"^(PC|CD)0\d0\d$")
 _SIP = re.compile(r"^(A|B|AP|BP)_(ORDER|\d+_\d+|DMAX)$")
-_ALLOWED_WCS = re.compile(r"^(WCSAXES|CRPIX[12]|CRVAL[12]|CTYPE[12]|CUNIT[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|"
-                          r"LONPOLE|LATPOLE|RADESYS|EQUINOX|WCSNAME|CRDER[12]|CSYER[12])$")
+_ALLOWED_WCS = re.compile(
+    r"^(WCSAXES|CRPIX[12]|CRVAL[12]|CTYPE[12]|CUNIT[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|"
+    r"LONPOLE|LATPOLE|RADESYS|EQUINOX|WCSNAME|CRDER[12]|CSYER[12])$"
+)
 # wcslib auxiliary keywords that astropy's to_header may echo or derive; only those checked to be harmless
-_AUX_OK = frozenset({"DATE-OBS", "MJD-OBS", "DATE-BEG", "DATE-AVG", "DATE-END", "MJD-BEG", "MJD-AVG", "MJD-END",
-                     "TSTART", "TSTOP", "MJDREF", "MJDREFI", "MJDREFF", "DATEREF", "TIMESYS", "TIMEUNIT",
-                     "TELAPSE", "TIMEDEL", "TIMEPIXR", "XPOSURE", "JEPOCH", "SPECSYS", "RESTFRQ", "VELOSYS"})
-_AUX_BAD = re.compile(r"^(JDREF.*|TIMEOFFS|TREFPOS|TRPOS.*|TREFDIR|TRDIR.*|PLEPHEM|TIMRDER|TIMSYER|BEPOCH|EPOCH|"
-                      r"OBSGEO-.*|OBSORBIT|SSYSOBS.*|ZSOURCE.*|SSYSSRC.*|VELANGL.*|RESTWAV.*|RESTFREQ|VELREF|"
-                      r"RADECSYS|DQ\d.*|PLTRAH|CNPIX\d|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$")
+_AUX_OK = frozenset(
+    {
+        "DATE-OBS",
+        "MJD-OBS",
+        "DATE-BEG",
+        "DATE-AVG",
+        "DATE-END",
+        "MJD-BEG",
+        "MJD-AVG",
+        "MJD-END",
+        "TSTART",
+        "TSTOP",
+        "MJDREF",
+        "MJDREFI",
+        "MJDREFF",
+        "DATEREF",
+        "TIMESYS",
+        "TIMEUNIT",
+        "TELAPSE",
+        "TIMEDEL",
+        "TIMEPIXR",
+        "XPOSURE",
+        "JEPOCH",
+        "SPECSYS",
+        "RESTFRQ",
+        "VELOSYS",
+    }
+)
+_AUX_BAD = re.compile(
+    r"^(JDREF.*|TIMEOFFS|TREFPOS|TRPOS.*|TREFDIR|TRDIR.*|PLEPHEM|TIMRDER|TIMSYER|BEPOCH|EPOCH|"
+    r"OBSGEO-.*|OBSORBIT|SSYSOBS.*|ZSOURCE.*|SSYSSRC.*|VELANGL.*|RESTWAV.*|RESTFREQ|VELREF|"
+    r"RADECSYS|DQ\d.*|PLTRAH|CNPIX\d|AXISCORR|LONPOLE[A-Z]|LATPOLE[A-Z]|MJD-.*|DATE-.*|TSTART|TSTOP)$"
+)
 _DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d):(\d\d(?:\.\d+)?)Z?)?$")
 _MJD0 = datetime.date(1858, 11, 17)
 
@@ -142,9 +172,19 @@ def _need(condition: Any, reason: str) -> None:
 # ------------------------------------------------------------------------------------------ entry point
 
 
-def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extension: Any, single_outfile: bool,
-                 cutout_prefix: str, output_dir: str | Path, fill_value: Any, limit_rounding_method: str,
-                 allow_empty: bool) -> list[str] | None:
+def try_fits_cut(
+    input_files: Any,
+    coordinates: Any,
+    cutout_size: Any,
+    *,
+    extension: Any,
+    single_outfile: bool,
+    cutout_prefix: str,
+    output_dir: str | Path,
+    fill_value: Any,
+    limit_rounding_method: str,
+    allow_empty: bool,
+) -> list[str] | None:
     """Run ``fits_cut`` (writing files) without astropy if that is provably equivalent, else return None.
 
     Parameters are those of :func:`skycut.fits_cut`. Returns the written paths (in the order the astropy path
@@ -153,8 +193,17 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
     if not ENABLED:
         return None
     try:
-        outputs = _plan(input_files, coordinates, cutout_size, extension, single_outfile, cutout_prefix,
-                        fill_value, limit_rounding_method, allow_empty)
+        outputs = _plan(
+            input_files,
+            coordinates,
+            cutout_size,
+            extension,
+            single_outfile,
+            cutout_prefix,
+            fill_value,
+            limit_rounding_method,
+            allow_empty,
+        )
     except _Fallback as exc:
         STATS["fallback"] += 1
         log.debug("fits_cut: astropy path (%s)", exc)
@@ -181,7 +230,9 @@ def try_fits_cut(input_files: Any, coordinates: Any, cutout_size: Any, *, extens
 # ------------------------------------------------------------------------------------------ arguments
 
 
-def _radec_and_size(coordinates: Any, cutout_size: Any) -> tuple[list[tuple[float, float]], tuple[int, int], str]:
+def _radec_and_size(
+    coordinates: Any, cutout_size: Any
+) -> tuple[list[tuple[float, float]], tuple[int, int], str]:
     """ICRS ``(ra, dec)`` degrees, ``(nx, ny)`` and the file-name size label, by :mod:`skycut.core.coords`.
 
     Bad input falls back to the full path, which reports it; so does an angular size (it needs astropy's WCS).
@@ -235,7 +286,10 @@ def scan_headers(path: str) -> list[RawHeader]:
                 blob += chunk
                 header = RawHeader.parse(blob, offset)
             first = header.cards[0][:8].strip() if header.cards else ""
-            _need(first == ("SIMPLE" if not hdus else "XTENSION"), f"{path}: HDU {len(hdus)} starts with {first!r}")
+            _need(
+                first == ("SIMPLE" if not hdus else "XTENSION"),
+                f"{path}: HDU {len(hdus)} starts with {first!r}",
+            )
             try:
                 nbytes = header.data_nbytes()
             except (KeyError, TypeError, ValueError):
@@ -255,8 +309,9 @@ def _is_image_with_data(index: int, h: RawHeader) -> bool:
         return False
     naxis = v.get("NAXIS", 0)
     _need(isinstance(naxis, int), "non-integer NAXIS")
-    return naxis >= 2 and all(isinstance(v.get(f"NAXIS{i}", 0), int) and v.get(f"NAXIS{i}", 0) > 0
-                              for i in range(1, naxis + 1))
+    return naxis >= 2 and all(
+        isinstance(v.get(f"NAXIS{i}", 0), int) and v.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1)
+    )
 
 
 def _has_ctype(h: RawHeader) -> bool:
@@ -283,10 +338,15 @@ def _select(hdus: list[RawHeader], extension: Any, name: str) -> list[int]:
             i %= len(hdus)
         elif isinstance(ext, str):
             key = ext.strip().upper()
-            _need(all(isinstance(h.values.get("EXTNAME", ""), str) for h in hdus), f"{name}: non-string EXTNAME")
-            hits = [j for j, h in enumerate(hdus)
-                    if (isinstance(h.values.get("EXTNAME"), str) and h.values["EXTNAME"].strip().upper() == key)
-                    or (key == "PRIMARY" and j == 0)]
+            _need(
+                all(isinstance(h.values.get("EXTNAME", ""), str) for h in hdus), f"{name}: non-string EXTNAME"
+            )
+            hits = [
+                j
+                for j, h in enumerate(hdus)
+                if (isinstance(h.values.get("EXTNAME"), str) and h.values["EXTNAME"].strip().upper() == key)
+                or (key == "PRIMARY" and j == 0)
+            ]
             _need(hits, f"{name} has no extension {ext!r}")
             i = hits[0]
         else:
@@ -317,8 +377,10 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
     counts: dict[str, int] = {}
     for card in h.cards:
         key = card[:8].strip()
-        _need(_KEY_OK.match(key) and key not in ("CONTINUE", "HIERARCH") and card.isascii(),
-              f"{where}: card {key!r} needs astropy")
+        _need(
+            _KEY_OK.match(key) and key not in ("CONTINUE", "HIERARCH") and card.isascii(),
+            f"{where}: card {key!r} needs astropy",
+        )
         counts[key] = counts.get(key, 0) + 1
         if key in ("COMMENT", "HISTORY", ""):
             continue
@@ -327,11 +389,18 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
                 card_parts(card)
             except CardError:
                 raise _Fallback(f"{where}: card {key} has an unparsable value") from None
-        _need(card[8:10] == "= " or not (_WCS_KEY.match(key) or _ALT_CRPIX.match(key)),
-              f"{where}: WCS card {key} without a value")
-        _need(not _ARCHAIC.match(key) and not key.startswith("CROTA"), f"{where}: archaic/CROTA WCS keyword {key}")
-        _need(not _DISTORTION_KEY.match(key) and not _AUX_BAD.match(key) or key in _AUX_OK,
-              f"{where}: keyword {key} needs astropy")
+        _need(
+            card[8:10] == "= " or not (_WCS_KEY.match(key) or _ALT_CRPIX.match(key)),
+            f"{where}: WCS card {key} without a value",
+        )
+        _need(
+            not _ARCHAIC.match(key) and not key.startswith("CROTA"),
+            f"{where}: archaic/CROTA WCS keyword {key}",
+        )
+        _need(
+            not _DISTORTION_KEY.match(key) and not _AUX_BAD.match(key) or key in _AUX_OK,
+            f"{where}: keyword {key} needs astropy",
+        )
         if _WCS_KEY.match(key):
             _need(_ALLOWED_WCS.match(key) or _SIP.match(key), f"{where}: WCS keyword {key} not supported")
         if (_WCS_KEY.match(key) or key in _AUX_OK) and counts[key] > 1:
@@ -344,14 +413,20 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
     _need(v.get("WCSAXES", 2) == 2, f"{where}: WCSAXES != 2")
     ctype1, ctype2 = v.get("CTYPE1"), v.get("CTYPE2")
     sip = ctype1 == "RA---TAN-SIP"
-    _need((ctype1, ctype2) in (("RA---TAN", "DEC--TAN"), ("RA---TAN-SIP", "DEC--TAN-SIP")),
-          f"{where}: projection {ctype1!r}/{ctype2!r}")
-    numeric = [k for k in v if _ALLOWED_WCS.match(k) and k not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2",
-                                                                   "RADESYS", "WCSNAME")] + \
-              [k for k in v if _SIP.match(k)]
+    _need(
+        (ctype1, ctype2) in (("RA---TAN", "DEC--TAN"), ("RA---TAN-SIP", "DEC--TAN-SIP")),
+        f"{where}: projection {ctype1!r}/{ctype2!r}",
+    )
+    numeric = [
+        k
+        for k in v
+        if _ALLOWED_WCS.match(k) and k not in ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "RADESYS", "WCSNAME")
+    ] + [k for k in v if _SIP.match(k)]
     for k in numeric:
-        _need(isinstance(v[k], (int, float)) and not isinstance(v[k], bool) and math.isfinite(v[k]),
-              f"{where}: {k} is not a finite number")
+        _need(
+            isinstance(v[k], (int, float)) and not isinstance(v[k], bool) and math.isfinite(v[k]),
+            f"{where}: {k} is not a finite number",
+        )
     _need(all(k in v for k in ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2")), f"{where}: incomplete WCS")
     has_cd = any(re.match(r"^CD[12]_[12]$", k) for k in v)
     has_pc = any(re.match(r"^(PC[12]_[12]|CDELT[12])$", k) for k in v)
@@ -360,9 +435,15 @@ def _image(path: str, index: int, h: RawHeader) -> _Image:
     orders = [k for k in v if k.endswith("_ORDER")]
     if sip:
         # astropy ignores SIP of order < 2 and rejects A without B or AP without BP
-        _need("A_ORDER" in v and "B_ORDER" in v and v["A_ORDER"] >= 2 and v["B_ORDER"] >= 2
-              and ("AP_ORDER" in v) == ("BP_ORDER" in v) and all(v[k] >= 1 and v[k] == int(v[k]) for k in orders),
-              f"{where}: incomplete SIP")
+        _need(
+            "A_ORDER" in v
+            and "B_ORDER" in v
+            and v["A_ORDER"] >= 2
+            and v["B_ORDER"] >= 2
+            and ("AP_ORDER" in v) == ("BP_ORDER" in v)
+            and all(v[k] >= 1 and v[k] == int(v[k]) for k in orders),
+            f"{where}: incomplete SIP",
+        )
     else:
         _need(not orders, f"{where}: SIP coefficients without -SIP")
     header = {k: v[k] for k in v if _ALLOWED_WCS.match(k) or _SIP.match(k)}
@@ -392,8 +473,13 @@ def _mjd_card(key: str, date_value: Any, where: str) -> str:
     _need(hh < 24 and mm < 60 and ss < 60, f"{where}: bad time {date_value!r}")
     mjd = float(f"{day + (hh * 3600 + mm * 60 + ss) / 86400.0:.14G}")
     _need(10000.0 <= mjd < 100000.0, f"{where}: {key} outside the checked range")
-    return _card(key, mjd, "[d] MJD at " + {"MJD-BEG": "start", "MJD-AVG": "mid-point",
-                                            "MJD-END": "end"}[key] + " of observation")
+    return _card(
+        key,
+        mjd,
+        "[d] MJD at "
+        + {"MJD-BEG": "start", "MJD-AVG": "mid-point", "MJD-END": "end"}[key]
+        + " of observation",
+    )
 
 
 def _card(key: str, value: Any, comment: str = "") -> str:
@@ -420,7 +506,10 @@ def world_to_pixel(wcs: TanSip, radec: list[tuple[float, float]]) -> np.ndarray:
     pix = np.column_stack([x, y])
     _need(np.all(np.isfinite(pix)), "a target is behind the tangent plane or the SIP inverse failed")
     if wcs.a is not None or wcs.b is not None:
-        _need(np.all(_contraction(wcs, pix) <= _MAX_CONTRACTION), "SIP distortion too strong to bound astropy's error")
+        _need(
+            np.all(_contraction(wcs, pix) <= _MAX_CONTRACTION),
+            "SIP distortion too strong to bound astropy's error",
+        )
     return pix
 
 
@@ -434,8 +523,10 @@ def _contraction(wcs: TanSip, pix: np.ndarray) -> np.ndarray:
     u, v = pix[:, 0] + 1.0 - wcs.crpix[0], pix[:, 1] + 1.0 - wcs.crpix[1]
     a = wcs.a if wcs.a is not None else np.zeros((1, 1))
     b = wcs.b if wcs.b is not None else np.zeros((1, 1))
-    rows = [np.abs(P.polyval2d(u, v, P.polyder(m, axis=0))) + np.abs(P.polyval2d(u, v, P.polyder(m, axis=1)))
-            for m in (a, b)]
+    rows = [
+        np.abs(P.polyval2d(u, v, P.polyder(m, axis=0))) + np.abs(P.polyval2d(u, v, P.polyder(m, axis=1)))
+        for m in (a, b)
+    ]
     return np.maximum(*rows)
 
 
@@ -444,8 +535,10 @@ def _limits(center: np.ndarray, size: tuple[int, int], method: str, margin: floa
     lims = cutout_limits(center, size, method)
     for dx in (-margin, margin):
         for dy in (-margin, margin):
-            _need(np.array_equal(cutout_limits((center[0] + dx, center[1] + dy), size, method), lims),
-                  "target too close to a rounding boundary of the cutout box")
+            _need(
+                np.array_equal(cutout_limits((center[0] + dx, center[1] + dy), size, method), lims),
+                "target too close to a rounding boundary of the cutout box",
+            )
     return lims
 
 
@@ -497,17 +590,24 @@ def _cutout_cards(img: _Image, xmin: int, ymin: int, orig_file: str, empty: bool
         cards.append(_card(f"LTM{axis}_{axis}", float(ltm), "IRAF physical scale"))
     cards += [_card("WCSNAMEP", "PHYSICAL", "pixel coordinates in the original image"), _card("WCSAXESP", 2)]
     for axis, lo, ctype in (("1", xmin, "RAWX"), ("2", ymin, "RAWY")):
-        cards += [_card(f"CTYPE{axis}P", ctype), _card(f"CUNIT{axis}P", "PIXEL"), _card(f"CRPIX{axis}P", 1.0),
-                  _card(f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
-                  _card(f"CDELT{axis}P", 1.0)]
+        cards += [
+            _card(f"CTYPE{axis}P", ctype),
+            _card(f"CUNIT{axis}P", "PIXEL"),
+            _card(f"CRPIX{axis}P", 1.0),
+            _card(f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
+            _card(f"CDELT{axis}P", 1.0),
+        ]
     filename = v.get("FILENAME")
     extname = v.get("EXTNAME")
     _need(extname is None or isinstance(extname, str), "non-string EXTNAME")
-    cards += [_card("EXTNAME", "CUTOUT"),
-              _card("O_EXT_NM", extname, "Original extension name.") if extname is not None
-              else f"{'O_EXT_NM= ' + ' ' * 20 + ' / Original extension name.':<80}",
-              orig_file_card(filename if filename else orig_file),
-              _card("ORIG_EXT", img.index, "Extension in original file.")]
+    cards += [
+        _card("EXTNAME", "CUTOUT"),
+        _card("O_EXT_NM", extname, "Original extension name.")
+        if extname is not None
+        else f"{'O_EXT_NM= ' + ' ' * 20 + ' / Original extension name.':<80}",
+        orig_file_card(filename if filename else orig_file),
+        _card("ORIG_EXT", img.index, "Extension in original file."),
+    ]
     if empty:
         cards.append(_card("EMPTY", True, "Indicates no data in cutout image."))
     return cards
@@ -520,27 +620,49 @@ def counts_once(h: RawHeader, key: str) -> bool:
 
 def _structural(data: np.ndarray) -> list[str]:
     ny, nx = data.shape
-    return [_card("XTENSION", "IMAGE", "Image extension"),
-            _card("BITPIX", bitpix_of(data.dtype), "array data type"),
-            _card("NAXIS", 2, "number of array dimensions"), _card("NAXIS1", nx), _card("NAXIS2", ny),
-            _card("PCOUNT", 0, "number of parameters"), _card("GCOUNT", 1, "number of groups")]
+    return [
+        _card("XTENSION", "IMAGE", "Image extension"),
+        _card("BITPIX", bitpix_of(data.dtype), "array data type"),
+        _card("NAXIS", 2, "number of array dimensions"),
+        _card("NAXIS1", nx),
+        _card("NAXIS2", ny),
+        _card("PCOUNT", 0, "number of parameters"),
+        _card("GCOUNT", 1, "number of groups"),
+    ]
 
 
 def _primary(ra: float, dec: float) -> list[str]:
-    return [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8, "array data type"),
-            _card("NAXIS", 0, "number of array dimensions"), _card("EXTEND", True),
-            _card("ORIGIN", ORIGIN, "institution responsible for creating this file"),
-            _card("DATE", creation_date(), "file creation date"),
-            _card("PROCVER", __version__, "software version"),
-            _card("RA_OBJ", float(ra), "[deg] right ascension"), _card("DEC_OBJ", float(dec), "[deg] declination")]
+    return [
+        _card("SIMPLE", True, "conforms to FITS standard"),
+        _card("BITPIX", 8, "array data type"),
+        _card("NAXIS", 0, "number of array dimensions"),
+        _card("EXTEND", True),
+        _card("ORIGIN", ORIGIN, "institution responsible for creating this file"),
+        _card("DATE", creation_date(), "file creation date"),
+        _card("PROCVER", __version__, "software version"),
+        _card("RA_OBJ", float(ra), "[deg] right ascension"),
+        _card("DEC_OBJ", float(dec), "[deg] declination"),
+    ]
 
 
-def _plan(input_files: Any, coordinates: Any, cutout_size: Any, extension: Any, single_outfile: bool,
-          cutout_prefix: str, fill_value: Any, method: str, allow_empty: bool) -> list[tuple[str, list]]:
+def _plan(
+    input_files: Any,
+    coordinates: Any,
+    cutout_size: Any,
+    extension: Any,
+    single_outfile: bool,
+    cutout_prefix: str,
+    fill_value: Any,
+    method: str,
+    allow_empty: bool,
+) -> list[tuple[str, list]]:
     """Every output file as ``(file name, buffers)``, or :class:`_Fallback`; nothing is written here."""
     _need(method in ROUNDING_METHODS, "bad limit_rounding_method")
-    _need(isinstance(fill_value, (int, float, np.integer, np.floating)) and not isinstance(fill_value, (bool, np.bool_)),
-          "fill_value is not a number")
+    _need(
+        isinstance(fill_value, (int, float, np.integer, np.floating))
+        and not isinstance(fill_value, (bool, np.bool_)),
+        "fill_value is not a number",
+    )
     _need(isinstance(cutout_prefix, str), "cutout_prefix is not a string")
     names = _input_names(input_files)
     radec, size, label = _radec_and_size(coordinates, cutout_size)
@@ -564,14 +686,18 @@ def _plan(input_files: Any, coordinates: Any, cutout_size: Any, extension: Any, 
                 _need(not empty or allow_empty, "an empty cutout (the astropy path warns and skips it)")
                 out = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">"))
                 _need(bitpix_of(out.dtype) is not None, f"output dtype {out.dtype}")
-                cards = _structural(out) + _cutout_cards(img, int(lims[0][0]), int(lims[1][0]), orig_file, empty)
+                cards = _structural(out) + _cutout_cards(
+                    img, int(lims[0][0]), int(lims[1][0]), orig_file, empty
+                )
                 cuts.append(_Cut(name, img, ci, cards, out))
             del mm
     outputs: list[tuple[str, list]] = []
     used: set[str] = set()
     for ci, (ra, dec) in enumerate(radec):
         members = [c for c in cuts if c.ci == ci]
-        groups = [(None, members)] if single_outfile else [(n, [c for c in members if c.name == n]) for n in names]
+        groups = (
+            [(None, members)] if single_outfile else [(n, [c for c in members if c.name == n]) for n in names]
+        )
         for name, group in groups:
             if not group:
                 continue

@@ -40,11 +40,44 @@ _WCS_KEY = re.compile(
 _DISTORTION_KEY = re.compile(r"^(CPDIS\d|CPERR\d|DP\d|D2IMDIS\d|D2IM\d|D2IMERR\d|D2IMEXT|NPOLEXT)")
 _ARCHAIC = re.compile(r"^(PC|CD)0*(\d)0*(\d)$")
 _ALT_CRPIX = re.compile(r"^CRPIX([12])([A-Z])$")
-_PHYSICAL_KEYS = frozenset({"WCSNAME", "WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRPIX1", "CRPIX2",
-                            "CRVAL1", "CRVAL2", "CDELT1", "CDELT2"})
-_STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "BSCALE",
-                         "BZERO", "BLANK", "CHECKSUM", "DATASUM", "ZIMAGE", "EXTNAME", "EXTVER", "INHERIT",
-                         "FILENAME"})
+_PHYSICAL_KEYS = frozenset(
+    {
+        "WCSNAME",
+        "WCSAXES",
+        "CTYPE1",
+        "CTYPE2",
+        "CUNIT1",
+        "CUNIT2",
+        "CRPIX1",
+        "CRPIX2",
+        "CRVAL1",
+        "CRVAL2",
+        "CDELT1",
+        "CDELT2",
+    }
+)
+_STRUCTURAL = frozenset(
+    {
+        "SIMPLE",
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "EXTEND",
+        "PCOUNT",
+        "GCOUNT",
+        "GROUPS",
+        "BSCALE",
+        "BZERO",
+        "BLANK",
+        "CHECKSUM",
+        "DATASUM",
+        "ZIMAGE",
+        "EXTNAME",
+        "EXTVER",
+        "INHERIT",
+        "FILENAME",
+    }
+)
 
 
 def input_name(path: Any) -> str:
@@ -59,7 +92,9 @@ def input_name(path: Any) -> str:
         return path
     if hasattr(path, "__fspath__"):
         return str(Path(path))
-    raise InvalidInputError(f"input file must be a str, pathlib.Path, https:// URL or s3:// URI, got {path!r}")
+    raise InvalidInputError(
+        f"input file must be a str, pathlib.Path, https:// URL or s3:// URI, got {path!r}"
+    )
 
 
 def input_stem(name: str) -> str:
@@ -168,8 +203,7 @@ def _is_image_with_data(hdu: Any) -> bool:
     return naxis >= 2 and all(h.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1))
 
 
-def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
-                      wcs_of: Any = None) -> list[int]:
+def select_extensions(hdul: fits.HDUList, extension: Any, name: str, wcs_of: Any = None) -> list[int]:
     """Return the indices of the HDUs to cut.
 
     Parameters
@@ -197,8 +231,10 @@ def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
     """
     hdus = list(hdul)
     if wcs_of is None:
+
         def wcs_of(i: int) -> WCS | None:
             return celestial_wcs(hdus[i].header, hdul)
+
     if extension is None or (isinstance(extension, str) and extension.lower() == "all"):
         idx = [i for i, h in enumerate(hdus) if _is_image_with_data(h)]
         if extension is None:
@@ -219,7 +255,9 @@ def select_extensions(hdul: fits.HDUList, extension: Any, name: str,
             elif isinstance(ext, (str, tuple)):
                 i = hdul.index_of(ext)
             else:
-                raise InvalidInputError(f"extension {ext!r} must be an int, an EXTNAME, a list of those, or 'all'")
+                raise InvalidInputError(
+                    f"extension {ext!r} must be an int, an EXTNAME, a list of those, or 'all'"
+                )
         except (KeyError, IndexError):
             if len(wanted) == 1:
                 raise InvalidInputError(f"{name} has no extension {ext!r}") from None
@@ -241,8 +279,17 @@ def linearize_asinh(data: np.ndarray, header: fits.Header) -> np.ndarray:
     return out.astype(data.dtype if data.dtype.kind == "f" else np.float64, copy=False)
 
 
-def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig_file: str, orig_ext: int,
-                  linearized: bool = False, empty: bool = False) -> fits.Header:
+def cutout_header(
+    original: fits.Header,
+    wcs: WCS,
+    xmin: int,
+    ymin: int,
+    *,
+    orig_file: str,
+    orig_ext: int,
+    linearized: bool = False,
+    empty: bool = False,
+) -> fits.Header:
     """Build the header of a ``CUTOUT`` HDU.
 
     The original keywords with the WCS replaced by ``wcs`` (already shifted by ``(xmin, ymin)``), alternate
@@ -311,20 +358,33 @@ def cutout_header(original: fits.Header, wcs: WCS, xmin: int, ymin: int, *, orig
     # physical coordinates: pixel (1-based) in the original image, as IRAF LTV/LTM and an alternate WCS "P"
     for axis, lo in (("1", xmin), ("2", ymin)):
         cards.append((f"LTV{axis}", float(original.get(f"LTV{axis}", 0.0)) - lo, "IRAF physical offset"))
-        cards.append((f"LTM{axis}_{axis}", float(original.get(f"LTM{axis}_{axis}", 1.0)), "IRAF physical scale"))
+        cards.append(
+            (f"LTM{axis}_{axis}", float(original.get(f"LTM{axis}_{axis}", 1.0)), "IRAF physical scale")
+        )
     cards += [("WCSNAMEP", "PHYSICAL", "pixel coordinates in the original image"), ("WCSAXESP", 2, "")]
     for axis, lo, ctype in (("1", xmin, "RAWX"), ("2", ymin, "RAWY")):
-        cards += [(f"CTYPE{axis}P", ctype, ""), (f"CUNIT{axis}P", "PIXEL", ""), (f"CRPIX{axis}P", 1.0, ""),
-                  (f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
-                  (f"CDELT{axis}P", 1.0, "")]
+        cards += [
+            (f"CTYPE{axis}P", ctype, ""),
+            (f"CUNIT{axis}P", "PIXEL", ""),
+            (f"CRPIX{axis}P", 1.0, ""),
+            (f"CRVAL{axis}P", float(lo + 1), "original 1-based pixel of cutout pixel 1"),
+            (f"CDELT{axis}P", 1.0, ""),
+        ]
     filename = original.get("FILENAME")
-    cards += [("EXTNAME", "CUTOUT", ""),
-              ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
-              orig_file_card(filename if filename else orig_file),
-              ("ORIG_EXT", orig_ext, "Extension in original file.")]
+    cards += [
+        ("EXTNAME", "CUTOUT", ""),
+        ("O_EXT_NM", original.get("EXTNAME"), "Original extension name."),
+        orig_file_card(filename if filename else orig_file),
+        ("ORIG_EXT", orig_ext, "Extension in original file."),
+    ]
     if linearized:
-        cards.append(("HISTORY", f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
-                                 f"BOFFSET={original['BOFFSET']} (keywords removed)."))
+        cards.append(
+            (
+                "HISTORY",
+                f"Asinh-scaled data linearised with BSOFTEN={original['BSOFTEN']}, "
+                f"BOFFSET={original['BOFFSET']} (keywords removed).",
+            )
+        )
     if empty:
         cards.append(("EMPTY", True, "Indicates no data in cutout image."))
     return header_from_cards(cards)
@@ -351,8 +411,11 @@ def lookup_tables(wcs: WCS) -> tuple[list[Any], list[fits.ImageHDU]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         hdulist = wcs.to_fits(relax=True)
-    cards = [c for c in hdulist[0].header.cards
-             if c.keyword.split(".")[0].rstrip("12") in ("CPDIS", "DP", "D2IMDIS", "D2IM")]
+    cards = [
+        c
+        for c in hdulist[0].header.cards
+        if c.keyword.split(".")[0].rstrip("12") in ("CPDIS", "DP", "D2IMDIS", "D2IM")
+    ]
     return cards, list(hdulist[1:])
 
 
@@ -385,7 +448,9 @@ def header_from_cards(cards: list[Any]) -> fits.Header:
     """
     from astropy.io import fits
 
-    images = (format_card(*c) if isinstance(c, tuple) else c if isinstance(c, str) else c.image for c in cards)
+    images = (
+        format_card(*c) if isinstance(c, tuple) else c if isinstance(c, str) else c.image for c in cards
+    )
     return fits.Header.fromstring("".join(images))
 
 
@@ -402,12 +467,17 @@ def primary_hdu(coordinate: SkyCoord) -> fits.PrimaryHDU:
     from astropy.io import fits
 
     ra, dec = float(coordinate.ra.deg), float(coordinate.dec.deg)
-    cards = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
-             ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, ""),
-             ("ORIGIN", ORIGIN, "institution responsible for creating this file"),
-             ("DATE", creation_date(), "file creation date"),
-             ("PROCVER", __version__, "software version"),
-             ("RA_OBJ", ra, "[deg] right ascension"), ("DEC_OBJ", dec, "[deg] declination")]
+    cards = [
+        ("SIMPLE", True, "conforms to FITS standard"),
+        ("BITPIX", 8, "array data type"),
+        ("NAXIS", 0, "number of array dimensions"),
+        ("EXTEND", True, ""),
+        ("ORIGIN", ORIGIN, "institution responsible for creating this file"),
+        ("DATE", creation_date(), "file creation date"),
+        ("PROCVER", __version__, "software version"),
+        ("RA_OBJ", ra, "[deg] right ascension"),
+        ("DEC_OBJ", dec, "[deg] declination"),
+    ]
     return fits.PrimaryHDU(header=header_from_cards(cards))
 
 

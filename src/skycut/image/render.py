@@ -42,16 +42,29 @@ log = logging.getLogger(__name__)
 
 STRETCHES = ("asinh", "sinh", "sqrt", "log", "linear")
 DEFAULT_MINMAX_PERCENT = (0.5, 99.5)
-METADATA_KEYS = ("input_file", "cutout_size_x_pix", "cutout_size_y_pix", "pixel_scale_arcsec_per_pix",
-                 "center_ra_deg", "center_dec_deg", "origin", "version")
+METADATA_KEYS = (
+    "input_file",
+    "cutout_size_x_pix",
+    "cutout_size_y_pix",
+    "pixel_scale_arcsec_per_pix",
+    "center_ra_deg",
+    "center_dec_deg",
+    "origin",
+    "version",
+)
 EXIF_IMAGE_DESCRIPTION = 270
 
 
 def _stretch(name: str):
     from astropy import visualization as vis
 
-    factories = {"asinh": vis.AsinhStretch, "sinh": vis.SinhStretch, "sqrt": vis.SqrtStretch,
-                 "log": vis.LogStretch, "linear": vis.LinearStretch}
+    factories = {
+        "asinh": vis.AsinhStretch,
+        "sinh": vis.SinhStretch,
+        "sqrt": vis.SqrtStretch,
+        "log": vis.LogStretch,
+        "linear": vis.LinearStretch,
+    }
     if not isinstance(name, str) or name.lower() not in factories:
         raise InvalidInputError(f"stretch {name!r} is not supported; choose one of {', '.join(STRETCHES)}")
     return factories[name.lower()]()
@@ -82,8 +95,13 @@ def _interval(minmax_percent: Any, minmax_value: Any):
     return vis.MinMaxInterval()
 
 
-def normalize_img(img_arr: Any, stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
-                  minmax_value: Sequence[float] | None = None, invert: bool = False) -> np.ndarray:
+def normalize_img(
+    img_arr: Any,
+    stretch: str = "asinh",
+    minmax_percent: Sequence[float] | None = None,
+    minmax_value: Sequence[float] | None = None,
+    invert: bool = False,
+) -> np.ndarray:
     """Scale an image array to 8 bits: interval, then stretch, then ``*255`` truncated to ``uint8``.
 
     Parameters
@@ -168,8 +186,10 @@ def sky_level(img_arr: Any, nsigma: float = 3.0, iterations: int = 5) -> tuple[f
     return median, float(1.4826 * np.median(np.abs(values - median)))
 
 
-def neutral_sky_limits(arrays: Sequence[Any], minmax_percent: Sequence[float] = DEFAULT_MINMAX_PERCENT,
-                       ) -> list[tuple[float, float]]:
+def neutral_sky_limits(
+    arrays: Sequence[Any],
+    minmax_percent: Sequence[float] = DEFAULT_MINMAX_PERCENT,
+) -> list[tuple[float, float]]:
     """Per-channel ``(vmin, vmax)`` for a colour composite whose sky is neutral grey.
 
     Each channel ``c`` has its sky level ``s_c`` (:func:`sky_level`) and the percentiles ``lo_c``, ``hi_c`` of
@@ -218,8 +238,11 @@ def neutral_sky_limits(arrays: Sequence[Any], minmax_percent: Sequence[float] = 
             limits.append((sky - depth * (hi - sky), hi))
         else:  # a constant channel: black
             limits.append((item[0], item[0] + 1.0))
-    log.debug("neutral-sky colour limits %s (black point %.3f of the sky-to-white range below the sky)",
-              limits, depth)
+    log.debug(
+        "neutral-sky colour limits %s (black point %.3f of the sky-to-white range below the sky)",
+        limits,
+        depth,
+    )
     return limits
 
 
@@ -243,10 +266,18 @@ def _merge_metadata(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def to_pil_images(arrays: Sequence[np.ndarray], metadata: Sequence[Mapping[str, Any] | None] | None = None, *,
-                  stretch: str = "asinh", minmax_percent: Sequence[float] | None = None,
-                  minmax_value: Sequence[float] | None = None, invert: bool = False, colorize: bool = False,
-                  flip_orientation: bool = True, neutral_sky: bool = False) -> list[Image.Image]:
+def to_pil_images(
+    arrays: Sequence[np.ndarray],
+    metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    stretch: str = "asinh",
+    minmax_percent: Sequence[float] | None = None,
+    minmax_value: Sequence[float] | None = None,
+    invert: bool = False,
+    colorize: bool = False,
+    flip_orientation: bool = True,
+    neutral_sky: bool = False,
+) -> list[Image.Image]:
     """Render cutout arrays as PIL images (``L``, or one ``RGB`` image with ``colorize``).
 
     Parameters
@@ -284,20 +315,31 @@ def to_pil_images(arrays: Sequence[np.ndarray], metadata: Sequence[Mapping[str, 
     for i, a in enumerate(arrays):
         if a.ndim != 2:
             raise InvalidInputError(f"cutout {i} has {a.ndim} dimensions; only 2-D cutouts can be rendered")
-    options = {"stretch": stretch, "minmax_percent": minmax_percent, "minmax_value": minmax_value,
-               "invert": invert}
+    options = {
+        "stretch": stretch,
+        "minmax_percent": minmax_percent,
+        "minmax_value": minmax_value,
+        "invert": invert,
+    }
     if colorize:
         if len(arrays) < 3:
             raise InvalidInputError(f"colorize needs three cutouts (R, G, B), got {len(arrays)}")
         if len(arrays) > 3:
-            warnings.warn(f"colorize uses the first three of {len(arrays)} cutouts as R, G, B; "
-                          "the others are ignored", InputWarning, stacklevel=2)
+            warnings.warn(
+                f"colorize uses the first three of {len(arrays)} cutouts as R, G, B; the others are ignored",
+                InputWarning,
+                stacklevel=2,
+            )
             arrays, metadata = arrays[:3], metadata[:3]
         if len({a.shape for a in arrays}) != 1:
-            raise InvalidInputError(f"colorize needs three cutouts of one shape, got {[a.shape for a in arrays]}")
+            raise InvalidInputError(
+                f"colorize needs three cutouts of one shape, got {[a.shape for a in arrays]}"
+            )
         if neutral_sky and minmax_value is None:
-            channel_options = [dict(options, minmax_percent=None, minmax_value=limits)
-                               for limits in neutral_sky_limits(arrays, minmax_percent)]
+            channel_options = [
+                dict(options, minmax_percent=None, minmax_value=limits)
+                for limits in neutral_sky_limits(arrays, minmax_percent)
+            ]
         else:
             channel_options = [options] * 3
         rgb = np.stack([normalize_img(a, **o) for a, o in zip(arrays, channel_options, strict=True)], axis=-1)

@@ -42,14 +42,19 @@ SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$"
 SafeName = Annotated[
     str,
     StringConstraints(pattern=SAFE_NAME_PATTERN),
-    Field(description="A name used in output paths: letters, digits, '_', '.', '+', '-'; no '/', no leading '.'"),
+    Field(
+        description="A name used in output paths: letters, digits, '_', '.', '+', '-'; no '/', no leading '.'"
+    ),
 ]
 TargetName = Annotated[
     str,
     AfterValidator(check_target_name),
-    Field(min_length=1, max_length=MAX_NAME_LENGTH,
-          description="A target's display name: any printable characters ('TIC 261136679', 'NGC 1300'), no "
-          "leading or trailing space; output files are named by its slug (skycut.pipeline.names.slugify)"),
+    Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="A target's display name: any printable characters ('TIC 261136679', 'NGC 1300'), no "
+        "leading or trailing space; output files are named by its slug (skycut.pipeline.names.slugify)",
+    ),
 ]
 
 CoordinateSpec = Annotated[
@@ -119,26 +124,36 @@ class Limits(StrictModel):
 
     model_config = schema_description(
         "Bounds checked at validation, so a typo such as ``size: 1000000000`` fails at once instead of making a\n"
-        "job allocate exabytes. Raise them here for a manifest that really needs more.")
+        "job allocate exabytes. Raise them here for a manifest that really needs more."
+    )
 
     max_cutout_pixels: int = Field(
-        DEFAULT_MAX_CUTOUT_PIXELS, gt=0,
-        description=f"Largest cutout side in pixels, per axis (default {DEFAULT_MAX_CUTOUT_PIXELS})")
+        DEFAULT_MAX_CUTOUT_PIXELS,
+        gt=0,
+        description=f"Largest cutout side in pixels, per axis (default {DEFAULT_MAX_CUTOUT_PIXELS})",
+    )
     max_cutout_degrees: float = Field(
-        DEFAULT_MAX_CUTOUT_DEGREES, gt=0, allow_inf_nan=False,
+        DEFAULT_MAX_CUTOUT_DEGREES,
+        gt=0,
+        allow_inf_nan=False,
         description=f"Largest angular cutout side in degrees, per axis (default {DEFAULT_MAX_CUTOUT_DEGREES:g}); "
-        "an angular size becomes pixels only against an image's WCS, so validation bounds it in degrees")
+        "an angular size becomes pixels only against an image's WCS, so validation bounds it in degrees",
+    )
     max_demo_ffis: int = Field(
-        DEFAULT_MAX_DEMO_FFIS, gt=0,
-        description=f"Largest demo.tess.n_ffi (default {DEFAULT_MAX_DEMO_FFIS})")
+        DEFAULT_MAX_DEMO_FFIS, gt=0, description=f"Largest demo.tess.n_ffi (default {DEFAULT_MAX_DEMO_FFIS})"
+    )
     max_demo_image_side: int = Field(
-        DEFAULT_MAX_DEMO_IMAGE_SIDE, gt=0,
-        description=f"Largest rows or cols of a demo image shape (default {DEFAULT_MAX_DEMO_IMAGE_SIDE})")
+        DEFAULT_MAX_DEMO_IMAGE_SIDE,
+        gt=0,
+        description=f"Largest rows or cols of a demo image shape (default {DEFAULT_MAX_DEMO_IMAGE_SIDE})",
+    )
 
 
 _DEFAULT_LIMITS = Limits()
 # The limits of the manifest being validated (set by Manifest's validator around its fields), else the defaults.
-_LIMITS: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("skycut_manifest_limits", default=None)
+_LIMITS: contextvars.ContextVar[Limits | None] = contextvars.ContextVar(
+    "skycut_manifest_limits", default=None
+)
 
 
 def current_limits() -> Limits:
@@ -211,8 +226,9 @@ def check_coordinates(value: Any) -> Any:
         raise ValueError("one coordinate per target")
     written = _written_ra_deg(value)
     if written is not None and not 0.0 <= written <= 360.0:
-        raise ValueError(f"coordinates {value!r}: right ascension {written:g} degrees is outside [0, 360] "
-                         "(not wrapped)")
+        raise ValueError(
+            f"coordinates {value!r}: right ascension {written:g} degrees is outside [0, 360] (not wrapped)"
+        )
     return value
 
 
@@ -269,12 +285,16 @@ def check_size(value: Any) -> Any:
         raise ValueError(str(exc)) from None
     for amount, unit in zip((size.x, size.y), size.units, strict=True):
         if unit == "pixel" and amount > limits.max_cutout_pixels:
-            raise ValueError(f"cutout size {value!r} is {amount:g} pixels on a side, more than "
-                             f"limits.max_cutout_pixels ({limits.max_cutout_pixels}); raise the limit if you mean it")
+            raise ValueError(
+                f"cutout size {value!r} is {amount:g} pixels on a side, more than "
+                f"limits.max_cutout_pixels ({limits.max_cutout_pixels}); raise the limit if you mean it"
+            )
         if unit == "deg" and amount > limits.max_cutout_degrees:
-            raise ValueError(f"cutout size {value!r} is {amount:g} degrees on a side, more than "
-                             f"limits.max_cutout_degrees ({limits.max_cutout_degrees:g}); raise the limit if you "
-                             "mean it")
+            raise ValueError(
+                f"cutout size {value!r} is {amount:g} degrees on a side, more than "
+                f"limits.max_cutout_degrees ({limits.max_cutout_degrees:g}); raise the limit if you "
+                "mean it"
+            )
     return value
 
 
@@ -336,9 +356,14 @@ def problems_from(error: ValidationError, model: type[BaseModel]) -> list[tuple[
     for err in error.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
         msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
-        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == SAFE_NAME_PATTERN:
-            msg = ("must be a safe name: letters, digits, '_', '.', '+', '-' (at most 100, no '/', "
-                   "not starting with '.'), so it cannot escape output_dir")
+        if (
+            err["type"] == "string_pattern_mismatch"
+            and err.get("ctx", {}).get("pattern") == SAFE_NAME_PATTERN
+        ):
+            msg = (
+                "must be a safe name: letters, digits, '_', '.', '+', '-' (at most 100, no '/', "
+                "not starting with '.'), so it cannot escape output_dir"
+            )
         if err["type"] == "extra_forbidden" and loc:
             msg += _unknown_key_hint(model, loc)
         problems.append((format_loc(loc), msg, err.get("input")))
@@ -353,9 +378,21 @@ def problems_from(error: ValidationError, model: type[BaseModel]) -> list[tuple[
 
 
 def _is_union_tag(part: str) -> bool:
-    return part in {"[key]", "str", "int", "float", "list[float]", "list[int]", "list[str]", "dict[str,any]",
-                    "list[union[int,str]]", "literal['auto']", "literal['all']"} or part.startswith(
-        ("list[", "dict[", "literal[", "function-after[", "function-before[", "function-wrap["))
+    return part in {
+        "[key]",
+        "str",
+        "int",
+        "float",
+        "list[float]",
+        "list[int]",
+        "list[str]",
+        "dict[str,any]",
+        "list[union[int,str]]",
+        "literal['auto']",
+        "literal['all']",
+    } or part.startswith(
+        ("list[", "dict[", "literal[", "function-after[", "function-before[", "function-wrap[")
+    )
 
 
 def _unknown_key_hint(model: type[BaseModel], loc: tuple) -> str:
@@ -364,8 +401,10 @@ def _unknown_key_hint(model: type[BaseModel], loc: tuple) -> str:
     if not isinstance(key, str):
         return ""
     if key == "__use_yte__" or key.startswith("?"):
-        return (": skycut reads a manifest as plain data and never evaluates yte templates (remove the yte "
-                "markup; see 'Running manifests you did not write' in the README)")
+        return (
+            ": skycut reads a manifest as plain data and never evaluates yte templates (remove the yte "
+            "markup; see 'Running manifests you did not write' in the README)"
+        )
     return nearest(key, _keys_at(model, loc[:-1]))
 
 
@@ -401,4 +440,3 @@ def _step_into(annotation: Any, part: Any) -> Any:
                 if part in (name, field.alias):
                     return field.annotation
     return None
-

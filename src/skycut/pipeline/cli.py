@@ -70,8 +70,11 @@ def check_config(data: Any, *, globs: bool = True) -> tuple[Any, list[Problem], 
         problems = list(exc.problems)
     if globs and isinstance(data, dict):
         problems += glob_problems(data)
-    warnings = [f"{field}: {value!r} is code: the workflow imports and runs it (`skycut run` refuses it without "
-                f"{ALLOW_CODE})" for field, value in code_combiners(data)]
+    warnings = [
+        f"{field}: {value!r} is code: the workflow imports and runs it (`skycut run` refuses it without "
+        f"{ALLOW_CODE})"
+        for field, value in code_combiners(data)
+    ]
     return (None if problems else manifest), problems, warnings
 
 
@@ -96,7 +99,7 @@ def glob_problems(data: dict) -> list[Problem]:
     problems = []
     for section, key in (("inputs", "paths"), ("cubes", "files")):
         specs = data.get(section)
-        for name, spec in (specs.items() if isinstance(specs, dict) else []):
+        for name, spec in specs.items() if isinstance(specs, dict) else []:
             patterns = spec.get(key) if isinstance(spec, dict) else None
             for pattern in patterns if isinstance(patterns, list) else []:
                 if not isinstance(pattern, str):
@@ -152,8 +155,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             status = 2
             _print_invalid(path, problems, warnings)
             continue
-        print(f"{path}: OK ({len(manifest.targets)} targets, {len(manifest.inputs)} input sets, "
-              f"{len(manifest.cubes)} cubes, {len(manifest.cube_cutouts)} cube-cutout sets)")
+        print(
+            f"{path}: OK ({len(manifest.targets)} targets, {len(manifest.inputs)} input sets, "
+            f"{len(manifest.cubes)} cubes, {len(manifest.cube_cutouts)} cube-cutout sets)"
+        )
         for line in report_lines([], warnings):
             print(line, file=sys.stderr)
     return status
@@ -256,8 +261,10 @@ def find_snakefile(snakemake_args: Sequence[str]) -> str | None:
     repository = Path(__file__).resolve().parents[3] / "Snakefile"
     if repository.is_file():
         return str(repository)
-    raise FileNotFoundError("no Snakefile: run from a directory with the skycut workflow's Snakefile, or pass "
-                            "-s PATH/TO/Snakefile")
+    raise FileNotFoundError(
+        "no Snakefile: run from a directory with the skycut workflow's Snakefile, or pass "
+        "-s PATH/TO/Snakefile"
+    )
 
 
 def write_run_config(data: dict, output_dir: str) -> Path:
@@ -281,10 +288,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     extra = list(args.snakemake_args)
     allow_code = args.allow_code or ALLOW_CODE in extra
     extra = [a for a in extra if a != ALLOW_CODE]
-    refused = [a for a in extra if a in _CONFIG_OPTIONS or a.startswith(tuple(f"{o}=" for o in _CONFIG_OPTIONS))]
+    refused = [
+        a for a in extra if a in _CONFIG_OPTIONS or a.startswith(tuple(f"{o}=" for o in _CONFIG_OPTIONS))
+    ]
     if refused:
-        print(f"skycut run: {refused[0]} is not passed on: the manifest {args.manifest} is the run's whole "
-              "configuration (edit it, then run again)", file=sys.stderr)
+        print(
+            f"skycut run: {refused[0]} is not passed on: the manifest {args.manifest} is the run's whole "
+            "configuration (edit it, then run again)",
+            file=sys.stderr,
+        )
         return 2
     data, manifest, problems, warnings = _read_and_check(args.manifest)
     if problems:
@@ -294,8 +306,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     code = code_combiners(data)
     if code and not allow_code:
-        print(f"skycut run: {args.manifest} refused: it names custom combiners, code that the workflow would "
-              f"import and run; read that code, then pass {ALLOW_CODE} to run it", file=sys.stderr)
+        print(
+            f"skycut run: {args.manifest} refused: it names custom combiners, code that the workflow would "
+            f"import and run; read that code, then pass {ALLOW_CODE} to run it",
+            file=sys.stderr,
+        )
         for field, value in code:
             print(f"  {field}: {value!r}", file=sys.stderr)
         return 2
@@ -307,16 +322,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"skycut run: {exc}", file=sys.stderr)
         return 2
     config = write_run_config(data, manifest.output_dir)
-    command = [sys.executable, "-m", "snakemake", *(["--snakefile", snakefile] if snakefile else []),
-               "--configfile", str(config), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *(["--snakefile", snakefile] if snakefile else []),
+        "--configfile",
+        str(config),
+        *extra,
+    ]
     log.info("validated %s; running %s", args.manifest, " ".join(command))
     return subprocess.run(command, check=False).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``skycut`` command's argument parser: one subcommand per task, each with its handler (``func``)."""
-    parser = argparse.ArgumentParser(prog="skycut", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="skycut", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"skycut {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="DEBUG log records from skycut")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,14 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser(
-        "run", help="read a manifest safely, validate it, and run the workflow on it (options after the "
+        "run",
+        help="read a manifest safely, validate it, and run the workflow on it (options after the "
         "manifest go to Snakemake)",
         description="Read MANIFEST as plain YAML (nothing in it is evaluated), validate it, write it as JSON "
         "under output_dir/.skycut/ and run Snakemake with --configfile on that file. Options after MANIFEST go "
         "to Snakemake (e.g. --cores 2, -n). Snakefile: -s/--snakefile if given, else ./Snakefile, else the "
-        "skycut repository's. Custom combiners (module:function) are refused unless --allow-code is given.")
-    p.add_argument(ALLOW_CODE, action="store_true",
-                   help="run custom combiners (module:function): code named by the manifest")
+        "skycut repository's. Custom combiners (module:function) are refused unless --allow-code is given.",
+    )
+    p.add_argument(
+        ALLOW_CODE,
+        action="store_true",
+        help="run custom combiners (module:function): code named by the manifest",
+    )
     p.add_argument("manifest")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to Snakemake")
     p.set_defaults(func=_cmd_run)

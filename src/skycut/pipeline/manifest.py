@@ -63,21 +63,29 @@ class Manifest(StrictModel):
     """A whole skycut run."""
 
     output_dir: str = Field(
-        "results", description="Root of every output (results, logs, benchmarks beside it); inside the working "
-        "directory unless allow_output_outside is true; '~' is not expanded, so it is refused")
+        "results",
+        description="Root of every output (results, logs, benchmarks beside it); inside the working "
+        "directory unless allow_output_outside is true; '~' is not expanded, so it is refused",
+    )
     allow_output_outside: bool = Field(
-        False, description="Let output_dir and demo.directory lie outside the working directory (an absolute path "
-        "elsewhere, '../x')")
+        False,
+        description="Let output_dir and demo.directory lie outside the working directory (an absolute path "
+        "elsewhere, '../x')",
+    )
     fail_on_skip: bool = Field(
-        False, description="Fail the run (non-zero exit status, after the summary) when any target was skipped "
-        "(off every image, off the CCD, not covered); by default skips are reported in <output_dir>/summary.tsv")
+        False,
+        description="Fail the run (non-zero exit status, after the summary) when any target was skipped "
+        "(off every image, off the CCD, not covered); by default skips are reported in <output_dir>/summary.tsv",
+    )
     limits: Limits = Field(default_factory=Limits)
     target_defaults: TargetDefaults = Field(default_factory=TargetDefaults)
     targets: list[Target] = Field(default_factory=list)
     targets_file: str | None = Field(
-        None, description="CSV or ECSV table with columns name, ra, dec and optionally size; added to targets. "
+        None,
+        description="CSV or ECSV table with columns name, ra, dec and optionally size; added to targets. "
         "ra/dec: degrees, or sexagesimal text (hours, degrees); size: what a target's size takes (11, "
-        "'30 arcsec', '[200, 300]', '[1 arcmin, 40]'), empty for target_defaults.size")
+        "'30 arcsec', '[200, 300]', '[1 arcmin, 40]'), empty for target_defaults.size",
+    )
     inputs: dict[SafeName, InputSet] = Field(default_factory=dict)
     cubes: dict[SafeName, CubeSpec] = Field(default_factory=dict)
     cube_cutouts: dict[SafeName, CubeCutoutSpec] = Field(default_factory=dict)
@@ -107,7 +115,9 @@ class Manifest(StrictModel):
             file_names: list[tuple[str, str]] = []
             if isinstance(data.get("targets_file"), str):
                 file_targets, file_names, file_problems = read_targets_table(data["targets_file"])
-                errors += [custom_error(("targets_file",), "file", msg, value) for msg, value in file_problems]
+                errors += [
+                    custom_error(("targets_file",), "file", msg, value) for msg, value in file_problems
+                ]
             errors += _cross_field_problems(data, file_names)
             errors += _location_problems(data)
         raise_problems("Manifest", errors)
@@ -157,60 +167,104 @@ def _cross_field_problems(data: dict, file_names: list[tuple[str, str]]) -> list
         if not isinstance(name, str):
             continue
         if name in names:
-            problems.append(custom_error(("targets", i, "name"), "duplicate",
-                                          f"duplicate target name (also {names[name]})", name))
+            problems.append(
+                custom_error(
+                    ("targets", i, "name"), "duplicate", f"duplicate target name (also {names[name]})", name
+                )
+            )
         else:
             names[name] = f"targets[{i}]"
     for name, where in file_names:
         if name in names:
-            problems.append(custom_error(("targets_file",), "duplicate",
-                                          f"{where}: duplicate target name (also {names[name]})", name))
+            problems.append(
+                custom_error(
+                    ("targets_file",),
+                    "duplicate",
+                    f"{where}: duplicate target name (also {names[name]})",
+                    name,
+                )
+            )
         else:
             names[name] = where
     defined = list(names.items())  # distinct names in the order they are defined, with where
     for i, j in slug_collisions([name for name, _ in defined]):
         (first, first_where), (name, where) = defined[i], defined[j]
-        problems.append(custom_error(_where_loc(where), "slug",
-                                      f"{_where_prefix(where)}target names {first!r} ({first_where}) and {name!r} "
-                                      f"({where}) give the same file name {slugify(name)!r}", name))
+        problems.append(
+            custom_error(
+                _where_loc(where),
+                "slug",
+                f"{_where_prefix(where)}target names {first!r} ({first_where}) and {name!r} "
+                f"({where}) give the same file name {slugify(name)!r}",
+                name,
+            )
+        )
     for section in _TARGET_SECTIONS:
         for key, spec in as_mapping(data.get(section)).items():
             refs = as_mapping(spec).get("targets")
             for j, ref in enumerate(refs if isinstance(refs, list) else []):
                 if isinstance(ref, str) and ref not in names:
-                    problems.append(custom_error((section, key, "targets", j), "reference",
-                                                  "unknown target" + nearest(ref, names), ref))
+                    problems.append(
+                        custom_error(
+                            (section, key, "targets", j),
+                            "reference",
+                            "unknown target" + nearest(ref, names),
+                            ref,
+                        )
+                    )
     inputs, combine, cubes = (as_mapping(data.get(k)) for k in ("inputs", "combine", "cubes"))
     for key, spec in as_mapping(data.get("render")).items():
         refs = as_mapping(spec).get("inputs")
         for j, ref in enumerate(refs if isinstance(refs, list) else []):
             if isinstance(ref, str) and ref not in inputs and ref not in combine:
-                problems.append(custom_error(("render", key, "inputs", j), "reference",
-                                              "unknown input set or combine group" + nearest(ref, [*inputs, *combine]),
-                                              ref))
+                problems.append(
+                    custom_error(
+                        ("render", key, "inputs", j),
+                        "reference",
+                        "unknown input set or combine group" + nearest(ref, [*inputs, *combine]),
+                        ref,
+                    )
+                )
     for key, spec in combine.items():
         refs = as_mapping(spec).get("inputs")
         for j, ref in enumerate(refs if isinstance(refs, list) else []):
             if not isinstance(ref, str):
                 continue
             if ref not in inputs:
-                problems.append(custom_error(("combine", key, "inputs", j), "reference",
-                                              "unknown input set" + nearest(ref, inputs), ref))
+                problems.append(
+                    custom_error(
+                        ("combine", key, "inputs", j),
+                        "reference",
+                        "unknown input set" + nearest(ref, inputs),
+                        ref,
+                    )
+                )
             elif as_mapping(inputs[ref]).get("format", "fits") != "fits":
-                problems.append(custom_error(("combine", key, "inputs", j), "reference",
-                                              "only FITS input sets can be combined", ref))
+                problems.append(
+                    custom_error(
+                        ("combine", key, "inputs", j),
+                        "reference",
+                        "only FITS input sets can be combined",
+                        ref,
+                    )
+                )
     for section in ("cube_cutouts", "paths"):
         for key, spec in as_mapping(data.get(section)).items():
             refs = as_mapping(spec).get("cubes")
             for j, ref in enumerate(refs if isinstance(refs, list) else []):
                 if isinstance(ref, str) and ref not in cubes and not _looks_like_path(ref):
-                    problems.append(custom_error((section, key, "cubes", j), "reference",
-                                                  "unknown cube: not a name in `cubes` nor a path/URI"
-                                                  + nearest(ref, cubes), ref))
+                    problems.append(
+                        custom_error(
+                            (section, key, "cubes", j),
+                            "reference",
+                            "unknown cube: not a name in `cubes` nor a path/URI" + nearest(ref, cubes),
+                            ref,
+                        )
+                    )
     needs_targets = [s for s in _TARGET_SECTIONS[:3] if as_mapping(data.get(s))]
     if needs_targets and not yaml_targets and data.get("targets_file") is None:
-        problems.append(custom_error(("targets",), "missing",
-                                      f"{', '.join(needs_targets)} need at least one target", []))
+        problems.append(
+            custom_error(("targets",), "missing", f"{', '.join(needs_targets)} need at least one target", [])
+        )
     return problems
 
 
@@ -231,8 +285,10 @@ def _location_problems(data: dict) -> list[InitErrorDetails]:
     existing file.
     """
     allow = data.get("allow_output_outside") is True
-    places = [(("output_dir",), data.get("output_dir", "results")),
-              (("demo", "directory"), as_mapping(data.get("demo")).get("directory"))]
+    places = [
+        (("output_dir",), data.get("output_dir", "results")),
+        (("demo", "directory"), as_mapping(data.get("demo")).get("directory")),
+    ]
     problems = []
     for loc, value in places:
         if isinstance(value, str):
@@ -250,13 +306,17 @@ def output_location_problem(path: str, allow_outside: bool = False) -> str | Non
     under, an existing file.
     """
     if path.startswith("~"):
-        return ("'~' is not expanded (it would make a folder named '~'): write the full path, and set "
-                "allow_output_outside: true if it lies outside the working directory")
+        return (
+            "'~' is not expanded (it would make a folder named '~'): write the full path, and set "
+            "allow_output_outside: true if it lies outside the working directory"
+        )
     cwd = os.getcwd()
     full = os.path.abspath(path)
     if not allow_outside and os.path.commonpath([full, cwd]) != cwd:
-        return (f"{path!r} is outside the working directory ({cwd}); set allow_output_outside: true to write "
-                "there")
+        return (
+            f"{path!r} is outside the working directory ({cwd}); set allow_output_outside: true to write "
+            "there"
+        )
     for place in (Path(full), *Path(full).parents):
         if place.exists():
             if not place.is_dir():

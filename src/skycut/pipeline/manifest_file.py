@@ -56,8 +56,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 continue
             if first is not None:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {first}, again on line {line})",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {first}, again on line {line})",
+                    key_node.start_mark,
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -115,8 +118,16 @@ def parse_manifest_text(text: str, source: str = "<manifest>") -> dict[str, Any]
     max_bytes = _limit("SKYCUT_MAX_MANIFEST_BYTES", MAX_MANIFEST_BYTES)
     max_nodes = _limit("SKYCUT_MAX_MANIFEST_NODES", MAX_NODES)
     if len(text.encode("utf-8", errors="replace")) > max_bytes:
-        raise ManifestError([("<file>", f"the manifest is larger than {max_bytes} bytes "
-                                        "(SKYCUT_MAX_MANIFEST_BYTES raises the bound)", source)])
+        raise ManifestError(
+            [
+                (
+                    "<file>",
+                    f"the manifest is larger than {max_bytes} bytes "
+                    "(SKYCUT_MAX_MANIFEST_BYTES raises the bound)",
+                    source,
+                )
+            ]
+        )
     loader = _UniqueKeyLoader(text)
     try:
         root = loader.get_single_node()
@@ -124,8 +135,16 @@ def parse_manifest_text(text: str, source: str = "<manifest>") -> dict[str, Any]
             raise ManifestError([("<file>", "the manifest is empty", source)])
         nodes = _expanded_size(root, max_nodes)
         if nodes > max_nodes:
-            raise ManifestError([("<file>", f"the manifest's aliases expand to more than {max_nodes} values "
-                                            "(an alias bomb?); SKYCUT_MAX_MANIFEST_NODES raises the bound", source)])
+            raise ManifestError(
+                [
+                    (
+                        "<file>",
+                        f"the manifest's aliases expand to more than {max_nodes} values "
+                        "(an alias bomb?); SKYCUT_MAX_MANIFEST_NODES raises the bound",
+                        source,
+                    )
+                ]
+            )
         data = loader.construct_document(root)
     except yaml.YAMLError as exc:
         raise ManifestError([("<file>", f"not valid YAML: {exc}", source)]) from None
@@ -148,8 +167,16 @@ def read_manifest_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise ManifestError([("<file>", f"the manifest is larger than {max_bytes} bytes "
-                                            "(SKYCUT_MAX_MANIFEST_BYTES raises the bound)", str(path))])
+            raise ManifestError(
+                [
+                    (
+                        "<file>",
+                        f"the manifest is larger than {max_bytes} bytes "
+                        "(SKYCUT_MAX_MANIFEST_BYTES raises the bound)",
+                        str(path),
+                    )
+                ]
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ManifestError([("<file>", f"cannot read manifest: {exc.strerror}", str(path))]) from None

@@ -68,19 +68,32 @@ class RulePaths:
 #: Every path the workflow writes, per rule (the ``simulate`` rule's outputs are the demo files).
 LAYOUT: dict[str, RulePaths] = {
     "simulate": RulePaths(None, "logs/simulate.log", "benchmarks/simulate.tsv"),
-    "image_cutouts": RulePaths("image_cutouts/{input_set}/{batch}.json", "logs/image_cutouts/{input_set}/{batch}.log",
-                               "benchmarks/image_cutouts/{input_set}/{batch}.tsv"),
+    "image_cutouts": RulePaths(
+        "image_cutouts/{input_set}/{batch}.json",
+        "logs/image_cutouts/{input_set}/{batch}.log",
+        "benchmarks/image_cutouts/{input_set}/{batch}.tsv",
+    ),
     "combine": RulePaths("combine/{name}/index.json", "logs/combine/{name}.log"),
     "render": RulePaths("render/{name}/index.json", "logs/render/{name}.log"),
     "cube": RulePaths("cubes/{cube}-cube.fits", "logs/cubes/{cube}.log", "benchmarks/cubes/{cube}.tsv"),
-    "cube_cutouts": RulePaths("cube_cutouts/{spec}/{cube}/{batch}.json", "logs/cube_cutouts/{spec}/{cube}/{batch}.log",
-                              "benchmarks/cube_cutouts/{spec}/{cube}/{batch}.tsv"),
-    "tpf_plots": RulePaths("cube_cutouts/{spec}/{cube}/plots/{batch}.json", "logs/tpf_plots/{spec}/{cube}/{batch}.log"),
-    "footprint_cutouts": RulePaths("footprint_cutouts/{spec}/{batch}.json", "logs/footprint_cutouts/{spec}/{batch}.log",
-                                   "benchmarks/footprint_cutouts/{spec}/{batch}.tsv"),
-    "footprint_cube_cutouts": RulePaths("footprint_cutouts/{spec}/{cube}/{batch}.json",
-                                        "logs/footprint_cutouts/{spec}/{cube}/{batch}.log",
-                                        "benchmarks/footprint_cutouts/{spec}/{cube}/{batch}.tsv"),
+    "cube_cutouts": RulePaths(
+        "cube_cutouts/{spec}/{cube}/{batch}.json",
+        "logs/cube_cutouts/{spec}/{cube}/{batch}.log",
+        "benchmarks/cube_cutouts/{spec}/{cube}/{batch}.tsv",
+    ),
+    "tpf_plots": RulePaths(
+        "cube_cutouts/{spec}/{cube}/plots/{batch}.json", "logs/tpf_plots/{spec}/{cube}/{batch}.log"
+    ),
+    "footprint_cutouts": RulePaths(
+        "footprint_cutouts/{spec}/{batch}.json",
+        "logs/footprint_cutouts/{spec}/{batch}.log",
+        "benchmarks/footprint_cutouts/{spec}/{batch}.tsv",
+    ),
+    "footprint_cube_cutouts": RulePaths(
+        "footprint_cutouts/{spec}/{cube}/{batch}.json",
+        "logs/footprint_cutouts/{spec}/{cube}/{batch}.log",
+        "benchmarks/footprint_cutouts/{spec}/{cube}/{batch}.tsv",
+    ),
     "moving_target": RulePaths("paths/{name}.fits", "logs/paths/{name}.log", "benchmarks/paths/{name}.tsv"),
     "path_frames": RulePaths("paths/{name}_frames.png", "logs/path_frames/{name}.log"),  # + {name}_frames.gif
     "gallery": RulePaths("gallery/{kind}", "logs/gallery.log"),  # the report's images (rules/report.smk)
@@ -115,7 +128,7 @@ def under(base: str, relative: str) -> str:
 
 def batches(items: list[Any], size: int) -> list[list[Any]]:
     """Split ``items`` into consecutive batches of at most ``size`` (order kept)."""
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[str]:
@@ -139,8 +152,9 @@ def resolve_paths(patterns: list[str], known: set[str] | None = None) -> list[st
         if not _GLOB_CHARS.search(pattern):
             out.append(pattern)
             continue
-        matches = {posixpath.normpath(m) for m in glob.glob(pattern)} | {k for k in known
-                                                                         if fnmatch.fnmatch(k, pattern)}
+        matches = {posixpath.normpath(m) for m in glob.glob(pattern)} | {
+            k for k in known if fnmatch.fnmatch(k, pattern)
+        }
         if not matches:
             raise ValueError(f"no file matches {pattern!r}")
         out += sorted(matches)
@@ -225,8 +239,10 @@ class Plan:
         return [tmap[n] for n in names] if names else list(self.manifest.targets)
 
     def _target_jobs(self, key: str, spec: Any, batch_size: int, cube: str | None = None) -> list[TargetJob]:
-        return [TargetJob(key, BATCH_FORMAT.format(i), chunk, spec, cube, self.manifest.limits.max_cutout_pixels)
-                for i, chunk in enumerate(batches(self.target_records(spec.targets), batch_size))]
+        return [
+            TargetJob(key, BATCH_FORMAT.format(i), chunk, spec, cube, self.manifest.limits.max_cutout_pixels)
+            for i, chunk in enumerate(batches(self.target_records(spec.targets), batch_size))
+        ]
 
     # ---------------------------------------------------------------------------------------- demo
     def _demo_outputs(self) -> dict[str, list[str]]:
@@ -235,12 +251,16 @@ class Plan:
             return {}
         from ..simulate import demo_file_names
 
-        names = {k: [posixpath.normpath(str(p)) for p in v]
-                 for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()}
+        names = {
+            k: [posixpath.normpath(str(p)) for p in v]
+            for k, v in demo_file_names(self.demo_spec(), self.demo_dir).items()
+        }
         if names.get("tess"):
             tess_dir = posixpath.dirname(names["tess"][0])
-            names["tess_extras"] = [posixpath.join(tess_dir, DEMO_PATH_TABLE),
-                                    posixpath.join(tess_dir, DEMO_FOOTPRINTS)]
+            names["tess_extras"] = [
+                posixpath.join(tess_dir, DEMO_PATH_TABLE),
+                posixpath.join(tess_dir, DEMO_FOOTPRINTS),
+            ]
         return names
 
     @property
@@ -352,8 +372,9 @@ class Plan:
         jobs = []
         for spec_name, spec in self.manifest.cube_cutouts.items():
             for ref in spec.cubes:
-                jobs += self._target_jobs(f"{spec_name}/{self.cube_key(ref)}", spec, spec.batch_size,
-                                          cube=self.cube_source(ref))
+                jobs += self._target_jobs(
+                    f"{spec_name}/{self.cube_key(ref)}", spec, spec.batch_size, cube=self.cube_source(ref)
+                )
         return jobs
 
     def cube_cutout_job(self, spec: str, cube: str, batch: str) -> TargetJob:
@@ -406,9 +427,17 @@ class Plan:
             except ValueError as exc:
                 raise ValueError(f"footprint_cutouts.{name}: {exc}") from None
             for uri, group in per_cube.items():
-                jobs += [TargetJob(f"{name}/{self.cube_key(uri)}", BATCH_FORMAT.format(i), chunk, spec, uri,
-                                   self.manifest.limits.max_cutout_pixels)
-                         for i, chunk in enumerate(batches(group, spec.batch_size))]
+                jobs += [
+                    TargetJob(
+                        f"{name}/{self.cube_key(uri)}",
+                        BATCH_FORMAT.format(i),
+                        chunk,
+                        spec,
+                        uri,
+                        self.manifest.limits.max_cutout_pixels,
+                    )
+                    for i, chunk in enumerate(batches(group, spec.batch_size))
+                ]
         return jobs
 
     @cache  # noqa: B019 - one Plan per workflow run; the rule's input and params functions ask per job
@@ -453,8 +482,9 @@ class Plan:
         files = [] if is_remote(spec.footprint_uri) else [posixpath.normpath(spec.footprint_uri)]
         if not is_remote(spec.cube_base_uri):
             base = posixpath.normpath(spec.cube_base_uri)
-            files += [self.cube_path(c) for c in self.manifest.cubes
-                      if posixpath.dirname(self.cube_path(c)) == base]
+            files += [
+                self.cube_path(c) for c in self.manifest.cubes if posixpath.dirname(self.cube_path(c)) == base
+            ]
         return files
 
     def path_output(self, name: str) -> str:
@@ -476,8 +506,13 @@ class Plan:
         from .jobs.paths import read_path
 
         path = read_path(spec.table, spec.time_format)
-        found = get_tess_sectors(path["position"], 0, sequence=spec.sectors, footprint_uri=spec.footprint_uri,
-                                 fsspec_kwargs=fsspec_kwargs(spec.fsspec))
+        found = get_tess_sectors(
+            path["position"],
+            0,
+            sequence=spec.sectors,
+            footprint_uri=spec.footprint_uri,
+            fsspec_kwargs=fsspec_kwargs(spec.fsspec),
+        )
         return sorted({cube_uri(spec.cube_base_uri, str(n)) for n in found["sectorName"]})
 
     def path_inputs(self, name: str) -> dict[str, list[str]]:
@@ -536,7 +571,11 @@ class Plan:
     def render_provenance(self, name: str) -> dict[str, str]:
         """Return the :meth:`provenance` of a render set's images (its targets, or every target of its inputs)."""
         spec = self.manifest.render[name]
-        names = set(spec.targets) if spec.targets else {t for ref in spec.inputs for t in self.product_targets(ref)}
+        names = (
+            set(spec.targets)
+            if spec.targets
+            else {t for ref in spec.inputs for t in self.product_targets(ref)}
+        )
         return self.provenance("render", name, [t.name for t in self.manifest.targets if t.name in names])
 
     def index_outputs(self) -> list[tuple[str, str]]:
@@ -546,9 +585,18 @@ class Plan:
         outs += [("combine", self.combine_index(g)) for g in m.combine]
         outs += [("render", self.render_index(r)) for r in m.render]
         outs += [("cube_cutouts", self.cube_cutout_index(j.key, j.batch)) for j in self.cube_cutout_jobs()]
-        outs += [("tpf_plots", self.tpf_plot_index(j.key, j.batch)) for j in self.cube_cutout_jobs() if j.spec.plots]
-        outs += [("footprint_cube_cutouts" if "/" in j.key else "footprint_cutouts", self.footprint_index(j.key, j.batch))
-                 for j in self.footprint_jobs()]
+        outs += [
+            ("tpf_plots", self.tpf_plot_index(j.key, j.batch))
+            for j in self.cube_cutout_jobs()
+            if j.spec.plots
+        ]
+        outs += [
+            (
+                "footprint_cube_cutouts" if "/" in j.key else "footprint_cutouts",
+                self.footprint_index(j.key, j.batch),
+            )
+            for j in self.footprint_jobs()
+        ]
         return outs
 
     def damaged_indexes(self) -> dict[str, dict[str, str]]:
@@ -610,10 +658,15 @@ def _find(jobs: list[TargetJob], key: str, batch: str) -> TargetJob:
 
 def target_entry(target: Target) -> dict[str, Any]:
     """Return a target as :meth:`Plan.provenance` hashes it: its validated entry plus its resolved, typed values."""
-    size = None if target.size is None else {k: list(v) if isinstance(v, tuple) else v
-                                             for k, v in dataclasses.asdict(target.size).items()}
-    return {**target.model_dump(mode="json", by_alias=True),
-            "resolved": {"ra": target.ra, "dec": target.dec, "size": size}}
+    size = (
+        None
+        if target.size is None
+        else {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(target.size).items()}
+    )
+    return {
+        **target.model_dump(mode="json", by_alias=True),
+        "resolved": {"ra": target.ra, "dec": target.dec, "size": size},
+    }
 
 
 def memory_mb(max_memory_gb: float) -> int:

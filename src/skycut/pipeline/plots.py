@@ -48,8 +48,14 @@ def _tpf_header(tpf: str) -> dict[str, Any]:
 
     with fits.open(tpf) as hdul:
         primary = hdul[0].header
-        return {"header": hdul["APERTURE"].header.copy(), "ra": primary.get("RA_OBJ"), "dec": primary.get("DEC_OBJ"),
-                "sector": primary.get("SECTOR"), "camera": primary.get("CAMERA"), "ccd": primary.get("CCD")}
+        return {
+            "header": hdul["APERTURE"].header.copy(),
+            "ra": primary.get("RA_OBJ"),
+            "dec": primary.get("DEC_OBJ"),
+            "sector": primary.get("SECTOR"),
+            "camera": primary.get("CAMERA"),
+            "ccd": primary.get("CCD"),
+        }
 
 
 def _observation(info: dict[str, Any]) -> str:
@@ -81,11 +87,20 @@ def light_curve_figure(lc: Any, tpf: str, target: str):
 
     plt = _pyplot()
     info = _tpf_header(tpf)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 4.2), dpi=100, sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7, 4.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     good = lc.quality == 0
-    top.errorbar(lc.time[good], lc.flux[good], yerr=lc.flux_err[good], fmt=".-", lw=0.8, ms=4, capsize=0,
-                 label="QUALITY = 0")
+    top.errorbar(
+        lc.time[good],
+        lc.flux[good],
+        yerr=lc.flux_err[good],
+        fmt=".-",
+        lw=0.8,
+        ms=4,
+        capsize=0,
+        label="QUALITY = 0",
+    )
     if (~good).any():
         top.plot(lc.time[~good], lc.flux[~good], "x", color="tab:red", ms=5, label="flagged")
     finite = np.isfinite(lc.flux[good])
@@ -95,9 +110,11 @@ def light_curve_figure(lc: Any, tpf: str, target: str):
         scatter = float(np.std(lc.flux[good][finite]) / median) if median else float("nan")
         top.text(0.01, 0.04, f"rms {100 * scatter:.2f}% of the median", transform=top.transAxes, fontsize=7)
     top.set_ylabel("Flux [e$^-$/s]")
-    top.set_title(f"{target}: {_observation(info)}\naperture {int(lc.aperture.sum())} px "
-                  f"(threshold {lc.threshold:g} sigma), sky from {int(lc.background_pixels.sum())} px",
-                  fontsize=8)
+    top.set_title(
+        f"{target}: {_observation(info)}\naperture {int(lc.aperture.sum())} px "
+        f"(threshold {lc.threshold:g} sigma), sky from {int(lc.background_pixels.sum())} px",
+        fontsize=8,
+    )
     top.legend(fontsize=7, loc="upper right")
     bottom.plot(lc.time, lc.background, ".-", color="0.4", lw=0.8, ms=3)
     bottom.set_ylabel("Sky in\naperture", fontsize=8)
@@ -162,17 +179,32 @@ def mean_image_figure(lc: Any, tpf: str, target: str):
         wcs = WCS(info["header"]).celestial
     image = np.asarray(lc.mean_image, dtype=float)
     finite = np.isfinite(image)
-    norm = ImageNormalize(image[finite] if finite.any() else np.zeros(1), interval=MinMaxInterval(),
-                          stretch=AsinhStretch())
+    norm = ImageNormalize(
+        image[finite] if finite.any() else np.zeros(1), interval=MinMaxInterval(), stretch=AsinhStretch()
+    )
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     fig = plt.figure(figsize=(5.6, 4.8), dpi=100)
     ax = fig.add_subplot(projection=wcs)
     shown = ax.imshow(image, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
-    ax.add_collection(LineCollection(aperture_outline(lc.aperture), colors="red", linewidths=1.5,
-                                     label=f"aperture ({int(lc.aperture.sum())} px)"))
+    ax.add_collection(
+        LineCollection(
+            aperture_outline(lc.aperture),
+            colors="red",
+            linewidths=1.5,
+            label=f"aperture ({int(lc.aperture.sum())} px)",
+        )
+    )
     if info["ra"] is not None and info["dec"] is not None:
-        ax.plot(info["ra"], info["dec"], "+", color="white", ms=12, mew=1.5, transform=ax.get_transform("icrs"),
-                label="target")
+        ax.plot(
+            info["ra"],
+            info["dec"],
+            "+",
+            color="white",
+            ms=12,
+            mew=1.5,
+            transform=ax.get_transform("icrs"),
+            label="target",
+        )
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(-0.5, image.shape[0] - 0.5)
     ax.coords[0].set_axislabel("RA (ICRS)")
@@ -186,7 +218,9 @@ def mean_image_figure(lc: Any, tpf: str, target: str):
     return fig
 
 
-def path_frames(tpf: str, strip_path: str | Path, gif_path: str | Path, title: str | None = None) -> list[Path]:
+def path_frames(
+    tpf: str, strip_path: str | Path, gif_path: str | Path, title: str | None = None
+) -> list[Path]:
     """Draw the frames of a moving-target TPF (re-centred on the target every cadence), as a strip and a GIF.
 
     The strip is a PNG, rows of :data:`STRIP_COLUMNS` frames; the GIF is animated; both follow the target.
@@ -229,8 +263,9 @@ def path_frames(tpf: str, strip_path: str | Path, gif_path: str | Path, title: s
     frames = []
     for k, image in enumerate(flux):
         grey = normalize_img(image, stretch="asinh", minmax_value=limits)[::-1]  # north (row ny - 1) up
-        big = Image.fromarray(np.ascontiguousarray(grey)).resize((nx * FRAME_SCALE, ny * FRAME_SCALE),
-                                                                  resample=Image.Resampling.NEAREST)
+        big = Image.fromarray(np.ascontiguousarray(grey)).resize(
+            (nx * FRAME_SCALE, ny * FRAME_SCALE), resample=Image.Resampling.NEAREST
+        )
         frame = Image.new("RGB", (big.width, big.height + label_h), "black")
         frame.paste(big.convert("RGB"), (0, label_h))
         draw = ImageDraw.Draw(frame)
@@ -243,7 +278,9 @@ def path_frames(tpf: str, strip_path: str | Path, gif_path: str | Path, title: s
     columns = min(STRIP_COLUMNS, len(frames))
     rows = -(-len(frames) // columns)
     fw, fh = frames[0].size
-    strip = Image.new("RGB", (columns * fw + (columns - 1) * gap, head + rows * fh + (rows - 1) * gap), "white")
+    strip = Image.new(
+        "RGB", (columns * fw + (columns - 1) * gap, head + rows * fh + (rows - 1) * gap), "white"
+    )
     if title:
         ImageDraw.Draw(strip).text((2, 1), title, fill=(0, 0, 0))
     for k, frame in enumerate(frames):
@@ -254,6 +291,8 @@ def path_frames(tpf: str, strip_path: str | Path, gif_path: str | Path, title: s
         strip.save(tmp, format="PNG")
     palette = [f.convert("P", palette=Image.Palette.ADAPTIVE, colors=255) for f in frames]
     with atomic_output(gif_path) as tmp:
-        palette[0].save(tmp, format="GIF", save_all=True, append_images=palette[1:], duration=GIF_FRAME_MS, loop=0)
+        palette[0].save(
+            tmp, format="GIF", save_all=True, append_images=palette[1:], duration=GIF_FRAME_MS, loop=0
+        )
     log.info("moving target frames: %d cadences -> %s, %s", len(frames), strip_path, gif_path)
     return [strip_path, gif_path]

@@ -61,8 +61,10 @@ class TargetResolutionError(SkycutError):
     def __init__(self, problems: dict[str, str], pin_path: str):
         self.problems = dict(problems)
         lines = "\n".join(f"  target {name!r}: {cause}" for name, cause in self.problems.items())
-        super().__init__(f"cannot resolve {len(problems)} target(s) given without coordinates, and "
-                         f"{pin_path} does not pin them:\n{lines}")
+        super().__init__(
+            f"cannot resolve {len(problems)} target(s) given without coordinates, and "
+            f"{pin_path} does not pin them:\n{lines}"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class Resolved:
     resolved_at: str  # ISO time (SOURCE_DATE_EPOCH)
 
 
-def resolve_targets(targets: list[Target], pin_path: str | os.PathLike, *,
-                    timeout: float = TIMEOUT) -> dict[str, Resolved]:
+def resolve_targets(
+    targets: list[Target], pin_path: str | os.PathLike, *, timeout: float = TIMEOUT
+) -> dict[str, Resolved]:
     """Give every target without coordinates its position: from the pin file, else from the name services.
 
     Parameters
@@ -161,13 +164,25 @@ def mast_url() -> str:
 def query_mast_tic(tic: int, *, timeout: float = TIMEOUT) -> tuple[float, float]:
     """Query the TIC position (ICRS degrees, epoch J2000) of TIC ``tic`` from MAST's ``Mast.Catalogs.Filtered.Tic``."""
     url = f"{mast_url()}/api/v0/invoke"
-    request = {"service": MAST_TIC_SERVICE, "format": "json", "pagesize": 10, "page": 1,
-               "params": {"columns": "ID,ra,dec", "filters": [{"paramName": "ID", "values": [str(tic)]}]}}
+    request = {
+        "service": MAST_TIC_SERVICE,
+        "format": "json",
+        "pagesize": 10,
+        "page": 1,
+        "params": {"columns": "ID,ra,dec", "filters": [{"paramName": "ID", "values": [str(tic)]}]},
+    }
     body = urllib.parse.urlencode({"request": json.dumps(request)}).encode("ascii")
     for _attempt in range(MAST_RETRIES):
-        req = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
-            "User-Agent": "skycut"})
+        req = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+                "User-Agent": "skycut",
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 answer = json.loads(resp.read().decode("utf-8"))
@@ -235,17 +250,26 @@ def read_pins(path: str | os.PathLike) -> dict[str, Resolved]:
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"resolved-targets file {path}: cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != PIN_FORMAT or not isinstance(data.get("targets"), dict):
-        raise ValueError(f"resolved-targets file {path}: not a skycut resolved-targets file "
-                         f"(expected {{\"format\": {PIN_FORMAT!r}, \"targets\": {{...}}}})")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != PIN_FORMAT
+        or not isinstance(data.get("targets"), dict)
+    ):
+        raise ValueError(
+            f"resolved-targets file {path}: not a skycut resolved-targets file "
+            f'(expected {{"format": {PIN_FORMAT!r}, "targets": {{...}}}})'
+        )
     pins = {}
     for name, entry in data["targets"].items():
         try:
             ra, dec = _checked(entry["ra"], entry["dec"], f"resolved-targets file {path}: target {name!r}")
-            pins[name] = Resolved(ra, dec, str(entry["source"]), str(entry["query"]), str(entry["resolved_at"]))
+            pins[name] = Resolved(
+                ra, dec, str(entry["source"]), str(entry["query"]), str(entry["resolved_at"])
+            )
         except (KeyError, TypeError):
-            raise ValueError(f"resolved-targets file {path}: target {name!r} needs ra, dec, source, query and "
-                             "resolved_at") from None
+            raise ValueError(
+                f"resolved-targets file {path}: target {name!r} needs ra, dec, source, query and resolved_at"
+            ) from None
     return pins
 
 

@@ -32,16 +32,23 @@ MAST_FOOTPRINTS = "s3://stpubdata/tess/public/footprints/tess_ffi_footprint_cach
 class FsspecOptions(StrictModel):
     """Options for remote (https://, s3://) inputs, passed to fsspec/s3fs."""
 
-    anon: bool | None = Field(None, description="Anonymous S3 access; default: true unless key/secret are given")
-    endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. http://127.0.0.1:5000 for a local server")
+    anon: bool | None = Field(
+        None, description="Anonymous S3 access; default: true unless key/secret are given"
+    )
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint, e.g. http://127.0.0.1:5000 for a local server"
+    )
     key: str | None = None
     secret: str | None = None
     token: str | None = None
     block_size: int | None = Field(None, gt=0, description="fsspec read block size in bytes")
     requester_pays: bool | None = None
-    timeout: float | None = Field(None, gt=0, description="Seconds a remote request may wait to connect and for "
-                                  "each answer before it fails naming the URI (default 60)")
-
+    timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds a remote request may wait to connect and for "
+        "each answer before it fails naming the URI (default 60)",
+    )
 
 
 class InputSet(StrictModel):
@@ -50,10 +57,13 @@ class InputSet(StrictModel):
     paths: list[str] = Field(min_length=1, description="Local paths or globs, https:// URLs or s3:// URIs")
     format: Literal["fits", "asdf"] = "fits"
     extensions: int | str | list[int | str] | None = Field(
-        None, description="FITS extensions to cut: index, name, list, or 'all'; default every image HDU with a "
-        "celestial WCS"
+        None,
+        description="FITS extensions to cut: index, name, list, or 'all'; default every image HDU with a "
+        "celestial WCS",
     )
-    fill_value: float | None = Field(None, description="Value for pixels outside the image; default (null) NaN")
+    fill_value: float | None = Field(
+        None, description="Value for pixels outside the image; default (null) NaN"
+    )
     targets: list[TargetName] | None = Field(None, description="Targets to cut (default: all)")
     batch_size: int = Field(50, gt=0, description="Targets per job")
     lite: bool = Field(False, description="ASDF only: keep just the science array and the sliced gwcs")
@@ -68,11 +78,17 @@ class InputSet(StrictModel):
         if self.format == "fits" and self.lite:
             problems.append(custom_error(("lite",), "option", "lite applies to asdf inputs only", self.lite))
         if self.format == "fits" and self.output_format == "asdf":
-            problems.append(custom_error(("output_format",), "option", "FITS inputs cannot be written as asdf",
-                                          self.output_format))
+            problems.append(
+                custom_error(
+                    ("output_format",), "option", "FITS inputs cannot be written as asdf", self.output_format
+                )
+            )
         if self.format == "asdf" and self.extensions is not None:
-            problems.append(custom_error(("extensions",), "option", "extensions apply to FITS inputs only",
-                                          self.extensions))
+            problems.append(
+                custom_error(
+                    ("extensions",), "option", "extensions apply to FITS inputs only", self.extensions
+                )
+            )
         raise_problems("InputSet", problems)
         return self
 
@@ -84,7 +100,9 @@ class CubeSpec(StrictModel):
     sector: int = Field(gt=0)
     camera: int = Field(ge=1, le=4)
     ccd: int = Field(ge=1, le=4)
-    max_memory: float = Field(2.0, gt=0, allow_inf_nan=False, description="Memory budget for the build, GB (finite)")
+    max_memory: float = Field(
+        2.0, gt=0, allow_inf_nan=False, description="Memory budget for the build, GB (finite)"
+    )
 
 
 class CubeCutoutSpec(StrictModel):
@@ -111,16 +129,23 @@ class FootprintCutoutSpec(StrictModel):
 
     targets: list[TargetName] | None = None
     sectors: list[int] | None = Field(
-        None, description="TESS sectors (astrocut's `sequence`); with the offline search, give these or last_sector")
+        None,
+        description="TESS sectors (astrocut's `sequence`); with the offline search, give these or last_sector",
+    )
     last_sector: int | None = Field(
-        None, gt=0, description="Instead of `sectors`: every sector from 1 to this one (the last sector whose cubes "
-        "MAST has released; tess-point's pointing table also holds planned sectors, whose cubes do not exist yet)")
+        None,
+        gt=0,
+        description="Instead of `sectors`: every sector from 1 to this one (the last sector whose cubes "
+        "MAST has released; tess-point's pointing table also holds planned sectors, whose cubes do not exist yet)",
+    )
     cube_base_uri: str = MAST_CUBE_BASE
     footprint_uri: str | None = Field(
-        None, description="Default (null): the sectors, cameras and CCDs of each target are found offline from "
+        None,
+        description="Default (null): the sectors, cameras and CCDs of each target are found offline from "
         "tess-point's pointings and camera geometry when the workflow is planned, and each job cuts one cube. A "
         f"footprint file (e.g. MAST's {MAST_FOOTPRINTS}) is instead matched when the job runs, one job per target "
-        "batch")
+        "batch",
+    )
     fill_value: float | None = Field(None, description="Padding value; default (null) NaN")
     threads: int | Literal["auto"] = 8
     batch_size: int = Field(25, gt=0, description="Targets per job (offline search: per job of one cube)")
@@ -137,12 +162,24 @@ class FootprintCutoutSpec(StrictModel):
     def _sector_bound(self) -> FootprintCutoutSpec:
         problems = []
         if self.sectors is not None and self.last_sector is not None:
-            problems.append(custom_error(("last_sector",), "exclusive", "give only one of sectors and last_sector",
-                                          self.last_sector))
+            problems.append(
+                custom_error(
+                    ("last_sector",),
+                    "exclusive",
+                    "give only one of sectors and last_sector",
+                    self.last_sector,
+                )
+            )
         elif self.footprint_uri is None and self.sectors is None and self.last_sector is None:
-            problems.append(custom_error(
-                ("sectors",), "unbounded", "the offline sector search needs `sectors` or `last_sector`: tess-point's "
-                "pointing table includes planned sectors whose cubes MAST has not released", None))
+            problems.append(
+                custom_error(
+                    ("sectors",),
+                    "unbounded",
+                    "the offline sector search needs `sectors` or `last_sector`: tess-point's "
+                    "pointing table includes planned sectors whose cubes MAST has not released",
+                    None,
+                )
+            )
         raise_problems("FootprintCutoutSpec", problems)
         return self
 
@@ -170,8 +207,10 @@ class PathSpec(StrictModel):
     sectors: list[int] | None = Field(None, description="Sectors for a cloud footprint lookup")
     cube_base_uri: str = MAST_CUBE_BASE
     footprint_uri: str | None = Field(
-        None, description="Default (null): the sectors' cameras and CCDs the path crosses are found offline "
-        "(tess-point); or a footprint file to match against (e.g. MAST's, read when the workflow is planned)")
+        None,
+        description="Default (null): the sectors' cameras and CCDs the path crosses are found offline "
+        "(tess-point); or a footprint file to match against (e.g. MAST's, read when the workflow is planned)",
+    )
     fsspec: FsspecOptions | None = None
 
     _check_size = field_validator("size", mode="before")(check_size)
@@ -179,8 +218,10 @@ class PathSpec(StrictModel):
     @model_validator(mode="after")
     def _source(self) -> PathSpec:
         if (self.cubes is None) == (self.sectors is None):
-            raise_problems("PathSpec", [custom_error(
-                ("cubes",), "exclusive", "give exactly one of cubes or sectors", self.cubes)])
+            raise_problems(
+                "PathSpec",
+                [custom_error(("cubes",), "exclusive", "give exactly one of cubes or sectors", self.cubes)],
+            )
         return self
 
 
@@ -190,10 +231,13 @@ class CombineSpec(StrictModel):
     inputs: list[SafeName] = Field(min_length=2, description="Input sets whose cutouts are combined")
     targets: list[TargetName] | None = None
     combiner: Annotated[str, StringConstraints(pattern=COMBINER_PATTERN)] = Field(
-        "mean", description="'mean', 'median', or an importable function builder 'package.module:function': "
-        "that is code, run with the workflow (`skycut run` refuses it without --allow-code)"
+        "mean",
+        description="'mean', 'median', or an importable function builder 'package.module:function': "
+        "that is code, run with the workflow (`skycut run` refuses it without --allow-code)",
     )
-    null_value: float | None = Field(None, description="Value marking pixels without data; default (null) NaN")
+    null_value: float | None = Field(
+        None, description="Value marking pixels without data; default (null) NaN"
+    )
 
 
 class RenderSpec(StrictModel):
@@ -202,7 +246,9 @@ class RenderSpec(StrictModel):
     inputs: list[SafeName] = Field(min_length=1, description="Input sets or combine groups to render")
     targets: list[TargetName] | None = None
     stretch: Literal["asinh", "sinh", "sqrt", "log", "linear"] = "asinh"
-    minmax_percent: list[float] | None = Field(None, description="[low, high] percentiles; excludes minmax_value")
+    minmax_percent: list[float] | None = Field(
+        None, description="[low, high] percentiles; excludes minmax_value"
+    )
     minmax_value: list[float] | None = Field(None, description="[low, high] values; excludes minmax_percent")
     invert: bool = False
     colorize: bool = Field(False, description="One RGB image from exactly three inputs (R, G, B)")
@@ -212,8 +258,14 @@ class RenderSpec(StrictModel):
     def _options(self) -> RenderSpec:
         problems = []
         if self.minmax_percent is not None and self.minmax_value is not None:
-            problems.append(custom_error(("minmax_value",), "exclusive",
-                                          "give only one of minmax_percent and minmax_value", self.minmax_value))
+            problems.append(
+                custom_error(
+                    ("minmax_value",),
+                    "exclusive",
+                    "give only one of minmax_percent and minmax_value",
+                    self.minmax_value,
+                )
+            )
         for name in ("minmax_percent", "minmax_value"):
             pair = getattr(self, name)
             if pair is None:
@@ -223,8 +275,11 @@ class RenderSpec(StrictModel):
             elif name == "minmax_percent" and not (0 <= pair[0] and pair[1] <= 100):
                 problems.append(custom_error((name,), "interval", "percentiles lie in [0, 100]", pair))
         if self.colorize and len(self.inputs) != 3:
-            problems.append(custom_error(("inputs",), "colorize",
-                                          "colorize needs exactly three inputs (R, G, B)", self.inputs))
+            problems.append(
+                custom_error(
+                    ("inputs",), "colorize", "colorize needs exactly three inputs (R, G, B)", self.inputs
+                )
+            )
         raise_problems("RenderSpec", problems)
         return self
 
@@ -245,8 +300,9 @@ class DemoTess(StrictModel):
     def _n_ffi(cls, value: int) -> int:
         limit = current_limits().max_demo_ffis
         if value > limit:
-            raise ValueError(f"{value} FFIs is more than limits.max_demo_ffis ({limit}); raise the limit if you "
-                             "mean it")
+            raise ValueError(
+                f"{value} FFIs is more than limits.max_demo_ffis ({limit}); raise the limit if you mean it"
+            )
         return value
 
 
@@ -284,7 +340,8 @@ class Demo(StrictModel):
             raise ValueError("shape is [rows, cols], each at least 16")
         limit = current_limits().max_demo_image_side
         if shape is not None and max(shape) > limit:
-            raise ValueError(f"shape {shape} has a side over limits.max_demo_image_side ({limit}); raise the limit "
-                             "if you mean it")
+            raise ValueError(
+                f"shape {shape} has a side over limits.max_demo_image_side ({limit}); raise the limit "
+                "if you mean it"
+            )
         return value
-

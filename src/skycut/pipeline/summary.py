@@ -67,14 +67,23 @@ def collect(plan: Plan) -> list[SummaryRow]:
             rows.append(SummaryRow(stage, rel(index), "", "failed", NOT_MADE))
             continue
         data = read_index(index)
-        rows += [SummaryRow(stage, rel(index), item, "made", f"{len(files)} file(s)")
-                 for item, files in data.get("products", {}).items()]
-        rows += [SummaryRow(stage, rel(index), item, "skipped", reason) for item, reason in data.get("skipped", {}).items()]
+        rows += [
+            SummaryRow(stage, rel(index), item, "made", f"{len(files)} file(s)")
+            for item, files in data.get("products", {}).items()
+        ]
+        rows += [
+            SummaryRow(stage, rel(index), item, "skipped", reason)
+            for item, reason in data.get("skipped", {}).items()
+        ]
     declared = [("cube", plan.cube_path(c), c) for c in plan.manifest.cubes]
     declared += [("moving_target", plan.path_output(p), p) for p in plan.manifest.paths]
     for stage, path, item in declared:
         made = posixpath.exists(path)
-        rows.append(SummaryRow(stage, rel(path), item, "made" if made else "failed", "1 file(s)" if made else NOT_MADE))
+        rows.append(
+            SummaryRow(
+                stage, rel(path), item, "made" if made else "failed", "1 file(s)" if made else NOT_MADE
+            )
+        )
     order = {stage: k for k, stage in enumerate(dict.fromkeys(r.stage for r in rows))}
     return sorted(rows, key=lambda r: (order[r.stage], r.job, r.item))
 
@@ -82,6 +91,7 @@ def collect(plan: Plan) -> list[SummaryRow]:
 def _relative_to(out: str):
     def rel(path: str) -> str:
         return path if out == "." else posixpath.relpath(path, out)
+
     return rel
 
 

@@ -39,9 +39,13 @@ class Target(StrictModel):
 
     name: TargetName
     coordinates: CoordinateSpec | None = Field(
-        None, description="Omit to resolve the name at plan time (TIC names through MAST, others through "
-        "Sesame), pinned in <output_dir>/resolved-targets.json")
-    size_given: SizeSpec | None = Field(None, alias="size", title="Size", description="Overrides target_defaults.size")
+        None,
+        description="Omit to resolve the name at plan time (TIC names through MAST, others through "
+        "Sesame), pinned in <output_dir>/resolved-targets.json",
+    )
+    size_given: SizeSpec | None = Field(
+        None, alias="size", title="Size", description="Overrides target_defaults.size"
+    )
 
     _ra: float = PrivateAttr(float("nan"))
     _dec: float = PrivateAttr(float("nan"))
@@ -135,7 +139,9 @@ def read_targets_file(path: str | os.PathLike) -> list[Target]:
     return targets
 
 
-def read_targets_table(path: str | os.PathLike) -> tuple[list[Target], list[tuple[str, str]], list[tuple[str, Any]]]:
+def read_targets_table(
+    path: str | os.PathLike,
+) -> tuple[list[Target], list[tuple[str, str]], list[tuple[str, Any]]]:
     """Read a targets table: CSV, or ECSV (astropy) when the file starts with ``# %ECSV``.
 
     Columns ``name``, ``ra``, ``dec`` and optionally ``size``. ``ra``/``dec`` are degrees, or text with units or
@@ -182,14 +188,20 @@ def read_targets_table(path: str | os.PathLike) -> tuple[list[Target], list[tupl
         name_only = _blank(row.get("ra")) and _blank(row.get("dec"))  # a name to resolve, as in the YAML
         missing = [c for c in ("name", "ra", "dec") if _blank(row.get(c)) and not (name_only and c != "name")]
         if missing:
-            problems.append((f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
-                             {k: v for k, v in row.items() if k is not None and v is not None and v is not _MASKED}))
+            problems.append(
+                (
+                    f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+                    {k: v for k, v in row.items() if k is not None and v is not None and v is not _MASKED},
+                )
+            )
             continue
         if name_only:
             coordinates = None
         else:
             ra, dec = _cell_value(row["ra"]), _cell_value(row["dec"])
-            coordinates = [ra, dec] if all(isinstance(v, float) for v in (ra, dec)) else {"ra": ra, "dec": dec}
+            coordinates = (
+                [ra, dec] if all(isinstance(v, float) for v in (ra, dec)) else {"ra": ra, "dec": dec}
+            )
         size = None if _blank(row.get("size")) else _size_cell(row["size"])
         try:
             targets.append(Target(name=name, coordinates=coordinates, size=size))
@@ -266,8 +278,11 @@ def _ecsv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any]]]:
     missing = _TABLE_COLUMNS - set(table.colnames)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)} (columns: name, ra, dec[, size])")
-    data_lines = [i for i, line in enumerate(text.splitlines(), start=1)
-                  if line.strip() and not line.lstrip().startswith("#")][1:]  # the first is the column names
+    data_lines = [
+        i
+        for i, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ][1:]  # the first is the column names
     columns = {}
     for name in ("name", "ra", "dec", "size"):
         if name not in table.colnames:
@@ -289,7 +304,10 @@ def _ecsv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any]]]:
                 row[name] = _MASKED
                 continue
             value = col[i]
-            row[name] = np.asarray(value).tolist() if np.ndim(value) else (
-                value.item() if hasattr(value, "item") else value)
+            row[name] = (
+                np.asarray(value).tolist()
+                if np.ndim(value)
+                else (value.item() if hasattr(value, "item") else value)
+            )
         rows.append((data_lines[i] if i < len(data_lines) else 0, row))
     return rows

@@ -57,8 +57,11 @@ def __getattr__(name: str) -> Any:
 # demo
 # ----------------------------------------------------------------------------------------------------------
 
-_SECTION_KEYS = {"tess": {"sector", "camera", "ccd", "n_ffi", "shape"}, "hst": {"bands", "shape"},
-                 "roman": {"shape"}}
+_SECTION_KEYS = {
+    "tess": {"sector", "camera", "ccd", "n_ffi", "shape"},
+    "hst": {"bands", "shape"},
+    "roman": {"shape"},
+}
 
 
 def _section(spec: dict, key: str) -> dict | None:
@@ -76,8 +79,10 @@ def _section(spec: dict, key: str) -> dict | None:
         raise InvalidInputError(f"demo spec section {key!r} must be a mapping or null, got {value!r}")
     unknown = set(value) - _SECTION_KEYS[key]
     if unknown:
-        raise InvalidInputError(f"unknown keys {sorted(unknown)} in demo spec section {key!r}; "
-                                f"allowed: {', '.join(sorted(_SECTION_KEYS[key]))}")
+        raise InvalidInputError(
+            f"unknown keys {sorted(unknown)} in demo spec section {key!r}; "
+            f"allowed: {', '.join(sorted(_SECTION_KEYS[key]))}"
+        )
     return value
 
 
@@ -98,9 +103,15 @@ def demo_file_names(spec: dict, out_dir: str | Path) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     tess = _section(spec, "tess")
     if tess is not None:
-        names["tess"] = [str(out_dir / "tess" / n) for n in tess_ffi_names(
-            sector=tess.get("sector", 11), camera=tess.get("camera", 1), ccd=tess.get("ccd", 1),
-            n_ffi=tess.get("n_ffi", 8))]
+        names["tess"] = [
+            str(out_dir / "tess" / n)
+            for n in tess_ffi_names(
+                sector=tess.get("sector", 11),
+                camera=tess.get("camera", 1),
+                ccd=tess.get("ccd", 1),
+                n_ffi=tess.get("n_ffi", 8),
+            )
+        ]
     hst = _section(spec, "hst")
     if hst is not None:
         kwargs = {"bands": tuple(hst["bands"])} if hst.get("bands") else {}
@@ -140,9 +151,15 @@ def simulate_demo(spec: dict, out_dir: str | Path) -> dict[str, list[Path]]:
     made: dict[str, list[Path]] = {}
     tess = _section(spec, "tess")
     if tess is not None:
-        res = make_tess_ffis(out_dir / "tess", sector=tess.get("sector", 11), camera=tess.get("camera", 1),
-                             ccd=tess.get("ccd", 1), n_ffi=tess.get("n_ffi", 8),
-                             shape=_shape_or_none(tess.get("shape"), "tess.shape"), seed=seed)
+        res = make_tess_ffis(
+            out_dir / "tess",
+            sector=tess.get("sector", 11),
+            camera=tess.get("camera", 1),
+            ccd=tess.get("ccd", 1),
+            n_ffi=tess.get("n_ffi", 8),
+            shape=_shape_or_none(tess.get("shape"), "tess.shape"),
+            seed=seed,
+        )
         made["tess"] = res.files
     hst = _section(spec, "hst")
     if hst is not None:

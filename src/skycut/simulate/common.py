@@ -39,6 +39,7 @@ class SimResult:
 # small shared helpers
 # ----------------------------------------------------------------------------------------------------------
 
+
 def check_shape(shape: Any, name: str = "shape") -> tuple[int, int]:
     """Validate a ``(rows, cols)`` shape and return it as two ints (at least 8 each)."""
     try:
@@ -85,7 +86,9 @@ def write_fits(hdulist, path: str | Path) -> Path:
     return write_hdulist(hdulist, path, checksum=False)
 
 
-def render_gaussians(image: np.ndarray, x: Any, y: Any, flux: Any, sigma: Any, radius: int | None = None) -> None:
+def render_gaussians(
+    image: np.ndarray, x: Any, y: Any, flux: Any, sigma: Any, radius: int | None = None
+) -> None:
     """Add pixel-integrated circular Gaussians to ``image`` in place.
 
     Each source's total flux (over an infinite image) is ``flux``; the value of a pixel is the integral of
@@ -123,22 +126,26 @@ def render_gaussians(image: np.ndarray, x: Any, y: Any, flux: Any, sigma: Any, r
     if not keep.any():
         return
     x, y, flux, sigma, ix0, iy0 = x[keep], y[keep], flux[keep], sigma[keep], ix0[keep], iy0[keep]
-    px = ix0[:, None] + offsets[None, :]                       # (n, m) pixel columns
+    px = ix0[:, None] + offsets[None, :]  # (n, m) pixel columns
     py = iy0[:, None] + offsets[None, :]
     s = (np.sqrt(2.0) * sigma)[:, None]
     fx = 0.5 * (erf((px + 0.5 - x[:, None]) / s) - erf((px - 0.5 - x[:, None]) / s))
     fy = 0.5 * (erf((py + 0.5 - y[:, None]) / s) - erf((py - 0.5 - y[:, None]) / s))
-    stamps = flux[:, None, None] * fy[:, :, None] * fx[:, None, :]   # (n, m_y, m_x)
+    stamps = flux[:, None, None] * fy[:, :, None] * fx[:, None, :]  # (n, m_y, m_x)
     inside = ((py >= 0) & (py < ny))[:, :, None] & ((px >= 0) & (px < nx))[:, None, :]
     flat = (py[:, :, None] * nx + px[:, None, :])[inside]
     if flat.size * 8 < image.size and image.flags.c_contiguous:
-        np.add.at(image.reshape(-1), flat, stamps[inside].astype(image.dtype))   # few sources: no full-size temp
+        np.add.at(
+            image.reshape(-1), flat, stamps[inside].astype(image.dtype)
+        )  # few sources: no full-size temp
     else:
         total = np.bincount(flat, weights=stamps[inside], minlength=ny * nx)
         image += total.reshape(ny, nx).astype(image.dtype, copy=False)
 
 
-def magnitudes(rng: np.random.Generator, n: int, bright: float, faint: float, slope: float = 0.3) -> np.ndarray:
+def magnitudes(
+    rng: np.random.Generator, n: int, bright: float, faint: float, slope: float = 0.3
+) -> np.ndarray:
     """Draw ``n`` magnitudes in ``[bright, faint]`` with counts rising as ``10**(slope * m)``."""
     u = rng.random(n)
     lo, hi = 10 ** (slope * bright), 10 ** (slope * faint)

@@ -49,7 +49,7 @@ _HST_BANDS = {
     "f125w": ("wfc3", "ir", 2.3, 26.2, -0.15),
     "f160w": ("wfc3", "ir", 2.5, 25.9, -0.2),
 }
-HST_READ_VARIANCE = 64.0           # e-^2 per output pixel (4 exposures of 4 e- read noise)
+HST_READ_VARIANCE = 64.0  # e-^2 per output pixel (4 exposures of 4 e- read noise)
 ROMAN_SCALE_ARCSEC = 0.11
 ROMAN_CENTER = (269.697, 66.045)
 
@@ -61,7 +61,9 @@ def _band(band: str) -> tuple[str, tuple]:
     return key, _HST_BANDS[key]
 
 
-def hst_image_names(bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"), pcell: int = 1) -> list[str]:
+def hst_image_names(
+    bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"), pcell: int = 1
+) -> list[str]:
     """Return the file names :func:`make_hst_images` makes, band by band, skycell ``x05y09`` then ``x06y09``."""
     if isinstance(bands, str):
         bands = (bands,)
@@ -72,8 +74,13 @@ def hst_image_names(bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f81
     return names
 
 
-def _tan_wcs(crval: tuple[float, float], crpix: tuple[float, float], scale_deg: float, shape_xy: tuple[int, int],
-             rotation_deg: float = 0.0):
+def _tan_wcs(
+    crval: tuple[float, float],
+    crpix: tuple[float, float],
+    scale_deg: float,
+    shape_xy: tuple[int, int],
+    rotation_deg: float = 0.0,
+):
     """North-up (for rotation 0), east-left TAN WCS; ``crpix`` is 1-based FITS."""
     from astropy.wcs import WCS
 
@@ -116,23 +123,25 @@ def _skycell_hdulist(name: str, data: np.ndarray, wht: np.ndarray, wcs, band: st
     from astropy.io import fits
 
     inst, det, _, zp, _ = _HST_BANDS[band]
-    primary = fits.Header([
-        ("NEXTEND", 2, "number of standard extensions"),
-        ("FILENAME", name, "name of file"),
-        ("FILETYPE", "SCI", "type of data found in data file"),
-        ("TELESCOP", "HST", "telescope used to acquire data"),
-        ("INSTRUME", inst.upper(), "identifier for instrument used to acquire data"),
-        ("DETECTOR", det.upper(), "detector in use"),
-        ("FILTER", band.upper(), "element selected from filter wheel"),
-        ("SKYCELL", f"p{int(pcell):04d}{cell}", "sky cell name"),
-        ("EXPTIME", 2400.0, "exposure duration (seconds)--calculated"),
-        ("TEXPTIME", 2400.0, "total exposure time (seconds)"),
-        ("DATE-OBS", "2021-03-04", "UT date of start of first exposure"),
-        ("TIME-OBS", "05:06:07", "UT time of start of first exposure"),
-        ("PHOTZPT", zp, "AB magnitude of 1 e-/s"),
-        ("SIMDATA", True, "file is based on simulated data"),
-        ("ORIGIN", "skycut.simulate", "program that made this file"),
-    ])
+    primary = fits.Header(
+        [
+            ("NEXTEND", 2, "number of standard extensions"),
+            ("FILENAME", name, "name of file"),
+            ("FILETYPE", "SCI", "type of data found in data file"),
+            ("TELESCOP", "HST", "telescope used to acquire data"),
+            ("INSTRUME", inst.upper(), "identifier for instrument used to acquire data"),
+            ("DETECTOR", det.upper(), "detector in use"),
+            ("FILTER", band.upper(), "element selected from filter wheel"),
+            ("SKYCELL", f"p{int(pcell):04d}{cell}", "sky cell name"),
+            ("EXPTIME", 2400.0, "exposure duration (seconds)--calculated"),
+            ("TEXPTIME", 2400.0, "total exposure time (seconds)"),
+            ("DATE-OBS", "2021-03-04", "UT date of start of first exposure"),
+            ("TIME-OBS", "05:06:07", "UT time of start of first exposure"),
+            ("PHOTZPT", zp, "AB magnitude of 1 e-/s"),
+            ("SIMDATA", True, "file is based on simulated data"),
+            ("ORIGIN", "skycut.simulate", "program that made this file"),
+        ]
+    )
     wcs_header = wcs.to_header()
     hdus = [fits.PrimaryHDU(header=primary)]
     for ext, array, unit in (("SCI", data, "ELECTRONS/S"), ("WHT", wht, "")):
@@ -145,9 +154,15 @@ def _skycell_hdulist(name: str, data: np.ndarray, wht: np.ndarray, wcs, band: st
     return fits.HDUList(hdus)
 
 
-def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"),
-                    shape: tuple[int, int] = (1000, 1000), seed: int = 0, pcell: int = 1,
-                    center: tuple[float, float] = HST_CENTER) -> SimResult:
+def make_hst_images(
+    out_dir: str | Path,
+    *,
+    bands: tuple[str, ...] | list[str] = ("f435w", "f606w", "f814w"),
+    shape: tuple[int, int] = (1000, 1000),
+    seed: int = 0,
+    pcell: int = 1,
+    center: tuple[float, float] = HST_CENTER,
+) -> SimResult:
     """Write HST-like drizzled images: two overlapping skycells per band (see the module notes).
 
     Parameters
@@ -189,7 +204,7 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
     ra, dec = _tan_wcs(center, (xc + 1, yc + 1), scale, (cols, rows)).all_pix2world(src["x"], src["y"], 0)
     stars = src["sigma_pix"] == 0
     wht = _weight_map(rows, cols)
-    sky = np.float32(0.02)                                  # e-/s per pixel, subtracted as HAP does
+    sky = np.float32(0.02)  # e-/s per pixel, subtracted as HAP does
 
     files: list[Path] = []
     flux_by_band: dict[str, list[float]] = {}
@@ -211,22 +226,45 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
             render_gaussians(model, x[~stars], y[~stars], flux[~stars], sig[~stars])
             sigma = np.sqrt(np.maximum(model + sky, 0) * wht + np.float32(HST_READ_VARIANCE)) / wht
             noise = np.random.default_rng([seed, pcell, 4, b_index, c_index]).standard_normal(
-                (rows, cols), dtype=np.float32)
+                (rows, cols), dtype=np.float32
+            )
             data = (model + sigma * noise).astype(np.float32)
             files.append(write_fits(_skycell_hdulist(name, data, wht, wcs, key, cell, pcell), out_dir / name))
-            skycells[name] = {"band": key, "skycell": cell, "x_offset": dx, "x": x, "y": y,
-                              "crpix": [xc - dx + 1, yc + 1]}
+            skycells[name] = {
+                "band": key,
+                "skycell": cell,
+                "x_offset": dx,
+                "x": x,
+                "y": y,
+                "crpix": [xc - dx + 1, yc + 1],
+            }
             log.info("wrote %s", files[-1])
 
     truth = {
-        "kind": "hst_skycells", "seed": seed, "shape": [rows, cols], "pcell": pcell, "bands": list(flux_by_band),
-        "center": list(center), "pixel_scale_arcsec": HST_SCALE_ARCSEC, "overlap_pix": overlap,
-        "skycell_shift_pix": shift, "files": [p.name for p in files],
-        "sources": {"ra": ra, "dec": dec, "kind": src["kind"], "sigma_pix": src["sigma_pix"], "flux": flux_by_band},
+        "kind": "hst_skycells",
+        "seed": seed,
+        "shape": [rows, cols],
+        "pcell": pcell,
+        "bands": list(flux_by_band),
+        "center": list(center),
+        "pixel_scale_arcsec": HST_SCALE_ARCSEC,
+        "overlap_pix": overlap,
+        "skycell_shift_pix": shift,
+        "files": [p.name for p in files],
+        "sources": {
+            "ra": ra,
+            "dec": dec,
+            "kind": src["kind"],
+            "sigma_pix": src["sigma_pix"],
+            "flux": flux_by_band,
+        },
         "skycells": skycells,
         "psf_sigma_pix": {b: _HST_BANDS[b][2] for b in flux_by_band},
-        "noise": {"sky_e_per_s": float(sky), "read_variance_e2": HST_READ_VARIANCE,
-                  "note": "SCI = model + noise, sigma = sqrt((model + sky) * WHT + read_variance) / WHT"},
+        "noise": {
+            "sky_e_per_s": float(sky),
+            "read_variance_e2": HST_READ_VARIANCE,
+            "note": "SCI = model + noise, sigma = sqrt((model + sky) * WHT + read_variance) / WHT",
+        },
         "note": "pixel x, y are 0-based in each file; x06 = x05 shifted by skycell_shift_pix along +x",
     }
     truth_file = write_truth(truth, out_dir / f"hst_skycell-p{int(pcell):04d}_truth.json")
@@ -236,6 +274,7 @@ def make_hst_images(out_dir: str | Path, *, bands: tuple[str, ...] | list[str] =
 # ----------------------------------------------------------------------------------------------------------
 # Roman
 # ----------------------------------------------------------------------------------------------------------
+
 
 def roman_asdf_name(detector: int = 1) -> str:
     """Return the file name of the simulated Roman WFI Level 2 image.
@@ -278,9 +317,15 @@ def _distortion(half: float, quad_px: float, cubic_px: float):
     return _shear_step(0, coeffs) | _shear_step(1, coeffs)
 
 
-def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTER, x_ref: float | None = None,
-               y_ref: float | None = None, scale_arcsec: float = ROMAN_SCALE_ARCSEC, roll_deg: float = 30.0,
-               distortion: bool = True):
+def roman_gwcs(
+    shape: tuple[int, int],
+    center: tuple[float, float] = ROMAN_CENTER,
+    x_ref: float | None = None,
+    y_ref: float | None = None,
+    scale_arcsec: float = ROMAN_SCALE_ARCSEC,
+    roll_deg: float = 30.0,
+    distortion: bool = True,
+):
     """Return a gwcs ``detector -> world`` (ICRS) imaging WCS with a bounding box over ``shape`` (rows, cols).
 
     Pipeline: shift by ``(-x_ref, -y_ref)`` (0-based; default the image centre) -> optional small
@@ -304,13 +349,16 @@ def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTE
     transform = models.Shift(-x_ref) & models.Shift(-y_ref)
     if distortion:
         transform = transform | _distortion(max(rows, cols) / 2, 0.3, 0.6)
-    transform = (transform
-                 | models.AffineTransformation2D(matrix=matrix)
-                 | models.Pix2Sky_TAN()
-                 | models.RotateNative2Celestial(center[0], center[1], 180.0))
+    transform = (
+        transform
+        | models.AffineTransformation2D(matrix=matrix)
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(center[0], center[1], 180.0)
+    )
     detector = cf.Frame2D(name="detector", axes_order=(0, 1), axes_names=("x", "y"), unit=(u.pix, u.pix))
-    world = cf.CelestialFrame(reference_frame=coordinates.ICRS(), name="world", axes_names=("lon", "lat"),
-                              unit=(u.deg, u.deg))
+    world = cf.CelestialFrame(
+        reference_frame=coordinates.ICRS(), name="world", axes_names=("lon", "lat"), unit=(u.deg, u.deg)
+    )
     wcs = gwcs_wcs.WCS([(detector, transform), (world, None)])
     wcs.bounding_box = ((-0.5, cols - 0.5), (-0.5, rows - 0.5))
     wcs.pixel_shape = (cols, rows)
@@ -318,9 +366,15 @@ def roman_gwcs(shape: tuple[int, int], center: tuple[float, float] = ROMAN_CENTE
     return wcs
 
 
-def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (1024, 1024), seed: int = 0,
-                    detector: int = 1, center: tuple[float, float] = ROMAN_CENTER,
-                    distortion: bool = True) -> SimResult:
+def make_roman_asdf(
+    out_path_or_dir: str | Path,
+    *,
+    shape: tuple[int, int] = (1024, 1024),
+    seed: int = 0,
+    detector: int = 1,
+    center: tuple[float, float] = ROMAN_CENTER,
+    distortion: bool = True,
+) -> SimResult:
     """Write a Roman-like WFI Level 2 (``_cal``) ASDF image.
 
     Parameters
@@ -354,7 +408,7 @@ def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (10
     n = max(20, rows * cols // 2500)
     x = rng.uniform(-0.5, cols - 0.5, n)
     y = rng.uniform(-0.5, rows - 0.5, n)
-    flux = 10 ** (-0.4 * (magnitudes(rng, n, 17.0, 25.0) - 26.3))       # DN/s, F158-like zero point
+    flux = 10 ** (-0.4 * (magnitudes(rng, n, 17.0, 25.0) - 26.3))  # DN/s, F158-like zero point
     model = np.zeros((rows, cols), dtype=np.float32)
     render_gaussians(model, x, y, flux, 0.9)
     model += np.float32(0.3)
@@ -363,7 +417,7 @@ def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (10
     data = (model + err * rng.standard_normal((rows, cols), dtype=np.float32)).astype(np.float32)
     dq = np.zeros((rows, cols), dtype=np.uint32)
     bad = rng.choice(rows * cols, size=max(1, rows * cols // 5000), replace=False)
-    dq.flat[bad] = 2**9                                                  # "hot" pixels
+    dq.flat[bad] = 2**9  # "hot" pixels
     context = np.zeros((2, rows, cols), dtype=np.uint32)
     context[0] = 1
     ra, dec = wcs(x, y, with_bounding_box=False)
@@ -375,25 +429,50 @@ def make_roman_asdf(out_path_or_dir: str | Path, *, shape: tuple[int, int] = (10
         "origin": "skycut.simulate",
         "telescope": "ROMAN",
         "instrument": {"name": "WFI", "detector": f"WFI{int(detector):02d}", "optical_element": "F158"},
-        "exposure": {"start_time": start, "end_time": start + TimeDelta(texp, format="sec"), "exposure_time": texp,
-                     "type": "WFI_IMAGE"},
-        "wcsinfo": {"aperture_name": f"WFI{int(detector):02d}_FULL", "ra_ref": float(center[0]),
-                    "dec_ref": float(center[1]), "x_ref": (cols - 1) / 2, "y_ref": (rows - 1) / 2,
-                    "roll_ref": 30.0, "v2_ref": 0.0, "v3_ref": 0.0, "vparity": -1, "v3yangle": -60.0,
-                    "pixel_scale": ROMAN_SCALE_ARCSEC},
+        "exposure": {
+            "start_time": start,
+            "end_time": start + TimeDelta(texp, format="sec"),
+            "exposure_time": texp,
+            "type": "WFI_IMAGE",
+        },
+        "wcsinfo": {
+            "aperture_name": f"WFI{int(detector):02d}_FULL",
+            "ra_ref": float(center[0]),
+            "dec_ref": float(center[1]),
+            "x_ref": (cols - 1) / 2,
+            "y_ref": (rows - 1) / 2,
+            "roll_ref": 30.0,
+            "v2_ref": 0.0,
+            "v3_ref": 0.0,
+            "vparity": -1,
+            "v3yangle": -60.0,
+            "pixel_scale": ROMAN_SCALE_ARCSEC,
+        },
         "wcs": wcs,
     }
     tree = {"roman": {"meta": meta, "data": data, "err": err, "dq": dq, "context": context}}
     with atomic_output(path) as tmp, asdf.config_context() as config:
-        config.validate_on_write = False        # schema validation only costs time (seconds of YAML parsing)
+        config.validate_on_write = False  # schema validation only costs time (seconds of YAML parsing)
         settle_asdf_history(asdf.AsdfFile(tree)).write_to(tmp)  # history extensions in a fixed order
     log.info("wrote %s", path)
-    truth = {"kind": "roman_asdf", "seed": seed, "shape": [rows, cols], "detector": detector,
-             "center": list(center), "pixel_scale_arcsec": ROMAN_SCALE_ARCSEC, "files": [path.name],
-             "stars": {"x": x, "y": y, "ra": ra, "dec": dec, "flux": flux}, "psf_sigma_pix": 0.9,
-             "background": 0.3, "dq_flagged": int(bad.size),
-             "noise": {"exposure_s": texp, "read_noise_e": 20.0,
-                       "note": "data = model + err * N(0, 1), err = sqrt(model * exposure + read_noise^2) / exposure;"
-                               " model includes the background"}}
+    truth = {
+        "kind": "roman_asdf",
+        "seed": seed,
+        "shape": [rows, cols],
+        "detector": detector,
+        "center": list(center),
+        "pixel_scale_arcsec": ROMAN_SCALE_ARCSEC,
+        "files": [path.name],
+        "stars": {"x": x, "y": y, "ra": ra, "dec": dec, "flux": flux},
+        "psf_sigma_pix": 0.9,
+        "background": 0.3,
+        "dq_flagged": int(bad.size),
+        "noise": {
+            "exposure_s": texp,
+            "read_noise_e": 20.0,
+            "note": "data = model + err * N(0, 1), err = sqrt(model * exposure + read_noise^2) / exposure;"
+            " model includes the background",
+        },
+    }
     truth_file = write_truth(truth, path.with_name(path.name.replace(".asdf", "_truth.json")))
     return SimResult(files=[path], truth=truth, truth_file=truth_file)

@@ -58,22 +58,36 @@ from .common import SimResult, check_shape, magnitudes, render_gaussians, write_
 
 log = logging.getLogger(__name__)
 
-FFI_ROWS, FFI_COLS = 2078, 2136          # numpy shape of a full FFI (NAXIS2, NAXIS1)
+FFI_ROWS, FFI_COLS = 2078, 2136  # numpy shape of a full FFI (NAXIS2, NAXIS1)
 SCI_X0, SCI_NX, SCI_NY = 44, 2048, 2048  # 0-based first science column; science area size
 TJD_OFFSET = 2457000.0
-PSF_SIGMA = 0.85                         # Gaussian PSF sigma in pixels (FWHM ~2 px ~ 42")
-ZERO_POINT = 15000.0                     # e-/s for TESS magnitude 10
-READ_NOISE = 9.5                         # e- per read per pixel
+PSF_SIGMA = 0.85  # Gaussian PSF sigma in pixels (FWHM ~2 px ~ 42")
+ZERO_POINT = 15000.0  # e-/s for TESS magnitude 10
+READ_NOISE = 9.5  # e- per read per pixel
 STARS_PER_PIXEL = 8000 / (SCI_NX * SCI_NY)
-DEADC = 0.792                            # 0.8 (cosmic-ray mitigation) x 0.99 (frame transfer)
+DEADC = 0.792  # 0.8 (cosmic-ray mitigation) x 0.99 (frame transfer)
 # spacecraft configuration ID of the FFI file names of the first sectors (approximate, for realism only)
-_SCID = {1: 120, 2: 121, 3: 123, 4: 124, 5: 125, 6: 126, 7: 131, 8: 136, 9: 139, 10: 140, 11: 143,
-         12: 144, 13: 146}
+_SCID = {
+    1: 120,
+    2: 121,
+    3: 123,
+    4: 124,
+    5: 125,
+    6: 126,
+    7: 131,
+    8: 136,
+    9: 139,
+    10: 140,
+    11: 143,
+    12: 144,
+    13: 146,
+}
 
 
 # ----------------------------------------------------------------------------------------------------------
 # geometry and times
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _check_ccd(sector: Any, camera: Any, ccd: Any) -> tuple[int, int, int]:
     import tess_stars2px
@@ -81,9 +95,13 @@ def _check_ccd(sector: Any, camera: Any, ccd: Any) -> tuple[int, int, int]:
     try:
         sector, camera, ccd = int(sector), int(camera), int(ccd)
     except Exception as exc:
-        raise InvalidInputError(f"sector/camera/ccd must be integers, got {sector!r}/{camera!r}/{ccd!r}") from exc
+        raise InvalidInputError(
+            f"sector/camera/ccd must be integers, got {sector!r}/{camera!r}/{ccd!r}"
+        ) from exc
     if not 1 <= sector <= tess_stars2px.max_sector:
-        raise InvalidInputError(f"sector must be 1..{tess_stars2px.max_sector} (tess-point's table), got {sector}")
+        raise InvalidInputError(
+            f"sector must be 1..{tess_stars2px.max_sector} (tess-point's table), got {sector}"
+        )
     if camera not in (1, 2, 3, 4) or ccd not in (1, 2, 3, 4):
         raise InvalidInputError(f"camera and ccd must be 1..4, got camera={camera} ccd={ccd}")
     return sector, camera, ccd
@@ -100,8 +118,9 @@ def _reverse(sector: int, camera: int, ccd: int, col: float, row: float) -> tupl
     """Return (ra, dec) degrees of 1-based FFI (col, row), by tess-point's reverse transform."""
     import tess_stars2px
 
-    ra, dec, _ = tess_stars2px.tess_stars2px_reverse_function_entry(sector, camera, ccd, float(col), float(row),
-                                                                     scInfo=_pointing(sector))
+    ra, dec, _ = tess_stars2px.tess_stars2px_reverse_function_entry(
+        sector, camera, ccd, float(col), float(row), scInfo=_pointing(sector)
+    )
     return float(ra), float(dec)
 
 
@@ -111,8 +130,9 @@ def ccd_center(sector: int, camera: int, ccd: int) -> tuple[float, float]:
     return _reverse(sector, camera, ccd, SCI_X0 + SCI_NX / 2 + 0.5, SCI_NY / 2 + 0.5)
 
 
-def _fit_inverse_sip(sip_a: np.ndarray, sip_b: np.ndarray, order: int, nx: int, ny: int,
-                     crpix: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _fit_inverse_sip(
+    sip_a: np.ndarray, sip_b: np.ndarray, order: int, nx: int, ny: int, crpix: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Return AP/BP coefficients (polynomials of degree ``order``) inverting the forward SIP ``(A, B)``.
 
     Fitted over an ``nx`` x ``ny`` pixel area (``crpix`` 1-based).
@@ -130,7 +150,7 @@ def _fit_inverse_sip(sip_a: np.ndarray, sip_b: np.ndarray, order: int, nx: int, 
             fu += sip_a[i, j] * u**i * v**j
             fv += sip_b[i, j] * u**i * v**j
     big_u, big_v = u + fu, v + fv
-    scale = float(max(nx, ny))        # fit in scaled coordinates for a well-conditioned problem
+    scale = float(max(nx, ny))  # fit in scaled coordinates for a well-conditioned problem
     fitter = fitting.LinearLSQFitter()
     out = []
     for target in (u - big_u, v - big_v):
@@ -149,15 +169,18 @@ def _ccd_wcs_cached(sector: int, camera: int, ccd: int, sip_degree: int):
     from astropy.wcs import Sip
     from astropy.wcs.utils import fit_wcs_from_points
 
-    cols = np.linspace(SCI_X0 + 1, SCI_X0 + SCI_NX, 10)   # 1-based, tess-point convention
+    cols = np.linspace(SCI_X0 + 1, SCI_X0 + SCI_NX, 10)  # 1-based, tess-point convention
     rows = np.linspace(1, SCI_NY, 10)
     cc, rr = np.meshgrid(cols, rows)
-    radec = np.array([_reverse(sector, camera, ccd, c, r) for c, r in zip(cc.ravel(), rr.ravel(), strict=True)])
+    radec = np.array(
+        [_reverse(sector, camera, ccd, c, r) for c, r in zip(cc.ravel(), rr.ravel(), strict=True)]
+    )
     sky = SkyCoord(radec[:, 0], radec[:, 1], unit="deg")
     # tangent point at the CCD centre (astropy's default guess fails for CCDs that contain a celestial pole)
     centre = SkyCoord(*_reverse(sector, camera, ccd, SCI_X0 + SCI_NX / 2 + 0.5, SCI_NY / 2 + 0.5), unit="deg")
-    wcs = fit_wcs_from_points((cc.ravel() - 1, rr.ravel() - 1), sky, proj_point=centre, projection="TAN",
-                              sip_degree=sip_degree)
+    wcs = fit_wcs_from_points(
+        (cc.ravel() - 1, rr.ravel() - 1), sky, proj_point=centre, projection="TAN", sip_degree=sip_degree
+    )
     s = wcs.sip
     # the inverse needs two more orders than the forward SIP to reach ~0.006 px over the whole FFI
     ap, bp = _fit_inverse_sip(s.a, s.b, sip_degree + 2, FFI_COLS, FFI_ROWS, tuple(s.crpix))
@@ -232,7 +255,7 @@ def tess_sector_times(sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: in
         "tstop": tstop.tolist(),
         "tmid": tmid.tolist(),
         "barycorr": barycorr.tolist(),
-        "date_obs": [d + "Z" for d in start_utc.isot],      # millisecond precision, as SPOC
+        "date_obs": [d + "Z" for d in start_utc.isot],  # millisecond precision, as SPOC
         "date_end": [d + "Z" for d in end_utc.isot],
         "stamp": [str(v) for v in end_utc.strftime("%Y%j%H%M%S")],
     }
@@ -252,6 +275,7 @@ def tess_ffi_names(sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: int =
 # ----------------------------------------------------------------------------------------------------------
 # headers
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _wcs_cards(wcs) -> list[tuple[str, Any, str]]:
     """Celestial WCS cards as SPOC writes them (CD matrix, SIP with AP/BP)."""
@@ -323,9 +347,13 @@ def _image_cards(sector: int, camera: int, ccd: int, cadence: float) -> list[tup
         ("VIGNAPP", True, "vignetting or collimator correction applied"),
     ]
     for i, amp in enumerate("ABCD"):
-        cards.append((f"GAIN{amp}", round(5.2 + 0.05 * i, 2), f"[electrons/count] CCD output {amp} gain factor"))
+        cards.append(
+            (f"GAIN{amp}", round(5.2 + 0.05 * i, 2), f"[electrons/count] CCD output {amp} gain factor")
+        )
     for i, amp in enumerate("ABCD"):
-        cards.append((f"READNOI{amp}", round(READ_NOISE + 0.1 * i, 2), f"[electrons] read noise CCD output {amp}"))
+        cards.append(
+            (f"READNOI{amp}", round(READ_NOISE + 0.1 * i, 2), f"[electrons] read noise CCD output {amp}")
+        )
     cards += [
         ("NREADOUT", int(round(nfrm * 0.8)), "number of read per cadence"),
         ("FXDOFF", 209715200, "compression fixed offset"),
@@ -345,8 +373,9 @@ def _image_cards(sector: int, camera: int, ccd: int, cadence: float) -> list[tup
     return cards
 
 
-def _primary_cards(sector: int, camera: int, ccd: int, times: dict, i: int, ffiindex: int,
-                   date: str) -> list[tuple[str, Any, str]]:
+def _primary_cards(
+    sector: int, camera: int, ccd: int, times: dict, i: int, ffiindex: int, date: str
+) -> list[tuple[str, Any, str]]:
     pnt = _pointing(sector)
     return [
         ("NEXTEND", 2, "number of standard extensions"),
@@ -397,6 +426,7 @@ def _quality_flags(n: int) -> list[int]:
 # the simulator
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _science_mask(rows: int, cols: int, x0: int, y0: int) -> tuple[slice, slice]:
     """Return the slices (rows, cols) of the window that are science pixels."""
     xs = slice(max(SCI_X0 - x0, 0), max(min(SCI_X0 + SCI_NX - x0, cols), 0))
@@ -404,44 +434,72 @@ def _science_mask(rows: int, cols: int, x0: int, y0: int) -> tuple[slice, slice]
     return ys, xs
 
 
-def _variable_flux(mean: float, amp: float, period: float, t0: float, tstart: np.ndarray,
-                   tstop: np.ndarray) -> np.ndarray:
+def _variable_flux(
+    mean: float, amp: float, period: float, t0: float, tstart: np.ndarray, tstop: np.ndarray
+) -> np.ndarray:
     """Exposure-averaged flux of ``mean * (1 + amp * sin(2 pi (t - t0) / period))`` over [tstart, tstop]."""
     w = 2 * np.pi / period
     p1, p2 = w * (tstart - t0), w * (tstop - t0)
     return mean * (1 + amp * (np.cos(p1) - np.cos(p2)) / (p2 - p1))
 
 
-def _scene(rows: int, cols: int, x0: int, y0: int, tstart: np.ndarray, tstop: np.ndarray,
-           rng: np.random.Generator) -> dict[str, Any]:
+def _scene(
+    rows: int, cols: int, x0: int, y0: int, tstart: np.ndarray, tstop: np.ndarray, rng: np.random.Generator
+) -> dict[str, Any]:
     """Return positions (0-based window pixels) and fluxes (e-/s) of everything in the FFIs; see the module notes."""
     sy, sx = _science_mask(rows, cols, x0, y0)
     xlo, xhi = max(sx.start - 3, SCI_X0 - x0), min(sx.stop + 3, SCI_X0 + SCI_NX - x0)
     ylo, yhi = max(sy.start - 3, -y0), min(sy.stop + 3, SCI_NY - y0)
     n_stars = max(25, int(round(STARS_PER_PIXEL * (xhi - xlo) * (yhi - ylo))))
-    stars = {"x": rng.uniform(xlo - 0.5, xhi - 0.5, n_stars), "y": rng.uniform(ylo - 0.5, yhi - 0.5, n_stars),
-             "tmag": magnitudes(rng, n_stars, 7.5, 15.5)}
+    stars = {
+        "x": rng.uniform(xlo - 0.5, xhi - 0.5, n_stars),
+        "y": rng.uniform(ylo - 0.5, yhi - 0.5, n_stars),
+        "tmag": magnitudes(rng, n_stars, 7.5, 15.5),
+    }
     stars["flux"] = ZERO_POINT * 10 ** (-0.4 * (stars["tmag"] - 10))
 
     tmid = 0.5 * (tstart + tstop)
-    var = {"x": 0.35 * cols + rng.uniform(-0.5, 0.5), "y": 0.35 * rows + rng.uniform(-0.5, 0.5), "tmag": 8.0,
-           "amplitude": 0.25, "period": 1.5 * float(tstop[-1] - tstart[0]), "t0": float(tstart[0])}
+    var = {
+        "x": 0.35 * cols + rng.uniform(-0.5, 0.5),
+        "y": 0.35 * rows + rng.uniform(-0.5, 0.5),
+        "tmag": 8.0,
+        "amplitude": 0.25,
+        "period": 1.5 * float(tstop[-1] - tstart[0]),
+        "t0": float(tstart[0]),
+    }
     var["mean_flux"] = ZERO_POINT * 10 ** (-0.4 * (var["tmag"] - 10))
     var["flux"] = _variable_flux(var["mean_flux"], var["amplitude"], var["period"], var["t0"], tstart, tstop)
 
     frac = np.zeros(len(tmid)) if len(tmid) == 1 else (tmid - tmid[0]) / (tmid[-1] - tmid[0])
-    moving = {"x": (0.15 + 0.70 * frac) * cols + rng.uniform(-0.5, 0.5),
-              "y": (0.75 - 0.20 * frac) * rows + rng.uniform(-0.5, 0.5),
-              "tmag": 10.5, "flux": ZERO_POINT * 10 ** (-0.4 * (10.5 - 10)),
-              "tjd": tmid, "time_jd": tmid + TJD_OFFSET, "time_scale": "tdb"}
-    background = {"level": 80.0 * (1 + 0.1 * frac), "gx": 0.004, "gy": -0.003,
-                  "x_ref": SCI_X0 + SCI_NX / 2 - 0.5 - x0, "y_ref": SCI_NY / 2 - 0.5 - y0,
-                  "note": "bkg(x, y) = level[i] + gx * (x - x_ref) + gy * (y - y_ref) on science pixels"}
-    return {"stars": stars, "variable": var, "moving": moving, "background": background,
-            "science_pixels": {"x": [sx.start, sx.stop], "y": [sy.start, sy.stop]}}
+    moving = {
+        "x": (0.15 + 0.70 * frac) * cols + rng.uniform(-0.5, 0.5),
+        "y": (0.75 - 0.20 * frac) * rows + rng.uniform(-0.5, 0.5),
+        "tmag": 10.5,
+        "flux": ZERO_POINT * 10 ** (-0.4 * (10.5 - 10)),
+        "tjd": tmid,
+        "time_jd": tmid + TJD_OFFSET,
+        "time_scale": "tdb",
+    }
+    background = {
+        "level": 80.0 * (1 + 0.1 * frac),
+        "gx": 0.004,
+        "gy": -0.003,
+        "x_ref": SCI_X0 + SCI_NX / 2 - 0.5 - x0,
+        "y_ref": SCI_NY / 2 - 0.5 - y0,
+        "note": "bkg(x, y) = level[i] + gx * (x - x_ref) + gy * (y - y_ref) on science pixels",
+    }
+    return {
+        "stars": stars,
+        "variable": var,
+        "moving": moving,
+        "background": background,
+        "science_pixels": {"x": [sx.start, sx.stop], "y": [sy.start, sy.stop]},
+    }
 
 
-def _expose(model: np.ndarray, texp: float, nread: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _expose(
+    model: np.ndarray, texp: float, nread: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Return a noisy image and its 1-sigma uncertainty (float32, e-/s) for a noise-free ``model`` (e-/s).
 
     Poisson noise of ``model * texp`` electrons plus ``nread`` reads of :data:`READ_NOISE` electrons.
@@ -452,8 +510,16 @@ def _expose(model: np.ndarray, texp: float, nread: int, rng: np.random.Generator
     return data.astype(np.float32, copy=False), sigma.astype(np.float32, copy=False)
 
 
-def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, ccd: int = 1, n_ffi: int = 8,
-                   shape: tuple[int, int] | None = None, seed: int = 0) -> SimResult:
+def make_tess_ffis(
+    out_dir: str | Path,
+    *,
+    sector: int = 11,
+    camera: int = 1,
+    ccd: int = 1,
+    n_ffi: int = 8,
+    shape: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> SimResult:
     """Write ``n_ffi`` SPOC-like calibrated TESS FFIs (consecutive cadences from the sector's start).
 
     Parameters
@@ -505,7 +571,7 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
     del xx, yy
     science = np.zeros((rows, cols), dtype=bool)
     sp = scene["science_pixels"]
-    science[sp["y"][0]:sp["y"][1], sp["x"][0]:sp["x"][1]] = True
+    science[sp["y"][0] : sp["y"][1], sp["x"][0] : sp["x"][1]] = True
 
     date = Time(tstart[0] + 33.0 + TJD_OFFSET, format="jd", scale="tdb").utc.strftime("%Y-%m-%d")
     ext_cards = _image_cards(sector, camera, ccd, cadence) + _wcs_cards(wcs) + _physical_cards(x0, y0)
@@ -518,7 +584,9 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
         model[~science] = 0.0
         data, sigma = _expose(model, texp, nread, np.random.default_rng([seed, sector, camera, ccd, 2, i]))
         ffiindex = int(round(tstart[i] * 86400.0 / cadence))
-        hdus = [fits.PrimaryHDU(header=fits.Header(_primary_cards(sector, camera, ccd, times, i, ffiindex, date)))]
+        hdus = [
+            fits.PrimaryHDU(header=fits.Header(_primary_cards(sector, camera, ccd, times, i, ffiindex, date)))
+        ]
         time_cards = [
             ("TSTART", times["tstart"][i], "observation start time in TJD"),
             ("TSTOP", times["tstop"][i], "observation stop time in TJD"),
@@ -528,10 +596,15 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
             ("DQUALITY", flags[i], "data quality flags"),
         ]
         for kind, array in (("cal", data), ("uncert", sigma)):
-            header = fits.Header([("INHERIT", True, "inherit the primary header"),
-                                  ("EXTNAME", f"CAMERA.CCD {camera}.{ccd} {kind}", "name of extension"),
-                                  ("EXTVER", 1, "extension version number (not format version)"),
-                                  *time_cards, *ext_cards])
+            header = fits.Header(
+                [
+                    ("INHERIT", True, "inherit the primary header"),
+                    ("EXTNAME", f"CAMERA.CCD {camera}.{ccd} {kind}", "name of extension"),
+                    ("EXTVER", 1, "extension version number (not format version)"),
+                    *time_cards,
+                    *ext_cards,
+                ]
+            )
             hdus.append(fits.ImageHDU(data=array, header=header))
         files.append(write_fits(fits.HDUList(hdus), out_dir / name))
         log.info("wrote %s", files[-1])
@@ -544,12 +617,22 @@ def make_tess_ffis(out_dir: str | Path, *, sector: int = 11, camera: int = 1, cc
     var["note"] = "flux[i] = exposure average of mean_flux * (1 + amplitude * sin(2 pi (t - t0) / period))"
     mov["ra"], mov["dec"] = sky(mov["x"], mov["y"])
     truth = {
-        "kind": "tess_ffi", "seed": seed, "sector": sector, "camera": camera, "ccd": ccd,
-        "shape": [rows, cols], "full_shape": [FFI_ROWS, FFI_COLS],
-        "window": {"x0": x0, "y0": y0, "note": "file pixel (x, y) = full-FFI pixel (x + x0, y + y0), 0-based"},
+        "kind": "tess_ffi",
+        "seed": seed,
+        "sector": sector,
+        "camera": camera,
+        "ccd": ccd,
+        "shape": [rows, cols],
+        "full_shape": [FFI_ROWS, FFI_COLS],
+        "window": {
+            "x0": x0,
+            "y0": y0,
+            "note": "file pixel (x, y) = full-FFI pixel (x + x0, y + y0), 0-based",
+        },
         "files": [p.name for p in files],
         "times": {**times, "dquality": flags},
-        "psf_sigma_pix": PSF_SIGMA, "zero_point_e_per_s_tmag10": ZERO_POINT,
+        "psf_sigma_pix": PSF_SIGMA,
+        "zero_point_e_per_s_tmag10": ZERO_POINT,
         "noise": {"exposure_s": texp, "n_reads": nread, "read_noise_e": READ_NOISE},
         **scene,
     }
@@ -573,7 +656,9 @@ def write_path_table(truth: dict | SimResult, path: str | Path) -> Path:
         truth = truth.truth
     moving = truth.get("moving", truth) if isinstance(truth, dict) else None
     if not isinstance(moving, dict) or not {"time_jd", "ra", "dec"} <= set(moving):
-        raise InvalidInputError("write_path_table needs a TESS truth with a 'moving' section (time_jd, ra, dec)")
+        raise InvalidInputError(
+            "write_path_table needs a TESS truth with a 'moving' section (time_jd, ra, dec)"
+        )
     path = Path(path)
     jd = np.asarray(moving["time_jd"], dtype=float)
     ecsv = path.suffix.lower() == ".ecsv"

@@ -94,7 +94,11 @@ def cube_meta(reader: CubeReader, row: int) -> CubeMeta:
         quality=col("DQUALITY", 0).astype(np.int64),
         ffi_files=names,
         image_cards=image_cards,
-        tstart=float(p_start) if isinstance(p_start, (int, float)) else float(np.nanmin(tstart)) if n else None,
+        tstart=float(p_start)
+        if isinstance(p_start, (int, float))
+        else float(np.nanmin(tstart))
+        if n
+        else None,
         tstop=float(p_stop) if isinstance(p_stop, (int, float)) else float(np.nanmax(tstop)) if n else None,
     )
 
@@ -133,8 +137,16 @@ class CubeCutoutInstance:
         Requested centre. ``target`` is the caller's name for it (or ``None``).
     """
 
-    def __init__(self, parent: _CubeSession, ra: float, dec: float, lims: np.ndarray, block: np.ndarray,
-                 aperture: np.ndarray, target: str | None = None):
+    def __init__(
+        self,
+        parent: _CubeSession,
+        ra: float,
+        dec: float,
+        lims: np.ndarray,
+        block: np.ndarray,
+        aperture: np.ndarray,
+        target: str | None = None,
+    ):
         self._parent = parent
         self.ra, self.dec = float(ra), float(dec)
         self._coordinate = None
@@ -196,10 +208,21 @@ class CubeCutoutInstance:
     def tpf_input(self) -> TpfCutout:
         """Return what :mod:`skycut.tess.tpf` needs to serialise this cutout's TPF (a :class:`TpfCutout`)."""
         f = self._fit
-        return TpfCutout(ra=self.ra, dec=self.dec,
-                         lims=self.cutout_lims, block=self._block, aperture=self.aperture, crval=f.crval,
-                         crpix=f.crpix, cd=f.cd, wcs_msep=f.msep, wcs_sig=f.sig, corner=self.ccd_corner,
-                         object_name=self.object_name, ticid=self.ticid)
+        return TpfCutout(
+            ra=self.ra,
+            dec=self.dec,
+            lims=self.cutout_lims,
+            block=self._block,
+            aperture=self.aperture,
+            crval=f.crval,
+            crpix=f.crpix,
+            cd=f.cd,
+            wcs_msep=f.msep,
+            wcs_sig=f.sig,
+            corner=self.ccd_corner,
+            object_name=self.object_name,
+            ticid=self.ticid,
+        )
 
     @property
     def ccd_corner(self) -> tuple[int, int]:
@@ -221,7 +244,9 @@ class CubeCutoutInstance:
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        with self._parent.write_lock:  # the table is built in the cube's reused buffer, written, then released
+        with (
+            self._parent.write_lock
+        ):  # the table is built in the cube's reused buffer, written, then released
             return write_bytes(tpf_parts(self._parent.meta, self.tpf_input(), scratch=True), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
@@ -257,8 +282,9 @@ def write_tpf(cutout: CubeCutoutInstance, path: str | os.PathLike) -> Path:
 class _CubeSession:
     """An opened cube with its WCS and TPF metadata; cuts batches of targets."""
 
-    def __init__(self, path, *, fill_value: float, rounding: str, threads: int | str,
-                 fsspec_kwargs: dict | None):
+    def __init__(
+        self, path, *, fill_value: float, rounding: str, threads: int | str, fsspec_kwargs: dict | None
+    ):
         self.name = str(path) if not isinstance(path, str) else path
         self.reader = CubeReader(path, fsspec_kwargs=fsspec_kwargs, threads=threads)
         try:
@@ -304,8 +330,13 @@ class _CubeSession:
             out.append(lims if _clip(lims, nrows, ncols) is not None else None)
         return out
 
-    def iter_cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
-                 targets: Sequence[str | None]) -> Iterator[tuple[int, CubeCutoutInstance | InvalidInputError]]:
+    def iter_cut(
+        self,
+        ra: Sequence[float],
+        dec: Sequence[float],
+        lims_list: Sequence[np.ndarray],
+        targets: Sequence[str | None],
+    ) -> Iterator[tuple[int, CubeCutoutInstance | InvalidInputError]]:
         """Read and pad the blocks of several located cutouts; yield ``(index, cutout)`` as each block arrives.
 
         Remote reads of every cutout go out together; a cutout whose bytes cannot be read yields the error
@@ -328,8 +359,13 @@ class _CubeSession:
                 block[dy, dx] = raw
             yield i, CubeCutoutInstance(self, ra[i], dec[i], lims, block, aperture, targets[i])
 
-    def cut(self, ra: Sequence[float], dec: Sequence[float], lims_list: Sequence[np.ndarray],
-            targets: Sequence[str | None]) -> list[CubeCutoutInstance]:
+    def cut(
+        self,
+        ra: Sequence[float],
+        dec: Sequence[float],
+        lims_list: Sequence[np.ndarray],
+        targets: Sequence[str | None],
+    ) -> list[CubeCutoutInstance]:
         """Return the cutouts of :meth:`iter_cut`, in order; raise the first read error."""
         out: list[Any] = [None] * len(lims_list)
         for i, cutout in self.iter_cut(ra, dec, lims_list, targets):
@@ -410,9 +446,18 @@ class TessCubeCutout:
         No cube gives a cutout (every target entirely off the CCD).
     """
 
-    def __init__(self, input_files, coordinates, cutout_size=25, fill_value: float = np.nan,
-                 limit_rounding_method: str = "round", threads: int | str = 1, verbose: bool = False, *,
-                 fsspec_kwargs: dict | None = None):
+    def __init__(
+        self,
+        input_files,
+        coordinates,
+        cutout_size=25,
+        fill_value: float = np.nan,
+        limit_rounding_method: str = "round",
+        threads: int | str = 1,
+        verbose: bool = False,
+        *,
+        fsspec_kwargs: dict | None = None,
+    ):
         if verbose:
             logging.getLogger("skycut").setLevel(logging.DEBUG)
         self._files = _as_file_list(input_files)
@@ -436,8 +481,13 @@ class TessCubeCutout:
         unreadable: list[InvalidInputError] = []
         for file in self._files:
             try:
-                session = _CubeSession(file, fill_value=self._fill_value, rounding=self._rounding,
-                                       threads=self._threads, fsspec_kwargs=self._fsspec_kwargs)
+                session = _CubeSession(
+                    file,
+                    fill_value=self._fill_value,
+                    rounding=self._rounding,
+                    threads=self._threads,
+                    fsspec_kwargs=self._fsspec_kwargs,
+                )
             except InvalidInputError as exc:  # a missing or unreadable cube: the other cubes are still cut
                 if len(self._files) == 1:
                     raise
@@ -451,18 +501,32 @@ class TessCubeCutout:
                 keep = [i for i, lims in enumerate(located) if lims is not None]
                 for i, lims in enumerate(located):
                     if lims is None:
-                        problems.append(f"target {_where(self._ra[i], self._dec[i])} is not on cube "
-                                        f"{session.name!r}")
+                        problems.append(
+                            f"target {_where(self._ra[i], self._dec[i])} is not on cube {session.name!r}"
+                        )
                 if keep:
-                    self.cutouts_by_file[file] = session.cut(self._ra[keep], self._dec[keep],
-                                                             [located[i] for i in keep], [None] * len(keep))
+                    self.cutouts_by_file[file] = session.cut(
+                        self._ra[keep], self._dec[keep], [located[i] for i in keep], [None] * len(keep)
+                    )
                     for c in self.cutouts_by_file[file]:
-                        log.debug("%s: cutout at (%.8f, %.8f): limits %s, shape %s, linear WCS max/rms offset "
-                                  "%.3g/%.3g arcsec", session.name, c.ra, c.dec, c.cutout_lims.tolist(), c.shape,
-                                  c.wcs_fit["WCS_MSEP"][0] * 3600, c.wcs_fit["WCS_SIG"][0] * 3600)
+                        log.debug(
+                            "%s: cutout at (%.8f, %.8f): limits %s, shape %s, linear WCS max/rms offset "
+                            "%.3g/%.3g arcsec",
+                            session.name,
+                            c.ra,
+                            c.dec,
+                            c.cutout_lims.tolist(),
+                            c.shape,
+                            c.wcs_fit["WCS_MSEP"][0] * 3600,
+                            c.wcs_fit["WCS_SIG"][0] * 3600,
+                        )
                 if session.reader.remote:
-                    log.debug("%s: %d requests, %d bytes read", session.name, session.reader.requests,
-                              session.reader.bytes_read)
+                    log.debug(
+                        "%s: %d requests, %d bytes read",
+                        session.name,
+                        session.reader.requests,
+                        session.reader.bytes_read,
+                    )
             finally:
                 session.close()
         if not self.cutouts_by_file:
@@ -495,8 +559,12 @@ class TessCubeCutout:
     def _names(self, legacy_filenames: bool) -> list[str]:
         return [c.filename(self._size, legacy_filenames) for c in self.cutouts]
 
-    def write_as_tpf(self, output_dir: str | os.PathLike = ".", output_file: str | Sequence[str] | None = None,
-                     legacy_filenames: bool = False) -> list[str]:
+    def write_as_tpf(
+        self,
+        output_dir: str | os.PathLike = ".",
+        output_file: str | Sequence[str] | None = None,
+        legacy_filenames: bool = False,
+    ) -> list[str]:
         """Write every cutout as a TPF; returns the paths.
 
         ``output_file`` names the file when there is a single cutout, or is a list with one name per cutout
@@ -512,24 +580,43 @@ class TessCubeCutout:
             names = [os.fspath(g) for g in given]
         return [str(c.write_tpf(Path(output_dir) / name)) for c, name in zip(cutouts, names, strict=True)]
 
-    def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
-                     legacy_filenames: bool = False) -> str:
+    def write_as_zip(
+        self,
+        output_dir: str | os.PathLike = ".",
+        filename: str | os.PathLike | None = None,
+        legacy_filenames: bool = False,
+    ) -> str:
         """Write all TPFs into one zip archive (no intermediate files); returns its path."""
         from ..core.atomic import write_zip
 
         if filename is None:
-            filename = (f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._size)}.zip"
-                        if len(self._ra) == 1 else "astrocut_tpf_cutouts.zip")
-        members = ((name, c.tpf_bytes()) for c, name in zip(self.cutouts, self._names(legacy_filenames), strict=True))
+            filename = (
+                f"astrocut_{self._ra[0]:.7f}_{self._dec[0]:.7f}_{size_label(self._size)}.zip"
+                if len(self._ra) == 1
+                else "astrocut_tpf_cutouts.zip"
+            )
+        members = (
+            (name, c.tpf_bytes()) for c, name in zip(self.cutouts, self._names(legacy_filenames), strict=True)
+        )
         return write_zip(members, output_dir, filename)
 
 
 # ------------------------------------------------------------------------------------------ functional API
 
 
-def cube_cut(cube_file, coordinates, cutout_size, target_pixel_file=None, output_path: str | os.PathLike = ".",
-             memory_only: bool = False, threads: int | str = 1, verbose: bool = False,
-             legacy_filenames: bool = False, *, fsspec_kwargs: dict | None = None):
+def cube_cut(
+    cube_file,
+    coordinates,
+    cutout_size,
+    target_pixel_file=None,
+    output_path: str | os.PathLike = ".",
+    memory_only: bool = False,
+    threads: int | str = 1,
+    verbose: bool = False,
+    legacy_filenames: bool = False,
+    *,
+    fsspec_kwargs: dict | None = None,
+):
     """Cut one cube into target pixel files (astrocut's ``cube_cut``).
 
     Parameters
@@ -567,8 +654,9 @@ def cube_cut(cube_file, coordinates, cutout_size, target_pixel_file=None, output
     InvalidQueryError
         Every target is entirely off the CCD.
     """
-    cut = TessCubeCutout(cube_file, coordinates, cutout_size, threads=threads, verbose=verbose,
-                         fsspec_kwargs=fsspec_kwargs)
+    cut = TessCubeCutout(
+        cube_file, coordinates, cutout_size, threads=threads, verbose=verbose, fsspec_kwargs=fsspec_kwargs
+    )
     single = len(cut.cutouts) == 1
     if memory_only:
         tpfs = cut.tpf_cutouts
@@ -586,12 +674,24 @@ class CutoutFactory:
         self.cutout_lims = None
         self.cutout_wcs = None
 
-    def cube_cut(self, cube_file, coordinates, cutout_size, target_pixel_file=None, output_path=".",
-                 memory_only: bool = False, threads: int | str = 1, verbose: bool = False,
-                 legacy_filenames: bool = False, *, fsspec_kwargs: dict | None = None):
+    def cube_cut(
+        self,
+        cube_file,
+        coordinates,
+        cutout_size,
+        target_pixel_file=None,
+        output_path=".",
+        memory_only: bool = False,
+        threads: int | str = 1,
+        verbose: bool = False,
+        legacy_filenames: bool = False,
+        *,
+        fsspec_kwargs: dict | None = None,
+    ):
         """As :func:`cube_cut` (astrocut 1.4's signature: no ``product``, SPOC cubes only)."""
-        cut = TessCubeCutout(cube_file, coordinates, cutout_size, threads=threads, verbose=verbose,
-                             fsspec_kwargs=fsspec_kwargs)
+        cut = TessCubeCutout(
+            cube_file, coordinates, cutout_size, threads=threads, verbose=verbose, fsspec_kwargs=fsspec_kwargs
+        )
         first = cut.cutouts[0]
         self.cube_wcs, self.center_coord = first.cube_wcs, first.coordinate
         self.cutout_lims, self.cutout_wcs = first.cutout_lims, first.wcs
@@ -620,14 +720,23 @@ def _waves(items: list[int], nbytes: list[int], chunk: int | None, max_bytes: in
         yield wave
 
 
-def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str, Any]], cutout_size=25, *,
-                     output_paths: Mapping[str, str | os.PathLike] | None = None,
-                     output_dir: str | os.PathLike = ".", fill_value: float = np.nan,
-                     limit_rounding_method: str = "round", threads: int | str = 1,
-                     fsspec_kwargs: dict | None = None, legacy_filenames: bool = False,
-                     chunk: int | None = None, max_batch_bytes: int = MAX_BATCH_BYTES,
-                     object_names: Mapping[str, str] | None = None,
-                     tic_ids: Mapping[str, int] | None = None) -> BatchResult:
+def cut_cube_targets(
+    cube_file,
+    targets: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    cutout_size=25,
+    *,
+    output_paths: Mapping[str, str | os.PathLike] | None = None,
+    output_dir: str | os.PathLike = ".",
+    fill_value: float = np.nan,
+    limit_rounding_method: str = "round",
+    threads: int | str = 1,
+    fsspec_kwargs: dict | None = None,
+    legacy_filenames: bool = False,
+    chunk: int | None = None,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+    object_names: Mapping[str, str] | None = None,
+    tic_ids: Mapping[str, int] | None = None,
+) -> BatchResult:
     """Cut many named targets from one cube, writing each TPF; the workflow's batch entry point.
 
     The cube is opened once and its table and WCS read once. Targets are read in waves of at most
@@ -693,9 +802,13 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
     output_paths = dict(output_paths or {})
     object_names = dict(object_names or {})
     tic_ids = dict(tic_ids or {})
-    session = _CubeSession(cube_file, fill_value=_check_fill(fill_value),
-                           rounding=_check_rounding(limit_rounding_method), threads=threads,
-                           fsspec_kwargs=fsspec_kwargs)
+    session = _CubeSession(
+        cube_file,
+        fill_value=_check_fill(fill_value),
+        rounding=_check_rounding(limit_rounding_method),
+        threads=threads,
+        fsspec_kwargs=fsspec_kwargs,
+    )
     try:
         if not good:
             return result
@@ -704,12 +817,17 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
         todo = []
         for i in good:
             if located[i] is None:
-                result.skip(names[i], f"target {names[i]!r} {_where(ra[i], dec[i])} is not on cube "
-                                      f"{session.name!r} (cutout entirely off the CCD)")
+                result.skip(
+                    names[i],
+                    f"target {names[i]!r} {_where(ra[i], dec[i])} is not on cube "
+                    f"{session.name!r} (cutout entirely off the CCD)",
+                )
             else:
                 todo.append(i)
         for part in _waves(todo, [session.block_nbytes(located[i]) for i in todo], chunk, max_batch_bytes):
-            cutouts = session.iter_cut(ra[part], dec[part], [located[i] for i in part], [names[i] for i in part])
+            cutouts = session.iter_cut(
+                ra[part], dec[part], [located[i] for i in part], [names[i] for i in part]
+            )
             for k, cutout in cutouts:
                 i = part[k]
                 if isinstance(cutout, InvalidInputError):
@@ -718,7 +836,9 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
                 try:
                     cutout.object_name = object_names.get(names[i], "")
                     cutout.ticid = tic_ids.get(names[i])
-                    path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(size, legacy_filenames)
+                    path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(
+                        size, legacy_filenames
+                    )
                     result.add(names[i], [cutout.write_tpf(path)])
                 except (OSError, ValueError) as exc:
                     result.fail(names[i], exc)
@@ -727,5 +847,12 @@ def cut_cube_targets(cube_file, targets: Mapping[str, Any] | Iterable[tuple[str,
     return result
 
 
-__all__ = ["TessCubeCutout", "CubeCutoutInstance", "cube_cut", "CutoutFactory", "cut_cube_targets", "write_tpf",
-           "NoWcsKeywordsFoundError"]
+__all__ = [
+    "TessCubeCutout",
+    "CubeCutoutInstance",
+    "cube_cut",
+    "CutoutFactory",
+    "cut_cube_targets",
+    "write_tpf",
+    "NoWcsKeywordsFoundError",
+]

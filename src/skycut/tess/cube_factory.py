@@ -114,8 +114,14 @@ class OldCube:
     dtype: str
 
 
-def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old: int = 0,
-                    whole_ffi: bool = False, small: bool = True) -> int:
+def plan_block_rows(
+    shape: tuple[int, int],
+    n_ffi: int,
+    max_memory: float,
+    n_old: int = 0,
+    whole_ffi: bool = False,
+    small: bool = True,
+) -> int:
     """Return the number of image rows per block for a cube of ``n_ffi`` planes of numpy ``shape``.
 
     ``shape`` is ``(rows, columns)``.
@@ -148,7 +154,8 @@ def plan_block_rows(shape: tuple[int, int], n_ffi: int, max_memory: float, n_old
     if by_memory < 1:
         raise InvalidInputError(
             f"max_memory={max_memory} GB is too small for a cube of {n_ffi} FFIs of {rows}x{cols} pixels: "
-            f"give at least {(per_row + row_bytes + staging) / MEMORY_FRACTION / 1e9:.6f} GB")
+            f"give at least {(per_row + row_bytes + staging) / MEMORY_FRACTION / 1e9:.6f} GB"
+        )
     cap = MAX_BLOCK_BYTES // row_bytes if small else rows
     return int(max(1, min(by_memory, cap, rows)))
 
@@ -179,10 +186,13 @@ def check_inputs(infos: list[FFIInfo], sector: int | None = None) -> None:
     for info in infos:
         groups.setdefault((info.sector, info.camera, info.ccd), []).append(info.name)
     if len(groups) > 1:
-        lines = [f"sector {s} camera {c} ccd {d}: {len(names)} file(s), e.g. {', '.join(names[:3])}"
-                 for (s, c, d), names in sorted(groups.items(), key=str)]
-        raise InvalidInputError("a cube holds FFIs of one sector, camera and CCD; file_list mixes:\n  "
-                                + "\n  ".join(lines))
+        lines = [
+            f"sector {s} camera {c} ccd {d}: {len(names)} file(s), e.g. {', '.join(names[:3])}"
+            for (s, c, d), names in sorted(groups.items(), key=str)
+        ]
+        raise InvalidInputError(
+            "a cube holds FFIs of one sector, camera and CCD; file_list mixes:\n  " + "\n  ".join(lines)
+        )
     file_sector = next(iter(groups))[0] if groups else None
     if sector is not None and file_sector is not None and int(sector) != int(file_sector):
         raise InvalidInputError(f"sector={sector} but the FFIs in file_list are from sector {file_sector}")
@@ -242,8 +252,13 @@ def _scan_all(paths: list[str], fsspec_kwargs: dict | None, level: int) -> list[
         now = time.perf_counter()
         if now - last >= 2.0:
             last = now
-            log.log(level, "cube: scanned %d/%d FFIs, %.1f s left", k, len(paths),
-                    (now - t0) / k * (len(paths) - k))
+            log.log(
+                level,
+                "cube: scanned %d/%d FFIs, %.1f s left",
+                k,
+                len(paths),
+                (now - t0) / k * (len(paths) - k),
+            )
     return sorted(infos, key=lambda i: (i.tstart, i.name))
 
 
@@ -265,8 +280,15 @@ class CubeFactory:
         Write the cube data with ``O_DIRECT`` where the file system allows it (see :class:`BlockWriter`).
     """
 
-    def __init__(self, max_memory: float = 50, *, strategy: str = "auto", scratch_dir: str | None = None,
-                 fsspec_kwargs: dict | None = None, direct_io: bool = True):
+    def __init__(
+        self,
+        max_memory: float = 50,
+        *,
+        strategy: str = "auto",
+        scratch_dir: str | None = None,
+        fsspec_kwargs: dict | None = None,
+        direct_io: bool = True,
+    ):
         if strategy not in STRATEGIES:
             raise InvalidInputError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.max_memory = _check_memory(max_memory)
@@ -281,8 +303,14 @@ class CubeFactory:
         self._nonfinite_ffis: list[str] = []  # FFIs of the last build whose science image had no finite pixel
 
     # ------------------------------------------------------------------ public API
-    def make_cube(self, file_list: list[str], cube_file: str = "img-cube.fits", sector: int | None = None,
-                  max_memory: float = DEFAULT_MAX_MEMORY, verbose: bool = True) -> str:
+    def make_cube(
+        self,
+        file_list: list[str],
+        cube_file: str = "img-cube.fits",
+        sector: int | None = None,
+        max_memory: float = DEFAULT_MAX_MEMORY,
+        verbose: bool = True,
+    ) -> str:
         """Build a cube from the calibrated FFIs in ``file_list`` (any order); return ``cube_file``.
 
         Parameters
@@ -316,8 +344,14 @@ class CubeFactory:
         log.log(level, "cube %s done in %.1f s", cube_file, time.perf_counter() - t0)
         return str(cube_file)
 
-    def update_cube(self, file_list: list[str], cube_file: str, sector: int | None = None,
-                    max_memory: float = DEFAULT_MAX_MEMORY, verbose: bool = True) -> str:
+    def update_cube(
+        self,
+        file_list: list[str],
+        cube_file: str,
+        sector: int | None = None,
+        max_memory: float = DEFAULT_MAX_MEMORY,
+        verbose: bool = True,
+    ) -> str:
         """Add the FFIs in ``file_list`` to the existing cube ``cube_file``, keeping float32 and time order.
 
         The cube is rewritten atomically (to a temporary file, then renamed) in bounded memory; FFIs already in
@@ -331,7 +365,9 @@ class CubeFactory:
         level = logging.INFO if verbose else logging.DEBUG
         cube_path = Path(cube_file)
         if not cube_path.is_file():
-            raise InvalidInputError(f"cube_file {str(cube_file)!r} does not exist; use make_cube to create it")
+            raise InvalidInputError(
+                f"cube_file {str(cube_file)!r} does not exist; use make_cube to create it"
+            )
         paths = _as_list(file_list, "file_list")
         infos = _scan_all(paths, self.fsspec_kwargs, level)
         check_inputs(infos, sector)
@@ -339,13 +375,20 @@ class CubeFactory:
             primary = hdul[0].header.copy()
             h1 = hdul[1].header
             if h1.get("NAXIS") != 4 or h1.get("NAXIS1") != 2 or h1.get("BITPIX") not in (-32, -64):
-                raise InvalidInputError(f"cube_file {str(cube_file)!r} is not a TESS cube (HDU 1 must be "
-                                        f"4-D float with NAXIS1=2)")
-            old = OldCube(str(cube_path), int(hdul.fileinfo(1)["datLoc"]),
-                          (h1["NAXIS4"], h1["NAXIS3"], h1["NAXIS2"], 2), ">f4" if h1["BITPIX"] == -32 else ">f8")
+                raise InvalidInputError(
+                    f"cube_file {str(cube_file)!r} is not a TESS cube (HDU 1 must be 4-D float with NAXIS1=2)"
+                )
+            old = OldCube(
+                str(cube_path),
+                int(hdul.fileinfo(1)["datLoc"]),
+                (h1["NAXIS4"], h1["NAXIS3"], h1["NAXIS2"], 2),
+                ">f4" if h1["BITPIX"] == -32 else ">f8",
+            )
             old_records, old_names, old_flags = cube_table.table_records(hdul[2].data)
-            old_comments = {hdul[2].header.get(f"TTYPE{k}"): hdul[2].header.comments[f"TTYPE{k}"]
-                            for k in range(1, hdul[2].header.get("TFIELDS", 0) + 1)}
+            old_comments = {
+                hdul[2].header.get(f"TTYPE{k}"): hdul[2].header.comments[f"TTYPE{k}"]
+                for k in range(1, hdul[2].header.get("TFIELDS", 0) + 1)
+            }
         _check_against_cube(infos, primary, old, old_names, cube_file)
         new_records, new_comments, new_flags = _ffi_records(infos)
         entries = [(rec.get("TSTART", -np.inf), 0, k) for k, rec in enumerate(old_records)]
@@ -382,8 +425,9 @@ class CubeFactory:
         return str(cube_file)
 
     # ------------------------------------------------------------------ machinery
-    def _write(self, cube_file, primary, table: _TableParts, sources, shape, memory, level,
-               old: OldCube | None) -> None:
+    def _write(
+        self, cube_file, primary, table: _TableParts, sources, shape, memory, level, old: OldCube | None
+    ) -> None:
         n = len(sources)
         new_infos = [s[1] for s in sources if s[0] == "ffi"]
         n_old = n - len(new_infos)
@@ -397,8 +441,18 @@ class CubeFactory:
             n_blocks = -(-shape[0] // block_rows)
         self._num_blocks, self._block_size, self._strategy_used = n_blocks, block_rows, strategy
         self._cube_shape = (shape[0], shape[1], n, 2)
-        log.log(level, "cube %s: %d FFIs of %dx%d, %d block(s) of %d rows, strategy %s, max_memory %.3g GB",
-                cube_file, n, shape[0], shape[1], n_blocks, block_rows, strategy, memory)
+        log.log(
+            level,
+            "cube %s: %d FFIs of %dx%d, %d block(s) of %d rows, strategy %s, max_memory %.3g GB",
+            cube_file,
+            n,
+            shape[0],
+            shape[1],
+            n_blocks,
+            block_rows,
+            strategy,
+            memory,
+        )
         final = Path(cube_file)
         remove_stale_temporaries(final)
         head = cube_table.cube_header_bytes(primary, n, shape)
@@ -414,10 +468,24 @@ class CubeFactory:
                     store = self._stage(final, new_infos, shape, block_rows, level, n)
                 # True once a finite flux value of the plane was seen; planes of an old cube are not checked
                 finite = np.array([kind == "old" for kind, _ in sources], dtype=bool)
-                encoded: list[bytes] = []  # the table is built and encoded while the last block is being written
-                self._write_blocks(fd, len(head), sources, shape, block_rows, strategy, store, old, level, finite,
-                                   meanwhile=lambda: encoded.append(
-                                       cube_table.table_bytes(self._table_hdu(table, sources, finite))))
+                encoded: list[
+                    bytes
+                ] = []  # the table is built and encoded while the last block is being written
+                self._write_blocks(
+                    fd,
+                    len(head),
+                    sources,
+                    shape,
+                    block_rows,
+                    strategy,
+                    store,
+                    old,
+                    level,
+                    finite,
+                    meanwhile=lambda: encoded.append(
+                        cube_table.table_bytes(self._table_hdu(table, sources, finite))
+                    ),
+                )
                 tail = (-data_bytes) % BLOCK
                 end = len(head) + data_bytes
                 pwrite_all(fd, encoded[0], end + tail)
@@ -436,14 +504,20 @@ class CubeFactory:
         self._nonfinite_ffis = []
         for j in np.flatnonzero(~finite):
             info = sources[j][1]
-            log.warning("FFI %s: its science image (ext 1) has no finite pixel (all NaN/inf); kept in the cube, "
-                        "cadence %d flagged with DQUALITY bit %d", info.path, j, cube_table.NONFINITE_FFI_BIT)
+            log.warning(
+                "FFI %s: its science image (ext 1) has no finite pixel (all NaN/inf); kept in the cube, "
+                "cadence %d flagged with DQUALITY bit %d",
+                info.path,
+                j,
+                cube_table.NONFINITE_FFI_BIT,
+            )
             records[j] = cube_table.flag_quality(records[j], cube_table.NONFINITE_FFI_BIT)
             self._nonfinite_ffis.append(info.path)
         return cube_table.build_table_hdu(records, table.comments, table.names, table.wcs_ok)
 
-    def _stage(self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int,
-               n_total: int) -> ScratchStore:
+    def _stage(
+        self, final: Path, infos: list[FFIInfo], shape, block_rows: int, level: int, n_total: int
+    ) -> ScratchStore:
         directory = Path(self.scratch_dir) if self.scratch_dir else final.parent
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f".{final.name}.{writer_tag()}.scratch.h5"
@@ -465,8 +539,9 @@ class CubeFactory:
             raise
         return store
 
-    def _write_blocks(self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level, finite,
-                      meanwhile=None) -> None:
+    def _write_blocks(
+        self, fd, data_offset, sources, shape, block_rows, strategy, store, old, level, finite, meanwhile=None
+    ) -> None:
         """Assemble and write every block of rows; ``meanwhile()`` runs while the last block is written.
 
         ``finite[j]`` is set once a finite flux value of plane ``j`` passed through (see :meth:`_fill_slabs`).
@@ -484,7 +559,9 @@ class CubeFactory:
         slab = slab_rows(cols, n, block_rows)
         n_new = sum(1 for s in sources if s[0] == "ffi")
         itemsize = max((np.dtype(s[1].dtype).itemsize for s in sources if s[0] == "ffi"), default=4)
-        stage = None if strategy == "whole" else np.empty((max(n_new, 1), 2 * slab * cols * itemsize), np.uint8)
+        stage = (
+            None if strategy == "whole" else np.empty((max(n_new, 1), 2 * slab * cols * itemsize), np.uint8)
+        )
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cube-writer") as writer:
             try:
                 for b in range(n_blocks):
@@ -493,19 +570,24 @@ class CubeFactory:
                     if pending[slot] is not None:
                         pending[slot].result()
                     if len(buffers) <= slot:
-                        buffers.append(np.empty(min(block_rows, rows) * row_bytes + 2 * ALIGN, dtype=np.uint8))
+                        buffers.append(
+                            np.empty(min(block_rows, rows) * row_bytes + 2 * ALIGN, dtype=np.uint8)
+                        )
                     offset = data_offset + r0 * row_bytes
                     block = aligned_view(buffers[slot], offset, (r1 - r0) * row_bytes).view(">f4")
                     block = block.reshape(r1 - r0, cols, n, 2)
                     if strategy == "whole":
                         self._fill_whole(block, sources, r0, r1, progress, finite)
                     else:
-                        self._fill_slabs(block, sources, r0, r1, strategy, store, stage, slab, progress, finite)
+                        self._fill_slabs(
+                            block, sources, r0, r1, strategy, store, stage, slab, progress, finite
+                        )
                     if old is not None and len(old_pos):
                         self._copy_old(old_fd, old, r0, r1, block, old_pos, old_slice)
                     pending[slot] = writer.submit(self._writer.write, block, offset)
                     pending[slot].add_done_callback(
-                        lambda f, nb=block.nbytes, bb=b: f.exception() or progress.wrote(nb, bb + 1, n_blocks))
+                        lambda f, nb=block.nbytes, bb=b: f.exception() or progress.wrote(nb, bb + 1, n_blocks)
+                    )
                 if meanwhile is not None:
                     meanwhile()
                 for fut in pending:
@@ -550,7 +632,7 @@ class CubeFactory:
                     pairs.append(read_row_pair(src, s0, s1, stage[k]))
                 else:
                     pairs.append(read_row_pair(src, s0, s1, stage[k]).astype(">f4"))
-            dst = block[s0 - r0:s1 - r0]
+            dst = block[s0 - r0 : s1 - r0]
             for (j, _), pair in zip(planes, pairs, strict=True):
                 dst[:, :, j, 0] = pair[0].reshape(n, cols)
                 dst[:, :, j, 1] = pair[1].reshape(n, cols)
@@ -634,8 +716,11 @@ def _check_against_cube(infos, primary, old: OldCube, old_names: list[str], cube
         have = primary.get(key)
         got = getattr(infos[0], attr)
         if have is not None and got is not None and have != got:
-            raise InvalidInputError(f"cube_file {str(cube_file)!r} has {key}={have} but file_list FFIs have "
-                                    f"{key}={got}")
+            raise InvalidInputError(
+                f"cube_file {str(cube_file)!r} has {key}={have} but file_list FFIs have {key}={got}"
+            )
     if infos[0].shape != (old.shape[0], old.shape[1]):
-        raise InvalidInputError(f"FFIs of shape {infos[0].shape} do not fit cube_file {str(cube_file)!r} of "
-                                f"image shape {old.shape[:2]}")
+        raise InvalidInputError(
+            f"FFIs of shape {infos[0].shape} do not fit cube_file {str(cube_file)!r} of "
+            f"image shape {old.shape[:2]}"
+        )

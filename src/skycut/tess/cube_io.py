@@ -35,7 +35,6 @@ from .cube_table import header_record
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class FFIInfo:
     """What the cube builder needs to know about one FFI (compact: thousands of these stay in memory).
@@ -95,8 +94,12 @@ def _check_complete(hdul, path: str, fsspec_kwargs: dict | None) -> None:
         return
     h = hdu.header
     axes = [int(h.get(f"NAXIS{i}", 0)) for i in range(1, int(h.get("NAXIS", 0)) + 1)]
-    nbytes = abs(int(h["BITPIX"])) // 8 * int(h.get("GCOUNT", 1)) * (
-        int(h.get("PCOUNT", 0)) + (int(np.prod(axes, dtype=np.int64)) if axes else 0))
+    nbytes = (
+        abs(int(h["BITPIX"]))
+        // 8
+        * int(h.get("GCOUNT", 1))
+        * (int(h.get("PCOUNT", 0)) + (int(np.prod(axes, dtype=np.int64)) if axes else 0))
+    )
     end = int(hdul.fileinfo(2)["datLoc"]) + nbytes
     if is_remote(path):
         with open_source(path, fsspec_kwargs, what="FFI") as source:
@@ -146,13 +149,14 @@ def _read_header(fd: int, offset: int, path: str) -> RawHeader:
         chunk = os.pread(fd, 4 * BLOCK, offset + len(blob))
         if len(chunk) < BLOCK:
             if blob or chunk:  # the file ends inside a header
-                raise truncated_error(path, offset + len(blob) + BLOCK, offset + len(blob) + len(chunk),
-                                      what="FFI file")
+                raise truncated_error(
+                    path, offset + len(blob) + BLOCK, offset + len(blob) + len(chunk), what="FFI file"
+                )
             raise _Unusual("truncated header")
-        blob += chunk[:len(chunk) // BLOCK * BLOCK]
+        blob += chunk[: len(chunk) // BLOCK * BLOCK]
         header = RawHeader.parse(blob, offset)
         if header is not None:
-            if not blob[:header.nbytes].isascii():
+            if not blob[: header.nbytes].isascii():
                 raise _Unusual("non-ASCII header")
             return header
     raise _Unusual("no END card")
@@ -198,8 +202,14 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
     finally:
         os.close(fd)
     for v in (values, values2):
-        if (v.get("XTENSION") != "IMAGE" or v.get("NAXIS") != 2 or v.get("BITPIX") not in BITPIX_DTYPES
-                or v.get("BSCALE", 1) != 1 or v.get("BZERO", 0) != 0 or "BLANK" in v):
+        if (
+            v.get("XTENSION") != "IMAGE"
+            or v.get("NAXIS") != 2
+            or v.get("BITPIX") not in BITPIX_DTYPES
+            or v.get("BSCALE", 1) != 1
+            or v.get("BZERO", 0) != 0
+            or "BLANK" in v
+        ):
             raise _Unusual("not a plain image")
     if values["BITPIX"] != values2["BITPIX"]:
         raise _Unusual("different BITPIX")
@@ -212,10 +222,17 @@ def _scan_fast(path: str, name: str) -> FFIInfo:
     if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
         raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
     return FFIInfo(
-        path=path, name=name, primary_text="".join(h0.cards) + f"{'END':<80}", values=values, comments=comments,
-        tstart=float(tstart), shape=shape, offsets=(h1.offset + h1.nbytes, h2.offset + h2.nbytes),
+        path=path,
+        name=name,
+        primary_text="".join(h0.cards) + f"{'END':<80}",
+        values=values,
+        comments=comments,
+        tstart=float(tstart),
+        shape=shape,
+        offsets=(h1.offset + h1.nbytes, h2.offset + h2.nbytes),
         dtype=BITPIX_DTYPES[values["BITPIX"]],
-        sector=primary.get("SECTOR", values.get("SECTOR")), camera=primary.get("CAMERA", values.get("CAMERA")),
+        sector=primary.get("SECTOR", values.get("SECTOR")),
+        camera=primary.get("CAMERA", values.get("CAMERA")),
         ccd=primary.get("CCD", values.get("CCD")),
     )
 
@@ -250,26 +267,37 @@ def scan_ffi(path: str | os.PathLike, fsspec_kwargs: dict | None = None) -> FFII
             primary, ext1, ext2 = hdul[0].header, hdul[1], hdul[2]
         except IndexError as exc:
             raise InvalidInputError(
-                f"FFI file {path!r} must have 3 HDUs (primary, calibrated image, uncertainty)") from exc
+                f"FFI file {path!r} must have 3 HDUs (primary, calibrated image, uncertainty)"
+            ) from exc
         h1 = ext1.header
         shape = tuple(int(h1.get(f"NAXIS{i}", 0)) for i in (2, 1))
         shape2 = tuple(int(ext2.header.get(f"NAXIS{i}", 0)) for i in (2, 1))
         if h1.get("NAXIS") != 2 or shape != shape2 or 0 in shape:
             raise InvalidInputError(
-                f"FFI file {path!r}: ext 1 and ext 2 must be 2-D images of the same shape (got {shape}, {shape2})")
+                f"FFI file {path!r}: ext 1 and ext 2 must be 2-D images of the same shape (got {shape}, {shape2})"
+            )
         tstart = h1.get("TSTART", primary.get("TSTART"))
         if not isinstance(tstart, (int, float)) or isinstance(tstart, bool):
-            raise InvalidInputError(f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)")
+            raise InvalidInputError(
+                f"FFI file {path!r} has no numeric TSTART in ext 1 (needed for time order)"
+            )
         _check_complete(hdul, path, fsspec_kwargs)
         offsets, dtype = _direct_layout(hdul, path)
         values, comments = header_record(h1)
         return FFIInfo(
-            path=path, name=name, primary_text=primary.tostring(), values=values, comments=comments,
+            path=path,
+            name=name,
+            primary_text=primary.tostring(),
+            values=values,
+            comments=comments,
             tstart=float(tstart),
-            shape=shape, offsets=offsets, dtype=dtype,
+            shape=shape,
+            offsets=offsets,
+            dtype=dtype,
             sector=primary.get("SECTOR", h1.get("SECTOR")),
             camera=primary.get("CAMERA", h1.get("CAMERA")),
-            ccd=primary.get("CCD", h1.get("CCD")), extra={"fsspec_kwargs": fsspec_kwargs},
+            ccd=primary.get("CCD", h1.get("CCD")),
+            extra={"fsspec_kwargs": fsspec_kwargs},
         )
 
 
@@ -289,7 +317,7 @@ def pwrite_all(fd: int, data: np.ndarray | bytes, offset: int) -> None:
     view = memoryview(data).cast("B")
     done = 0
     while done < len(view):
-        done += os.pwrite(fd, view[done:done + (1 << 30)], offset + done)
+        done += os.pwrite(fd, view[done : done + (1 << 30)], offset + done)
 
 
 def read_rows(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,7 +345,7 @@ def read_row_pair(info: FFIInfo, r0: int, r1: int, buf: np.ndarray) -> np.ndarra
     fd = os.open(info.path, os.O_RDONLY)
     try:
         for k, base in enumerate(info.offsets):
-            pread_into(fd, out[k * n:(k + 1) * n], base + r0 * ncols * itemsize, info.path)
+            pread_into(fd, out[k * n : (k + 1) * n], base + r0 * ncols * itemsize, info.path)
     finally:
         os.close(fd)
     return out.reshape(2, r1 - r0, ncols)
@@ -346,14 +374,15 @@ class ScratchStore:
         self._file = h5py.File(path, "w", libver="latest")
         chunk_rows = max(1, min(block_rows, shape[0]))
         self._dset = self._file.create_dataset(
-            "planes", shape=(n_ffi, 2, *shape), dtype=">f4", chunks=(1, 2, chunk_rows, shape[1]))
+            "planes", shape=(n_ffi, 2, *shape), dtype=">f4", chunks=(1, 2, chunk_rows, shape[1])
+        )
 
     def put(self, index: int, pair: np.ndarray, r0: int = 0) -> None:
         """Store ``pair`` = (flux, uncertainty) rows ``r0:r0 + pair.shape[1]`` of FFI ``index``.
 
         One write of whole chunks when ``r0`` is a block start (no read-modify-write).
         """
-        self._dset[index, :, r0:r0 + pair.shape[1]] = pair
+        self._dset[index, :, r0 : r0 + pair.shape[1]] = pair
 
     def read(self, index: int, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``r0:r1`` of FFI ``index`` as a ``(2, r1 - r0, columns)`` big-endian float32 array.
@@ -398,7 +427,7 @@ def aligned_view(raw: np.ndarray, file_offset: int, nbytes: int) -> np.ndarray:
     """
     address = raw.__array_interface__["data"][0]
     k = (file_offset - address) % ALIGN
-    return raw[k:k + nbytes]
+    return raw[k : k + nbytes]
 
 
 class BlockWriter:
@@ -430,15 +459,15 @@ class BlockWriter:
             a1 = (offset + n) // ALIGN * ALIGN
             if a1 > a0:
                 try:
-                    pwrite_all(self.dfd, data[a0 - offset:a1 - offset], a0)
+                    pwrite_all(self.dfd, data[a0 - offset : a1 - offset], a0)
                 except OSError as exc:
                     log.debug("O_DIRECT write refused (%s): writing buffered", exc)
                     os.close(self.dfd)
                     self.dfd = None
                 else:
                     self.direct_bytes += a1 - a0
-                    pwrite_all(self.fd, data[:a0 - offset], offset)
-                    pwrite_all(self.fd, data[a1 - offset:], a1)
+                    pwrite_all(self.fd, data[: a0 - offset], offset)
+                    pwrite_all(self.fd, data[a1 - offset :], a1)
                     return
         pwrite_all(self.fd, data, offset)
         if hasattr(os, "posix_fadvise"):

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------ byte runs
 
 
-def byte_runs(lims: Sequence[Sequence[int]], cube_shape: tuple[int, int, int, int], itemsize: int,
-              data_offset: int) -> list[tuple[int, int]]:
+def byte_runs(
+    lims: Sequence[Sequence[int]], cube_shape: tuple[int, int, int, int], itemsize: int, data_offset: int
+) -> list[tuple[int, int]]:
     """File byte ranges ``[(start, end), ...]`` holding the cube pixels ``rows y0:y1 x cols x0:x1``.
 
     ``lims`` is ``[[x0, x1], [y0, y1]]`` already clipped to the cube. One run per row, adjacent runs merged (which
@@ -96,14 +97,14 @@ class CubeReader:
         FFI table columns, one entry per FFI (time order).
     """
 
-    def __init__(self, path: str | os.PathLike, *, fsspec_kwargs: dict | None = None,
-                 threads: int | str = 1):
+    def __init__(self, path: str | os.PathLike, *, fsspec_kwargs: dict | None = None, threads: int | str = 1):
         self.path = path if is_remote(path) else os.fspath(path)
         self.name = str(self.path)
         self.threads = resolve_threads(threads)
         self.remote = is_remote(self.path)
-        self._src = open_source(self.path, fsspec_kwargs, what="cube",
-                                max_in_flight=None if threads == "auto" else self.threads)
+        self._src = open_source(
+            self.path, fsspec_kwargs, what="cube", max_in_flight=None if threads == "auto" else self.threads
+        )
         try:
             self._open()
         except InvalidInputError:
@@ -138,11 +139,13 @@ class CubeReader:
         if iv.get("XTENSION") != "IMAGE" or iv.get("NAXIS") != 4:
             raise InvalidInputError(
                 f"{self.name!r} is not a TESS cube: HDU 1 must be a 4-D image (got XTENSION={iv.get('XTENSION')!r}, "
-                f"NAXIS={iv.get('NAXIS')!r})")
+                f"NAXIS={iv.get('NAXIS')!r})"
+            )
         self.shape = tuple(int(iv[f"NAXIS{i}"]) for i in (4, 3, 2, 1))
         if self.shape[3] < 2:
             raise InvalidInputError(
-                f"{self.name!r}: cube has {self.shape[3]} plane(s); flux and uncertainty planes are needed")
+                f"{self.name!r}: cube has {self.shape[3]} plane(s); flux and uncertainty planes are needed"
+            )
         self.dtype = np.dtype(BITPIX_DTYPES[int(iv["BITPIX"])])
         self.data_offset = pos + self.image_header.nbytes
         data_bytes = self.image_header.data_nbytes()
@@ -158,10 +161,14 @@ class CubeReader:
             if thdr is None:
                 self._check_size(table_pos + len(blob) + 1)  # the file ends inside the table header
                 raise InvalidInputError(f"{self.name!r}: cannot parse the FFI table header")
-            tdata = blob[thdr.nbytes:thdr.nbytes + thdr.data_nbytes()]
+            tdata = blob[thdr.nbytes : thdr.nbytes + thdr.data_nbytes()]
             if len(tdata) < thdr.data_nbytes():
-                raise truncated_error(self.name, table_pos + thdr.nbytes + thdr.data_nbytes(), table_pos + len(blob),
-                                      what="cube")
+                raise truncated_error(
+                    self.name,
+                    table_pos + thdr.nbytes + thdr.data_nbytes(),
+                    table_pos + len(blob),
+                    what="cube",
+                )
         else:
             self._check_size(self.data_offset + data_bytes)
             if table_pos >= self._src.size:
@@ -204,8 +211,9 @@ class CubeReader:
         if self.remote:
             raise InvalidInputError(f"{self.name!r} is remote; it cannot be memory-mapped")
         if self._memmap is None:
-            self._memmap = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.data_offset,
-                                     shape=self.shape)
+            self._memmap = np.memmap(
+                self.path, dtype=self.dtype, mode="r", offset=self.data_offset, shape=self.shape
+            )
         return self._memmap
 
     def runs(self, clipped_lims) -> list[tuple[int, int]]:
@@ -238,7 +246,7 @@ class CubeReader:
             flat = block.reshape(-1).view(np.uint8)
             pos = 0
             for blob in blobs:
-                flat[pos:pos + len(blob)] = np.frombuffer(blob, dtype=np.uint8)
+                flat[pos : pos + len(blob)] = np.frombuffer(blob, dtype=np.uint8)
                 pos += len(blob)
             yield i, block
 
@@ -286,4 +294,3 @@ def cube_stem(path: str | os.PathLike) -> str:
     name = str(path).rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     stem = Path(name).stem if name.lower().endswith((".fits", ".fit", ".fts")) else name
     return stem[: -len("-cube")] if stem.endswith("-cube") and len(stem) > len("-cube") else stem
-

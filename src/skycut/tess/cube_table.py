@@ -77,7 +77,11 @@ def header_record(header: Any) -> tuple[dict[str, Any], dict[str, str]]:
 def _finite(values: Mapping[str, Any], *keys: str) -> bool:
     for key in keys:
         v = values.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float, np.integer, np.floating))
+            or not math.isfinite(v)
+        ):
             return False
     return True
 
@@ -173,8 +177,12 @@ def _column_array(values: Sequence[Any], fmt: str) -> np.ndarray:
     return out
 
 
-def build_table_hdu(records: Sequence[Mapping[str, Any]], comments: Mapping[str, str], file_names: Sequence[str],
-                    wcs_ok: Sequence[bool]):
+def build_table_hdu(
+    records: Sequence[Mapping[str, Any]],
+    comments: Mapping[str, str],
+    file_names: Sequence[str],
+    wcs_ok: Sequence[bool],
+):
     """Build the cube's header table as an astropy ``BinTableHDU``.
 
     Parameters
@@ -205,7 +213,9 @@ def build_table_hdu(records: Sequence[Mapping[str, Any]], comments: Mapping[str,
         fmt = _column_format(values)
         columns.append(fits.Column(name=key, format=fmt, array=_column_array(values, fmt)))
     name_fmt = f"{max((len(n) for n in file_names), default=1)}A"
-    columns.append(fits.Column(name=FILE_COLUMN, format=name_fmt, array=_column_array(list(file_names), name_fmt)))
+    columns.append(
+        fits.Column(name=FILE_COLUMN, format=name_fmt, array=_column_array(list(file_names), name_fmt))
+    )
     columns.append(fits.Column(name=WCS_FLAG_COLUMN, format="L", array=np.array(list(wcs_ok), dtype=bool)))
     hdu = fits.BinTableHDU.from_columns(columns)
     hdu.header["EXTNAME"] = (TABLE_EXTNAME, "ext-1 keywords of each FFI, in cube order")
@@ -315,8 +325,15 @@ def make_primary_header(first: Any, last_record: dict, sector: int | None):
 
 def cube_header_bytes(primary, n_ffi: int, shape: tuple[int, int]) -> bytes:
     """Primary header and cube image header, padded, as bytes; the cube data start right after them."""
-    image = [format_card("XTENSION", "IMAGE", "Image extension"), format_card("BITPIX", -32, "array data type"),
-             format_card("NAXIS", 4, "number of array dimensions"), format_card("NAXIS1", 2),
-             format_card("NAXIS2", n_ffi), format_card("NAXIS3", shape[1]), format_card("NAXIS4", shape[0]),
-             format_card("PCOUNT", 0, "number of parameters"), format_card("GCOUNT", 1, "number of groups")]
+    image = [
+        format_card("XTENSION", "IMAGE", "Image extension"),
+        format_card("BITPIX", -32, "array data type"),
+        format_card("NAXIS", 4, "number of array dimensions"),
+        format_card("NAXIS1", 2),
+        format_card("NAXIS2", n_ffi),
+        format_card("NAXIS3", shape[1]),
+        format_card("NAXIS4", shape[0]),
+        format_card("PCOUNT", 0, "number of parameters"),
+        format_card("GCOUNT", 1, "number of groups"),
+    ]
     return primary.tostring(padding=True).encode("ascii") + header_block(image)

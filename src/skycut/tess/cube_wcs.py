@@ -21,8 +21,10 @@ from ..core.tansip import TanSip, _astropy_wcs
 # ------------------------------------------------------------------------------------------ the cube's WCS
 
 
-_WCS_KEY = re.compile(r"^(WCSAXES|CRPIX[12]|CRVAL[12]|CTYPE[12]|CUNIT[12]|CDELT[12]|PC[12]_[12]|CD[12]_[12]|"
-                      r"LONPOLE|LATPOLE|RADESYS|EQUINOX|(A|B|AP|BP)_ORDER|(A|B|AP|BP)_\d+_\d+)$")
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|CRPIX[12]|CRVAL[12]|CTYPE[12]|CUNIT[12]|CDELT[12]|PC[12]_[12]|CD[12]_[12]|"
+    r"LONPOLE|LATPOLE|RADESYS|EQUINOX|(A|B|AP|BP)_ORDER|(A|B|AP|BP)_\d+_\d+)$"
+)
 WCS_FLAG_COLUMN = "WCS_OK"
 
 
@@ -70,7 +72,9 @@ def sip_wcs_from_row(table: dict[str, np.ndarray], row: int, cube_shape: tuple[i
     return _astropy_wcs(header)
 
 
-def physical_origin(table: dict[str, np.ndarray], row: int) -> tuple[float, float, float, float, float, float]:
+def physical_origin(
+    table: dict[str, np.ndarray], row: int
+) -> tuple[float, float, float, float, float, float]:
     """``(CRVAL1P, CRPIX1P, CDELT1P, CRVAL2P, CRPIX2P, CDELT2P)`` of the FFI's physical (CCD) WCS.
 
     Missing keywords default to 1, so a full SPOC FFI maps 0-based pixel ``x`` to CCD column ``x + 1``; a
@@ -124,5 +128,3 @@ def cube_wcs_from_row(table: dict[str, np.ndarray], row: int, cube_shape: tuple[
     if cube_shape is not None:
         header["NAXIS1"], header["NAXIS2"] = int(cube_shape[1]), int(cube_shape[0])
     return TanSip(header) if TanSip.supports(header) else _astropy_wcs(header)
-
-

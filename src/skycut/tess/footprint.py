@@ -81,8 +81,10 @@ def _match_box_px(cutout_size: Any, arcsec_per_px: float, point_match: bool = Fa
 
 def _is_zero_size(cutout_size: Any) -> bool:
     values = list(cutout_size) if isinstance(cutout_size, (list, tuple)) else [cutout_size]
-    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v == 0
-               for v in values) and len(values) in (1, 2)
+    return all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v == 0
+        for v in values
+    ) and len(values) in (1, 2)
 
 
 def parse_s_region(s_region: str) -> list[np.ndarray]:
@@ -161,8 +163,12 @@ def _segments_intersect(p1, p2, q1, q2) -> bool:
     d3, d4 = _orient(p1, p2, q1), _orient(p1, p2, q2)
     if d1 * d2 < 0 and d3 * d4 < 0:
         return True
-    return ((d1 == 0 and _on_segment(q1, q2, p1)) or (d2 == 0 and _on_segment(q1, q2, p2))
-            or (d3 == 0 and _on_segment(p1, p2, q1)) or (d4 == 0 and _on_segment(p1, p2, q2)))
+    return (
+        (d1 == 0 and _on_segment(q1, q2, p1))
+        or (d2 == 0 and _on_segment(q1, q2, p2))
+        or (d3 == 0 and _on_segment(p1, p2, q1))
+        or (d4 == 0 and _on_segment(p1, p2, q2))
+    )
 
 
 def _ring_hits_box(xs: np.ndarray, ys: np.ndarray, hx: float, hy: float) -> bool:
@@ -183,7 +189,9 @@ def _ring_hits_box(xs: np.ndarray, ys: np.ndarray, hx: float, hy: float) -> bool
     return False
 
 
-def _match_rows(ffis: Table, coord: SkyCoord, size_px: tuple[float, float], arcsec_per_px: float) -> np.ndarray:
+def _match_rows(
+    ffis: Table, coord: SkyCoord, size_px: tuple[float, float], arcsec_per_px: float
+) -> np.ndarray:
     """Return the indices of rows whose polygon touches the RA/Dec-aligned box around ``coord``."""
     half_x = np.radians(size_px[0] * arcsec_per_px / 2 / 3600.0)
     half_y = np.radians(size_px[1] * arcsec_per_px / 2 / 3600.0)
@@ -218,7 +226,9 @@ def _rings_of(table: Table) -> dict:
     table (which gets a new column) never reuses another table's geometry.
     """
     if "polygon" not in table.colnames:
-        raise InvalidInputError("the footprint table needs a 'polygon' column (use skycut.tess.footprint.get_ffis)")
+        raise InvalidInputError(
+            "the footprint table needs a 'polygon' column (use skycut.tess.footprint.get_ffis)"
+        )
     column = table.columns["polygon"]
     cached = table.meta.get("_skycut_rings")
     if cached is not None and cached["column_id"] == id(column) and cached["n"] == len(table):
@@ -233,15 +243,21 @@ def _rings_of(table: Table) -> dict:
             centres.append(c)
             radii.append(float(np.arccos(np.clip(v @ c, -1, 1)).max()))
             row_of_ring.append(i)
-    cached = {"column_id": id(column), "n": len(table), "vectors": vectors,
-              "centres": np.array(centres).reshape(-1, 3), "radii": np.array(radii),
-              "row_of_ring": np.array(row_of_ring, dtype=int)}
+    cached = {
+        "column_id": id(column),
+        "n": len(table),
+        "vectors": vectors,
+        "centres": np.array(centres).reshape(-1, 3),
+        "radii": np.array(radii),
+        "row_of_ring": np.array(row_of_ring, dtype=int),
+    }
     table.meta["_skycut_rings"] = cached
     return cached
 
 
-def ra_dec_crossmatch(all_ffis: Table, coordinates: Any, cutout_size: Any,
-                      arcsec_per_px: float = ARCSEC_PER_PX) -> Table:
+def ra_dec_crossmatch(
+    all_ffis: Table, coordinates: Any, cutout_size: Any, arcsec_per_px: float = ARCSEC_PER_PX
+) -> Table:
     """Rows of ``all_ffis`` whose footprint overlaps a cutout (any of several coordinates).
 
     Parameters
@@ -263,7 +279,9 @@ def ra_dec_crossmatch(all_ffis: Table, coordinates: Any, cutout_size: Any,
     """
     coords = parse_coordinates(coordinates)
     size_px = _match_box_px(cutout_size, arcsec_per_px, point_match=True)
-    idx = sorted(set().union(*[set(_match_rows(all_ffis, c, size_px, arcsec_per_px).tolist()) for c in coords]))
+    idx = sorted(
+        set().union(*[set(_match_rows(all_ffis, c, size_px, arcsec_per_px).tolist()) for c in coords])
+    )
     out = all_ffis[np.array(idx, dtype=int)]
     out.meta.pop("_skycut_rings", None)
     return out
@@ -337,17 +355,24 @@ def _load_npz(path: Path) -> Table:
 
     with np.load(path, allow_pickle=False) as z:
         table = Table({k[4:]: z[k] for k in z.files if k.startswith("col:")})
-        vertices = np.split(z["_vertices"], np.cumsum(z["_vertex_counts"])[:-1]) if len(z["_vertex_counts"]) else []
+        vertices = (
+            np.split(z["_vertices"], np.cumsum(z["_vertex_counts"])[:-1]) if len(z["_vertex_counts"]) else []
+        )
         per_row = np.split(np.arange(len(vertices)), np.cumsum(z["_ring_counts"])[:-1])
     polygons = np.empty(len(table), dtype=object)
-    for i, idx in enumerate(per_row[:len(table)]):
+    for i, idx in enumerate(per_row[: len(table)]):
         polygons[i] = [vertices[j] for j in idx]
     table["polygon"] = polygons
     return table
 
 
-def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | None = None,
-             cache_dir: str | os.PathLike | None = None, refresh: bool = False) -> Table:
+def get_ffis(
+    footprint_uri: str = S3_FOOTPRINT_CACHE,
+    *,
+    fsspec_kwargs: dict | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    refresh: bool = False,
+) -> Table:
     """Load the footprint table: the JSON's columns plus ``polygon``.
 
     ``polygon`` holds a list of ``(n, 2)`` ra/dec arrays per row.
@@ -381,8 +406,9 @@ def get_ffis(footprint_uri: str = S3_FOOTPRINT_CACHE, *, fsspec_kwargs: dict | N
         old = sorted(folder.glob(f"{uri_key}-*.npz"), key=lambda p: p.stat().st_mtime)
         if not old:
             raise InvalidInputError(f"cannot reach footprint file {uri}: {cause}") from exc
-        warnings.warn(f"cannot reach {uri} ({cause}); using the cached copy {old[-1].name}", DataWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"cannot reach {uri} ({cause}); using the cached copy {old[-1].name}", DataWarning, stacklevel=2
+        )
         table = _load_npz(old[-1])
     else:
         cached = folder / f"{uri_key}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}.npz"
@@ -440,8 +466,14 @@ def _tess_rows(table: Table) -> list[dict]:
             continue
         m = _OBS_ID.match(str(row["obs_id"]))
         if m:
-            out.append({"sectorName": str(row["obs_id"]), "sector": int(m["sector"]), "camera": int(m["camera"]),
-                        "ccd": int(m["ccd"])})
+            out.append(
+                {
+                    "sectorName": str(row["obs_id"]),
+                    "sector": int(m["sector"]),
+                    "camera": int(m["camera"]),
+                    "ccd": int(m["ccd"]),
+                }
+            )
     return out
 
 
@@ -503,11 +535,21 @@ class TessFootprintCutout:
     S3_FOOTPRINT_CACHE = S3_FOOTPRINT_CACHE
     S3_BASE_FILE_PATH = S3_BASE_FILE_PATH
 
-    def __init__(self, coordinates: Any, cutout_size: Any = 25, fill_value: float = np.nan,
-                 limit_rounding_method: str = "round", sequence: Any = None, verbose: bool = False, *,
-                 footprint_uri: str | None = S3_FOOTPRINT_CACHE, cube_base_uri: str = S3_BASE_FILE_PATH,
-                 fsspec_kwargs: dict | None = None, threads: int | str = 8,
-                 cache_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        coordinates: Any,
+        cutout_size: Any = 25,
+        fill_value: float = np.nan,
+        limit_rounding_method: str = "round",
+        sequence: Any = None,
+        verbose: bool = False,
+        *,
+        footprint_uri: str | None = S3_FOOTPRINT_CACHE,
+        cube_base_uri: str = S3_BASE_FILE_PATH,
+        fsspec_kwargs: dict | None = None,
+        threads: int | str = 8,
+        cache_dir: str | os.PathLike | None = None,
+    ):
         self._coordinates = parse_coordinates(coordinates)
         self._cutout_size = parse_size(cutout_size)
         self._fill_value = fill_value
@@ -530,29 +572,47 @@ class TessFootprintCutout:
         if self.footprint_uri is None:
             from .sectors import find_sectors, obs_id
 
-            found = find_sectors(self._coordinates.ra.deg, self._coordinates.dec.deg, box, self._sequence,
-                                 pixel_scale=self.ARCSEC_PER_PX)
+            found = find_sectors(
+                self._coordinates.ra.deg,
+                self._coordinates.dec.deg,
+                box,
+                self._sequence,
+                pixel_scale=self.ARCSEC_PER_PX,
+            )
             for r in found:
                 name = obs_id(r["sector"], r["camera"], r["ccd"])
-                rows.append({"sectorName": name, "sector": int(r["sector"]), "camera": int(r["camera"]),
-                             "ccd": int(r["ccd"]), "coordinate": int(r["target"]),
-                             "cube": cube_uri(self.cube_base_uri, name)})
+                rows.append(
+                    {
+                        "sectorName": name,
+                        "sector": int(r["sector"]),
+                        "camera": int(r["camera"]),
+                        "ccd": int(r["ccd"]),
+                        "coordinate": int(r["target"]),
+                        "cube": cube_uri(self.cube_base_uri, name),
+                    }
+                )
             rows.sort(key=lambda r: (r["sector"], r["camera"], r["ccd"], r["coordinate"]))
         else:
-            ffis = _filter_sequence(get_ffis(self.footprint_uri, fsspec_kwargs=self._fsspec_kwargs,
-                                             cache_dir=self._cache_dir), self._sequence)
+            ffis = _filter_sequence(
+                get_ffis(self.footprint_uri, fsspec_kwargs=self._fsspec_kwargs, cache_dir=self._cache_dir),
+                self._sequence,
+            )
             for k, coord in enumerate(self._coordinates):
                 hit = ffis[_match_rows(ffis, coord, box, self.ARCSEC_PER_PX)]
                 for info in _tess_rows(hit):
-                    rows.append({**info, "coordinate": k,
-                                 "cube": cube_uri(self.cube_base_uri, info["sectorName"])})
+                    rows.append(
+                        {**info, "coordinate": k, "cube": cube_uri(self.cube_base_uri, info["sectorName"])}
+                    )
         names = ["sectorName", "sector", "camera", "ccd", "coordinate", "cube"]
         if not rows:
             where = " in sector(s) " + ", ".join(map(str, self._sequence)) if self._sequence else ""
             coords = ", ".join(f"({c.ra.deg:.6f}, {c.dec.deg:.6f})" for c in self._coordinates)
             raise InvalidQueryError(f"no TESS FFI footprint{where} overlaps the cutout at {coords}")
-        return Table(rows=[[r[n] for n in names] for r in rows], names=names,
-                     dtype=["U40", "i4", "i4", "i4", "i4", "U1024"])
+        return Table(
+            rows=[[r[n] for n in names] for r in rows],
+            names=names,
+            dtype=["U40", "i4", "i4", "i4", "i4", "U1024"],
+        )
 
     def cutout(self) -> None:
         """Match the footprints and cut every matching cube (run by the constructor)."""
@@ -565,9 +625,16 @@ class TessFootprintCutout:
         for uri in dict.fromkeys(str(u) for u in self.matches["cube"]):
             idx = sorted({int(k) for k in self.matches["coordinate"][self.matches["cube"] == uri]})
             try:
-                cut = TessCubeCutout(uri, self._coordinates[idx], self._cutout_size, self._fill_value,
-                                     self._rounding, threads=self._threads, verbose=self._verbose,
-                                     fsspec_kwargs=self._fsspec_kwargs)
+                cut = TessCubeCutout(
+                    uri,
+                    self._coordinates[idx],
+                    self._cutout_size,
+                    self._fill_value,
+                    self._rounding,
+                    threads=self._threads,
+                    verbose=self._verbose,
+                    fsspec_kwargs=self._fsspec_kwargs,
+                )
             except (InvalidQueryError, InvalidInputError) as exc:
                 # the box touches the footprint but not the CCD pixels, or the cube is missing/unreadable
                 problems.append(f"{uri}: {exc}")
@@ -605,26 +672,46 @@ class TessFootprintCutout:
 
     def write_as_tpf(self, output_dir: str | os.PathLike = ".", legacy_filenames: bool = False) -> list[str]:
         """Write every cutout as a TPF in ``output_dir``; returns the paths (astrocut's names)."""
-        return [p for cut in self.tess_cube_cutouts
-                for p in cut.write_as_tpf(output_dir, legacy_filenames=legacy_filenames)]
+        return [
+            p
+            for cut in self.tess_cube_cutouts
+            for p in cut.write_as_tpf(output_dir, legacy_filenames=legacy_filenames)
+        ]
 
-    def write_as_zip(self, output_dir: str | os.PathLike = ".", filename: str | os.PathLike | None = None,
-                     legacy_filenames: bool = False) -> str:
+    def write_as_zip(
+        self,
+        output_dir: str | os.PathLike = ".",
+        filename: str | os.PathLike | None = None,
+        legacy_filenames: bool = False,
+    ) -> str:
         """Write all TPFs into one zip archive; returns its path."""
         from ..core.atomic import write_zip
 
         if filename is None:
             c = self._coordinates[0]
-            filename = (f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"
-                        if len(self._coordinates) == 1 else "astrocut_tpf_cutouts.zip")
-        members = ((c.filename(self._cutout_size, legacy_filenames), c.tpf_bytes())
-                   for cut in self.tess_cube_cutouts for c in cut.cutouts)
+            filename = (
+                f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self._cutout_size)}.zip"
+                if len(self._coordinates) == 1
+                else "astrocut_tpf_cutouts.zip"
+            )
+        members = (
+            (c.filename(self._cutout_size, legacy_filenames), c.tpf_bytes())
+            for cut in self.tess_cube_cutouts
+            for c in cut.cutouts
+        )
         return write_zip(members, output_dir, filename)
 
 
-def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = None, memory_only: bool = False,
-                            output_dir: str | os.PathLike = ".", verbose: bool = False,
-                            legacy_filenames: bool = False, **kwargs: Any) -> list:
+def cube_cut_from_footprint(
+    coordinates: Any,
+    cutout_size: Any,
+    sequence: Any = None,
+    memory_only: bool = False,
+    output_dir: str | os.PathLike = ".",
+    verbose: bool = False,
+    legacy_filenames: bool = False,
+    **kwargs: Any,
+) -> list:
     """Cut the cloud TESS cubes overlapping the cutout(s) (astrocut's ``cube_cut_from_footprint``).
 
     Parameters
@@ -663,9 +750,15 @@ def cube_cut_from_footprint(coordinates: Any, cutout_size: Any, sequence: Any = 
     return cut.write_as_tpf(output_dir, legacy_filenames=legacy_filenames)
 
 
-def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None,
-                     footprint_uri: str | None = S3_FOOTPRINT_CACHE, fsspec_kwargs: dict | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> Table:
+def get_tess_sectors(
+    coordinates: Any,
+    cutout_size: Any,
+    *,
+    sequence: Any = None,
+    footprint_uri: str | None = S3_FOOTPRINT_CACHE,
+    fsspec_kwargs: dict | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Table:
     """Find the TESS sectors/cameras/CCDs whose FFI footprints overlap the cutout(s).
 
     With size 0, the footprints that contain the point.
@@ -698,8 +791,12 @@ def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None
     if footprint_uri is None:
         from . import sectors
 
-        return sectors.get_tess_sectors(coordinates, _match_box_px(cutout_size, ARCSEC_PER_PX, point_match=True),
-                                        sequence=_sequence_list(sequence), pixel_scale=ARCSEC_PER_PX)
+        return sectors.get_tess_sectors(
+            coordinates,
+            _match_box_px(cutout_size, ARCSEC_PER_PX, point_match=True),
+            sequence=_sequence_list(sequence),
+            pixel_scale=ARCSEC_PER_PX,
+        )
     ffis = get_ffis(footprint_uri, fsspec_kwargs=fsspec_kwargs, cache_dir=cache_dir)
     seq = _sequence_list(sequence)
     if seq is not None:
@@ -707,5 +804,8 @@ def get_tess_sectors(coordinates: Any, cutout_size: Any, *, sequence: Any = None
         ffis = ffis[keep]
     rows = {r["sectorName"]: r for r in _tess_rows(ra_dec_crossmatch(ffis, coordinates, cutout_size))}
     ordered = sorted(rows.values(), key=lambda r: (r["sector"], r["camera"], r["ccd"]))
-    return Table(rows=[(r["sectorName"], r["sector"], r["camera"], r["ccd"]) for r in ordered] or None,
-                 names=["sectorName", "sector", "camera", "ccd"], dtype=["U20", "i4", "i4", "i4"])
+    return Table(
+        rows=[(r["sectorName"], r["sector"], r["camera"], r["ccd"]) for r in ordered] or None,
+        names=["sectorName", "sector", "camera", "ccd"],
+        dtype=["U20", "i4", "i4", "i4"],
+    )

@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 TESS_TIME_OFFSET = 2457000.0
 _COLUMN_KEYWORD = re.compile(
     r"^(T(TYPE|FORM|UNIT|DISP|DIM|NULL|SCAL|ZERO)\d+|TFIELDS|WCAX\d+P?|WCSN\d+P?|\d+C(TYP|RPX|RVL|UNI|DLT|TY|RP|RV|UN|DL)\d+P?"
-    r"|\d\dPC\d+)$")
+    r"|\d\dPC\d+)$"
+)
 
 
 # --------------------------------------------------------------------------------------------- small helpers
@@ -65,7 +66,9 @@ def _image_shape(img_wcs: WCS) -> tuple[int, int]:
     """Numpy ``(ny, nx)`` of the image a WCS describes (needs ``pixel_shape``)."""
     shape = img_wcs.array_shape
     if shape is None:
-        raise InvalidInputError("img_wcs has no image size: set img_wcs.pixel_shape = (nx, ny) (NAXIS1, NAXIS2)")
+        raise InvalidInputError(
+            "img_wcs has no image size: set img_wcs.pixel_shape = (nx, ny) (NAXIS1, NAXIS2)"
+        )
     return int(shape[-2]), int(shape[-1])
 
 
@@ -105,7 +108,9 @@ def _densify(x: np.ndarray, y: np.ndarray, step: float) -> tuple[np.ndarray, np.
 
 
 def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array([[min(a[0, 0], b[0, 0]), max(a[0, 1], b[0, 1])], [min(a[1, 0], b[1, 0]), max(a[1, 1], b[1, 1])]])
+    return np.array(
+        [[min(a[0, 0], b[0, 0]), max(a[0, 1], b[0, 1])], [min(a[1, 0], b[1, 0]), max(a[1, 1], b[1, 1])]]
+    )
 
 
 def _area(box: np.ndarray) -> int:
@@ -138,7 +143,9 @@ def _check_path_table(path: Any) -> tuple[np.ndarray, SkyCoord]:
     try:
         times = path["time"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError("path must be a table with 'time' (Time) and 'position' (SkyCoord) columns") from exc
+        raise InvalidInputError(
+            "path must be a table with 'time' (Time) and 'position' (SkyCoord) columns"
+        ) from exc
     if not isinstance(times, Time):
         raise InvalidInputError("path['time'] must be an astropy Time column")
     pos = _path_positions(path)
@@ -202,7 +209,13 @@ def read_path_table(path_file: str | os.PathLike, *, time_scale: str = "tdb") ->
     from astropy.time import Time
 
     name = os.fspath(path_file)
-    fmt = "ascii.ecsv" if name.lower().endswith(".ecsv") else "ascii.csv" if name.lower().endswith(".csv") else None
+    fmt = (
+        "ascii.ecsv"
+        if name.lower().endswith(".ecsv")
+        else "ascii.csv"
+        if name.lower().endswith(".csv")
+        else None
+    )
     try:
         raw = Table.read(name, format=fmt) if fmt else Table.read(name, format="ascii")
     except FileNotFoundError as exc:
@@ -333,13 +346,22 @@ def _tpf_wcs(hdul: fits.HDUList, img_wcs: WCS | None, label: str) -> WCS:
         return wcs
     ox, oy = int(np.round(dx[0])), int(np.round(dy[0]))
     if max(np.abs(dx - ox).max(), np.abs(dy - oy).max()) > 0.3:
-        log.warning("%s: the TPF's WCS does not match img_wcs by an integer shift; using the TPF's WCS", label)
+        log.warning(
+            "%s: the TPF's WCS does not match img_wcs by an integer shift; using the TPF's WCS", label
+        )
         return wcs
     return shifted_wcs(img_wcs.celestial, ox, oy)
 
 
-def _recut_tpf(hdul: fits.HDUList, label: str, interp, jd_range: tuple[float, float], sx: int, sy: int,
-               img_wcs: WCS | None) -> dict[str, Any] | None:
+def _recut_tpf(
+    hdul: fits.HDUList,
+    label: str,
+    interp,
+    jd_range: tuple[float, float],
+    sx: int,
+    sy: int,
+    img_wcs: WCS | None,
+) -> dict[str, Any] | None:
     """Rows of one TPF re-cut around the path; ``None`` when no row has a full box inside the TPF."""
     if len(hdul) < 2 or not hasattr(hdul[1], "columns") or "TIME" not in hdul[1].columns.names:
         raise InvalidInputError(f"{label}: not a target pixel file (no PIXELS table with a TIME column)")
@@ -352,8 +374,9 @@ def _recut_tpf(hdul: fits.HDUList, label: str, interp, jd_range: tuple[float, fl
     ny_t, nx_t = flux.shape[1:]
     wcs = _tpf_wcs(hdul, img_wcs, label)
 
-    ref = float(header.get("BJDREFI", hdul[0].header.get("BJDREFI", TESS_TIME_OFFSET))) + \
-        float(header.get("BJDREFF", hdul[0].header.get("BJDREFF", 0.0)))
+    ref = float(header.get("BJDREFI", hdul[0].header.get("BJDREFI", TESS_TIME_OFFSET))) + float(
+        header.get("BJDREFF", hdul[0].header.get("BJDREFF", 0.0))
+    )
     time = np.asarray(table["TIME"], dtype=float)
     jd = time + ref
     rows = np.flatnonzero(np.isfinite(jd) & (jd >= jd_range[0]) & (jd <= jd_range[1]))
@@ -378,8 +401,9 @@ def _recut_tpf(hdul: fits.HDUList, label: str, interp, jd_range: tuple[float, fl
     for col in cols:
         values = np.asarray(table[col.name])[src_rows]
         if values.ndim == 3 and values.shape[1:] == (ny_t, nx_t):
-            values = np.stack([v[ly0:ly1, lx0:lx1] for v, ((lx0, lx1), (ly0, ly1)) in zip(values, lims_arr,
-                                                                                           strict=True)])
+            values = np.stack(
+                [v[ly0:ly1, lx0:lx1] for v, ((lx0, lx1), (ly0, ly1)) in zip(values, lims_arr, strict=True)]
+            )
         out[col.name] = values
     out["TGT_X"] = x[keep_arr] - lims_arr[:, 0, 0]
     out["TGT_Y"] = y[keep_arr] - lims_arr[:, 1, 0]
@@ -428,23 +452,50 @@ def _build_pixels_hdu(parts: list[dict], sx: int, sy: int) -> fits.BinTableHDU:
         values = np.concatenate([p[col.name] for p in parts])[order]
         if values.ndim == 3:
             code = re.sub(r"^\d*", "", col.format)[:1]
-            columns.append(fits.Column(name=col.name, format=f"{sx * sy}{code}", unit=col.unit, disp=col.disp,
-                                       null=col.null, dim=f"({sx},{sy})", array=values))
+            columns.append(
+                fits.Column(
+                    name=col.name,
+                    format=f"{sx * sy}{code}",
+                    unit=col.unit,
+                    disp=col.disp,
+                    null=col.null,
+                    dim=f"({sx},{sy})",
+                    array=values,
+                )
+            )
         else:
-            columns.append(fits.Column(name=col.name, format=col.format, unit=col.unit, disp=col.disp,
-                                       null=col.null, array=values))
+            columns.append(
+                fits.Column(
+                    name=col.name,
+                    format=col.format,
+                    unit=col.unit,
+                    disp=col.disp,
+                    null=col.null,
+                    array=values,
+                )
+            )
     for name, unit in (("TGT_X", "pixel"), ("TGT_Y", "pixel"), ("TGT_RA", "deg"), ("TGT_DEC", "deg")):
-        columns.append(fits.Column(name=name, format="D", unit=unit,
-                                   array=np.concatenate([p[name] for p in parts])[order]))
+        columns.append(
+            fits.Column(
+                name=name, format="D", unit=unit, array=np.concatenate([p[name] for p in parts])[order]
+            )
+        )
     hdu = fits.BinTableHDU.from_columns(columns, name="PIXELS")
     shared = combine_headers([p["__header__"] for p in parts], constant_only=True)
     for card in shared.cards:
-        if card.keyword in hdu.header or _COLUMN_KEYWORD.match(card.keyword) or card.keyword in (
-                "EXTNAME", "RA_OBJ", "DEC_OBJ"):
+        if (
+            card.keyword in hdu.header
+            or _COLUMN_KEYWORD.match(card.keyword)
+            or card.keyword in ("EXTNAME", "RA_OBJ", "DEC_OBJ")
+        ):
             continue
         hdu.header.append(card)
-    comments = {"TGT_X": "target column inside the cutout (0-based)", "TGT_Y": "target row inside the cutout",
-                "TGT_RA": "interpolated target right ascension", "TGT_DEC": "interpolated target declination"}
+    comments = {
+        "TGT_X": "target column inside the cutout (0-based)",
+        "TGT_Y": "target row inside the cutout",
+        "TGT_RA": "interpolated target right ascension",
+        "TGT_DEC": "interpolated target declination",
+    }
     for i in range(1, len(columns) + 1):
         comment = comments.get(hdu.header[f"TTYPE{i}"])
         if comment:
@@ -452,9 +503,16 @@ def _build_pixels_hdu(parts: list[dict], sx: int, sy: int) -> fits.BinTableHDU:
     return hdu
 
 
-def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = None,
-                   img_wcs: WCS | None = None, target_pixel_file: str | None = None,
-                   output_path: str | os.PathLike = ".", verbose: bool = True) -> str:
+def center_on_path(
+    path: Any,
+    size: Any,
+    cutout_fles: Any,
+    target: str | None = None,
+    img_wcs: WCS | None = None,
+    target_pixel_file: str | None = None,
+    output_path: str | os.PathLike = ".",
+    verbose: bool = True,
+) -> str:
     """Make a target pixel file that follows a moving target through one or more TPFs.
 
     Parameters
@@ -513,7 +571,8 @@ def center_on_path(path: Any, size: Any, cutout_fles: Any, target: str | None = 
             parts.append(part)
         if not parts:
             raise InvalidQueryError(
-                f"the path never has a full {sx}x{sy} box inside the given TPF(s) between JD {jd[0]} and {jd[-1]}")
+                f"the path never has a full {sx}x{sy} box inside the given TPF(s) between JD {jd[0]} and {jd[-1]}"
+            )
         names = [p["__columns__"].names for p in parts]
         if any(n != names[0] for n in names[1:]):
             raise InvalidInputError("the TPFs have different PIXELS columns; cannot stack them")
@@ -565,7 +624,7 @@ def _aperture_hdu(img_wcs: WCS, ra: np.ndarray, dec: np.ndarray, sx: int, sy: in
         if not (np.isfinite(xi) and np.isfinite(yi)):
             continue
         (x0, x1), (y0, y1) = centered_limits((xi, yi), (sx, sy))
-        aperture[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 1
+        aperture[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 1
     hdu = fits.ImageHDU(data=aperture, name="APERTURE")
     hdu.header.extend(img_wcs.to_header(relax=True).cards)
     hdu.header["INHERIT"] = (True, "inherit the primary header")

@@ -64,8 +64,17 @@ _FOV_MIN_LAT_DEG = 70.0
 _MAX_BOX_HALF_DIAGONAL_DEG = 6.0  # the optics polynomial is a fit to the field; do not extrapolate far beyond
 _CHUNK = 4096  # targets per block: bounds the (targets x pointings) work arrays to ~20 MB
 
-MATCH_DTYPE = np.dtype([("target", np.int64), ("sector", np.int32), ("camera", np.int8), ("ccd", np.int8),
-                        ("column", np.float64), ("row", np.float64), ("inside", np.bool_)])
+MATCH_DTYPE = np.dtype(
+    [
+        ("target", np.int64),
+        ("sector", np.int32),
+        ("camera", np.int8),
+        ("ccd", np.int8),
+        ("column", np.float64),
+        ("row", np.float64),
+        ("inside", np.bool_),
+    ]
+)
 """One match: target index, sector, camera, CCD, 1-based column/row, and whether the centre is on a science
 pixel (``inside``; with a cutout box the centre may lie off the CCD while the box touches it)."""
 
@@ -133,8 +142,10 @@ def tess_geometry() -> TessGeometry:
     first = fpgs[0]
     for name in ("optcon", "asymang", "asymfac", "ccdxy0", "ccdang", "pixsz"):
         if any(not np.array_equal(getattr(f, name), getattr(first, name)) for f in fpgs):
-            raise InvalidInputError(f"tess-point {tp_version}: focal-plane parameter {name} differs between "
-                                    "sectors; skycut.tess.sectors assumes one focal-plane model")
+            raise InvalidInputError(
+                f"tess-point {tp_version}: focal-plane parameter {name} differs between "
+                "sectors; skycut.tess.sectors assumes one focal-plane model"
+            )
 
     def frozen(a: Any, dtype: Any = np.float64) -> np.ndarray:
         out = np.array(a, dtype=dtype)
@@ -142,12 +153,26 @@ def tess_geometry() -> TessGeometry:
         return out
 
     geometry = TessGeometry(
-        sectors=frozen(scinfo.sectors, np.int64), ra=frozen(scinfo.ras), dec=frozen(scinfo.decs),
-        roll=frozen(scinfo.rolls), rotations=frozen(np.stack([f.rmat4 for f in fpgs])),
-        optcon=frozen(first.optcon), asymang=frozen(first.asymang), asymfac=frozen(first.asymfac),
-        ccdxy0=frozen(first.ccdxy0), ccdang=frozen(first.ccdang), pixsz=frozen(first.pixsz), version=tp_version)
-    log.debug("tess-point %s geometry: %d sectors (%d..%d)", tp_version, len(geometry.sectors),
-              geometry.sectors.min(), geometry.sectors.max())
+        sectors=frozen(scinfo.sectors, np.int64),
+        ra=frozen(scinfo.ras),
+        dec=frozen(scinfo.decs),
+        roll=frozen(scinfo.rolls),
+        rotations=frozen(np.stack([f.rmat4 for f in fpgs])),
+        optcon=frozen(first.optcon),
+        asymang=frozen(first.asymang),
+        asymfac=frozen(first.asymfac),
+        ccdxy0=frozen(first.ccdxy0),
+        ccdang=frozen(first.ccdang),
+        pixsz=frozen(first.pixsz),
+        version=tp_version,
+    )
+    log.debug(
+        "tess-point %s geometry: %d sectors (%d..%d)",
+        tp_version,
+        len(geometry.sectors),
+        geometry.sectors.min(),
+        geometry.sectors.max(),
+    )
     return geometry
 
 
@@ -165,6 +190,7 @@ def _size_px(cutout_size: Any, pixel_scale: float) -> tuple[float, float]:
     Plain numbers are pixels, angles are divided by ``pixel_scale`` (arcsec per pixel). Not rounded: the box is
     the continuous one. A value of 0 (astrocut's footprint convention) is no extent along that axis.
     """
+
     def px(value: float, unit: str) -> float:
         return float(value) if unit == "pixel" else float(value) * 3600.0 / pixel_scale
 
@@ -181,8 +207,11 @@ def _size_px(cutout_size: Any, pixel_scale: float) -> tuple[float, float]:
 
 
 def _is_zero(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
         and value == 0
+    )
 
 
 def _positions(ra: Any, dec: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -192,15 +221,21 @@ def _positions(ra: Any, dec: Any) -> tuple[np.ndarray, np.ndarray]:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"ra and dec must be numbers in degrees: {exc}") from exc
     if ra_a.ndim != 1 or dec_a.ndim != 1 or ra_a.shape != dec_a.shape:
-        raise InvalidInputError(f"ra and dec must be scalars or 1-D arrays of one length, got shapes "
-                                f"{ra_a.shape} and {dec_a.shape}")
+        raise InvalidInputError(
+            f"ra and dec must be scalars or 1-D arrays of one length, got shapes "
+            f"{ra_a.shape} and {dec_a.shape}"
+        )
     with np.errstate(invalid="ignore"):
-        bad = ~(np.isfinite(ra_a) & np.isfinite(dec_a) & (np.abs(dec_a) <= 90.0) & (ra_a >= 0.0) & (ra_a <= 360.0))
+        bad = ~(
+            np.isfinite(ra_a) & np.isfinite(dec_a) & (np.abs(dec_a) <= 90.0) & (ra_a >= 0.0) & (ra_a <= 360.0)
+        )
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(f"target {i}: (ra, dec) = ({ra_a[i]!r}, {dec_a[i]!r}) breaks the coordinate "
-                                f"rule (finite degrees, 0 <= ra <= 360, -90 <= dec <= 90); "
-                                f"{int(bad.sum())} bad target(s)")
+        raise InvalidInputError(
+            f"target {i}: (ra, dec) = ({ra_a[i]!r}, {dec_a[i]!r}) breaks the coordinate "
+            f"rule (finite degrees, 0 <= ra <= 360, -90 <= dec <= 90); "
+            f"{int(bad.sum())} bad target(s)"
+        )
     return ra_a, dec_a
 
 
@@ -213,9 +248,11 @@ def _pointing_index(geometry: TessGeometry, sectors: Any) -> np.ndarray:
     wanted = np.unique(wanted.astype(np.int64))
     unknown = np.setdiff1d(wanted, geometry.sectors)
     if unknown.size:
-        raise InvalidQueryError(f"sector(s) {', '.join(map(str, unknown))} not in tess-point "
-                                f"{geometry.version}'s pointing table (sectors {geometry.sectors.min()}.."
-                                f"{geometry.sectors.max()})")
+        raise InvalidQueryError(
+            f"sector(s) {', '.join(map(str, unknown))} not in tess-point "
+            f"{geometry.version}'s pointing table (sectors {geometry.sectors.min()}.."
+            f"{geometry.sectors.max()})"
+        )
     return np.flatnonzero(np.isin(geometry.sectors, wanted))
 
 
@@ -229,8 +266,9 @@ def _rotate(angle_deg: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     return c * x + s * y, -s * x + c * y
 
 
-def _focal_plane(g: TessGeometry, cam: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _focal_plane(
+    g: TessGeometry, cam: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Focal-plane position (mm) of camera-frame vectors ``(x, y, z)`` (``z > 0``) for 0-based cameras."""
     px, py = x / z, y / z  # tan(theta) * (cos(phi), sin(phi))
     t2 = px * px + py * py
@@ -247,8 +285,15 @@ def _focal_plane(g: TessGeometry, cam: np.ndarray, x: np.ndarray, y: np.ndarray,
     return fx, fy
 
 
-def find_sectors(ra: Any, dec: Any, cutout_size: Any = 0, sectors: Any = None, *,
-                 pixel_scale: float = ARCSEC_PER_PX, edge_margin: float = 0.0) -> np.ndarray:
+def find_sectors(
+    ra: Any,
+    dec: Any,
+    cutout_size: Any = 0,
+    sectors: Any = None,
+    *,
+    pixel_scale: float = ARCSEC_PER_PX,
+    edge_margin: float = 0.0,
+) -> np.ndarray:
     """Every (target, sector, camera, CCD) whose science pixels the target's cutout box touches.
 
     Parameters
@@ -287,16 +332,19 @@ def find_sectors(ra: Any, dec: Any, cutout_size: Any = 0, sectors: Any = None, *
         raise InvalidInputError(f"edge_margin must be zero or positive pixels, got {edge_margin!r}")
     half_diag_deg = 0.5 * np.hypot(nx, ny) * float(pixel_scale) / 3600.0
     if half_diag_deg > _MAX_BOX_HALF_DIAGONAL_DEG:
-        raise InvalidInputError(f"cutout_size {cutout_size!r} is too large: its half-diagonal "
-                                f"({half_diag_deg:.2f} deg) exceeds {_MAX_BOX_HALF_DIAGONAL_DEG} deg")
+        raise InvalidInputError(
+            f"cutout_size {cutout_size!r} is too large: its half-diagonal "
+            f"({half_diag_deg:.2f} deg) exceeds {_MAX_BOX_HALF_DIAGONAL_DEG} deg"
+        )
     g = tess_geometry()
     pointings = _pointing_index(g, sectors)
     if ra_a.size == 0 or pointings.size == 0:
         return np.zeros(0, dtype=MATCH_DTYPE)
 
     # Camera gate: tess-point's, widened by the box (a centre can sit off the field while its box reaches in).
-    widen = np.radians(1.1 * half_diag_deg) + (np.radians(edge_margin * float(pixel_scale) / 3600.0 * 1.1)
-                                                if edge_margin else 0.0)
+    widen = np.radians(1.1 * half_diag_deg) + (
+        np.radians(edge_margin * float(pixel_scale) / 3600.0 * 1.1) if edge_margin else 0.0
+    )
     tan_gate = np.tan(np.radians(_FOV_HALF_WIDTH_DEG) + widen)
     sin_lat = np.sin(np.radians(_FOV_MIN_LAT_DEG) - widen)
     cos_pre = min(sin_lat, 1.0 / np.sqrt(1.0 + 2.0 * tan_gate**2))  # circle around the gate's square
@@ -314,7 +362,7 @@ def find_sectors(ra: Any, dec: Any, cutout_size: Any = 0, sectors: Any = None, *
     lo_row, hi_row = FIRST_ROW - 0.5 - edge_margin - ny / 2, LAST_ROW + 0.5 + edge_margin + ny / 2
     parts = []
     for start in range(0, len(vec), _CHUNK):
-        block = vec[start:start + _CHUNK]
+        block = vec[start : start + _CHUNK]
         # float32 pre-selection (cos of the angle to every camera boresight), loosened by far more than its
         # rounding error; the exact float64 gate follows on the few candidates
         ti, pi = np.nonzero(block.astype(np.float32) @ zs32 > cos_pre32)
@@ -346,8 +394,12 @@ def find_sectors(ra: Any, dec: Any, cutout_size: Any = 0, sectors: Any = None, *
         out["row"] = row[k, ccd]
         parts.append(out)
     result = np.concatenate(parts) if parts else np.zeros(0, dtype=MATCH_DTYPE)
-    result["inside"] = ((result["column"] > FIRST_COLUMN - 0.5) & (result["column"] < LAST_COLUMN + 0.5)
-                        & (result["row"] > FIRST_ROW - 0.5) & (result["row"] < LAST_ROW + 0.5))
+    result["inside"] = (
+        (result["column"] > FIRST_COLUMN - 0.5)
+        & (result["column"] < LAST_COLUMN + 0.5)
+        & (result["row"] > FIRST_ROW - 0.5)
+        & (result["row"] < LAST_ROW + 0.5)
+    )
     order = np.lexsort((result["ccd"], result["camera"], result["sector"], result["target"]))
     result = result[order]
     log.debug("%d target(s) x %d sector(s): %d match(es)", ra_a.size, pointings.size, result.size)
@@ -405,8 +457,11 @@ def group_by_cube(matches: np.ndarray, base_uri: str | None = None) -> dict[str,
     """
     if matches.size == 0:
         return {}
-    key = (matches["sector"].astype(np.int64) * 100 + matches["camera"].astype(np.int64) * 10
-           + matches["ccd"].astype(np.int64))
+    key = (
+        matches["sector"].astype(np.int64) * 100
+        + matches["camera"].astype(np.int64) * 10
+        + matches["ccd"].astype(np.int64)
+    )
     order = np.lexsort((matches["target"], key))
     key_sorted, targets = key[order], matches["target"][order]
     starts = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
@@ -419,14 +474,22 @@ def group_by_cube(matches: np.ndarray, base_uri: str | None = None) -> dict[str,
     return out
 
 
-def plan_cubes(ra: Any, dec: Any, cutout_size: Any, sectors: Any = None, *,
-               base_uri: str | None = CUBE_BASE_URI, pixel_scale: float = ARCSEC_PER_PX) -> dict[str, np.ndarray]:
+def plan_cubes(
+    ra: Any,
+    dec: Any,
+    cutout_size: Any,
+    sectors: Any = None,
+    *,
+    base_uri: str | None = CUBE_BASE_URI,
+    pixel_scale: float = ARCSEC_PER_PX,
+) -> dict[str, np.ndarray]:
     """Footprint-cutout plan without the network: ``{cube URI: target indices}`` (see :func:`find_sectors`)."""
     return group_by_cube(find_sectors(ra, dec, cutout_size, sectors, pixel_scale=pixel_scale), base_uri)
 
 
-def get_tess_sectors(coordinates: Any, cutout_size: Any = 0, *, sequence: Any = None,
-                     pixel_scale: float = ARCSEC_PER_PX) -> Table:
+def get_tess_sectors(
+    coordinates: Any, cutout_size: Any = 0, *, sequence: Any = None, pixel_scale: float = ARCSEC_PER_PX
+) -> Table:
     """Offline counterpart of :func:`skycut.tess.footprint.get_tess_sectors` (same columns).
 
     Parameters
@@ -451,5 +514,8 @@ def get_tess_sectors(coordinates: Any, cutout_size: Any = 0, *, sequence: Any = 
     ra, dec = radec_arrays(coordinates)
     found = find_sectors(ra, dec, cutout_size, sequence, pixel_scale=pixel_scale)
     triples = sorted({(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in found})
-    return Table(rows=[(obs_id(*t), *t) for t in triples] or None,
-                 names=["sectorName", "sector", "camera", "ccd"], dtype=["U20", "i4", "i4", "i4"])
+    return Table(
+        rows=[(obs_id(*t), *t) for t in triples] or None,
+        names=["sectorName", "sector", "camera", "ccd"],
+        dtype=["U20", "i4", "i4", "i4"],
+    )

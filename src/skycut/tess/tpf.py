@@ -38,17 +38,93 @@ from ..core.fits_bytes import (
 )
 
 # keywords of the cube's primary header that describe a single FFI, not the TPF (astrocut removes the same)
-REMOVED_PRIMARY = ("SC_*", "RMS*", "A_*", "AP_*", "B_*", "BP*", "GAIN*", "TESS_*", "CD*", "CT*", "CRPIX*", "CRVAL*",
-                   "MJD*", "COMMENT", "FILTER", "TIME", "EXPTIME", "ACS_MODE", "DEC_TARG", "FLXWIN", "RA_TARG",
-                   "CCDNUM", "CAMNUM", "WCSGDF", "UNITS", "CADENCE", "SCIPIXS", "INT_TIME", "PIX_CAT", "REQUANT",
-                   "DIFF_HUF", "PRIM_HUF", "QUAL_BIT", "SPM", "STARTTJD", "ENDTJD", "CRM", "TJD_ZERO", "CRM_N",
-                   "ORBIT_ID", "MIDTJD", "SIMPLE", "BITPIX", "NAXIS*", "EXTEND", "CHECKSUM", "DATASUM", "END")
+REMOVED_PRIMARY = (
+    "SC_*",
+    "RMS*",
+    "A_*",
+    "AP_*",
+    "B_*",
+    "BP*",
+    "GAIN*",
+    "TESS_*",
+    "CD*",
+    "CT*",
+    "CRPIX*",
+    "CRVAL*",
+    "MJD*",
+    "COMMENT",
+    "FILTER",
+    "TIME",
+    "EXPTIME",
+    "ACS_MODE",
+    "DEC_TARG",
+    "FLXWIN",
+    "RA_TARG",
+    "CCDNUM",
+    "CAMNUM",
+    "WCSGDF",
+    "UNITS",
+    "CADENCE",
+    "SCIPIXS",
+    "INT_TIME",
+    "PIX_CAT",
+    "REQUANT",
+    "DIFF_HUF",
+    "PRIM_HUF",
+    "QUAL_BIT",
+    "SPM",
+    "STARTTJD",
+    "ENDTJD",
+    "CRM",
+    "TJD_ZERO",
+    "CRM_N",
+    "ORBIT_ID",
+    "MIDTJD",
+    "SIMPLE",
+    "BITPIX",
+    "NAXIS*",
+    "EXTEND",
+    "CHECKSUM",
+    "DATASUM",
+    "END",
+)
 
 # per-FFI keywords copied from the WCS row of the cube table into the PIXELS header (SPOC TPF set)
-IMAGE_KEYWORDS = ("BACKAPP", "CDPP0_5", "CDPP1_0", "CDPP2_0", "CROWDSAP", "DEADAPP", "DEADC", "EXPOSURE", "FLFRCSAP",
-                  "FRAMETIM", "FXDOFF", "GAINA", "GAINB", "GAINC", "GAIND", "INT_TIME", "LIVETIME", "MEANBLCA",
-                  "MEANBLCB", "MEANBLCC", "MEANBLCD", "NREADOUT", "NUM_FRM", "READNOIA", "READNOIB", "READNOIC",
-                  "READNOID", "READTIME", "TIERRELA", "TIMEDEL", "TIMEPIXR", "TMOFST11", "VIGNAPP")
+IMAGE_KEYWORDS = (
+    "BACKAPP",
+    "CDPP0_5",
+    "CDPP1_0",
+    "CDPP2_0",
+    "CROWDSAP",
+    "DEADAPP",
+    "DEADC",
+    "EXPOSURE",
+    "FLFRCSAP",
+    "FRAMETIM",
+    "FXDOFF",
+    "GAINA",
+    "GAINB",
+    "GAINC",
+    "GAIND",
+    "INT_TIME",
+    "LIVETIME",
+    "MEANBLCA",
+    "MEANBLCB",
+    "MEANBLCC",
+    "MEANBLCD",
+    "NREADOUT",
+    "NUM_FRM",
+    "READNOIA",
+    "READNOIB",
+    "READNOIC",
+    "READNOID",
+    "READTIME",
+    "TIERRELA",
+    "TIMEDEL",
+    "TIMEPIXR",
+    "TMOFST11",
+    "VIGNAPP",
+)
 
 IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
 
@@ -95,7 +171,9 @@ class TpfCutout:
     cd: np.ndarray
     wcs_msep: float
     wcs_sig: float
-    corner: tuple[int, int] | None = None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
+    corner: tuple[int, int] | None = (
+        None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
+    )
     object_name: str = ""  # OBJECT: the target's name ("" as astrocut writes when it has none)
     ticid: int | None = None  # TICID: the target's TESS Input Catalog number (undefined as astrocut writes)
 
@@ -103,15 +181,25 @@ class TpfCutout:
 # ------------------------------------------------------------------------------------------ PRIMARY
 
 
-_TIME_COMMENTS = {"DATE": "FFI cube creation date", "TSTART": "observation start time in TJD of first FFI",
-                  "TSTOP": "observation stop time in TJD of last FFI",
-                  "DATE-OBS": "TSTART as UTC calendar date of first FFI",
-                  "DATE-END": "TSTOP as UTC calendar date of last FFI",
-                  "FFIINDEX": "number of FFI cadence interval of first FFI"}
+_TIME_COMMENTS = {
+    "DATE": "FFI cube creation date",
+    "TSTART": "observation start time in TJD of first FFI",
+    "TSTOP": "observation stop time in TJD of last FFI",
+    "DATE-OBS": "TSTART as UTC calendar date of first FFI",
+    "DATE-END": "TSTOP as UTC calendar date of last FFI",
+    "FFIINDEX": "number of FFI cadence interval of first FFI",
+}
 
 
-def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut",
-                  version: str | None = None, object_name: str = "", ticid: int | None = None) -> list[str]:
+def primary_cards(
+    meta: CubeMeta,
+    ra: float,
+    dec: float,
+    creator: str = "skycut",
+    version: str | None = None,
+    object_name: str = "",
+    ticid: int | None = None,
+) -> list[str]:
     """Primary header cards of a TPF (the cube's filtered primary header plus the TPF keywords).
 
     ``object_name`` and ``ticid`` fill ``OBJECT`` and ``TICID`` (by default empty and undefined, as astrocut).
@@ -120,9 +208,12 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
         from .. import __version__ as version
     key = ("primary", creator, version)
     if key not in meta.cache:
-        cards = [format_card("SIMPLE", True, "conforms to FITS standard"),
-                 format_card("BITPIX", 8, "array data type"),
-                 format_card("NAXIS", 0, "number of array dimensions"), format_card("EXTEND", True)]
+        cards = [
+            format_card("SIMPLE", True, "conforms to FITS standard"),
+            format_card("BITPIX", 8, "array data type"),
+            format_card("NAXIS", 0, "number of array dimensions"),
+            format_card("EXTEND", True),
+        ]
         cards += meta.primary_cards
         for k, comment in _TIME_COMMENTS.items():  # say which FFI the cube-level time keywords describe
             for i, card in enumerate(cards):
@@ -132,21 +223,32 @@ def primary_cards(meta: CubeMeta, ra: float, dec: float, creator: str = "skycut"
             set_card(cards, "ORIGIN", "STScI/MAST", "institution responsible for creating this file")
         telapse = (meta.tstop - meta.tstart) if meta.tstart is not None and meta.tstop is not None else None
         for k, value, comment in (
-                ("CREATOR", creator, "pipeline job and program used to produce this file"),
-                ("PROCVER", version, "SW version"), ("FFI_TYPE", "SPOC", "the FFI type used to make the cutouts"),
-                ("RA_OBJ", 0.0, "[deg] right ascension"), ("DEC_OBJ", 0.0, "[deg] declination"),
-                ("TIMEREF", "SOLARSYSTEM", "barycentric correction applied to times"),
-                ("TASSIGN", "SPACECRAFT", "where time is assigned"), ("TIMESYS", "TDB", "time system is TDB"),
-                ("BJDREFI", 2457000, "integer part of BTJD reference date"),
-                ("BJDREFF", 0.0, "fraction of the day in BTJD reference date"),
-                ("TIMEUNIT", "d", "time unit for TIME"), ("TELAPSE", telapse, "[d] TSTOP - TSTART"),
-                ("OBJECT", "", "string version of target id"), ("TCID", 0, "unique tess target identifier"),
-                ("PXTABLE", 0, "pixel table id"), ("PMRA", 0.0, "[mas/yr] RA proper motion"),
-                ("PMDEC", 0.0, "[mas/yr] Dec proper motion"), ("PMTOTAL", 0.0, "[mas/yr] total proper motion"),
-                ("TESSMAG", 0.0, "[mag] TESS magnitude"), ("TEFF", 0.0, "[K] Effective temperature"),
-                ("LOGG", 0.0, "[cm/s2] log10 surface gravity"), ("MH", 0.0, "[log10([M/H])] metallicity"),
-                ("RADIUS", 0.0, "[solar radii] stellar radius"), ("TICVER", 0, "TICVER"),
-                ("TICID", None, "unique tess target identifier")):
+            ("CREATOR", creator, "pipeline job and program used to produce this file"),
+            ("PROCVER", version, "SW version"),
+            ("FFI_TYPE", "SPOC", "the FFI type used to make the cutouts"),
+            ("RA_OBJ", 0.0, "[deg] right ascension"),
+            ("DEC_OBJ", 0.0, "[deg] declination"),
+            ("TIMEREF", "SOLARSYSTEM", "barycentric correction applied to times"),
+            ("TASSIGN", "SPACECRAFT", "where time is assigned"),
+            ("TIMESYS", "TDB", "time system is TDB"),
+            ("BJDREFI", 2457000, "integer part of BTJD reference date"),
+            ("BJDREFF", 0.0, "fraction of the day in BTJD reference date"),
+            ("TIMEUNIT", "d", "time unit for TIME"),
+            ("TELAPSE", telapse, "[d] TSTOP - TSTART"),
+            ("OBJECT", "", "string version of target id"),
+            ("TCID", 0, "unique tess target identifier"),
+            ("PXTABLE", 0, "pixel table id"),
+            ("PMRA", 0.0, "[mas/yr] RA proper motion"),
+            ("PMDEC", 0.0, "[mas/yr] Dec proper motion"),
+            ("PMTOTAL", 0.0, "[mas/yr] total proper motion"),
+            ("TESSMAG", 0.0, "[mag] TESS magnitude"),
+            ("TEFF", 0.0, "[K] Effective temperature"),
+            ("LOGG", 0.0, "[cm/s2] log10 surface gravity"),
+            ("MH", 0.0, "[log10([M/H])] metallicity"),
+            ("RADIUS", 0.0, "[solar radii] stellar radius"),
+            ("TICVER", 0, "TICVER"),
+            ("TICID", None, "unique tess target identifier"),
+        ):
             set_card(cards, k, value, comment)
         keys = [card_key(c) for c in cards]
         meta.cache[key] = (cards, keys.index("RA_OBJ"), keys.index("DEC_OBJ"))
@@ -169,8 +271,21 @@ def _inherited(meta: CubeMeta, which: str, primary: list[str], existing: list[st
     key = ("inherit", which)
     if key not in meta.cache:
         have = {card_key(c) for c in existing}
-        skip = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "CHECKSUM", "DATASUM", "EXTNAME", "HISTORY", "COMMENT", ""}
-        meta.cache[key] = [i for i, c in enumerate(primary) if card_key(c) not in skip and card_key(c) not in have]
+        skip = {
+            "SIMPLE",
+            "BITPIX",
+            "NAXIS",
+            "EXTEND",
+            "CHECKSUM",
+            "DATASUM",
+            "EXTNAME",
+            "HISTORY",
+            "COMMENT",
+            "",
+        }
+        meta.cache[key] = [
+            i for i, c in enumerate(primary) if card_key(c) not in skip and card_key(c) not in have
+        ]
     return [primary[i] for i in meta.cache[key]]
 
 
@@ -206,37 +321,52 @@ _COLUMN_WCS = (
     ("21PC{n}", "@pc21", "linear transformation matrix element"),
     ("22PC{n}", "@pc22", "linear transformation matrix element"),
 )
-_STATIC_FIELDS = {t: value_field(v) for t, v, _ in _COLUMN_WCS if not (isinstance(v, str) and v.startswith("@"))}
+_STATIC_FIELDS = {
+    t: value_field(v) for t, v, _ in _COLUMN_WCS if not (isinstance(v, str) and v.startswith("@"))
+}
 
 
 def column_wcs_cards(n: int, cut: TpfCutout) -> list[str]:
     """SPOC per-column WCS cards of table column ``n``: physical (CCD) WCS then the linear sky WCS."""
     (xmin, _), (ymin, _) = cut.lims
     col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
-    dynamic = {"@col": int(col), "@row": int(row), "@crpix1": float(cut.crpix[0]), "@crpix2": float(cut.crpix[1]),
-               "@crval1": float(cut.crval[0]), "@crval2": float(cut.crval[1]), "@pc11": float(cut.cd[0, 0]),
-               "@pc12": float(cut.cd[0, 1]), "@pc21": float(cut.cd[1, 0]), "@pc22": float(cut.cd[1, 1])}
+    dynamic = {
+        "@col": int(col),
+        "@row": int(row),
+        "@crpix1": float(cut.crpix[0]),
+        "@crpix2": float(cut.crpix[1]),
+        "@crval1": float(cut.crval[0]),
+        "@crval2": float(cut.crval[1]),
+        "@pc11": float(cut.cd[0, 0]),
+        "@pc12": float(cut.cd[0, 1]),
+        "@pc21": float(cut.cd[1, 0]),
+        "@pc22": float(cut.cd[1, 1]),
+    }
     fields = {k: value_field(v) for k, v in dynamic.items()}
-    return [card_from_field(t.format(n=n), _STATIC_FIELDS[t] if t in _STATIC_FIELDS else fields[v], c)
-            for t, v, c in _COLUMN_WCS]
+    return [
+        card_from_field(t.format(n=n), _STATIC_FIELDS[t] if t in _STATIC_FIELDS else fields[v], c)
+        for t, v, c in _COLUMN_WCS
+    ]
 
 
 def _columns(nx: int, ny: int, name_width: int) -> list[tuple[str, str, str, str, Any]]:
     """(name, TFORM, TUNIT, TDISP, numpy dtype) of the 12 PIXELS columns."""
     n = nx * ny
     img = (ny, nx)
-    return [("TIME", "D", "BJD - 2457000, days", "D14.7", ">f8"),
-            ("TIMECORR", "E", "d", "E14.7", ">f4"),
-            ("CADENCENO", "J", "", "I10", ">i4"),
-            ("RAW_CNTS", f"{n}J", "count", "I8", (">i4", img)),
-            ("FLUX", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-            ("FLUX_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-            ("FLUX_BKG", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-            ("FLUX_BKG_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-            ("QUALITY", "J", "", "B16.16", ">i4"),
-            ("POS_CORR1", "E", "pixel", "E14.7", ">f4"),
-            ("POS_CORR2", "E", "pixel", "E14.7", ">f4"),
-            ("FFI_FILE", f"{name_width}A", "", "", f"S{name_width}")]
+    return [
+        ("TIME", "D", "BJD - 2457000, days", "D14.7", ">f8"),
+        ("TIMECORR", "E", "d", "E14.7", ">f4"),
+        ("CADENCENO", "J", "", "I10", ">i4"),
+        ("RAW_CNTS", f"{n}J", "count", "I8", (">i4", img)),
+        ("FLUX", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+        ("FLUX_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+        ("FLUX_BKG", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+        ("FLUX_BKG_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
+        ("QUALITY", "J", "", "B16.16", ">i4"),
+        ("POS_CORR1", "E", "pixel", "E14.7", ">f4"),
+        ("POS_CORR2", "E", "pixel", "E14.7", ">f4"),
+        ("FFI_FILE", f"{name_width}A", "", "", f"S{name_width}"),
+    ]
 
 
 def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
@@ -256,22 +386,31 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
         rec["FFI_FILE"] = encoded
         column_cards = []
         for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
-            cards = [format_card(f"TTYPE{i}", name, "column title"), format_card(f"TFORM{i}", tform, "column format")]
+            cards = [
+                format_card(f"TTYPE{i}", name, "column title"),
+                format_card(f"TFORM{i}", tform, "column format"),
+            ]
             if tunit:
                 cards.append(format_card(f"TUNIT{i}", tunit, "column units"))
             if tdisp:
                 cards.append(format_card(f"TDISP{i}", tdisp, "column display format"))
             if name in IMAGE_COLUMNS:
-                cards.append(format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array"))
+                cards.append(
+                    format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array")
+                )
                 if name == "RAW_CNTS":
                     cards.append(format_card(f"TNULL{i}", -1, "null value"))
             column_cards.append((i, name, cards))
-        head = [format_card("XTENSION", "BINTABLE", "binary table extension"),
-                format_card("BITPIX", 8, "array data type"), format_card("NAXIS", 2, "number of array dimensions"),
-                format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
-                format_card("NAXIS2", len(rec), "length of dimension 2"),
-                format_card("PCOUNT", 0, "number of group params"), format_card("GCOUNT", 1, "number of groups"),
-                format_card("TFIELDS", len(cols), "number of table fields")]
+        head = [
+            format_card("XTENSION", "BINTABLE", "binary table extension"),
+            format_card("BITPIX", 8, "array data type"),
+            format_card("NAXIS", 2, "number of array dimensions"),
+            format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
+            format_card("NAXIS2", len(rec), "length of dimension 2"),
+            format_card("PCOUNT", 0, "number of group params"),
+            format_card("GCOUNT", 1, "number of groups"),
+            format_card("TFIELDS", len(cols), "number of table fields"),
+        ]
         # the template's words sum (FLUX and FLUX_ERR are zero in it); a cutout's data sum adds the sum of its block
         # when every FLUX/FLUX_ERR value sits on a 4-byte word of the file (rows a whole number of words long)
         base_sum = ones_complement_sum(rec) if rec.dtype.itemsize % 4 == 0 else None
@@ -308,11 +447,15 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: b
         cards += defs
         if name in IMAGE_COLUMNS:
             cards += column_wcs_cards(i, cut)
-    cards += [format_card("EXTNAME", "PIXELS", "name of extension"),
-              format_card("INHERIT", True, "inherit the primary header")]
+    cards += [
+        format_card("EXTNAME", "PIXELS", "name of extension"),
+        format_card("INHERIT", True, "inherit the primary header"),
+    ]
     cards += meta.image_cards
-    cards += [format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
-              format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS")]
+    cards += [
+        format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
+        format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
+    ]
     cards += _inherited(meta, "PIXELS", primary, cards)
     return hdu_parts(cards, rec, datasum=datasum)
 
@@ -325,33 +468,39 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
     ny, nx = cut.aperture.shape
     cd = cut.cd
     npix_missing = int((cut.aperture == 0).sum())
-    cards = [format_card("XTENSION", "IMAGE", "Image extension"), format_card("BITPIX", 32, "array data type"),
-             format_card("NAXIS", 2, "number of array dimensions"), format_card("NAXIS1", nx),
-             format_card("NAXIS2", ny), format_card("PCOUNT", 0, "number of parameters"),
-             format_card("GCOUNT", 1, "number of groups"), format_card("EXTNAME", "APERTURE", "extension name"),
-             format_card("WCSAXES", 2, "Number of coordinate axes"),
-             format_card("CRPIX1", float(cut.crpix[0]), "Pixel coordinate of reference point"),
-             format_card("CRPIX2", float(cut.crpix[1]), "Pixel coordinate of reference point"),
-             format_card("PC1_1", float(cd[0, 0]), "Coordinate transformation matrix element"),
-             format_card("PC1_2", float(cd[0, 1]), "Coordinate transformation matrix element"),
-             format_card("PC2_1", float(cd[1, 0]), "Coordinate transformation matrix element"),
-             format_card("PC2_2", float(cd[1, 1]), "Coordinate transformation matrix element"),
-             format_card("CDELT1", 1.0, "[deg] Coordinate increment at reference point"),
-             format_card("CDELT2", 1.0, "[deg] Coordinate increment at reference point"),
-             format_card("CUNIT1", "deg", "Units of coordinate increment and value"),
-             format_card("CUNIT2", "deg", "Units of coordinate increment and value"),
-             format_card("CTYPE1", "RA---TAN", "Right ascension, gnomonic projection"),
-             format_card("CTYPE2", "DEC--TAN", "Declination, gnomonic projection"),
-             format_card("CRVAL1", float(cut.crval[0]), "[deg] Coordinate value at reference point"),
-             format_card("CRVAL2", float(cut.crval[1]), "[deg] Coordinate value at reference point"),
-             format_card("LONPOLE", 180.0, "[deg] Native longitude of celestial pole"),
-             format_card("LATPOLE", float(cut.crval[1]), "[deg] Native latitude of celestial pole"),
-             format_card("RADESYS", "ICRS", "Equatorial coordinate system"),
-             format_card("NPIXMISS", npix_missing, "Number of pixels off the CCD (padding)"),
-             format_card("NPIXSAP", None, "Number of pixels in optimal aperture"),
-             format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
-             format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
-             format_card("INHERIT", True, "inherit the primary header")]
+    cards = [
+        format_card("XTENSION", "IMAGE", "Image extension"),
+        format_card("BITPIX", 32, "array data type"),
+        format_card("NAXIS", 2, "number of array dimensions"),
+        format_card("NAXIS1", nx),
+        format_card("NAXIS2", ny),
+        format_card("PCOUNT", 0, "number of parameters"),
+        format_card("GCOUNT", 1, "number of groups"),
+        format_card("EXTNAME", "APERTURE", "extension name"),
+        format_card("WCSAXES", 2, "Number of coordinate axes"),
+        format_card("CRPIX1", float(cut.crpix[0]), "Pixel coordinate of reference point"),
+        format_card("CRPIX2", float(cut.crpix[1]), "Pixel coordinate of reference point"),
+        format_card("PC1_1", float(cd[0, 0]), "Coordinate transformation matrix element"),
+        format_card("PC1_2", float(cd[0, 1]), "Coordinate transformation matrix element"),
+        format_card("PC2_1", float(cd[1, 0]), "Coordinate transformation matrix element"),
+        format_card("PC2_2", float(cd[1, 1]), "Coordinate transformation matrix element"),
+        format_card("CDELT1", 1.0, "[deg] Coordinate increment at reference point"),
+        format_card("CDELT2", 1.0, "[deg] Coordinate increment at reference point"),
+        format_card("CUNIT1", "deg", "Units of coordinate increment and value"),
+        format_card("CUNIT2", "deg", "Units of coordinate increment and value"),
+        format_card("CTYPE1", "RA---TAN", "Right ascension, gnomonic projection"),
+        format_card("CTYPE2", "DEC--TAN", "Declination, gnomonic projection"),
+        format_card("CRVAL1", float(cut.crval[0]), "[deg] Coordinate value at reference point"),
+        format_card("CRVAL2", float(cut.crval[1]), "[deg] Coordinate value at reference point"),
+        format_card("LONPOLE", 180.0, "[deg] Native longitude of celestial pole"),
+        format_card("LATPOLE", float(cut.crval[1]), "[deg] Native latitude of celestial pole"),
+        format_card("RADESYS", "ICRS", "Equatorial coordinate system"),
+        format_card("NPIXMISS", npix_missing, "Number of pixels off the CCD (padding)"),
+        format_card("NPIXSAP", None, "Number of pixels in optimal aperture"),
+        format_card("WCS_MSEP", float(cut.wcs_msep), "[deg] max offset between cutout WCS and FFI WCS"),
+        format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
+        format_card("INHERIT", True, "inherit the primary header"),
+    ]
     cards += _inherited(meta, "APERTURE", primary, cards)
     return hdu_parts(cards, np.ascontiguousarray(cut.aperture, dtype=">i4"))
 
@@ -359,17 +508,29 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
 # ------------------------------------------------------------------------------------------ the file
 
 
-def tpf_parts(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None,
-              scratch: bool = False) -> list:
+def tpf_parts(
+    meta: CubeMeta,
+    cut: TpfCutout,
+    *,
+    creator: str = "skycut",
+    version: str | None = None,
+    scratch: bool = False,
+) -> list:
     """Serialise the whole TPF file (three HDUs with checksums) as buffers, to write without joining.
 
     ``scratch``: see :func:`pixels_hdu` (the parts are valid until the next such call for the same cube).
     """
     primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
-    return hdu_parts(primary, b"") + pixels_hdu(meta, cut, primary, scratch=scratch) + aperture_hdu(meta, cut, primary)
+    return (
+        hdu_parts(primary, b"")
+        + pixels_hdu(meta, cut, primary, scratch=scratch)
+        + aperture_hdu(meta, cut, primary)
+    )
 
 
-def tpf_bytes(meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None) -> bytes:
+def tpf_bytes(
+    meta: CubeMeta, cut: TpfCutout, *, creator: str = "skycut", version: str | None = None
+) -> bytes:
     """Serialise the whole TPF file to bytes."""
     return b"".join(tpf_parts(meta, cut, creator=creator, version=version))
 

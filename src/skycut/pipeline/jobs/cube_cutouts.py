@@ -59,12 +59,19 @@ def cut_cube(cube: str, targets: list[Target], spec: CubeCutoutSpec, index_path:
     out = Path(index_path).parent
     result = BatchResult()
     for size, group in by_size.items():
-        result.merge(cut_cube_targets(
-            cube, [(t.name, (t.ra, t.dec)) for t in group], size,
-            output_paths={t.name: out / f"{t.slug}.fits" for t in group},
-            object_names={t.name: object_name(t.name) for t in group},
-            tic_ids={t.name: tic_id(t.name) for t in group if tic_id(t.name) is not None},
-            fill_value=fill(spec.fill_value), threads=spec.threads, fsspec_kwargs=fsspec_kwargs(spec.fsspec)))
+        result.merge(
+            cut_cube_targets(
+                cube,
+                [(t.name, (t.ra, t.dec)) for t in group],
+                size,
+                output_paths={t.name: out / f"{t.slug}.fits" for t in group},
+                object_names={t.name: object_name(t.name) for t in group},
+                tic_ids={t.name: tic_id(t.name) for t in group if tic_id(t.name) is not None},
+                fill_value=fill(spec.fill_value),
+                threads=spec.threads,
+                fsspec_kwargs=fsspec_kwargs(spec.fsspec),
+            )
+        )
     return finish(index_path, result, cube=cube)
 
 
@@ -91,7 +98,9 @@ class LightCurve:
     threshold: float
 
 
-def threshold_mask(image: Any, threshold: float = 3.0, reference_pixel: tuple[float, float] | str | None = "center"):
+def threshold_mask(
+    image: Any, threshold: float = 3.0, reference_pixel: tuple[float, float] | str | None = "center"
+):
     """Compute lightkurve's ``TargetPixelFile.create_threshold_mask`` on an image (the median image of a TPF).
 
     Pixels at or above ``median + threshold * 1.4826 * MAD`` of the image's finite pixels; with a reference
@@ -126,11 +135,15 @@ def threshold_mask(image: Any, threshold: float = 3.0, reference_pixel: tuple[fl
         return mask
     if isinstance(reference_pixel, str):
         if reference_pixel != "center":
-            raise ValueError(f"reference_pixel must be (column, row), 'center' or None, got {reference_pixel!r}")
+            raise ValueError(
+                f"reference_pixel must be (column, row), 'center' or None, got {reference_pixel!r}"
+            )
         reference_pixel = (image.shape[1] / 2, image.shape[0] / 2)
     labels = label(mask)[0]
     pixels = np.argwhere(labels > 0)  # (row, column)
-    nearest = pixels[np.argmin(np.hypot(pixels[:, 0] - reference_pixel[1], pixels[:, 1] - reference_pixel[0]))]
+    nearest = pixels[
+        np.argmin(np.hypot(pixels[:, 0] - reference_pixel[1], pixels[:, 1] - reference_pixel[0]))
+    ]
     return labels == labels[nearest[0], nearest[1]]
 
 
@@ -184,8 +197,9 @@ def measure_light_curve(tpf_path: str, threshold: float = 3.0) -> LightCurve:
     valid = np.isfinite(median_image)
     aperture = threshold_mask(median_image, threshold) & valid
     if not aperture.any():
-        log.warning("%s: no pixel %.1f sigma above the median; the aperture is the centre pixel", tpf_path,
-                    threshold)
+        log.warning(
+            "%s: no pixel %.1f sigma above the median; the aperture is the centre pixel", tpf_path, threshold
+        )
         aperture[median_image.shape[0] // 2, median_image.shape[1] // 2] = True
     background_pixels = valid & ~threshold_mask(median_image, threshold, reference_pixel=None)
     if background_pixels.sum() < 3:
@@ -199,18 +213,32 @@ def measure_light_curve(tpf_path: str, threshold: float = 3.0) -> LightCurve:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             sky = np.nanmedian(cube[:, background_pixels], axis=1)
-            sky_err = (np.sqrt(np.pi / 2) * np.sqrt(np.nanmean(errors[:, background_pixels] ** 2, axis=1))
-                       / np.sqrt(np.isfinite(cube[:, background_pixels]).sum(axis=1)))
+            sky_err = (
+                np.sqrt(np.pi / 2)
+                * np.sqrt(np.nanmean(errors[:, background_pixels] ** 2, axis=1))
+                / np.sqrt(np.isfinite(cube[:, background_pixels]).sum(axis=1))
+            )
     else:  # the whole cutout is the aperture: nothing to measure the sky on
         log.warning("%s: no pixel outside the aperture; no background subtracted", tpf_path)
         sky = sky_err = np.zeros(len(time))
     background = sky * npix
     flux = total - background
     flux_err = np.hypot(total_err, sky_err * npix)
-    log.debug("%s: aperture %d pixels, background from %d pixels", tpf_path, npix, int(background_pixels.sum()))
-    return LightCurve(time=time, flux=flux, flux_err=flux_err, background=background, quality=quality,
-                      aperture=aperture, background_pixels=background_pixels, median_image=median_image,
-                      mean_image=mean_image, threshold=float(threshold))
+    log.debug(
+        "%s: aperture %d pixels, background from %d pixels", tpf_path, npix, int(background_pixels.sum())
+    )
+    return LightCurve(
+        time=time,
+        flux=flux,
+        flux_err=flux_err,
+        background=background,
+        quality=quality,
+        aperture=aperture,
+        background_pixels=background_pixels,
+        median_image=median_image,
+        mean_image=mean_image,
+        threshold=float(threshold),
+    )
 
 
 def tpf_light_curve(tpf_path: str) -> tuple[Any, Any, Any]:

@@ -27,5 +27,8 @@ def build_cube(files: list[str], spec: CubeSpec, cube_file: str) -> str:
     """
     from ...tess.cube_factory import CubeFactory
 
-    return str(CubeFactory().make_cube(files, cube_file=cube_file, sector=spec.sector, max_memory=spec.max_memory,
-                                       verbose=True))
+    return str(
+        CubeFactory().make_cube(
+            files, cube_file=cube_file, sector=spec.sector, max_memory=spec.max_memory, verbose=True
+        )
+    )

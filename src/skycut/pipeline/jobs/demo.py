@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def make_demo(spec: Demo, directory: str, *, path_table: str | None = None,
-              footprints: str | None = None) -> dict[str, list[str]]:
+def make_demo(
+    spec: Demo, directory: str, *, path_table: str | None = None, footprints: str | None = None
+) -> dict[str, list[str]]:
     """Make the simulated demo data a manifest's ``demo`` section asks for.
 
     Parameters
@@ -71,7 +72,9 @@ def write_footprint_json(ffi_files: list[str], path: str | Path) -> Path:
             header = hdul[1].header
             ny, nx = header["NAXIS2"], header["NAXIS1"]
             wcs = WCS(header)
-            corners = wcs.all_pix2world([[-0.5, -0.5], [nx - 0.5, -0.5], [nx - 0.5, ny - 0.5], [-0.5, ny - 0.5]], 0)
+            corners = wcs.all_pix2world(
+                [[-0.5, -0.5], [nx - 0.5, -0.5], [nx - 0.5, ny - 0.5], [-0.5, ny - 0.5]], 0
+            )
             sector, camera, ccd = (hdul[0].header[k] for k in ("SECTOR", "CAMERA", "CCD"))
         columns["s_region"].append("POLYGON " + " ".join(f"{ra:.8f} {dec:.8f}" for ra, dec in corners))
         columns["sequence_number"].append(int(sector))

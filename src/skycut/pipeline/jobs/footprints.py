@@ -69,17 +69,28 @@ def plan_footprint_cubes(targets: list[Target], spec: FootprintCutoutSpec) -> di
     members: dict[str, list[int]] = {}
     for size, idx in by_size.items():
         sel = np.asarray(idx)
-        for uri, found in plan_cubes(ra[sel], dec[sel], size, spec.sector_list(), base_uri=spec.cube_base_uri,
-                                     pixel_scale=ARCSEC_PER_PX).items():
+        for uri, found in plan_cubes(
+            ra[sel],
+            dec[sel],
+            size,
+            spec.sector_list(),
+            base_uri=spec.cube_base_uri,
+            pixel_scale=ARCSEC_PER_PX,
+        ).items():
             members.setdefault(uri, []).extend(sel[found].tolist())
     out = {uri: [targets[i] for i in sorted(members[uri])] for uri in sorted(members)}
-    log.debug("%d target(s): %d cube(s), %d (target, cube) pair(s)", len(targets), len(out),
-              sum(len(v) for v in out.values()))
+    log.debug(
+        "%d target(s): %d cube(s), %d (target, cube) pair(s)",
+        len(targets),
+        len(out),
+        sum(len(v) for v in out.values()),
+    )
     return out
 
 
-def footprint_cube_cutouts(cube: str, targets: list[Target], spec: FootprintCutoutSpec,
-                           index_path: str) -> dict[str, Any]:
+def footprint_cube_cutouts(
+    cube: str, targets: list[Target], spec: FootprintCutoutSpec, index_path: str
+) -> dict[str, Any]:
     """One offline-planned job: cut a batch of targets from one cube into ``{target}/<astrocut name>``.
 
     The cube is opened once per distinct cutout size in the batch (usually once).
@@ -112,10 +123,17 @@ def footprint_cube_cutouts(cube: str, targets: list[Target], spec: FootprintCuto
     result = BatchResult()
     for size, group in by_size.items():
         try:
-            result.merge(cut_cube_targets(
-                cube, [(t.name, (t.ra, t.dec)) for t in group], size, fill_value=fill(spec.fill_value),
-                output_paths={t.name: _astrocut_path(out / t.slug, cube, t, size) for t in group},
-                threads=spec.threads, fsspec_kwargs=fsspec_kwargs(spec.fsspec)))
+            result.merge(
+                cut_cube_targets(
+                    cube,
+                    [(t.name, (t.ra, t.dec)) for t in group],
+                    size,
+                    fill_value=fill(spec.fill_value),
+                    output_paths={t.name: _astrocut_path(out / t.slug, cube, t, size) for t in group},
+                    threads=spec.threads,
+                    fsspec_kwargs=fsspec_kwargs(spec.fsspec),
+                )
+            )
         except (InvalidInputError, InvalidQueryError, OSError) as exc:
             if not _is_missing(exc):
                 raise
@@ -177,9 +195,16 @@ def footprint_cutouts(targets: list[Target], spec: FootprintCutoutSpec, index_pa
     result = BatchResult()
     for target in targets:
         try:
-            cut = TessFootprintCutout((target.ra, target.dec), target.size, fill_value=fill(spec.fill_value),
-                                      sequence=spec.sector_list(), footprint_uri=spec.footprint_uri,
-                                      cube_base_uri=spec.cube_base_uri, fsspec_kwargs=options, threads=spec.threads)
+            cut = TessFootprintCutout(
+                (target.ra, target.dec),
+                target.size,
+                fill_value=fill(spec.fill_value),
+                sequence=spec.sector_list(),
+                footprint_uri=spec.footprint_uri,
+                cube_base_uri=spec.cube_base_uri,
+                fsspec_kwargs=options,
+                threads=spec.threads,
+            )
         except InvalidQueryError as exc:
             result.skip(target.name, str(exc))
             continue

@@ -66,33 +66,52 @@ class GallerySpec:
 
     def image_labels(self, wildcards: Any) -> dict[str, str]:
         """Return the labels of a rendered image of an input set (wildcards ``target``, ``input_set``, ``image``)."""
-        return {"target": self.target_name(wildcards.target), "input set": wildcards.input_set,
-                "image": wildcards.image}
+        return {
+            "target": self.target_name(wildcards.target),
+            "input set": wildcards.input_set,
+            "image": wildcards.image,
+        }
 
     def combined_labels(self, wildcards: Any) -> dict[str, str]:
         """Return the labels of a rendered image of a combine group (wildcards ``target``, ``group``, ``image``)."""
-        return {"target": self.target_name(wildcards.target), "combined from": wildcards.group,
-                "image": wildcards.image}
+        return {
+            "target": self.target_name(wildcards.target),
+            "combined from": wildcards.group,
+            "image": wildcards.image,
+        }
 
     def colour_labels(self, wildcards: Any) -> dict[str, str]:
         """Return the labels of a colour image (wildcards ``target``, ``render``): its R, G, B inputs."""
-        return {"target": self.target_name(wildcards.target),
-                "R, G, B": ", ".join(self.renders[wildcards.render]["inputs"])}
+        return {
+            "target": self.target_name(wildcards.target),
+            "R, G, B": ", ".join(self.renders[wildcards.render]["inputs"]),
+        }
 
     def tpf_labels(self, wildcards: Any) -> dict[str, str]:
         """Return the labels of a TPF plot (wildcards ``target``, ``cube``): the cube's sector, camera and CCD."""
         cube = self.cubes[wildcards.cube]
-        return {"target": self.target_name(wildcards.target), "cube": wildcards.cube,
-                "sector": str(cube["sector"]), "camera/CCD": f"{cube['camera']}/{cube['ccd']}"}
+        return {
+            "target": self.target_name(wildcards.target),
+            "cube": wildcards.cube,
+            "sector": str(cube["sector"]),
+            "camera/CCD": f"{cube['camera']}/{cube['ccd']}",
+        }
 
     def path_labels(self, wildcards: Any) -> dict[str, str]:
         """Return the labels of a moving target's frames (wildcards ``path``, ``file``): its object name."""
-        return {"path": wildcards.path, "object": self.paths[wildcards.path]["object"], "file": wildcards.file}
+        return {
+            "path": wildcards.path,
+            "object": self.paths[wildcards.path]["object"],
+            "file": wildcards.file,
+        }
 
     def files(self) -> list[str]:
         """Return every file the gallery job reads (its Snakemake input)."""
-        return ([r["index"] for r in self.renders.values()] + [index for _, _, index in self.plots]
-                + [p["strip"] for p in self.paths.values()])
+        return (
+            [r["index"] for r in self.renders.values()]
+            + [index for _, _, index in self.plots]
+            + [p["strip"] for p in self.paths.values()]
+        )
 
 
 def _cube_info(plan: Plan, ref: str) -> dict[str, Any]:
@@ -110,8 +129,12 @@ def gallery_spec(plan: Plan) -> GallerySpec:
     m = plan.manifest
     spec = GallerySpec(combined=list(m.combine), names={slugify(t.name): t.name for t in m.targets})
     for name, render in m.render.items():
-        spec.renders[name] = {"index": plan.render_index(name), "colorize": bool(render.colorize),
-                              "inputs": list(render.inputs), "stretch": render.stretch}
+        spec.renders[name] = {
+            "index": plan.render_index(name),
+            "colorize": bool(render.colorize),
+            "inputs": list(render.inputs),
+            "stretch": render.stretch,
+        }
     for job in plan.cube_cutout_jobs():
         if not job.spec.plots:
             continue
@@ -172,6 +195,8 @@ def build_gallery(spec: GallerySpec, directories: dict[str, str]) -> dict[str, l
     for name, path in spec.paths.items():
         strip = Path(path["strip"])
         copied["moving_targets"].append(_copy(strip, out["moving_targets"] / name / "frames.png"))
-        copied["moving_targets"].append(_copy(strip.with_suffix(".gif"), out["moving_targets"] / name / "frames.gif"))
+        copied["moving_targets"].append(
+            _copy(strip.with_suffix(".gif"), out["moving_targets"] / name / "frames.gif")
+        )
     log.info("gallery: %s", ", ".join(f"{len(v)} {k}" for k, v in copied.items()))
     return copied

@@ -52,24 +52,36 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
     if spec.format == "fits":
         from ...image.fits_batch import cut_fits_targets
 
-        result = cut_fits_targets(files, [(t.name, (t.ra, t.dec), t.size) for t in targets],
-                                  [out / f"{t.slug}.fits" for t in targets], extension=spec.extensions,
-                                  fill_value=fill(spec.fill_value), fsspec_kwargs=options)
+        result = cut_fits_targets(
+            files,
+            [(t.name, (t.ra, t.dec), t.size) for t in targets],
+            [out / f"{t.slug}.fits" for t in targets],
+            extension=spec.extensions,
+            fill_value=fill(spec.fill_value),
+            fsspec_kwargs=options,
+        )
     else:
         result = BatchResult()
         for target in targets:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    paths = _cut_asdf(files, (target.ra, target.dec), target.size, out, target.slug, spec, options)
+                    paths = _cut_asdf(
+                        files, (target.ra, target.dec), target.size, out, target.slug, spec, options
+                    )
                 for w in caught:
                     log.warning("%s: %s", target.name, w.message)
             except InvalidQueryError as exc:
                 result.skip(target.name, str(exc))
                 continue
             result.add(target.name, paths)
-    log.info("cut %d targets (%d skipped, %d failed) from %d file(s)", len(result.written), len(result.skipped),
-             len(result.failed), len(files))
+    log.info(
+        "cut %d targets (%d skipped, %d failed) from %d file(s)",
+        len(result.written),
+        len(result.skipped),
+        len(result.failed),
+        len(files),
+    )
     return finish(index_path, result)
 
 
@@ -77,8 +89,9 @@ def _cut_asdf(files, coord, size, out: Path, stem: str, spec: InputSet, options)
     from ...image.asdf_cutout import ASDFCutout
 
     output_format = spec.output_format or "asdf"
-    cutout = ASDFCutout(files, coord, size, fill_value=fill(spec.fill_value), lite=spec.lite,
-                        fsspec_kwargs=options)
+    cutout = ASDFCutout(
+        files, coord, size, fill_value=fill(spec.fill_value), lite=spec.lite, fsspec_kwargs=options
+    )
     pieces = list(cutout.iter_asdf_cutouts() if output_format == "asdf" else cutout.iter_fits_cutouts())
     written = []
     for k, (_file, _coord, obj) in enumerate(pieces):

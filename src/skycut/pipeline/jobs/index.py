@@ -180,12 +180,17 @@ def finish(path: str | Path, result: BatchResult, **extra: Any) -> dict[str, Any
     record = failures_path(path)
     if not result.ok:
         listing = "; ".join(f"{name}: {error}" for name, error in sorted(result.failed.items()))
-        failures = {"products": {name: [str(p) for p in paths] for name, paths in result.written.items()},
-                    "skipped": dict(result.skipped), "failed": dict(result.failed)}
+        failures = {
+            "products": {name: [str(p) for p in paths] for name, paths in result.written.items()},
+            "skipped": dict(result.skipped),
+            "failed": dict(result.failed),
+        }
         with atomic_output(record) as tmp:
             Path(tmp).write_text(json.dumps(failures, indent=2, sort_keys=True) + "\n")
-        raise BatchFailedError(f"{len(result.failed)} item(s) failed, so no index {path} (what was made and what "
-                               f"failed: {record}): {listing}")
+        raise BatchFailedError(
+            f"{len(result.failed)} item(s) failed, so no index {path} (what was made and what "
+            f"failed: {record}): {listing}"
+        )
     record.unlink(missing_ok=True)
     return write_index(path, result, **extra)
 

@@ -39,8 +39,11 @@ def read_path(table_file: str, time_format: str = "jd"):
     if missing:
         raise ValueError(f"{table_file}: missing column(s) {sorted(missing)}")
     values = np.asarray(raw["time"], dtype=float)
-    time = Time(values + 2457000.0, format="jd", scale="tdb") if time_format == "btjd" else Time(
-        values, format="mjd", scale="tdb")
+    time = (
+        Time(values + 2457000.0, format="jd", scale="tdb")
+        if time_format == "btjd"
+        else Time(values, format="mjd", scale="tdb")
+    )
     return Table({"time": time, "position": SkyCoord(raw["ra"], raw["dec"], unit="deg")})
 
 
@@ -114,9 +117,13 @@ def moving_target(spec: PathSpec, cubes: list[str], output: str) -> str:
                 ny, nx = box["size"]
                 name = f"c{k}_b{j}"
                 try:
-                    result = cut_cube_targets(cube, [(name, box["coordinates"])], [nx, ny],
-                                              output_paths={name: Path(scratch) / f"{name}.fits"},
-                                              fsspec_kwargs=options)
+                    result = cut_cube_targets(
+                        cube,
+                        [(name, box["coordinates"])],
+                        [nx, ny],
+                        output_paths={name: Path(scratch) / f"{name}.fits"},
+                        fsspec_kwargs=options,
+                    )
                 except (OSError, ValueError) as exc:
                     failed[cube] = _record_failure(cube, exc)
                     break
@@ -129,16 +136,24 @@ def moving_target(spec: PathSpec, cubes: list[str], output: str) -> str:
                     tpfs += cut
         if not tpfs:
             if failed:
-                raise InvalidQueryError(f"the path in {spec.table}: no cube could be cut ("
-                                        + "; ".join(f"{cube}: {why}" for cube, why in failed.items()) + ")")
+                raise InvalidQueryError(
+                    f"the path in {spec.table}: no cube could be cut ("
+                    + "; ".join(f"{cube}: {why}" for cube, why in failed.items())
+                    + ")"
+                )
             raise InvalidQueryError(f"the path in {spec.table} crosses none of the cubes {cubes}")
-        made = center_on_path(path, spec.size, tpfs, target=spec.target, img_wcs=wcs, output_path=scratch,
-                              verbose=False)
+        made = center_on_path(
+            path, spec.size, tpfs, target=spec.target, img_wcs=wcs, output_path=scratch, verbose=False
+        )
         with atomic_output(output) as tmp:
             shutil.copyfile(made, tmp)
     if failed:
-        log.warning("moving target %s: made without %d failing cube(s): %s", spec.target or spec.table,
-                    len(failed), ", ".join(failed))
+        log.warning(
+            "moving target %s: made without %d failing cube(s): %s",
+            spec.target or spec.table,
+            len(failed),
+            ", ".join(failed),
+        )
     log.info("moving target %s: %d TPF(s) -> %s", spec.target or spec.table, len(tpfs), output)
     return output
 

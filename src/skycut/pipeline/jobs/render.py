@@ -42,13 +42,19 @@ def cutout_arrays(path: str) -> list[tuple[Any, dict[str, Any]]]:
             if hdu.data is None or hdu.data.ndim != 2:
                 continue
             meta = dict(meta_base)
-            meta.update(cutout_size_x_pix=hdu.data.shape[1], cutout_size_y_pix=hdu.data.shape[0],
-                        center_ra_deg=primary.get("RA_OBJ"), center_dec_deg=primary.get("DEC_OBJ"))
+            meta.update(
+                cutout_size_x_pix=hdu.data.shape[1],
+                cutout_size_y_pix=hdu.data.shape[0],
+                center_ra_deg=primary.get("RA_OBJ"),
+                center_dec_deg=primary.get("DEC_OBJ"),
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 wcs = WCS(hdu.header)
             if wcs.has_celestial:
-                meta["pixel_scale_arcsec_per_pix"] = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600)
+                meta["pixel_scale_arcsec_per_pix"] = float(
+                    np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600
+                )
             arrays.append((np.array(hdu.data, dtype=float), meta))
     return arrays
 
@@ -79,8 +85,12 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
 
     files_by_product = {name: merge_products(paths) for name, paths in inputs.items()}
     wanted = set(spec.targets) if spec.targets else None
-    options = dict(stretch=spec.stretch, minmax_percent=spec.minmax_percent, minmax_value=spec.minmax_value,
-                   invert=spec.invert)
+    options = dict(
+        stretch=spec.stretch,
+        minmax_percent=spec.minmax_percent,
+        minmax_value=spec.minmax_value,
+        invert=spec.invert,
+    )
     result = BatchResult()
     out = Path(index_path).parent
     if spec.colorize:
@@ -101,8 +111,12 @@ def render_images(inputs: dict[str, list[str]], spec: RenderSpec, index_path: st
                 if wanted is not None and target not in wanted:
                     continue
                 pairs = [p for f in files for p in cutout_arrays(f)]
-                images = to_pil_images([a for a, _ in pairs], [m for _, m in pairs], colorize=False, **options)
+                images = to_pil_images(
+                    [a for a, _ in pairs], [m for _, m in pairs], colorize=False, **options
+                )
                 for k, img in enumerate(images):
                     stem = slugify(target) if len(images) == 1 else f"{slugify(target)}_{k}"
-                    result.add(target, [save_image(img, out / product / f"{stem}.{spec.format}", spec.format)])
+                    result.add(
+                        target, [save_image(img, out / product / f"{stem}.{spec.format}", spec.format)]
+                    )
     return finish(index_path, result)
