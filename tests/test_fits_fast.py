@@ -429,3 +429,26 @@ def test_cut_fits_targets_writes_the_astropy_paths_bytes(sim_hst, tmp_path, monk
     broken.write_bytes(Path(path).read_bytes()[:5000])
     result = fits_batch.cut_fits_targets([broken], targets[:2], [out / "x.fits", out / "y.fits"])
     assert sorted(result.failed) == ["a", "b"] and not result.written
+
+
+def test_cut_fits_targets_object_names_identical_on_both_routes(sim_hst, tmp_path, monkeypatch):
+    """The display name goes into OBJECT; the fast route and the astropy route write the same bytes."""
+    from astropy.io import fits
+
+    from skycut.image import fits_batch
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    path = str(sim_hst.files[0])
+    ra, dec = _pixel_to_radec(path, 1, 150.2, 149.7)
+    targets = [("NGC 1300", f"{ra} {dec}", 15)]
+    names = {"NGC 1300": "NGC 1300"}
+    fast, slow = tmp_path / "fast.fits", tmp_path / "slow.fits"
+    before = dict(fits_batch.STATS)
+    fits_batch.cut_fits_targets([path], targets, [fast], extension="SCI", object_names=names)
+    assert fits_batch.STATS["fast"] == before["fast"] + 1
+    monkeypatch.setattr(fits_batch, "_fast_target", lambda *a, **k: None)  # force the astropy route
+    fits_batch.cut_fits_targets([path], targets, [slow], extension="SCI", object_names=names)
+    assert fits_batch.STATS["astropy"] == before["astropy"] + 1
+    assert fast.read_bytes() == slow.read_bytes()
+    with fits.open(fast, checksum=True) as hdul:
+        assert hdul[0].header["OBJECT"] == "NGC 1300"

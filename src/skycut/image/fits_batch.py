@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import numpy as np
 
 from ..core.atomic import write_bytes, write_hdulist
 from ..core.batch import BatchResult
-from ..core.fits_bytes import bitpix_of, hdu_parts
+from ..core.fits_bytes import bitpix_of, hdu_parts, plain_card
 from ..core.geometry import extract_padded, overlap, shifted_wcs
 from ..exceptions import InvalidQueryError
 from . import fits_fast
@@ -50,6 +50,8 @@ from .fits_fast import _Fallback, _Image, _image, _limits, _need, _primary, _sel
 from .fits_helpers import celestial_wcs, cutout_header, input_name, is_empty
 
 log = logging.getLogger(__name__)
+
+OBJECT_COMMENT = "target name"
 
 STATS = {"fast": 0, "astropy": 0}
 """How many targets took the fast route / the astropy route (for tests and diagnostics)."""
@@ -74,6 +76,7 @@ def cut_fits_targets(
     extension: Any = None,
     fill_value: float = np.nan,
     fsspec_kwargs: dict | None = None,
+    object_names: Mapping[str, str] | None = None,
 ) -> BatchResult:
     """Cut every target from the same input images, one FITS file per target.
 
@@ -88,6 +91,9 @@ def cut_fits_targets(
         One output file per target, in the same order.
     extension, fill_value, fsspec_kwargs
         As :class:`FITSCutout`.
+    object_names : mapping of target name to str, optional
+        The ``OBJECT`` card of each target's file (its display name; ASCII); none is written for a target
+        missing here (astrocut writes none).
 
     Returns
     -------
@@ -106,13 +112,14 @@ def cut_fits_targets(
     prepared = _prepare(files, extension, fill_value, fsspec_kwargs)
     try:
         for (name, coordinates, size), path in zip(targets, output_paths, strict=True):
+            obj = (object_names or {}).get(name)
             try:
-                parts = _fast_target(prepared, coordinates, size, fill_value) if prepared else None
+                parts = _fast_target(prepared, coordinates, size, fill_value, obj) if prepared else None
                 if parts is not None:
                     write_bytes(parts, path)
                     STATS["fast"] += 1
                 else:
-                    _astropy_target(files, coordinates, size, path, extension, fill_value, fsspec_kwargs)
+                    _astropy_target(files, coordinates, size, path, extension, fill_value, fsspec_kwargs, obj)
                     STATS["astropy"] += 1
                 result.add(name, [path])
             except InvalidQueryError as exc:
@@ -127,7 +134,7 @@ def cut_fits_targets(
                 files = [f for f in files if f not in bad]
                 prepared = None
                 try:
-                    _astropy_target(files, coordinates, size, path, extension, fill_value, fsspec_kwargs)
+                    _astropy_target(files, coordinates, size, path, extension, fill_value, fsspec_kwargs, obj)
                     STATS["astropy"] += 1
                     result.add(name, [path])
                 except InvalidQueryError as again:
@@ -139,7 +146,9 @@ def cut_fits_targets(
     return result
 
 
-def _astropy_target(files, coordinates, size, path: Path, extension, fill_value, fsspec_kwargs) -> None:
+def _astropy_target(
+    files, coordinates, size, path: Path, extension, fill_value, fsspec_kwargs, obj: str | None = None
+) -> None:
     from .fits_cutout import FITSCutout
 
     with warnings.catch_warnings(record=True) as caught:
@@ -155,7 +164,10 @@ def _astropy_target(files, coordinates, size, path: Path, extension, fill_value,
         )
     for w in caught:
         log.warning("%s: %s", path.stem, w.message)
-    write_hdulist(cutout.fits_cutouts[0], path)
+    hdulist = cutout.fits_cutouts[0]
+    if obj is not None:
+        hdulist[0].header["OBJECT"] = (obj, OBJECT_COMMENT)
+    write_hdulist(hdulist, path)
 
 
 def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) -> dict[str, Exception]:
@@ -214,7 +226,9 @@ def _prepare(
         return None
 
 
-def _fast_target(prepared: list[_Prepared], coordinates: Any, size: Any, fill_value: Any) -> list | None:
+def _fast_target(
+    prepared: list[_Prepared], coordinates: Any, size: Any, fill_value: Any, obj: str | None = None
+) -> list | None:
     """Return the buffers of one target's file by the fast route, or None if the astropy route must cut it."""
     from ..core.coords import parse_coordinates, parse_size, size_in_pixels
     from ..core.provenance import checksum_stamp
@@ -224,7 +238,12 @@ def _fast_target(prepared: list[_Prepared], coordinates: Any, size: Any, fill_va
         _need(len(coords) == 1, "several coordinates in one target")
         ra, dec = float(coords.ra.deg[0]), float(coords.dec.deg[0])
         parsed = parse_size(size)
-        parts = hdu_parts(_primary(ra, dec), b"", checksum_stamp())
+        primary = _primary(ra, dec)
+        if obj is not None:
+            card = plain_card("OBJECT", obj, OBJECT_COMMENT)
+            _need(card is not None, "OBJECT needs astropy's card rules")
+            primary = [*primary, card]
+        parts = hdu_parts(primary, b"", checksum_stamp())
         for p in prepared:
             img = p.image
             nx, ny = size_in_pixels(parsed, p.wcs)

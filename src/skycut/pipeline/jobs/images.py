@@ -51,6 +51,7 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
     options = fsspec_kwargs(spec.fsspec)
     if spec.format == "fits":
         from ...image.fits_batch import cut_fits_targets
+        from ..names import object_name
 
         result = cut_fits_targets(
             files,
@@ -59,6 +60,7 @@ def cut_images(files: list[str], targets: list[Target], spec: InputSet, index_pa
             extension=spec.extensions,
             fill_value=fill(spec.fill_value),
             fsspec_kwargs=options,
+            object_names={t.name: object_name(t.name) for t in targets},
         )
     else:
         result = BatchResult()
