@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [
-    sys.executable,
-    "-m",
-    "snakemake",
-    "--snakefile",
-    str(ROOT / "Snakefile"),
-    "--cores",
-    "2",
-    "--configfile",
-    "config.example.yaml",
-]
+from workflow_runs import run_demo, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -59,12 +43,8 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report")
-    shutil.copy(ROOT / "config.example.yaml", workdir)
-    run = subprocess.run(SNAKEMAKE, cwd=workdir, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-4000:]
-    rep = subprocess.run(
-        [*SNAKEMAKE, "--report", "report.zip"], cwd=workdir, capture_output=True, text=True, timeout=600
-    )
+    run_demo(workdir)
+    rep = snakemake(workdir, "config.example.yaml", "--report", "report.zip", timeout=600)
     assert rep.returncode == 0, rep.stderr[-4000:]
     return workdir, zipfile.ZipFile(workdir / "report.zip")
 

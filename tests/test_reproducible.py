@@ -4,67 +4,22 @@ byte-identical products (issue 10); every product records the skycut version and
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EPOCH = "1700000000"
+from workflow_runs import differing, products, run_demo
 
 pytestmark = pytest.mark.slow
 
 
-def _run_demo(workdir: Path) -> Path:
-    shutil.copy(ROOT / "config.example.yaml", workdir)
-    env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--cores",
-            "2",
-            "--configfile",
-            "config.example.yaml",
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir / "results"
-
-
-def _products(results: Path) -> dict[str, bytes]:
-    """Every file under ``results`` but the logs, the benchmarks and the hidden stat caches of the indexes."""
-    return {
-        str(p.relative_to(results)): p.read_bytes()
-        for p in sorted(results.rglob("*"))
-        if p.is_file()
-        and not str(p.relative_to(results)).startswith(("logs/", "benchmarks/"))
-        and not p.name.startswith(".")
-    }
-
-
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    return [_products(_run_demo(tmp_path_factory.mktemp(name))) for name in ("first", "second")]
+    return [products(run_demo(tmp_path_factory.mktemp(name))) for name in ("first", "second")]
 
 
 def test_two_runs_give_identical_bytes(two_runs):
     first, second = two_runs
-    assert sorted(first) == sorted(second)
     assert len(first) > 80  # the whole demo: simulated inputs, cutouts, cubes, TPFs, images, indexes, summary
-    differ = sorted(name for name in first if first[name] != second[name])
-    assert differ == []
+    assert differing(first, second) == []
 
 
 def test_products_embed_no_run_directory(two_runs, tmp_path_factory):

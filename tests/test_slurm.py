@@ -22,11 +22,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_runs import differing, products, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 FORCED = os.environ.get("SKYCUT_SLURM") == "1"
@@ -101,51 +101,41 @@ def _slurm_logs(workdir: Path, tail: int = 3000) -> str:
     return "".join(parts)
 
 
-#: One build time for the Slurm run and the local run, so that time-stamped products compare byte for byte.
-EPOCH = "1700000000"
+SLURM_OPTIONS = [
+    # no slurmdbd on a test cluster: poll with squeue, submit without an account
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+]
 
 
-def _products(workdir: Path) -> dict[str, bytes]:
-    """Every product under ``results/``: logs and benchmark tables excluded (they hold times and hosts), and hidden
-    bookkeeping files (the ``.{index}.stat`` caches of each product's size, mtime and inode)."""
-    res = workdir / "results"
-    return {
-        str(p.relative_to(res)): p.read_bytes()
-        for p in sorted(res.rglob("*"))
-        if p.is_file()
-        and p.relative_to(res).parts[0] not in ("logs", "benchmarks")
-        and not p.name.startswith(".")
-    }
+def _run_on_slurm(workdir: Path, configfile: str, *extra: str) -> str:
+    """Run the workflow through ``profiles/slurm`` in ``workdir``; return Snakemake's output (asserting success)."""
+    proc = snakemake(
+        workdir, configfile, "--profile", str(ROOT / "profiles" / "slurm"), *SLURM_OPTIONS, *extra
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(workdir)}"
+    return log
+
+
+def _assert_matches_a_local_run(workdir: Path, configfile: str) -> dict[str, bytes]:
+    """Run ``configfile`` locally in a fresh directory and assert its products are ``workdir``'s, byte for byte."""
+    local = workdir.parent / f"{workdir.name}-local"
+    local.mkdir()
+    shutil.copy(workdir / configfile, local / configfile)
+    proc = snakemake(local, configfile, "--cores", "2", "--workflow-profile", "none")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    on_slurm = products(workdir / "results")
+    assert differing(on_slurm, products(local / "results")) == [], "products differ between Slurm and local"
+    return on_slurm
 
 
 def test_workflow_runs_through_slurm(slurm, tmp_path):
     manifest, first_input = _tiny_manifest(tmp_path)
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--configfile",
-        str(manifest),
-        "--profile",
-        str(ROOT / "profiles" / "slurm"),
-        "--directory",
-        str(tmp_path),
-        "--jobs",
-        "2",
-        # no slurmdbd on a test cluster: poll with squeue, submit without an account
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks",
-        "5",
-        "--slurm-keep-successful-logs",
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(tmp_path)}"
+    log = _run_on_slurm(tmp_path, manifest.name, "--jobs", "2", "--slurm-keep-successful-logs")
 
     # outputs: the simulated input, the cutout and the job's index
     assert (tmp_path / first_input).is_file()
@@ -177,101 +167,18 @@ def test_workflow_runs_through_slurm(slurm, tmp_path):
         assert Path(slurm_log).is_file(), f"no Slurm log {slurm_log} for job {slurm_id}"
 
     # the same manifest run locally in another directory gives the same bytes
-    local = tmp_path / "local"
-    local.mkdir()
-    shutil.copy(manifest, local / manifest.name)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--configfile",
-            manifest.name,
-            "--cores",
-            "2",
-            "--workflow-profile",
-            "none",
-        ],
-        cwd=local,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    on_slurm, here = _products(tmp_path), _products(local)
-    assert set(on_slurm) == set(here), sorted(set(on_slurm) ^ set(here))
-    differ = sorted(name for name in on_slurm if on_slurm[name] != here[name])
-    assert not differ, f"products differ between the Slurm run and the local run: {differ}"
+    _assert_matches_a_local_run(tmp_path, manifest.name)
 
 
 def test_demo_through_slurm_matches_a_local_run(slurm, tmp_path):
     """The offline demo (config.example.yaml: every stage) through the Slurm profile gives, byte for byte, the
     products of a local run of the same manifest in another directory with the same SOURCE_DATE_EPOCH."""
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
-    on_cluster, local = tmp_path / "slurm", tmp_path / "local"
-    for workdir in (on_cluster, local):
-        workdir.mkdir()
-        shutil.copy(ROOT / "config.example.yaml", workdir / "config.example.yaml")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--configfile",
-            "config.example.yaml",
-            "--profile",
-            str(ROOT / "profiles" / "slurm"),
-            "--jobs",
-            "4",
-            "--slurm-status-command",
-            "squeue",
-            "--slurm-no-account",
-            "--slurm-init-seconds-before-status-checks",
-            "5",
-        ],
-        cwd=on_cluster,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=env,
-    )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, (
-        f"snakemake exited {proc.returncode}:\n{log[-6000:]}{_slurm_logs(on_cluster)}"
-    )
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    shutil.copy(ROOT / "config.example.yaml", workdir / "config.example.yaml")
+    log = _run_on_slurm(workdir, "config.example.yaml", "--jobs", "4")
     submitted = SUBMITTED.findall(log)
     assert len(submitted) >= 10, f"only {len(submitted)} jobs went to Slurm:\n{log[-4000:]}"
     for _, slurm_id, _ in submitted[:3]:
         assert _scontrol_job(slurm_id)["JobState"] == "COMPLETED"
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--configfile",
-            "config.example.yaml",
-            "--cores",
-            "2",
-            "--workflow-profile",
-            "none",
-        ],
-        cwd=local,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    on_slurm, here = _products(on_cluster), _products(local)
-    assert len(on_slurm) > 50
-    assert set(on_slurm) == set(here), sorted(set(on_slurm) ^ set(here))
-    differ = sorted(name for name in on_slurm if on_slurm[name] != here[name])
-    assert not differ, f"products differ between the Slurm run and the local run: {differ}"
+    assert len(_assert_matches_a_local_run(workdir, "config.example.yaml")) > 50
