@@ -389,3 +389,93 @@ def hdu_parts(
 def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
     """Return :func:`hdu_parts` joined into bytes."""
     return b"".join(hdu_parts(cards, data))
+
+
+class HeaderTemplate:
+    """A header formatted once, whose per-use cards are patched in place as bytes before its checksum is stamped.
+
+    Serialising many HDUs that differ only in a few card values (the TPFs of one cube) need not format every card
+    again: the header's bytes (with ``CHECKSUM``/``DATASUM`` cards appended) are made once, and each use copies
+    them, writes the new value fields or cards at their fixed positions, and fills in the checksums. The bytes
+    are those :func:`hdu_parts` writes for the patched cards.
+
+    Parameters
+    ----------
+    cards : list of str
+        The header's 80-character cards (without ``CHECKSUM``, ``DATASUM`` and ``END``).
+    """
+
+    def __init__(self, cards: list[str]):
+        self.cards = list(cards)
+        n = len(self.cards)
+        self._block = header_block(
+            [
+                *self.cards,
+                format_card("CHECKSUM", "0" * 16, "HDU checksum"),
+                format_card("DATASUM", "0", "data unit checksum"),
+            ]
+        )
+        self._checksum_at, self._datasum_at = n * CARD, (n + 1) * CARD
+
+    def index(self, key: str) -> int:
+        """Return the position of the first card with keyword ``key`` (``ValueError`` if there is none)."""
+        for i, card in enumerate(self.cards):
+            if card_key(card) == key:
+                return i
+        raise ValueError(f"no {key} card in the template")
+
+    def hdu_parts(
+        self,
+        data: bytes | np.ndarray,
+        fields: list[tuple[int, str]] = (),
+        cards: list[tuple[int, str]] = (),
+        *,
+        datasum: int | None = None,
+    ) -> list:
+        """Return the HDU as :func:`hdu_parts` would for the template's cards with the given replacements.
+
+        Parameters
+        ----------
+        data : bytes or ndarray
+            The data unit (bytes, or a C-contiguous big-endian array; not copied).
+        fields : list of (int, str)
+            ``(card index, value field)``: the card's columns 11-30 become the 20-character value field (from
+            :func:`value_field`; a number's field is always 20 characters), its keyword and comment stay.
+        cards : list of (int, str)
+            ``(card index, card)``: whole 80-character cards replacing the template's.
+        datasum : int, optional
+            The data's :func:`ones_complement_sum`, if known already.
+
+        Returns
+        -------
+        list
+            ``[header, data, zero padding]`` buffers.
+
+        Raises
+        ------
+        ValueError
+            A value field that is not 20 characters or a card that is not 80 (the caller formats the header
+            card by card instead).
+        """
+        buf = bytearray(self._block)
+        for i, vfield in fields:
+            if len(vfield) != 20:
+                raise ValueError(f"value field {vfield!r} is not 20 characters")
+            at = i * CARD + 10
+            buf[at : at + 20] = vfield.encode("ascii", errors="replace")
+        for i, card in cards:
+            if len(card) != CARD:
+                raise ValueError(f"card {card[:8]!r} is not {CARD} characters")
+            buf[i * CARD : (i + 1) * CARD] = card.encode("ascii", errors="replace")
+        nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
+        if datasum is None:
+            datasum = ones_complement_sum(data)
+        at = self._datasum_at
+        buf[at : at + CARD] = format_card("DATASUM", str(datasum), "data unit checksum").encode("ascii")
+        total = ones_complement_sum(buf, datasum)
+        at = self._checksum_at
+        buf[at : at + CARD] = format_card(
+            "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum"
+        ).encode("ascii")
+        body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
+        return [bytes(buf), body, b"\0" * (-nbytes % BLOCK)]

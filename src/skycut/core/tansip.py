@@ -206,26 +206,39 @@ _ICRS_TO_FK5 = _rotation(19.9 / 3.6e6, 0) @ _rotation(9.1 / 3.6e6, 1) @ _rotatio
 def _project(ra, dec, crval):
     """Return gnomonic standard coordinates (deg) about ``crval`` and a mask of points in front of the tangent plane."""
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])
+    return _project_about(ra, dec, a0, np.sin(d0), np.cos(d0))
+
+
+def _project_about(ra, dec, a0, sin_d0, cos_d0):
+    """Return :func:`_project` about the reference point of longitude ``a0`` (rad) and latitude sine/cosine.
+
+    The reference values may be scalars or ``(n, 1)`` columns (one reference point per row of ``ra``/``dec``).
+    """
     a, d = np.radians(ra), np.radians(dec)
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    cosc = sin_d0 * np.sin(d) + cos_d0 * np.cos(d) * np.cos(a - a0)
     front = cosc > 1e-8
     with np.errstate(divide="ignore", invalid="ignore"):
         xi = np.cos(d) * np.sin(a - a0) / cosc
-        eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+        eta = (cos_d0 * np.sin(d) - sin_d0 * np.cos(d) * np.cos(a - a0)) / cosc
     return np.degrees(xi), np.degrees(eta), front
 
 
 def _deproject(xi, eta, crval):
     """Return (ra, dec) in degrees of gnomonic standard coordinates (deg) about ``crval``."""
     a0, d0 = np.radians(crval[0]), np.radians(crval[1])
+    return _deproject_about(xi, eta, a0, np.sin(d0), np.cos(d0))
+
+
+def _deproject_about(xi, eta, a0, sin_d0, cos_d0):
+    """Return :func:`_deproject` about the reference point given as in :func:`_project_about`."""
     x, y = np.radians(xi), np.radians(eta)
     rho = np.hypot(x, y)
     c = np.arctan(rho)
     sin_c, cos_c = np.sin(c), np.cos(c)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(rho > 0, y * sin_c / np.where(rho > 0, rho, 1.0), 0.0)
-    dec = np.arcsin(np.clip(cos_c * np.sin(d0) + ratio * np.cos(d0), -1.0, 1.0))
-    ra = a0 + np.arctan2(x * sin_c, rho * np.cos(d0) * cos_c - y * np.sin(d0) * sin_c)
+    dec = np.arcsin(np.clip(cos_c * sin_d0 + ratio * cos_d0, -1.0, 1.0))
+    ra = a0 + np.arctan2(x * sin_c, rho * cos_d0 * cos_c - y * sin_d0 * sin_c)
     return np.degrees(ra) % 360.0, np.degrees(dec)
 
 
@@ -306,27 +319,87 @@ def fit_linear_tan(sip_wcs, lims: np.ndarray, max_samples: int = 16) -> LinearFi
         The cube's WCS (0-based pixel ``x`` = CCD column, ``y`` = CCD row).
     lims : ndarray
         ``[[xmin, xmax], [ymin, ymax]]`` of the cutout.
+    max_samples : int
+        Most sample points along each axis.
+
+    Returns
+    -------
+    LinearFit
+        The fitted WCS and its residuals.
     """
+    return fit_linear_tans(sip_wcs, [lims], max_samples)[0]
+
+
+def _samples(lims: np.ndarray, max_samples: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Return ``(xmin, ymin, xs, ys)``: the limits' lower corner and the sample pixels of a cutout's fit."""
     (xmin, xmax), (ymin, ymax) = (int(v) for v in lims[0]), (int(v) for v in lims[1])
     kx, ky = min(max(xmax - xmin + 1, 3), max_samples), min(max(ymax - ymin + 1, 3), max_samples)
     xs, ys = np.meshgrid(np.linspace(xmin - 0.5, xmax - 0.5, kx), np.linspace(ymin - 0.5, ymax - 0.5, ky))
-    xs, ys = xs.ravel(), ys.ravel()
-    ra, dec = sip_wcs.all_pix2world(xs, ys, 0)
-    v = _unit_vectors(ra, dec).mean(axis=0)
-    crval = (
-        float(np.degrees(np.arctan2(v[1], v[0])) % 360.0),
-        float(np.degrees(np.arcsin(v[2] / np.linalg.norm(v)))),
-    )
-    xi, eta = gnomonic(ra, dec, crval)
-    design = np.column_stack([xi, eta, np.ones_like(xi)])
-    px, py = xs - xmin + 1.0, ys - ymin + 1.0  # 1-based FITS pixels of the cutout
-    coef, *_ = np.linalg.lstsq(design, np.column_stack([px, py]), rcond=None)
-    cd = np.linalg.inv(coef[:2].T)
-    crpix = (float(coef[2, 0]), float(coef[2, 1]))
-    pxi, peta = cd @ np.vstack([px - crpix[0], py - crpix[1]])
-    fra, fdec = inverse_gnomonic(pxi, peta, crval)
-    sep = angular_separation(ra, dec, fra, fdec)
-    return LinearFit(crval, crpix, cd, float(sep.max()), float(np.sqrt(np.mean(sep**2))))
+    return xmin, ymin, xs.ravel(), ys.ravel()
+
+
+def fit_linear_tans(sip_wcs, lims_list: list[np.ndarray], max_samples: int = 16) -> list[LinearFit]:
+    """Fit the linear TAN WCS of several cutouts (see :func:`fit_linear_tan`), element-wise work done together.
+
+    Cutouts with the same number of sample points are stacked, so the transforms run once per shape instead of
+    once per cutout (numpy's per-call overhead dominates at a few hundred points). The element-wise steps give
+    every point the value it has alone; the means, the reference point's trigonometry and the least-squares
+    solutions are computed cutout by cutout, exactly as for one, so each fit is that of :func:`fit_linear_tan`.
+
+    Parameters
+    ----------
+    sip_wcs : astropy.wcs.WCS or TanSip
+        The cube's WCS (0-based pixel ``x`` = CCD column, ``y`` = CCD row).
+    lims_list : list of ndarray
+        ``[[xmin, xmax], [ymin, ymax]]`` of each cutout.
+    max_samples : int
+        Most sample points along each axis.
+
+    Returns
+    -------
+    list of LinearFit
+        One fit per cutout, in order.
+    """
+    samples = [_samples(lims, max_samples) for lims in lims_list]
+    by_count: dict[int, list[int]] = {}
+    for k, (_, _, xs, _) in enumerate(samples):
+        by_count.setdefault(len(xs), []).append(k)
+    fits: list[LinearFit | None] = [None] * len(samples)
+    for n, ks in by_count.items():
+        xs = np.concatenate([samples[k][2] for k in ks])
+        ys = np.concatenate([samples[k][3] for k in ks])
+        ra, dec = sip_wcs.all_pix2world(xs, ys, 0)
+        ra, dec = np.asarray(ra).reshape(len(ks), n), np.asarray(dec).reshape(len(ks), n)
+        uv = _unit_vectors(ra, dec)
+        crvals, ref = [], []
+        for j in range(len(ks)):
+            v = uv[j].mean(axis=0)
+            crval = (
+                float(np.degrees(np.arctan2(v[1], v[0])) % 360.0),
+                float(np.degrees(np.arcsin(v[2] / np.linalg.norm(v)))),
+            )
+            a0, d0 = np.radians(crval[0]), np.radians(crval[1])
+            crvals.append(crval)
+            ref.append((a0, np.sin(d0), np.cos(d0)))
+        a0, sin_d0, cos_d0 = (np.array(c)[:, None] for c in zip(*ref, strict=True))
+        xi, eta, _ = _project_about(ra, dec, a0, sin_d0, cos_d0)
+        pxis, petas = [], []
+        for j, k in enumerate(ks):
+            xmin, ymin, sx, sy = samples[k]
+            px, py = sx - xmin + 1.0, sy - ymin + 1.0  # 1-based FITS pixels of the cutout
+            design = np.column_stack([xi[j], eta[j], np.ones_like(xi[j])])
+            coef, *_ = np.linalg.lstsq(design, np.column_stack([px, py]), rcond=None)
+            cd = np.linalg.inv(coef[:2].T)
+            crpix = (float(coef[2, 0]), float(coef[2, 1]))
+            pxi, peta = cd @ np.vstack([px - crpix[0], py - crpix[1]])
+            pxis.append(pxi)
+            petas.append(peta)
+            fits[k] = LinearFit(crvals[j], crpix, cd, 0.0, 0.0)
+        fra, fdec = _deproject_about(np.stack(pxis), np.stack(petas), a0, sin_d0, cos_d0)
+        sep = angular_separation(ra, dec, fra, fdec)
+        for j, k in enumerate(ks):
+            fits[k].msep, fits[k].sig = float(sep[j].max()), float(np.sqrt(np.mean(sep[j] ** 2)))
+    return fits
 
 
 def linear_wcs(fit: LinearFit, shape_yx: tuple[int, int]):

@@ -29,7 +29,7 @@ from ..core.atomic import write_bytes
 from ..core.batch import BatchResult
 from ..core.coords import CutoutSize, parse_size, pixel_scales_deg, radec_arrays, size_label
 from ..core.fits_bytes import filter_cards, format_card
-from ..core.tansip import TanSip, fit_linear_tan, linear_wcs
+from ..core.tansip import LinearFit, TanSip, fit_linear_tan, fit_linear_tans, linear_wcs
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .cube_reader import CubeReader, cube_stem, resolve_threads
 from .cube_wcs import cube_wcs_from_row, cube_wcs_row, physical_origin
@@ -146,6 +146,7 @@ class CubeCutoutInstance:
         block: np.ndarray,
         aperture: np.ndarray,
         target: str | None = None,
+        fit: LinearFit | None = None,
     ):
         self._parent = parent
         self.ra, self.dec = float(ra), float(dec)
@@ -157,7 +158,8 @@ class CubeCutoutInstance:
         self.aperture = aperture
         self._block = block
         self.cube_filename = parent.name
-        fit = fit_linear_tan(parent.wcs, lims)
+        if fit is None:
+            fit = fit_linear_tan(parent.wcs, lims)
         self._fit = fit
         self.wcs_fit = {"WCS_MSEP": [fit.msep], "WCS_SIG": [fit.sig]}
         self._wcs = None
@@ -344,7 +346,10 @@ class _CubeSession:
         """
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]
+        fits = None
         for i, raw in self.reader.iter_blocks([c[0] for c in clips]):
+            if fits is None:  # every fit together (one set of transforms), once the remote requests are out
+                fits = fit_linear_tans(self.wcs, list(lims_list))
             if isinstance(raw, InvalidInputError):
                 yield i, raw
                 continue
@@ -357,7 +362,7 @@ class _CubeSession:
             else:
                 block = np.full((ny, nx, *raw.shape[2:]), self.fill_value, dtype=">f4")
                 block[dy, dx] = raw
-            yield i, CubeCutoutInstance(self, ra[i], dec[i], lims, block, aperture, targets[i])
+            yield i, CubeCutoutInstance(self, ra[i], dec[i], lims, block, aperture, targets[i], fits[i])
 
     def cut(
         self,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core.fits_bytes import (
+    HeaderTemplate,
     card_from_field,
     card_key,
     card_value,
@@ -418,15 +419,10 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
     return meta.cache[key]
 
 
-def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: bool = False) -> list:
-    """Serialise the PIXELS binary table HDU (header and data) of one cutout.
-
-    ``scratch=True`` builds the table in a buffer kept in ``meta.cache`` for the cutout shape and reused by the next
-    call (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are valid only until then, so the
-    caller must consume them first and never make two such calls at once.
-    """
+def _pixels_data(meta: CubeMeta, cut: TpfCutout, scratch: bool) -> tuple[np.ndarray, int | None]:
+    """Return the PIXELS table of one cutout and its data sum (``None`` when not known from the template's)."""
     ny, nx = cut.aperture.shape
-    template, head, column_cards, base_sum = _pixels_layout(meta, nx, ny)
+    template, _, _, base_sum = _pixels_layout(meta, nx, ny)
     if scratch:
         rec = meta.cache.get(("scratch", nx, ny))
         if rec is None:
@@ -441,7 +437,13 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: b
     rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
     rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
     # the block holds exactly the FLUX and FLUX_ERR values (big-endian float32 words): its sum plus the template's
-    datasum = ones_complement_sum(block, base_sum) if base_sum is not None else None
+    return rec, ones_complement_sum(block, base_sum) if base_sum is not None else None
+
+
+def _pixels_cards(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list[str]:
+    """Return the PIXELS header cards of one cutout (without ``CHECKSUM``/``DATASUM``)."""
+    ny, nx = cut.aperture.shape
+    _, head, column_cards, _ = _pixels_layout(meta, nx, ny)
     cards = list(head)
     for i, name, defs in column_cards:
         cards += defs
@@ -457,14 +459,25 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: b
         format_card("WCS_SIG", float(cut.wcs_sig), "[deg] rms offset between cutout WCS and FFI WCS"),
     ]
     cards += _inherited(meta, "PIXELS", primary, cards)
-    return hdu_parts(cards, rec, datasum=datasum)
+    return cards
+
+
+def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: bool = False) -> list:
+    """Serialise the PIXELS binary table HDU (header and data) of one cutout.
+
+    ``scratch=True`` builds the table in a buffer kept in ``meta.cache`` for the cutout shape and reused by the next
+    call (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are valid only until then, so the
+    caller must consume them first and never make two such calls at once.
+    """
+    rec, datasum = _pixels_data(meta, cut, scratch)
+    return hdu_parts(_pixels_cards(meta, cut, primary), rec, datasum=datasum)
 
 
 # ------------------------------------------------------------------------------------------ APERTURE
 
 
-def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
-    """Serialise the APERTURE image HDU: 1 on the CCD, 0 for padding, with the linear WCS of the cutout."""
+def _aperture_cards(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list[str]:
+    """Return the APERTURE header cards of one cutout (without ``CHECKSUM``/``DATASUM``)."""
     ny, nx = cut.aperture.shape
     cd = cut.cd
     npix_missing = int((cut.aperture == 0).sum())
@@ -502,10 +515,131 @@ def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
         format_card("INHERIT", True, "inherit the primary header"),
     ]
     cards += _inherited(meta, "APERTURE", primary, cards)
-    return hdu_parts(cards, np.ascontiguousarray(cut.aperture, dtype=">i4"))
+    return cards
+
+
+def aperture_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list:
+    """Serialise the APERTURE image HDU: 1 on the CCD, 0 for padding, with the linear WCS of the cutout."""
+    return hdu_parts(_aperture_cards(meta, cut, primary), np.ascontiguousarray(cut.aperture, dtype=">i4"))
 
 
 # ------------------------------------------------------------------------------------------ the file
+
+
+class _TpfTemplate:
+    """The three headers of every TPF of one cube and cutout shape, formatted once (:class:`HeaderTemplate`).
+
+    Per target only the values that depend on it are written into them: ``RA_OBJ``/``DEC_OBJ``, ``OBJECT`` and
+    ``TICID`` (in the primary header and wherever the extensions inherit them), the CCD corner, the linear WCS,
+    ``WCS_MSEP``/``WCS_SIG`` and ``NPIXMISS``. The cards are those :func:`primary_cards`, :func:`pixels_hdu`
+    and :func:`aperture_hdu` format (the same formatter, the same positions), so the bytes are identical.
+    """
+
+    def __init__(self, meta: CubeMeta, nx: int, ny: int, creator: str, version: str):
+        dummy = TpfCutout(
+            ra=0.0,
+            dec=0.0,
+            lims=np.array([[0, nx], [0, ny]]),
+            block=np.empty((ny, nx, 0, 2), dtype=">f4"),
+            aperture=np.ones((ny, nx), dtype=np.int32),
+            crval=(0.0, 0.0),
+            crpix=(0.0, 0.0),
+            cd=np.zeros((2, 2)),
+            wcs_msep=0.0,
+            wcs_sig=0.0,
+            corner=(0, 0),
+        )
+        primary = primary_cards(meta, 0.0, 0.0, creator, version)
+        self.primary = HeaderTemplate(primary)
+        self.pixels = HeaderTemplate(_pixels_cards(meta, dummy, primary))
+        self.aperture = HeaderTemplate(_aperture_cards(meta, dummy, primary))
+        at = self.primary.index
+        # the primary's per-target cards (name -> index in the primary) and where each extension inherits them
+        self.dynamic = {k: at(k) for k in ("RA_OBJ", "DEC_OBJ", "OBJECT", "TICID")}
+        self.inherited = {}
+        for which, tpl in (("PIXELS", self.pixels), ("APERTURE", self.aperture)):
+            first = len(tpl.cards) - len(meta.cache[("inherit", which)])
+            where = {p: first + j for j, p in enumerate(meta.cache[("inherit", which)])}
+            self.inherited[which] = {k: where[i] for k, i in self.dynamic.items() if i in where}
+        # value fields of the PIXELS header: (card index, name of the value)
+        px = self.pixels.index
+        self.pixel_fields = [(px("WCS_MSEP"), "msep"), (px("WCS_SIG"), "sig")]
+        for i, name, _ in _pixels_layout(meta, nx, ny)[2]:
+            if name in IMAGE_COLUMNS:
+                self.pixel_fields += [
+                    (px(f"1CRV{i}P"), "col"),
+                    (px(f"2CRV{i}P"), "row"),
+                    (px(f"1CRPX{i}"), "crpix1"),
+                    (px(f"2CRPX{i}"), "crpix2"),
+                    (px(f"1CRVL{i}"), "crval1"),
+                    (px(f"2CRVL{i}"), "crval2"),
+                    (px(f"11PC{i}"), "pc11"),
+                    (px(f"12PC{i}"), "pc12"),
+                    (px(f"21PC{i}"), "pc21"),
+                    (px(f"22PC{i}"), "pc22"),
+                ]
+        ap = self.aperture.index
+        self.aperture_fields = [
+            (ap(k), v)
+            for k, v in (
+                ("CRPIX1", "crpix1"),
+                ("CRPIX2", "crpix2"),
+                ("PC1_1", "pc11"),
+                ("PC1_2", "pc12"),
+                ("PC2_1", "pc21"),
+                ("PC2_2", "pc22"),
+                ("CRVAL1", "crval1"),
+                ("CRVAL2", "crval2"),
+                ("LATPOLE", "crval2"),
+                ("NPIXMISS", "npixmiss"),
+                ("WCS_MSEP", "msep"),
+                ("WCS_SIG", "sig"),
+            )
+        ]
+
+    def parts(self, meta: CubeMeta, cut: TpfCutout, scratch: bool) -> list:
+        """Serialise one cutout's TPF (as :func:`tpf_parts`); ``ValueError`` if a value does not fit its field."""
+        (xmin, _), (ymin, _) = cut.lims
+        col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
+        cd = cut.cd
+        values = {
+            "col": int(col),
+            "row": int(row),
+            "crpix1": float(cut.crpix[0]),
+            "crpix2": float(cut.crpix[1]),
+            "crval1": float(cut.crval[0]),
+            "crval2": float(cut.crval[1]),
+            "pc11": float(cd[0, 0]),
+            "pc12": float(cd[0, 1]),
+            "pc21": float(cd[1, 0]),
+            "pc22": float(cd[1, 1]),
+            "msep": float(cut.wcs_msep),
+            "sig": float(cut.wcs_sig),
+            "npixmiss": int((cut.aperture == 0).sum()),
+        }
+        vf = {k: value_field(v) for k, v in values.items()}
+        # the primary's per-target cards, patched as whole cards wherever they appear
+        dynamic = {
+            "RA_OBJ": format_card("RA_OBJ", float(cut.ra), "[deg] right ascension"),
+            "DEC_OBJ": format_card("DEC_OBJ", float(cut.dec), "[deg] declination"),
+        }
+        if cut.object_name:
+            dynamic["OBJECT"] = format_card("OBJECT", str(cut.object_name), "string version of target id")
+        if cut.ticid is not None:
+            dynamic["TICID"] = format_card("TICID", int(cut.ticid), "unique tess target identifier")
+        primary = [(self.dynamic[k], card) for k, card in dynamic.items()]
+        rec, datasum = _pixels_data(meta, cut, scratch)
+        pixels = [(i, dynamic[k]) for k, i in self.inherited["PIXELS"].items() if k in dynamic]
+        aperture = [(i, dynamic[k]) for k, i in self.inherited["APERTURE"].items() if k in dynamic]
+        return (
+            self.primary.hdu_parts(b"", cards=primary)
+            + self.pixels.hdu_parts(rec, [(i, vf[k]) for i, k in self.pixel_fields], pixels, datasum=datasum)
+            + self.aperture.hdu_parts(
+                np.ascontiguousarray(cut.aperture, dtype=">i4"),
+                [(i, vf[k]) for i, k in self.aperture_fields],
+                aperture,
+            )
+        )
 
 
 def tpf_parts(
@@ -518,8 +652,22 @@ def tpf_parts(
 ) -> list:
     """Serialise the whole TPF file (three HDUs with checksums) as buffers, to write without joining.
 
-    ``scratch``: see :func:`pixels_hdu` (the parts are valid until the next such call for the same cube).
+    The headers come from the cube's :class:`_TpfTemplate` for the cutout's shape (made on first use), with the
+    target's values written in; a value that does not fit its template field (an ``OBJECT`` longer than a card)
+    has every card formatted instead, with the same result. ``scratch``: see :func:`pixels_hdu` (the parts are
+    valid until the next such call for the same cube).
     """
+    if version is None:
+        from .. import __version__ as version
+    ny, nx = cut.aperture.shape
+    key = ("template", nx, ny, creator, version)
+    template = meta.cache.get(key)
+    if template is None:
+        template = meta.cache[key] = _TpfTemplate(meta, nx, ny, creator, version)
+    try:
+        return template.parts(meta, cut, scratch)
+    except ValueError:
+        pass
     primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
     return (
         hdu_parts(primary, b"")
