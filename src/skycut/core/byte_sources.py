@@ -12,6 +12,7 @@ policy of remote reads come from :mod:`skycut.core.remote`; FITS images are open
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import io
 import logging
@@ -36,6 +37,91 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
+
+
+#: Largest range :func:`merge_range_groups` makes by joining ranges (one request's transfer stays short).
+MAX_MERGED_BYTES = 1024 * 1024
+
+
+def merge_range_groups(
+    groups: list[list[tuple[int, int]]], max_merged: int = MAX_MERGED_BYTES
+) -> tuple[list[tuple[int, int]], list[list[tuple[int, int, int]]]]:
+    """Plan the fetch of several groups of byte ranges as fewer, larger requests, each byte at most once.
+
+    Ranges of any groups that overlap or touch become one range; then the gaps between neighbouring ranges are
+    filled, smallest first, while the bytes fetched stay within those the groups ask for in all (counting a
+    byte once per group that asks for it), so the plan never fetches more than the ranges one by one would.
+    No range grows beyond ``max_merged`` bytes by joining (ranges asked for as they are are kept whole).
+
+    Parameters
+    ----------
+    groups : list of list of (int, int)
+        ``(start, end)`` byte ranges of each group.
+    max_merged : int
+        Largest size of a range made by joining.
+
+    Returns
+    -------
+    fetch : list of (int, int)
+        The ranges to request, ordered by the first group that needs each (so early groups complete first).
+    pieces : list of list of (int, int, int)
+        For each group, for each of its ranges in order, ``(fetch index, offset in that range, length)``
+        (``(-1, 0, 0)`` for an empty range).
+    """
+    flat = sorted({(int(a), int(b)) for g in groups for a, b in g if b > a})
+    asked = sum(int(b) - int(a) for g in groups for a, b in g if b > a)
+    spans: list[list[int]] = []
+    for a, b in flat:  # union of overlapping ranges (and of touching ones, within the size bound)
+        if spans and (a < spans[-1][1] or (a == spans[-1][1] and b - spans[-1][0] <= max_merged)):
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    fetched = sum(b - a for a, b in spans)
+    # fill the gaps between neighbours, smallest first, within the bytes asked for and the size bound
+    parent = list(range(len(spans)))
+    extent = [list(x) for x in spans]
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    gaps = sorted((spans[k + 1][0] - spans[k][1], k) for k in range(len(spans) - 1))
+    for gap, k in gaps:
+        if fetched + gap > asked:
+            break
+        left, right = root(k), root(k + 1)
+        if extent[right][1] - extent[left][0] > max_merged:
+            continue
+        parent[right] = left
+        extent[left][1] = extent[right][1]
+        fetched += gap
+    merged = sorted({tuple(extent[root(k)]) for k in range(len(spans))})
+    starts = [a for a, _ in merged]
+    where: list[list[tuple[int, int, int]]] = []
+    for g in groups:
+        out = []
+        for a, b in g:
+            if b <= a:  # an empty range needs no request
+                out.append((-1, 0, 0))
+                continue
+            j = bisect.bisect_right(starts, int(a)) - 1  # the one merged range holding [a, b)
+            out.append((j, int(a) - merged[j][0], int(b) - int(a)))
+        where.append(out)
+    # request order: by the first group that needs each range
+    order: list[int] = []
+    seen: set[int] = set()
+    for out in where:
+        for j, _, _ in out:
+            if j >= 0 and j not in seen:
+                seen.add(j)
+                order.append(j)
+    order += [j for j in range(len(merged)) if j not in seen]
+    renumber = {j: n for n, j in enumerate(order)}
+    fetch = [merged[j] for j in order]
+    pieces = [[(renumber[j] if j >= 0 else -1, off, n) for j, off, n in out] for out in where]
+    return fetch, pieces
 
 
 class LocalFile:
@@ -307,7 +393,7 @@ class RemoteFile:
         return checked
 
     def iter_range_groups(
-        self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None
+        self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None, *, merge: bool = False
     ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
         """Fetch every range of every group concurrently; yield ``(group index, blobs)`` as each group completes.
 
@@ -316,7 +402,15 @@ class RemoteFile:
         caller works on a completed group while the others are still arriving. A group with a range that fails
         for good (or comes back short) yields an :class:`InvalidInputError` naming the URI instead of its blobs;
         the other groups are unaffected. Leaving the iteration early cancels the requests not yet made.
+
+        ``merge=True`` requests the plan of :func:`merge_range_groups` instead: ranges that overlap or touch
+        (across groups too) are one request, the gaps between them filled while no more bytes are fetched than
+        the ranges ask for, and each group's blobs are views into the larger blobs. A group completes when every
+        request holding one of its ranges has arrived; a request failing fails every group that needs it.
         """
+        if merge:
+            yield from self._iter_merged_groups(groups, max_in_flight)
+            return
         if not self._async:
             for i, group in enumerate(groups):
                 try:
@@ -371,12 +465,101 @@ class RemoteFile:
         finally:
             future.cancel()
 
-    def _checked(self, ranges: list[tuple[int, int]], blobs: list[Any]) -> list[bytes] | InvalidInputError:
+    def _iter_merged_groups(
+        self, groups: list[list[tuple[int, int]]], max_in_flight: int | None
+    ) -> Iterator[tuple[int, list[bytes] | InvalidInputError]]:
+        """:meth:`iter_range_groups` with ``merge=True``."""
+        fetch, pieces = merge_range_groups(groups)
+        needs = [sorted({j for j, _, _ in out if j >= 0}) for out in pieces]
+        for i, got in self._iter_shared(fetch, needs, max_in_flight):
+            blobs: list[Any] = []
+            for j, off, n in pieces[i]:
+                blob = got[j] if j >= 0 else b""
+                blobs.append(blob if isinstance(blob, BaseException) else memoryview(blob)[off : off + n])
+            yield i, self._checked(groups[i], blobs, count=False)
+
+    def _iter_shared(
+        self, fetch: list[tuple[int, int]], needs: list[list[int]], max_in_flight: int | None
+    ) -> Iterator[tuple[int, dict[int, Any]]]:
+        """Fetch each range of ``fetch`` once; yield ``(group, {range index: blob or exception})`` per group.
+
+        Group ``i`` needs the ranges ``needs[i]`` and is yielded as soon as they have all arrived (requests go out
+        in ``fetch`` order). Every blob is counted once in ``bytes_read``.
+        """
+        if not self._async:
+            last = {j: i for i, js in enumerate(needs) for j in js}
+            cache: dict[int, Any] = {}
+            for i, js in enumerate(needs):
+                for j in js:
+                    if j not in cache:
+                        try:
+                            cache[j] = self._cat_sync(*fetch[j])
+                            self._count(0, len(cache[j]))
+                        except Exception as exc:  # noqa: BLE001 - reported by the caller like an async failure
+                            cache[j] = exc
+                yield i, {j: cache[j] for j in js}
+                for j in js:
+                    if last[j] == i:
+                        del cache[j]
+            return
+        import asyncio
+        import queue
+
+        bound = max_in_flight or self.max_in_flight
+        done: queue.Queue = queue.Queue()
+
+        async def fetch_all() -> None:
+            gate = asyncio.Semaphore(bound) if bound else contextlib.nullcontext()
+
+            async def one(a: int, b: int) -> bytes:
+                async with gate:
+                    blob = await self._cat(a, b)
+                self._count(0, len(blob))
+                return blob
+
+            tasks = [asyncio.ensure_future(one(a, b)) for a, b in fetch]  # started in this order
+
+            async def group(i: int, js: list[int]) -> None:
+                blobs = await asyncio.gather(*(tasks[j] for j in js), return_exceptions=True)
+                done.put((i, dict(zip(js, blobs, strict=True))))
+
+            try:
+                await asyncio.gather(*(group(i, js) for i, js in enumerate(needs)))
+            finally:
+                for task in tasks:
+                    task.cancel()
+
+        future = asyncio.run_coroutine_threadsafe(fetch_all(), self.fs.loop)
+        try:
+            for _ in needs:
+                while True:
+                    try:
+                        item = done.get(timeout=0.2)
+                        break
+                    except queue.Empty:
+                        if not future.done():
+                            continue
+                    try:  # every group was queued before the gathering ended
+                        item = done.get_nowait()
+                        break
+                    except queue.Empty:
+                        future.result()  # raises what broke the gathering
+                        raise InvalidInputError(
+                            f"cannot read {self.what} {self.uri!r}: requests lost"
+                        ) from None
+                yield item
+        finally:
+            future.cancel()
+
+    def _checked(
+        self, ranges: list[tuple[int, int]], blobs: list[Any], *, count: bool = True
+    ) -> list[bytes] | InvalidInputError:
         """Return ``blobs`` if every one is the full range asked for, else the error naming the URI.
 
-        Counts the bytes received either way.
+        Counts the bytes received either way (unless ``count`` is false: the caller counted them).
         """
-        self._count(0, sum(len(x) for x in blobs if not isinstance(x, BaseException)))
+        if count:
+            self._count(0, sum(len(x) for x in blobs if not isinstance(x, BaseException)))
         for (a, b), blob in zip(ranges, blobs, strict=True):
             if isinstance(blob, BaseException):
                 err = self.error(blob)

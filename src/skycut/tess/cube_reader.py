@@ -228,7 +228,10 @@ class CubeReader:
         cause (the other blocks are unaffected). Local blocks come in order from the memory map. Remote blocks: the
         byte runs of every block go out together (concurrent ranged requests on pooled connections, at most
         ``threads`` in flight unless ``"auto"``), and a block is yielded as soon as its own runs have arrived,
-        so the caller can write it while the rest are still on the way.
+        so the caller can write it while the rest are still on the way. Runs of different blocks that overlap or
+        touch (neighbouring targets) are fetched once, as one request, and the gaps between runs are filled
+        while no more bytes are fetched than the blocks' runs one by one would
+        (:func:`skycut.core.byte_sources.merge_range_groups`): fewer requests and fewer bytes.
         """
         if not self.remote:
             mm = self.memmap()
@@ -237,7 +240,7 @@ class CubeReader:
                 yield i, np.array(mm[y0:y1, x0:x1])
             return
         all_runs = [self.runs(lims) for lims in clipped]
-        for i, blobs in self._src.iter_range_groups(all_runs):
+        for i, blobs in self._src.iter_range_groups(all_runs, merge=True):
             if isinstance(blobs, InvalidInputError):
                 yield i, blobs
                 continue
