@@ -32,5 +32,6 @@ rule path_frames:
         "../workflow/envs/skycut.yaml"
     params:
         spec=path_spec,
+        provenance=path_provenance,
     script:
         "../workflow/path_frames.py"

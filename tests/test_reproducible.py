@@ -59,3 +59,9 @@ def test_every_product_records_version_and_hash(two_runs, tmp_path_factory):
     assert stamped >= 20
     for declared in ("cubes/tess-s0011-1-1-cube.fits", "paths/demo-asteroid.fits"):
         assert len(fits.getval(results / declared, "SKYCHASH")) == 64
+    frames_hash = fits.getval(results / "paths/demo-asteroid.fits", "SKYCHASH")
+    with Image.open(results / "paths/demo-asteroid_frames.png") as img:
+        assert img.text["skycut manifest hash"] == frames_hash
+    with Image.open(results / "paths/demo-asteroid_frames.gif") as img:
+        assert img.info["comment"].decode().endswith(f"skycut manifest hash: {frames_hash}")
+        assert img.n_frames > 1

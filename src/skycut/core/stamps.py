@@ -1,4 +1,4 @@
-"""Stamping a finished product with what made it, in place, for FITS, PNG and ASDF files.
+"""Stamping a finished product with what made it, in place, for FITS, PNG, JPEG, GIF and ASDF files.
 
 What made it: the skycut version and the manifest hash (:func:`skycut.core.provenance.entry_hash`).
 """
@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 def stamp_product(path: str | os.PathLike, digest: str, version: str | None = None) -> bool:
     """Record the skycut version and the manifest hash ``digest`` (:func:`entry_hash`) in a product, in place.
 
-    FITS (``.fits``, ``.fits.gz`` excluded): :func:`stamp_fits`; PNG: :func:`stamp_png`; ASDF:
-    :func:`stamp_asdf`. Other formats (JPEG, GIF, ...) are left as they are.
+    FITS (``.fits``, ``.fits.gz`` excluded): :func:`stamp_fits`; PNG: :func:`stamp_png`; JPEG and GIF:
+    :func:`stamp_jpeg`, :func:`stamp_gif` (a comment); ASDF: :func:`stamp_asdf`. Other formats are left as they
+    are.
 
     Parameters
     ----------
@@ -46,6 +47,10 @@ def stamp_product(path: str | os.PathLike, digest: str, version: str | None = No
         stamp_fits(path, digest, version)
     elif suffix == ".png":
         stamp_png(path, digest, version)
+    elif suffix in (".jpg", ".jpeg"):
+        stamp_jpeg(path, digest, version)
+    elif suffix == ".gif":
+        stamp_gif(path, digest, version)
     elif suffix == ".asdf":
         stamp_asdf(path, digest, version)
     else:
@@ -135,6 +140,61 @@ def stamp_png(path: str | os.PathLike, digest: str, version: str) -> None:
         *chunks[1:],
     ]
     write_bytes(out, path)
+
+
+def _comment_text(digest: str, version: str) -> bytes:
+    return f"{PNG_VERSION_KEY}: {version}; {PNG_HASH_KEY}: {digest}".encode("ascii")
+
+
+def stamp_jpeg(path: str | os.PathLike, digest: str, version: str) -> None:
+    """Put a ``COM`` segment with the skycut version and manifest hash right after a JPEG's ``SOI`` marker.
+
+    An earlier skycut comment there is replaced; the image data are untouched.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a JPEG file.
+    """
+    data = Path(path).read_bytes()
+    if data[:2] != b"\xff\xd8":
+        raise ValueError(f"{path}: not a JPEG file")
+    rest = data[2:]
+    if rest[:2] == b"\xff\xfe":  # a comment first: ours if it starts with our key
+        length = struct.unpack(">H", rest[2:4])[0]
+        if rest[4 : 4 + len(PNG_VERSION_KEY)] == PNG_VERSION_KEY.encode("ascii"):
+            rest = rest[2 + length :]
+    text = _comment_text(digest, version)
+    write_bytes([data[:2], b"\xff\xfe", struct.pack(">H", len(text) + 2), text, rest], path)
+
+
+def stamp_gif(path: str | os.PathLike, digest: str, version: str) -> None:
+    """Put a comment extension with the skycut version and manifest hash after a GIF's screen descriptor.
+
+    An earlier skycut comment there is replaced; the frames are untouched. The file becomes ``GIF89a`` (the
+    version that has extensions).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a GIF file.
+    """
+    data = Path(path).read_bytes()
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        raise ValueError(f"{path}: not a GIF file")
+    flags = data[10]
+    start = 13 + (
+        3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
+    )  # header, screen descriptor, colour table
+    rest = data[start:]
+    if rest[:2] == b"\x21\xfe" and rest[3 : 3 + len(PNG_VERSION_KEY)] == PNG_VERSION_KEY.encode("ascii"):
+        pos = 2
+        while rest[pos]:
+            pos += 1 + rest[pos]
+        rest = rest[pos + 1 :]
+    text = _comment_text(digest, version)
+    blocks = b"".join(bytes([len(text[i : i + 255])]) + text[i : i + 255] for i in range(0, len(text), 255))
+    write_bytes([b"GIF89a", data[6:start], b"\x21\xfe", blocks, b"\x00", rest], path)
 
 
 def stamp_asdf(path: str | os.PathLike, digest: str, version: str) -> None:
