@@ -99,7 +99,7 @@ def _targets(cube: Path, n: int, seed: int = 5) -> list[tuple[str, tuple[float, 
 
 
 def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
-    from skycut.tess.cube_cutout import cut_cube_targets
+    from skycut.tess.cube_batch import cut_cube_targets
 
     targets = _targets(cube, n_sky)
     rows = []
@@ -190,7 +190,8 @@ def _deep(quick: bool) -> list[dict]:
     15 x 15, TPFs written; skycut, the I/O floor and astrocut (on ``DEEP_ASTROCUT`` targets) side by side, repeated
     ``DEEP_REPEATS`` times; medians and the per-run ratios skycut/floor are reported."""
     from benchmarks.case_remote_cube import deep_cube
-    from skycut.tess.cube_cutout import _CubeSession, cut_cube_targets
+    from skycut.tess.cube_batch import cut_cube_targets
+    from skycut.tess.cube_cutout import _CubeSession
 
     cube = deep_cube(150 if quick else 1500)
     n_sky, n_ac = (20, 3) if quick else (DEEP_TARGETS, DEEP_ASTROCUT)

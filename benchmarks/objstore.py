@@ -14,9 +14,12 @@ on ``127.0.0.1`` as one S3 bucket (path-style addressing, anonymous access) that
 
 Every response waits ``latency`` seconds before its first byte (after the request has been read), then sends
 its body at no more than ``bandwidth`` bytes/s on that connection (checked after every chunk). Connections are
-HTTP/1.1 keep-alive, one thread each; a connection sends one response at a time, so the per-response throttle
-is a per-connection throttle. A client gets more throughput only by opening more connections, as against a
-real object store.
+HTTP/1.1 keep-alive; a connection sends one response at a time, so the per-response throttle is a
+per-connection throttle. A client gets more throughput only by opening more connections, as against a real
+object store. The server is one asyncio event loop on a thread of its own (bodies go out with ``sendfile``): the
+thread-per-connection ``http.server`` it replaced spent about 1 ms of CPU per 180 KB response (0.65 s for the
+600 row requests of the remote-cube batch, against 0.43 s now), which on two cores shared with the client
+limited what any client could reach.
 
 :class:`ObjectStore` is a context manager: it starts on a free port, and stops (closing open connections) on
 exit, or by itself after ``lifetime`` seconds. Counters (thread-safe, :meth:`ObjectStore.stats`): requests,
@@ -41,7 +44,6 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
@@ -52,6 +54,8 @@ __all__ = ["ObjectStore", "Served"]
 
 #: Body bytes sent per socket write; the bandwidth throttle is checked after each.
 CHUNK = 128 * 1024
+#: An idle keep-alive connection is closed after this many seconds.
+IDLE_TIMEOUT = 60.0
 _S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
@@ -104,151 +108,179 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, stop
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "skycut-objstore"
-    sys_version = ""
-    timeout = 60  # an idle keep-alive connection is closed after this many seconds
+class _Request:
+    """One parsed HTTP/1.1 request head: method, target, lower-cased headers."""
 
-    store: ObjectStore  # set on the per-store subclass
+    __slots__ = ("method", "target", "headers")
 
-    # ------------------------------------------------------------------ connection bookkeeping
+    def __init__(self, head: bytes):
+        lines = head.decode("latin-1").split("\r\n")
+        self.method, self.target, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+        self.headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                self.headers[name.strip().lower()] = value.strip()
 
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the client's
-        # delayed ACK add ~40 ms to every small response
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.store._connection_opened(self)
-        self._conn_id = self.store._next_connection_id()
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.store._connection_closed(self)
+_REASONS = {
+    200: "OK",
+    206: "Partial Content",
+    400: "Bad Request",
+    404: "Not Found",
+    416: "Range Not Satisfiable",
+}
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        log.debug("%s " + format, self.address_string(), *args)
 
-    # ------------------------------------------------------------------ responses
+async def _serve_connection(store: ObjectStore, reader, writer) -> None:
+    """Answer the requests of one keep-alive connection, one at a time, until the client closes it."""
+    import asyncio
 
-    def do_HEAD(self) -> None:
-        self._serve(head=True)
-
-    def do_GET(self) -> None:
-        self._serve(head=False)
-
-    def _serve(self, head: bool) -> None:
-        store = self.store
-        url = urlsplit(self.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        parts = unquote(url.path).lstrip("/").split("/", 1)
-        bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
-        rec = Served(self.command, unquote(url.path), self.headers.get("Range"), connection=self._conn_id)
-        store._begin(rec)
-        try:
-            if store.latency > 0:
-                time.sleep(store.latency)
-            rec.latency = store.latency
-            if bucket != store.bucket:
-                self._error(404, "NoSuchBucket", f"no bucket {bucket!r}", head, rec)
-            elif not key:
-                self._bucket(query, head, rec)
-            else:
-                self._object(key, head, rec)
-        finally:
-            store._end(rec)
-
-    def _object(self, key: str, head: bool, rec: Served) -> None:
-        path = self.store._resolve(key)
-        if path is None:
-            self._error(404, "NoSuchKey", "The specified key does not exist.", head, rec)
-            return
-        st = path.stat()
-        size = st.st_size
-        start, stop, status = 0, size, 200
-        rng = self.headers.get("Range")
-        if rng and not head:
-            parsed = _parse_range(rng, size)
-            if parsed is None:
-                self._error(
-                    416,
-                    "InvalidRange",
-                    "The requested range is not satisfiable",
-                    head,
-                    rec,
-                    extra={"Content-Range": f"bytes */{size}"},
-                )
+    sock = writer.get_extra_info("socket")
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the client's
+    # delayed ACK add ~40 ms to every small response
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn_id = store._connection_opened(writer)
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                 return
-            (start, stop), status = parsed, 206
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(stop - start))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", self.store._etag(path, st))
-        self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
-        self.end_headers()
-        rec.status = status
-        if head:
-            return
-        with open(path, "rb") as f:
-            self._send_body(f, start, stop, rec)
+            req = _Request(head[:-4])
+            length = int(req.headers.get("content-length", "0") or 0)
+            if length:  # S3 GET/HEAD carry no body; read and drop one if sent
+                await reader.readexactly(length)
+            await _answer(store, req, writer, conn_id)
+            if req.headers.get("connection", "").lower() == "close":
+                return
+    except (ConnectionError, OSError):
+        return
+    finally:
+        store._connection_closed(writer)
+        writer.close()
 
-    def _send_body(self, f, start: int, stop: int, rec: Served) -> None:
-        """Send bytes ``[start, stop)`` of ``f``, chunk by chunk, throttled to the store's bandwidth.
 
-        The bytes go from the file to the socket with ``os.sendfile`` (no copy through Python), so that the
-        server, not the client, stays cheap when hundreds of requests are in flight.
-        """
-        bandwidth = self.store.bandwidth
-        out, fd = self.connection.fileno(), f.fileno()
-        t0 = time.monotonic()
-        sent = 0
-        while sent < stop - start:
-            n = os.sendfile(out, fd, start + sent, min(CHUNK, stop - start - sent))
-            if n == 0:
-                break
-            sent += n
-            rec.nbytes = sent
-            if bandwidth:
-                wait = t0 + sent / bandwidth - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
+async def _answer(store: ObjectStore, req: _Request, writer, conn_id: int) -> None:
+    import asyncio
 
-    def _send_bytes(
-        self, status: int, body: bytes, head: bool, rec: Served, content_type: str, extra: dict | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        rec.status = status
-        if not head and body:
-            self.wfile.write(body)
-            rec.nbytes = len(body)
-
-    def _error(
-        self, status: int, code: str, message: str, head: bool, rec: Served, extra: dict | None = None
-    ) -> None:
-        body = (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{escape(message)}</Message><Resource>{escape(rec.path)}</Resource></Error>"
-        ).encode()
-        self._send_bytes(status, b"" if head else body, head, rec, "application/xml", extra)
-
-    def _bucket(self, query: dict, head: bool, rec: Served) -> None:
-        if head:
-            self._send_bytes(200, b"", True, rec, "application/xml", {"x-amz-bucket-region": "us-east-1"})
-        elif "location" in query:
-            body = f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{_S3_NS}"/>'
-            self._send_bytes(200, body.encode(), False, rec, "application/xml")
+    url = urlsplit(req.target)
+    path = unquote(url.path)
+    parts = path.lstrip("/").split("/", 1)
+    bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
+    head = req.method == "HEAD"
+    rec = Served(req.method, path, req.headers.get("range"), connection=conn_id)
+    store._begin(rec)
+    try:
+        if store.latency > 0:
+            await asyncio.sleep(store.latency)
+        rec.latency = store.latency
+        if bucket != store.bucket:
+            await _error(writer, 404, "NoSuchBucket", f"no bucket {bucket!r}", head, rec)
+        elif not key:
+            query = parse_qs(url.query, keep_blank_values=True)
+            if head:
+                await _send_bytes(
+                    writer, 200, b"", True, rec, "application/xml", {"x-amz-bucket-region": "us-east-1"}
+                )
+            elif "location" in query:
+                body = f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{_S3_NS}"/>'
+                await _send_bytes(writer, 200, body.encode(), False, rec, "application/xml")
+            else:
+                await _send_bytes(writer, 200, store._list_xml(query), False, rec, "application/xml")
         else:
-            self._send_bytes(200, self.store._list_xml(query), False, rec, "application/xml")
+            await _object(store, key, req, head, writer, rec)
+    finally:
+        store._end(rec)
+
+
+def _head_bytes(status: int, headers: dict) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", "Server: skycut-objstore"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _send_bytes(
+    writer, status: int, body: bytes, head: bool, rec: Served, content_type: str, extra=None
+):
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body)), **(extra or {})}
+    writer.write(_head_bytes(status, headers) + (b"" if head else body))
+    rec.status = status
+    rec.nbytes = 0 if head else len(body)
+    await writer.drain()
+
+
+async def _error(writer, status: int, code: str, message: str, head: bool, rec: Served, extra=None) -> None:
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message><Resource>{escape(rec.path)}</Resource></Error>"
+    ).encode()
+    await _send_bytes(writer, status, b"" if head else body, head, rec, "application/xml", extra)
+
+
+async def _object(store: ObjectStore, key: str, req: _Request, head: bool, writer, rec: Served) -> None:
+    path = store._resolve(key)
+    if path is None:
+        await _error(writer, 404, "NoSuchKey", "The specified key does not exist.", head, rec)
+        return
+    st = path.stat()
+    size = st.st_size
+    start, stop, status = 0, size, 200
+    rng = req.headers.get("range")
+    if rng and not head:
+        parsed = _parse_range(rng, size)
+        if parsed is None:
+            await _error(
+                writer,
+                416,
+                "InvalidRange",
+                "The requested range is not satisfiable",
+                head,
+                rec,
+                extra={"Content-Range": f"bytes */{size}"},
+            )
+            return
+        (start, stop), status = parsed, 206
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(stop - start),
+        "Accept-Ranges": "bytes",
+        "ETag": store._etag(path, st),
+        "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
+    }
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    writer.write(_head_bytes(status, headers))
+    rec.status = status
+    if head:
+        await writer.drain()
+        return
+    with open(path, "rb") as f:
+        await _send_body(store, writer, f, start, stop, rec)
+
+
+async def _send_body(store: ObjectStore, writer, f, start: int, stop: int, rec: Served) -> None:
+    """Send bytes ``[start, stop)`` of ``f`` chunk by chunk, throttled to the store's bandwidth.
+
+    The bytes go from the file to the socket with the event loop's ``sendfile`` (``os.sendfile``: no copy
+    through Python), so that the server, not the client, stays cheap when hundreds of requests are in flight.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    bandwidth = store.bandwidth
+    t0 = time.monotonic()
+    sent = 0
+    while sent < stop - start:
+        n = await loop.sendfile(writer.transport, f, start + sent, min(CHUNK, stop - start - sent))
+        if n == 0:
+            break
+        sent += n
+        rec.nbytes = sent
+        if bandwidth:
+            wait = t0 + sent / bandwidth - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
 
 class ObjectStore:
@@ -291,7 +323,8 @@ class ObjectStore:
         self._conn_ids = 0
         self._sockets: set = set()
         self._etags: dict = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server = None  # asyncio.Server
+        self._loop = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
 
@@ -300,21 +333,31 @@ class ObjectStore:
     def start(self) -> ObjectStore:
         if self._server is not None:
             return self
-        handler = type("_StoreHandler", (_Handler,), {"store": self})
-        # a deep listen backlog: a client opening hundreds of connections at once must not meet SYN drops (and
-        # their 1 s retransmits), which the default backlog of 5 causes
-        server_class = type("_StoreServer", (ThreadingHTTPServer,), {"request_queue_size": 1024})
-        server = server_class(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"objstore-{self.port}",
-            daemon=True,
-        )
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve() -> None:
+            # a deep listen backlog: a client opening hundreds of connections at once must not meet SYN drops
+            # (and their 1 s retransmits)
+            self._server = await asyncio.start_server(
+                lambda r, w: _serve_connection(self, r, w), "127.0.0.1", 0, backlog=1024, limit=1 << 16
+            )
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(serve())
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="objstore", daemon=True)
         self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("object store did not start")
         self._timer = threading.Timer(self.lifetime, self._expire)
         self._timer.daemon = True
         self._timer.start()
@@ -339,15 +382,23 @@ class ObjectStore:
             return
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
-        server.shutdown()
-        server.server_close()
-        with self._counters.lock:
-            socks = list(self._sockets)
-        for sock in socks:  # wake keep-alive threads blocked reading their next request
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        loop = self._loop
+
+        async def shutdown() -> None:
+            server.close()
+            with self._counters.lock:
+                writers = list(self._sockets)
+            for writer in writers:  # close keep-alive connections waiting for their next request
+                writer.close()
+            await server.wait_closed()
+
+        import asyncio
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - stopping: what is left is dropped with the loop
+            log.debug("object store shutdown incomplete", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -363,7 +414,7 @@ class ObjectStore:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("object store not started")
-        return self._server.server_address[1]
+        return self._server.sockets[0].getsockname()[1]
 
     @property
     def endpoint_url(self) -> str:
@@ -438,23 +489,20 @@ class ObjectStore:
         with self._counters.lock:
             self._counters.in_flight -= 1
 
-    def _next_connection_id(self) -> int:
-        with self._counters.lock:
-            self._conn_ids += 1
-            return self._conn_ids
-
-    def _connection_opened(self, handler: _Handler) -> None:
+    def _connection_opened(self, writer) -> int:
         c = self._counters
         with c.lock:
-            self._sockets.add(handler.connection)
+            self._sockets.add(writer)
             c.connections += 1
             c.open_connections += 1
             c.max_connections_open = max(c.max_connections_open, c.open_connections)
+            self._conn_ids += 1
+            return self._conn_ids
 
-    def _connection_closed(self, handler: _Handler) -> None:
+    def _connection_closed(self, writer) -> None:
         c = self._counters
         with c.lock:
-            self._sockets.discard(handler.connection)
+            self._sockets.discard(writer)
             c.open_connections -= 1
 
     # ------------------------------------------------------------------ objects

@@ -23,7 +23,8 @@ from astropy.wcs import WCS
 import skycut
 from skycut.core.tansip import angular_separation, fit_linear_tan, linear_wcs
 from skycut.exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
-from skycut.tess.cube_cutout import TessCubeCutout, cube_cut, cut_cube_targets, write_tpf
+from skycut.tess.cube_batch import cut_cube_targets
+from skycut.tess.cube_cutout import TessCubeCutout, cube_cut, write_tpf
 from skycut.tess.cube_reader import CubeReader, byte_runs, cube_stem
 
 
@@ -475,6 +476,30 @@ def test_batch_writes_named_targets_to_chosen_paths(cubes, sim_tess, tmp_path):
             np.testing.assert_array_equal(h["PIXELS"].data["FLUX"], single.data)
     c = TessCubeCutout(cubes["skycut"], targets["star0"], 7).cutouts[0]
     assert write_tpf(c, tmp_path / "x.fits").read_bytes() == paths["star0"].read_bytes()
+
+
+def test_background_writes_same_bytes_order_and_failures_kept(cubes, sim_tess, tmp_path, monkeypatch):
+    """The batch writes its TPFs on a background thread, its pixel tables in rotating buffers: every file is the
+    one a single cutout writes, outcomes come in target order, and a TPF that cannot be written fails alone."""
+    from skycut.tess import cube_batch
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr(cube_batch, "PENDING_WRITES", 2)  # more targets than buffers: each buffer is reused
+    stars = sim_tess.truth["stars"]
+    names = [f"star{i}" for i in range(8)]
+    targets = [(name, SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i, name in enumerate(names)]
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    paths = {name: tmp_path / "out" / f"{name}.fits" for name in names}
+    paths["star3"] = blocker / "star3.fits"
+    result = cut_cube_targets(cubes["skycut"], targets, [7, 5], output_paths=paths)
+    assert list(result.written) == [n for n in names if n != "star3"]
+    assert list(result.failed) == ["star3"] and "not-a-directory" in str(result.failed["star3"])
+    for name, coord in targets:
+        if name == "star3":
+            continue
+        single = write_tpf(TessCubeCutout(cubes["skycut"], coord, [7, 5]).cutouts[0], tmp_path / "one.fits")
+        assert paths[name].read_bytes() == single.read_bytes(), name
 
 
 # ------------------------------------------------------------------------------------------ interchangeability

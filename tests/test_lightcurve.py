@@ -21,7 +21,7 @@ SIZE = 11
 @pytest.fixture(scope="module")
 def tpfs(tmp_path_factory):
     """TPFs (11 x 11) of the variable star and of the bright, isolated constant stars of a 12-FFI simulation."""
-    from skycut.tess.cube_cutout import cut_cube_targets
+    from skycut.tess.cube_batch import cut_cube_targets
     from skycut.tess.cube_factory import CubeFactory
 
     out = tmp_path_factory.mktemp("lightcurve")

@@ -16,7 +16,8 @@ from astropy.coordinates import SkyCoord
 
 from skycut.core.fits_bytes import padded
 from skycut.exceptions import InvalidInputError
-from skycut.tess.cube_cutout import TessCubeCutout, cut_cube_targets
+from skycut.tess.cube_batch import cut_cube_targets
+from skycut.tess.cube_cutout import TessCubeCutout
 from skycut.tess.cube_reader import CubeReader
 
 # the loopback servers' pytest fixtures (assigned, not imported, so test arguments do not shadow an import)
@@ -221,3 +222,70 @@ def test_truncated_remote_cube_is_a_clear_error(http_server, cube, tmp_path):
     short.write_bytes(cube.read_bytes()[:end])
     with pytest.raises(InvalidInputError, match=r"short-cube\.fits.*FFI table \(HDU 2\) is missing"):
         CubeReader(http_server.url(short.name))
+
+
+def test_public_s3_url_only_for_plain_anonymous_reads(monkeypatch):
+    """Anonymous s3:// objects are read with plain HTTP GETs (no botocore per request): the URL rules, and every
+    option that needs s3fs (credentials, requester pays, versions, extra botocore settings) keeps s3fs."""
+    from skycut.core.remote import public_s3_url
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    key = "tess/public/mast/tess-s0009-1-1-cube.fits"
+    uri = f"s3://stpubdata/{key}"
+    assert public_s3_url(uri) == f"https://stpubdata.s3.amazonaws.com/{key}"
+    assert public_s3_url(uri, {"anon": True, "timeout": 5, "block_size": 2**20}) == public_s3_url(uri)
+    regional = {"client_kwargs": {"region_name": "us-east-1"}}
+    assert public_s3_url(uri, regional) == f"https://stpubdata.s3.us-east-1.amazonaws.com/{key}"
+    assert public_s3_url(uri, {"use_ssl": False}).startswith("http://stpubdata.s3.amazonaws.com/")
+    assert (
+        public_s3_url(uri, {"endpoint_url": "http://127.0.0.1:9000/"})
+        == f"http://127.0.0.1:9000/stpubdata/{key}"
+    )
+    assert public_s3_url("s3://b-1/a key+x.fits", {"client_kwargs": {"endpoint_url": "http://h"}}) == (
+        "http://h/b-1/a%20key%2Bx.fits"
+    )
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", "http://localhost:1"
+    )  # botocore's variable, as astrocut users set it
+    assert public_s3_url(uri) == f"http://localhost:1/stpubdata/{key}"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    for needs_s3fs in (
+        {"key": "k", "secret": "s"},
+        {"profile": "default"},
+        {"anon": False},
+        {"requester_pays": True},
+        {"version_aware": True},
+        {"s3_additional_kwargs": {"SSECustomerKey": "x"}},
+        {"config_kwargs": {"signature_version": "s3v4"}},
+        {"client_kwargs": {"verify": False}},
+    ):
+        assert public_s3_url(uri, needs_s3fs) is None, needs_s3fs
+    assert public_s3_url("s3://my.dotted.bucket/k.fits") is None  # no TLS host name for it
+    assert public_s3_url("s3://Caps/k.fits") is None
+    assert public_s3_url("s3://bucket-only") is None
+    assert public_s3_url("https://example.org/k.fits") is None
+
+
+def test_anonymous_and_credentialed_s3_give_the_same_tpfs(s3_server, cube, sim_tess, tmp_path, monkeypatch):
+    """A public object read anonymously (plain HTTP GETs) and with credentials (s3fs/botocore): the same TPF
+    bytes, and the anonymous read never goes through s3fs."""
+    from skycut.core.byte_sources import RemoteFile
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    key = f"both/{cube.name}"
+    uri = s3_server.upload(cube, key=key)
+    s3_server._client().put_object_acl(Bucket=s3_server.bucket, Key=key, ACL="public-read")
+    anonymous = {"anon": True, "endpoint_url": s3_server.endpoint_url}
+    assert type(RemoteFile(uri, anonymous).fs).__name__ == "HTTPFileSystem"
+    assert type(RemoteFile(uri, s3_server.fsspec_kwargs).fs).__name__ == "S3FileSystem"
+    stars = sim_tess.truth["stars"]
+    targets = [(f"s{i}", f"{stars['ra'][i]} {stars['dec'][i]}") for i in range(5)]
+    out = {}
+    for label, options in (("anon", anonymous), ("creds", s3_server.fsspec_kwargs)):
+        result = cut_cube_targets(
+            uri, targets, 6, output_dir=tmp_path / label, threads="auto", fsspec_kwargs=options
+        )
+        assert not result.failed and len(result.written) == len(targets)
+        out[label] = {name: Path(path).read_bytes() for name, (path,) in result.written.items()}
+    assert out["anon"] == out["creds"]

@@ -196,7 +196,7 @@ def test_remote_cube_batch_survives_transient_faults_and_records_a_lasting_one(
     """Transient faults while a remote cube's rows arrive are retried (TPFs identical to local ones); a target
     whose rows fail for good is recorded as failed and the other targets are written."""
     from skycut.core import remote
-    from skycut.tess.cube_cutout import cut_cube_targets
+    from skycut.tess.cube_batch import cut_cube_targets
 
     monkeypatch.setattr(remote, "DEFAULT_RETRY", RetryPolicy(attempts=3, backoff=0.0))
     (http_server.directory / "bucket").mkdir()

@@ -31,7 +31,7 @@ _LAZY = {
     "TessCubeCutout": "tess.cube_cutout",
     "cube_cut": "tess.cube_cutout",
     "CutoutFactory": "tess.cube_cutout",
-    "cut_cube_targets": "tess.cube_cutout",
+    "cut_cube_targets": "tess.cube_batch",
     "TessFootprintCutout": "tess.footprint",
     "cube_cut_from_footprint": "tess.footprint",
     "get_tess_sectors": "tess.footprint",

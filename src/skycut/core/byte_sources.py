@@ -27,6 +27,7 @@ from .remote import (
     RetryPolicy,
     describe_error,
     filesystem,
+    public_s3_url,
     is_remote,
     range_unsatisfiable,
     remote_error,
@@ -232,7 +233,9 @@ class RemoteFile:
         self.retry = (
             retry or remote.DEFAULT_RETRY
         )  # looked up at each call: the module default may be replaced
-        self.fs, self.path = filesystem(uri, fsspec_kwargs, what=what)
+        # an anonymous s3:// object is read with plain HTTP GETs (see public_s3_url); errors still name ``uri``
+        plain = public_s3_url(uri, fsspec_kwargs)
+        self.fs, self.path = filesystem(plain or uri, fsspec_kwargs, what=what)
         block = (fsspec_kwargs or {}).get("block_size")
         self.block_size = int(block) if isinstance(block, int) and block > 0 else DEFAULT_BLOCK_SIZE
         self._async = bool(getattr(self.fs, "async_impl", False))

@@ -225,6 +225,66 @@ def storage_options(path: str, fsspec_kwargs: dict[str, Any] | None = None) -> d
     return opts
 
 
+#: s3fs options under which an anonymous read is a plain HTTP GET (skycut's own ``config_kwargs`` included).
+_PLAIN_S3_OPTIONS = frozenset(
+    {"anon", "endpoint_url", "client_kwargs", "default_block_size", "config_kwargs", "use_ssl"}
+)
+_PLAIN_S3_CLIENT = frozenset({"endpoint_url", "region_name"})
+_PLAIN_S3_CONFIG = frozenset({"max_pool_connections", "retries", "connect_timeout", "read_timeout"})
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def public_s3_url(uri: str, fsspec_kwargs: dict[str, Any] | None = None) -> str | None:
+    """Return the plain ``http(s)://`` URL of an anonymous ``s3://`` object, or None when reading it needs s3fs.
+
+    An anonymous GET of a public object (MAST's ``stpubdata``) is the same HTTP request whether botocore or
+    aiohttp makes it; botocore costs about 1 ms of CPU per request on top (request building, user agent, event
+    hooks, response parsing), which for a batch of hundreds of ranged reads is most of the client's CPU (40
+    targets of 15 x 15 at 1,500 cadences, 138 requests: 0.6 s of CPU through s3fs against 0.3 s through fsspec's
+    HTTP filesystem, measured in ``benchmarks/case_remote_cube.py``). So byte-range reads of anonymous objects go
+    through :class:`fsspec.implementations.http.HTTPFileSystem` at this URL:
+
+    * with an endpoint (``endpoint_url``, ``client_kwargs["endpoint_url"]``, or botocore's
+      ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``): ``{endpoint}/{bucket}/{key}`` (path style, as botocore
+      addresses a custom endpoint);
+    * on AWS: ``https://{bucket}.s3.amazonaws.com/{key}`` (``s3.{region}`` with ``client_kwargs["region_name"]``;
+      ``http`` with ``use_ssl=False``), for bucket names valid as host names.
+
+    None (s3fs reads it) when any credential or other s3fs option is given (``requester_pays``,
+    ``version_aware``, ``s3_additional_kwargs``, a ``session``, ``config_kwargs`` beyond timeouts and the pool,
+    ...), or the bucket name has dots or capitals.
+    """
+    import os
+    from urllib.parse import quote
+
+    if protocol(uri) not in _S3_PROTOCOLS:
+        return None
+    opts = storage_options(uri, fsspec_kwargs)
+    if opts.get("anon") is not True or not set(opts) <= _PLAIN_S3_OPTIONS | _GENERIC_OPTIONS:
+        return None
+    client = opts.get("client_kwargs") or {}
+    if not set(client) <= _PLAIN_S3_CLIENT or not set(opts.get("config_kwargs") or {}) <= _PLAIN_S3_CONFIG:
+        return None
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    if not bucket or not key:
+        return None
+    endpoint = (
+        opts.get("endpoint_url")
+        or client.get("endpoint_url")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    path = quote(key, safe="/~")
+    if endpoint:
+        return f"{str(endpoint).rstrip('/')}/{quote(bucket)}/{path}"
+    if not _DNS_BUCKET.match(bucket):
+        return None
+    scheme = "http" if opts.get("use_ssl") is False else "https"
+    region = client.get("region_name")
+    host = f"{bucket}.s3.{region}.amazonaws.com" if region else f"{bucket}.s3.amazonaws.com"
+    return f"{scheme}://{host}/{path}"
+
+
 def _shown(opts: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in _SECRET_KEYS else v) for k, v in opts.items()}
 

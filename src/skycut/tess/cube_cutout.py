@@ -5,8 +5,8 @@ Public API (astrocut names and signatures):
 * :class:`TessCubeCutout` — cut one or more cubes at one or more coordinates (one cutout, one TPF each);
   ``cutouts_by_file``, ``cutouts``, ``tpf_cutouts_by_file``, ``tpf_cutouts``, ``write_as_tpf``, ``write_as_zip``.
 * :func:`cube_cut` and :class:`CutoutFactory` — the functional wrappers.
-* :func:`cut_cube_targets` — the batch entry point for the workflow: one cube, many named targets, each TPF
-  written to a path the caller chooses, streaming (constant memory).
+* The batch entry point for the workflow, :func:`skycut.tess.cube_batch.cut_cube_targets` (one cube, many named
+  targets, each TPF written where the caller says), is built on :class:`_CubeSession` in its own module.
 
 Pixel conventions: 0-based, ``x`` = CCD column, ``y`` = CCD row; cutout arrays are ``(ntime, ny, nx)``;
 ``cutout_lims = [[xmin, xmax], [ymin, ymax]]`` half-open and unclipped.
@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ import numpy as np
 
 from ..core import geometry
 from ..core.atomic import write_bytes
-from ..core.batch import BatchResult
 from ..core.coords import CutoutSize, parse_size, pixel_scales_deg, radec_arrays, size_label
 from ..core.fits_bytes import filter_cards, format_card
 from ..core.tansip import LinearFit, TanSip, fit_linear_tan, fit_linear_tans, linear_wcs
@@ -244,12 +243,18 @@ class CubeCutoutInstance:
         """Return this cutout's target pixel file as an astropy ``HDUList``."""
         return tpf_hdulist(self._parent.meta, self.tpf_input())
 
+    def tpf_parts(self, scratch: int | None = None) -> list:
+        """Serialise this cutout's TPF as buffers to write in order (see :func:`skycut.tess.tpf.tpf_parts`).
+
+        ``scratch=k`` builds the pixel table in the cube's reused buffer number ``k``: the parts are valid until
+        the next call with the same ``k`` on any cutout of this cube.
+        """
+        return tpf_parts(self._parent.meta, self.tpf_input(), scratch=scratch)
+
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        with (
-            self._parent.write_lock
-        ):  # the table is built in the cube's reused buffer, written, then released
-            return write_bytes(tpf_parts(self._parent.meta, self.tpf_input(), scratch=True), path)
+        with self._parent.write_lock:  # the table is built in the cube's buffer 0, written, then released
+            return write_bytes(self.tpf_parts(scratch=0), path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
         """Return astrocut's TPF name for this cutout (``cutout_size`` as the user gave it).
@@ -707,157 +712,11 @@ class CutoutFactory:
         return paths[0] if single else paths
 
 
-#: Most cube pixel bytes :func:`cut_cube_targets` holds at once (one wave of targets read together).
-MAX_BATCH_BYTES = 512 * 1024 * 1024
-
-
-def _waves(items: list[int], nbytes: list[int], chunk: int | None, max_bytes: int) -> Iterator[list[int]]:
-    """Consecutive runs of ``items`` holding at most ``chunk`` items and ``max_bytes`` bytes (at least one item)."""
-    wave: list[int] = []
-    total = 0
-    for item, size in zip(items, nbytes, strict=True):
-        if wave and (total + size > max_bytes or (chunk and len(wave) >= chunk)):
-            yield wave
-            wave, total = [], 0
-        wave.append(item)
-        total += size
-    if wave:
-        yield wave
-
-
-def cut_cube_targets(
-    cube_file,
-    targets: Mapping[str, Any] | Iterable[tuple[str, Any]],
-    cutout_size=25,
-    *,
-    output_paths: Mapping[str, str | os.PathLike] | None = None,
-    output_dir: str | os.PathLike = ".",
-    fill_value: float = np.nan,
-    limit_rounding_method: str = "round",
-    threads: int | str = 1,
-    fsspec_kwargs: dict | None = None,
-    legacy_filenames: bool = False,
-    chunk: int | None = None,
-    max_batch_bytes: int = MAX_BATCH_BYTES,
-    object_names: Mapping[str, str] | None = None,
-    tic_ids: Mapping[str, int] | None = None,
-) -> BatchResult:
-    """Cut many named targets from one cube, writing each TPF; the workflow's batch entry point.
-
-    The cube is opened once and its table and WCS read once. Targets are read in waves of at most
-    ``max_batch_bytes`` of cube pixels (and ``chunk`` targets, if given), so memory stays bounded; for a remote
-    cube every row request of a wave is in flight at once (up to ``threads``, or the connection pool with
-    ``"auto"``) and each TPF is written as soon as its own rows have arrived. One bad target (or one that cannot
-    be read) never stops the batch.
-
-    Parameters
-    ----------
-    cube_file : str or path-like
-        Local path, ``s3://`` URI or ``https://`` URL of one cube.
-    targets : mapping ``name -> coordinate`` or iterable of ``(name, coordinate)``
-        One position per target, in any form :func:`skycut.core.coords.radec_arrays` accepts (``"ra dec"``
-        decimal strings and ``(ra, dec)`` numbers need no astropy).
-    cutout_size : int, [nx, ny], str, Quantity or CutoutSize
-        The same for every target (:func:`skycut.core.coords.parse_size`; ``nx`` columns, ``ny`` rows).
-    output_paths : mapping ``name -> path``, optional
-        Where each TPF goes; names missing here get astrocut's file name in ``output_dir``.
-    object_names : mapping ``name -> str``, optional
-        The ``OBJECT`` card of each target's TPF (ASCII); names missing here get astrocut's empty ``OBJECT``.
-    tic_ids : mapping ``name -> int``, optional
-        The ``TICID`` card of each target's TPF; names missing here get astrocut's undefined ``TICID``.
-    chunk : int, optional
-        Most targets read together (default: no limit but ``max_batch_bytes``).
-    max_batch_bytes : int
-        Most cube pixel bytes read together (default :data:`MAX_BATCH_BYTES`); a target larger than this is read
-        alone.
-
-    Returns
-    -------
-    BatchResult
-        ``written``: name -> ``[path]`` of its TPF; ``skipped``: name -> reason, for a target entirely off the
-        CCD; ``failed``: name -> error, for a target whose coordinates cannot be read or whose TPF cannot be
-        made, written or read (a remote cube's rows failing for good).
-
-    Raises
-    ------
-    InvalidInputError
-        For a bad ``cutout_size``, ``fill_value`` or ``limit_rounding_method``, or repeated target names.
-    InvalidQueryError, OSError
-        When the cube itself cannot be opened or read (nothing can be cut from it).
-    """
-    items = list(targets.items()) if isinstance(targets, Mapping) else list(targets)
-    names = [str(n) for n, _ in items]
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"target names must be unique in one batch for cube {cube_file!r}")
-    size = parse_size(cutout_size)
-    result = BatchResult()
-    good: list[int] = []
-    ra = np.full(len(items), np.nan)
-    dec = np.full(len(items), np.nan)
-    for i, (_, coordinate) in enumerate(items):
-        try:
-            r, d = radec_arrays(coordinate)
-            if len(r) != 1:
-                raise InvalidInputError(f"target {names[i]!r} has {len(r)} positions; give one")
-        except InvalidInputError as exc:
-            result.fail(names[i], exc)
-            continue
-        ra[i], dec[i] = r[0], d[0]
-        good.append(i)
-    output_paths = dict(output_paths or {})
-    object_names = dict(object_names or {})
-    tic_ids = dict(tic_ids or {})
-    session = _CubeSession(
-        cube_file,
-        fill_value=_check_fill(fill_value),
-        rounding=_check_rounding(limit_rounding_method),
-        threads=threads,
-        fsspec_kwargs=fsspec_kwargs,
-    )
-    try:
-        if not good:
-            return result
-        shape_xy = session.size_pixels(size)
-        located = dict(zip(good, session.locate(ra[good], dec[good], shape_xy), strict=True))
-        todo = []
-        for i in good:
-            if located[i] is None:
-                result.skip(
-                    names[i],
-                    f"target {names[i]!r} {_where(ra[i], dec[i])} is not on cube "
-                    f"{session.name!r} (cutout entirely off the CCD)",
-                )
-            else:
-                todo.append(i)
-        for part in _waves(todo, [session.block_nbytes(located[i]) for i in todo], chunk, max_batch_bytes):
-            cutouts = session.iter_cut(
-                ra[part], dec[part], [located[i] for i in part], [names[i] for i in part]
-            )
-            for k, cutout in cutouts:
-                i = part[k]
-                if isinstance(cutout, InvalidInputError):
-                    result.fail(names[i], cutout)
-                    continue
-                try:
-                    cutout.object_name = object_names.get(names[i], "")
-                    cutout.ticid = tic_ids.get(names[i])
-                    path = output_paths.get(names[i]) or Path(output_dir) / cutout.filename(
-                        size, legacy_filenames
-                    )
-                    result.add(names[i], [cutout.write_tpf(path)])
-                except (OSError, ValueError) as exc:
-                    result.fail(names[i], exc)
-    finally:
-        session.close()
-    return result
-
-
 __all__ = [
     "TessCubeCutout",
     "CubeCutoutInstance",
     "cube_cut",
     "CutoutFactory",
-    "cut_cube_targets",
     "write_tpf",
     "NoWcsKeywordsFoundError",
 ]

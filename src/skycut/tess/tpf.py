@@ -419,14 +419,15 @@ def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
     return meta.cache[key]
 
 
-def _pixels_data(meta: CubeMeta, cut: TpfCutout, scratch: bool) -> tuple[np.ndarray, int | None]:
+def _pixels_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.ndarray, int | None]:
     """Return the PIXELS table of one cutout and its data sum (``None`` when not known from the template's)."""
     ny, nx = cut.aperture.shape
     template, _, _, base_sum = _pixels_layout(meta, nx, ny)
-    if scratch:
-        rec = meta.cache.get(("scratch", nx, ny))
+    if scratch is not None:
+        key = ("scratch", nx, ny, int(scratch))
+        rec = meta.cache.get(key)
         if rec is None:
-            rec = meta.cache[("scratch", nx, ny)] = template.copy()
+            rec = meta.cache[key] = template.copy()
     else:
         rec = template.copy()
     block = cut.block
@@ -462,12 +463,13 @@ def _pixels_cards(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list[st
     return cards
 
 
-def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: bool = False) -> list:
+def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: int | None = None) -> list:
     """Serialise the PIXELS binary table HDU (header and data) of one cutout.
 
-    ``scratch=True`` builds the table in a buffer kept in ``meta.cache`` for the cutout shape and reused by the next
-    call (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are valid only until then, so the
-    caller must consume them first and never make two such calls at once.
+    ``scratch=k`` builds the table in buffer number ``k``, kept in ``meta.cache`` for the cutout shape and reused
+    by the next call with the same ``k`` (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are
+    valid only until then, so the caller must consume them first and never make two calls with one ``k`` at once.
+    ``None`` (the default) builds it in a new array.
     """
     rec, datasum = _pixels_data(meta, cut, scratch)
     return hdu_parts(_pixels_cards(meta, cut, primary), rec, datasum=datasum)
@@ -597,7 +599,7 @@ class _TpfTemplate:
             )
         ]
 
-    def parts(self, meta: CubeMeta, cut: TpfCutout, scratch: bool) -> list:
+    def parts(self, meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> list:
         """Serialise one cutout's TPF (as :func:`tpf_parts`); ``ValueError`` if a value does not fit its field."""
         (xmin, _), (ymin, _) = cut.lims
         col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
@@ -648,14 +650,14 @@ def tpf_parts(
     *,
     creator: str = "skycut",
     version: str | None = None,
-    scratch: bool = False,
+    scratch: int | None = None,
 ) -> list:
     """Serialise the whole TPF file (three HDUs with checksums) as buffers, to write without joining.
 
     The headers come from the cube's :class:`_TpfTemplate` for the cutout's shape (made on first use), with the
     target's values written in; a value that does not fit its template field (an ``OBJECT`` longer than a card)
     has every card formatted instead, with the same result. ``scratch``: see :func:`pixels_hdu` (the parts are
-    valid until the next such call for the same cube).
+    valid until the next call with the same ``scratch`` number for the same cube).
     """
     if version is None:
         from .. import __version__ as version

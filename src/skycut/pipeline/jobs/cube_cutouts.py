@@ -3,7 +3,7 @@
 The light curves are measured as lightkurve measures them.
 
 The cube-cutout job is numpy-only for decimal targets: it hands the library the targets' resolved ICRS
-``(ra, dec)`` floats, so neither it nor :func:`~skycut.tess.cube_cutout.cut_cube_targets` loads
+``(ra, dec)`` floats, so neither it nor :func:`~skycut.tess.cube_batch.cut_cube_targets` loads
 ``astropy.coordinates``.
 """
 
@@ -51,7 +51,7 @@ def cut_cube(cube: str, targets: list[Target], spec: CubeCutoutSpec, index_path:
         The index: a target entirely off the CCD is skipped, a target that could not be made failed, each with
         the library's reason (:class:`skycut.core.batch.BatchResult`).
     """
-    from ...tess.cube_cutout import cut_cube_targets
+    from ...tess.cube_batch import cut_cube_targets
 
     by_size: dict[Any, list[Target]] = {}
     for target in targets:

@@ -4,7 +4,7 @@
   workflow is planned, every (sector, camera, CCD) whose science pixels each target's cutout touches, from
   tess-point's pointings and camera geometry (:func:`skycut.tess.sectors.plan_cubes`, no network), and groups
   the targets per cube; :func:`footprint_cube_cutouts` is one job: one cube opened once, its batch of targets cut
-  with :func:`skycut.tess.cube_cutout.cut_cube_targets`. A cube that is missing (not released yet, or not in a
+  with :func:`skycut.tess.cube_batch.cut_cube_targets`. A cube that is missing (not released yet, or not in a
   private mirror) skips its targets with the message naming its URI; the other cubes' jobs are unaffected.
 * **Footprint file** (``footprint_uri`` given, e.g. MAST's or the demo's): :func:`footprint_cutouts` matches each
   target of a batch against the file when the job runs and cuts every matching cube.
@@ -114,7 +114,7 @@ def footprint_cube_cutouts(
         unreleased cube does not stop the run. Any other failure to open the cube fails the job (it may be
         transient), as does a target whose TPF cannot be made.
     """
-    from ...tess.cube_cutout import cut_cube_targets
+    from ...tess.cube_batch import cut_cube_targets
 
     out = Path(index_path).parent.parent
     by_size: dict[Any, list[Target]] = {}

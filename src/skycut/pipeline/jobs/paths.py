@@ -94,7 +94,7 @@ def moving_target(spec: PathSpec, cubes: list[str], output: str) -> str:
     import shutil
     import tempfile
 
-    from ...tess.cube_cutout import cut_cube_targets
+    from ...tess.cube_batch import cut_cube_targets
     from ...tess.moving_target import center_on_path, path_to_footprints
 
     options = fsspec_kwargs(spec.fsspec)
