@@ -50,11 +50,16 @@ def temporary_path(final: str | os.PathLike) -> Path:
     The name is ``.{final name}.{host}-{pid}.{random}.part`` (see :func:`writer_tag`), so a later process can
     tell a temporary left by a killed writer from one being written.
     """
-    final = Path(final)
+    fd, path = _open_temporary(Path(final))
+    os.close(fd)
+    return path
+
+
+def _open_temporary(final: Path) -> tuple[int, Path]:
+    """Create the temporary of :func:`temporary_path`; return its open (write-only) descriptor and its path."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.{writer_tag()}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    return Path(name)
+    return fd, Path(name)
 
 
 def _writer_of(name: str) -> tuple[str, int] | None:
@@ -253,15 +258,30 @@ def _header_bytes(cards: list[str], nbytes: int) -> bytes:
 
 
 def write_bytes(data: bytes | bytearray | memoryview | Sequence, final: str | os.PathLike) -> Path:
-    """Write ``data`` (bytes, or a sequence of buffers written in order, unjoined) atomically to ``final``."""
+    """Write ``data`` (bytes, or a sequence of buffers written in order, unjoined) atomically to ``final``.
+
+    As :func:`atomic_output`, but the bytes go to the descriptor the temporary was created with: closing it and
+    opening the empty file again with ``O_TRUNC`` makes ext4 flush the file when it is closed (its
+    "replace via truncate" safeguard), which cost 1.5-3 ms per 7 MB TPF on the benchmark machine.
+    """
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-    with atomic_output(final) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+    final = Path(final)
+    fd, tmp = _open_temporary(final)
+    _sweep_once(final.parent)
+    try:
         try:
             _write_all(fd, [p for p in parts if len(p)])
+            os.fchmod(
+                fd, 0o666 & ~_UMASK
+            )  # mkstemp makes 0600 files; products follow the umask like any file
         finally:
             os.close(fd)
-    return Path(final)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return final
 
 
 def _write_all(fd: int, parts: list) -> None:

@@ -323,8 +323,14 @@ def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
 def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) -> int:
     """Return the 32-bit ones'-complement sum of big-endian words (the FITS checksum sum), added to ``start``.
 
-    A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is).
+    A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is). An array of
+    4-byte items is summed as it lies in memory, whatever its strides (no contiguous copy is made).
     """
+    if isinstance(buf, np.ndarray) and buf.dtype.itemsize == 4 and buf.ndim:
+        total = int(buf.view(">u4").sum(dtype=np.uint64)) + start
+        while total >> 32:
+            total = (total & 0xFFFFFFFF) + (total >> 32)
+        return total
     raw = (
         np.frombuffer(buf, dtype=np.uint8)
         if not isinstance(buf, np.ndarray)

@@ -235,8 +235,10 @@ def cut_cube_targets(
         waves = _waves(todo, [session.block_nbytes(located[i]) for i in todo], chunk, max_batch_bytes)
         with TpfWriter(result, background=len(todo) > 1) as writer:
             for part in waves:
+                # each cutout's TPF is serialised (its pixels copied into a table buffer) before the next is
+                # read, so a local cube's pixels need not be copied out of the memory map first
                 cutouts = session.iter_cut(
-                    ra[part], dec[part], [located[i] for i in part], [names[i] for i in part]
+                    ra[part], dec[part], [located[i] for i in part], [names[i] for i in part], copy=False
                 )
                 for k, cutout in cutouts:
                     i = part[k]

@@ -343,16 +343,19 @@ class _CubeSession:
         dec: Sequence[float],
         lims_list: Sequence[np.ndarray],
         targets: Sequence[str | None],
+        *,
+        copy: bool = True,
     ) -> Iterator[tuple[int, CubeCutoutInstance | InvalidInputError]]:
         """Read and pad the blocks of several located cutouts; yield ``(index, cutout)`` as each block arrives.
 
         Remote reads of every cutout go out together; a cutout whose bytes cannot be read yields the error
-        instead (see :meth:`CubeReader.iter_blocks`).
+        instead (see :meth:`CubeReader.iter_blocks`). ``copy=False``: a local cutout's pixels may be a view of
+        the cube's memory map, for a caller done with each cutout before it takes the next.
         """
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]
         fits = None
-        for i, raw in self.reader.iter_blocks([c[0] for c in clips]):
+        for i, raw in self.reader.iter_blocks([c[0] for c in clips], copy=copy):
             if fits is None:  # every fit together (one set of transforms), once the remote requests are out
                 fits = fit_linear_tans(self.wcs, list(lims_list))
             if isinstance(raw, InvalidInputError):

@@ -220,7 +220,9 @@ class CubeReader:
         """Return the merged byte runs of a clipped ``[[x0, x1], [y0, y1]]`` block (see :func:`byte_runs`)."""
         return byte_runs(clipped_lims, self.shape, self.dtype.itemsize, self.data_offset)
 
-    def iter_blocks(self, clipped: list) -> Iterator[tuple[int, np.ndarray | InvalidInputError]]:
+    def iter_blocks(
+        self, clipped: list, *, copy: bool = True
+    ) -> Iterator[tuple[int, np.ndarray | InvalidInputError]]:
         """Read several clipped blocks ``[[x0, x1], [y0, y1]]``; yield ``(index, block)`` as each is complete.
 
         A block is an array of shape ``(y1 - y0, x1 - x0, ntime, nplanes)`` in the cube's (big-endian) dtype, or,
@@ -232,12 +234,15 @@ class CubeReader:
         touch (neighbouring targets) are fetched once, as one request, and the gaps between runs are filled
         while no more bytes are fetched than the blocks' runs one by one would
         (:func:`skycut.core.byte_sources.merge_range_groups`): fewer requests and fewer bytes.
+
+        Local blocks are copies, so cutouts never depend on the file mapping staying valid; ``copy=False`` yields
+        views of the memory map instead, for a caller that is done with each block before it asks for the next
+        (one pass over the pixels less: 2.7 MB per 15 x 15 cutout at 1,500 cadences).
         """
         if not self.remote:
             mm = self.memmap()
             for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
-                # a copy, so cutouts never depend on the file mapping staying valid
-                yield i, np.array(mm[y0:y1, x0:x1])
+                yield i, (np.array(mm[y0:y1, x0:x1]) if copy else mm[y0:y1, x0:x1])
             return
         all_runs = [self.runs(lims) for lims in clipped]
         for i, blobs in self._src.iter_range_groups(all_runs, merge=True):

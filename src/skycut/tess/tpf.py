@@ -430,10 +430,9 @@ def _pixels_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[n
             rec = meta.cache[key] = template.copy()
     else:
         rec = template.copy()
-    block = cut.block
+    block = cut.block  # any strides (a view of a local cube's memory map is read in place)
     if block.dtype != np.dtype(">f4"):
         block = block.astype(">f4")
-    block = np.ascontiguousarray(block)
     # every column but FLUX and FLUX_ERR is the template's: a reused buffer still holds it
     rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
     rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
