@@ -235,14 +235,32 @@ class CubeReader:
         while no more bytes are fetched than the blocks' runs one by one would
         (:func:`skycut.core.byte_sources.merge_range_groups`): fewer requests and fewer bytes.
 
-        Local blocks are copies, so cutouts never depend on the file mapping staying valid; ``copy=False`` yields
-        views of the memory map instead, for a caller that is done with each block before it asks for the next
-        (one pass over the pixels less: 2.7 MB per 15 x 15 cutout at 1,500 cadences).
+        Local blocks are copies out of the memory map, so cutouts never depend on the file mapping staying
+        valid. ``copy=False`` is for a caller that is done with each block before it asks for the next: every
+        block of one shape is read into the same buffer, row by row with ``os.preadv`` (no page-table faults on
+        the map and no fresh memory: 1.6-2.0 ms against 2.3-3.4 ms per 15 x 15 cutout at 1,500 cadences for
+        reading in place from the map, copying it into a TPF table and summing it).
         """
         if not self.remote:
-            mm = self.memmap()
+            if copy:
+                mm = self.memmap()
+                for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
+                    yield i, np.array(mm[y0:y1, x0:x1])
+                return
+            buffers: dict[tuple[int, int], np.ndarray] = {}
             for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
-                yield i, (np.array(mm[y0:y1, x0:x1]) if copy else mm[y0:y1, x0:x1])
+                block = buffers.get((y1 - y0, x1 - x0))
+                if block is None:
+                    block = buffers[(y1 - y0, x1 - x0)] = np.empty(
+                        (y1 - y0, x1 - x0, *self.shape[2:]), self.dtype
+                    )
+                pixel = block[0, 0].nbytes  # one spatial pixel: every cadence and plane
+                if x1 - x0 == self.ncols:  # whole rows: one run
+                    self._src.readinto(self.data_offset + y0 * self.ncols * pixel, block)
+                else:
+                    for j in range(y1 - y0):
+                        self._src.readinto(self.data_offset + ((y0 + j) * self.ncols + x0) * pixel, block[j])
+                yield i, block
             return
         all_runs = [self.runs(lims) for lims in clipped]
         for i, blobs in self._src.iter_range_groups(all_runs, merge=True):
