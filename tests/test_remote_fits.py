@@ -225,8 +225,8 @@ def test_http_cutout_equals_local(tmp_path, http_server):
 
 
 def test_http_cutout_fetches_each_byte_once(tmp_path, http_server):
-    """A remote cutout reads the headers once and the rows once: no range fetched twice, no read past the end
-    (astropy seeks back into the header block and probes for an HDU after the last)."""
+    """A remote cutout reads the headers once and the rows once: no range fetched twice, no read past the end;
+    the file's start and its size in one round trip, then one range per row of the box (its columns only)."""
     path = tmp_path / "img.fits"
     w = small_image(path, shape=(600, 700))
     http_server.log.reset()
@@ -235,7 +235,10 @@ def test_http_cutout_fetches_each_byte_once(tmp_path, http_server):
     ranges = [r.range for r in gets]
     assert len(ranges) == len(set(ranges)), ranges
     assert all(r.status == 206 for r in gets), [(r.range, r.status) for r in gets]
-    assert http_server.log.n_requests <= 3  # header block, size, the cutout's rows
+    assert gets[0].range == f"bytes=0-{DEFAULT_BLOCK_SIZE - 1}"
+    assert len(http_server.log.body_requests("HEAD")) == 1
+    assert http_server.log.n_requests == 2 + 5  # header block, size; the box's 5 rows
+    assert sum(r.nbytes for r in gets[1:]) == 9 * 5 * 4  # its pixels and nothing else
 
 
 def test_http_padded_edge_and_unsigned_ints(tmp_path, http_server):

@@ -8,6 +8,11 @@ option set, so every file of a batch shares them). No thread pool of skycut's ow
 policy of remote reads come from :mod:`skycut.core.remote`; FITS images are opened on top of these sources by
 :mod:`skycut.core.fits_open`, and the ASDF reader (:mod:`skycut.image.asdf_io`) and the cube reader
 (:mod:`skycut.tess.cube_reader`) use them too.
+
+A remote file's first bytes and its size come in one round trip (:meth:`RemoteFile.read_head`: the ranged read
+and the size lookup in flight together), and bytes a reader fetched ahead (the head, an index, block headers) can
+be kept (:meth:`RemoteFile.keep`): later reads inside them, including those of the file object given to astropy
+or asdf, are answered from memory without a request.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from .remote import (
     RetryPolicy,
     describe_error,
     filesystem,
-    public_s3_url,
     is_remote,
+    public_s3_url,
     range_unsatisfiable,
     remote_error,
     retryable,
@@ -45,14 +50,15 @@ MAX_MERGED_BYTES = 1024 * 1024
 
 
 def merge_range_groups(
-    groups: list[list[tuple[int, int]]], max_merged: int = MAX_MERGED_BYTES
+    groups: list[list[tuple[int, int]]], max_merged: int = MAX_MERGED_BYTES, slack: float = 0.0
 ) -> tuple[list[tuple[int, int]], list[list[tuple[int, int, int]]]]:
     """Plan the fetch of several groups of byte ranges as fewer, larger requests, each byte at most once.
 
     Ranges of any groups that overlap or touch become one range; then the gaps between neighbouring ranges are
     filled, smallest first, while the bytes fetched stay within those the groups ask for in all (counting a
-    byte once per group that asks for it), so the plan never fetches more than the ranges one by one would.
-    No range grows beyond ``max_merged`` bytes by joining (ranges asked for as they are are kept whole).
+    byte once per group that asks for it), times ``1 + slack``: with ``slack=0`` the plan never fetches more
+    than the ranges one by one would. No range grows beyond ``max_merged`` bytes by joining (ranges asked for as
+    they are are kept whole).
 
     Parameters
     ----------
@@ -60,6 +66,8 @@ def merge_range_groups(
         ``(start, end)`` byte ranges of each group.
     max_merged : int
         Largest size of a range made by joining.
+    slack : float
+        Fraction of extra bytes the filled gaps may add (``0.05``: at most 5 % more than asked for).
 
     Returns
     -------
@@ -70,7 +78,7 @@ def merge_range_groups(
         (``(-1, 0, 0)`` for an empty range).
     """
     flat = sorted({(int(a), int(b)) for g in groups for a, b in g if b > a})
-    asked = sum(int(b) - int(a) for g in groups for a, b in g if b > a)
+    asked = sum(int(b) - int(a) for g in groups for a, b in g if b > a) * (1.0 + slack)
     spans: list[list[int]] = []
     for a, b in flat:  # union of overlapping ranges (and of touching ones, within the size bound)
         if spans and (a < spans[-1][1] or (a == spans[-1][1] and b - spans[-1][0] <= max_merged)):
@@ -187,6 +195,13 @@ class LocalFile:
         """Return the bytes of every ``(start, end)`` range, in order (``max_in_flight`` is ignored)."""
         return [self.read(a, b) for a, b in ranges]
 
+    def cached(self, start: int, end: int) -> bytes:
+        """Return ``b""``: a local file keeps nothing (reading it again is as cheap); see :meth:`RemoteFile.cached`."""
+        return b""
+
+    def keep(self, start: int, blob: bytes) -> None:
+        """Do nothing (see :meth:`RemoteFile.keep`)."""
+
     def close(self) -> None:
         """Close the file descriptor (a second call does nothing)."""
         if self._fd >= 0:
@@ -228,6 +243,9 @@ class RemoteFile:
     once). Nothing is requested until a read: the first request that fails for good raises
     :class:`InvalidInputError` naming the URI and the cause. ``requests`` (every attempt, retries included),
     ``retries`` and ``bytes_read`` count what was fetched.
+
+    Bytes handed to :meth:`keep` (or fetched by :meth:`read_head`) answer later reads that lie inside them: such a
+    read makes no request and is not counted.
     """
 
     remote = True
@@ -255,6 +273,7 @@ class RemoteFile:
         self._async = bool(getattr(self.fs, "async_impl", False))
         self._size: int | None = None
         self._lock = threading.Lock()
+        self._kept: list[tuple[int, bytes]] = []  # (start, bytes) fetched ahead and kept: see keep()
         self.requests = 0
         self.retries = 0
         self.bytes_read = 0
@@ -337,6 +356,91 @@ class RemoteFile:
                 raise self.error(exc) from exc
         return self._size
 
+    def keep(self, start: int, blob: bytes) -> None:
+        """Keep ``blob``, the bytes of the file from ``start`` on, to answer later reads inside it."""
+        if blob:
+            with self._lock:
+                self._kept.append((int(start), bytes(blob)))
+
+    def cached(self, start: int, end: int) -> bytes:
+        """Return the longest run of bytes ``[start, ...)``, up to ``end``, held by one kept blob (``b""`` if none)."""
+        best = b""
+        for first, blob in self._kept:
+            if first <= start < first + len(blob):
+                run = blob[start - first : end - first]
+                if len(run) > len(best):
+                    best = run
+        return best
+
+    def _from_kept(self, start: int, end: int | None) -> bytes | None:
+        """Return bytes ``[start, end)`` (``end=None``: to the end of the file) if kept bytes hold them all."""
+        if not self._kept:
+            return None
+        if end is None:
+            if self._size is None:
+                return None
+            end = self._size
+        if self._size is not None:
+            end = min(end, self._size)
+        if end <= start:
+            return None
+        blob = self.cached(start, end)
+        return blob if len(blob) == end - start else None
+
+    def read_head(self, nbytes: int | None = None) -> bytes:
+        """Return the first ``nbytes`` of the file (fewer if it is shorter) and learn its size, in one round trip.
+
+        The ranged read and the size lookup are in flight together (one after the other for a filesystem without
+        an asynchronous implementation). The bytes are kept (:meth:`keep`), so parsers reading the start of the
+        file again make no request; :attr:`size` is known afterwards.
+
+        Parameters
+        ----------
+        nbytes : int, optional
+            How many bytes to read (default :attr:`block_size`: the user's ``block_size``, else
+            :data:`skycut.core.remote.DEFAULT_BLOCK_SIZE`).
+
+        Returns
+        -------
+        bytes
+            ``[0, min(nbytes, size))``.
+
+        Raises
+        ------
+        InvalidInputError
+            Either request failed for good; the message names the URI and the cause.
+        """
+        n = int(nbytes or self.block_size)
+        if not self._async:
+            blob = self.read(0, min(n, self.size)) if self.size else b""
+            self.keep(0, blob)
+            return blob
+        import asyncio
+
+        async def both() -> list[Any]:
+            return await asyncio.gather(
+                self._cat(0, n),
+                self._attempts(lambda: self.fs._size(self.path), "size"),
+                return_exceptions=True,
+            )
+
+        blob, size = self._run(both())
+        if isinstance(blob, BaseException) and not (
+            range_unsatisfiable(blob) and not isinstance(size, BaseException) and not size
+        ):
+            raise self.error(blob) from blob
+        if isinstance(size, BaseException):
+            raise self.error(size) from size
+        blob = b"" if isinstance(blob, BaseException) else blob
+        self._size = int(size)
+        self._count(0, len(blob))
+        if len(blob) != min(n, self._size):
+            raise InvalidInputError(
+                f"short read from {self.uri!r}: wanted bytes 0-{min(n, self._size)}, got {len(blob)}"
+            )
+        self.keep(0, blob)
+        return blob
+
     def _cat_sync(self, start: int, end: int | None) -> bytes:
         return bytes(
             self._attempts_sync(
@@ -356,8 +460,12 @@ class RemoteFile:
         """Return bytes ``[start, end)``; ``end=None`` reads to the end of the file in the same request.
 
         With ``exact=False`` a range running past the end of the file gives the bytes there are (``b""`` when it
-        starts past the end) instead of an error.
+        starts past the end) instead of an error. Bytes held by kept blobs (:meth:`keep`) are returned without a
+        request.
         """
+        kept = self._from_kept(start, end)
+        if kept is not None and (not exact or end is None or len(kept) == end - start):
+            return kept
         try:
             blob = self._run(self._cat(start, end)) if self._async else self._cat_sync(start, end)
         except Exception as exc:
@@ -389,25 +497,35 @@ class RemoteFile:
 
         At most ``max_in_flight`` (default: the file's ``max_in_flight``; None: all of them, up to the
         filesystem's connection pool) requests are in flight at once; each is retried on its own. Any range that
-        fails for good, or comes back short, raises :class:`InvalidInputError` naming the URI.
+        fails for good, or comes back short, raises :class:`InvalidInputError` naming the URI. Ranges held by kept
+        blobs (:meth:`keep`) are answered without a request.
         """
         if not ranges:
             return []
         starts_ends = [(int(a), int(b)) for a, b in ranges]
+        kept = [self._from_kept(a, b) for a, b in starts_ends]
+        kept = [
+            k if k is not None and len(k) == b - a else None
+            for k, (a, b) in zip(kept, starts_ends, strict=True)
+        ]
+        wanted = [r for r, k in zip(starts_ends, kept, strict=True) if k is None]
         bound = max_in_flight or self.max_in_flight
-        if self._async:
-            blobs = self._run(self._gather(starts_ends, bound))
+        if not wanted:
+            blobs: list[Any] = []
+        elif self._async:
+            blobs = self._run(self._gather(wanted, bound))
         else:
             blobs = []
-            for a, b in starts_ends:
+            for a, b in wanted:
                 try:
                     blobs.append(self._cat_sync(a, b))
                 except Exception as exc:  # noqa: BLE001 - reported below like an async failure
                     blobs.append(exc)
-        checked = self._checked(starts_ends, blobs)
+        checked = self._checked(wanted, blobs)
         if isinstance(checked, InvalidInputError):
             raise checked
-        return checked
+        fetched = iter(checked)
+        return [k if k is not None else next(fetched) for k in kept]
 
     def iter_range_groups(
         self, groups: list[list[tuple[int, int]]], max_in_flight: int | None = None, *, merge: bool = False
@@ -595,8 +713,9 @@ class RemoteFile:
         For parsers such as astropy and asdf.
 
         Every buffer fill is one :meth:`read` (so retried, timed and counted like the other reads), of
-        ``block_size`` bytes (the user's ``block_size``, default :data:`DEFAULT_BLOCK_SIZE`). ``compression``
-        (``"gzip"`` or ``"bz2"``) gives the decompressed stream of a file compressed as a whole.
+        ``block_size`` bytes (the user's ``block_size``, default :data:`DEFAULT_BLOCK_SIZE`), unless kept bytes
+        (:meth:`keep`) hold the position: then the fill is what they hold from there, without a request.
+        ``compression`` (``"gzip"`` or ``"bz2"``) gives the decompressed stream of a file compressed as a whole.
         """
         fileobj: io.BufferedIOBase = io.BufferedReader(_RangeReader(self), buffer_size=self.block_size)
         if compression == "gzip":
@@ -661,7 +780,11 @@ class _RangeReader(io.RawIOBase):
         if size is not None and self._pos >= size:
             return 0
         start, cached = self._last
-        if start <= self._pos and self._pos + len(view) <= start + len(cached):
+        # bytes the source keeps may run out before the buffer is full: a short read is allowed
+        kept = self._source.cached(self._pos, self._pos + len(view))
+        if kept:
+            blob = kept
+        elif start <= self._pos and self._pos + len(view) <= start + len(cached):
             blob = cached[self._pos - start : self._pos - start + len(view)]
         else:
             blob = self._source.read(self._pos, self._pos + len(view), exact=False)

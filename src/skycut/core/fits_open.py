@@ -1,11 +1,21 @@
 """FITS images opened lazily, local or remote, and their pixels read by the rows a cutout needs.
 
 :func:`open_fits_handle` opens local files with ``memmap=True`` and ``lazy_load_hdus=True`` (only headers are
-parsed up front) and remote files through a :class:`skycut.core.byte_sources.RemoteFile` with small blocks
-(opening fetches the header blocks and little else). Pixels of an uncompressed image are then fetched by
-:class:`RangeSection` as one byte range per needed row (adjacent rows merged when the gap between them is small)
-through the source's ``read_ranges``. Tile-compressed and scaled images fall back to astropy's ``hdu.section``,
-which also reads only the needed tiles/rows through the same file. A plain local image is a read-only memory map
+parsed up front). A remote plain FITS file is opened from its headers alone: the file's first bytes (the user's
+``block_size``, default 64 KiB) and its size come in one round trip (:meth:`RemoteFile.read_head`), every HDU
+header is parsed by skycut's card parser (:func:`scan_headers`, :class:`skycut.core.fits_bytes.RawHeader`; a header
+running past the bytes read costs one more read, a header after a previous HDU's data one read of its own), and
+the ``HDUList`` the cutout code sees holds header-only HDUs made by astropy from those header bytes (so every
+header is the one astropy reads from the file). Pixels of an uncompressed image are then fetched by
+:class:`RangeSection`: one byte range per row of the cutout box (ranges that touch merged, small gaps filled
+while the bytes fetched stay within 5 % of the pixels'), all in flight together through the source's
+``read_ranges``; rows inside the bytes read already cost nothing.
+
+Remote files that are not plain (whole-file gzip/bzip2, tile-compressed or random-groups HDUs, lookup-table
+distortions whose tables are HDU data, scaled images other than the unsigned-integer convention, ``BLANK``,
+unknown extension types, non-ASCII or malformed headers, truncated files) keep the astropy path: ``astropy.io.fits``
+parses them through a buffered reader over the same source (the bytes read already are not fetched again), and
+``hdu.section`` reads only the needed tiles/rows. A plain local image is a read-only memory map
 (:func:`memmap_image`). :class:`RangeSection` also reads the uncompressed blocks of the ASDF reader
 (:mod:`skycut.image.asdf_io`).
 """
@@ -13,6 +23,7 @@ which also reads only the needed tiles/rows through the same file. A plain local
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +32,93 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
-from .byte_sources import RemoteFile
+from .byte_sources import LocalFile, RemoteFile, merge_range_groups
+from .fits_bytes import BLOCK, CARD, RawHeader, padded
 from .remote import describe_error, is_remote
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
 
-#: Adjacent row ranges closer than this many bytes are fetched as one range.
-DEFAULT_MERGE_GAP = 16 * 1024
+log = logging.getLogger(__name__)
+
+#: Extra bytes (a fraction of the pixels' bytes) :class:`RangeSection` may fetch to join row ranges separated by
+#: small gaps into fewer requests.
+PIXEL_SLACK = 0.05
+#: Largest header :func:`scan_headers` reads (a longer one is not taken for a FITS header).
+MAX_HEADER_BYTES = 64 << 20
+#: Module switch: False opens remote files through astropy always (tests compare both paths).
+RAW_REMOTE = True
+
+
+class UnsupportedLayout(ValueError):
+    """A FITS file the byte-level reader does not handle (the caller falls back to astropy); says why."""
+
+
+def scan_headers(source: LocalFile | RemoteFile, name: str, first_read: int = 4 * BLOCK) -> list[RawHeader]:
+    """Parse every HDU header of a plain FITS file in a byte source, reading the headers and nothing else.
+
+    Bytes the source holds already (:meth:`RemoteFile.cached`, e.g. from :meth:`RemoteFile.read_head`) are used
+    first. A header not held is read from its offset: ``first_read`` bytes, or a block more than the longest
+    extension header seen so far if that is longer; a header running past what was read is read on, each read
+    twice as long as the bytes of the header held so far (a header running past a 64 KiB first read takes one
+    more read if it is shorter than 192 KiB). Every read is kept in the source (:meth:`RemoteFile.keep`).
+
+    Parameters
+    ----------
+    source : LocalFile or RemoteFile
+        The file (its ``size`` is looked up if not known).
+    name : str
+        The file's name, for messages.
+    first_read : int
+        Bytes read at a header none of whose bytes are held.
+
+    Returns
+    -------
+    list of RawHeader
+        One per HDU, in file order (``offset``: the header's byte offset; the data start at ``offset + nbytes``).
+
+    Raises
+    ------
+    UnsupportedLayout
+        Not a FITS file starting with ``SIMPLE = T``, an HDU not starting with ``XTENSION``, a header without
+        ``END`` before the end of the file (or longer than :data:`MAX_HEADER_BYTES`), bad ``NAXIS``/``BITPIX``,
+        random groups, or an HDU whose data run past the end of the file (a truncated file).
+    """
+    size = source.size
+    hdus: list[RawHeader] = []
+    offset, longest = 0, 0
+    while offset < size:
+        blob = source.cached(offset, size)
+        header = RawHeader.parse(blob, offset) if blob else None
+        want = max(first_read, padded(longest) + BLOCK)
+        while header is None:
+            start = offset + len(blob)
+            if start >= size or len(blob) > MAX_HEADER_BYTES:
+                raise UnsupportedLayout(f"{name}: the header at byte {offset} has no END card")
+            more = source.read(start, min(size, start + max(want, 2 * len(blob))), exact=False)
+            if not more:
+                raise UnsupportedLayout(f"{name}: the header at byte {offset} has no END card")
+            source.keep(start, more)
+            blob += more
+            header = RawHeader.parse(blob, offset)
+        first = header.cards[0][:8].strip() if header.cards else ""
+        if first != ("SIMPLE" if not hdus else "XTENSION"):
+            raise UnsupportedLayout(f"{name}: HDU {len(hdus)} starts with {first!r}")
+        if "GROUPS" in header.values:
+            raise UnsupportedLayout(f"{name}: HDU {len(hdus)} holds random groups")
+        try:
+            nbytes = header.data_nbytes()
+        except (KeyError, TypeError, ValueError):
+            raise UnsupportedLayout(f"{name}: HDU {len(hdus)} has bad NAXIS/BITPIX") from None
+        if hdus:
+            longest = max(longest, header.nbytes)
+        offset += header.nbytes + padded(nbytes)
+        if offset > size:
+            raise UnsupportedLayout(f"{name}: HDU {len(hdus)} is truncated")
+        hdus.append(header)
+    if not hdus or hdus[0].values.get("SIMPLE") is not True:
+        raise UnsupportedLayout(f"{name}: not a FITS file")
+    return hdus
 
 
 @dataclass
@@ -45,11 +135,24 @@ class FITSHandle:
     #: True when the file is stored as plain FITS (not gzip/bzip2/zip-compressed as a whole), so that byte
     #: offsets of the data in the HDUs are offsets in the stored file and can be read directly.
     plain: bool = True
+    #: Byte offset of each HDU's data when the HDUs were made from the headers alone (remote plain files, see
+    #: :func:`open_fits_handle`); None when astropy opened the file.
+    data_offsets: list[int] | None = None
 
     @property
     def remote(self) -> bool:
         """True for a remote input (one read through :attr:`source`)."""
         return self.source is not None
+
+    def data_offset(self, index: int) -> int:
+        """Return the byte offset of the data of HDU ``index`` in the stored file."""
+        if self.data_offsets is not None:
+            return self.data_offsets[index]
+        return int(self.hdul[index].fileinfo()["datLoc"])
+
+    def size(self) -> int:
+        """Return the size of the stored file in bytes (remote: known from opening, no request)."""
+        return self.source.size if self.source is not None else os.path.getsize(self.name)
 
     def close(self) -> None:
         """Close the ``HDUList`` and the file object it reads from (errors while closing are ignored)."""
@@ -78,7 +181,8 @@ class FITSHandle:
         if not self.plain:  # offsets refer to the decompressed stream: let astropy read it
             return hdu.section
         if self.source is not None:
-            section = RangeSection.for_hdu(hdu, self.source)
+            offset = self.data_offsets[index] if self.data_offsets is not None else None
+            section = RangeSection.for_hdu(hdu, self.source, offset)
             if section is not None:
                 return section
             return hdu.section
@@ -125,8 +229,16 @@ def _wrap_open_error(name: str, exc: Exception) -> InvalidInputError:
     return InvalidInputError(f"cannot open {name} as FITS: {exc}")
 
 
-def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None) -> FITSHandle:
+def open_fits_handle(
+    path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None, *, astropy_hdus: bool = False
+) -> FITSHandle:
     """Open a local or remote FITS file lazily (headers only) and return a :class:`FITSHandle`.
+
+    A remote plain file costs one round trip when its headers lie in its first ``block_size`` bytes (the ranged
+    read and the size lookup in flight together), plus one read per header beyond them (see the module
+    docstring); its ``HDUList`` holds header-only HDUs whose pixels :meth:`FITSHandle.section` reads. Other
+    remote files, and every remote file with ``astropy_hdus=True``, are opened by astropy through a buffered
+    reader over the same source (their HDUs' ``data`` and ``section`` read through it).
 
     Raises
     ------
@@ -155,11 +267,17 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
         return FITSHandle(name, hdul, plain=plain)
 
     source = RemoteFile(name, fsspec_kwargs, what="remote FITS file")
-    fileobj = source.open()
+    head = source.read_head()
+    magic = head[:6]
+    plain = magic == b"SIMPLE"
+    if plain and RAW_REMOTE and not astropy_hdus:
+        try:
+            hdul, offsets = _header_hdul(source, name)
+            return FITSHandle(name, hdul, source=source, plain=True, data_offsets=offsets)
+        except UnsupportedLayout as exc:
+            log.debug("%s: opened by astropy (%s)", name, exc)
+    fileobj = source.open()  # the bytes read so far (head, headers) are not fetched again
     try:
-        magic = fileobj.read(6)
-        plain = magic == b"SIMPLE"
-        fileobj.seek(0)
         codec = "gzip" if magic[:2] == b"\x1f\x8b" else "bz2" if magic[:3] == b"BZh" else None
         if codec is not None:  # whole-file compression: astropy must read a decompressed stream
             fileobj.close()
@@ -175,13 +293,64 @@ def open_fits_handle(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | No
     return FITSHandle(name, hdul, source=source, _fileobj=fileobj, plain=plain)
 
 
+def _header_hdul(source: RemoteFile, name: str) -> tuple[fits.HDUList, list[int]]:
+    """Return an ``HDUList`` of header-only HDUs of a plain FITS file, and the byte offset of each HDU's data.
+
+    The headers are found and parsed by :func:`scan_headers`; each HDU is made by astropy from its header's
+    bytes (``_BaseHDU.fromstring``, what ``fits.open`` does for a file held in memory), so its header is the one
+    astropy reads from the file. Their data cannot be read through astropy: :meth:`FITSHandle.section` reads
+    them with :class:`RangeSection`, which is why every image must be one it can read.
+
+    Raises
+    ------
+    UnsupportedLayout
+        Anything that needs astropy's own reading (see the module docstring).
+    """
+    from astropy.io import fits
+    from astropy.io.fits.hdu.base import _BaseHDU
+
+    hdus: list[Any] = []
+    offsets: list[int] = []
+    for i, raw in enumerate(scan_headers(source, name)):
+        v = raw.values
+        if not all(card.isascii() for card in raw.cards):
+            raise UnsupportedLayout(f"{name}: HDU {i} has a non-ASCII header")
+        if any(f"{key}{j}" in v for key in ("CPDIS", "D2IMDIS") for j in (1, 2)):
+            raise UnsupportedLayout(f"{name}: HDU {i} has lookup-table distortions (tables held as HDU data)")
+        kind = "PRIMARY" if i == 0 else v.get("XTENSION")
+        if kind not in ("PRIMARY", "IMAGE", "BINTABLE", "TABLE") or (kind == "BINTABLE" and v.get("ZIMAGE")):
+            raise UnsupportedLayout(f"{name}: HDU {i} is a {'compressed image' if v.get('ZIMAGE') else kind}")
+        text = "".join(raw.cards) + f"{'END':<{CARD}}"
+        try:
+            hdu = _BaseHDU.fromstring((text + " " * (-len(text) % BLOCK)).encode("ascii"))
+        except Exception as exc:  # noqa: BLE001 - astropy's own reading reports it
+            raise UnsupportedLayout(f"{name}: HDU {i}: {type(exc).__name__}") from None
+        if not isinstance(
+            hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.BinTableHDU, fits.TableHDU)
+        ) or isinstance(hdu, (fits.CompImageHDU, fits.GroupsHDU)):
+            raise UnsupportedLayout(f"{name}: HDU {i} is a {type(hdu).__name__}")
+        offset = raw.offset + raw.nbytes
+        naxis = v.get("NAXIS", 0)
+        if (
+            isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
+            and isinstance(naxis, int)
+            and naxis >= 2
+            and RangeSection.for_hdu(hdu, source, offset) is None
+        ):
+            raise UnsupportedLayout(f"{name}: HDU {i} holds scaled or BLANK-flagged pixels")
+        hdus.append(hdu)
+        offsets.append(offset)
+    return fits.HDUList(hdus), offsets
+
+
 def open_fits(path: str | os.PathLike, fsspec_kwargs: dict[str, Any] | None = None) -> fits.HDUList:
     """Open a local (memmap) or remote (fsspec, small blocks) FITS file lazily; returns the ``HDUList``.
 
-    For remote files, ``hdul[i].section[...]`` reads only the needed bytes. Prefer
-    :func:`open_fits_handle` when the file must be closed deterministically or ranges fetched concurrently.
+    For remote files, ``hdul[i].section[...]`` reads only the needed bytes (the HDUs are astropy's own, see
+    ``astropy_hdus`` of :func:`open_fits_handle`). Prefer :func:`open_fits_handle` when the file must be closed
+    deterministically or ranges fetched concurrently.
     """
-    return open_fits_handle(path, fsspec_kwargs).hdul
+    return open_fits_handle(path, fsspec_kwargs, astropy_hdus=True).hdul
 
 
 # unsigned-integer convention: (BITPIX, BZERO) -> numpy dtype of the scaled values
@@ -191,12 +360,16 @@ _BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 @dataclass
 class RangeSection:
-    """Lazy view of an uncompressed image in a byte source, fetching only the requested rows as byte ranges.
+    """Lazy view of an uncompressed image in a byte source, fetching only the requested pixels as byte ranges.
 
     ``section[..., y0:y1, x0:x1]`` (the form :func:`skycut.core.geometry.extract_padded` uses; steps must be 1)
     returns a native-endian array. ``shape`` is the numpy shape ``(..., NAXIS2, NAXIS1)``; ``offset`` the byte
-    offset of the first pixel in ``source`` (a :class:`RemoteFile` or :class:`LocalFile`). The ranges of one
-    slice go out together through ``source.read_ranges``.
+    offset of the first pixel in ``source`` (a :class:`RemoteFile` or :class:`LocalFile`). Each row of the box is
+    one byte range (columns ``x0:x1`` only); ranges that touch are joined, and gaps between ranges are filled,
+    smallest first, while the bytes fetched stay within ``1 + slack`` times the pixels' bytes
+    (:func:`skycut.core.byte_sources.merge_range_groups`). The ranges of one slice go out together through
+    ``source.read_ranges`` (at most ``max_in_flight`` at once; None: the source's bound); ranges the source holds
+    already (:meth:`RemoteFile.keep`) cost no request.
     """
 
     source: Any
@@ -205,12 +378,15 @@ class RangeSection:
     dtype: np.dtype
     out_dtype: np.dtype | None = None
     bzero: int = 0
-    merge_gap: int = DEFAULT_MERGE_GAP
-    max_in_flight: int = 32
+    slack: float = PIXEL_SLACK
+    max_in_flight: int | None = None
 
     @classmethod
-    def for_hdu(cls, hdu: Any, source: Any) -> RangeSection | None:
-        """Return a RangeSection for ``hdu`` if it is a plain (uncompressed, unscaled or unsigned) image, else None."""
+    def for_hdu(cls, hdu: Any, source: Any, offset: int | None = None) -> RangeSection | None:
+        """Return a RangeSection for ``hdu`` if it is a plain (uncompressed, unscaled or unsigned) image, else None.
+
+        ``offset`` is the byte offset of the HDU's data in ``source`` (default: where astropy found them).
+        """
         from astropy.io import fits
 
         if isinstance(hdu, fits.CompImageHDU) or not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
@@ -228,46 +404,41 @@ class RangeSection:
                 return None
             out_dtype = np.dtype(unsigned)
         shape = tuple(int(h[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-        try:
-            offset = int(hdu.fileinfo()["datLoc"])
-        except Exception:  # pragma: no cover - astropy internals
-            return None
-        return cls(source, offset, shape, np.dtype(_BITPIX[bitpix]), out_dtype, int(bzero))
+        if offset is None:
+            try:
+                offset = int(hdu.fileinfo()["datLoc"])
+            except Exception:  # pragma: no cover - astropy internals
+                return None
+        return cls(source, int(offset), shape, np.dtype(_BITPIX[bitpix]), out_dtype, int(bzero))
 
     @property
     def requests(self) -> int:
         """Requests made by the source so far."""
         return self.source.requests
 
-    def _ranges(self, plane: int, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int, list[int]]]:
-        """Return the byte ranges ``(start, end, rows)`` covering rows ``y0:y1``, columns ``x0:x1`` of ``plane``."""
+    def _ranges(self, plane: int, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int]]:
+        """Return the byte range ``(start, end)`` of columns ``x0:x1`` of each row ``y0:y1`` of ``plane``."""
         ny, nx = self.shape[-2:]
         size = self.dtype.itemsize
         base = self.offset + plane * ny * nx * size
-        ranges: list[tuple[int, int, list[int]]] = []
-        for row in range(y0, y1):
-            start = base + (row * nx + x0) * size
-            end = base + (row * nx + x1) * size
-            if ranges and start - ranges[-1][1] <= self.merge_gap:
-                ranges[-1] = (ranges[-1][0], end, ranges[-1][2] + [row])
-            else:
-                ranges.append((start, end, [row]))
-        return ranges
+        return [(base + (row * nx + x0) * size, base + (row * nx + x1) * size) for row in range(y0, y1)]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Return the pixels of ``key`` (``[..., y0:y1, x0:x1]``, steps 1) as a native-endian array."""
         from .geometry import window_key
 
         y0, y1, x0, x1, nplanes = window_key(key, self.shape, "RangeSection")
-        lead, nx = self.shape[:-2], self.shape[-1]
+        lead = self.shape[:-2]
         out = np.empty((nplanes, y1 - y0, x1 - x0), dtype=self.dtype)
         if out.size:
-            jobs = [(p, r) for p in range(nplanes) for r in self._ranges(p, y0, y1, x0, x1)]
-            blobs = self.source.read_ranges([(r[0], r[1]) for _, r in jobs], self.max_in_flight)
-            for (plane, (_start, _end, rows)), blob in zip(jobs, blobs, strict=True):
-                buf = np.frombuffer(blob, dtype=self.dtype)
-                for i, row in enumerate(rows):  # merged ranges hold whole rows between the wanted columns
-                    out[plane, row - y0] = buf[i * nx : i * nx + (x1 - x0)]
+            ranges = [r for p in range(nplanes) for r in self._ranges(p, y0, y1, x0, x1)]
+            fetch, (pieces,) = merge_range_groups([ranges], slack=self.slack)
+            blobs = self.source.read_ranges(fetch, self.max_in_flight)
+            rows = out.reshape(-1, x1 - x0)
+            for i, (j, start, n) in enumerate(pieces):
+                rows[i] = np.frombuffer(
+                    blobs[j], dtype=self.dtype, count=n // self.dtype.itemsize, offset=start
+                )
         data = out.astype(self.dtype.newbyteorder("="), copy=False)
         if self.out_dtype is not None:
             # FITS unsigned convention: adding BZERO = 2**(bits-1) (or -128 for signed bytes) flips the top bit

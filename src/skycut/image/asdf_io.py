@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..core.byte_sources import LocalFile, RemoteFile
+from ..core.byte_sources import LocalFile, RemoteFile, merge_range_groups
 from ..core.fits_open import RangeSection
 from ..core.geometry import extract_padded, window_key
 from ..core.provenance import settle_asdf_history
@@ -313,6 +313,101 @@ class Lz4BlockView:
         return out.reshape(lead + (y1 - y0, x1 - x0))
 
 
+#: ASDF block magic, and the bytes of a block's start: magic, header size (2 bytes), the 48-byte header asdf writes
+#: (flags, compression, allocated/used/data size, checksum).
+_BLOCK_MAGIC = b"\xd3BLK"
+_BLOCK_START = 4 + 2 + 48
+_INDEX_HEADER = b"#ASDF BLOCK INDEX"
+#: Bytes of the block index the last chunk asdf searches must hold for it to search no further (see _tail_start).
+_TAIL_MIN = 2048
+#: Blocks at most this long (magic to the next block) are fetched whole with the block headers: the small arrays
+#: (a gwcs's coefficients, ...) asdf reads while it builds the tree.
+_SMALL_BLOCK = 4096
+
+
+def prefetch_asdf(source: RemoteFile) -> None:
+    """Fetch what ``asdf.open`` reads from a remote ASDF file in three round trips and keep it in ``source``.
+
+    asdf reads the YAML tree from the file's start, the block index from its end, then the header of each block
+    (and the data of the small blocks the tree's objects are built from); through a file object each of those
+    reads would be a request of its own, one after the other. Here:
+
+    1. the file's first ``block_size`` bytes (64 KiB unless the user's ``block_size`` says otherwise) and its
+       size (:meth:`RemoteFile.read_head`: both in flight together);
+    2. the end of the file from where asdf starts searching for the block index (the last chunk of its
+       ``io_block_size``, 8 KiB, or the last two when the last one is shorter than 2 KiB), and the next
+       ``2 * block_size`` bytes if the tree runs past the first read (no block magic in it);
+    3. the header of every block (magic, size and the 48-byte header: flags, compression, allocated, used and
+       data size, checksum), whole blocks of at most 4 KiB, and the rest of the tree if it runs past the bytes
+       read so far (its end is the first block's offset in the index); one request per range, all in flight
+       together, touching ranges joined.
+
+    Everything is kept (:meth:`RemoteFile.keep`), so ``asdf.open`` on :meth:`RemoteFile.open` reads from memory.
+    A file without a block index (or with an unreadable one) skips step 3: asdf then reads what it needs as it
+    goes, as it would anyway. The data of large blocks are not fetched here (:meth:`AsdfHandle.source` fetches a
+    cutout's rows).
+    """
+    head = source.read_head()
+    size = source.size
+    if size <= len(head):
+        return
+    block_size = max(len(head), 1)
+    tree_done = _BLOCK_MAGIC in head or _INDEX_HEADER in head
+    tail_start = max(len(head), _tail_start(size))
+    ranges = [(tail_start, size)]
+    if not tree_done and tail_start > len(head):
+        ranges.append((len(head), min(tail_start, len(head) + 2 * block_size)))
+    for (a, _b), blob in zip(ranges, source.read_ranges(ranges), strict=True):
+        source.keep(a, blob)
+    tail = source.cached(tail_start, size)
+    offsets = _block_index(tail)
+    if not offsets:
+        return
+    wanted: list[tuple[int, int]] = []
+    held = len(head) if tree_done or len(ranges) == 1 else ranges[1][1]
+    if offsets[0] > held and not tree_done:  # the tree runs on to the first block
+        wanted.append((held, offsets[0]))
+    ends = [*offsets[1:], tail_start + tail.rfind(_INDEX_HEADER)]
+    for start, end in zip(offsets, ends, strict=True):
+        stop = end if 0 < end - start <= _SMALL_BLOCK else min(start + _BLOCK_START, size)
+        if len(source.cached(start, stop)) < stop - start:
+            wanted.append((start, stop))
+    if wanted:
+        fetch, _ = merge_range_groups([wanted])
+        for (a, _b), blob in zip(fetch, source.read_ranges(fetch), strict=True):
+            source.keep(a, blob)
+
+
+def _tail_start(size: int) -> int:
+    """Return where asdf's search for the block index starts reading (a multiple of its ``io_block_size``).
+
+    asdf reads the file's last chunk of its block size first (8 KiB for a file object without a descriptor); when
+    that chunk is shorter than :data:`_TAIL_MIN` the index probably starts in the one before, which is included.
+    """
+    import asdf
+
+    chunk = asdf.get_config().io_block_size
+    chunk = chunk if isinstance(chunk, int) and chunk > 0 else io.DEFAULT_BUFFER_SIZE
+    start = (size - 1) // chunk * chunk
+    if size - start < _TAIL_MIN:
+        start -= chunk
+    return max(0, start)
+
+
+def _block_index(tail: bytes) -> list[int]:
+    """Return the block offsets of the ASDF block index in ``tail`` (the file's last bytes); [] if none is there."""
+    import yaml
+
+    at = tail.rfind(_INDEX_HEADER)
+    if at < 0:
+        return []
+    try:  # as asdf reads it: a YAML list of integers
+        offsets = [int(v) for v in yaml.load(tail[at + len(_INDEX_HEADER) :], Loader=yaml.BaseLoader)]
+    except Exception:  # noqa: BLE001 - no usable index: asdf reads the blocks as it goes
+        return []
+    return offsets if offsets and offsets == sorted(offsets) else []
+
+
 @contextlib.contextmanager
 def open_asdf(
     file: str, *, fsspec_kwargs: dict | None = None, asdf_kwargs: dict | None = None
@@ -320,8 +415,9 @@ def open_asdf(
     """Open a local or remote ASDF file lazily and yield an :class:`AsdfHandle`.
 
     Local files are memory-mapped (``memmap=True``); remote ones (``s3://``, ``https://``) are read through
-    a :class:`skycut.core.remote.RemoteFile` (fsspec, small blocks), so opening fetches the tree and block headers,
-    and :meth:`AsdfHandle.source` lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open``
+    a :class:`skycut.core.byte_sources.RemoteFile`: :func:`prefetch_asdf` fetches the tree, the block index and
+    the block headers in three round trips before asdf parses them from memory, and :meth:`AsdfHandle.source`
+    lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open``
     defaults (``lazy_load=True``). Raises :class:`InvalidInputError` naming the file when it is missing or not
     ASDF (and, for a remote file that cannot be read, the cause).
     """
@@ -333,6 +429,7 @@ def open_asdf(
         if is_remote(file):
             kwargs.setdefault("memmap", False)
             remote = RemoteFile(file, fsspec_kwargs, what="remote ASDF file")
+            prefetch_asdf(remote)
             fobj = remote.open()
             target: Any = fobj
         else:

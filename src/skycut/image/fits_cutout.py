@@ -26,9 +26,9 @@ with ``single_outfile=False`` one per (file, coordinate).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ import numpy as np
 from .. import __version__
 from ..core.atomic import atomic_output, write_zip
 from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels, size_label
-from ..core.fits_open import open_fits_handle
+from ..core.fits_open import FITSHandle, open_fits_handle
 from ..core.geometry import cutout_basename, extract_padded, overlap, shifted_wcs
 from ..core.logs import set_verbose
 from ..core.remote import is_remote, truncated_error
@@ -160,6 +160,11 @@ class FITSCutout:
         Options for remote inputs (see :func:`skycut.core.remote.storage_options`).
     allow_empty : bool
         Keep cutouts whose pixels are all NaN or zero (marked ``EMPTY = T``) instead of skipping them.
+    handles : dict of str to FITSHandle, optional
+        Opened inputs to reuse, by input name (:func:`skycut.core.fits_open.open_fits_handle`); an input missing
+        from it is opened and added to it. The caller closes them. For batches cutting the same files many times
+        (a remote file's headers are then fetched once per batch). Default: every input is opened here and
+        closed when its cutouts are made.
 
     Raises
     ------
@@ -183,6 +188,7 @@ class FITSCutout:
         *,
         fsspec_kwargs: dict | None = None,
         allow_empty: bool = False,
+        handles: dict[str, FITSHandle] | None = None,
     ):
         set_verbose(verbose)
         if isinstance(input_files, (str, Path)) or hasattr(input_files, "__fspath__"):
@@ -210,6 +216,7 @@ class FITSCutout:
         self.single_outfile = single_outfile
         self.fsspec_kwargs = fsspec_kwargs
         self.allow_empty = allow_empty
+        self._handles = handles
         self.cutouts_by_file: dict[str, list[CutoutInstance]] = {}
         self.hdu_cutouts_by_file: dict[str, list[fits.ImageHDU]] = {}
         self._lookup: dict[int, list[fits.ImageHDU]] = {}  # id(cutout HDU) -> its lookup-table extensions
@@ -228,7 +235,7 @@ class FITSCutout:
         missed: list[str] = []
         empties: list[str] = []
         for name in self.input_files:
-            with open_fits_handle(name, self.fsspec_kwargs) as handle:
+            with self._open(name) as handle:
                 cache: dict[int, WCS | None] = {}
 
                 def wcs_of(i: int, hdul=handle.hdul, cache=cache) -> WCS | None:
@@ -246,6 +253,14 @@ class FITSCutout:
         for text in empties:
             warnings.warn(text + "; skipped (use allow_empty=True to keep it)", DataWarning, stacklevel=3)
         return self.fits_cutouts
+
+    def _open(self, name: str) -> contextlib.AbstractContextManager[FITSHandle]:
+        """Return the opened input ``name`` as a context manager that closes it unless the caller owns it."""
+        if self._handles is None:
+            return open_fits_handle(name, self.fsspec_kwargs)
+        if name not in self._handles:
+            self._handles[name] = open_fits_handle(name, self.fsspec_kwargs)
+        return contextlib.nullcontext(self._handles[name])
 
     def _cut_extension(
         self, handle: Any, index: int, wcs: WCS | None, missed: list[str], empties: list[str]
@@ -576,7 +591,7 @@ def check_complete(handle: Any, index: int) -> None:
 
     Parameters
     ----------
-    handle : skycut.core.remote.FITSHandle
+    handle : skycut.core.fits_open.FITSHandle
         The opened file (local or remote). Whole-file compressed files (their offsets refer to the decompressed
         stream) and tile-compressed HDUs (their header describes the image, not the stored table) are not checked.
     index : int
@@ -596,7 +611,7 @@ def check_complete(handle: Any, index: int) -> None:
         return
     header = hdu.header
     try:
-        start = int(hdu.fileinfo()["datLoc"])
+        start = handle.data_offset(index)
         axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
         if header.get("GROUPS") and axes and axes[0] == 0:  # random groups: NAXIS1 = 0 does not count
             axes = axes[1:]
@@ -609,11 +624,7 @@ def check_complete(handle: Any, index: int) -> None:
         )
     except Exception:  # noqa: BLE001 - an odd header: astropy reports it when reading
         return
-    if handle.remote:
-        size = getattr(handle._fileobj, "size", None)
-        size = int(size) if isinstance(size, (int, np.integer)) else handle.source.size
-    else:
-        size = os.path.getsize(handle.name)
+    size = handle.size()  # a remote file's size is known from opening it
     if size < start + nbytes:
         raise truncated_error(handle.name, start + nbytes, size)
 

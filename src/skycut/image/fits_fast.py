@@ -46,7 +46,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,17 +54,17 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..core import fits_open
 from ..core.atomic import write_bytes
+from ..core.byte_sources import LocalFile
 from ..core.coords import parse_size, radec_arrays
 from ..core.fits_bytes import (
     BITPIX_DTYPES,
-    BLOCK,
     CardError,
     RawHeader,
     bitpix_of,
     card_parts,
     hdu_parts,
-    padded,
     plain_card,
 )
 from ..core.geometry import cutout_limits, extract_padded, overlap
@@ -267,38 +266,19 @@ def _input_names(input_files: Any) -> list[str]:
 def scan_headers(path: str) -> list[RawHeader]:
     """Parse every HDU header of a local, uncompressed FITS file (no astropy), checking the layout.
 
+    The headers are read by :func:`skycut.core.fits_open.scan_headers`, the one header scanner (remote files too).
+
     Raises
     ------
     _Fallback
-        The file is not plain FITS (magic bytes, truncated data, trailing bytes that are not an HDU).
+        The file is not plain FITS (magic bytes, truncated data, trailing bytes that are not an HDU) or cannot be
+        read.
     """
-    size = os.path.getsize(path)
-    hdus: list[RawHeader] = []
-    with open(path, "rb") as fh:
-        offset = 0
-        while offset < size:
-            fh.seek(offset)
-            blob = b""
-            header = None
-            while header is None:
-                chunk = fh.read(4 * BLOCK)
-                _need(chunk and len(blob) < (64 << 20), f"{path}: truncated header at byte {offset}")
-                blob += chunk
-                header = RawHeader.parse(blob, offset)
-            first = header.cards[0][:8].strip() if header.cards else ""
-            _need(
-                first == ("SIMPLE" if not hdus else "XTENSION"),
-                f"{path}: HDU {len(hdus)} starts with {first!r}",
-            )
-            try:
-                nbytes = header.data_nbytes()
-            except (KeyError, TypeError, ValueError):
-                raise _Fallback(f"{path}: HDU {len(hdus)} has bad NAXIS/BITPIX") from None
-            offset += header.nbytes + padded(nbytes)
-            _need(offset <= size, f"{path}: HDU {len(hdus)} is truncated")
-            hdus.append(header)
-    _need(hdus and hdus[0].values.get("SIMPLE") is True, f"{path}: not a FITS file")
-    return hdus
+    try:
+        with LocalFile(path, what="FITS file") as source:
+            return fits_open.scan_headers(source, path)
+    except (fits_open.UnsupportedLayout, InvalidInputError) as exc:
+        raise _Fallback(str(exc)) from None
 
 
 def _is_image_with_data(index: int, h: RawHeader) -> bool:
