@@ -261,6 +261,7 @@ def test_public_s3_url_only_for_plain_anonymous_reads(monkeypatch):
         {"client_kwargs": {"verify": False}},
     ):
         assert public_s3_url(uri, needs_s3fs) is None, needs_s3fs
+    assert public_s3_url(uri, {"endpoint_url": "not an endpoint"}) is None  # botocore's error names it
     assert public_s3_url("s3://my.dotted.bucket/k.fits") is None  # no TLS host name for it
     assert public_s3_url("s3://Caps/k.fits") is None
     assert public_s3_url("s3://bucket-only") is None

@@ -276,6 +276,8 @@ def public_s3_url(uri: str, fsspec_kwargs: dict[str, Any] | None = None) -> str 
     )
     path = quote(key, safe="/~")
     if endpoint:
+        if protocol(str(endpoint)) not in _HTTP_PROTOCOLS:
+            return None  # not an http(s) endpoint: s3fs reads it (and botocore names what is wrong with it)
         return f"{str(endpoint).rstrip('/')}/{quote(bucket)}/{path}"
     if not _DNS_BUCKET.match(bucket):
         return None
