@@ -546,59 +546,13 @@ class RemoteFile:
         if merge:
             yield from self._iter_merged_groups(groups, max_in_flight)
             return
-        if not self._async:
-            for i, group in enumerate(groups):
-                try:
-                    yield i, self.read_ranges(group, max_in_flight)
-                except InvalidInputError as exc:
-                    yield i, exc
-            return
-        import asyncio
-        import queue
-
-        bound = max_in_flight or self.max_in_flight
-        done: queue.Queue = queue.Queue()
-
-        async def fetch_all() -> None:
-            gate = asyncio.Semaphore(bound) if bound else contextlib.nullcontext()
-
-            async def one(a: int, b: int) -> bytes:
-                async with gate:
-                    return await self._cat(a, b)
-
-            async def group(i: int, ranges: list[tuple[int, int]]) -> None:
-                done.put(
-                    (
-                        i,
-                        await asyncio.gather(
-                            *(one(int(a), int(b)) for a, b in ranges), return_exceptions=True
-                        ),
-                    )
-                )
-
-            await asyncio.gather(*(group(i, g) for i, g in enumerate(groups)))
-
-        future = asyncio.run_coroutine_threadsafe(fetch_all(), self.fs.loop)
-        try:
-            for _ in groups:
-                while True:
-                    try:
-                        i, blobs = done.get(timeout=0.2)
-                        break
-                    except queue.Empty:
-                        if not future.done():
-                            continue
-                    try:  # every group was queued before the gathering ended
-                        i, blobs = done.get_nowait()
-                        break
-                    except queue.Empty:
-                        future.result()  # raises what broke the gathering
-                        raise InvalidInputError(
-                            f"cannot read {self.what} {self.uri!r}: requests lost"
-                        ) from None
-                yield i, self._checked(groups[i], blobs)
-        finally:
-            future.cancel()
+        fetch = [(int(a), int(b)) for group in groups for a, b in group]
+        needs, start = [], 0
+        for group in groups:
+            needs.append(list(range(start, start + len(group))))
+            start += len(group)
+        for i, got in self._iter_shared(fetch, needs, max_in_flight):
+            yield i, self._checked(groups[i], [got[j] for j in needs[i]], count=False)
 
     def _iter_merged_groups(
         self, groups: list[list[tuple[int, int]]], max_in_flight: int | None
