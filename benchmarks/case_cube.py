@@ -24,6 +24,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from benchmarks.page_cache import warm
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,20 +71,11 @@ print(json.dumps({"seconds": seconds, "maxrss_mb": hwm_kb / 1024, "cpu": ru.ru_u
 """
 
 
-def _warm(files: list[Path]) -> None:
-    """Read the inputs once so every tool starts with them in the page cache (as the disk limit does)."""
-    buf = bytearray(16 << 20)
-    for name in files:
-        with open(name, "rb", buffering=0) as fh:
-            while fh.readinto(buf):
-                pass
-
-
 def _run(tool: str, files: list[Path], out: Path, max_memory: float = 50, **extra) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         out.unlink()
-    _warm(files)
+    warm(*files)  # every tool starts with the inputs in the page cache (as the disk limit does)
     args = {
         "tool": tool,
         "files": [str(f) for f in files],

@@ -12,7 +12,7 @@ Measures (full run, ``python -m benchmarks cube_cutout``):
   same run (``os.pread`` of every target's pixel rows + ``os.write`` and rename of every TPF's bytes) and astrocut
   (first 10 targets, scaled), after one warm-up run, repeated 5 times (skycut and the floor alternating in order,
   each one's files deleted at once, and each timed run started with 1.2x its output's bytes written and deleted
-  and the cube read whole just before, see :func:`prime_page_cache`: the benchmark VM reclaims idle page cache
+  and the cube read whole just before, see :mod:`benchmarks.page_cache`: the benchmark VM reclaims idle page cache
   within seconds); medians, and skycut/floor of every run.
 * **fresh process** — one 30 x 30 cutout (``cube_cut``) in a new Python process, wall time from process start,
   median of 3 after one warm-up run, bytecode cached for both tools (``PYTHONPYCACHEPREFIX`` in bench-data).
@@ -39,6 +39,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.page_cache import prime_page_cache, warm
 
 log = logging.getLogger(__name__)
 
@@ -187,30 +189,6 @@ def _deep_floor(cube: Path, lims: list, tpfs: list[bytes], out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _warm(path: Path) -> None:
-    """Read ``path`` whole, so it is in the page cache."""
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-
-
-def prime_page_cache(directory: Path, nbytes: int, chunk: int = 8 << 20) -> None:
-    """Write ``nbytes`` to a file in ``directory`` and delete it, so the next writer gets recently freed memory.
-
-    On the benchmark machine (a Firecracker VM) memory the guest has not used lately is given back to the host,
-    and touching it again costs about 1.4 ms per MB (measured: a fresh 300 MB array takes 1.44 ms/MB the first
-    time, 0.25 ms/MB once freed and taken again); writing a file into such memory costs ~2 ms/MB instead of
-    ~0.4. Which writer of a pair gets the warm pages would otherwise decide the ratio (the floor measured 3.4 to
-    11.1 ms per target in five runs of one session), so every timed run here starts primed alike.
-    """
-    block = b"\0" * chunk
-    path = directory / ".prime-page-cache"
-    with open(path, "wb") as fh:
-        for _ in range(max(1, nbytes // chunk)):
-            fh.write(block)
-    path.unlink()
-
-
 def _deep(quick: bool) -> list[dict]:
     """The deep cube: 1,500 cadences (150 with ``--quick``) of a 100 x 120 window, ``DEEP_TARGETS`` targets of
     15 x 15, TPFs written; skycut, the I/O floor and astrocut (on ``DEEP_ASTROCUT`` targets) side by side, repeated
@@ -234,7 +212,7 @@ def _deep(quick: bool) -> list[dict]:
         clipped = [[[int(lim[0, 0]), int(lim[0, 1])], [int(lim[1, 0]), int(lim[1, 1])]] for lim in lims]
     finally:
         session.close()
-    _warm(cube)  # the page cache holds the cube for every tool alike
+    warm(cube)  # the page cache holds the cube for every tool alike
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:  # a warm-up run, which also gives the TPF bytes
         result = cut_cube_targets(cube, targets, DEEP_SIZE, output_dir=tmp)
         assert len(result.written) == n_sky, result.failed
@@ -248,7 +226,7 @@ def _deep(quick: bool) -> list[dict]:
             with tempfile.TemporaryDirectory(dir=DATA) as tmp:
                 tmp = Path(tmp)
                 prime_page_cache(tmp, int(1.2 * tpf_mb * 1e6))
-                _warm(cube)  # the VM reclaims idle page cache within seconds: both start with the cube cached
+                warm(cube)  # the VM reclaims idle page cache within seconds: both start with the cube cached
                 if which == "skycut":
                     t0 = time.perf_counter()
                     result = cut_cube_targets(cube, targets, DEEP_SIZE, output_dir=tmp / "sk")

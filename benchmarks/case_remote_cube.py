@@ -37,7 +37,7 @@ For each latency in ``LATENCIES`` (0, 10, 30, 100 ms) at ``BANDWIDTH`` = 100 MB/
 Each tool runs in a child process (the server's threads stay out of the client's GIL): imports, then a one-target
 warm-up cut of the same cube under another key (lazy imports, the s3 client and its connection pool; no per-cube
 state carries over), then the timed batch; the store's counters cover the timed batch only. Before each timed
-batch, 1.2x the bytes it will write are written and deleted (``case_cube_cutout.prime_page_cache``: on the
+batch, 1.2x the bytes it will write are written and deleted (``benchmarks.page_cache.prime_page_cache``: on the
 benchmark VM, memory not used lately costs ~1.4 ms/MB to touch again), so both tools write into warm memory. The warm-up call's
 time is reported too (a cold client, one target).
 Rows per latency: ms per target; bytes fetched per target (``disk`` = the batch minimum per target: the cutout's
@@ -56,12 +56,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.objstore import run_client
+from benchmarks.page_cache import prime_page_cache, warm
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +205,6 @@ def write_seconds(tpfs: list[Path], workdir: Path) -> float | None:
     in the same run (None without TPFs)."""
     if not tpfs:
         return None
-    from benchmarks.case_cube_cutout import prime_page_cache
-
     blobs = [p.read_bytes() for p in tpfs]
     out = Path(tempfile.mkdtemp(dir=workdir, prefix="write-floor-"))
     prime_page_cache(out, int(1.2 * sum(len(b) for b in blobs)))  # as before the tools' timed batches
@@ -269,8 +269,6 @@ def _run_child(tool: str, store, uri: str, warmup_uri: str, targets: list, out: 
     """Run one tool in a child process: a one-target warm-up on ``warmup_uri`` (imports, lazy imports, the
     s3 client and its connections; a different key, so no per-cube state carries over), then the timed batch on
     ``uri``. Returns the child's figures and the store's counters for exactly the timed batch."""
-    from benchmarks.case_cube_cutout import prime_page_cache
-
     args = {
         "tool": tool,
         "uri": uri,
@@ -280,44 +278,26 @@ def _run_child(tool: str, store, uri: str, warmup_uri: str, targets: list, out: 
         "size": SIZE,
         "out": str(out),
     }
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPYCACHEPREFIX=str(DATA / "pycache"))
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        env.pop(k, None)  # anonymous, as against MAST's public bucket
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
+
+    def prime() -> None:
+        # the batch writes len(targets) TPFs like the warm-up's: both tools start on recently freed memory
+        warm_bytes = sum(p.stat().st_size for p in (out / "warmup").rglob("*") if p.is_file())
+        prime_page_cache(out, int(1.2 * warm_bytes * len(targets)))
+
+    got = run_client(
+        store,
+        _CHILD,
+        args,
+        what=f"{tool} at latency {store.latency * 1e3:.0f} ms",
+        cwd=ROOT,
+        pycache=DATA / "pycache",
+        before_go=prime,
+        timeout=CHILD_TIMEOUT,
     )
-    killer = threading.Timer(CHILD_TIMEOUT, proc.kill)  # bounded: a hung child is killed
-    killer.start()
-    try:
-        line = proc.stdout.readline()
-        if line.strip() == "ready":
-            # the batch writes len(targets) TPFs like the warm-up's: both tools start on recently freed memory
-            warm = sum(p.stat().st_size for p in (out / "warmup").rglob("*") if p.is_file())
-            prime_page_cache(out, int(1.2 * warm * len(targets)))
-            store.reset()  # count the timed batch only
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        stdout, stderr = proc.communicate()
-    finally:
-        killer.cancel()
-    if proc.returncode:
-        log.warning(
-            "%s failed at latency %.0f ms (rc %s): %s",
-            tool,
-            store.latency * 1e3,
-            proc.returncode,
-            stderr[-2000:],
-        )
+    if got is None:
         return None
-    out_json = json.loads(stdout.strip().splitlines()[-1])
-    time.sleep(0.05)  # let the server close its books on the last responses
-    out_json.update(store.stats())
+    out_json, stats = got
+    out_json.update(stats)
     if out_json["written"] != len(targets):
         log.warning(
             "%s wrote %d of %d targets (%d failed)",
@@ -380,9 +360,7 @@ def run(quick: bool) -> list[dict]:
         pixel_target,
         overhead,
     )
-    with open(cube, "rb") as f:  # warm the page cache, so the server's disk reads cost the same for both
-        while f.read(1 << 24):
-            pass
+    warm(cube)  # the server's disk reads cost the same for both
 
     rows: list[dict] = []
     label = f"{n_targets} targets {SIZE}x{SIZE}, {ntime} cadences, {BANDWIDTH / 1e6:.0f} MB/s/conn"

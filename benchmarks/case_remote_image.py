@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
+
+from benchmarks.objstore import run_client
 
 log = logging.getLogger(__name__)
 
@@ -77,33 +77,18 @@ def _run_child(
         "size": size,
         "repeats": repeats,
     }
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPYCACHEPREFIX=str(DATA / "pycache"))
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        env.pop(k, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
+    got = run_client(
+        store,
+        _CHILD,
+        args,
+        what=f"{tool} {size}x{size}",
+        cwd=ROOT,
+        pycache=DATA / "pycache",
+        timeout=CHILD_TIMEOUT,
     )
-    killer = threading.Timer(CHILD_TIMEOUT, proc.kill)
-    killer.start()
-    try:
-        if proc.stdout.readline().strip() == "ready":
-            store.reset()
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        stdout, stderr = proc.communicate()
-    finally:
-        killer.cancel()
-    if proc.returncode:
-        log.warning("%s %dx%d failed (rc %s): %s", tool, size, size, proc.returncode, stderr[-2000:])
+    if got is None:
         return None
-    out = json.loads(stdout.strip().splitlines()[-1])
-    stats = store.stats()
+    out, stats = got
     out["bytes"] = stats["bytes_sent"] / repeats
     out["requests"] = stats["requests"] / repeats
     return out

@@ -50,7 +50,7 @@ from xml.sax.saxutils import escape
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ObjectStore", "Served"]
+__all__ = ["ObjectStore", "Served", "run_client"]
 
 #: Body bytes sent per socket write; the bandwidth throttle is checked after each.
 CHUNK = 128 * 1024
@@ -570,3 +570,58 @@ class ObjectStore:
             )
         out.append("</ListBucketResult>")
         return "".join(out).encode()
+
+
+def run_client(
+    store: ObjectStore,
+    code: str,
+    args: dict,
+    *,
+    what: str,
+    cwd: str | os.PathLike,
+    pycache: str | os.PathLike,
+    before_go=None,
+    timeout: float = 900.0,
+) -> tuple[dict, dict] | None:
+    """Run a benchmark client against ``store`` in a child process; return its figures and the store's counters.
+
+    The child runs ``python -c code json(args)``, anonymously (no AWS credentials in its environment, as against
+    MAST's public bucket). After its warm-up it prints ``ready`` and waits for a line on stdin; then
+    ``before_go()`` runs (if given), the store's counters are reset, the child is told to go, and its last line
+    of output is read as JSON. The counters then cover exactly the timed part. The child is killed after
+    ``timeout`` seconds; a failing child is logged (naming ``what``) and gives None.
+    """
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPYCACHEPREFIX=str(pycache))
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(k, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(cwd),
+    )
+    killer = threading.Timer(timeout, proc.kill)  # bounded: a hung child is killed
+    killer.start()
+    try:
+        if proc.stdout.readline().strip() == "ready":
+            if before_go is not None:
+                before_go()
+            store.reset()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        stdout, stderr = proc.communicate()
+    finally:
+        killer.cancel()
+    if proc.returncode:
+        log.warning("%s failed (rc %s): %s", what, proc.returncode, stderr[-2000:])
+        return None
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    time.sleep(0.05)  # let the server close its books on the last responses
+    return figures, store.stats()
