@@ -26,15 +26,16 @@ For each latency in ``LATENCIES`` (0, 10, 30, 100 ms) at ``BANDWIDTH`` = 100 MB/
   with ``row_requests = N_TARGETS * 15`` and ``pixel_bytes = N_TARGETS * 15 * 15 * ncadences * 2 * 4``; per
   target = bound / N_TARGETS. No CPU and no file writing are counted in it.
 
-* **server floor** — what this Python server and machine deliver for exactly the batch's bytes, with a C client:
-  ``curl`` fetches the header, then the table, then every row range of the batch with ``FLOOR_PARALLEL`` = 100
-  transfers at once (curl's three process starts included). The server (one asyncio loop) costs roughly 0.7 ms
-  of CPU per 180 KB response, and curl about as much again, so on 2 shared cores this floor, well above the
-  bound, is about the least a client can reach against it; ``skycut/disk`` in that row is skycut against the
-  floor. It includes no TPF writing; skycut's figure does (40 TPFs of 6.9 MB; on the benchmark VM, page-cache
-  memory the guest has not touched lately costs about 2 ms per MB to write into, see the ``write`` row).
+* **server floor** — what this Python server and machine deliver for exactly the batch's row ranges, with a C
+  client: ``curl`` fetches the header, then the table, then every row range of the batch (unmerged) with
+  ``FLOOR_PARALLEL`` = 100 transfers at once (curl's three process starts included). The server (one asyncio
+  loop) costs roughly 0.7 ms of CPU per 180 KB response, and curl about as much again, so on 2 shared cores this
+  reference lies well above the bound; skycut, which merges neighbouring rows into fewer requests, can come in
+  under it. ``skycut/disk`` in that row is skycut against it. It includes no TPF writing; skycut's figure does.
+* **bound + TPF writes** — the bound plus the time to write the batch's TPF bytes again, plainly, into a new
+  directory (:func:`write_seconds`, measured in the same run after priming the page cache like the tools).
 
-Each tool runs in a child process (the server's threads stay out of the client's GIL): imports, then a one-target
+Each tool runs in a child process (the server's event loop stays out of the client's GIL): imports, then a one-target
 warm-up cut of the same cube under another key (lazy imports, the s3 client and its connection pool; no per-cube
 state carries over), then the timed batch; the store's counters cover the timed batch only. Before each timed
 batch, 1.2x the bytes it will write are written and deleted (``benchmarks.page_cache.prime_page_cache``: on the
