@@ -502,6 +502,24 @@ def test_background_writes_same_bytes_order_and_failures_kept(cubes, sim_tess, t
         assert paths[name].read_bytes() == single.read_bytes(), name
 
 
+def test_batch_cutout_wider_than_the_ccd_reads_whole_rows(cubes, sim_tess, tmp_path):
+    """A box spanning every column is one byte run per block in the batch's reused-buffer read: the same pixels
+    as a single cutout's."""
+    from skycut.tess.cube_reader import CubeReader
+
+    with CubeReader(cubes["skycut"]) as reader:
+        width = reader.ncols
+    stars = sim_tess.truth["stars"]
+    targets = [(f"s{i}", SkyCoord(stars["ra"][i], stars["dec"][i], unit="deg")) for i in range(3)]
+    result = cut_cube_targets(cubes["skycut"], targets, [width + 10, 3], output_dir=tmp_path)
+    assert len(result.written) == 3
+    for name, coord in targets:
+        single = TessCubeCutout(cubes["skycut"], coord, [width + 10, 3]).cutouts[0]
+        with open_checked(result.written[name][0]) as h:
+            np.testing.assert_array_equal(h["PIXELS"].data["FLUX"], single.data)
+            np.testing.assert_array_equal(h["PIXELS"].data["FLUX_ERR"], single.uncertainty)
+
+
 # ------------------------------------------------------------------------------------------ interchangeability
 
 

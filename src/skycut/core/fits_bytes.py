@@ -328,18 +328,16 @@ def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) ->
     """
     if isinstance(buf, np.ndarray) and buf.dtype.itemsize == 4 and buf.ndim:
         total = int(buf.view(">u4").sum(dtype=np.uint64)) + start
-        while total >> 32:
-            total = (total & 0xFFFFFFFF) + (total >> 32)
-        return total
-    raw = (
-        np.frombuffer(buf, dtype=np.uint8)
-        if not isinstance(buf, np.ndarray)
-        else buf.reshape(-1).view(np.uint8)
-    )
-    whole = len(raw) // 4 * 4
-    total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
-    if whole < len(raw):
-        total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
+    else:
+        raw = (
+            np.frombuffer(buf, dtype=np.uint8)
+            if not isinstance(buf, np.ndarray)
+            else buf.reshape(-1).view(np.uint8)
+        )
+        whole = len(raw) // 4 * 4
+        total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
+        if whole < len(raw):
+            total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
     while total >> 32:
         total = (total & 0xFFFFFFFF) + (total >> 32)
     return total

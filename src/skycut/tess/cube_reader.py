@@ -237,7 +237,7 @@ class CubeReader:
 
         Local blocks are copies out of the memory map, so cutouts never depend on the file mapping staying
         valid. ``copy=False`` is for a caller that is done with each block before it asks for the next: every
-        block of one shape, local or remote, is read into the same buffer (locally row by row with ``os.preadv``:
+        block of one shape, local or remote, is read into the same buffer (locally run by run with ``os.preadv``:
         no page-table faults on the map and no fresh memory, 1.6-2.0 ms against 2.3-3.4 ms per 15 x 15 cutout at
         1,500 cadences for reading in place from the map, copying it into a TPF table and summing it).
         """
@@ -258,14 +258,14 @@ class CubeReader:
                 for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
                     yield i, np.array(mm[y0:y1, x0:x1])
                 return
-            for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
+            for i, lims in enumerate(clipped):
+                (x0, x1), (y0, y1) = lims
                 block = buffer(y1 - y0, x1 - x0)
-                pixel = block[0, 0].nbytes  # one spatial pixel: every cadence and plane
-                if x1 - x0 == self.ncols:  # whole rows: one run
-                    self._src.readinto(self.data_offset + y0 * self.ncols * pixel, block)
-                else:
-                    for j in range(y1 - y0):
-                        self._src.readinto(self.data_offset + ((y0 + j) * self.ncols + x0) * pixel, block[j])
+                flat = block.reshape(-1).view(np.uint8)
+                pos = 0
+                for start, end in self.runs(lims):  # one read per run, straight into the block
+                    self._src.readinto(start, flat[pos : pos + end - start])
+                    pos += end - start
                 yield i, block
             return
         all_runs = [self.runs(lims) for lims in clipped]
