@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_runs import snakemake
 
 from skycut.pipeline import cli
 from skycut.pipeline.cli import find_snakefile, main
@@ -85,24 +86,7 @@ def test_yte_manifest_through_skycut_run_vs_plain_configfile(tmp_path):
     )
     assert run.returncode == 2, run.stderr
     assert not (tmp_path / "EVALUATED").exists()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--configfile",
-            "m.yaml",
-            "-n",
-            "--cores",
-            "1",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    snakemake(tmp_path, "m.yaml", "-n", "--cores", "1", epoch=None, timeout=300)
     assert (tmp_path / "EVALUATED").read_text() == "yte ran"  # what skycut run protects against
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from astropy.io import fits
 from servers import http_server, s3_server  # noqa: F401  (pytest fixtures)
+from workflow_runs import snakemake
 
 from skycut.core.remote import DEFAULT_TIMEOUT, storage_options
 from skycut.exceptions import InvalidInputError
@@ -288,23 +289,7 @@ def test_workflow_bad_file_recorded_good_products_kept(skycells, tmp_path):
         "inputs": {"mixed": {"paths": [str(good), str(bad)], "extensions": "SCI", "targets": ["centre"]}},
     }
     (work / "manifest.yaml").write_text(yaml.safe_dump(manifest))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--cores",
-            "1",
-            "--configfile",
-            "manifest.yaml",
-        ],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = snakemake(work, "manifest.yaml", "--cores", "1", epoch=None, timeout=600)
     assert run.returncode != 0
     out = work / "results" / "image_cutouts" / "mixed"
     assert (out / "centre.fits").is_file()  # the good file's cutout is kept

@@ -4,15 +4,13 @@ resolved from names (against loopback fakes of Sesame and MAST) and pinned for o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from astropy.io import fits
 from fakes_resolvers import FakeMast, FakeSesame
+from workflow_runs import snakemake
 
 from skycut.exceptions import ManifestError
 from skycut.pipeline.jobs.cube_cutouts import cut_cube
@@ -330,32 +328,14 @@ def test_workflow_resolves_names_and_names_files_by_slug(sim_tess, cube, tmp_pat
         "cube_cutouts": {"tess": {"cubes": [str(cube)]}},
     }
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--cores",
-        "1",
-        "--configfile",
-        "m.yaml",
-    ]
     with FakeSesame({"NGC 1300": near}) as sesame, FakeMast({str(TIC_NUMBER): near}) as mast:
-        env = {
-            **os.environ,
-            SESAME_URL_ENV: sesame.url,
-            MAST_URL_ENV: mast.url,
-            "SOURCE_DATE_EPOCH": "1700000000",
-        }
-        dry = subprocess.run(
-            [*command, "-n"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-        )
+        services = {SESAME_URL_ENV: sesame.url, MAST_URL_ENV: mast.url}
+        dry = snakemake(tmp_path, "m.yaml", "--cores", "1", "-n", env=services, timeout=600)
         assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
         assert sesame.requests == ["NGC 1300"] and mast.requests == [str(TIC_NUMBER)]
     # the services are gone: the run plans from the pinned file
     pins = (tmp_path / "results" / RESOLVED_TARGETS).read_bytes()
-    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    run = snakemake(tmp_path, "m.yaml", "--cores", "1", env=services, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert (tmp_path / "results" / RESOLVED_TARGETS).read_bytes() == pins
     out = tmp_path / "results" / "cube_cutouts" / "tess" / "c"

@@ -8,13 +8,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
+from workflow_runs import snakemake
 
 from skycut.core.batch import BatchResult
 from skycut.core.provenance import canonical_json, entry_hash, settle_asdf_history
@@ -25,7 +25,6 @@ from skycut.pipeline.plan import Plan, target_entry
 from skycut.pipeline.summary import collect, finish_run, format_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"]
 EPOCH = "1700000000"
 
 
@@ -251,15 +250,7 @@ def test_fail_on_skip_sets_the_exit_status(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ snakemake runs
 def _snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    return subprocess.run(
-        [*SNAKEMAKE, "--configfile", "m.yaml", *extra],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    return snakemake(workdir, "m.yaml", "--cores", "2", *extra, epoch=EPOCH, timeout=900)
 
 
 def _planned(dry: subprocess.CompletedProcess) -> dict[str, str]:

@@ -13,17 +13,15 @@ import pytest
 import yaml
 from astropy.io import fits
 from PIL import Image
+from workflow_runs import SNAKEMAKE, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"]
 
 pytestmark = pytest.mark.slow
 
 
 def run_snakemake(workdir: Path, config: str = "config.example.yaml", *extra: str):
-    return subprocess.run(
-        [*SNAKEMAKE, "--configfile", config, *extra], cwd=workdir, capture_output=True, text=True, timeout=900
-    )
+    return snakemake(workdir, config, "--cores", "2", *extra, epoch=None, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +154,7 @@ def _tool(name: str) -> str:
 
 def test_snakemake_lint_and_snakefmt_report_nothing():
     lint = subprocess.run(
-        [*SNAKEMAKE[:-2], "--lint", "--configfile", "config.example.yaml"],
+        [*SNAKEMAKE, "--lint", "--configfile", "config.example.yaml"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -16,10 +16,18 @@ EPOCH = "1700000000"
 
 
 def snakemake(
-    workdir: Path, configfile: str, *extra: str, epoch: str | None = EPOCH, timeout: int = 1800
+    workdir: Path,
+    configfile: str,
+    *extra: str,
+    epoch: str | None = EPOCH,
+    timeout: int = 1800,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``configfile`` and ``extra`` options (``SOURCE_DATE_EPOCH`` pinned)."""
-    env = dict(os.environ) if epoch is None else {**os.environ, "SOURCE_DATE_EPOCH": epoch}
+    """Run the workflow in ``workdir`` with ``configfile`` and ``extra`` options (``SOURCE_DATE_EPOCH`` pinned
+    unless ``epoch`` is None; ``env``: more environment variables)."""
+    env = {**os.environ, **(env or {})}
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = epoch
     return subprocess.run(
         [*SNAKEMAKE, "--configfile", configfile, *extra],
         cwd=workdir,
