@@ -177,20 +177,6 @@ class LocalFile:
             )
         return blob
 
-    def readinto(self, start: int, buffer: Any) -> None:
-        """Fill ``buffer`` (a writable, C-contiguous buffer) with the bytes from ``start`` (one ``os.preadv``).
-
-        Raises :class:`InvalidInputError` on a short read.
-        """
-        view = memoryview(buffer).cast("B")
-        got = os.preadv(self._fd, [view], start)
-        self.requests += 1
-        self.bytes_read += got
-        if got != len(view):
-            raise InvalidInputError(
-                f"short read from {self.path!r}: wanted bytes {start}-{start + len(view)}, got {got}"
-            )
-
     def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int | None = None) -> list[bytes]:
         """Return the bytes of every ``(start, end)`` range, in order (``max_in_flight`` is ignored)."""
         return [self.read(a, b) for a, b in ranges]

@@ -14,7 +14,10 @@ verified.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,15 +153,61 @@ def padded(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
 
-def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
-    """Decode a FITS binary table (scalar and fixed-length array columns) into ``{name: array}``.
+class TableColumns(Mapping):
+    """The columns of a FITS binary table as a read-only mapping ``{name: array}``, each decoded when first used.
+
+    A cube's FFI table has a hundred columns of which a cutout needs about forty; decoding them all cost a third of
+    opening a 1,500-cadence cube.
+    """
+
+    def __init__(self, rec: np.ndarray, codes: dict[str, str]):
+        self._rec = rec
+        self._codes = codes
+        self._done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Return column ``name``, decoded (once)."""
+        col = self._done.get(name)
+        if col is None:
+            col = self._done[name] = _decode_column(self._rec[name], self._codes[name])
+        return col
+
+    def __iter__(self):
+        """Iterate over the column names, in table order."""
+        return iter(self._codes)
+
+    def __len__(self) -> int:
+        """Return the number of columns."""
+        return len(self._codes)
+
+    def __contains__(self, name: object) -> bool:
+        """Whether the table has a column ``name`` (without decoding it)."""
+        return name in self._codes
+
+
+def _decode_column(col: np.ndarray, code: str) -> np.ndarray:
+    """One binary-table column as returned by :func:`parse_table`."""
+    if code == "A":
+        col = np.ascontiguousarray(col)
+        if (col.view(np.uint8) < 128).all():  # plain ASCII (always, for FITS): a cast decodes it, fast
+            text = np.strings.rstrip(col.astype(f"U{max(1, col.dtype.itemsize)}"))
+            return text.astype(f"U{max(1, int(np.strings.str_len(text).max(initial=0)))}")
+        return np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
+    if code == "L":
+        return col == ord("T")
+    return col.astype(col.dtype.newbyteorder("="))
+
+
+def parse_table(header: RawHeader, data: bytes) -> TableColumns:
+    """Decode a FITS binary table (scalar and fixed-length array columns) into a mapping ``{name: array}``.
 
     Strings are returned as ``str`` arrays with trailing blanks removed; logical columns as bool; numbers in native
-    byte order. Variable-length arrays are not supported (cube tables never have them).
+    byte order. Each column is decoded when first looked up (:class:`TableColumns`). Variable-length arrays are not
+    supported (cube tables never have them).
     """
     v = header.values
     nfields, nrows, width = int(v["TFIELDS"]), int(v["NAXIS2"]), int(v["NAXIS1"])
-    names, formats, offsets, pos = [], [], [], 0
+    names, formats, offsets, codes, pos = [], [], [], {}, 0
     for i in range(1, nfields + 1):
         tform = str(v[f"TFORM{i}"]).strip()
         j = 0
@@ -174,30 +223,15 @@ def parse_table(header: RawHeader, data: bytes) -> dict[str, np.ndarray]:
             fmt = _TFORM_CODES[code] if repeat == 1 else (_TFORM_CODES[code], (repeat,))
             size = np.dtype(_TFORM_CODES[code]).itemsize * repeat
         name = str(v.get(f"TTYPE{i}", f"col{i}")).strip()
-        if name in names:
+        if name in codes:
             name = f"{name}_{i}"
         names.append(name)
         formats.append(fmt)
         offsets.append(pos)
+        codes[name] = code
         pos += size
     dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": width})
-    rec = np.frombuffer(data, dtype=dtype, count=nrows)
-    out: dict[str, np.ndarray] = {}
-    for i, name in enumerate(names):
-        col = rec[name]
-        code = str(v[f"TFORM{i + 1}"]).strip().lstrip("0123456789")[:1]
-        if code == "A":
-            col = np.ascontiguousarray(col)
-            if (col.view(np.uint8) < 128).all():  # plain ASCII (always, for FITS): a cast decodes it, fast
-                text = np.strings.rstrip(col.astype(f"U{max(1, col.dtype.itemsize)}"))
-                out[name] = text.astype(f"U{max(1, int(np.strings.str_len(text).max(initial=0)))}")
-            else:
-                out[name] = np.char.rstrip(np.char.decode(col, "ascii", errors="replace"))
-        elif code == "L":
-            out[name] = col == ord("T")
-        else:
-            out[name] = col.astype(col.dtype.newbyteorder("="))
-    return out
+    return TableColumns(np.frombuffer(data, dtype=dtype, count=nrows), codes)
 
 
 # ------------------------------------------------------------------------------------------ cards
@@ -221,6 +255,8 @@ def _format_float(value: float) -> str:
 
 def value_field(value: Any) -> str | None:
     """Return the value part of a card (columns 11 onwards, at least 20 characters); ``None`` if too long a string."""
+    if type(value) is float:  # the common case first (a TPF header formats a dozen per target)
+        return f"{_format_float(value):>20}" if math.isfinite(value) else " " * 20
     if isinstance(value, (bool, np.bool_)):
         vfield = f"{'T' if value else 'F':>20}"
     elif isinstance(value, (int, np.integer)):
@@ -287,7 +323,8 @@ def plain_card(key: str, value: Any = None, comment: str = "") -> str | None:
 
 
 def _printable(text: str) -> bool:
-    return text.isascii() and all(" " <= ch <= "~" for ch in text)
+    """Whether ``text`` is printable ASCII (space to ``~``: for ASCII text, what ``str.isprintable`` accepts)."""
+    return text.isascii() and text.isprintable()
 
 
 def header_block(cards: list[str]) -> bytes:
@@ -302,9 +339,15 @@ def card_key(card: str) -> str:
     return card[:8].strip()
 
 
+@functools.lru_cache(maxsize=32)
+def _patterns_regex(patterns: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)")
+
+
 def filter_cards(cards: list[str], patterns: tuple[str, ...]) -> list[str]:
-    """Drop cards whose keyword matches one of the shell-style ``patterns``."""
-    return [c for c in cards if not any(fnmatch.fnmatchcase(card_key(c), p) for p in patterns)]
+    """Drop cards whose keyword matches one of the shell-style ``patterns`` (case-sensitive, as ``fnmatchcase``)."""
+    match = _patterns_regex(tuple(patterns)).match
+    return [c for c in cards if not match(card_key(c))]
 
 
 def set_card(cards: list[str], key: str, value: Any, comment: str = "") -> None:
@@ -338,6 +381,11 @@ def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) ->
         total = int(raw[:whole].view(">u4").sum(dtype=np.uint64)) + start
         if whole < len(raw):
             total += int.from_bytes(bytes(raw[whole:]) + b"\0" * (4 - len(raw) + whole), "big")
+    return fold_sum(total)
+
+
+def fold_sum(total: int) -> int:
+    """Fold a plain sum of 32-bit words into their 32-bit ones'-complement sum (the end-around carries added)."""
     while total >> 32:
         total = (total & 0xFFFFFFFF) + (total >> 32)
     return total
@@ -346,23 +394,28 @@ def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) ->
 _EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
 
 
+def _checksum_group(byte: int) -> tuple[int, int, int, int]:
+    """Return the four characters one byte of a checksum spreads over, none punctuation (Seaman et al.)."""
+    quotient, remainder = byte // 4 + 0x30, byte % 4
+    group = [quotient + remainder, quotient, quotient, quotient]
+    changed = True
+    while changed:
+        changed = False
+        for j in (0, 2):
+            if group[j] in _EXCLUDED or group[j + 1] in _EXCLUDED:
+                group[j] += 1
+                group[j + 1] -= 1
+                changed = True
+    return tuple(group)
+
+
+_CHECKSUM_GROUPS = [_checksum_group(byte) for byte in range(256)]
+
+
 def encode_checksum(value: int) -> str:
     """Return the 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
-    raw = value.to_bytes(4, "big")
-    chars = [0] * 16
-    for i, byte in enumerate(raw):
-        quotient, remainder = byte // 4 + 0x30, byte % 4
-        group = [quotient + remainder, quotient, quotient, quotient]
-        changed = True
-        while changed:
-            changed = False
-            for j in (0, 2):
-                if group[j] in _EXCLUDED or group[j + 1] in _EXCLUDED:
-                    group[j] += 1
-                    group[j + 1] -= 1
-                    changed = True
-        for j in range(4):
-            chars[4 * j + i] = group[j]
+    g0, g1, g2, g3 = (_CHECKSUM_GROUPS[byte] for byte in value.to_bytes(4, "big"))
+    chars = [g[j] for j in range(4) for g in (g0, g1, g2, g3)]  # character 4 j + i from byte i
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
@@ -461,6 +514,10 @@ class HeaderTemplate:
             A value field that is not 20 characters or a card that is not 80 (the caller formats the header
             card by card instead).
         """
+        return self.finish(self.patched(fields, cards), data, datasum=datasum)
+
+    def patched(self, fields: list[tuple[int, str]] = (), cards: list[tuple[int, str]] = ()) -> bytearray:
+        """Return the header's bytes with the replacements of :meth:`hdu_parts` made, checksums not yet filled."""
         buf = bytearray(self._block)
         for i, vfield in fields:
             if len(vfield) != 20:
@@ -471,6 +528,13 @@ class HeaderTemplate:
             if len(card) != CARD:
                 raise ValueError(f"card {card[:8]!r} is not {CARD} characters")
             buf[i * CARD : (i + 1) * CARD] = card.encode("ascii", errors="replace")
+        return buf
+
+    def finish(self, buf: bytearray, data: bytes | np.ndarray, *, datasum: int | None = None) -> list:
+        """Fill in ``DATASUM`` and ``CHECKSUM`` of a :meth:`patched` header (in place) for ``data``.
+
+        Returns the ``[header, data, zero padding]`` buffers of :meth:`hdu_parts`.
+        """
         nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
         if datasum is None:
             datasum = ones_complement_sum(data)

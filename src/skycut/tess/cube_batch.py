@@ -2,13 +2,14 @@
 
 :func:`cut_cube_targets` opens the cube once (its table and WCS read once), reads the targets' blocks in waves
 of bounded size (for a remote cube every row request of a wave in flight at once, see
-:meth:`skycut.tess.cube_reader.CubeReader.iter_blocks`), serialises each finished cutout's TPF, and hands the
-bytes to a :class:`TpfWriter`, which writes them on background threads while the next blocks are read and
-serialised. Writing a TPF is a system call (the kernel copying 7 MB into the page cache for 15 x 15 pixels and
-1,500 cadences; it releases the GIL), and the costliest step of a batch where new page-cache memory is slow to
-get (about 2 ms per MB on the benchmark machine's VM), so reading, serialising and writing overlap. At most
-:data:`PENDING_WRITES` serialised TPFs wait for their write, so memory stays bounded; the outcomes are recorded
-in the order the cutouts were made, so the result is the same as one by one.
+:meth:`skycut.tess.cube_reader.CubeReader.iter_blocks`; a local cube's blocks are views of its memory map),
+formats each cutout's TPF headers, and hands the TPF to a :class:`TpfWriter`, which writes it on a background
+thread while the next are formatted: the pixel table is filled from the block and written chunk by chunk
+(:func:`skycut.tess.tpf_table.write_table`; the copies and the writes release the GIL). Writing a TPF is the
+costliest step of a batch (the kernel copying 7 MB into the page cache for 15 x 15 pixels and 1,500 cadences), so
+two writers keep both cores of the benchmark machine busy. At most :data:`PENDING_WRITES` TPFs wait for their
+write, so memory stays bounded; the outcomes are recorded in the order the cutouts were made, so the result is the
+same as one by one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from ..core.atomic import write_bytes
 from ..core.batch import BatchResult
 from ..core.coords import parse_size, radec_arrays
 from ..exceptions import InvalidInputError
@@ -55,10 +55,10 @@ class TpfWriter:
         Most TPFs serialised and not yet written (:meth:`submit` waits for the oldest beyond that; default
         :data:`PENDING_WRITES`).
 
-    Each TPF's pixel table is built in one of ``pending + 1`` buffers of the cube (reused in turn, numbers 1 and
-    up: number 0 is :meth:`CubeCutoutInstance.write_tpf`'s), so a buffer is refilled only after its write has
-    finished. Outcomes are recorded in submission order. Use as a context manager: leaving it waits for every
-    write.
+    Each TPF's pixel table is written through one of ``pending + 1`` chunk buffers of the cube (reused in turn,
+    numbers 1 and up: number 0 is :meth:`CubeCutoutInstance.write_tpf`'s), so a buffer is refilled only after its
+    write has finished; the cutout's block must stay unchanged until then (:attr:`blocks`). Outcomes are recorded
+    in submission order. Use as a context manager: leaving it waits for every write.
     """
 
     def __init__(self, result: BatchResult, *, background: bool = True, pending: int | None = None):
@@ -69,7 +69,7 @@ class TpfWriter:
         self._count = 0
 
     def submit(self, name: str, cutout: CubeCutoutInstance, path: str | os.PathLike) -> None:
-        """Serialise ``cutout``'s TPF, write it to ``path`` (atomically) and record the outcome under ``name``."""
+        """Format ``cutout``'s TPF headers; write it to ``path`` on a writer thread; record the outcome as ``name``."""
         if self._pool is None:
             self._record(name, lambda: cutout.write_tpf(path))
             return
@@ -78,11 +78,16 @@ class TpfWriter:
         slot = 1 + self._count % (self.pending + 1)
         self._count += 1
         try:
-            parts = cutout.tpf_parts(scratch=slot)
+            pending = cutout.tpf_parts(scratch=slot, deferred=True)
         except ValueError as exc:
             self.result.fail(name, exc)
             return
-        self._queue.append((name, self._pool.submit(write_bytes, parts, path)))
+        self._queue.append((name, self._pool.submit(pending.write, path)))
+
+    @property
+    def blocks(self) -> int:
+        """How many cutout blocks may be in use at once: the caller's and those of the pending writes."""
+        return self.pending + 1 if self._pool is not None else 1
 
     def _finish_oldest(self) -> None:
         name, future = self._queue.popleft()
@@ -244,7 +249,12 @@ def cut_cube_targets(
                 # each cutout's TPF is serialised (its pixels copied into a table buffer) before the next is
                 # read, so a local cube's pixels need not be copied out of the memory map first
                 cutouts = session.iter_cut(
-                    ra[part], dec[part], [located[i] for i in part], [names[i] for i in part], copy=False
+                    ra[part],
+                    dec[part],
+                    [located[i] for i in part],
+                    [names[i] for i in part],
+                    copy=False,
+                    buffers=writer.blocks,
                 )
                 for k, cutout in cutouts:
                     i = part[k]

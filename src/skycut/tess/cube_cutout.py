@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..core import geometry
-from ..core.atomic import write_bytes
 from ..core.coords import CutoutSize, parse_size, pixel_scales_deg, radec_arrays, size_label
 from ..core.fits_bytes import filter_cards, format_card
 from ..core.tansip import LinearFit, TanSip, fit_linear_tan, fit_linear_tans, linear_wcs
@@ -243,18 +242,19 @@ class CubeCutoutInstance:
         """Return this cutout's target pixel file as an astropy ``HDUList``."""
         return tpf_hdulist(self._parent.meta, self.tpf_input())
 
-    def tpf_parts(self, scratch: int | None = None) -> list:
+    def tpf_parts(self, scratch: int | None = None, *, deferred: bool = False):
         """Serialise this cutout's TPF as buffers to write in order (see :func:`skycut.tess.tpf.tpf_parts`).
 
         ``scratch=k`` builds the pixel table in the cube's reused buffer number ``k``: the parts are valid until
-        the next call with the same ``k`` on any cutout of this cube.
+        the next call with the same ``k`` on any cutout of this cube. ``deferred=True`` returns a function that
+        fills the pixel table and returns the parts (the headers are formatted now).
         """
-        return tpf_parts(self._parent.meta, self.tpf_input(), scratch=scratch)
+        return tpf_parts(self._parent.meta, self.tpf_input(), scratch=scratch, deferred=deferred)
 
     def write_tpf(self, path: str | os.PathLike) -> Path:
         """Write this cutout's TPF to ``path`` (atomically) and return the path."""
-        with self._parent.write_lock:  # the table is built in the cube's buffer 0, written, then released
-            return write_bytes(self.tpf_parts(scratch=0), path)
+        with self._parent.write_lock:  # the table is written from the cube's chunk buffer 0, then released
+            return self.tpf_parts(scratch=0, deferred=True).write(path)
 
     def filename(self, cutout_size: Any, legacy: bool = False) -> str:
         """Return astrocut's TPF name for this cutout (``cutout_size`` as the user gave it).
@@ -284,6 +284,23 @@ def write_tpf(cutout: CubeCutoutInstance, path: str | os.PathLike) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ one cube
+
+
+#: Most cutouts whose linear WCS are fitted together (:meth:`_CubeSession.iter_cut`).
+FIT_CHUNK = 16
+
+
+def _fit_chunks(n: int) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of the fits of ``n`` cutouts: 1, 2, 4, ... up to :data:`FIT_CHUNK` cutouts.
+
+    The first cutout is fitted alone, so its TPF can be written at once; fitting 16 at a time stalled the writes
+    behind it (3 ms of fits on the reading thread while the writers ran out of work).
+    """
+    out, start, size = [], 0, 1
+    while start < n:
+        out.append((start, min(n, start + size)))
+        start, size = start + size, min(FIT_CHUNK, 2 * size)
+    return out
 
 
 class _CubeSession:
@@ -345,19 +362,20 @@ class _CubeSession:
         targets: Sequence[str | None],
         *,
         copy: bool = True,
+        buffers: int = 1,
     ) -> Iterator[tuple[int, CubeCutoutInstance | InvalidInputError]]:
         """Read and pad the blocks of several located cutouts; yield ``(index, cutout)`` as each block arrives.
 
         Remote reads of every cutout go out together; a cutout whose bytes cannot be read yields the error
-        instead (see :meth:`CubeReader.iter_blocks`). ``copy=False``: a local cutout's pixels may be a view of
-        the cube's memory map, for a caller done with each cutout before it takes the next.
+        instead (see :meth:`CubeReader.iter_blocks`). ``copy=False``: a cutout's pixels are read into one of
+        ``buffers`` reused arrays (per shape, in turn), for a caller done with each cutout before it has taken
+        ``buffers`` more.
         """
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]
-        fits = None
-        for i, raw in self.reader.iter_blocks([c[0] for c in clips], copy=copy):
-            if fits is None:  # every fit together (one set of transforms), once the remote requests are out
-                fits = fit_linear_tans(self.wcs, list(lims_list))
+        fits: dict[int, LinearFit] = {}
+        chunks = _fit_chunks(len(lims_list))
+        for i, raw in self.reader.iter_blocks([c[0] for c in clips], copy=copy, buffers=buffers):
             if isinstance(raw, InvalidInputError):
                 yield i, raw
                 continue
@@ -370,6 +388,11 @@ class _CubeSession:
             else:
                 block = np.full((ny, nx, *raw.shape[2:]), self.fill_value, dtype=">f4")
                 block[dy, dx] = raw
+            if i not in fits:
+                # the WCS fits of a few cutouts at a time, in one set of array operations, so the first TPFs are
+                # written while later ones are fitted (a fit is the same alone or with others)
+                chunk = range(*next(c for c in chunks if c[0] <= i < c[1]))
+                fits.update(zip(chunk, fit_linear_tans(self.wcs, [lims_list[k] for k in chunk]), strict=True))
             yield i, CubeCutoutInstance(self, ra[i], dec[i], lims, block, aperture, targets[i], fits[i])
 
     def cut(

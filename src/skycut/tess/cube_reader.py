@@ -221,7 +221,7 @@ class CubeReader:
         return byte_runs(clipped_lims, self.shape, self.dtype.itemsize, self.data_offset)
 
     def iter_blocks(
-        self, clipped: list, *, copy: bool = True
+        self, clipped: list, *, copy: bool = True, buffers: int = 1
     ) -> Iterator[tuple[int, np.ndarray | InvalidInputError]]:
         """Read several clipped blocks ``[[x0, x1], [y0, y1]]``; yield ``(index, block)`` as each is complete.
 
@@ -236,37 +236,29 @@ class CubeReader:
         (:func:`skycut.core.byte_sources.merge_range_groups`): fewer requests and fewer bytes.
 
         Local blocks are copies out of the memory map, so cutouts never depend on the file mapping staying
-        valid. ``copy=False`` is for a caller that is done with each block before it asks for the next: every
-        block of one shape, local or remote, is read into the same buffer (locally run by run with ``os.preadv``:
-        no page-table faults on the map and no fresh memory, 1.6-2.0 ms against 2.3-3.4 ms per 15 x 15 cutout at
-        1,500 cadences for reading in place from the map, copying it into a TPF table and summing it).
+        valid. ``copy=False`` is for a caller that is done with each block before it has asked for ``buffers``
+        more: local blocks are views of the memory map (read once, by whoever consumes them: a TPF's table is
+        filled from the page cache straight into its chunk buffer, see :func:`skycut.tess.tpf_table.write_table`),
+        and remote blocks of one shape are assembled in ``buffers`` arrays in turn.
         """
-        buffers: dict[tuple[int, int], np.ndarray] = {}
+        pools: dict[tuple[int, int], list[np.ndarray]] = {}
+        turns: dict[tuple[int, int], int] = {}
 
         def buffer(ny: int, nx: int) -> np.ndarray:
-            """Return a new block, or with ``copy=False`` the one buffer of its shape."""
-            block = buffers.get((ny, nx))
-            if block is None:
-                block = np.empty((ny, nx, *self.shape[2:]), self.dtype)
-                if not copy:
-                    buffers[(ny, nx)] = block
-            return block
+            """Return a new block, or with ``copy=False`` the next of the ``buffers`` arrays of its shape."""
+            if copy:
+                return np.empty((ny, nx, *self.shape[2:]), self.dtype)
+            pool = pools.setdefault((ny, nx), [])
+            turn = turns.get((ny, nx), 0)
+            turns[(ny, nx)] = turn + 1
+            if len(pool) < max(1, buffers):
+                pool.append(np.empty((ny, nx, *self.shape[2:]), self.dtype))
+            return pool[turn % len(pool)]
 
         if not self.remote:
-            if copy:
-                mm = self.memmap()
-                for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
-                    yield i, np.array(mm[y0:y1, x0:x1])
-                return
-            for i, lims in enumerate(clipped):
-                (x0, x1), (y0, y1) = lims
-                block = buffer(y1 - y0, x1 - x0)
-                flat = block.reshape(-1).view(np.uint8)
-                pos = 0
-                for start, end in self.runs(lims):  # one read per run, straight into the block
-                    self._src.readinto(start, flat[pos : pos + end - start])
-                    pos += end - start
-                yield i, block
+            mm = self.memmap()
+            for i, ((x0, x1), (y0, y1)) in enumerate(clipped):
+                yield i, np.array(mm[y0:y1, x0:x1]) if copy else mm[y0:y1, x0:x1]
             return
         all_runs = [self.runs(lims) for lims in clipped]
         for i, blobs in self._src.iter_range_groups(all_runs, merge=True):

@@ -92,9 +92,10 @@ def physical_origin(
 def wcs_header_from_row(table: dict[str, np.ndarray], row: int) -> dict[str, Any]:
     """Return the celestial WCS keywords (SIP included) of one row of the cube's FFI table, as a dict."""
     header: dict[str, Any] = {}
-    for key, col in table.items():
+    for key in table:
         if not _WCS_KEY.match(key):
             continue
+        col = table[key]  # only the WCS columns are decoded (a cube's table decodes columns when used)
         value = col[row]
         if isinstance(value, str | np.str_):
             if value.strip():

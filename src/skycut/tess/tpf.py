@@ -21,21 +21,30 @@ from one cube costs about a millisecond each; :func:`tpf_hdulist` parses the sam
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from typing import Any
+import os
+from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import pwrite_all, write_with
 from ..core.fits_bytes import (
+    BLOCK,
     HeaderTemplate,
     card_from_field,
     card_key,
     card_value,
     format_card,
     hdu_parts,
-    ones_complement_sum,
     set_card,
     value_field,
+)
+from .tpf_table import (
+    IMAGE_COLUMNS,
+    CubeMeta,
+    TpfCutout,
+    table_data,
+    table_layout,
+    write_table,
 )
 
 # keywords of the cube's primary header that describe a single FFI, not the TPF (astrocut removes the same)
@@ -126,57 +135,6 @@ IMAGE_KEYWORDS = (
     "TMOFST11",
     "VIGNAPP",
 )
-
-IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
-
-
-# ------------------------------------------------------------------------------------------ the TPF
-
-
-@dataclass
-class CubeMeta:
-    """What every TPF of one cube shares (built once per cube by the cutout code).
-
-    ``primary_cards`` are the cube's primary cards already filtered; time-like arrays have one entry per FFI.
-    ``cache`` keeps header pieces that do not depend on the target (filled on first use).
-    """
-
-    primary_cards: list[str]
-    time: np.ndarray
-    timecorr: np.ndarray
-    cadenceno: np.ndarray
-    quality: np.ndarray
-    ffi_files: np.ndarray
-    image_cards: list[str]  # IMAGE_KEYWORDS values + WCS_FFI, from the cube's WCS row
-    tstart: float | None
-    tstop: float | None
-    cache: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class TpfCutout:
-    """One cutout to serialise: sky target, limits and pixels, and the fitted linear WCS.
-
-    ``block`` has numpy shape ``(ny, nx, ntime, 2)`` (cube order, ``[..., 0]`` flux, ``[..., 1]`` uncertainty),
-    already padded; ``lims`` are ``[[xmin, xmax], [ymin, ymax]]`` 0-based on the CCD; ``crpix`` is 1-based in the
-    cutout; ``cd`` is the 2x2 linear matrix in degrees per pixel.
-    """
-
-    ra: float
-    dec: float
-    lims: np.ndarray
-    block: np.ndarray
-    aperture: np.ndarray
-    crval: tuple[float, float]
-    crpix: tuple[float, float]
-    cd: np.ndarray
-    wcs_msep: float
-    wcs_sig: float
-    corner: tuple[int, int] | None = (
-        None  # 1-based CCD (column, row) of the first pixel; default xmin+1, ymin+1
-    )
-    object_name: str = ""  # OBJECT: the target's name ("" as astrocut writes when it has none)
-    ticid: int | None = None  # TICID: the target's TESS Input Catalog number (undefined as astrocut writes)
 
 
 # ------------------------------------------------------------------------------------------ PRIMARY
@@ -350,100 +308,10 @@ def column_wcs_cards(n: int, cut: TpfCutout) -> list[str]:
     ]
 
 
-def _columns(nx: int, ny: int, name_width: int) -> list[tuple[str, str, str, str, Any]]:
-    """(name, TFORM, TUNIT, TDISP, numpy dtype) of the 12 PIXELS columns."""
-    n = nx * ny
-    img = (ny, nx)
-    return [
-        ("TIME", "D", "BJD - 2457000, days", "D14.7", ">f8"),
-        ("TIMECORR", "E", "d", "E14.7", ">f4"),
-        ("CADENCENO", "J", "", "I10", ">i4"),
-        ("RAW_CNTS", f"{n}J", "count", "I8", (">i4", img)),
-        ("FLUX", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-        ("FLUX_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-        ("FLUX_BKG", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-        ("FLUX_BKG_ERR", f"{n}E", "e-/s", "E14.7", (">f4", img)),
-        ("QUALITY", "J", "", "B16.16", ">i4"),
-        ("POS_CORR1", "E", "pixel", "E14.7", ">f4"),
-        ("POS_CORR2", "E", "pixel", "E14.7", ">f4"),
-        ("FFI_FILE", f"{name_width}A", "", "", f"S{name_width}"),
-    ]
-
-
-def _pixels_layout(meta: CubeMeta, nx: int, ny: int):
-    """(record template with the per-FFI columns filled, per-column definition cards) for one cutout shape."""
-    key = ("pixels", nx, ny)
-    if key not in meta.cache:
-        names = np.asarray(meta.ffi_files).astype(str)
-        encoded = np.char.encode(names, "ascii", errors="replace")
-        width = max(1, max((len(s) for s in encoded), default=1))
-        cols = _columns(nx, ny, width)
-        rec = np.zeros(len(names), dtype=[(c[0], c[4]) for c in cols])
-        rec["TIME"] = meta.time
-        rec["TIMECORR"] = meta.timecorr
-        rec["CADENCENO"] = meta.cadenceno
-        rec["RAW_CNTS"] = -1
-        rec["QUALITY"] = meta.quality  # the cube table's DQUALITY, incl. skycut's bit 65536 (no finite flux)
-        rec["FFI_FILE"] = encoded
-        column_cards = []
-        for i, (name, tform, tunit, tdisp, _) in enumerate(cols, start=1):
-            cards = [
-                format_card(f"TTYPE{i}", name, "column title"),
-                format_card(f"TFORM{i}", tform, "column format"),
-            ]
-            if tunit:
-                cards.append(format_card(f"TUNIT{i}", tunit, "column units"))
-            if tdisp:
-                cards.append(format_card(f"TDISP{i}", tdisp, "column display format"))
-            if name in IMAGE_COLUMNS:
-                cards.append(
-                    format_card(f"TDIM{i}", f"({nx},{ny})", "column dimensions: pixel aperture array")
-                )
-                if name == "RAW_CNTS":
-                    cards.append(format_card(f"TNULL{i}", -1, "null value"))
-            column_cards.append((i, name, cards))
-        head = [
-            format_card("XTENSION", "BINTABLE", "binary table extension"),
-            format_card("BITPIX", 8, "array data type"),
-            format_card("NAXIS", 2, "number of array dimensions"),
-            format_card("NAXIS1", rec.dtype.itemsize, "length of dimension 1"),
-            format_card("NAXIS2", len(rec), "length of dimension 2"),
-            format_card("PCOUNT", 0, "number of group params"),
-            format_card("GCOUNT", 1, "number of groups"),
-            format_card("TFIELDS", len(cols), "number of table fields"),
-        ]
-        # the template's words sum (FLUX and FLUX_ERR are zero in it); a cutout's data sum adds the sum of its block
-        # when every FLUX/FLUX_ERR value sits on a 4-byte word of the file (rows a whole number of words long)
-        base_sum = ones_complement_sum(rec) if rec.dtype.itemsize % 4 == 0 else None
-        meta.cache[key] = (rec, head, column_cards, base_sum)
-    return meta.cache[key]
-
-
-def _pixels_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.ndarray, int | None]:
-    """Return the PIXELS table of one cutout and its data sum (``None`` when not known from the template's)."""
-    ny, nx = cut.aperture.shape
-    template, _, _, base_sum = _pixels_layout(meta, nx, ny)
-    if scratch is not None:
-        key = ("scratch", nx, ny, int(scratch))
-        rec = meta.cache.get(key)
-        if rec is None:
-            rec = meta.cache[key] = template.copy()
-    else:
-        rec = template.copy()
-    block = cut.block  # any strides (a view of a local cube's memory map is read in place)
-    if block.dtype != np.dtype(">f4"):
-        block = block.astype(">f4")
-    # every column but FLUX and FLUX_ERR is the template's: a reused buffer still holds it
-    rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
-    rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
-    # the block holds exactly the FLUX and FLUX_ERR values (big-endian float32 words): its sum plus the template's
-    return rec, ones_complement_sum(block, base_sum) if base_sum is not None else None
-
-
 def _pixels_cards(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list[str]:
     """Return the PIXELS header cards of one cutout (without ``CHECKSUM``/``DATASUM``)."""
     ny, nx = cut.aperture.shape
-    _, head, column_cards, _ = _pixels_layout(meta, nx, ny)
+    _, head, column_cards, _ = table_layout(meta, nx, ny)
     cards = list(head)
     for i, name, defs in column_cards:
         cards += defs
@@ -470,7 +338,7 @@ def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: i
     valid only until then, so the caller must consume them first and never make two calls with one ``k`` at once.
     ``None`` (the default) builds it in a new array.
     """
-    rec, datasum = _pixels_data(meta, cut, scratch)
+    rec, datasum = table_data(meta, cut, scratch)
     return hdu_parts(_pixels_cards(meta, cut, primary), rec, datasum=datasum)
 
 
@@ -565,7 +433,7 @@ class _TpfTemplate:
         # value fields of the PIXELS header: (card index, name of the value)
         px = self.pixels.index
         self.pixel_fields = [(px("WCS_MSEP"), "msep"), (px("WCS_SIG"), "sig")]
-        for i, name, _ in _pixels_layout(meta, nx, ny)[2]:
+        for i, name, _ in table_layout(meta, nx, ny)[2]:
             if name in IMAGE_COLUMNS:
                 self.pixel_fields += [
                     (px(f"1CRV{i}P"), "col"),
@@ -598,8 +466,11 @@ class _TpfTemplate:
             )
         ]
 
-    def parts(self, meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> list:
-        """Serialise one cutout's TPF (as :func:`tpf_parts`); ``ValueError`` if a value does not fit its field."""
+    def pending(self, meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> PendingTpf:
+        """Format one cutout's TPF headers (as :func:`tpf_parts` with ``deferred=True``).
+
+        ``ValueError`` if a value does not fit its field.
+        """
         (xmin, _), (ymin, _) = cut.lims
         col, row = cut.corner if cut.corner is not None else (int(xmin) + 1, int(ymin) + 1)
         cd = cut.cd
@@ -629,18 +500,65 @@ class _TpfTemplate:
         if cut.ticid is not None:
             dynamic["TICID"] = format_card("TICID", int(cut.ticid), "unique tess target identifier")
         primary = [(self.dynamic[k], card) for k, card in dynamic.items()]
-        rec, datasum = _pixels_data(meta, cut, scratch)
         pixels = [(i, dynamic[k]) for k, i in self.inherited["PIXELS"].items() if k in dynamic]
         aperture = [(i, dynamic[k]) for k, i in self.inherited["APERTURE"].items() if k in dynamic]
-        return (
-            self.primary.hdu_parts(b"", cards=primary)
-            + self.pixels.hdu_parts(rec, [(i, vf[k]) for i, k in self.pixel_fields], pixels, datasum=datasum)
-            + self.aperture.hdu_parts(
+        return PendingTpf(
+            meta,
+            cut,
+            scratch,
+            self.primary.hdu_parts(b"", cards=primary),
+            self.pixels,
+            self.pixels.patched([(i, vf[k]) for i, k in self.pixel_fields], pixels),
+            self.aperture.hdu_parts(
                 np.ascontiguousarray(cut.aperture, dtype=">i4"),
                 [(i, vf[k]) for i, k in self.aperture_fields],
                 aperture,
-            )
+            ),
         )
+
+
+class PendingTpf:
+    """A cutout's TPF with its headers formatted, its pixel table filled when it is written or its parts taken.
+
+    Made by :func:`tpf_parts` with ``deferred=True``. :meth:`write` and :meth:`parts` may run on another thread
+    than the one that formatted the headers (the pixel copies and the writes release the GIL); the cutout's block
+    must stay unchanged until then, and the ``scratch`` buffer unused by any other call.
+    """
+
+    def __init__(
+        self,
+        meta: CubeMeta,
+        cut: TpfCutout,
+        scratch: int | None,
+        head: list,
+        pixels: HeaderTemplate,
+        pixels_header: bytearray,
+        tail: list,
+    ):
+        self.meta, self.cut, self.scratch = meta, cut, scratch
+        self.head, self.tail = head, tail  # PRIMARY's parts; APERTURE's parts
+        self.pixels, self.pixels_header = pixels, pixels_header  # PIXELS' template and its patched header
+
+    def parts(self) -> list:
+        """Return the TPF as buffers to write in order (the pixel table built in memory)."""
+        rec, datasum = table_data(self.meta, self.cut, self.scratch)
+        return self.head + self.pixels.finish(self.pixels_header, rec, datasum=datasum) + self.tail
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the TPF to ``path`` atomically, the pixel table chunk by chunk (:func:`write_table`)."""
+        return write_with(path, self._fill)
+
+    def _fill(self, fd: int) -> None:
+        head = b"".join(self.head)
+        start = len(head) + len(self.pixels_header)
+        written = write_table(fd, start, self.meta, self.cut, self.scratch)
+        if written is None:  # a table that cannot be written in chunks
+            pwrite_all(fd, [p for p in self.parts() if len(p)], 0)
+            return
+        nbytes, datasum = written
+        header = self.pixels.finish(self.pixels_header, b"", datasum=datasum)[0]
+        pwrite_all(fd, [head, header], 0)
+        pwrite_all(fd, [b"\0" * (-nbytes % BLOCK), *(p for p in self.tail if len(p))], start + nbytes)
 
 
 def tpf_parts(
@@ -650,13 +568,18 @@ def tpf_parts(
     creator: str = "skycut",
     version: str | None = None,
     scratch: int | None = None,
-) -> list:
+    deferred: bool = False,
+) -> list | PendingTpf:
     """Serialise the whole TPF file (three HDUs with checksums) as buffers, to write without joining.
 
     The headers come from the cube's :class:`_TpfTemplate` for the cutout's shape (made on first use), with the
     target's values written in; a value that does not fit its template field (an ``OBJECT`` longer than a card)
     has every card formatted instead, with the same result. ``scratch``: see :func:`pixels_hdu` (the parts are
     valid until the next call with the same ``scratch`` number for the same cube).
+
+    ``deferred=True`` formats the headers now and returns a :class:`PendingTpf`, whose pixel table is filled when
+    it is written (``.write(path)``, chunk by chunk, no table in memory) or its parts taken (``.parts()``); that
+    may be on another thread, so a batch's reading thread only reads and formats headers.
     """
     if version is None:
         from .. import __version__ as version
@@ -666,15 +589,13 @@ def tpf_parts(
     if template is None:
         template = meta.cache[key] = _TpfTemplate(meta, nx, ny, creator, version)
     try:
-        return template.parts(meta, cut, scratch)
+        pending = template.pending(meta, cut, scratch)
     except ValueError:
-        pass
-    primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
-    return (
-        hdu_parts(primary, b"")
-        + pixels_hdu(meta, cut, primary, scratch=scratch)
-        + aperture_hdu(meta, cut, primary)
-    )
+        primary = primary_cards(meta, cut.ra, cut.dec, creator, version, cut.object_name, cut.ticid)
+        pixels = HeaderTemplate(_pixels_cards(meta, cut, primary))
+        head, tail = hdu_parts(primary, b""), aperture_hdu(meta, cut, primary)
+        pending = PendingTpf(meta, cut, scratch, head, pixels, pixels.patched(), tail)
+    return pending if deferred else pending.parts()
 
 
 def tpf_bytes(
