@@ -495,9 +495,10 @@ class HeaderTemplate:
         ----------
         data : bytes or ndarray
             The data unit (bytes, or a C-contiguous big-endian array; not copied).
-        fields : list of (int, str)
+        fields : list of (int or sequence of int, str)
             ``(card index, value field)``: the card's columns 11-30 become the 20-character value field (from
-            :func:`value_field`; a number's field is always 20 characters), its keyword and comment stay.
+            :func:`value_field`; a number's field is always 20 characters), its keyword and comment stay; several
+            card indices take the same value field.
         cards : list of (int, str)
             ``(card index, card)``: whole 80-character cards replacing the template's.
         datasum : int, optional
@@ -517,13 +518,18 @@ class HeaderTemplate:
         return self.finish(self.patched(fields, cards), data, datasum=datasum)
 
     def patched(self, fields: list[tuple[int, str]] = (), cards: list[tuple[int, str]] = ()) -> bytearray:
-        """Return the header's bytes with the replacements of :meth:`hdu_parts` made, checksums not yet filled."""
+        """Return the header's bytes with the replacements of :meth:`hdu_parts` made, checksums not yet filled.
+
+        A field's card index may also be a sequence of indices, for one value written into several cards.
+        """
         buf = bytearray(self._block)
-        for i, vfield in fields:
+        for where, vfield in fields:
             if len(vfield) != 20:
                 raise ValueError(f"value field {vfield!r} is not 20 characters")
-            at = i * CARD + 10
-            buf[at : at + 20] = vfield.encode("ascii", errors="replace")
+            raw = vfield.encode("ascii", errors="replace")
+            for i in (where,) if isinstance(where, int) else where:
+                at = i * CARD + 10
+                buf[at : at + 20] = raw
         for i, card in cards:
             if len(card) != CARD:
                 raise ValueError(f"card {card[:8]!r} is not {CARD} characters")

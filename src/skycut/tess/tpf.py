@@ -430,23 +430,24 @@ class _TpfTemplate:
             first = len(tpl.cards) - len(meta.cache[("inherit", which)])
             where = {p: first + j for j, p in enumerate(meta.cache[("inherit", which)])}
             self.inherited[which] = {k: where[i] for k, i in self.dynamic.items() if i in where}
-        # value fields of the PIXELS header: (card index, name of the value)
+        # value fields of the PIXELS header: name of the value -> the card indices it goes to (one per image column)
         px = self.pixels.index
-        self.pixel_fields = [(px("WCS_MSEP"), "msep"), (px("WCS_SIG"), "sig")]
+        self.pixel_fields: dict[str, list[int]] = {"msep": [px("WCS_MSEP")], "sig": [px("WCS_SIG")]}
         for i, name, _ in table_layout(meta, nx, ny)[2]:
             if name in IMAGE_COLUMNS:
-                self.pixel_fields += [
-                    (px(f"1CRV{i}P"), "col"),
-                    (px(f"2CRV{i}P"), "row"),
-                    (px(f"1CRPX{i}"), "crpix1"),
-                    (px(f"2CRPX{i}"), "crpix2"),
-                    (px(f"1CRVL{i}"), "crval1"),
-                    (px(f"2CRVL{i}"), "crval2"),
-                    (px(f"11PC{i}"), "pc11"),
-                    (px(f"12PC{i}"), "pc12"),
-                    (px(f"21PC{i}"), "pc21"),
-                    (px(f"22PC{i}"), "pc22"),
-                ]
+                for key, value in (
+                    (f"1CRV{i}P", "col"),
+                    (f"2CRV{i}P", "row"),
+                    (f"1CRPX{i}", "crpix1"),
+                    (f"2CRPX{i}", "crpix2"),
+                    (f"1CRVL{i}", "crval1"),
+                    (f"2CRVL{i}", "crval2"),
+                    (f"11PC{i}", "pc11"),
+                    (f"12PC{i}", "pc12"),
+                    (f"21PC{i}", "pc21"),
+                    (f"22PC{i}", "pc22"),
+                ):
+                    self.pixel_fields.setdefault(value, []).append(px(key))
         ap = self.aperture.index
         self.aperture_fields = [
             (ap(k), v)
@@ -508,7 +509,7 @@ class _TpfTemplate:
             scratch,
             self.primary.hdu_parts(b"", cards=primary),
             self.pixels,
-            self.pixels.patched([(i, vf[k]) for i, k in self.pixel_fields], pixels),
+            self.pixels.patched([(where, vf[k]) for k, where in self.pixel_fields.items()], pixels),
             self.aperture.hdu_parts(
                 np.ascontiguousarray(cut.aperture, dtype=">i4"),
                 [(i, vf[k]) for i, k in self.aperture_fields],
