@@ -179,3 +179,50 @@ def test_fits_are_chunked_first_alone_then_doubling():
     chunks = _fit_chunks(70)
     assert chunks[:6] == [(0, 1), (1, 3), (3, 7), (7, 15), (15, 31), (31, 47)]
     assert chunks[-1][1] == 70 and all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_write_rows_puts_the_block_into_the_template_rows(monkeypatch, tmp_path, compiled):
+    if compiled and not block_rows.COMPILED:
+        pytest.skip("the compiled accelerator is not built here")
+    if not compiled:
+        monkeypatch.setattr(block_rows, "_write_table", None)
+        monkeypatch.setattr(block_rows, "_rows_sum", None)
+    rng = np.random.default_rng(9)
+    ny, nx, nt = 3, 4, 23
+    base = rng.integers(0, 2**32, size=(ny + 2, nx + 1, nt, 2), dtype=np.uint64).astype(">u4").view(">f4")
+    block = base[1 : ny + 1, :nx]  # a strided view, as of a memory map
+    template = np.zeros(
+        nt, dtype=[("T", ">f8"), ("FLUX", ">f4", (ny, nx)), ("FLUX_ERR", ">f4", (ny, nx)), ("Q", ">i4")]
+    )
+    template["T"] = np.arange(nt) + 0.5
+    template["Q"] = rng.integers(0, 100, nt)
+    want = template.copy()
+    want["FLUX"] = block[..., 0].transpose(2, 0, 1)
+    want["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
+    _, want_sum = reference_rows(block, 0, nt)
+    for chunk_rows in (1, 5, 23, 600):  # 600: more than one pwritev may take, clipped
+        buffer = np.empty((min(chunk_rows, block_rows.MAX_CHUNK_ROWS), 2, ny, nx), dtype=">f4")
+        path = tmp_path / f"t{chunk_rows}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            got = block_rows.write_rows(
+                fd, 7, block, template, template.dtype.fields["FLUX"][1], buffer, chunk_rows
+            )
+        finally:
+            os.close(fd)
+        assert got == (want.nbytes, want_sum)
+        assert path.read_bytes() == b"\0" * 7 + want.tobytes()
+
+
+def test_compiled_write_rows_reports_the_os_error(tmp_path):
+    if not block_rows.COMPILED:
+        pytest.skip("the compiled accelerator is not built here")
+    block = np.zeros((2, 2, 5, 2), dtype=">f4")
+    template = np.zeros(5, dtype=[("FLUX", ">f4", (2, 2)), ("FLUX_ERR", ">f4", (2, 2))])
+    fd = os.open(tmp_path / "ro", os.O_RDONLY | os.O_CREAT, 0o644)  # not open for writing: EBADF
+    try:
+        with pytest.raises(OSError):
+            block_rows.write_rows(fd, 0, block, template, 0, np.empty((5, 2, 2, 2), ">f4"), 5)
+    finally:
+        os.close(fd)

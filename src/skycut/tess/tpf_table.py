@@ -6,9 +6,9 @@ POS_CORR1, POS_CORR2, FFI_FILE``; image columns have per-row numpy shape ``(ny, 
 (:func:`table_layout`) and a cutout's table is the template with its pixels in those two columns.
 
 :func:`table_data` builds the whole table in memory; :func:`write_table` writes it to a file without building it:
-chunks of rows are filled in a small buffer (the FLUX and FLUX_ERR of a chunk, copied and summed in one pass by
-:func:`skycut.core.block_rows.copy_rows`; its other bytes written straight from the template) and written with
-``os.pwritev`` while the buffer is still in the CPU cache. On the benchmark machine
+chunks of rows are filled in a small buffer (the FLUX and FLUX_ERR of a chunk, copied and summed in one pass) and
+written with ``os.pwritev`` between the template's other bytes while the buffer is still in the CPU cache
+(:func:`skycut.core.block_rows.write_rows`). On the benchmark machine
 a 1,500-cadence 15 x 15 table (6.9 MB) built in memory cost more than reading its pixels and writing the file
 together: three passes over memory (reorder into the table, sum, write) that the two CPU cores share.
 """
@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.atomic import pwrite_all
-from ..core.block_rows import copy_rows
+from ..core.block_rows import MAX_CHUNK_ROWS, write_rows
 from ..core.fits_bytes import fold_sum, format_card, ones_complement_sum
 
 IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
@@ -167,64 +166,31 @@ def table_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.
 
 
 #: FLUX and FLUX_ERR bytes of the rows :func:`write_table` fills at a time (with room to spare in a core's 512 KB L2
-#: cache on the benchmark machine: 256 rows of 15 x 15; 128 rows were slower, 512 too many for one ``pwritev``).
+#: cache on the benchmark machine: 254 rows of 15 x 15; 128 rows were slower).
 CHUNK_BYTES = 448 * 1024
-_MAX_ROWS = 511  # two buffers per row and one more in one pwritev (at most 1,024)
 
 
-def _chunk_plan(meta: CubeMeta, nx: int, ny: int, scratch: int | None):
-    """``(buffer, [(first row, end row, buffers to write, their bytes)])`` of :func:`write_table` for one shape.
-
-    The buffers to write are, row by row, the template's bytes up to ``FLUX``, the row's ``FLUX`` and ``FLUX_ERR``
-    in ``buffer``, and the template's bytes after them (merged with the next row's first ones). ``None`` if
-    ``FLUX_ERR`` does not follow ``FLUX`` in the row. Kept in ``meta.cache`` per ``scratch`` number.
-    """
-    key = ("chunks", nx, ny, scratch)
-    plan = meta.cache.get(key) if scratch is not None else None
-    if plan is not None:
-        return plan
-    template = table_layout(meta, nx, ny)[0]
-    fields, width = template.dtype.fields, template.dtype.itemsize
-    at, pix = fields["FLUX"][1], 2 * nx * ny * 4
-    if fields["FLUX_ERR"][1] != at + pix // 2:
-        return None
-    rows = max(1, min(_MAX_ROWS, CHUNK_BYTES // pix))
-    buffer = np.empty((rows, 2, ny, nx), dtype=">f4")
-    tb = memoryview(template.view(np.uint8)).cast("B")
-    cb = memoryview(buffer.reshape(-1).view(np.uint8)).cast("B")
-    chunks = []
-    for t0 in range(0, len(template), rows):
-        t1 = min(len(template), t0 + rows)
-        views = [tb[t0 * width : t0 * width + at]]
-        for t in range(t0, t1):
-            views.append(cb[(t - t0) * pix : (t - t0 + 1) * pix])
-            views.append(tb[t * width + at + pix : (t + 1) * width + at if t + 1 < t1 else t1 * width])
-        chunks.append((t0, t1, views, (t1 - t0) * width))
-    plan = (buffer, chunks)
-    if scratch is not None:
-        meta.cache[key] = plan
-    return plan
-
-
-def write_table(
-    fd: int, offset: int, meta: CubeMeta, cut: TpfCutout, scratch: int | None
-) -> tuple[int, int] | None:
+def write_table(fd: int, offset: int, meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[int, int] | None:
     """Write the PIXELS table data of ``cut`` at ``offset`` of the open file ``fd``, chunk by chunk.
 
     Returns ``(bytes written, data sum)`` (the :func:`ones_complement_sum` of the table, for ``DATASUM``), or
-    ``None`` when this table cannot be written so (its rows not a whole number of 4-byte words): the caller writes
-    :func:`table_data` instead. ``scratch`` numbers the reused chunk buffer as in :func:`table_data` (one call at a
-    time per number); ``cut.block`` may be a view of a cube's memory map, read here once.
+    ``None`` when this table cannot be written so (its rows not a whole number of 4-byte words, or ``FLUX_ERR`` not
+    right after ``FLUX``): the caller writes :func:`table_data` instead. ``scratch`` numbers the reused chunk buffer
+    as in :func:`table_data` (one call at a time per number); ``cut.block`` may be a view of a cube's memory map,
+    read here once (:func:`skycut.core.block_rows.write_rows`).
     """
     ny, nx = cut.aperture.shape
-    base_sum = table_layout(meta, nx, ny)[3]
-    plan = _chunk_plan(meta, nx, ny, scratch) if base_sum is not None else None
-    if plan is None:
+    template, _, _, base_sum = table_layout(meta, nx, ny)
+    fields, pix = template.dtype.fields, 8 * nx * ny
+    if base_sum is None or fields["FLUX_ERR"][1] != fields["FLUX"][1] + pix // 2:
         return None
-    buffer, chunks = plan
+    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // pix))
+    key = ("chunk", nx, ny, scratch)
+    buffer = meta.cache.get(key) if scratch is not None else None
+    if buffer is None:
+        buffer = np.empty((rows, 2, ny, nx), dtype=">f4")
+        if scratch is not None:
+            meta.cache[key] = buffer
     block = cut.block if cut.block.dtype == np.dtype(">f4") else cut.block.astype(">f4")
-    total, pos = base_sum, offset
-    for t0, t1, views, nbytes in chunks:
-        total += copy_rows(block, t0, t1, buffer)  # each row's FLUX then FLUX_ERR
-        pos += pwrite_all(fd, views, pos, nbytes)
-    return pos - offset, fold_sum(total)
+    nbytes, total = write_rows(fd, offset, block, template, fields["FLUX"][1], buffer, rows)
+    return nbytes, fold_sum(base_sum + total)
