@@ -116,6 +116,8 @@ def write_rows(
         views = [tb[t0 * width : t0 * width + flux_at]]
         for t in range(t0, t1):
             views.append(cb[(t - t0) * pix : (t - t0 + 1) * pix])
-            views.append(tb[t * width + flux_at + pix : (t + 1) * width + flux_at if t + 1 < t1 else t1 * width])
+            views.append(
+                tb[t * width + flux_at + pix : (t + 1) * width + flux_at if t + 1 < t1 else t1 * width]
+            )
         pos += pwrite_all(fd, views, pos, (t1 - t0) * width)
     return pos - offset, total

@@ -170,7 +170,9 @@ def table_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.
 CHUNK_BYTES = 448 * 1024
 
 
-def write_table(fd: int, offset: int, meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[int, int] | None:
+def write_table(
+    fd: int, offset: int, meta: CubeMeta, cut: TpfCutout, scratch: int | None
+) -> tuple[int, int] | None:
     """Write the PIXELS table data of ``cut`` at ``offset`` of the open file ``fd``, chunk by chunk.
 
     Returns ``(bytes written, data sum)`` (the :func:`ones_complement_sum` of the table, for ``DATASUM``), or
