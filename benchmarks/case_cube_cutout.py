@@ -10,10 +10,11 @@ Measures (full run, ``python -m benchmarks cube_cutout``):
 * **deep cube** — 100 targets of 15 x 15 on a 1,500-cadence cube of a 100 x 120 window (the remote-cube
   benchmark's, ``bench-data/remote-cube-1500``), TPFs written: skycut's ``cut_cube_targets``, the I/O floor in the
   same run (``os.pread`` of every target's pixel rows + ``os.write`` and rename of every TPF's bytes) and astrocut
-  (first 10 targets, scaled), after one warm-up run, repeated 5 times (skycut and the floor alternating in order,
+  (first 10 targets, scaled), after one warm-up run, repeated 9 times (skycut and the floor alternating in order,
   each one's files deleted at once, and each timed run started with 1.2x its output's bytes written and deleted
   and the cube read whole just before, see :mod:`benchmarks.page_cache`: the benchmark VM reclaims idle page cache
-  within seconds); medians, and skycut/floor of every run.
+  within seconds); medians, and skycut/floor of every run. Nine runs because the VM's speed drifts between runs
+  (the floor alone measured 2.6 to 5.5 ms per target within one session): the median ratio of five moved by 0.2.
 * **fresh process** — one 30 x 30 cutout (``cube_cut``) in a new Python process, wall time from process start,
   median of 3 after one warm-up run, bytecode cached for both tools (``PYTHONPYCACHEPREFIX`` in bench-data).
 * **S3** — one 30 x 30 cutout over moto's S3 server on loopback, skycut with 8 threads and with 1 thread, astrocut
@@ -162,7 +163,7 @@ def _batch(cube: Path, n_sky: int, n_ac: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ deep cube
 
-DEEP_SIZE, DEEP_TARGETS, DEEP_ASTROCUT, DEEP_REPEATS = 15, 100, 10, 5
+DEEP_SIZE, DEEP_TARGETS, DEEP_ASTROCUT, DEEP_REPEATS = 15, 100, 10, 9
 
 
 def _deep_floor(cube: Path, lims: list, tpfs: list[bytes], out: Path) -> float:
