@@ -473,13 +473,17 @@ class HeaderTemplate:
             ]
         )
         self._checksum_at, self._datasum_at = n * CARD, (n + 1) * CARD
+        self._index: dict[str, int] | None = None  # keyword -> first card, made on first lookup
 
     def index(self, key: str) -> int:
         """Return the position of the first card with keyword ``key`` (``ValueError`` if there is none)."""
-        for i, card in enumerate(self.cards):
-            if card_key(card) == key:
-                return i
-        raise ValueError(f"no {key} card in the template")
+        if self._index is None:
+            self._index = {}
+            for i, card in enumerate(self.cards):
+                self._index.setdefault(card_key(card), i)
+        if key not in self._index:
+            raise ValueError(f"no {key} card in the template")
+        return self._index[key]
 
     def hdu_parts(
         self,
