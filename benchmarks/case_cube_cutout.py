@@ -196,7 +196,7 @@ def _deep(quick: bool) -> list[dict]:
     ``DEEP_REPEATS`` times; medians and the per-run ratios skycut/floor are reported."""
     from benchmarks.case_remote_cube import deep_cube
     from skycut.tess.cube_batch import cut_cube_targets
-    from skycut.tess.cube_cutout import _CubeSession
+    from skycut.tess.cube_session import _CubeSession
 
     cube = deep_cube(150 if quick else 1500)
     n_sky, n_ac = (20, 3) if quick else (DEEP_TARGETS, DEEP_ASTROCUT)

@@ -27,7 +27,7 @@ import numpy as np
 from ..core.batch import BatchResult
 from ..core.coords import parse_size, radec_arrays
 from ..exceptions import InvalidInputError
-from .cube_cutout import CubeCutoutInstance, _check_fill, _check_rounding, _CubeSession, _where
+from .cube_session import CubeCutoutInstance, _check_fill, _check_rounding, _CubeSession, _where
 
 log = logging.getLogger(__name__)
 
