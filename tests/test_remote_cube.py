@@ -271,7 +271,7 @@ def test_public_s3_url_only_for_plain_anonymous_reads(monkeypatch):
 def test_anonymous_and_credentialed_s3_give_the_same_tpfs(s3_server, cube, sim_tess, tmp_path, monkeypatch):
     """A public object read anonymously (plain HTTP GETs) and with credentials (s3fs/botocore): the same TPF
     bytes, and the anonymous read never goes through s3fs."""
-    from skycut.core.byte_sources import RemoteFile
+    from skycut.core.remote_file import RemoteFile
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     key = f"both/{cube.name}"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from servers import free_port, http_server  # noqa: F401  (pytest fixture)
 
-from skycut.core.byte_sources import RemoteFile
 from skycut.core.remote import DEFAULT_RETRY, RetryPolicy, retryable
+from skycut.core.remote_file import RemoteFile
 from skycut.exceptions import DataWarning, InvalidInputError
 
 BLOB = bytes(range(256)) * 64  # 16 KB
@@ -61,7 +61,7 @@ def test_transient_failures_are_retried_and_logged(served, protocol, faults, cap
     source = RemoteFile(uris[protocol], options, retry=FAST)
     server.log.reset()
     server.fail_next(*faults)
-    with caplog.at_level(logging.WARNING, logger="skycut.core.byte_sources"):
+    with caplog.at_level(logging.WARNING, logger="skycut.core.remote_file"):
         assert source.read(100, 9000) == BLOB[100:9000]
     gets = server.log.body_requests("GET")
     assert len(gets) == len(faults) + 1  # one request per attempt, seen by the server
@@ -81,7 +81,7 @@ def test_retries_are_bounded_then_the_error_names_uri_and_cause(served, protocol
     server.log.reset()
     server.fail_next(*["503"] * 5)
     with (
-        caplog.at_level(logging.WARNING, logger="skycut.core.byte_sources"),
+        caplog.at_level(logging.WARNING, logger="skycut.core.remote_file"),
         pytest.raises(InvalidInputError, match="service unavailable") as err,
     ):
         source.read(0, 100)

@@ -32,9 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
-from .byte_sources import LocalFile, RemoteFile, merge_range_groups
+from .byte_sources import LocalFile
 from .fits_bytes import BLOCK, CARD, RawHeader, padded
+from .range_merge import merge_range_groups
 from .remote import describe_error, is_remote
+from .remote_file import RemoteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io import fits
@@ -367,7 +369,7 @@ class RangeSection:
     offset of the first pixel in ``source`` (a :class:`RemoteFile` or :class:`LocalFile`). Each row of the box is
     one byte range (columns ``x0:x1`` only); ranges that touch are joined, and gaps between ranges are filled,
     smallest first, while the bytes fetched stay within ``1 + slack`` times the pixels' bytes
-    (:func:`skycut.core.byte_sources.merge_range_groups`). The ranges of one slice go out together through
+    (:func:`skycut.core.range_merge.merge_range_groups`). The ranges of one slice go out together through
     ``source.read_ranges`` (at most ``max_in_flight`` at once; None: the source's bound); ranges the source holds
     already (:meth:`RemoteFile.keep`) cost no request.
     """

@@ -22,11 +22,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..core.byte_sources import LocalFile, RemoteFile, merge_range_groups
+from ..core.byte_sources import LocalFile
 from ..core.fits_open import RangeSection
 from ..core.geometry import extract_padded, window_key
 from ..core.provenance import settle_asdf_history
+from ..core.range_merge import merge_range_groups
 from ..core.remote import is_remote
+from ..core.remote_file import RemoteFile
 from ..exceptions import InvalidInputError
 from .asdf_wcs import is_gwcs
 
@@ -161,7 +163,7 @@ def copy_node(node: Any) -> Any:
 class AsdfHandle:
     """An opened ASDF input.
 
-    Holds ``af`` (the ``AsdfFile``) and, for a remote file, the :class:`skycut.core.remote.RemoteFile` it is
+    Holds ``af`` (the ``AsdfFile``) and, for a remote file, the :class:`skycut.core.remote_file.RemoteFile` it is
     read from (None for a local file).
     """
 
@@ -254,8 +256,8 @@ class Lz4BlockView:
     4-byte little-endian uncompressed size][compressed data]``, each holding a fixed number of bytes of the
     C-ordered array (4 MiB by default). The chunk index is built by reading each chunk's 8 header bytes (stopping
     once past the last needed byte); only the chunks holding the needed rows are fetched (together, through
-    ``source.read_ranges``) and decompressed. ``source`` is a :class:`skycut.core.remote.RemoteFile` or
-    :class:`skycut.core.remote.LocalFile`; ``offset`` the block's data offset in it.
+    ``source.read_ranges``) and decompressed. ``source`` is a :class:`skycut.core.remote_file.RemoteFile` or
+    :class:`skycut.core.byte_sources.LocalFile`; ``offset`` the block's data offset in it.
     """
 
     source: RemoteFile | LocalFile
@@ -415,7 +417,7 @@ def open_asdf(
     """Open a local or remote ASDF file lazily and yield an :class:`AsdfHandle`.
 
     Local files are memory-mapped (``memmap=True``); remote ones (``s3://``, ``https://``) are read through
-    a :class:`skycut.core.byte_sources.RemoteFile`: :func:`prefetch_asdf` fetches the tree, the block index and
+    a :class:`skycut.core.remote_file.RemoteFile`: :func:`prefetch_asdf` fetches the tree, the block index and
     the block headers in three round trips before asdf parses them from memory, and :meth:`AsdfHandle.source`
     lets a cutout fetch only its rows. ``asdf_kwargs`` override the ``asdf.open``
     defaults (``lazy_load=True``). Raises :class:`InvalidInputError` naming the file when it is missing or not
