@@ -7,7 +7,7 @@ numpy shape ``(nrows, ncols, ntime, 2)`` (big-endian float32, float64 after astr
 For one cube row ``y`` and columns ``x0:x1`` the ``(x1 - x0) * ntime * 2`` values are contiguous, so a cutout of
 rows ``y0:y1`` is ``y1 - y0`` byte runs (one run when the cutout spans every column). :func:`byte_runs` computes
 and merges them; :class:`CubeReader` fetches them with ``np.memmap`` locally or, remotely, as concurrent ranged
-reads of a :class:`skycut.core.remote.RemoteFile` (all runs of all blocks of a batch in flight together, each
+reads of a :class:`skycut.core.remote_file.RemoteFile` (all runs of all blocks of a batch in flight together, each
 block handed on as soon as its runs have arrived).
 Headers are parsed here without astropy, so opening a cube is cheap: a remote cube's headers and FFI table take
 two requests (the first blocks, then everything after the image data), no size lookup.
@@ -233,7 +233,7 @@ class CubeReader:
         so the caller can write it while the rest are still on the way. Runs of different blocks that overlap or
         touch (neighbouring targets) are fetched once, as one request, and the gaps between runs are filled
         while no more bytes are fetched than the blocks' runs one by one would
-        (:func:`skycut.core.byte_sources.merge_range_groups`): fewer requests and fewer bytes.
+        (:func:`skycut.core.range_merge.merge_range_groups`): fewer requests and fewer bytes.
 
         Local blocks are copies out of the memory map, so cutouts never depend on the file mapping staying
         valid. ``copy=False`` is for a caller that is done with each block before it has asked for ``buffers``
