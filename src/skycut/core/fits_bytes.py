@@ -394,6 +394,7 @@ def fold_sum(total: int) -> int:
 _EXCLUDED = frozenset(b":;<=>?@[\\]^_`")
 
 
+@functools.cache  # 256 possible bytes, each worked out on first use (not at import)
 def _checksum_group(byte: int) -> tuple[int, int, int, int]:
     """Return the four characters one byte of a checksum spreads over, none punctuation (Seaman et al.)."""
     quotient, remainder = byte // 4 + 0x30, byte % 4
@@ -409,12 +410,9 @@ def _checksum_group(byte: int) -> tuple[int, int, int, int]:
     return tuple(group)
 
 
-_CHECKSUM_GROUPS = [_checksum_group(byte) for byte in range(256)]
-
-
 def encode_checksum(value: int) -> str:
     """Return the 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, Seaman et al.)."""
-    g0, g1, g2, g3 = (_CHECKSUM_GROUPS[byte] for byte in value.to_bytes(4, "big"))
+    g0, g1, g2, g3 = (_checksum_group(byte) for byte in value.to_bytes(4, "big"))
     chars = [g[j] for j in range(4) for g in (g0, g1, g2, g3)]  # character 4 j + i from byte i
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
@@ -427,20 +425,9 @@ def hdu_parts(
     ``data`` (bytes or a C-contiguous big-endian array) is not copied; zero padding does not change the sum.
     ``stamp`` (e.g. :func:`skycut.core.provenance.checksum_stamp`) ends the two comments with ``updated <stamp>``,
     as astropy writes them. ``datasum``: the data's :func:`ones_complement_sum` when the caller knows it already
-    (e.g. from sums of its parts), else it is computed here.
+    (e.g. from sums of its parts), else it is computed here. (A :class:`HeaderTemplate` used once.)
     """
-    nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
-    if datasum is None:
-        datasum = ones_complement_sum(data)
-    cards = list(cards)  # the caller's cards must not hold CHECKSUM/DATASUM
-    suffix = f" updated {stamp}" if stamp else ""
-    cards.append(format_card("CHECKSUM", "0" * 16, "HDU checksum" + suffix))
-    cards.append(format_card("DATASUM", str(datasum), "data unit checksum" + suffix))
-    header = header_block(cards)
-    total = ones_complement_sum(header, datasum)
-    cards[-2] = format_card("CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum" + suffix)
-    body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
-    return [header_block(cards), body, b"\0" * (-nbytes % BLOCK)]
+    return HeaderTemplate(cards, stamp).hdu_parts(data, datasum=datasum)
 
 
 def hdu_bytes(cards: list[str], data: bytes | np.ndarray) -> bytes:
@@ -459,20 +446,26 @@ class HeaderTemplate:
     Parameters
     ----------
     cards : list of str
-        The header's 80-character cards (without ``CHECKSUM``, ``DATASUM`` and ``END``).
+        The header's cards (without ``CHECKSUM``, ``DATASUM`` and ``END``): 80 characters each where they are
+        patched by index.
+    stamp : str, optional
+        Ends the ``CHECKSUM``/``DATASUM`` comments with ``updated <stamp>`` (see :func:`hdu_parts`).
     """
 
-    def __init__(self, cards: list[str]):
+    def __init__(self, cards: list[str], stamp: str | None = None):
         self.cards = list(cards)
-        n = len(self.cards)
+        self._suffix = f" updated {stamp}" if stamp else ""
         self._block = header_block(
             [
                 *self.cards,
-                format_card("CHECKSUM", "0" * 16, "HDU checksum"),
-                format_card("DATASUM", "0", "data unit checksum"),
+                format_card("CHECKSUM", "0" * 16, "HDU checksum" + self._suffix),
+                format_card("DATASUM", "0", "data unit checksum" + self._suffix),
             ]
         )
-        self._checksum_at, self._datasum_at = n * CARD, (n + 1) * CARD
+        self._checksum_at = sum(
+            len(card) for card in self.cards
+        )  # a long string's card may be several images
+        self._datasum_at = self._checksum_at + CARD
         self._index: dict[str, int] | None = None  # keyword -> first card, made on first lookup
 
     def index(self, key: str) -> int:
@@ -549,11 +542,13 @@ class HeaderTemplate:
         if datasum is None:
             datasum = ones_complement_sum(data)
         at = self._datasum_at
-        buf[at : at + CARD] = format_card("DATASUM", str(datasum), "data unit checksum").encode("ascii")
+        buf[at : at + CARD] = format_card(
+            "DATASUM", str(datasum), "data unit checksum" + self._suffix
+        ).encode("ascii")
         total = ones_complement_sum(buf, datasum)
         at = self._checksum_at
         buf[at : at + CARD] = format_card(
-            "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum"
+            "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum" + self._suffix
         ).encode("ascii")
         body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
         return [bytes(buf), body, b"\0" * (-nbytes % BLOCK)]
