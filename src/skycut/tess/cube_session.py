@@ -366,9 +366,9 @@ class _CubeSession:
         """Read and pad the blocks of several located cutouts; yield ``(index, cutout)`` as each block arrives.
 
         Remote reads of every cutout go out together; a cutout whose bytes cannot be read yields the error
-        instead (see :meth:`CubeReader.iter_blocks`). ``copy=False``: a cutout's pixels are read into one of
-        ``buffers`` reused arrays (per shape, in turn), for a caller done with each cutout before it has taken
-        ``buffers`` more.
+        instead (see :meth:`CubeReader.iter_blocks`). ``copy=False``: a local cutout's pixels are a view of the
+        cube's memory map and a remote one's are in one of ``buffers`` reused arrays (per shape, in turn), for a
+        caller done with each cutout before it has taken ``buffers`` more.
         """
         nrows, ncols = self.reader.nrows, self.reader.ncols
         clips = [_clip(lims, nrows, ncols) for lims in lims_list]

@@ -330,18 +330,6 @@ def _pixels_cards(meta: CubeMeta, cut: TpfCutout, primary: list[str]) -> list[st
     return cards
 
 
-def pixels_hdu(meta: CubeMeta, cut: TpfCutout, primary: list[str], *, scratch: int | None = None) -> list:
-    """Serialise the PIXELS binary table HDU (header and data) of one cutout.
-
-    ``scratch=k`` builds the table in buffer number ``k``, kept in ``meta.cache`` for the cutout shape and reused
-    by the next call with the same ``k`` (no fresh 7 MB allocation per 1,500-cadence TPF): the returned parts are
-    valid only until then, so the caller must consume them first and never make two calls with one ``k`` at once.
-    ``None`` (the default) builds it in a new array.
-    """
-    rec, datasum = table_data(meta, cut, scratch)
-    return hdu_parts(_pixels_cards(meta, cut, primary), rec, datasum=datasum)
-
-
 # ------------------------------------------------------------------------------------------ APERTURE
 
 
@@ -400,7 +388,7 @@ class _TpfTemplate:
 
     Per target only the values that depend on it are written into them: ``RA_OBJ``/``DEC_OBJ``, ``OBJECT`` and
     ``TICID`` (in the primary header and wherever the extensions inherit them), the CCD corner, the linear WCS,
-    ``WCS_MSEP``/``WCS_SIG`` and ``NPIXMISS``. The cards are those :func:`primary_cards`, :func:`pixels_hdu`
+    ``WCS_MSEP``/``WCS_SIG`` and ``NPIXMISS``. The cards are those :func:`primary_cards`, ``_pixels_cards``
     and :func:`aperture_hdu` format (the same formatter, the same positions), so the bytes are identical.
     """
 
@@ -575,8 +563,9 @@ def tpf_parts(
 
     The headers come from the cube's :class:`_TpfTemplate` for the cutout's shape (made on first use), with the
     target's values written in; a value that does not fit its template field (an ``OBJECT`` longer than a card)
-    has every card formatted instead, with the same result. ``scratch``: see :func:`pixels_hdu` (the parts are
-    valid until the next call with the same ``scratch`` number for the same cube).
+    has every card formatted instead, with the same result. ``scratch=k`` fills the pixel table in the cube's
+    reused buffer number ``k`` (:func:`skycut.tess.tpf_table.table_data`; ``None``: a new one), so the parts are
+    valid until the next call with the same ``k`` for the same cube; never two calls with one ``k`` at once.
 
     ``deferred=True`` formats the headers now and returns a :class:`PendingTpf`, whose pixel table is filled when
     it is written (``.write(path)``, chunk by chunk, no table in memory) or its parts taken (``.parts()``); that

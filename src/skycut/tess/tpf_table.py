@@ -15,6 +15,7 @@ together: three passes over memory (reorder into the table, sum, write) that the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,20 +145,31 @@ def table_layout(meta: CubeMeta, nx: int, ny: int):
     return meta.cache[key]
 
 
+def _scratch(meta: CubeMeta, key: tuple, scratch: int | None, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """Buffer number ``scratch`` of kind ``key`` kept in ``meta.cache`` (made on first use); ``None``: a new one."""
+    if scratch is None:
+        return make()
+    key = (*key, int(scratch))
+    buffer = meta.cache.get(key)
+    if buffer is None:
+        buffer = meta.cache[key] = make()
+    return buffer
+
+
+def _block(cut: TpfCutout) -> np.ndarray:
+    """Return the cutout's pixels as big-endian float32, any strides (a memory-map view is read in place)."""
+    return cut.block if cut.block.dtype == np.dtype(">f4") else cut.block.astype(">f4")
+
+
 def table_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.ndarray, int | None]:
-    """Return the PIXELS table of one cutout and its data sum (``None`` when not known from the template's)."""
+    """Return the PIXELS table of one cutout and its data sum (``None`` when not known from the template's).
+
+    ``scratch=k`` fills the cube's reused table number ``k`` (one call at a time per number); ``None`` a new one.
+    """
     ny, nx = cut.aperture.shape
     template, _, _, base_sum = table_layout(meta, nx, ny)
-    if scratch is not None:
-        key = ("scratch", nx, ny, int(scratch))
-        rec = meta.cache.get(key)
-        if rec is None:
-            rec = meta.cache[key] = template.copy()
-    else:
-        rec = template.copy()
-    block = cut.block  # any strides (a view of a local cube's memory map is read in place)
-    if block.dtype != np.dtype(">f4"):
-        block = block.astype(">f4")
+    rec = _scratch(meta, ("scratch", nx, ny), scratch, template.copy)
+    block = _block(cut)
     # every column but FLUX and FLUX_ERR is the template's: a reused buffer still holds it
     rec["FLUX"] = block[..., 0].transpose(2, 0, 1)
     rec["FLUX_ERR"] = block[..., 1].transpose(2, 0, 1)
@@ -187,12 +199,6 @@ def write_table(
     if base_sum is None or fields["FLUX_ERR"][1] != fields["FLUX"][1] + pix // 2:
         return None
     rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // pix))
-    key = ("chunk", nx, ny, scratch)
-    buffer = meta.cache.get(key) if scratch is not None else None
-    if buffer is None:
-        buffer = np.empty((rows, 2, ny, nx), dtype=">f4")
-        if scratch is not None:
-            meta.cache[key] = buffer
-    block = cut.block if cut.block.dtype == np.dtype(">f4") else cut.block.astype(">f4")
-    nbytes, total = write_rows(fd, offset, block, template, fields["FLUX"][1], buffer, rows)
+    buffer = _scratch(meta, ("chunk", nx, ny), scratch, lambda: np.empty((rows, 2, ny, nx), dtype=">f4"))
+    nbytes, total = write_rows(fd, offset, _block(cut), template, fields["FLUX"][1], buffer, rows)
     return nbytes, fold_sum(base_sum + total)
