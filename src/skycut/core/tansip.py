@@ -119,15 +119,20 @@ class TanSip:
             out = inner if out is None else out * u + inner
         return out
 
-    def all_pix2world(self, x, y, origin: int):
-        """Return (ra, dec) in degrees of pixels ``(x, y)`` (SIP applied; ``origin`` 0 or 1, as in astropy)."""
+    def pix2plane(self, x, y, origin: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the standard coordinates ``(xi, eta)`` in degrees (on the plane tangent at CRVAL) of pixels.
+
+        SIP applied, then the CD matrix; ``origin`` 0 or 1, as in astropy.
+        """
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         u = x + (1 - origin) - self.crpix[0]
         v = y + (1 - origin) - self.crpix[1]
         uu, vv = u + self._eval(self.a, u, v), v + self._eval(self.b, u, v)
-        xi = self.cd[0, 0] * uu + self.cd[0, 1] * vv
-        eta = self.cd[1, 0] * uu + self.cd[1, 1] * vv
-        return _deproject(xi, eta, self.crval)
+        return self.cd[0, 0] * uu + self.cd[0, 1] * vv, self.cd[1, 0] * uu + self.cd[1, 1] * vv
+
+    def all_pix2world(self, x, y, origin: int):
+        """Return (ra, dec) in degrees of pixels ``(x, y)`` (SIP applied; ``origin`` 0 or 1, as in astropy)."""
+        return _deproject(*self.pix2plane(x, y, origin), self.crval)
 
     def pix2vec(self, x, y, origin: int) -> np.ndarray:
         """Return the unit vectors ``(..., 3)`` (in the header's frame) of pixels ``(x, y)``, SIP applied.
@@ -135,12 +140,7 @@ class TanSip:
         The same directions as :meth:`all_pix2world`, computed on the tangent plane: a point ``(xi, eta)`` of it
         is the direction of ``centre + xi * east + eta * north`` (radians), with no trigonometry per point.
         """
-        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        u = x + (1 - origin) - self.crpix[0]
-        v = y + (1 - origin) - self.crpix[1]
-        uu, vv = u + self._eval(self.a, u, v), v + self._eval(self.b, u, v)
-        xi = np.radians(self.cd[0, 0] * uu + self.cd[0, 1] * vv)
-        eta = np.radians(self.cd[1, 0] * uu + self.cd[1, 1] * vv)
+        xi, eta = (np.radians(c) for c in self.pix2plane(x, y, origin))
         east, north, centre = _tangent_basis(np.radians(self.crval[0]), np.radians(self.crval[1]))
         vec = xi[..., None] * east + eta[..., None] * north + centre
         return vec / np.sqrt(1.0 + xi * xi + eta * eta)[..., None]
@@ -387,13 +387,18 @@ def _sample_grid(lo: np.ndarray, hi: np.ndarray, k: int) -> np.ndarray:
     return grid
 
 
-def _samples(lims: np.ndarray, max_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _sample_counts(lims: np.ndarray, max_samples: int) -> tuple[int, int]:
+    """Return ``(kx, ky)``: sample points along each axis of a cutout ``[[xmin, xmax], [ymin, ymax]]``."""
+    (xmin, xmax), (ymin, ymax) = lims
+    return min(max(xmax - xmin + 1, 3), max_samples), min(max(ymax - ymin + 1, 3), max_samples)
+
+
+def _samples(lims: np.ndarray, kx: int, ky: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(xmin, ymin, xs, ys)`` of cutouts of one sample count: lower corners ``(m,)``, sample pixels ``(m, n)``.
 
-    ``lims`` is ``(m, 2, 2)``: ``[[xmin, xmax], [ymin, ymax]]`` of each cutout, all with the same ``(kx, ky)``.
+    ``lims`` is ``(m, 2, 2)``: ``[[xmin, xmax], [ymin, ymax]]`` of each cutout, all with ``(kx, ky)`` samples.
     """
     (xmin, xmax), (ymin, ymax) = lims[:, 0].T, lims[:, 1].T
-    kx, ky = (min(max(int(w) + 1, 3), max_samples) for w in (xmax[0] - xmin[0], ymax[0] - ymin[0]))
     gx, gy = _sample_grid(xmin, xmax, kx), _sample_grid(ymin, ymax, ky)
     xs = np.broadcast_to(gx[:, None, :], (len(lims), ky, kx)).reshape(len(lims), -1)
     ys = np.broadcast_to(gy[:, :, None], (len(lims), ky, kx)).reshape(len(lims), -1)
@@ -423,23 +428,19 @@ def fit_linear_tans(sip_wcs, lims_list: list[np.ndarray], max_samples: int = 16)
     list of LinearFit
         One fit per cutout, in order.
     """
-    lims_all = np.array([np.asarray(lims, dtype=float).reshape(2, 2) for lims in lims_list]).reshape(-1, 2, 2)
-    counts = [
-        tuple(min(max(int(w) + 1, 3), max_samples) for w in (x1 - x0, y1 - y0))
-        for (x0, x1), (y0, y1) in lims_all.astype(np.int64).tolist()
-    ]
+    # whole pixels, as ints (as int() truncates the limits of one cutout)
+    lims_int = np.array([np.asarray(lims, dtype=float).reshape(2, 2) for lims in lims_list]).astype(np.int64)
+    lims_int = lims_int.reshape(-1, 2, 2)
     by_count: dict[tuple[int, int], list[int]] = {}
-    for k, count in enumerate(counts):
-        by_count.setdefault(count, []).append(k)
-    fits: list[LinearFit | None] = [None] * len(counts)
-    for ks in by_count.values():
-        xmin, ymin, xs, ys = _samples(
-            lims_all[ks].astype(np.int64).astype(float), max_samples
-        )  # (m, n), 0-based
-        if isinstance(
-            sip_wcs, TanSip
-        ):  # directions straight from the tangent plane (no trigonometry per point)
-            uv = sip_wcs.pix2vec(xs, ys, 0)
+    for k, lims in enumerate(lims_int.tolist()):
+        by_count.setdefault(_sample_counts(lims, max_samples), []).append(k)
+    fits: list[LinearFit | None] = [None] * len(lims_int)
+    for (kx, ky), ks in by_count.items():
+        xmin, ymin, xs, ys = _samples(lims_int[ks].astype(float), kx, ky)  # (m, n), 0-based
+        if isinstance(sip_wcs, TanSip):
+            uv = sip_wcs.pix2vec(
+                xs, ys, 0
+            )  # directions straight from the tangent plane (no trigonometry per point)
         else:
             ra, dec = sip_wcs.all_pix2world(xs.ravel(), ys.ravel(), 0)
             uv = _unit_vectors(np.asarray(ra).reshape(xs.shape), np.asarray(dec).reshape(xs.shape))
