@@ -33,7 +33,7 @@ import numpy as np
 
 from ..exceptions import InvalidInputError
 from .byte_sources import LocalFile
-from .fits_bytes import BLOCK, CARD, RawHeader, padded
+from .fits_bytes import BLOCK, RawHeader, header_block, padded
 from .range_merge import merge_range_groups
 from .remote import describe_error, is_remote
 from .remote_file import RemoteFile
@@ -322,9 +322,8 @@ def _header_hdul(source: RemoteFile, name: str) -> tuple[fits.HDUList, list[int]
         kind = "PRIMARY" if i == 0 else v.get("XTENSION")
         if kind not in ("PRIMARY", "IMAGE", "BINTABLE", "TABLE") or (kind == "BINTABLE" and v.get("ZIMAGE")):
             raise UnsupportedLayout(f"{name}: HDU {i} is a {'compressed image' if v.get('ZIMAGE') else kind}")
-        text = "".join(raw.cards) + f"{'END':<{CARD}}"
         try:
-            hdu = _BaseHDU.fromstring((text + " " * (-len(text) % BLOCK)).encode("ascii"))
+            hdu = _BaseHDU.fromstring(header_block(raw.cards))
         except Exception as exc:  # noqa: BLE001 - astropy's own reading reports it
             raise UnsupportedLayout(f"{name}: HDU {i}: {type(exc).__name__}") from None
         if not isinstance(
