@@ -80,6 +80,33 @@ def test_copy_rows_matches_numpy_for_any_strides(monkeypatch, compiled):
             assert rows.tobytes() == want_rows.tobytes(), (name, t0, t1)
 
 
+@pytest.fixture(params=[True, False], ids=["simd", "portable"])
+def simd(request):
+    """The compiled copy with its AVX2 path on (where the CPU has it) and off; restored afterwards."""
+    if not block_rows.COMPILED:
+        pytest.skip("the compiled accelerator is not built here")
+    before = block_rows._simd()
+    on = block_rows._simd(request.param)
+    if request.param and not on:
+        pytest.skip("this CPU has no AVX2")
+    yield on
+    block_rows._simd(before)
+
+
+@pytest.mark.parametrize("ny, nx", [(1, 8), (3, 3), (2, 5), (15, 15), (4, 7)])
+def test_compiled_copy_rows_packed_blocks(simd, ny, nx):
+    # packed (flux, error) pairs, as in a cube's memory map: the layout the AVX2 path takes (8 pixels or more: a
+    # last group of 8 overlapping the one before; cadences in tiles of 8, then the rest one by one)
+    rng = np.random.default_rng(ny * 100 + nx)
+    base = rng.integers(0, 2**32, size=(ny + 3, nx + 2, 53, 2), dtype=np.uint64).astype(">u4").view(">f4")
+    block = base[1 : ny + 1, 2 : nx + 2]  # rows and columns of a bigger cube skipped
+    for t0, t1 in [(0, 53), (5, 21), (8, 16), (50, 53), (7, 7)]:
+        out = np.full((t1 - t0, 2, ny, nx), 7, dtype=">f4")
+        want_rows, want_sum = reference_rows(block, t0, t1)
+        assert block_rows.copy_rows(block, t0, t1, out) == want_sum, (t0, t1)
+        assert out.tobytes() == want_rows.tobytes(), (t0, t1)
+
+
 def test_compiled_copy_rows_rejects_what_it_cannot_copy():
     if not block_rows.COMPILED:
         pytest.skip("the compiled accelerator is not built here")

