@@ -8,6 +8,7 @@ the compiled copy; astropy verifies every checksum.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -16,7 +17,8 @@ from astropy.io import fits
 
 import skycut.core.atomic as atomic
 import skycut.core.block_rows as block_rows
-from skycut.core.fits_bytes import fold_sum, ones_complement_sum
+from skycut.core.fits_bytes import encode_checksum, fold_sum, ones_complement_sum, value_field
+from skycut.tess import tpf_table
 from skycut.tess.cube_cutout import _CubeSession, _fit_chunks
 from skycut.tess.cube_factory import CubeFactory
 from skycut.tess.tpf_table import table_layout, write_table
@@ -130,7 +132,12 @@ def test_fold_sum_is_the_ones_complement_sum():
 # ------------------------------------------------------------------------------------------ streamed TPFs
 
 
-def test_streamed_tpf_is_the_in_memory_tpf(cube, tmp_path):
+@pytest.mark.parametrize("one_call", [True, False], ids=["one call", "table then header"])
+def test_streamed_tpf_is_the_in_memory_tpf(cube, tmp_path, monkeypatch, one_call):
+    if one_call and not block_rows.FILES:
+        pytest.skip("the compiled accelerator is not built here")
+    if not one_call:
+        monkeypatch.setattr(tpf_table, "FILES", False)
     # interior, at a corner (padded with NaN), and one pixel from the edge
     session, cuts = cutouts(cube, [(70, 60), (1, 1), (138, 58)])
     try:
@@ -178,6 +185,51 @@ def test_rows_not_whole_words_fall_back_to_the_in_memory_table(cube, tmp_path):
         assert path.read_bytes() == b"".join(cut.tpf_parts())
         with fits.open(path, checksum=True) as hdul:
             assert hdul["PIXELS"].data["FFI_FILE"][0].endswith("x")
+    finally:
+        session.close()
+
+
+def test_compiled_checksum_field_is_encode_checksum():
+    if not block_rows.COMPILED:
+        pytest.skip("the compiled accelerator is not built here")
+    from skycut.core._block_rows import checksum_field
+
+    rng = np.random.default_rng(4)
+    for value in [0, 1, 2**32 - 1, *rng.integers(0, 2**32, 20000, dtype=np.uint64).tolist()]:
+        assert checksum_field(value) == value_field(encode_checksum(value)), value
+
+
+def test_one_call_write_follows_umask_and_leaves_nothing_on_failure(cube, tmp_path, monkeypatch):
+    if not block_rows.FILES:
+        pytest.skip("the compiled accelerator is not built here")
+    session, (cut,) = cutouts(cube, [(70, 60)])
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        out = tmp_path / "new" / "ok.fits"  # a directory made on the way
+        path = cut.tpf_parts(scratch=1, deferred=True).write(out)
+        assert path == out and stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+        assert [p.name for p in out.parent.iterdir()] == ["ok.fits"]
+        # the final name is a non-empty directory: the rename fails, the error names it, no temporary is left
+        blocked = tmp_path / "blocked.fits"
+        (blocked / "inside").mkdir(parents=True)
+        with pytest.raises(OSError) as err:
+            cut.tpf_parts(scratch=1, deferred=True).write(blocked)
+        assert "blocked.fits" in str(err.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.fits", "new"]
+        # a temporary name already taken is not touched: another name is used
+        taken = []
+        real = tpf_table.write_rows_file
+
+        def first_name_taken(tmp, final, *args):
+            if not taken:
+                taken.append(tmp)
+                tmp.write_bytes(b"someone else's")
+            return real(tmp, final, *args)
+
+        monkeypatch.setattr(tpf_table, "write_rows_file", first_name_taken)
+        again = cut.tpf_parts(scratch=1, deferred=True).write(tmp_path / "again.fits")
+        assert again.read_bytes() == out.read_bytes() and taken[0].read_bytes() == b"someone else's"
     finally:
         session.close()
 

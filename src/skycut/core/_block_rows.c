@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <limits.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -221,56 +224,17 @@ done:
 }
 
 
-/* write_table(fd, offset, block, template, row_bytes, flux_at, buffer, chunk_rows) -> (bytes written, sum) */
-static PyObject *write_table(PyObject *self, PyObject *args)
+/* Write a table of nt rows at offset of fd, chunk_rows rows at a time: each row the template's bytes with the
+ * block's flux and uncertainty of that cadence at flux_at (copied into cb, then one pwritev per chunk between the
+ * template's bytes). Adds the copied words' sum to *sum. No Python calls. 0, or -1 with errno set. */
+static int stream_table(int fd, off_t offset, const Py_buffer *src, const char *tb, Py_ssize_t width, Py_ssize_t flux_at,
+                        char *cb, Py_ssize_t chunk_rows, struct iovec *iov, const char **pixel, uint64_t *sum)
 {
-    int fd;
-    long long offset;
-    PyObject *block_obj, *template_obj, *buffer_obj;
-    Py_ssize_t width, flux_at, chunk_rows;
-    if (!PyArg_ParseTuple(args, "iLOOnnOn", &fd, &offset, &block_obj, &template_obj, &width, &flux_at,
-                          &buffer_obj, &chunk_rows))
-        return NULL;
-    Py_buffer src, tpl, buf;
-    if (PyObject_GetBuffer(block_obj, &src, PyBUF_STRIDED_RO) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(template_obj, &tpl, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&src);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(buffer_obj, &buf, PyBUF_CONTIG) < 0) {
-        PyBuffer_Release(&tpl);
-        PyBuffer_Release(&src);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    struct iovec *iov = NULL;
-    const char **pixel = NULL;
-    if (src.ndim != 4 || src.itemsize != 4 || src.shape[3] < 2) {
-        PyErr_SetString(PyExc_ValueError, "block must be 4-D (ny, nx, ntime, planes >= 2) of 4-byte items");
-        goto done;
-    }
-    Py_ssize_t npix = src.shape[0] * src.shape[1], nt = src.shape[2], pix = 8 * npix;
-    if (width <= 0 || chunk_rows <= 0 || flux_at < 0 || flux_at + pix > width || tpl.len != nt * width ||
-        buf.len < chunk_rows * pix) {
-        PyErr_SetString(PyExc_ValueError, "template, row layout or buffer do not match the block");
-        goto done;
-    }
-    iov = malloc(sizeof(struct iovec) * (2 * chunk_rows + 1));
-    pixel = malloc(sizeof(char *) * npix);
-    if (iov == NULL || pixel == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    const char *tb = (const char *)tpl.buf;
-    char *cb = (char *)buf.buf;
-    uint64_t sum = 0;
-    off_t pos = (off_t)offset;
-    int failed = 0, err = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t t0 = 0; t0 < nt && !failed; t0 += chunk_rows) {
+    Py_ssize_t npix = src->shape[0] * src->shape[1], nt = src->shape[2], pix = 8 * npix;
+    off_t pos = offset;
+    for (Py_ssize_t t0 = 0; t0 < nt; t0 += chunk_rows) {
         Py_ssize_t rows = t0 + chunk_rows < nt ? chunk_rows : nt - t0;
-        sum += copy_rows(&src, t0, rows, cb, pixel);
+        *sum += copy_rows(src, t0, rows, cb, pixel);
         /* the template up to FLUX; then per row: its FLUX and FLUX_ERR, the template to the next row's FLUX */
         int n = 0;
         iov[n].iov_base = (void *)(tb + t0 * width);
@@ -283,25 +247,242 @@ static PyObject *write_table(PyObject *self, PyObject *args)
             iov[n].iov_base = (void *)(tb + after);
             iov[n++].iov_len = end - after;
         }
-        if (pwrite_iov(fd, iov, n, pos) < 0) {
-            failed = 1;
-            err = errno;
-        }
+        if (pwrite_iov(fd, iov, n, pos) < 0)
+            return -1;
         pos += rows * width;
     }
+    return 0;
+}
+
+/* The buffers of a table write, checked against each other; released by release_table. */
+typedef struct {
+    Py_buffer src, tpl, buf;
+    int held;
+    struct iovec *iov;
+    const char **pixel;
+} TableArgs;
+
+static void release_table(TableArgs *a)
+{
+    free(a->pixel);
+    free(a->iov);
+    if (a->held >= 3)
+        PyBuffer_Release(&a->buf);
+    if (a->held >= 2)
+        PyBuffer_Release(&a->tpl);
+    if (a->held >= 1)
+        PyBuffer_Release(&a->src);
+}
+
+static int take_table(TableArgs *a, PyObject *block, PyObject *template, Py_ssize_t width, Py_ssize_t flux_at,
+                      PyObject *buffer, Py_ssize_t chunk_rows)
+{
+    memset(a, 0, sizeof(*a));
+    if (PyObject_GetBuffer(block, &a->src, PyBUF_STRIDED_RO) < 0)
+        return -1;
+    a->held = 1;
+    if (PyObject_GetBuffer(template, &a->tpl, PyBUF_SIMPLE) < 0)
+        return -1;
+    a->held = 2;
+    if (PyObject_GetBuffer(buffer, &a->buf, PyBUF_CONTIG) < 0)
+        return -1;
+    a->held = 3;
+    if (a->src.ndim != 4 || a->src.itemsize != 4 || a->src.shape[3] < 2) {
+        PyErr_SetString(PyExc_ValueError, "block must be 4-D (ny, nx, ntime, planes >= 2) of 4-byte items");
+        return -1;
+    }
+    Py_ssize_t npix = a->src.shape[0] * a->src.shape[1], nt = a->src.shape[2], pix = 8 * npix;
+    if (width <= 0 || chunk_rows <= 0 || flux_at < 0 || flux_at + pix > width || a->tpl.len != nt * width ||
+        a->buf.len < chunk_rows * pix) {
+        PyErr_SetString(PyExc_ValueError, "template, row layout or buffer do not match the block");
+        return -1;
+    }
+    a->iov = malloc(sizeof(struct iovec) * (2 * chunk_rows + 1));
+    a->pixel = malloc(sizeof(char *) * (npix > 0 ? npix : 1));
+    if (a->iov == NULL || a->pixel == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* write_table(fd, offset, block, template, row_bytes, flux_at, buffer, chunk_rows) -> (bytes written, sum) */
+static PyObject *write_table(PyObject *self, PyObject *args)
+{
+    int fd;
+    long long offset;
+    PyObject *block_obj, *template_obj, *buffer_obj;
+    Py_ssize_t width, flux_at, chunk_rows;
+    if (!PyArg_ParseTuple(args, "iLOOnnOn", &fd, &offset, &block_obj, &template_obj, &width, &flux_at,
+                          &buffer_obj, &chunk_rows))
+        return NULL;
+    TableArgs a;
+    PyObject *result = NULL;
+    if (take_table(&a, block_obj, template_obj, width, flux_at, buffer_obj, chunk_rows) < 0)
+        goto done;
+    uint64_t sum = 0;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = stream_table(fd, (off_t)offset, &a.src, a.tpl.buf, width, flux_at, a.buf.buf, chunk_rows, a.iov, a.pixel,
+                          &sum);
     Py_END_ALLOW_THREADS
     if (failed) {
-        errno = err;
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
-    result = Py_BuildValue("LK", (long long)(pos - (off_t)offset), (unsigned long long)sum);
+    result = Py_BuildValue("LK", (long long)a.src.shape[2] * width, (unsigned long long)sum);
 done:
-    free(pixel);
-    free(iov);
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&tpl);
-    PyBuffer_Release(&src);
+    release_table(&a);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------- FITS checksums */
+
+static uint32_t fold32(uint64_t total)
+{
+    while (total >> 32)
+        total = (total & 0xFFFFFFFFu) + (total >> 32);
+    return (uint32_t)total;
+}
+
+static int excluded(int c) { return (c >= 0x3a && c <= 0x40) || (c >= 0x5b && c <= 0x60); }
+
+/* The 16-character ASCII encoding of a 32-bit checksum (Seaman et al.), as fits_bytes.encode_checksum. */
+static void encode_checksum_chars(uint32_t value, char out[16])
+{
+    char chars[16];
+    for (int i = 0; i < 4; i++) {
+        int byte = (value >> (24 - 8 * i)) & 0xFF, q = byte / 4 + 0x30, r = byte % 4;
+        int g[4] = {q + r, q, q, q};
+        for (int changed = 1; changed;) {
+            changed = 0;
+            for (int j = 0; j < 4; j += 2)
+                if (excluded(g[j]) || excluded(g[j + 1])) {
+                    g[j]++;
+                    g[j + 1]--;
+                    changed = 1;
+                }
+        }
+        for (int j = 0; j < 4; j++)
+            chars[4 * j + i] = (char)g[j];
+    }
+    out[0] = chars[15];
+    memcpy(out + 1, chars, 15);
+}
+
+/* The 20-character value field of a string card: quote, text (at least 8 characters), quote, blanks. */
+static void string_field(char field[20], const char *text, size_t n)
+{
+    memset(field, ' ', 20);
+    field[0] = '\'';
+    memcpy(field + 1, text, n);
+    field[1 + (n < 8 ? 8 : n)] = '\'';
+}
+
+/* Fill the DATASUM and CHECKSUM value fields of a header (whole 4-byte words; CHECKSUM holding 16 zeros). */
+static void stamp_checksums(char *header, Py_ssize_t len, Py_ssize_t datasum_at, Py_ssize_t checksum_at,
+                            uint32_t datasum)
+{
+    char digits[16];
+    int n = snprintf(digits, sizeof digits, "%lu", (unsigned long)datasum);
+    string_field(header + datasum_at, digits, (size_t)n);
+    uint64_t total = datasum;
+    const unsigned char *h = (const unsigned char *)header;
+    for (Py_ssize_t i = 0; i + 4 <= len; i += 4)
+        total += (uint32_t)h[i] << 24 | (uint32_t)h[i + 1] << 16 | (uint32_t)h[i + 2] << 8 | h[i + 3];
+    char encoded[16];
+    encode_checksum_chars(~fold32(total), encoded);
+    string_field(header + checksum_at, encoded, 16);
+}
+
+/* checksum_field(value) -> str: the CHECKSUM value field of a 32-bit checksum (for tests). */
+static PyObject *checksum_field(PyObject *self, PyObject *args)
+{
+    unsigned long value;
+    if (!PyArg_ParseTuple(args, "k", &value))
+        return NULL;
+    char encoded[16], field[20];
+    encode_checksum_chars((uint32_t)value, encoded);
+    string_field(field, encoded, 16);
+    return PyUnicode_FromStringAndSize(field, 20);
+}
+
+/* write_table_file(tmp, final, head, header, datasum_at, checksum_at, block, template, row_bytes, flux_at, buffer,
+ *                  chunk_rows, base_sum, tail) -> datasum
+ * Create tmp (O_EXCL, mode 0666 less the umask), write head, then header with its DATASUM and CHECKSUM value
+ * fields filled, then the table (as write_table), then tail; rename tmp to final. All without the GIL. On failure
+ * tmp is removed and OSError raised (FileExistsError if tmp exists: nothing was touched). */
+static PyObject *write_table_file(PyObject *self, PyObject *args)
+{
+    PyObject *tmp_obj = NULL, *final_obj = NULL, *block_obj, *template_obj, *buffer_obj;
+    Py_buffer head, header, tail;
+    Py_ssize_t datasum_at, checksum_at, width, flux_at, chunk_rows;
+    unsigned long long base_sum;
+    if (!PyArg_ParseTuple(args, "O&O&y*y*nnOOnnOnKy*", PyUnicode_FSConverter, &tmp_obj, PyUnicode_FSConverter,
+                          &final_obj, &head, &header, &datasum_at, &checksum_at, &block_obj, &template_obj, &width,
+                          &flux_at, &buffer_obj, &chunk_rows, &base_sum, &tail)) {
+        Py_XDECREF(tmp_obj);
+        Py_XDECREF(final_obj);
+        return NULL;
+    }
+    TableArgs a;
+    PyObject *result = NULL;
+    char *hdr = NULL;
+    if (take_table(&a, block_obj, template_obj, width, flux_at, buffer_obj, chunk_rows) < 0)
+        goto done;
+    if (header.len % 4 || datasum_at < 0 || checksum_at < 0 || datasum_at + 20 > header.len ||
+        checksum_at + 20 > header.len) {
+        PyErr_SetString(PyExc_ValueError, "header is not whole words or a checksum field is outside it");
+        goto done;
+    }
+    hdr = malloc(header.len > 0 ? header.len : 1);
+    if (hdr == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(hdr, header.buf, header.len);
+    const char *tmp = PyBytes_AS_STRING(tmp_obj), *final = PyBytes_AS_STRING(final_obj);
+    off_t start = (off_t)(head.len + header.len), table_end = start + (off_t)a.src.shape[2] * width;
+    uint64_t sum = base_sum;
+    uint32_t datasum = 0;
+    int err = 0, fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0)
+        err = errno;
+    else {
+        struct iovec front[2] = {{head.buf, (size_t)head.len}, {hdr, (size_t)header.len}};
+        struct iovec back[1] = {{tail.buf, (size_t)tail.len}};
+        if (stream_table(fd, start, &a.src, a.tpl.buf, width, flux_at, a.buf.buf, chunk_rows, a.iov, a.pixel, &sum) < 0)
+            err = errno;
+        if (!err) {
+            datasum = fold32(sum);
+            stamp_checksums(hdr, header.len, datasum_at, checksum_at, datasum);
+            if (pwrite_iov(fd, back, 1, table_end) < 0 || pwrite_iov(fd, front, 2, 0) < 0)
+                err = errno;
+        }
+        if (close(fd) < 0 && !err)
+            err = errno;
+        if (!err && rename(tmp, final) < 0)
+            err = errno;
+        if (err)
+            unlink(tmp);
+    }
+    Py_END_ALLOW_THREADS
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, fd < 0 ? tmp_obj : final_obj);
+        goto done;
+    }
+    result = PyLong_FromUnsignedLong(datasum);
+done:
+    free(hdr);
+    release_table(&a);
+    PyBuffer_Release(&tail);
+    PyBuffer_Release(&header);
+    PyBuffer_Release(&head);
+    Py_DECREF(tmp_obj);
+    Py_DECREF(final_obj);
     return result;
 }
 
@@ -323,6 +504,13 @@ static PyObject *simd(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"write_table_file", write_table_file, METH_VARARGS,
+     "write_table_file(tmp, final, head, header, datasum_at, checksum_at, block, template, row_bytes, flux_at, "
+     "buffer, chunk_rows, base_sum, tail) -> datasum: create tmp exclusively, write head, header (its DATASUM and "
+     "CHECKSUM value fields, at those byte offsets, filled in), the table as write_table (base_sum: the sum of the "
+     "template's words), tail; rename tmp to final; without the GIL. On failure tmp is removed."},
+    {"checksum_field", checksum_field, METH_VARARGS,
+     "checksum_field(value) -> str: the 20-character CHECKSUM value field of a 32-bit checksum."},
     {"simd", simd, METH_VARARGS,
      "simd([enable]) -> bool: whether copies use the AVX2 path (x86-64 CPUs that have it); enable=False turns it "
      "off (the portable loop, same results), True back on where the CPU has it."},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -41,8 +42,12 @@ log = logging.getLogger(__name__)
 
 def writer_tag() -> str:
     """Return ``{host}-{pid}`` of this process, as temporary names carry it (host without its domain, no dots)."""
-    host = socket.gethostname().split(".", 1)[0].replace("-", "_") or "localhost"
-    return f"{host}-{os.getpid()}"
+    return f"{_host()}-{os.getpid()}"
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname().split(".", 1)[0].replace("-", "_") or "localhost"
 
 
 def temporary_path(final: str | os.PathLike) -> Path:
@@ -267,6 +272,41 @@ def write_bytes(data: bytes | bytearray | memoryview | Sequence, final: str | os
     """
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     return write_with(final, lambda fd: pwrite_all(fd, [p for p in parts if len(p)], 0))
+
+
+def create_new(final: str | os.PathLike, create: Callable[[Path, Path], Any]) -> Path:
+    """Create ``final`` atomically by ``create(temporary, final)``, which makes the whole file in one go.
+
+    ``create`` must create ``temporary`` exclusively (``O_CREAT | O_EXCL``; ``FileExistsError`` if it exists, and
+    then a new name is tried), write it, and rename it to ``final``: for writers that do all of it in one call
+    without the GIL (:func:`skycut.core.block_rows.write_table_file`). The temporary is named as
+    :func:`temporary_path`'s and the directory is prepared alike; if ``create`` raises, a temporary it left is
+    removed and the exception propagates.
+    """
+    final = Path(final)
+    directory = final.parent
+    if os.fspath(directory) not in _SWEPT:
+        directory.mkdir(parents=True, exist_ok=True)
+        _sweep_once(directory)
+    for _ in range(100):
+        tmp = directory / f".{final.name}.{writer_tag()}.{os.urandom(4).hex()}.part"
+        try:
+            create(tmp, final)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True)  # removed since it was prepared: make it again
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return final
+    raise FileExistsError(f"no free temporary name for {final} after 100 tries")
 
 
 def write_with(final: str | os.PathLike, fill: Callable[[int], Any]) -> Path:

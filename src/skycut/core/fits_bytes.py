@@ -468,6 +468,11 @@ class HeaderTemplate:
         self._datasum_at = self._checksum_at + CARD
         self._index: dict[str, int] | None = None  # keyword -> first card, made on first lookup
 
+    @property
+    def checksum_fields(self) -> tuple[int, int]:
+        """Byte offsets in the header of the ``DATASUM`` and ``CHECKSUM`` value fields (20 characters each)."""
+        return self._datasum_at + 10, self._checksum_at + 10
+
     def index(self, key: str) -> int:
         """Return the position of the first card with keyword ``key`` (``ValueError`` if there is none)."""
         if self._index is None:

@@ -45,6 +45,7 @@ from .tpf_table import (
     table_data,
     table_layout,
     write_table,
+    write_table_file,
 )
 
 # keywords of the cube's primary header that describe a single FFI, not the TPF (astrocut removes the same)
@@ -534,11 +535,17 @@ class PendingTpf:
         return self.head + self.pixels.finish(self.pixels_header, rec, datasum=datasum) + self.tail
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write the TPF to ``path`` atomically, the pixel table chunk by chunk (:func:`write_table`)."""
-        return write_with(path, self._fill)
+        """Write the TPF to ``path`` atomically, the pixel table chunk by chunk (:func:`write_table`).
 
-    def _fill(self, fd: int) -> None:
+        Compiled, the whole file is made in one call without the GIL (:func:`write_table_file`).
+        """
         head = b"".join(self.head)
+        written = write_table_file(
+            path, head, self.pixels, self.pixels_header, self.tail, self.meta, self.cut, self.scratch
+        )
+        return written if written is not None else write_with(path, lambda fd: self._fill(fd, head))
+
+    def _fill(self, fd: int, head: bytes) -> None:
         start = len(head) + len(self.pixels_header)
         written = write_table(fd, start, self.meta, self.cut, self.scratch)
         if written is None:  # a table that cannot be written in chunks

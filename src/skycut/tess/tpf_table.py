@@ -15,14 +15,18 @@ together: three passes over memory (reorder into the table, sum, write) that the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.block_rows import MAX_CHUNK_ROWS, write_rows
-from ..core.fits_bytes import fold_sum, format_card, ones_complement_sum
+from ..core.atomic import create_new
+from ..core.block_rows import FILES, MAX_CHUNK_ROWS, write_rows
+from ..core.block_rows import write_table_file as write_rows_file
+from ..core.fits_bytes import BLOCK, HeaderTemplate, fold_sum, format_card, ones_complement_sum
 
 IMAGE_COLUMNS = ("RAW_CNTS", "FLUX", "FLUX_ERR", "FLUX_BKG", "FLUX_BKG_ERR")  # table columns 4..8
 
@@ -182,6 +186,22 @@ def table_data(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple[np.
 CHUNK_BYTES = 448 * 1024
 
 
+def _stream(meta: CubeMeta, cut: TpfCutout, scratch: int | None) -> tuple | None:
+    """Return what writing ``cut``'s table chunk by chunk takes, or ``None`` when it cannot be done so.
+
+    ``(block, template, flux_at, buffer, chunk_rows, base_sum)``; ``None`` for rows not a whole number of 4-byte
+    words, or ``FLUX_ERR`` not right after ``FLUX``.
+    """
+    ny, nx = cut.aperture.shape
+    template, _, _, base_sum = table_layout(meta, nx, ny)
+    fields, pix = template.dtype.fields, 8 * nx * ny
+    if base_sum is None or fields["FLUX_ERR"][1] != fields["FLUX"][1] + pix // 2:
+        return None
+    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // pix))
+    buffer = _scratch(meta, ("chunk", nx, ny), scratch, lambda: np.empty((rows, 2, ny, nx), dtype=">f4"))
+    return _block(cut), template, fields["FLUX"][1], buffer, rows, base_sum
+
+
 def write_table(
     fd: int, offset: int, meta: CubeMeta, cut: TpfCutout, scratch: int | None
 ) -> tuple[int, int] | None:
@@ -193,12 +213,51 @@ def write_table(
     as in :func:`table_data` (one call at a time per number); ``cut.block`` may be a view of a cube's memory map,
     read here once (:func:`skycut.core.block_rows.write_rows`).
     """
-    ny, nx = cut.aperture.shape
-    template, _, _, base_sum = table_layout(meta, nx, ny)
-    fields, pix = template.dtype.fields, 8 * nx * ny
-    if base_sum is None or fields["FLUX_ERR"][1] != fields["FLUX"][1] + pix // 2:
+    stream = _stream(meta, cut, scratch)
+    if stream is None:
         return None
-    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // pix))
-    buffer = _scratch(meta, ("chunk", nx, ny), scratch, lambda: np.empty((rows, 2, ny, nx), dtype=">f4"))
-    nbytes, total = write_rows(fd, offset, _block(cut), template, fields["FLUX"][1], buffer, rows)
+    block, template, flux_at, buffer, rows, base_sum = stream
+    nbytes, total = write_rows(fd, offset, block, template, flux_at, buffer, rows)
     return nbytes, fold_sum(base_sum + total)
+
+
+def write_table_file(
+    path: str | os.PathLike,
+    head: bytes,
+    header: HeaderTemplate,
+    patched: bytearray,
+    tail: list,
+    meta: CubeMeta,
+    cut: TpfCutout,
+    scratch: int | None,
+) -> Path | None:
+    """Write a whole TPF to ``path`` atomically in one call without the GIL; ``None`` if it cannot be done so.
+
+    ``head`` is the bytes before the PIXELS HDU, ``patched`` the PIXELS header (:meth:`HeaderTemplate.patched` of
+    ``header``) whose checksums are filled in for the table, ``tail`` the buffers after the table's padding
+    (:func:`skycut.core.block_rows.write_table_file`, :func:`skycut.core.atomic.create_new`). ``None`` (nothing
+    written) without the compiled accelerator or for a table :func:`write_table` cannot write.
+    """
+    stream = _stream(meta, cut, scratch) if FILES else None
+    if stream is None:
+        return None
+    block, template, flux_at, buffer, rows, base_sum = stream
+    pad = b"\0" * (-template.nbytes % BLOCK)
+    after = b"".join([pad, *tail])
+    return create_new(
+        path,
+        lambda tmp, final: write_rows_file(
+            tmp,
+            final,
+            head,
+            patched,
+            header.checksum_fields,
+            block,
+            template,
+            flux_at,
+            buffer,
+            rows,
+            base_sum,
+            after,
+        ),
+    )
