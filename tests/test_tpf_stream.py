@@ -199,6 +199,28 @@ def test_compiled_checksum_field_is_encode_checksum():
         assert checksum_field(value) == value_field(encode_checksum(value)), value
 
 
+def test_compiled_stamp_checksums_is_the_python_one(monkeypatch):
+    if not block_rows.COMPILED:
+        pytest.skip("the compiled accelerator is not built here")
+    import skycut.core.fits_bytes as fb
+
+    rng = np.random.default_rng(8)
+    for k in range(40):
+        cards = [
+            fb.format_card(f"K{i}", float(x), "c") for i, x in enumerate(rng.normal(size=rng.integers(1, 90)))
+        ]
+        template = fb.HeaderTemplate(cards, "2026-01-01T00:00:00" if k % 2 else None)
+        datasum = int(rng.integers(0, 2**32))
+        compiled, python = template.patched(), template.patched()
+        fb.stamp_checksums(compiled, *template.checksum_fields, datasum)
+        fb.stamp_checksums(compiled, *template.checksum_fields, datasum)  # stamping again gives the same
+        with monkeypatch.context() as m:
+            m.setattr(fb, "_stamp", None)
+            fb.stamp_checksums(python, *template.checksum_fields, datasum)
+        assert compiled == python
+        assert fb.ones_complement_sum(compiled, datasum) == 0xFFFFFFFF  # the FITS checksum condition
+
+
 def test_one_call_write_follows_umask_and_leaves_nothing_on_failure(cube, tmp_path, monkeypatch):
     if not block_rows.FILES:
         pytest.skip("the compiled accelerator is not built here")

