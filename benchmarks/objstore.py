@@ -77,7 +77,7 @@ class _Counters:
     """The store's counters; every access holds ``lock``."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # notified when a request ends
         self.served: list[Served] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -445,9 +445,14 @@ class ObjectStore:
         """``requests``, ``bytes_sent`` (body bytes), ``connections`` (opened), ``connections_used`` (that
         carried a request, including keep-alive connections opened before the last :meth:`reset`),
         ``max_in_flight`` (most requests being answered at once), ``max_connections_open``,
-        ``gets``/``heads``/``lists`` counts."""
+        ``gets``/``heads``/``lists`` counts.
+
+        Waits (up to 2 s) for the requests being answered to end: a client can hold a response's last bytes
+        before the server has counted them.
+        """
         c = self._counters
         with c.lock:
+            c.lock.wait_for(lambda: c.in_flight == 0, timeout=2.0)
             served = list(c.served)
             return {
                 "requests": len(served),
@@ -462,9 +467,11 @@ class ObjectStore:
             }
 
     def served(self) -> list[Served]:
-        """The log of answered (and in-progress) requests since the last :meth:`reset`."""
-        with self._counters.lock:
-            return list(self._counters.served)
+        """The log of answered requests since the last :meth:`reset` (waiting up to 2 s for those in progress)."""
+        c = self._counters
+        with c.lock:
+            c.lock.wait_for(lambda: c.in_flight == 0, timeout=2.0)
+            return list(c.served)
 
     def served_dicts(self) -> list[dict]:
         return [asdict(r) for r in self.served()]
@@ -488,6 +495,7 @@ class ObjectStore:
     def _end(self, rec: Served) -> None:
         with self._counters.lock:
             self._counters.in_flight -= 1
+            self._counters.lock.notify_all()
 
     def _connection_opened(self, writer) -> int:
         c = self._counters

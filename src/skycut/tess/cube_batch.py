@@ -4,10 +4,11 @@
 of bounded size (for a remote cube every row request of a wave in flight at once, see
 :meth:`skycut.tess.cube_reader.CubeReader.iter_blocks`; a local cube's blocks are views of its memory map),
 formats each cutout's TPF headers, and hands the TPF to a :class:`TpfWriter`, which writes it on a background
-thread while the next are formatted: the pixel table is filled from the block and written chunk by chunk
-(:func:`skycut.tess.tpf_table.write_table`; the copies and the writes release the GIL). Writing a TPF is the
-costliest step of a batch (the kernel copying 7 MB into the page cache for 15 x 15 pixels and 1,500 cadences), so
-two writers keep both cores of the benchmark machine busy. At most :data:`PENDING_WRITES` TPFs wait for their
+thread while the next are formatted: the pixel table is filled from the block and written chunk by chunk, and
+with the compiled accelerator the whole file is made in one call that holds no GIL
+(:func:`skycut.tess.tpf_table.write_table_file`), so the writers never wait for the reading thread's Python work.
+Writing a TPF is the costliest step of a batch (the kernel copying 7 MB into the page cache for 15 x 15 pixels and
+1,500 cadences), so two writers keep both cores of the benchmark machine busy. At most :data:`PENDING_WRITES` TPFs wait for their
 write, so memory stays bounded; the outcomes are recorded in the order the cutouts were made, so the result is the
 same as one by one.
 """
