@@ -225,7 +225,7 @@ def restamp_checksums(path: str | os.PathLike) -> None:
     path : str or os.PathLike
         The FITS file, rewritten in place.
     """
-    from .fits_bytes import BLOCK, RawHeader, encode_checksum, format_card, ones_complement_sum, padded
+    from .fits_bytes import BLOCK, RawHeader, format_card, padded, stamp_checksums
     from .provenance import checksum_stamp
 
     stamp = checksum_stamp()
@@ -246,15 +246,13 @@ def restamp_checksums(path: str | os.PathLike) -> None:
                 cards = list(header.cards)
                 i_sum, i_data = keys.index("CHECKSUM"), keys.index("DATASUM")
                 datasum = int(str(header.values["DATASUM"]).strip())
-                cards[i_data] = format_card("DATASUM", str(datasum), f"data unit checksum updated {stamp}")
+                cards[i_data] = format_card("DATASUM", "0", f"data unit checksum updated {stamp}")
                 cards[i_sum] = format_card("CHECKSUM", "0" * 16, f"HDU checksum updated {stamp}")
-                block = _header_bytes(cards, header.nbytes)
-                total = ones_complement_sum(block, datasum)
-                cards[i_sum] = format_card(
-                    "CHECKSUM", encode_checksum(~total & 0xFFFFFFFF), f"HDU checksum updated {stamp}"
-                )
+                block = bytearray(_header_bytes(cards, header.nbytes))
+                at = [sum(len(c) for c in cards[:i]) + 10 for i in (i_data, i_sum)]  # the two value fields
+                stamp_checksums(block, at[0], at[1], datasum)
                 fh.seek(offset)
-                fh.write(_header_bytes(cards, header.nbytes))
+                fh.write(block)
             offset += header.nbytes + padded(header.data_nbytes())
 
 
