@@ -32,58 +32,58 @@ does not round-trip), a box that misses the image, and a cutout whose science da
 an all-zero cutout is kept (zero is valid data).
 
 File names: ``{input_stem}_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}[_lite]_astrocut.{asdf|fits}`` (astrocut's).
+
+The steps that make one cutout are in :mod:`skycut.image.asdf_piece`, its in-memory products (ASDF file, FITS
+``HDUList``, images) in :mod:`skycut.image.asdf_products`.
 """
 
 from __future__ import annotations
 
-import copy
-import io
 import logging
-import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..core.atomic import atomic_output, write_hdulist, write_zip
 from ..core.coords import parse_coordinates, parse_size, size_in_pixels
 from ..core.geometry import cutout_basename, overlap
-from ..core.provenance import creation_date, settle_asdf_history
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .asdf_io import (
-    MISSION_KEY,
     CoordinateCutouts,
     CutoutList,
     as_file_list,
-    asdf_metadata_hdu,
     coordinate_key,
-    copy_node,
     cut_array,
     input_stem,
-    is_array,
     make_table,
     open_asdf,
     output_kind,
     read_asdf_metadata,
     roman_parts,
-    schema_required,
-    separation_deg,
 )
+from .asdf_piece import (
+    CutoutPiece,
+    full_roman,
+    input_fsspec_kwargs,
+    lite_roman,
+    locate_target,
+    output_name,
+    select_pieces,
+)
+from .asdf_products import ORIGIN as ORIGIN
+from .asdf_products import SOFTWARE as SOFTWARE
+from .asdf_products import as_asdf_file, as_fits_hdulist, product_bytes, render_pieces
 from .asdf_wcs import (
     FileFitsWcs,
     centered_limits,
     get_center_pixel,
     local_linear_wcs,
     make_cutout2d,
-    pixel_scale_and_orientation,
-    sky_of_pixels,
     slice_gwcs,
-    updated_wcsinfo,
 )
 
 log = logging.getLogger(__name__)
@@ -96,32 +96,6 @@ __all__ = [
     "get_center_pixel",
     "read_asdf_metadata",
 ]
-
-ORIGIN = "STScI/MAST"
-SOFTWARE = {"name": "skycut", "version": __version__, "author": "skycut developers"}
-
-
-@dataclass
-class _Piece:
-    """One cutout: an input file at one coordinate."""
-
-    file: str
-    key: str
-    coordinate: Any  # scalar SkyCoord
-    limits: np.ndarray  # [[xmin, xmax], [ymin, ymax]]
-    cutout: Any  # astropy Cutout2D (data + FITS-approximated WCS)
-    roman: Any  # the output "roman" node (full: the input's node type; lite: dict)
-    pixel_scale_deg: float
-    _cache: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.cutout.data.shape)
-
-    @property
-    def gwcs(self) -> Any:
-        return self.roman["meta"]["wcs"]
-
 
 # ------------------------------------------------------------------------------------------------------------
 # the cutout class
@@ -198,7 +172,7 @@ class ASDFCutout:
             k: v for k, v in (("key", key), ("secret", secret), ("token", token)) if v is not None
         }
         self._fsspec_kwargs = dict(fsspec_kwargs or {})
-        self._pieces: list[_Piece] = []
+        self._pieces: list[CutoutPiece] = []
         self._cache: dict[str, Any] = {}
         self.cutout()
 
@@ -211,19 +185,14 @@ class ASDFCutout:
 
     # -- cutting -------------------------------------------------------------------------------------------
 
-    def _storage_options(self, file: str) -> dict:
-        from ..core.remote import protocol
-
-        if protocol(file) in ("s3", "s3a") and self._credentials:
-            return {**self._credentials, **self._fsspec_kwargs}
-        return dict(self._fsspec_kwargs)
-
     def cutout(self) -> CutoutList:
         """Cut every file at every coordinate (called by the constructor); returns :attr:`cutouts`."""
         self._pieces, self._cache = [], {}
         for file in self._input_files:
             with open_asdf(
-                file, fsspec_kwargs=self._storage_options(file), asdf_kwargs=self._asdf_kwargs
+                file,
+                fsspec_kwargs=input_fsspec_kwargs(file, self._credentials, self._fsspec_kwargs),
+                asdf_kwargs=self._asdf_kwargs,
             ) as handle:
                 roman, gw, data = roman_parts(handle.tree, file)
                 parent_shape = (int(data.shape[0]), int(data.shape[1]))
@@ -250,26 +219,18 @@ class ASDFCutout:
         key: str,
         coord: Any,
         fits_wcs: FileFitsWcs,
-    ) -> _Piece | None:
+    ) -> CutoutPiece | None:
         file = handle.name
         ra, dec = float(coord.ra.deg), float(coord.dec.deg)
-        x, y = get_center_pixel(gw, ra, dec)
-        scale = None
-        if math.isfinite(x) and math.isfinite(y):
-            try:
-                scale, _ = pixel_scale_and_orientation(gw, x, y)
-                back = sky_of_pixels(gw, x, y)
-                if separation_deg(ra, dec, float(back[0]), float(back[1])) > max(1.0 / 3600.0, scale):
-                    scale = None
-            except InvalidInputError:
-                scale = None
-        if scale is None:
+        located = locate_target(gw, ra, dec)
+        if located is None:
             warnings.warn(
                 f"{file}: coordinate ({key}) is outside the footprint of the gwcs; skipped",
                 DataWarning,
                 stacklevel=4,
             )
             return None
+        x, y, scale = located
         nx, ny = size_in_pixels(self._size, local_linear_wcs(gw, x, y))
         limits = centered_limits((x, y), (nx, ny))
         window = overlap(limits, parent_shape)
@@ -294,76 +255,28 @@ class ASDFCutout:
         sliced = slice_gwcs(gw, limits)
         cutout2d = make_cutout2d(values, limits, parent_shape, fits_wcs)
         if self._lite:
-            out = {"meta": {"wcs": sliced, "orig_file": file, "coordinate": key}, "data": cut}
+            out = lite_roman(sliced, cut, file, key)
         else:
-            out = self._full_roman(handle, roman, cut, limits, parent_shape, sliced, key, coord)
-        return _Piece(file, key, coord, limits, cutout2d, out, scale)
-
-    def _full_roman(
-        self,
-        handle: Any,
-        roman: Any,
-        data_cut: Any,
-        limits: np.ndarray,
-        parent_shape: tuple[int, int],
-        sliced: Any,
-        key: str,
-        coord: Any,
-    ) -> Any:
-        """Build the output ``roman`` node in full mode (see the module docstring)."""
-        file = handle.name
-        out = copy_node(roman)
-        required = schema_required(roman)
-        for name in list(out.keys()):
-            if name == "meta":
-                continue
-            value = roman[name]
-            if name == "data":
-                out[name] = data_cut
-            elif is_array(value):
-                shape = tuple(int(v) for v in value.shape)
-                if len(shape) >= 2 and shape[-2:] == parent_shape:
-                    out[name] = cut_array(handle.source(value), limits, self._fill_value)
-                elif name in required:
-                    out[name] = value.copy() if hasattr(value, "unit") else np.array(value, copy=True)
-                    log.debug(
-                        "%s: %s %s is not image-shaped but required by the schema; copied", file, name, shape
-                    )
-                else:
-                    del out[name]
-                    log.debug("%s: %s %s is not image-shaped; dropped", file, name, shape)
-            else:
-                out[name] = copy.deepcopy(value)
-        meta_in = roman["meta"]
-        meta = copy_node(meta_in)
-        for name in list(meta.keys()):
-            meta[name] = sliced if name == "wcs" else copy.deepcopy(meta_in[name])
-        if hasattr(meta.get("wcsinfo"), "keys"):
-            meta["wcsinfo"] = updated_wcsinfo(meta["wcsinfo"], sliced, limits, parent_shape)
-        if "filename" in meta:
-            meta["filename"] = self._output_name(file, coord, "asdf")
-        meta["orig_file"] = file
-        meta["coordinate"] = key
-        out["meta"] = meta
-        return out
+            out = full_roman(
+                handle,
+                roman,
+                cut,
+                limits,
+                parent_shape,
+                sliced,
+                fill_value=self._fill_value,
+                cutout_size=self._cutout_size,
+                key=key,
+                coord=coord,
+            )
+        return CutoutPiece(file, key, coord, limits, cutout2d, out, scale)
 
     # -- selection -----------------------------------------------------------------------------------------
 
-    def _select(self, input_files: Any = None, coordinates: Any = None) -> list[_Piece]:
-        files = keys = None
-        if input_files is not None:
-            files = set(as_file_list(input_files))
-            unknown = sorted(files - set(self._input_files))
-            if unknown:
-                raise InvalidInputError(f"input_files {unknown} are not inputs of this ASDFCutout")
-        if coordinates is not None:
-            keys = {coordinate_key(c) for c in parse_coordinates(coordinates)}
-            unknown = sorted(keys - {k for k, _ in self._coordinates})
-            if unknown:
-                raise InvalidInputError(f"coordinates {unknown} are not coordinates of this ASDFCutout")
-        return [
-            p for p in self._pieces if (files is None or p.file in files) and (keys is None or p.key in keys)
-        ]
+    def _select(self, input_files: Any = None, coordinates: Any = None) -> list[CutoutPiece]:
+        return select_pieces(
+            self._pieces, self._input_files, [k for k, _ in self._coordinates], input_files, coordinates
+        )
 
     def iter_file_coord_pairs(
         self, *, input_files: Any = None, coordinates: Any = None
@@ -373,52 +286,11 @@ class ASDFCutout:
             yield p.file, p.key
 
     def _output_name(self, file: str, coord: Any, ext: str, lite: bool | None = None) -> str:
-        base = cutout_basename(input_stem(file), coord, self._cutout_size)
-        if self._lite if lite is None else lite:
-            base = base[: -len("_astrocut")] + "_lite_astrocut"
-        return f"{base}.{ext}"
+        return output_name(file, coord, self._cutout_size, self._lite if lite is None else lite, ext)
 
     # -- in-memory products --------------------------------------------------------------------------------
 
-    def _history(self, piece: _Piece) -> str:
-        return (
-            f"Cutout of size {piece.shape} at sky coordinates "
-            f"({piece.coordinate.ra.deg:.8f}, {piece.coordinate.dec.deg:.8f})"
-        )
-
-    def _asdf_file(self, piece: _Piece) -> Any:
-        if "asdf" not in piece._cache:
-            import asdf
-
-            af = asdf.AsdfFile({MISSION_KEY: piece.roman})
-            af.add_history_entry(self._history(piece), software=SOFTWARE)
-            settle_asdf_history(af)  # history extensions in a fixed order
-            piece._cache["asdf"] = af
-        return piece._cache["asdf"]
-
-    def _fits_hdulist(self, piece: _Piece) -> Any:
-        if "fits" not in piece._cache:
-            from astropy.io import fits
-
-            primary = fits.PrimaryHDU()
-            h = primary.header
-            h["ORIGIN"] = (ORIGIN, "institution responsible for creating this file")
-            h["DATE"] = (creation_date(), "file creation date")
-            h["PROCVER"] = (__version__, "skycut version")
-            h["RA_OBJ"] = (float(piece.coordinate.ra.deg), "[deg] right ascension of the cutout centre")
-            h["DEC_OBJ"] = (float(piece.coordinate.dec.deg), "[deg] declination of the cutout centre")
-            wcs = piece.cutout.wcs
-            header = wcs.to_header(relax=True) if wcs is not None else fits.Header()
-            header["ORIG_FLE"] = (piece.file, "original ASDF file")
-            image = fits.ImageHDU(data=piece.cutout.data, header=header, name="CUTOUT")
-            tree = {
-                MISSION_KEY: {"meta": piece.roman["meta"]},
-                "history": {"entries": [{"description": self._history(piece), "software": SOFTWARE}]},
-            }
-            piece._cache["fits"] = fits.HDUList([primary, image, asdf_metadata_hdu(tree)])
-        return piece._cache["fits"]
-
-    def _list(self, pieces: list[_Piece], values: list[Any]) -> CutoutList:
+    def _list(self, pieces: list[CutoutPiece], values: list[Any]) -> CutoutList:
         return CutoutList(values, [p.file for p in pieces], [p.coordinate for p in pieces])
 
     @property
@@ -441,7 +313,7 @@ class ASDFCutout:
     @property
     def asdf_cutouts(self) -> CutoutList:
         """The cutouts as ``asdf.AsdfFile`` objects (tree ``roman`` as described in the module docstring)."""
-        return self._list(self._pieces, [self._asdf_file(p) for p in self._pieces])
+        return self._list(self._pieces, [as_asdf_file(p) for p in self._pieces])
 
     @property
     def fits_cutouts(self) -> CutoutList:
@@ -450,7 +322,7 @@ class ASDFCutout:
         Each holds PRIMARY, CUTOUT (science data, FITS-approximated WCS, ORIG_FLE) and ASDF (the metadata
         tree, see :func:`read_asdf_metadata`).
         """
-        return self._list(self._pieces, [self._fits_hdulist(p) for p in self._pieces])
+        return self._list(self._pieces, [as_fits_hdulist(p) for p in self._pieces])
 
     @property
     def image_cutouts(self) -> list:
@@ -477,7 +349,7 @@ class ASDFCutout:
         """Table ``file, coordinate, cutout (asdf.AsdfFile)`` of the selected cutouts."""
         pieces = self._select(input_files, coordinates)
         return make_table(
-            [p.file for p in pieces], [p.coordinate for p in pieces], [self._asdf_file(p) for p in pieces]
+            [p.file for p in pieces], [p.coordinate for p in pieces], [as_asdf_file(p) for p in pieces]
         )
 
     def iter_asdf_cutouts(
@@ -485,13 +357,13 @@ class ASDFCutout:
     ) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(file, coordinate, asdf.AsdfFile)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
-            yield p.file, p.coordinate, self._asdf_file(p)
+            yield p.file, p.coordinate, as_asdf_file(p)
 
     def get_fits_cutouts(self, *, input_files: Any = None, coordinates: Any = None) -> Any:
         """Table ``file, coordinate, cutout (HDUList)`` of the selected cutouts."""
         pieces = self._select(input_files, coordinates)
         return make_table(
-            [p.file for p in pieces], [p.coordinate for p in pieces], [self._fits_hdulist(p) for p in pieces]
+            [p.file for p in pieces], [p.coordinate for p in pieces], [as_fits_hdulist(p) for p in pieces]
         )
 
     def iter_fits_cutouts(
@@ -499,7 +371,7 @@ class ASDFCutout:
     ) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(file, coordinate, HDUList)`` for each selected cutout (all, unless filtered)."""
         for p in self._select(input_files, coordinates):
-            yield p.file, p.coordinate, self._fits_hdulist(p)
+            yield p.file, p.coordinate, as_fits_hdulist(p)
 
     # -- writing -------------------------------------------------------------------------------------------
 
@@ -511,7 +383,7 @@ class ASDFCutout:
         for p in self._select(input_files, coordinates):
             path = Path(output_dir) / self._output_name(p.file, p.coordinate, "asdf")
             with atomic_output(path) as tmp:
-                self._asdf_file(p).write_to(tmp)
+                as_asdf_file(p).write_to(tmp)
             log.debug("wrote %s", path)
             paths.append(str(path))
         return paths
@@ -525,7 +397,7 @@ class ASDFCutout:
             path = Path(output_dir) / self._output_name(p.file, p.coordinate, "fits")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)  # astropy's long-keyword/HIERARCH notes
-                write_hdulist(self._fits_hdulist(p), path)
+                write_hdulist(as_fits_hdulist(p), path)
             paths.append(str(path))
         return paths
 
@@ -546,64 +418,12 @@ class ASDFCutout:
 
         def members():
             for p in self._select(input_files, coordinates):
-                member = io.BytesIO()
-                if kind == "asdf":
-                    self._asdf_file(p).write_to(member)
-                else:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", category=UserWarning)
-                        self._fits_hdulist(p).writeto(member, checksum=True)
-                yield self._output_name(p.file, p.coordinate, kind), member.getvalue()
+                data = product_bytes(p, kind)
+                yield self._output_name(p.file, p.coordinate, kind), data
 
         return write_zip(members(), output_dir, filename or f"astrocut_{kind}_cutouts.zip")
 
     # -- images --------------------------------------------------------------------------------------------
-
-    def _image_metadata(self, p: _Piece) -> dict[str, Any]:
-        ny, nx = p.shape
-        return {
-            "input_file": p.file,
-            "cutout_size_x_pix": nx,
-            "cutout_size_y_pix": ny,
-            "pixel_scale_arcsec_per_pix": p.pixel_scale_deg * 3600.0,
-            "center_ra_deg": float(p.coordinate.ra.deg),
-            "center_dec_deg": float(p.coordinate.dec.deg),
-            "origin": ORIGIN,
-            "version": __version__,
-        }
-
-    def _images(self, pieces: list[_Piece], colorize: bool, options: dict) -> list[tuple[Any, Any, Any]]:
-        """``(file or [files], coordinate, PIL image)`` rows; colour images group the cutouts by coordinate."""
-        from .render import to_pil_images
-
-        if not colorize:
-            images = to_pil_images(
-                [p.cutout.data for p in pieces],
-                [self._image_metadata(p) for p in pieces],
-                colorize=False,
-                **options,
-            )
-            return [(p.file, p.coordinate, img) for p, img in zip(pieces, images, strict=True)]
-        rows = []
-        for key, coord in self._coordinates:
-            group = [p for p in pieces if p.key == key]
-            if not group:
-                continue
-            if len(group) < 3:
-                warnings.warn(
-                    f"colorize needs three cutouts at ({key}), got {len(group)}; no colour image made",
-                    DataWarning,
-                    stacklevel=3,
-                )
-                continue
-            img = to_pil_images(
-                [p.cutout.data for p in group],
-                [self._image_metadata(p) for p in group],
-                colorize=True,
-                **options,
-            )[0]
-            rows.append(([p.file for p in group[:3]], coord, img))
-        return rows
 
     def get_image_cutouts(
         self,
@@ -630,7 +450,7 @@ class ASDFCutout:
             "invert": invert,
             "flip_orientation": flip_orientation,
         }
-        rows = self._images(self._select(input_files, coordinates), colorize, options)
+        rows = render_pieces(self._select(input_files, coordinates), self._coordinates, colorize, options)
         t = make_table(
             [", ".join(r[0]) if isinstance(r[0], list) else r[0] for r in rows],
             [r[1] for r in rows],
@@ -677,7 +497,9 @@ class ASDFCutout:
             "flip_orientation": flip_orientation,
         }
         paths = []
-        for files, coord, img in self._images(self._select(input_files, coordinates), colorize, options):
+        for files, coord, img in render_pieces(
+            self._select(input_files, coordinates), self._coordinates, colorize, options
+        ):
             stem = cutout_prefix if colorize else input_stem(files)
             path = Path(output_dir) / (cutout_basename(stem, coord, self._cutout_size) + ext)
             paths.append(str(save_image(img, path, output_format)))

@@ -192,11 +192,10 @@ def _bad_inputs(files: list[str], extension: Any, fsspec_kwargs: dict | None) ->
     """Find the input files that cannot be read (missing, unreachable, not FITS, truncated) and their errors.
 
     Each file is opened (headers only) and the end of the data of every selected image HDU checked against the
-    file's size (:func:`skycut.image.fits_cutout.check_complete`); no pixels are read.
+    file's size (:func:`skycut.image.fits_helpers.check_complete`); no pixels are read.
     """
     from ..core.fits_open import open_fits_handle
-    from .fits_cutout import check_complete
-    from .fits_helpers import select_extensions
+    from .fits_helpers import check_complete, select_extensions
 
     bad: dict[str, Exception] = {}
     for name in files:

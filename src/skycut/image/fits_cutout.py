@@ -19,6 +19,11 @@ distortions (HST's ``CPDISj``/``D2IMDISj``) are kept: each cutout's tables, move
 cutouts as ``WCSDVARR``/``D2IMARR`` extensions numbered (``EXTVER``) across the file, as its ``DPj``/``D2IMj``
 cards reference them.
 
+The class is built on small pure helpers: :mod:`skycut.image.fits_helpers` (options, extensions, WCS, headers),
+:mod:`skycut.image.fits_instance` (one cutout, :class:`CutoutInstance`, its pixels and HDU) and
+:mod:`skycut.image.fits_outputs` (grouping cutouts into files, HDULists, file names, image metadata);
+``CutoutInstance``, ``check_complete`` and ``colour_channels`` remain importable from here.
+
 Several coordinates (astrocut keeps only the first): every coordinate is cut from every file. With
 ``single_outfile=True`` there is one HDUList (and one file) per coordinate holding the cutouts of all files;
 with ``single_outfile=False`` one per (file, coordinate).
@@ -27,39 +32,41 @@ with ``single_outfile=False`` one per (file, coordinate).
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import __version__
 from ..core.atomic import atomic_output, write_zip
-from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels, size_label
+from ..core.coords import parse_coordinates, parse_size, parse_size_input, size_in_pixels
 from ..core.fits_open import FITSHandle, open_fits_handle
-from ..core.geometry import cutout_basename, extract_padded, overlap, shifted_wcs
+from ..core.geometry import extract_padded, overlap, shifted_wcs
 from ..core.logs import set_verbose
-from ..core.remote import is_remote, truncated_error
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError
 from .fits_helpers import (
-    ORIGIN,
-    ROUNDING_METHODS,
-    celestial_wcs,
-    cutout_header,
+    celestial_wcs_lookup,
+    check_complete,
+    check_fill_value,
+    check_rounding_method,
     input_name,
-    input_stem,
     is_empty,
-    linearize_asinh,
-    lookup_tables,
-    number_lookup_tables,
-    primary_hdu,
     rounded_limits,
     select_extensions,
     world_to_pixel,
+)
+from .fits_instance import CutoutInstance, cutout_hdu, image_shape, own_pixels
+from .fits_outputs import (
+    colour_channels,
+    cutout_hdulist,
+    fits_file_names,
+    fits_zip_members,
+    group_cutouts,
+    image_file_names,
+    image_metadata,
+    zip_file_name,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,70 +75,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 log = logging.getLogger(__name__)
-
-# ----------------------------------------------------------------------------------------------- cutout
-
-
-@dataclass
-class CutoutInstance:
-    """One cutout: the pixels of one extension of one file around one coordinate.
-
-    Attributes
-    ----------
-    data : ndarray, shape ``(ny, nx)`` (``(..., ny, nx)`` for images with more axes)
-    wcs : astropy.wcs.WCS
-        Celestial WCS of the cutout (original WCS, SIP kept, ``CRPIX`` shifted by ``(-xmin, -ymin)``).
-    limits : ndarray ``[[xmin, xmax], [ymin, ymax]]``
-        Half-open box in original 0-based pixels, not clipped to the image.
-    original_shape : tuple
-        numpy shape of the original image (astrocut calls it ``shape_input``).
-    slices_original : (slice, slice)
-        ``(rows, columns)`` of the original image that the cutout covers (clipped to the image).
-    coordinate : SkyCoord
-        The requested centre. ``input_file``, ``extension`` (HDU index) identify the source.
-    """
-
-    data: np.ndarray
-    wcs: WCS
-    limits: np.ndarray
-    original_shape: tuple[int, ...]
-    slices_original: tuple[slice, slice]
-    coordinate: Any
-    input_file: str
-    extension: int
-    aperture: np.ndarray = field(repr=False, default=None)
-    empty: bool = False
-    coordinate_index: int = 0
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Numpy shape of the cutout data, ``(ny, nx)`` (``(..., ny, nx)`` for images with more axes)."""
-        return self.data.shape
-
-    @property
-    def shape_input(self) -> tuple[int, ...]:
-        """Numpy shape of the original image (astrocut's name for :attr:`original_shape`)."""
-        return self.original_shape
-
-    @property
-    def xmin_original(self) -> int:
-        """First (0-based) original column in the cutout, clipped to the image, as astrocut reports it."""
-        return self.slices_original[1].start
-
-    @property
-    def xmax_original(self) -> int:
-        """End (exclusive) of the original columns in the cutout, as astrocut reports it."""
-        return self.slices_original[1].stop
-
-    @property
-    def ymin_original(self) -> int:
-        """First (0-based) original row in the cutout, clipped to the image, as astrocut reports it."""
-        return self.slices_original[0].start
-
-    @property
-    def ymax_original(self) -> int:
-        """End (exclusive) of the original rows in the cutout, as astrocut reports it."""
-        return self.slices_original[0].stop
 
 
 class FITSCutout:
@@ -204,13 +147,9 @@ class FITSCutout:
         )
         self.cutout_size = cutout_size
         self._size = parse_size(cutout_size)
-        if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
-            raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
+        check_fill_value(fill_value)
         self.fill_value = fill_value
-        if limit_rounding_method not in ROUNDING_METHODS:
-            raise InvalidInputError(
-                f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {limit_rounding_method!r}"
-            )
+        check_rounding_method(limit_rounding_method)
         self.limit_rounding_method = limit_rounding_method
         self.extension = extension
         self.single_outfile = single_outfile
@@ -236,13 +175,7 @@ class FITSCutout:
         empties: list[str] = []
         for name in self.input_files:
             with self._open(name) as handle:
-                cache: dict[int, WCS | None] = {}
-
-                def wcs_of(i: int, hdul=handle.hdul, cache=cache) -> WCS | None:
-                    if i not in cache:
-                        cache[i] = celestial_wcs(hdul[i].header, hdul)
-                    return cache[i]
-
+                wcs_of = celestial_wcs_lookup(handle.hdul)  # each HDU's WCS parsed once
                 for index in select_extensions(handle.hdul, self.extension, name, wcs_of):
                     self._cut_extension(handle, index, wcs_of(index), missed, empties)
         if not any(self.cutouts_by_file.values()):
@@ -278,12 +211,7 @@ class FITSCutout:
                 f"extension {index} of {name} has no celestial WCS; skipped", DataWarning, stacklevel=4
             )
             return
-        naxis = header["NAXIS"]
-        shape = tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-        if len(shape) > 2 and all(n == 1 for n in shape[:-2]):
-            shape_2d = shape[-2:]
-        else:
-            shape_2d = None
+        shape, shape_2d = image_shape(header)
         nx, ny = size_in_pixels(self._size, wcs)
         section = None
         ext_label = f"{name}[{index}]"
@@ -308,19 +236,14 @@ class FITSCutout:
             data, aperture = extract_padded(section, limits, shape, self.fill_value)
             if shape_2d is not None:
                 data = data.reshape(data.shape[-2:])
-            on_image = data[(Ellipsis, ov[2], ov[3])]
-            empty = is_empty(on_image)
+            on_image = (Ellipsis, ov[2], ov[3])
+            empty = is_empty(data[on_image])
             if empty and not self.allow_empty:
                 empties.append(
                     f"cutout of {ext_label} at ({ra:.7f}, {dec:.7f}) contains no data (all NaN or zero)"
                 )
                 continue
-            if not data.flags.owndata:  # a view of the memory map: give the caller its own writable array
-                data = data.copy()
-            if linearize:  # only the pixels from the image; the padding keeps fill_value
-                if data.dtype.kind != "f":
-                    data = data.astype(np.float64)
-                data[(Ellipsis, ov[2], ov[3])] = linearize_asinh(data[(Ellipsis, ov[2], ov[3])], header)
+            data = own_pixels(data, on_image, header, linearize)
             xmin, ymin = int(limits[0][0]), int(limits[1][0])
             cwcs = shifted_wcs(wcs, xmin, ymin, (nx, ny))
             inst = CutoutInstance(
@@ -345,21 +268,7 @@ class FITSCutout:
     def _make_hdu(
         self, inst: CutoutInstance, header: fits.Header, name: str, linearized: bool
     ) -> fits.ImageHDU:
-        from astropy.io import fits
-
-        orig_file = name if is_remote(name) else Path(name).name
-        hdr = cutout_header(
-            header,
-            inst.wcs,
-            int(inst.limits[0][0]),
-            int(inst.limits[1][0]),
-            orig_file=orig_file,
-            orig_ext=inst.extension,
-            linearized=linearized,
-            empty=inst.empty,
-        )
-        hdu = fits.ImageHDU(data=inst.data, header=hdr)  # EXTNAME = CUTOUT is in hdr
-        tables = lookup_tables(inst.wcs)[1]
+        hdu, tables = cutout_hdu(inst, header, name, linearized)
         if tables:  # numbered per output file in fits_cutouts
             self._lookup[id(hdu)] = tables
         return hdu
@@ -375,39 +284,15 @@ class FITSCutout:
 
     def _groups(self) -> list[tuple[Any, str | None, list[tuple[str, CutoutInstance, fits.ImageHDU]]]]:
         """``(coordinate, file or None, members)`` per output HDUList, in output order."""
-        groups = []
-        for ci, coord in enumerate(self._coord_list):
-            members = [m for m in self._instances() if m[1].coordinate_index == ci]
-            if not members:
-                continue
-            if self.single_outfile:
-                groups.append((coord, None, members))
-            else:
-                for name in self.input_files:
-                    sub = [m for m in members if m[0] == name]
-                    if sub:
-                        groups.append((coord, name, sub))
-        return groups
+        return group_cutouts(list(self._instances()), self._coord_list, self.input_files, self.single_outfile)
 
     @property
     def fits_cutouts(self) -> list[fits.HDUList]:
         """HDULists: one per coordinate (``single_outfile``) or one per (file, coordinate)."""
         if self._fits_cutouts is None:
-            from astropy.io import fits
-
             self._fits_cutouts = []
             for coord, _name, members in self._groups():
-                # lookup-table distortions: each cutout's own WCSDVARR/D2IMARR extensions after the cutouts,
-                # numbered (EXTVER) across the file (each cutout HDU is in exactly one file)
-                counters: dict[str, int] = {}
-                tables = []
-                for m in members:
-                    own = self._lookup.get(id(m[2]), [])
-                    number_lookup_tables(m[2].header, own, counters)
-                    tables += own
-                self._fits_cutouts.append(
-                    fits.HDUList([primary_hdu(coord)] + [m[2] for m in members] + tables)
-                )
+                self._fits_cutouts.append(cutout_hdulist(coord, [m[2] for m in members], self._lookup))
         return self._fits_cutouts
 
     @property
@@ -417,15 +302,8 @@ class FITSCutout:
 
     def _fits_names(self, cutout_prefix: str = "cutout") -> list[str]:
         """Output file names, in :attr:`fits_cutouts` order (``_k`` appended if two inputs share a stem)."""
-        names, used = [], set()
-        for coord, name, _members in self._groups():
-            base = cutout_basename(input_stem(name) if name else cutout_prefix, coord, self.cutout_size)
-            candidate, k = base, 1
-            while candidate in used:  # two inputs with the same stem
-                candidate, k = f"{base}_{k}", k + 1
-            used.add(candidate)
-            names.append(candidate + ".fits")
-        return names
+        groups = [(coord, name) for coord, name, _members in self._groups()]
+        return fits_file_names(groups, cutout_prefix, self.cutout_size)
 
     def write_as_fits(self, output_dir: str | Path = ".", cutout_prefix: str = "cutout") -> list[str]:
         """Write :attr:`fits_cutouts` (atomically, with checksums) and return the paths.
@@ -449,33 +327,10 @@ class FITSCutout:
         Default name ``astrocut_{ra:.7f}_{dec:.7f}_{s0}-x-{s1}.zip`` (first coordinate).
         """
         if filename is None:
-            c = self._coord_list[0]
-            filename = f"astrocut_{c.ra.deg:.7f}_{c.dec.deg:.7f}_{size_label(self.cutout_size)}.zip"
-
-        def members():
-            for hdul, fname in zip(self.fits_cutouts, self._fits_names(), strict=True):
-                member = io.BytesIO()
-                hdul.writeto(member, checksum=True)
-                yield fname, member.getvalue()
-
-        return write_zip(members(), output_dir, filename)
+            filename = zip_file_name(self._coord_list[0], self.cutout_size)
+        return write_zip(fits_zip_members(self.fits_cutouts, self._fits_names()), output_dir, filename)
 
     # -- images ----------------------------------------------------------------------------------------
-
-    def _image_metadata(self, inst: CutoutInstance) -> dict[str, Any]:
-        from astropy.wcs.utils import proj_plane_pixel_scales
-
-        scale = float(np.mean(proj_plane_pixel_scales(inst.wcs)) * 3600.0)
-        return {
-            "input_file": inst.input_file,
-            "cutout_size_x_pix": int(inst.data.shape[-1]),
-            "cutout_size_y_pix": int(inst.data.shape[-2]),
-            "pixel_scale_arcsec_per_pix": scale,
-            "center_ra_deg": float(inst.coordinate.ra.deg),
-            "center_dec_deg": float(inst.coordinate.dec.deg),
-            "origin": ORIGIN,
-            "version": __version__,
-        }
 
     def _render(self, stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation):
         """``[(coordinate, [instances], [images])]`` per coordinate."""
@@ -490,7 +345,7 @@ class FITSCutout:
                 insts = colour_channels(insts)
             imgs = to_pil_images(
                 [i.data for i in insts],
-                [self._image_metadata(i) for i in insts],
+                [image_metadata(i) for i in insts],
                 stretch=stretch,
                 minmax_percent=minmax_percent,
                 minmax_value=minmax_value,
@@ -526,7 +381,8 @@ class FITSCutout:
             Invert the grey scale.
         colorize : bool
             One RGB image per coordinate from its first three cutouts (the first extension of each of the
-            first three files when several extensions were cut, see :func:`colour_channels`).
+            first three files when several extensions were cut, see
+            :func:`skycut.image.fits_outputs.colour_channels`).
         flip_orientation : bool
             Flip rows so that the image's top row is the cutout's last row (north up for a north-up WCS).
 
@@ -570,12 +426,8 @@ class FITSCutout:
         for coord, insts, imgs in self._render(
             stretch, minmax_percent, minmax_value, invert, colorize, flip_orientation
         ):
-            if colorize:
-                name = cutout_basename(cutout_prefix, coord, self.cutout_size) + ext
-                paths.append(str(save_image(imgs[0], Path(output_dir) / name, ext)))
-                continue
-            for i, (inst, img) in enumerate(zip(insts, imgs, strict=True)):
-                name = f"{cutout_basename(input_stem(inst.input_file), coord, self.cutout_size)}_{i}{ext}"
+            names = image_file_names(coord, insts, self.cutout_size, ext, cutout_prefix if colorize else None)
+            for img, name in zip(imgs, names, strict=True):  # a colour image: one of each
                 paths.append(str(save_image(img, Path(output_dir) / name, ext)))
         if colorize and len(paths) == 1:
             return paths[0]
@@ -584,75 +436,6 @@ class FITSCutout:
     CutoutInstance = CutoutInstance
     normalize_img = staticmethod(lambda *a, **k: _normalize(*a, **k))
     parse_size_input = staticmethod(parse_size_input)
-
-
-def check_complete(handle: Any, index: int) -> None:
-    """Raise an error naming the file if it ends before the data of HDU ``index`` do (a truncated file).
-
-    Parameters
-    ----------
-    handle : skycut.core.fits_open.FITSHandle
-        The opened file (local or remote). Whole-file compressed files (their offsets refer to the decompressed
-        stream) and tile-compressed HDUs (their header describes the image, not the stored table) are not checked.
-    index : int
-        The HDU about to be read.
-
-    Raises
-    ------
-    InvalidInputError
-        ``"FITS file '<name>' is truncated: its headers need N bytes, the file has M"``.
-    """
-    from astropy.io import fits
-
-    hdu = handle.hdul[index]
-    if not handle.plain or isinstance(
-        hdu, fits.CompImageHDU
-    ):  # a tile-compressed image's header is the image's
-        return
-    header = hdu.header
-    try:
-        start = handle.data_offset(index)
-        axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
-        if header.get("GROUPS") and axes and axes[0] == 0:  # random groups: NAXIS1 = 0 does not count
-            axes = axes[1:]
-        count = int(np.prod(axes, dtype=np.int64)) if axes else 0
-        nbytes = (
-            abs(int(header["BITPIX"]))
-            // 8
-            * int(header.get("GCOUNT", 1))
-            * (int(header.get("PCOUNT", 0)) + count)
-        )
-    except Exception:  # noqa: BLE001 - an odd header: astropy reports it when reading
-        return
-    size = handle.size()  # a remote file's size is known from opening it
-    if size < start + nbytes:
-        raise truncated_error(handle.name, start + nbytes, size)
-
-
-def colour_channels(insts: list[CutoutInstance]) -> list[CutoutInstance]:
-    """Choose the cutouts to use as R, G, B.
-
-    With three or more input files, the first cutout (first selected extension) of each file, so that e.g.
-    the SCI, WHT and CTX extensions of one HST file never become different colours; otherwise the cutouts in
-    order.
-    (Extra channels are dropped later with a warning.)
-
-    Parameters
-    ----------
-    insts : list of CutoutInstance
-        The cutouts of one coordinate, in input-file order.
-
-    Returns
-    -------
-    list of CutoutInstance
-        The cutouts to colour, in R, G, B order.
-    """
-    files = list(dict.fromkeys(i.input_file for i in insts))
-    if len(files) >= 3 and len(files) < len(insts):
-        firsts = [next(i for i in insts if i.input_file == f) for f in files]
-        log.info("colorize: using the first extension of each file (%s)", ", ".join(files[:3]))
-        return firsts
-    return insts
 
 
 def _normalize(*args: Any, **kwargs: Any) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Pure helpers for FITS image cutouts.
 
-Extension selection, celestial WCS, pixel positions, cutout limits, and the headers of the output HDUs. Used
-by :mod:`skycut.image.fits_cutout`.
+Checks of the options (:func:`check_fill_value`, :func:`check_rounding_method`), extension selection, the
+truncated-file check (:func:`check_complete`), celestial WCS, pixel positions, cutout limits, and the headers
+of the output HDUs. Used by :mod:`skycut.image.fits_cutout` and
+:mod:`skycut.image.fits_batch`.
 
 Conventions as in :mod:`skycut.core.geometry`: 0-based pixels, ``x`` = column = FITS axis 1, ``y`` = row.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -21,7 +24,7 @@ from .. import __version__
 from ..core.fits_bytes import format_card
 from ..core.geometry import cutout_limits
 from ..core.provenance import creation_date
-from ..core.remote import is_remote
+from ..core.remote import is_remote, truncated_error
 from ..exceptions import DataWarning, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,6 +81,30 @@ _STRUCTURAL = frozenset(
         "FILENAME",
     }
 )
+
+
+def check_fill_value(fill_value: Any) -> None:
+    """Raise an error unless ``fill_value`` is an int or a float (a bool is neither).
+
+    Raises
+    ------
+    InvalidInputError
+        ``"fill_value must be an int or float, got <value>"``.
+    """
+    if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
+
+
+def check_rounding_method(method: str) -> None:
+    """Raise an error unless ``method`` (``limit_rounding_method``) is one of :data:`ROUNDING_METHODS`.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"limit_rounding_method must be one of ('round', 'ceil', 'floor'), got <method>"``.
+    """
+    if method not in ROUNDING_METHODS:
+        raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {method!r}")
 
 
 def input_name(path: Any) -> str:
@@ -159,6 +186,21 @@ def celestial_wcs(header: fits.Header, hdulist: fits.HDUList | None = None) -> W
         return wcs
     cel = wcs.celestial
     return cel if cel.naxis == 2 else None
+
+
+def celestial_wcs_lookup(hdulist: fits.HDUList) -> Callable[[int], WCS | None]:
+    """Return ``wcs_of(index)``: the :func:`celestial_wcs` of HDU ``index`` of ``hdulist``, each parsed once.
+
+    The function caches its results; it serves as :func:`select_extensions`'s ``wcs_of``.
+    """
+    cache: dict[int, WCS | None] = {}
+
+    def wcs_of(i: int) -> WCS | None:
+        if i not in cache:
+            cache[i] = celestial_wcs(hdulist[i].header, hdulist)
+        return cache[i]
+
+    return wcs_of
 
 
 def world_to_pixel(wcs: WCS, coords: SkyCoord) -> list[tuple[float, float]]:
@@ -270,6 +312,49 @@ def select_extensions(hdul: fits.HDUList, extension: Any, name: str, wcs_of: Any
     if not idx:
         raise InvalidInputError(f"{name} has none of the extensions {wanted!r}")
     return idx
+
+
+def check_complete(handle: Any, index: int) -> None:
+    """Raise an error naming the file if it ends before the data of HDU ``index`` do (a truncated file).
+
+    Parameters
+    ----------
+    handle : skycut.core.fits_open.FITSHandle
+        The opened file (local or remote). Whole-file compressed files (their offsets refer to the decompressed
+        stream) and tile-compressed HDUs (their header describes the image, not the stored table) are not checked.
+    index : int
+        The HDU about to be read.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"FITS file '<name>' is truncated: its headers need N bytes, the file has M"``.
+    """
+    from astropy.io import fits
+
+    hdu = handle.hdul[index]
+    if not handle.plain or isinstance(
+        hdu, fits.CompImageHDU
+    ):  # a tile-compressed image's header is the image's
+        return
+    header = hdu.header
+    try:
+        start = handle.data_offset(index)
+        axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+        if header.get("GROUPS") and axes and axes[0] == 0:  # random groups: NAXIS1 = 0 does not count
+            axes = axes[1:]
+        count = int(np.prod(axes, dtype=np.int64)) if axes else 0
+        nbytes = (
+            abs(int(header["BITPIX"]))
+            // 8
+            * int(header.get("GCOUNT", 1))
+            * (int(header.get("PCOUNT", 0)) + count)
+        )
+    except Exception:  # noqa: BLE001 - an odd header: astropy reports it when reading
+        return
+    size = handle.size()  # a remote file's size is known from opening it
+    if size < start + nbytes:
+        raise truncated_error(handle.name, start + nbytes, size)
 
 
 def linearize_asinh(data: np.ndarray, header: fits.Header) -> np.ndarray:
