@@ -35,6 +35,32 @@ def cutout_basename(prefix: str, coordinate: SkyCoord, cutout_size: Any) -> str:
 ROUNDING_METHODS = ("round", "ceil", "floor")
 
 
+def check_rounding_method(method: str) -> str:
+    """Return ``method`` (``limit_rounding_method``) if it is one of :data:`ROUNDING_METHODS`.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"limit_rounding_method must be one of ('round', 'ceil', 'floor'), got <method>"``.
+    """
+    if method not in ROUNDING_METHODS:
+        raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {method!r}")
+    return method
+
+
+def check_fill_value(fill_value: Any) -> float:
+    """Return ``fill_value`` (the value of pixels off the image) as a float if it is an int or a float.
+
+    Raises
+    ------
+    InvalidInputError
+        ``"fill_value must be an int or float, got <value>"`` (a bool is neither).
+    """
+    if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
+    return float(fill_value)
+
+
 def cutout_limits(
     center_xy: tuple[float, float], shape_xy: tuple[int, int], method: str = "round"
 ) -> np.ndarray:
@@ -54,8 +80,7 @@ def cutout_limits(
     The centre is first rounded to 1e-6 px, so world-to-pixel round-off cannot move a box (a target on a pixel
     centre gives a box centred on that pixel for odd sizes).
     """
-    if method not in ROUNDING_METHODS:
-        raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {method!r}")
+    check_rounding_method(method)
     lims = np.zeros((2, 2), dtype=np.int64)
     for axis in range(2):
         c = float(center_xy[axis])

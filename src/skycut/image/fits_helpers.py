@@ -1,6 +1,6 @@
 """Pure helpers for FITS image cutouts.
 
-Checks of the options (:func:`check_fill_value`, :func:`check_rounding_method`), extension selection, the
+Checks of the options (re-exported from :mod:`skycut.core.geometry`), extension selection, the
 truncated-file check (:func:`check_complete`), celestial WCS, pixel positions, cutout limits, and the headers
 of the output HDUs. Used by :mod:`skycut.image.fits_cutout` and
 :mod:`skycut.image.fits_batch`.
@@ -22,6 +22,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.fits_bytes import format_card
+from ..core.geometry import ROUNDING_METHODS as ROUNDING_METHODS
+from ..core.geometry import check_fill_value as check_fill_value
+from ..core.geometry import check_rounding_method as check_rounding_method
 from ..core.geometry import cutout_limits
 from ..core.provenance import creation_date
 from ..core.remote import is_remote, truncated_error
@@ -33,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from astropy.wcs import WCS
 
 ORIGIN = "skycut"
-ROUNDING_METHODS = ("round", "ceil", "floor")
 # primary-WCS keywords of the original header, replaced by the cutout WCS (alternate WCSs are shifted instead)
 _WCS_KEY = re.compile(
     r"^(WCSAXES|WCSNAME|CRPIX\d|CRVAL\d|CDELT\d|CUNIT\d|CTYPE\d|CROTA\d|CD\d_\d|PC\d_\d|CD0\d0\d|PC0\d0\d|"
@@ -81,30 +83,6 @@ _STRUCTURAL = frozenset(
         "FILENAME",
     }
 )
-
-
-def check_fill_value(fill_value: Any) -> None:
-    """Raise an error unless ``fill_value`` is an int or a float (a bool is neither).
-
-    Raises
-    ------
-    InvalidInputError
-        ``"fill_value must be an int or float, got <value>"``.
-    """
-    if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
-        raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
-
-
-def check_rounding_method(method: str) -> None:
-    """Raise an error unless ``method`` (``limit_rounding_method``) is one of :data:`ROUNDING_METHODS`.
-
-    Raises
-    ------
-    InvalidInputError
-        ``"limit_rounding_method must be one of ('round', 'ceil', 'floor'), got <method>"``.
-    """
-    if method not in ROUNDING_METHODS:
-        raise InvalidInputError(f"limit_rounding_method must be one of {ROUNDING_METHODS}, got {method!r}")
 
 
 def input_name(path: Any) -> str:

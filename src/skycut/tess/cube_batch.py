@@ -27,8 +27,9 @@ import numpy as np
 
 from ..core.batch import BatchResult
 from ..core.coords import parse_size, radec_arrays
+from ..core.geometry import check_fill_value, check_rounding_method
 from ..exceptions import InvalidInputError
-from .cube_session import CubeCutoutInstance, _check_fill, _check_rounding, _CubeSession, _where
+from .cube_session import CubeCutoutInstance, _CubeSession, _where
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +225,8 @@ def cut_cube_targets(
     tic_ids = dict(tic_ids or {})
     session = _CubeSession(
         cube_file,
-        fill_value=_check_fill(fill_value),
-        rounding=_check_rounding(limit_rounding_method),
+        fill_value=check_fill_value(fill_value),
+        rounding=check_rounding_method(limit_rounding_method),
         threads=threads,
         fsspec_kwargs=fsspec_kwargs,
     )

@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 
 from ..core.coords import parse_size, radec_arrays, size_label
+from ..core.geometry import check_fill_value, check_rounding_method
 from ..exceptions import DataWarning, InvalidInputError, InvalidQueryError, NoWcsKeywordsFoundError
 from .cube_reader import resolve_threads
 from .cube_session import (
     CubeCutoutInstance,
-    _check_fill,
-    _check_rounding,
     _CubeSession,
     _where,
 )
@@ -112,8 +111,8 @@ class TessCubeCutout:
         self._ra, self._dec = radec_arrays(coordinates)
         self._cutout_size = cutout_size
         self._size = parse_size(cutout_size)
-        self._fill_value = _check_fill(fill_value)
-        self._rounding = _check_rounding(limit_rounding_method)
+        self._fill_value = check_fill_value(fill_value)
+        self._rounding = check_rounding_method(limit_rounding_method)
         resolve_threads(threads)  # refuses a bad value now; "auto" itself reaches the reader
         self._threads = threads
         self._fsspec_kwargs = fsspec_kwargs

@@ -7,9 +7,8 @@
 * :class:`CubeCutoutInstance` — one cutout of one cube at one coordinate, and its target pixel file (bytes,
   ``HDUList``, buffers, or written to a path).
 * :func:`cube_meta` — what the TPFs of one cube share, from its primary header and FFI table; the small helpers
-  :func:`_limits`, :func:`_clip`, :func:`_plain`, and the argument checks :func:`_check_fill`, :func:`_check_rounding`,
-  :func:`_where` shared by :mod:`skycut.tess.cube_cutout` (the astrocut API) and :mod:`skycut.tess.cube_batch`
-  (the workflow's batch entry point).
+  :func:`_limits`, :func:`_clip`, :func:`_plain`, :func:`_where` shared by :mod:`skycut.tess.cube_cutout` (the
+  astrocut API) and :mod:`skycut.tess.cube_batch` (the workflow's batch entry point).
 
 Pixel conventions: 0-based, ``x`` = CCD column (cube axis 1), ``y`` = CCD row (cube axis 0); a cube block read for
 a cutout is ``(ny, nx, ntime, 2)`` (flux, uncertainty) and cutout arrays are ``(ntime, ny, nx)``;
@@ -46,8 +45,6 @@ from .tpf import (
 )
 
 log = logging.getLogger(__name__)
-
-_ROUNDING = ("round", "ceil", "floor")
 
 
 # ------------------------------------------------------------------------------------------ small helpers
@@ -422,15 +419,3 @@ class _CubeSession:
 
 def _where(ra: float, dec: float) -> str:
     return f"({ra:.6f}, {dec:.6f})"
-
-
-def _check_fill(fill_value: Any) -> float:
-    if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float, np.integer, np.floating)):
-        raise InvalidInputError(f"fill_value must be an int or float, got {fill_value!r}")
-    return float(fill_value)
-
-
-def _check_rounding(method: str) -> str:
-    if method not in _ROUNDING:
-        raise InvalidInputError(f"limit_rounding_method must be one of {_ROUNDING}, got {method!r}")
-    return method
