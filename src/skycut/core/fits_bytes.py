@@ -369,6 +369,8 @@ def ones_complement_sum(buf: bytes | memoryview | np.ndarray, start: int = 0) ->
     A length that is not a multiple of 4 is summed as if padded with zero bytes (as FITS padding is). An array of
     4-byte items is summed as it lies in memory, whatever its strides (no contiguous copy is made).
     """
+    if not (buf.size if isinstance(buf, np.ndarray) else len(buf)):
+        return fold_sum(start)  # nothing to sum (an HDU without data): no numpy call
     if isinstance(buf, np.ndarray) and buf.dtype.itemsize == 4 and buf.ndim:
         total = int(buf.view(">u4").sum(dtype=np.uint64)) + start
     else:
@@ -568,7 +570,7 @@ class HeaderTemplate:
         """
         nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
         if datasum is None:
-            datasum = ones_complement_sum(data) if nbytes else 0
+            datasum = ones_complement_sum(data)
         stamp_checksums(buf, *self.checksum_fields, datasum)
         body = memoryview(data.reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
         return [bytes(buf), body, b"\0" * (-nbytes % BLOCK)]
