@@ -20,7 +20,6 @@ import functools
 import logging
 import os
 import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -61,11 +60,21 @@ def temporary_path(final: str | os.PathLike) -> Path:
     return path
 
 
+def _temporary_names(final: Path, tries: int = 100) -> Iterator[Path]:
+    """Yield fresh candidate temporary names of ``final``: ``.{final name}.{host}-{pid}.{random}.part``."""
+    for _ in range(tries):
+        yield final.parent / f".{final.name}.{writer_tag()}.{os.urandom(4).hex()}.part"
+    raise FileExistsError(f"no free temporary name for {final} after {tries} tries")
+
+
 def _open_temporary(final: Path) -> tuple[int, Path]:
-    """Create the temporary of :func:`temporary_path`; return its open (write-only) descriptor and its path."""
+    """Create the temporary of :func:`temporary_path`; return its open descriptor (read-write, mode 0600) and its path."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{writer_tag()}.", suffix=".part", dir=final.parent)
-    return fd, Path(name)
+    for tmp in _temporary_names(final):
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
 
 
 def _writer_of(name: str) -> tuple[str, int] | None:
@@ -286,25 +295,19 @@ def create_new(final: str | os.PathLike, create: Callable[[Path, Path], Any]) ->
     if os.fspath(directory) not in _SWEPT:
         directory.mkdir(parents=True, exist_ok=True)
         _sweep_once(directory)
-    for _ in range(100):
-        tmp = directory / f".{final.name}.{writer_tag()}.{os.urandom(4).hex()}.part"
+    for tmp in _temporary_names(final):
         try:
             create(tmp, final)
         except FileExistsError:
             continue
-        except FileNotFoundError:
-            if not directory.is_dir():
+        except BaseException as exc:
+            if isinstance(exc, FileNotFoundError) and not directory.is_dir():
                 directory.mkdir(parents=True, exist_ok=True)  # removed since it was prepared: make it again
                 continue
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
         return final
-    raise FileExistsError(f"no free temporary name for {final} after 100 tries")
 
 
 def write_with(final: str | os.PathLike, fill: Callable[[int], Any]) -> Path:
